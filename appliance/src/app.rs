@@ -1,0 +1,671 @@
+//! The box's operations: what staff, quarantined people and the scheduler do to the store.
+//!
+//! Each operation validates its input, builds one [`WriteSet`] (records, outbox messages, audit entries
+//! and markers together) and commits it, so a request either happens whole or not at all, and is
+//! acknowledged only once durable. The decisions come from [`crate::rules`]; this module does the IO
+//! around them. It knows nothing of HTTP.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use outpost_sync::{
+    record::{
+        slot_key, Alert, AlertKind, AlertState, Channel, Declaration, FollowUp, Person, PersonStatus,
+        Severity, Site, StatusChange, Symptom,
+    },
+    store::Applied,
+    Store, StoreError, WriteSet,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, Notify};
+
+use crate::{
+    audit,
+    clock::Clock,
+    config::Config,
+    outbox,
+    rules::{self, Schedule, SlotAction, Thresholds},
+    validate::{self, PersonInput, Problem},
+};
+
+/// Something staff browsers should know about at once (sent as server-sent events).
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub kind: &'static str,
+    pub id: String,
+}
+
+/// An operation could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("not found")]
+    NotFound,
+    #[error("invalid input")]
+    Invalid(Vec<Problem>),
+    #[error("conflict")]
+    Conflict(Problem),
+    #[error("the store failed")]
+    Store(#[from] StoreError),
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+/// A declaration as submitted, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DeclarationInput {
+    pub temperature: Option<String>,
+    pub spo2: Option<String>,
+    #[serde(default)]
+    pub symptoms: Vec<String>,
+    #[serde(default)]
+    pub note: String,
+}
+
+/// The box: store, configuration, clock and live events.
+pub struct Outpost {
+    pub store: Store,
+    pub config: Config,
+    pub clock: Arc<dyn Clock>,
+    pub schedule: Schedule,
+    pub thresholds: Thresholds,
+    pub events: broadcast::Sender<Event>,
+    /// Wakes the outbox worker when a message is queued.
+    pub outbox_wake: Notify,
+}
+
+impl Outpost {
+    pub fn new(store: Store, config: Config, clock: Arc<dyn Clock>) -> Arc<Outpost> {
+        let d = &config.raw.declarations;
+        let schedule = Schedule {
+            times: config.schedule.clone(),
+            offset: config.utc_offset,
+            open_before: Duration::minutes(d.open_before_minutes.into()),
+            reminder_after: Duration::minutes(d.reminder_after_minutes.into()),
+            alert_after_reminder: Duration::minutes(d.alert_after_reminder_minutes.into()),
+        };
+        let thresholds = Thresholds {
+            fever_celsius: config.raw.alerts.fever_celsius,
+            spo2_below: config.raw.alerts.spo2_below,
+        };
+        let (events, _) = broadcast::channel(256);
+        Arc::new(Outpost { store, config, clock, schedule, thresholds, events, outbox_wake: Notify::new() })
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Today's date at the site.
+    pub fn today(&self) -> NaiveDate {
+        self.schedule.local(self.now()).date()
+    }
+
+    fn emit(&self, kind: &'static str, id: impl Into<String>) {
+        let _ = self.events.send(Event { kind, id: id.into() });
+    }
+
+    async fn commit(&self, writes: WriteSet) -> AppResult<Applied> {
+        let applied = self.store.commit(writes).await?;
+        Ok(applied)
+    }
+
+    /// Writes the site record from the configuration (the configuration is authoritative for the box's
+    /// own site).
+    pub async fn ensure_site(&self) -> AppResult<()> {
+        let s = &self.config.raw.site;
+        let site = Site {
+            id: s.id.clone(),
+            name: s.name.clone(),
+            district: s.district.clone(),
+            commune: s.commune.clone(),
+            management_level: s.management_level.clone(),
+            schedule: self.config.schedule.iter().map(|t| t.format("%H:%M").to_string()).collect(),
+            utc_offset_minutes: self.config.utc_offset.local_minus_utc() / 60,
+        };
+        let mut w = WriteSet::new();
+        w.put(&site)?;
+        self.commit(w).await?;
+        Ok(())
+    }
+
+    pub fn site(&self) -> AppResult<Site> {
+        self.store.get::<Site>(&self.config.raw.site.id)?.ok_or(AppError::NotFound)
+    }
+
+    // ----- people -----
+
+    pub fn person(&self, id: &str) -> AppResult<Person> {
+        self.store.get::<Person>(id)?.ok_or(AppError::NotFound)
+    }
+
+    pub fn person_by_token(&self, token: &str) -> AppResult<Person> {
+        if token.len() < 16 {
+            return Err(AppError::NotFound);
+        }
+        self.store.find::<Person>("person_token", token)?.into_iter().next().ok_or(AppError::NotFound)
+    }
+
+    fn person_by_id_number(&self, id_number: &str) -> AppResult<Option<Person>> {
+        Ok(self.store.find::<Person>("person_id_number", id_number)?.into_iter().next())
+    }
+
+    /// Builds a new person record from validated input (not yet stored).
+    pub fn new_person(&self, input: &validate::ValidPerson, by: &str) -> Person {
+        let now = self.now();
+        Person {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            full_name: input.full_name.clone(),
+            birth_year: input.birth_year,
+            phone: input.phone.clone(),
+            gender: input.gender,
+            id_number: input.id_number.clone(),
+            address: input.address.clone(),
+            room: input.room.clone(),
+            quarantine_start: input.quarantine_start,
+            quarantine_end: input.quarantine_end,
+            decision_number: input.decision_number.clone(),
+            category: input.category,
+            worker: input.worker,
+            child: input.child,
+            pregnant: input.pregnant,
+            foreigner: input.foreigner,
+            status: PersonStatus::InQuarantine,
+            status_history: vec![StatusChange {
+                status: PersonStatus::InQuarantine,
+                at: now,
+                by: by.to_owned(),
+                note: String::new(),
+            }],
+            declare_token: crate::auth::random_token(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    pub async fn create_person(&self, input: &PersonInput, by: &str) -> AppResult<Person> {
+        let valid = input.validate(self.today()).map_err(AppError::Invalid)?;
+        if let Some(existing) = self.person_by_id_number(&valid.id_number)? {
+            return Err(AppError::Conflict(Problem::duplicate_id_number(&existing.full_name)));
+        }
+        let person = self.new_person(&valid, by);
+        let mut w = WriteSet::new();
+        w.put(&person)?;
+        audit::record(&mut w, &self.store, self.now(), by, "person.create", &person.id, "")?;
+        self.commit(w).await?;
+        self.emit("person", &person.id);
+        Ok(person)
+    }
+
+    pub async fn update_person(&self, id: &str, input: &PersonInput, by: &str) -> AppResult<Person> {
+        let mut person = self.person(id)?;
+        let valid = input.validate(self.today()).map_err(AppError::Invalid)?;
+        if let Some(existing) = self.person_by_id_number(&valid.id_number)? {
+            if existing.id != person.id {
+                return Err(AppError::Conflict(Problem::duplicate_id_number(&existing.full_name)));
+            }
+        }
+        person.full_name = valid.full_name;
+        person.birth_year = valid.birth_year;
+        person.phone = valid.phone;
+        person.gender = valid.gender;
+        person.id_number = valid.id_number;
+        person.address = valid.address;
+        person.room = valid.room;
+        person.quarantine_start = valid.quarantine_start;
+        person.quarantine_end = valid.quarantine_end;
+        person.decision_number = valid.decision_number;
+        person.category = valid.category;
+        person.worker = valid.worker;
+        person.child = valid.child;
+        person.pregnant = valid.pregnant;
+        person.foreigner = valid.foreigner;
+        person.updated_at = self.now();
+        let mut w = WriteSet::new();
+        w.put(&person)?;
+        audit::record(&mut w, &self.store, self.now(), by, "person.update", &person.id, "")?;
+        self.commit(w).await?;
+        self.emit("person", &person.id);
+        Ok(person)
+    }
+
+    pub async fn change_status(
+        &self,
+        id: &str,
+        status: PersonStatus,
+        note: &str,
+        by: &str,
+    ) -> AppResult<Person> {
+        let mut person = self.person(id)?;
+        if person.status == status {
+            return Ok(person);
+        }
+        let now = self.now();
+        person.status = status;
+        if status == PersonStatus::ConvertedF0 {
+            person.category = outpost_sync::record::Category::F0;
+        }
+        person.status_history.push(StatusChange {
+            status,
+            at: now,
+            by: by.to_owned(),
+            note: validate::clip(note, 500),
+        });
+        person.updated_at = now;
+        let mut w = WriteSet::new();
+        w.put(&person)?;
+        audit::record(&mut w, &self.store, now, by, "person.status", &person.id, status.as_str())?;
+        self.commit(w).await?;
+        self.emit("person", &person.id);
+        Ok(person)
+    }
+
+    /// Stores people already validated by an import, in one atomic write.
+    pub async fn import_people(&self, rows: &[validate::ValidPerson], by: &str) -> AppResult<usize> {
+        let mut w = WriteSet::new();
+        for row in rows {
+            let person = self.new_person(row, by);
+            w.put(&person)?;
+        }
+        audit::record(&mut w, &self.store, self.now(), by, "person.import", "", &rows.len().to_string())?;
+        self.commit(w).await?;
+        self.emit("person", "import");
+        Ok(rows.len())
+    }
+
+    /// Whether an ID number is already registered.
+    pub fn id_number_known(&self, id_number: &str) -> AppResult<bool> {
+        Ok(self.person_by_id_number(id_number)?.is_some())
+    }
+
+    /// People, filtered: `query` matches name, phone, room or ID number; `status` and `category` exact.
+    pub fn people(
+        &self,
+        query: &str,
+        status: Option<PersonStatus>,
+        category: Option<outpost_sync::record::Category>,
+    ) -> AppResult<Vec<Person>> {
+        let q = validate::fold(query);
+        let mut people: Vec<Person> = self
+            .store
+            .list::<Person>()?
+            .into_iter()
+            .filter(|p| status.is_none_or(|s| p.status == s))
+            .filter(|p| category.is_none_or(|c| p.category == c))
+            .filter(|p| {
+                q.is_empty()
+                    || validate::fold(&p.full_name).contains(&q)
+                    || p.phone.contains(&q)
+                    || p.id_number.contains(query.trim())
+                    || validate::fold(&p.room).contains(&q)
+            })
+            .collect();
+        people.sort_by(|a, b| a.room.cmp(&b.room).then_with(|| a.full_name.cmp(&b.full_name)));
+        Ok(people)
+    }
+
+    /// Ids of the people currently watched (from the status index, keys only).
+    pub fn watched_ids(&self) -> AppResult<Vec<String>> {
+        let mut ids = Vec::new();
+        for s in PersonStatus::ALL.into_iter().filter(|s| s.is_watched()) {
+            ids.extend(self.store.index_scan("person_status", s.as_str())?.into_iter().map(|(_, id)| id));
+        }
+        Ok(ids)
+    }
+
+    // ----- declarations -----
+
+    /// Ids of the people who declared for `slot`.
+    pub fn declared_for(&self, slot: chrono::NaiveDateTime) -> AppResult<std::collections::HashSet<String>> {
+        let prefix = format!("{}|", slot_key(slot));
+        Ok(self
+            .store
+            .index_scan("decl_slot", &prefix)?
+            .into_iter()
+            .filter_map(|(v, _)| v.split_once('|').map(|(_, p)| p.to_owned()))
+            .collect())
+    }
+
+    /// A person's declarations, newest first.
+    pub fn declarations_of(&self, person_id: &str) -> AppResult<Vec<Declaration>> {
+        let mut out = Vec::new();
+        for (_, id) in self.store.index_scan("decl_person", &format!("{person_id}|"))?.into_iter().rev() {
+            if let Some(d) = self.store.get::<Declaration>(&id)? {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records a declaration and, in the same write, the alert it raises. Returns both.
+    pub async fn declare(
+        &self,
+        person: &Person,
+        input: &DeclarationInput,
+        channel: Channel,
+        entered_by: Option<&str>,
+    ) -> AppResult<(Declaration, Option<Alert>)> {
+        let valid = validate::declaration(input).map_err(AppError::Invalid)?;
+        if !person.status.is_watched() {
+            return Err(AppError::Conflict(Problem::new(
+                "person",
+                "Người này không còn trong diện cách ly.",
+                "This person is no longer in quarantine.",
+            )));
+        }
+        let now = self.now();
+        let slot = self.schedule.slot_for(now);
+        let decl = Declaration {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            person_id: person.id.clone(),
+            slot,
+            submitted_at: now,
+            on_time: self.schedule.on_time(slot, now),
+            channel,
+            entered_by: entered_by.map(str::to_owned),
+            temperature: valid.temperature,
+            spo2: valid.spo2,
+            symptoms: valid.symptoms.clone(),
+            note: valid.note.clone(),
+        };
+        let mut w = WriteSet::new();
+        w.put(&decl)?;
+        let alert = rules::evaluate(decl.temperature, decl.spo2, &decl.symptoms, self.thresholds).map(|f| {
+            new_alert(format!("decl-{}", decl.id), f.kind, f.severity, &person.id, &decl.id, f.detail, now)
+        });
+        if let Some(alert) = &alert {
+            w.put(alert)?;
+            self.notify_on_duty(&mut w, alert, person, false)?;
+        }
+        if let Some(by) = entered_by {
+            audit::record(&mut w, &self.store, now, by, "declaration.enter", &person.id, "")?;
+        }
+        self.commit(w).await?;
+        self.emit("declaration", &decl.id);
+        if let Some(a) = &alert {
+            self.emit("alert", &a.id);
+            self.outbox_wake.notify_one();
+        }
+        Ok((decl, alert))
+    }
+
+    // ----- alerts -----
+
+    pub fn alert(&self, id: &str) -> AppResult<Alert> {
+        self.store.get::<Alert>(id)?.ok_or(AppError::NotFound)
+    }
+
+    /// Alerts in `state`, newest first, at most `limit`.
+    pub fn alerts(&self, state: AlertState, limit: usize) -> AppResult<Vec<Alert>> {
+        let mut out = Vec::new();
+        for (_, id) in
+            self.store.index_scan("alert_state", &format!("{}|", state.as_str()))?.into_iter().rev()
+        {
+            if out.len() >= limit {
+                break;
+            }
+            if let Some(a) = self.store.get::<Alert>(&id)? {
+                out.push(a);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn count_alerts(&self, state: AlertState) -> AppResult<usize> {
+        Ok(self.store.index_scan("alert_state", &format!("{}|", state.as_str()))?.len())
+    }
+
+    pub async fn acknowledge(&self, id: &str, by: &str) -> AppResult<Alert> {
+        let mut alert = self.alert(id)?;
+        if alert.state != AlertState::Open {
+            return Err(AppError::Conflict(Problem::new(
+                "state",
+                "Cảnh báo này đã được xác nhận.",
+                "This alert was already acknowledged.",
+            )));
+        }
+        let now = self.now();
+        alert.state = AlertState::Acknowledged;
+        alert.acknowledged_by = Some(by.to_owned());
+        alert.acknowledged_at = Some(now);
+        let mut w = WriteSet::new();
+        w.put(&alert)?;
+        audit::record(&mut w, &self.store, now, by, "alert.acknowledge", &alert.id, "")?;
+        self.commit(w).await?;
+        self.emit("alert", &alert.id);
+        Ok(alert)
+    }
+
+    pub async fn resolve(&self, id: &str, note: &str, by: &str) -> AppResult<Alert> {
+        let mut alert = self.alert(id)?;
+        if alert.state == AlertState::Resolved {
+            return Err(AppError::Conflict(Problem::new(
+                "state",
+                "Cảnh báo này đã được xử lý.",
+                "This alert is already resolved.",
+            )));
+        }
+        let note = note.trim();
+        if note.is_empty() {
+            return Err(AppError::Invalid(vec![Problem::new(
+                "note",
+                "Cần ghi chú cách xử lý.",
+                "A note on how it was resolved is required.",
+            )]));
+        }
+        let now = self.now();
+        if alert.state == AlertState::Open {
+            alert.acknowledged_by = Some(by.to_owned());
+            alert.acknowledged_at = Some(now);
+        }
+        alert.state = AlertState::Resolved;
+        alert.resolved_by = Some(by.to_owned());
+        alert.resolved_at = Some(now);
+        alert.resolution_note = validate::clip(note, 1000);
+        let mut w = WriteSet::new();
+        w.put(&alert)?;
+        audit::record(&mut w, &self.store, now, by, "alert.resolve", &alert.id, "")?;
+        self.commit(w).await?;
+        self.emit("alert", &alert.id);
+        Ok(alert)
+    }
+
+    fn notify_on_duty(
+        &self,
+        w: &mut WriteSet,
+        alert: &Alert,
+        person: &Person,
+        escalation: bool,
+    ) -> AppResult<()> {
+        let phone = &self.config.raw.alerts.on_duty_phone;
+        if phone.is_empty() || (alert.severity != Severity::Severe && !escalation) {
+            return Ok(());
+        }
+        let text = if escalation {
+            format!(
+                "Outpost: CANH BAO CHUA XU LY ({}) - phong {}: {}. {}/alerts",
+                alert.escalations, person.room, alert.detail, self.config.public_url
+            )
+        } else {
+            format!(
+                "Outpost: CANH BAO NGHIEM TRONG - phong {}: {}. {}/alerts",
+                person.room, alert.detail, self.config.public_url
+            )
+        };
+        outbox::enqueue(w, &self.store, self.now(), phone, &text, "on_duty", None)?;
+        Ok(())
+    }
+
+    // ----- scheduler -----
+
+    /// Settles every slot of the last day and escalates unacknowledged alerts: queues each reminder and
+    /// raises each missing-declaration alert exactly once. Idempotent; safe to call at any rate.
+    pub async fn tick(&self) -> AppResult<TickReport> {
+        let now = self.now();
+        let mut report = TickReport::default();
+        let watched: Vec<Person> = self
+            .watched_ids()?
+            .into_iter()
+            .filter_map(|id| self.store.get::<Person>(&id).ok().flatten())
+            .collect();
+        for slot in self.schedule.settling_slots(now) {
+            let declared = self.declared_for(slot)?;
+            let key = slot_key(slot);
+            let mut w = WriteSet::new();
+            let mut raised = Vec::new();
+            for person in watched.iter().filter(|p| self.schedule.owes(p, slot)) {
+                let reminded_key = format!("remind/{key}/{}", person.id);
+                let alert_id = format!("missing-{key}-{}", person.id);
+                let actions = self.schedule.actions(
+                    slot,
+                    declared.contains(&person.id),
+                    self.store.has_local(&reminded_key)?,
+                    self.store.get::<Alert>(&alert_id)?.is_some(),
+                    now,
+                );
+                for action in actions {
+                    match action {
+                        SlotAction::QueueReminder => {
+                            let link = format!("{}/d/{}", self.config.public_url, person.declare_token);
+                            let text = crate::i18n::reminder_sms(&slot.format("%H:%M").to_string(), &link);
+                            outbox::enqueue(
+                                &mut w,
+                                &self.store,
+                                now,
+                                &person.phone,
+                                &text,
+                                "reminder",
+                                Some(&person.id),
+                            )?;
+                            w.put_local(&reminded_key, &now)?;
+                            report.reminders += 1;
+                        }
+                        SlotAction::RaiseMissingAlert => {
+                            let alert = new_alert(
+                                alert_id.clone(),
+                                AlertKind::MissingDeclaration,
+                                Severity::Warning,
+                                &person.id,
+                                &key,
+                                slot.format("%d/%m %H:%M").to_string(),
+                                now,
+                            );
+                            w.put(&alert)?;
+                            raised.push(alert.id);
+                            report.alerts += 1;
+                        }
+                    }
+                }
+            }
+            if !w.is_empty() {
+                self.commit(w).await?;
+                for id in raised {
+                    self.emit("alert", id);
+                }
+            }
+        }
+        report.escalations = self.escalate(now).await?;
+        if report.reminders + report.escalations > 0 {
+            self.outbox_wake.notify_one();
+        }
+        Ok(report)
+    }
+
+    async fn escalate(&self, now: DateTime<Utc>) -> AppResult<usize> {
+        let every = Duration::minutes(self.config.raw.alerts.escalate_after_minutes.into());
+        let mut w = WriteSet::new();
+        let mut escalated = Vec::new();
+        for mut alert in self.alerts(AlertState::Open, usize::MAX)? {
+            if !rules::escalation_due(alert.raised_at, alert.last_escalated_at, every, now) {
+                continue;
+            }
+            alert.escalations += 1;
+            alert.last_escalated_at = Some(now);
+            w.put(&alert)?;
+            if let Ok(person) = self.person(&alert.person_id) {
+                self.notify_on_duty(&mut w, &alert, &person, true)?;
+            }
+            escalated.push(alert.id);
+        }
+        if !w.is_empty() {
+            self.commit(w).await?;
+        }
+        for id in &escalated {
+            self.emit("alert", id.clone());
+        }
+        Ok(escalated.len())
+    }
+
+    // ----- follow-up sheet -----
+
+    pub fn follow_up(&self, person_id: &str, date: NaiveDate) -> AppResult<Option<FollowUp>> {
+        Ok(self.store.get::<FollowUp>(&FollowUp::make_id(person_id, date))?)
+    }
+
+    pub async fn save_follow_up(
+        &self,
+        person_id: &str,
+        date: NaiveDate,
+        presence: &str,
+        tests: &str,
+        notes: &str,
+        by: &str,
+    ) -> AppResult<FollowUp> {
+        self.person(person_id)?;
+        let now = self.now();
+        let f = FollowUp {
+            person_id: person_id.to_owned(),
+            date,
+            presence: validate::clip(presence, 500),
+            tests: validate::clip(tests, 500),
+            notes: validate::clip(notes, 2000),
+            updated_by: by.to_owned(),
+            updated_at: now,
+        };
+        let mut w = WriteSet::new();
+        w.put(&f)?;
+        audit::record(&mut w, &self.store, now, by, "followup.save", person_id, &date.to_string())?;
+        self.commit(w).await?;
+        Ok(f)
+    }
+}
+
+/// What one scheduler pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TickReport {
+    pub reminders: usize,
+    pub alerts: usize,
+    pub escalations: usize,
+}
+
+fn new_alert(
+    id: String,
+    kind: AlertKind,
+    severity: Severity,
+    person_id: &str,
+    subject: &str,
+    detail: String,
+    now: DateTime<Utc>,
+) -> Alert {
+    Alert {
+        id,
+        kind,
+        severity,
+        person_id: person_id.to_owned(),
+        subject: subject.to_owned(),
+        detail,
+        state: AlertState::Open,
+        raised_at: now,
+        acknowledged_by: None,
+        acknowledged_at: None,
+        resolved_by: None,
+        resolved_at: None,
+        resolution_note: String::new(),
+        escalations: 0,
+        last_escalated_at: None,
+    }
+}
+
+/// The symptoms a form may name.
+pub fn symptom_list() -> &'static [Symptom] {
+    &Symptom::ALL
+}

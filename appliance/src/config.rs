@@ -1,0 +1,231 @@
+//! The box's configuration: one TOML file over embedded defaults, parsed raw and then validated into
+//! [`Config`], the struct the program uses. Reading the file is the caller's job; this module does no IO.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use chrono::{FixedOffset, NaiveTime};
+use serde::{Deserialize, Serialize};
+
+/// The embedded defaults, printed by `outpost print-config` and overridden key by key by a site's file.
+pub const DEFAULT_TOML: &str = include_str!("../assets/default.toml");
+
+/// The configuration as written in TOML.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub site: RawSite,
+    pub declarations: RawDeclarations,
+    pub alerts: RawAlerts,
+    pub web: RawWeb,
+    pub store: RawStore,
+    pub outbox: RawOutbox,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSite {
+    pub id: String,
+    pub name: String,
+    pub district: String,
+    pub commune: String,
+    pub management_level: String,
+    pub utc_offset: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDeclarations {
+    pub schedule: Vec<String>,
+    pub open_before_minutes: u32,
+    pub reminder_after_minutes: u32,
+    pub alert_after_reminder_minutes: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlerts {
+    pub fever_celsius: f64,
+    pub spo2_below: u8,
+    pub escalate_after_minutes: u32,
+    pub on_duty_phone: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWeb {
+    pub listen: String,
+    pub public_url: String,
+    pub secure_cookies: bool,
+    pub session_hours: u32,
+    pub max_upload_bytes: usize,
+    pub login_attempts: u32,
+    pub login_lockout_minutes: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    pub data_dir: PathBuf,
+    pub cache_mb: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutbox {
+    pub sender: String,
+    pub min_interval_ms: u64,
+    pub retry_seconds: u64,
+    pub max_retry_seconds: u64,
+}
+
+/// A configuration that does not parse or does not make sense.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("the configuration is not valid TOML")]
+    Toml(#[from] toml::de::Error),
+    #[error("{key}: {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub raw: RawConfig,
+    pub utc_offset: FixedOffset,
+    pub schedule: Vec<NaiveTime>,
+    pub listen: SocketAddr,
+    pub public_url: String,
+}
+
+fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key, problem: problem.into() }
+}
+
+/// Merges `overlay` into `base`, table by table, key by key.
+fn merge(base: &mut toml::Table, overlay: toml::Table) {
+    for (k, v) in overlay {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+impl Config {
+    /// The defaults with `site_toml` (a site's file, possibly empty) laid over them.
+    pub fn from_toml(site_toml: &str) -> Result<Config, ConfigError> {
+        let mut table: toml::Table = DEFAULT_TOML.parse()?;
+        merge(&mut table, site_toml.parse()?);
+        let raw: RawConfig = toml::Value::Table(table).try_into()?;
+        Config::validate(raw)
+    }
+
+    /// Checks every value and derives the typed ones.
+    pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+        if raw.site.id.is_empty() || !raw.site.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(invalid("site.id", "use letters, digits and '-' only"));
+        }
+        let utc_offset = parse_offset(&raw.site.utc_offset)
+            .ok_or_else(|| invalid("site.utc_offset", "expected an offset such as +07:00"))?;
+        let mut schedule = Vec::new();
+        for t in &raw.declarations.schedule {
+            schedule.push(
+                NaiveTime::parse_from_str(t, "%H:%M")
+                    .map_err(|_| invalid("declarations.schedule", format!("{t:?} is not HH:MM")))?,
+            );
+        }
+        schedule.sort();
+        schedule.dedup();
+        if schedule.is_empty() {
+            return Err(invalid("declarations.schedule", "at least one time is needed"));
+        }
+        if raw.declarations.reminder_after_minutes == 0 || raw.declarations.alert_after_reminder_minutes == 0
+        {
+            return Err(invalid("declarations", "grace periods must be at least one minute"));
+        }
+        if !(34.0..=43.0).contains(&raw.alerts.fever_celsius) {
+            return Err(invalid("alerts.fever_celsius", "expected a temperature between 34 and 43 °C"));
+        }
+        if !(50..=100).contains(&raw.alerts.spo2_below) {
+            return Err(invalid("alerts.spo2_below", "expected a percentage between 50 and 100"));
+        }
+        if raw.alerts.escalate_after_minutes == 0 {
+            return Err(invalid("alerts.escalate_after_minutes", "must be at least one minute"));
+        }
+        let listen: SocketAddr = raw
+            .web
+            .listen
+            .parse()
+            .map_err(|_| invalid("web.listen", "expected an address such as 0.0.0.0:8080"))?;
+        if raw.web.session_hours == 0 || raw.web.login_attempts == 0 {
+            return Err(invalid("web", "session_hours and login_attempts must be at least 1"));
+        }
+        if raw.web.max_upload_bytes < 1024 {
+            return Err(invalid("web.max_upload_bytes", "must be at least 1024"));
+        }
+        if raw.outbox.sender != "log" {
+            return Err(invalid("outbox.sender", "the only sender in this version is \"log\""));
+        }
+        if raw.outbox.retry_seconds == 0 || raw.outbox.max_retry_seconds < raw.outbox.retry_seconds {
+            return Err(invalid("outbox", "retry_seconds must be ≥ 1 and ≤ max_retry_seconds"));
+        }
+        let public_url = if raw.web.public_url.is_empty() {
+            format!("http://{listen}")
+        } else {
+            raw.web.public_url.trim_end_matches('/').to_owned()
+        };
+        Ok(Config { raw, utc_offset, schedule, listen, public_url })
+    }
+
+    /// The effective configuration as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(&self.raw).unwrap_or_default()
+    }
+}
+
+fn parse_offset(s: &str) -> Option<FixedOffset> {
+    let (sign, rest) = match s.as_bytes().first()? {
+        b'+' => (1, &s[1..]),
+        b'-' => (-1, &s[1..]),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':')?;
+    let secs = h.parse::<i32>().ok()? * 3600 + m.parse::<i32>().ok()? * 60;
+    FixedOffset::east_opt(sign * secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::from_toml("").expect("defaults");
+        assert_eq!(c.schedule.len(), 3);
+        assert_eq!(c.utc_offset.local_minus_utc(), 7 * 3600);
+        assert_eq!(c.public_url, "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn overrides_and_errors() {
+        let c = Config::from_toml("[declarations]\nschedule = [\"21:00\", \"07:30\"]\n").expect("ok");
+        assert_eq!(c.schedule[0], NaiveTime::from_hms_opt(7, 30, 0).expect("time"));
+        let e = Config::from_toml("[declarations]\nschedule = [\"25:00\"]\n").expect_err("bad");
+        assert!(e.to_string().contains("declarations.schedule"), "{e}");
+        let e = Config::from_toml("[web]\nlisten = \"nowhere\"\n").expect_err("bad");
+        assert!(e.to_string().contains("web.listen"), "{e}");
+        let e = Config::from_toml("[web]\nlistn = \"x\"\n").expect_err("typo");
+        let chain = format!("{:#}", anyhow::Error::from(e));
+        assert!(chain.contains("listn"), "{chain}");
+        assert!(Config::from_toml("[site\n").is_err());
+    }
+
+    #[test]
+    fn printed_config_parses_back() {
+        let c = Config::from_toml("[alerts]\nfever_celsius = 37.8\n").expect("ok");
+        let again = Config::from_toml(&c.to_toml()).expect("reparse");
+        assert_eq!(again.raw.alerts.fever_celsius, 37.8);
+    }
+}

@@ -1,0 +1,112 @@
+//! The demo site: about fifty people with Vietnamese names in rooms of a dormitory zone, most of whom
+//! already declared for today's earlier rounds. Deterministic (the same people every time) and only
+//! seeded into an empty store, so a restarted demo keeps what was done in it.
+
+use chrono::Duration;
+use outpost_sync::{
+    record::{Channel, Declaration, Person, Symptom},
+    WriteSet,
+};
+
+use crate::{
+    app::{AppResult, Outpost},
+    validate::PersonInput,
+};
+
+const FAMILY: &[&str] = &[
+    "Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng", "Bùi", "Đỗ", "Hồ", "Ngô",
+    "Dương", "Lý",
+];
+const MIDDLE_M: &[&str] = &["Văn", "Minh", "Hữu", "Đức", "Quốc", "Thanh", "Công", "Xuân"];
+const MIDDLE_F: &[&str] = &["Thị", "Ngọc", "Thu", "Kim", "Thanh", "Mỹ", "Diệu", "Bảo"];
+const GIVEN_M: &[&str] = &[
+    "An", "Bình", "Dũng", "Hải", "Hiếu", "Hùng", "Khánh", "Long", "Nam", "Phúc", "Quân", "Sơn", "Tuấn",
+    "Việt", "Trung", "Đạt",
+];
+const GIVEN_F: &[&str] = &[
+    "Châu", "Giang", "Hà", "Hạnh", "Hoa", "Hương", "Lan", "Linh", "Mai", "Nga", "Phương", "Tâm", "Thảo",
+    "Trang", "Vy", "Yến",
+];
+
+/// The `i`-th demo person's form input (ID numbers and phones are fictitious but well-formed).
+pub fn person_input(i: usize, today: chrono::NaiveDate) -> PersonInput {
+    let female = i % 2 == 1;
+    let (middle, given) = if female { (MIDDLE_F, GIVEN_F) } else { (MIDDLE_M, GIVEN_M) };
+    let name = format!(
+        "{} {} {}",
+        FAMILY[(i * 7 + 3) % FAMILY.len()],
+        middle[(i / 2) % middle.len()],
+        given[(i * 5 + i / 3) % given.len()]
+    );
+    let start = today - Duration::days((i % 10) as i64);
+    let flag = |b: bool| if b { Some("x".to_owned()) } else { None };
+    PersonInput {
+        full_name: name,
+        birth_year: (1950 + (i * 13) % 68).to_string(),
+        phone: format!("09{:08}", 10_000_000 + i * 7919),
+        gender: if female { "Nữ" } else { "Nam" }.into(),
+        id_number: format!("0{:011}", 48_000_000_000u64 + i as u64 * 1_000_003),
+        address: "Ký túc xá Phía Tây, Hòa Khánh Bắc, Liên Chiểu, Đà Nẵng".into(),
+        room: format!("{}{:02}", ["A", "B", "C"][i % 3], 1 + i / 3 % 20),
+        quarantine_start: start.to_string(),
+        quarantine_end: (start + Duration::days(14)).to_string(),
+        decision_number: format!("{}/QĐ-UBND", 1200 + i / 10),
+        category: if i % 17 == 0 { "Nhập cảnh" } else { "F1" }.into(),
+        worker: flag(i % 4 == 0),
+        child: flag(i % 11 == 0),
+        pregnant: flag(female && i % 13 == 0),
+        foreigner: flag(i % 23 == 0),
+    }
+}
+
+/// Seeds `n` people when the store has none. Returns how many were added.
+pub async fn seed(app: &Outpost, n: usize) -> AppResult<usize> {
+    if app.store.count::<Person>() > 0 {
+        return Ok(0);
+    }
+    let today = app.today();
+    let now = app.now();
+    let mut w = WriteSet::new();
+    let mut people = Vec::new();
+    for i in 0..n {
+        let valid = person_input(i, today).validate(today).map_err(crate::app::AppError::Invalid)?;
+        let mut p = app.new_person(&valid, "demo");
+        p.created_at = now - Duration::days(1 + (i % 10) as i64);
+        w.put(&p)?;
+        people.push(p);
+    }
+    // Earlier rounds of today: most declared on time, a few late, a few not at all.
+    let local_now = app.schedule.local(now);
+    for slot in app
+        .schedule
+        .times
+        .iter()
+        .map(|t| today.and_time(*t))
+        .filter(|s| *s + app.schedule.reminder_after < local_now)
+    {
+        for (i, p) in people.iter().enumerate() {
+            if i % 19 == 7 {
+                continue;
+            }
+            let late = i % 13 == 5;
+            let minutes = if late { 40 } else { (i % 25) as i64 };
+            let submitted = app.schedule.utc(slot) + Duration::minutes(minutes);
+            let d = Declaration {
+                id: uuid::Uuid::new_v4().simple().to_string(),
+                person_id: p.id.clone(),
+                slot,
+                submitted_at: submitted,
+                on_time: app.schedule.on_time(slot, submitted),
+                channel: if i % 5 == 0 { Channel::Staff } else { Channel::Personal },
+                entered_by: (i % 5 == 0).then(|| "demo".to_owned()),
+                temperature: 36.3 + (i % 8) as f64 / 10.0,
+                spo2: Some(96 + (i % 4) as u8),
+                symptoms: if i % 9 == 0 { vec![Symptom::Cough] } else { vec![] },
+                note: String::new(),
+            };
+            w.put(&d)?;
+        }
+    }
+    app.store.commit(w).await?;
+    Ok(n)
+}

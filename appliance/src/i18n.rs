@@ -1,0 +1,248 @@
+//! The UI's words, Vietnamese first with English as a choice [M17]. One table of `(key, vi, en)`;
+//! a missing key shows the key itself so it is noticed. SMS texts are written without diacritics so a
+//! message fits one GSM 7-bit part (160 characters) instead of a UCS-2 one (70).
+
+/// The language of a page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    #[default]
+    Vi,
+    En,
+}
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Vi => "vi",
+            Lang::En => "en",
+        }
+    }
+    pub fn parse(s: &str) -> Lang {
+        if s == "en" {
+            Lang::En
+        } else {
+            Lang::Vi
+        }
+    }
+    pub fn other(self) -> Lang {
+        match self {
+            Lang::Vi => Lang::En,
+            Lang::En => Lang::Vi,
+        }
+    }
+}
+
+const TEXTS: &[(&str, &str, &str)] = &[
+    ("app", "Outpost — Quản lý khu cách ly", "Outpost — Quarantine site"),
+    ("lang.switch", "English", "Tiếng Việt"),
+    ("nav.dashboard", "Tổng quan", "Dashboard"),
+    ("nav.people", "Người cách ly", "People"),
+    ("nav.alerts", "Cảnh báo", "Alerts"),
+    ("nav.followup", "Theo dõi hằng ngày", "Daily follow-up"),
+    ("nav.outbox", "Tin nhắn SMS", "SMS outbox"),
+    ("nav.users", "Tài khoản", "Accounts"),
+    ("nav.audit", "Nhật ký", "Audit log"),
+    ("nav.logout", "Đăng xuất", "Log out"),
+    ("login.title", "Đăng nhập", "Log in"),
+    ("login.username", "Tên đăng nhập", "Username"),
+    ("login.password", "Mật khẩu", "Password"),
+    ("login.submit", "Đăng nhập", "Log in"),
+    ("login.failed", "Sai tên đăng nhập hoặc mật khẩu.", "Wrong username or password."),
+    ("login.locked", "Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau", "Too many failed logins. Try again after"),
+    ("setup.title", "Thiết lập lần đầu: tạo tài khoản quản trị", "First start: create the administrator account"),
+    ("setup.invalid", "Liên kết thiết lập không hợp lệ hoặc đã được dùng.", "This setup link is invalid or was already used."),
+    ("setup.display_name", "Họ tên", "Full name"),
+    ("setup.password2", "Nhập lại mật khẩu", "Repeat password"),
+    ("setup.mismatch", "Hai mật khẩu không khớp.", "The passwords do not match."),
+    ("setup.bad_username", "Tên đăng nhập: 3–32 chữ thường, số, dấu . - _", "Username: 3–32 lower-case letters, digits, . - _"),
+    ("setup.create", "Tạo tài khoản", "Create account"),
+    ("dash.title", "Tổng quan", "Dashboard"),
+    ("dash.in_quarantine", "Đang cách ly", "In quarantine"),
+    ("dash.slot", "Lượt khai báo", "Declaration round"),
+    ("dash.declared", "Đã khai báo", "Declared"),
+    ("dash.due", "Đến giờ khai báo", "Due now"),
+    ("dash.late", "Trễ (đã nhắc SMS)", "Late (SMS reminder)"),
+    ("dash.missing", "Không khai báo", "Missing"),
+    ("dash.open_alerts", "Cảnh báo chưa xử lý", "Open alerts"),
+    ("dash.live", "Tự động cập nhật", "Live"),
+    ("dash.none", "Không có", "None"),
+    ("people.title", "Người cách ly", "People in quarantine"),
+    ("people.search", "Tìm theo tên, SĐT, phòng, CMND", "Search name, phone, room, ID"),
+    ("people.filter", "Lọc", "Filter"),
+    ("people.all", "Tất cả", "All"),
+    ("people.new", "Thêm người", "Add person"),
+    ("people.import", "Nhập danh sách CSV", "Import CSV list"),
+    ("people.export", "Xuất CSV", "Export CSV"),
+    ("people.count", "người", "people"),
+    ("people.edit", "Sửa thông tin", "Edit"),
+    ("people.save", "Lưu", "Save"),
+    ("people.link", "Liên kết khai báo cá nhân", "Personal declaration link"),
+    ("people.show_id", "Xem số CMND/CCCD (được ghi nhật ký)", "Show ID number (audited)"),
+    ("people.status_change", "Đổi trạng thái", "Change status"),
+    ("people.declarations", "Khai báo y tế", "Health declarations"),
+    ("people.declare_for", "Nhập khai báo thay", "Enter a declaration on their behalf"),
+    ("people.alerts", "Cảnh báo", "Alerts"),
+    ("field.full_name", "Họ và tên", "Full name"),
+    ("field.birth_year", "Năm sinh", "Birth year"),
+    ("field.phone", "Số điện thoại", "Phone"),
+    ("field.gender", "Giới tính", "Gender"),
+    ("field.id_number", "Số CMND/CCCD", "ID number (CMND/CCCD)"),
+    ("field.address", "Địa chỉ cách ly", "Quarantine address"),
+    ("field.room", "Phòng", "Room"),
+    ("field.quarantine_start", "Ngày bắt đầu cách ly", "Quarantine start"),
+    ("field.quarantine_end", "Ngày kết thúc cách ly", "Quarantine end"),
+    ("field.decision_number", "Số Quyết định", "Decision number"),
+    ("field.category", "Phân loại", "Category"),
+    ("field.flags", "Đối tượng", "Groups"),
+    ("field.worker", "Công nhân", "Worker"),
+    ("field.child", "Trẻ em", "Child"),
+    ("field.pregnant", "Phụ nữ có thai", "Pregnant"),
+    ("field.foreigner", "Người nước ngoài", "Foreigner"),
+    ("field.status", "Trạng thái", "Status"),
+    ("field.note", "Ghi chú", "Note"),
+    ("gender.male", "Nam", "Male"),
+    ("gender.female", "Nữ", "Female"),
+    ("gender.other", "Khác", "Other"),
+    ("gender.unknown", "—", "—"),
+    ("category.f1", "F1", "F1"),
+    ("category.f0", "F0", "F0"),
+    ("category.traveller", "Nhập cảnh", "Traveller"),
+    ("status.in_quarantine", "Đang cách ly", "In quarantine"),
+    ("status.released", "Hoàn thành cách ly", "Released"),
+    ("status.transferred", "Chuyển viện", "Transferred to hospital"),
+    ("status.converted_f0", "Chuyển F0", "Converted to F0"),
+    ("import.title", "Nhập danh sách từ huyện (CSV)", "Import a district list (CSV)"),
+    ("import.help", "Tệp CSV UTF-8 (có hoặc không có BOM), phân cách bằng dấu phẩy hoặc chấm phẩy, dòng đầu là tiêu đề cột như: Họ và tên; Năm sinh; Số điện thoại; Giới tính; Số CMND/CCCD; Địa chỉ cách ly; Phòng; Ngày bắt đầu cách ly; Ngày kết thúc cách ly; Số Quyết định; Phân loại; Công nhân; Trẻ em; Phụ nữ có thai; Người nước ngoài.", "A UTF-8 CSV file (with or without BOM), comma or semicolon separated, whose first line names the columns: Họ và tên; Năm sinh; Số điện thoại; Giới tính; Số CMND/CCCD; Địa chỉ cách ly; Phòng; Ngày bắt đầu cách ly; Ngày kết thúc cách ly; Số Quyết định; Phân loại; Công nhân; Trẻ em; Phụ nữ có thai; Người nước ngoài."),
+    ("import.file", "Tệp CSV", "CSV file"),
+    ("import.check", "Kiểm tra và nhập", "Check and import"),
+    ("import.errors", "Tệp có lỗi. Chưa nhập người nào.", "The file has errors. Nobody was imported."),
+    ("import.row", "Dòng", "Row"),
+    ("import.problem", "Lỗi", "Problem"),
+    ("import.valid_rows", "Chỉ nhập các dòng hợp lệ", "Import the valid rows only"),
+    ("import.done", "Đã nhập", "Imported"),
+    ("import.expired", "Phiên nhập đã hết hạn, vui lòng tải tệp lên lại.", "This import expired; upload the file again."),
+    ("decl.title", "Khai báo y tế", "Health declaration"),
+    ("decl.for_slot", "Lượt khai báo", "For the round of"),
+    ("decl.temperature", "Nhiệt độ (°C)", "Temperature (°C)"),
+    ("decl.spo2", "SpO2 (%) nếu có máy đo", "SpO2 (%) if you have a meter"),
+    ("decl.symptoms", "Triệu chứng", "Symptoms"),
+    ("decl.note", "Ghi chú thêm", "Anything else"),
+    ("decl.submit", "Gửi khai báo", "Send declaration"),
+    ("decl.thanks", "Đã nhận khai báo. Cảm ơn bạn!", "Declaration received. Thank you!"),
+    ("decl.alerted", "Nhân viên y tế đã được báo và sẽ liên hệ với bạn.", "Medical staff have been alerted and will contact you."),
+    ("decl.on_time", "Đúng giờ", "On time"),
+    ("decl.late", "Trễ", "Late"),
+    ("decl.at", "Lúc", "At"),
+    ("sym.fever", "Sốt", "Fever"),
+    ("sym.cough", "Ho", "Cough"),
+    ("sym.sore_throat", "Đau họng", "Sore throat"),
+    ("sym.shortness_of_breath", "Khó thở", "Shortness of breath"),
+    ("sym.loss_of_taste_or_smell", "Mất vị giác/khứu giác", "Loss of taste or smell"),
+    ("sym.fatigue", "Mệt mỏi", "Fatigue"),
+    ("sym.diarrhoea", "Tiêu chảy", "Diarrhoea"),
+    ("sym.other", "Khác", "Other"),
+    ("alerts.title", "Cảnh báo", "Alerts"),
+    ("alerts.ack", "Xác nhận", "Acknowledge"),
+    ("alerts.resolve", "Đã xử lý", "Resolve"),
+    ("alerts.resolution", "Cách xử lý", "How it was resolved"),
+    ("alerts.raised", "Lúc", "Raised"),
+    ("alerts.escalated", "Đã nhắc lại", "Escalated"),
+    ("alert.fever", "Sốt", "Fever"),
+    ("alert.low_spo2", "SpO2 thấp", "Low SpO2"),
+    ("alert.shortness_of_breath", "Khó thở", "Shortness of breath"),
+    ("alert.missing_declaration", "Không khai báo", "Missing declaration"),
+    ("state.open", "Chưa xử lý", "Open"),
+    ("state.acknowledged", "Đã xác nhận", "Acknowledged"),
+    ("state.resolved", "Đã xử lý", "Resolved"),
+    ("severity.warning", "Cảnh báo", "Warning"),
+    ("severity.severe", "Nghiêm trọng", "Severe"),
+    ("followup.title", "Phiếu theo dõi hằng ngày", "Daily follow-up sheet"),
+    ("followup.date", "Ngày", "Date"),
+    ("followup.on_time", "Khai báo đúng giờ", "Declarations on time"),
+    ("followup.max_temp", "Nhiệt độ cao nhất", "Highest temperature"),
+    ("followup.presence", "Có mặt", "Presence"),
+    ("followup.tests", "Xét nghiệm", "Tests"),
+    ("followup.notes", "Ghi chú của nhân viên", "Staff notes"),
+    ("outbox.title", "Hộp thư đi (SMS)", "SMS outbox"),
+    ("outbox.to", "Đến", "To"),
+    ("outbox.purpose", "Mục đích", "Purpose"),
+    ("outbox.state", "Trạng thái", "State"),
+    ("outbox.attempts", "Số lần gửi", "Attempts"),
+    ("users.title", "Tài khoản nhân viên", "Staff accounts"),
+    ("users.add", "Thêm tài khoản", "Add account"),
+    ("users.role", "Vai trò", "Role"),
+    ("users.active", "Đang hoạt động", "Active"),
+    ("users.tokens", "Mã truy cập API", "API tokens"),
+    ("users.new_token", "Tạo mã API cho tôi", "Create an API token for me"),
+    ("users.token_once", "Mã này chỉ hiện một lần, hãy lưu lại:", "This token is shown once; keep it now:"),
+    ("role.admin", "Quản trị", "Administrator"),
+    ("role.medical", "Y tế", "Medical"),
+    ("role.manager", "Quản lý (chỉ xem)", "Manager (read-only)"),
+    ("audit.title", "Nhật ký thao tác", "Audit log"),
+    ("audit.user", "Người dùng", "User"),
+    ("audit.action", "Thao tác", "Action"),
+    ("audit.target", "Đối tượng", "Target"),
+    ("common.yes", "Có", "Yes"),
+    ("common.no", "Không", "No"),
+    ("common.back", "Quay lại", "Back"),
+    ("common.actions", "Thao tác", "Actions"),
+    ("common.time", "Thời gian", "Time"),
+    ("common.person", "Người", "Person"),
+    ("common.detail", "Chi tiết", "Detail"),
+    ("error.title", "Không thực hiện được", "Could not be done"),
+    ("error.not_found", "Không tìm thấy.", "Not found."),
+    ("error.forbidden", "Tài khoản của bạn không có quyền này.", "Your account may not do this."),
+    ("error.csrf", "Biểu mẫu đã hết hạn. Vui lòng tải lại trang và thử lại.", "The form expired. Reload the page and try again."),
+    ("error.too_large", "Tệp hoặc nội dung gửi lên quá lớn.", "The upload is too large."),
+    ("error.internal", "Lỗi hệ thống; dữ liệu chưa được lưu. Vui lòng thử lại.", "Internal error; nothing was saved. Please try again."),
+    ("error.login", "Vui lòng đăng nhập.", "Please log in."),
+];
+
+/// The text for `key` in `lang`.
+pub fn t(lang: Lang, key: &'static str) -> &'static str {
+    match TEXTS.iter().find(|(k, _, _)| *k == key) {
+        Some((_, vi, en)) => match lang {
+            Lang::Vi => vi,
+            Lang::En => en,
+        },
+        None => key,
+    }
+}
+
+/// The text for a dynamic key (`status.released`, `sym.fever`, …).
+pub fn td(lang: Lang, key: &str) -> String {
+    match TEXTS.iter().find(|(k, _, _)| *k == key) {
+        Some((_, vi, en)) => match lang {
+            Lang::Vi => (*vi).to_owned(),
+            Lang::En => (*en).to_owned(),
+        },
+        None => key.to_owned(),
+    }
+}
+
+/// The SMS reminder for a missed declaration.
+pub fn reminder_sms(slot: &str, link: &str) -> String {
+    format!("Outpost: Ban chua khai bao y te luc {slot}. Vui long khai bao ngay tai {link}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_unique_and_both_languages_present() {
+        let mut seen = std::collections::HashSet::new();
+        for (k, vi, en) in TEXTS {
+            assert!(seen.insert(*k), "duplicate key {k}");
+            assert!(!vi.is_empty() && !en.is_empty(), "{k}");
+        }
+    }
+
+    #[test]
+    fn reminder_fits_one_gsm_part() {
+        let link = format!("http://outpost.local:8080/d/{}", "a".repeat(32));
+        let sms = reminder_sms("08:00", &link);
+        assert!(sms.is_ascii());
+        assert!(sms.len() <= 160, "{} characters", sms.len());
+    }
+}

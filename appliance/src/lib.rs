@@ -1,0 +1,33 @@
+//! `outpost` — the quarantine-site box.
+//!
+//! Layout:
+//! - [`cli`] and [`server`]: the command line and the wiring of services (web, scheduler, outbox).
+//! - [`config`]: the typed TOML configuration with embedded defaults.
+//! - [`clock`]: the injected clock (system or manual).
+//! - [`app`]: the operations on the store (people, declarations, alerts, the scheduler pass), each one
+//!   atomic and acknowledged only once durable; [`rules`] holds their pure decisions.
+//! - [`validate`], [`csvio`]: input checking and the district CSV lists.
+//! - [`auth`], [`audit`]: accounts, sessions, tokens, throttling and the audit log.
+//! - [`outbox`]: the persistent SMS outbox and its sender.
+//! - [`dashboard`], [`followup`]: read models for the nurse's dashboard and the daily sheet.
+//! - [`web`]: the axum router, its access table, the pages and the JSON API.
+//! - [`demo`]: the seeded demo site.
+//!
+//! Hardware is not touched here: the modem and BLE drivers are their own crates under `drivers/`.
+
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod csvio;
+pub mod dashboard;
+pub mod demo;
+pub mod followup;
+pub mod i18n;
+pub mod outbox;
+pub mod rules;
+pub mod server;
+pub mod validate;
+pub mod web;

@@ -1,0 +1,223 @@
+//! Running the box: open the store, start the services (web, scheduler, outbox), wait for a signal,
+//! stop them in order and close the store. Each service receives its resources and a cancellation
+//! token and returns when cancelled; this module only wires them.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use outpost_sync::{Store, StoreConfig};
+use tokio::{io::AsyncBufReadExt, net::TcpListener};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    app::Outpost,
+    auth,
+    clock::{Clock, ManualClock, SystemClock},
+    config::Config,
+    outbox::{self, LogSender},
+    web,
+};
+
+/// How the box is run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub config: Config,
+    /// Start a manual clock at this time, moved by `set`/`advance` lines on standard input, instead of
+    /// the system clock.
+    pub manual_clock: Option<DateTime<Utc>>,
+    /// Seed a demo site with this many people when the store has none.
+    pub demo_people: Option<usize>,
+}
+
+/// Runs the box until SIGINT or SIGTERM.
+pub fn run(options: RunOptions) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("outpost")
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(run_async(options));
+    // A read of standard input (the manual clock) may still be parked on a blocking thread: do not wait
+    // for it.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+async fn run_async(options: RunOptions) -> anyhow::Result<()> {
+    let config = options.config;
+    let data_dir: PathBuf = config.raw.store.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create the data folder {}", data_dir.display()))?;
+    let store = {
+        let dir = data_dir.clone();
+        let cfg = StoreConfig { cache_capacity: config.raw.store.cache_mb * 1024 * 1024 };
+        tokio::task::spawn_blocking(move || Store::open(&dir, &cfg)).await??
+    };
+    let (clock, manual): (Arc<dyn Clock>, Option<Arc<ManualClock>>) = match options.manual_clock {
+        Some(start) => {
+            let m = ManualClock::new(start);
+            (m.clone(), Some(m))
+        }
+        None => (Arc::new(SystemClock), None),
+    };
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let mut config = config;
+    if config.raw.web.public_url.is_empty() {
+        config.public_url = format!("http://{addr}");
+    }
+    let app = Outpost::new(store.clone(), config, clock);
+    app.ensure_site().await.context("cannot write the site record")?;
+    if let Some(n) = options.demo_people {
+        let seeded = crate::demo::seed(&app, n).await.context("cannot seed the demo site")?;
+        if seeded > 0 {
+            say(&format!("Demo site seeded with {seeded} people."));
+        }
+    }
+
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let state = web::AppState::new(app.clone(), cancel.clone());
+    let router = web::router(state);
+    {
+        let cancel = cancel.clone();
+        tracker.spawn(async move {
+            let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+            if let Err(error) =
+                axum::serve(listener, service).with_graceful_shutdown(cancel.cancelled_owned()).await
+            {
+                tracing::error!(%error, "Web server stopped.");
+            }
+        });
+    }
+    tracker.spawn(outbox::run(app.clone(), Arc::new(LogSender), cancel.clone()));
+    match manual {
+        None => {
+            tracker.spawn(scheduler(app.clone(), cancel.clone()));
+        }
+        Some(m) => {
+            tracker.spawn(clock_control(app.clone(), m, cancel.clone()));
+        }
+    }
+
+    let store_for_link = store.clone();
+    let now = app.now();
+    if let Some(token) =
+        tokio::task::spawn_blocking(move || auth::issue_setup_token(&store_for_link, now)).await??
+    {
+        say(&format!(
+            "Setup link (one use, creates the first administrator): {}/setup/{token}",
+            app.config.public_url
+        ));
+    }
+    say(&format!("Outpost {} listening on http://{addr}", env!("CARGO_PKG_VERSION")));
+
+    shutdown_signal().await;
+    tracing::info!("Shutting down.");
+    cancel.cancel();
+    tracker.close();
+    if tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await.is_err() {
+        tracing::warn!("Some services did not stop within 10 s.");
+    }
+    tokio::task::spawn_blocking(move || store.close()).await?.context("cannot close the store cleanly")?;
+    say("Outpost stopped.");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Settles declaration slots and escalations every 30 seconds.
+async fn scheduler(app: Arc<Outpost>, cancel: CancellationToken) {
+    loop {
+        if let Err(error) = app.tick().await {
+            tracing::error!(error = %anyhow::Error::from(error), "Scheduler pass failed.");
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+        }
+    }
+}
+
+/// Moves a manual clock from standard input: `set <RFC 3339 time>`, `advance <N>s|m|h`, `tick`. After
+/// each line the scheduler runs once and a line `clock <time> reminders=… alerts=… escalations=…` is
+/// printed, so a test knows the box has caught up.
+async fn clock_control(app: Arc<Outpost>, clock: Arc<ManualClock>, cancel: CancellationToken) {
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    loop {
+        let line = tokio::select! {
+            _ = cancel.cancelled() => return,
+            line = lines.next_line() => line,
+        };
+        let Ok(Some(line)) = line else {
+            // Standard input closed: keep the clock where it is until shutdown.
+            cancel.cancelled().await;
+            return;
+        };
+        let mut words = line.split_whitespace();
+        let result = match (words.next(), words.next()) {
+            (Some("set"), Some(t)) => DateTime::parse_from_rfc3339(t)
+                .map(|t| {
+                    clock.set(t.with_timezone(&Utc));
+                })
+                .map_err(|e| e.to_string()),
+            (Some("advance"), Some(d)) => parse_duration(d).map(|d| {
+                clock.advance(d);
+            }),
+            (Some("tick"), None) => Ok(()),
+            _ => Err(format!("unknown command {line:?}")),
+        };
+        match result {
+            Err(e) => say(&format!("clock-error {e}")),
+            Ok(()) => match app.tick().await {
+                Ok(r) => say(&format!(
+                    "clock {} reminders={} alerts={} escalations={}",
+                    app.now().to_rfc3339(),
+                    r.reminders,
+                    r.alerts,
+                    r.escalations
+                )),
+                Err(e) => say(&format!("clock-error {:#}", anyhow::Error::from(e))),
+            },
+        }
+    }
+}
+
+fn parse_duration(s: &str) -> Result<chrono::Duration, String> {
+    let (n, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: i64 = n.parse().map_err(|_| format!("bad duration {s:?}"))?;
+    match unit {
+        "s" => Ok(chrono::Duration::seconds(n)),
+        "m" => Ok(chrono::Duration::minutes(n)),
+        "h" => Ok(chrono::Duration::hours(n)),
+        _ => Err(format!("bad duration {s:?} (use s, m or h)")),
+    }
+}

@@ -1,0 +1,101 @@
+//! The page frame and small shared pieces of HTML (maud escapes every value it is given). No external
+//! CDN, font or script: the stylesheet and the one script are served by the box.
+
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+use outpost_sync::record::Role;
+
+use crate::{
+    auth::Staff,
+    i18n::{t, td, Lang},
+    validate::Problem,
+};
+
+pub const CSS: &str = include_str!("../../assets/app.css");
+pub const JS: &str = include_str!("../../assets/app.js");
+
+/// A full page. `staff` decides the navigation; `csrf` is for the logout form.
+pub fn page(lang: Lang, staff: Option<&Staff>, title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang=(lang.code()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Outpost" }
+                link rel="stylesheet" href="/static/app.css";
+            }
+            body {
+                header {
+                    a.brand href="/" { (t(lang, "app")) }
+                    @if let Some(s) = staff {
+                        nav {
+                            a href="/" { (t(lang, "nav.dashboard")) }
+                            a href="/people" { (t(lang, "nav.people")) }
+                            a href="/alerts" { (t(lang, "nav.alerts")) }
+                            a href="/followup" { (t(lang, "nav.followup")) }
+                            a href="/outbox" { (t(lang, "nav.outbox")) }
+                            @if s.role == Role::Admin {
+                                a href="/users" { (t(lang, "nav.users")) }
+                                a href="/audit" { (t(lang, "nav.audit")) }
+                            }
+                            form method="post" action="/logout" {
+                                (csrf_field(s.csrf.as_deref().unwrap_or("")))
+                                button type="submit" { (t(lang, "nav.logout")) " (" (s.username) ")" }
+                            }
+                        }
+                    }
+                    a href=(format!("/lang/{}", lang.other().code())) { (t(lang, "lang.switch")) }
+                }
+                main { (body) }
+                script src="/static/app.js" {}
+            }
+        }
+    }
+}
+
+pub fn csrf_field(token: &str) -> Markup {
+    html! { input type="hidden" name="csrf" value=(token); }
+}
+
+pub fn problems(lang: Lang, problems: &[Problem]) -> Markup {
+    html! {
+        @if !problems.is_empty() {
+            div.problems role="alert" {
+                ul.plain { @for p in problems { li { (p.text(lang)) } } }
+            }
+        }
+    }
+}
+
+pub fn error_page(lang: Lang, list: &[Problem]) -> Markup {
+    page(
+        lang,
+        None,
+        t(lang, "error.title"),
+        html! {
+            h1 { (t(lang, "error.title")) }
+            (problems(lang, list))
+            p { a href="/" { (t(lang, "common.back")) } }
+        },
+    )
+}
+
+pub fn badge(lang: Lang, class: &str, key: &str) -> Markup {
+    html! { span class=(format!("badge {class}")) { (td(lang, key)) } }
+}
+
+/// An ID number with all but its last three characters hidden.
+pub fn masked(id_number: &str) -> String {
+    let n = id_number.chars().count();
+    id_number.chars().enumerate().map(|(i, c)| if i + 3 < n { '•' } else { c }).collect()
+}
+
+/// An SVG QR code (inline, no external service).
+pub fn qr_svg(data: &str) -> Markup {
+    match qrcode::QrCode::new(data.as_bytes()) {
+        Ok(code) => PreEscaped(
+            code.render::<qrcode::render::svg::Color>().min_dimensions(200, 200).quiet_zone(true).build(),
+        ),
+        Err(_) => html! {},
+    }
+}

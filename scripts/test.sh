@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite: what a developer runs before committing and what CI runs (.ci/run).
+# Installs the system packages the tests drive (Debian's chromium for the browser test), then
+# formatting, clippy with warnings denied, and every test of the workspace.
+#   OUTPOST_SLOW=1   also run the long variants (e.g. 50 crash-restart cycles instead of 10)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "==> installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "==> missing ${need[*]} (run as root to install them); the tests that need them will fail" >&2
+  fi
+fi
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "==> cargo build (the binaries the end-to-end tests drive)"
+cargo build --workspace --bins --quiet
+echo "==> cargo test"
+cargo test --workspace --quiet

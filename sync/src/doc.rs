@@ -1,0 +1,212 @@
+//! A record's JSON value ↔ an Automerge document.
+//!
+//! [`reconcile`] writes only the fields that differ, so a change records exactly what an edit touched and
+//! two sites editing different fields of one record both keep their edit after a merge. Objects become
+//! Automerge maps (merged key by key); arrays become Automerge lists that an edit replaces whole (a list
+//! is one value to staff: a symptom set, a status history); strings are scalar strings, not text objects,
+//! so a concurrent edit of one field resolves to one deterministic winner with the other kept in the
+//! document's history. [`hydrate`] reads a document back as JSON.
+
+use automerge::{transaction::Transactable, AutoCommit, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
+use serde_json::{Map, Value as Json};
+
+/// Reading or writing a document failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DocError {
+    #[error("automerge rejected the operation")]
+    Automerge(#[source] Box<automerge::AutomergeError>),
+    #[error("a record must be a JSON object at its root")]
+    NotAnObject,
+}
+
+impl From<automerge::AutomergeError> for DocError {
+    fn from(e: automerge::AutomergeError) -> DocError {
+        DocError::Automerge(Box::new(e))
+    }
+}
+
+/// Brings the root map of `doc` to `value`, writing only what differs. Returns whether anything changed.
+pub fn reconcile(doc: &mut AutoCommit, value: &Json) -> Result<bool, DocError> {
+    let Json::Object(map) = value else {
+        return Err(DocError::NotAnObject);
+    };
+    reconcile_map(doc, &ROOT, map)
+}
+
+fn reconcile_map(doc: &mut AutoCommit, obj: &ObjId, map: &Map<String, Json>) -> Result<bool, DocError> {
+    let mut changed = false;
+    let stale: Vec<String> = doc.keys(obj).filter(|k| !map.contains_key(k)).collect();
+    for key in stale {
+        doc.delete(obj, key.as_str())?;
+        changed = true;
+    }
+    for (key, value) in map {
+        let current = doc.get(obj, key.as_str())?.map(|(v, id)| (v.into_owned(), id));
+        changed |= match (value, current) {
+            (Json::Object(inner), Some((Value::Object(ObjType::Map), id))) => reconcile_map(doc, &id, inner)?,
+            (Json::Object(inner), _) => {
+                let id = doc.put_object(obj, key.as_str(), ObjType::Map)?;
+                reconcile_map(doc, &id, inner)?;
+                true
+            }
+            (Json::Array(items), Some((Value::Object(ObjType::List), id))) => {
+                if hydrate_obj(doc, &id) == Json::Array(items.clone()) {
+                    false
+                } else {
+                    let id = doc.put_object(obj, key.as_str(), ObjType::List)?;
+                    fill_list(doc, &id, items)?;
+                    true
+                }
+            }
+            (Json::Array(items), _) => {
+                let id = doc.put_object(obj, key.as_str(), ObjType::List)?;
+                fill_list(doc, &id, items)?;
+                true
+            }
+            (scalar, Some((Value::Scalar(current), _))) if same_scalar(&current, scalar) => false,
+            (scalar, _) => {
+                doc.put(obj, key.as_str(), to_scalar(scalar))?;
+                true
+            }
+        };
+    }
+    Ok(changed)
+}
+
+fn fill_list(doc: &mut AutoCommit, list: &ObjId, items: &[Json]) -> Result<(), DocError> {
+    for (i, item) in items.iter().enumerate() {
+        match item {
+            Json::Object(inner) => {
+                let id = doc.insert_object(list, i, ObjType::Map)?;
+                reconcile_map(doc, &id, inner)?;
+            }
+            Json::Array(inner) => {
+                let id = doc.insert_object(list, i, ObjType::List)?;
+                fill_list(doc, &id, inner)?;
+            }
+            scalar => doc.insert(list, i, to_scalar(scalar))?,
+        }
+    }
+    Ok(())
+}
+
+fn to_scalar(value: &Json) -> ScalarValue {
+    match value {
+        Json::Null => ScalarValue::Null,
+        Json::Bool(b) => ScalarValue::Boolean(*b),
+        Json::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => ScalarValue::Int(i),
+            (None, Some(u)) => ScalarValue::Uint(u),
+            _ => ScalarValue::F64(n.as_f64().unwrap_or(0.0)),
+        },
+        Json::String(s) => ScalarValue::Str(s.as_str().into()),
+        Json::Array(_) | Json::Object(_) => ScalarValue::Null,
+    }
+}
+
+fn same_scalar(current: &ScalarValue, value: &Json) -> bool {
+    *current == to_scalar(value)
+}
+
+/// The document's current value as JSON.
+pub fn hydrate(doc: &AutoCommit) -> Json {
+    hydrate_obj(doc, &ROOT)
+}
+
+fn hydrate_obj(doc: &AutoCommit, obj: &ObjId) -> Json {
+    match doc.object_type(obj) {
+        Ok(ObjType::List) => Json::Array(
+            (0..doc.length(obj))
+                .map(|i| match doc.get(obj, i) {
+                    Ok(Some((Value::Scalar(s), _))) => scalar_json(&s),
+                    Ok(Some((Value::Object(_), id))) => hydrate_obj(doc, &id),
+                    _ => Json::Null,
+                })
+                .collect(),
+        ),
+        Ok(_) => Json::Object(
+            doc.keys(obj)
+                .map(|k| {
+                    let v = match doc.get(obj, k.as_str()) {
+                        Ok(Some((Value::Scalar(s), _))) => scalar_json(&s),
+                        Ok(Some((Value::Object(_), id))) => hydrate_obj(doc, &id),
+                        _ => Json::Null,
+                    };
+                    (k, v)
+                })
+                .collect(),
+        ),
+        Err(_) => Json::Null,
+    }
+}
+
+fn scalar_json(s: &ScalarValue) -> Json {
+    match s {
+        ScalarValue::Str(s) => Json::String(s.to_string()),
+        ScalarValue::Int(i) => Json::from(*i),
+        ScalarValue::Uint(u) => Json::from(*u),
+        ScalarValue::F64(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
+        ScalarValue::Boolean(b) => Json::Bool(*b),
+        ScalarValue::Timestamp(t) => Json::from(*t),
+        ScalarValue::Counter(c) => Json::from(i64::from(c)),
+        _ => Json::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn check_roundtrip(value: Json) {
+        let mut doc = AutoCommit::new();
+        assert!(reconcile(&mut doc, &value).expect("reconcile"));
+        assert_eq!(hydrate(&doc), value);
+        let mut loaded = AutoCommit::load(&doc.save()).expect("load");
+        assert_eq!(hydrate(&loaded), value);
+        assert!(!reconcile(&mut loaded, &value).expect("reconcile again"), "no-op edit changed the doc");
+    }
+
+    #[test]
+    fn values_roundtrip() {
+        check_roundtrip(json!({"a": "Nguyễn Văn An", "b": 1990, "t": 38.5, "n": null, "ok": true}));
+        check_roundtrip(json!({"s": ["fever", "cough"], "h": [{"status": "released", "at": "x"}]}));
+        check_roundtrip(json!({"nested": {"x": 1, "y": {"z": "w"}}, "empty": [], "e": {}}));
+    }
+
+    #[test]
+    fn removed_fields_are_deleted() {
+        let mut doc = AutoCommit::new();
+        reconcile(&mut doc, &json!({"a": 1, "b": 2})).expect("first");
+        reconcile(&mut doc, &json!({"a": 1})).expect("second");
+        assert_eq!(hydrate(&doc), json!({"a": 1}));
+    }
+
+    #[test]
+    fn concurrent_edits_of_different_fields_both_survive() {
+        let mut base = AutoCommit::new();
+        reconcile(&mut base, &json!({"name": "A", "room": "1", "end": "2021-09-14"})).expect("base");
+        let mut site = base.fork();
+        let mut province = base.fork();
+        reconcile(&mut site, &json!({"name": "A", "room": "2", "end": "2021-09-14"})).expect("site");
+        reconcile(&mut province, &json!({"name": "A", "room": "1", "end": "2021-09-21"})).expect("province");
+        site.merge(&mut province).expect("merge");
+        assert_eq!(hydrate(&site), json!({"name": "A", "room": "2", "end": "2021-09-21"}));
+    }
+
+    #[test]
+    fn concurrent_edits_of_one_field_keep_both_values() {
+        let mut base = AutoCommit::new();
+        reconcile(&mut base, &json!({"room": "1"})).expect("base");
+        let mut a = base.fork();
+        let mut b = base.fork();
+        reconcile(&mut a, &json!({"room": "2"})).expect("a");
+        reconcile(&mut b, &json!({"room": "3"})).expect("b");
+        let mut a2 = a.fork();
+        a.merge(&mut b).expect("merge ab");
+        b.merge(&mut a2).expect("merge ba");
+        assert_eq!(hydrate(&a), hydrate(&b), "merge is deterministic");
+        let all = a.get_all(ROOT, "room").expect("get_all");
+        assert_eq!(all.len(), 2, "the losing value is kept as a conflict");
+    }
+}

@@ -1,0 +1,20 @@
+//! `outpost-sync` — the data a quarantine site keeps and replicates.
+//!
+//! Layout:
+//! - [`record`]: the record types (site, person, declaration, alert, user, daily follow-up) and the
+//!   [`record::Record`] trait that names each one's document id and indexes.
+//! - [`doc`]: the mapping between a record's JSON value and an Automerge document, field by field, so
+//!   concurrent edits to different fields of one record merge.
+//! - [`store`]: many small Automerge documents in sled, a projection beside each for reads, secondary
+//!   indexes, a change log (sequence → document) for sync, box-local keys that never replicate, and group
+//!   commit: a write is acknowledged only after a flush that covers it.
+//!
+//! This crate does no network IO and reads no clock: times are passed in by the caller. The sync batch
+//! protocol will live here too, as a pure function of the store's change log.
+
+pub mod doc;
+pub mod record;
+pub mod store;
+
+pub use record::Record;
+pub use store::{Store, StoreConfig, StoreError, WriteSet};

@@ -1,0 +1,459 @@
+//! The record types a box keeps, one Automerge document each.
+//!
+//! Every record names its document id (`<kind>/<id>`) and the index entries the UI queries need. Fields
+//! are plain values so that two sites editing different fields of one record merge field by field. This
+//! module holds data and its invariants only: no storage, no clock, no rules about when alerts fire.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+/// A record stored as its own Automerge document.
+pub trait Record: Serialize + DeserializeOwned {
+    /// The document kind, the first part of the document id (`person`, `alert`, …).
+    const KIND: &'static str;
+
+    /// This record's id, unique within its kind.
+    fn id(&self) -> String;
+
+    /// The secondary index entries for this record: `(index name, value)`. Values sort as strings.
+    fn index_entries(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+
+    /// The full document id, `<kind>/<id>`.
+    fn doc_id(&self) -> String {
+        doc_id::<Self>(&self.id())
+    }
+}
+
+/// The document id of record `id` of kind `R`.
+pub fn doc_id<R: Record>(id: &str) -> String {
+    format!("{}/{}", R::KIND, id)
+}
+
+/// A quarantine zone or health centre: one box serves one site.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Site {
+    pub id: String,
+    /// Tên khu cách ly.
+    pub name: String,
+    /// Tên huyện/thành phố.
+    pub district: String,
+    /// Tên xã, phường, thị trấn.
+    pub commune: String,
+    /// Cấp quản lý (province, district, commune).
+    pub management_level: String,
+    /// Declaration times of day, site-local, `HH:MM`, sorted.
+    pub schedule: Vec<String>,
+    /// The site's UTC offset in minutes (Vietnam: 420).
+    pub utc_offset_minutes: i32,
+}
+
+impl Record for Site {
+    const KIND: &'static str = "site";
+    fn id(&self) -> String {
+        self.id.clone()
+    }
+}
+
+/// Why a person is at the site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    F1,
+    F0,
+    Traveller,
+}
+
+impl Category {
+    pub const ALL: [Category; 3] = [Category::F1, Category::F0, Category::Traveller];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::F1 => "f1",
+            Category::F0 => "f0",
+            Category::Traveller => "traveller",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Category> {
+        Category::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// Where a person stands in their quarantine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PersonStatus {
+    InQuarantine,
+    Released,
+    Transferred,
+    ConvertedF0,
+}
+
+impl PersonStatus {
+    pub const ALL: [PersonStatus; 4] = [
+        PersonStatus::InQuarantine,
+        PersonStatus::Released,
+        PersonStatus::Transferred,
+        PersonStatus::ConvertedF0,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PersonStatus::InQuarantine => "in_quarantine",
+            PersonStatus::Released => "released",
+            PersonStatus::Transferred => "transferred",
+            PersonStatus::ConvertedF0 => "converted_f0",
+        }
+    }
+    pub fn parse(s: &str) -> Option<PersonStatus> {
+        PersonStatus::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+    /// Whether the person still has to declare and be watched. A person converted to F0 and cared for
+    /// at the site is still watched.
+    pub fn is_watched(self) -> bool {
+        matches!(self, PersonStatus::InQuarantine | PersonStatus::ConvertedF0)
+    }
+}
+
+/// Gender as the district lists give it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Gender {
+    Male,
+    Female,
+    Other,
+    #[default]
+    Unknown,
+}
+
+impl Gender {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Gender::Male => "male",
+            Gender::Female => "female",
+            Gender::Other => "other",
+            Gender::Unknown => "unknown",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Gender> {
+        [Gender::Male, Gender::Female, Gender::Other, Gender::Unknown].into_iter().find(|g| g.as_str() == s)
+    }
+}
+
+/// One change of a person's status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusChange {
+    pub status: PersonStatus,
+    pub at: DateTime<Utc>,
+    pub by: String,
+    #[serde(default)]
+    pub note: String,
+}
+
+/// A person under quarantine at the site [M1].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Person {
+    pub id: String,
+    pub full_name: String,
+    pub birth_year: Option<i32>,
+    pub phone: String,
+    pub gender: Gender,
+    /// Số CMND/CCCD. Shown masked in lists; every full view is audited.
+    pub id_number: String,
+    /// Địa chỉ cách ly.
+    pub address: String,
+    pub room: String,
+    pub quarantine_start: NaiveDate,
+    pub quarantine_end: NaiveDate,
+    /// Số Quyết định.
+    pub decision_number: String,
+    pub category: Category,
+    pub worker: bool,
+    pub child: bool,
+    pub pregnant: bool,
+    pub foreigner: bool,
+    pub status: PersonStatus,
+    pub status_history: Vec<StatusChange>,
+    /// The unguessable token of the person's own declaration link.
+    pub declare_token: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Record for Person {
+    const KIND: &'static str = "person";
+    fn id(&self) -> String {
+        self.id.clone()
+    }
+    fn index_entries(&self) -> Vec<(&'static str, String)> {
+        let mut ix = vec![
+            ("person_status", self.status.as_str().to_owned()),
+            ("person_token", self.declare_token.clone()),
+            ("person_name", self.full_name.to_lowercase()),
+        ];
+        if !self.id_number.is_empty() {
+            ix.push(("person_id_number", self.id_number.clone()));
+        }
+        ix
+    }
+}
+
+/// A symptom on the declaration form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Symptom {
+    Fever,
+    Cough,
+    SoreThroat,
+    ShortnessOfBreath,
+    LossOfTasteOrSmell,
+    Fatigue,
+    Diarrhoea,
+    Other,
+}
+
+impl Symptom {
+    pub const ALL: [Symptom; 8] = [
+        Symptom::Fever,
+        Symptom::Cough,
+        Symptom::SoreThroat,
+        Symptom::ShortnessOfBreath,
+        Symptom::LossOfTasteOrSmell,
+        Symptom::Fatigue,
+        Symptom::Diarrhoea,
+        Symptom::Other,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Symptom::Fever => "fever",
+            Symptom::Cough => "cough",
+            Symptom::SoreThroat => "sore_throat",
+            Symptom::ShortnessOfBreath => "shortness_of_breath",
+            Symptom::LossOfTasteOrSmell => "loss_of_taste_or_smell",
+            Symptom::Fatigue => "fatigue",
+            Symptom::Diarrhoea => "diarrhoea",
+            Symptom::Other => "other",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Symptom> {
+        Symptom::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// How a declaration reached the box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// The person's own page, opened from their link or QR code.
+    Personal,
+    /// Staff entering it on the person's behalf.
+    Staff,
+    /// An SMS reply.
+    Sms,
+}
+
+/// A health declaration for one slot of the schedule [M4].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Declaration {
+    pub id: String,
+    pub person_id: String,
+    /// The scheduled time (site-local) this declaration answers.
+    pub slot: NaiveDateTime,
+    pub submitted_at: DateTime<Utc>,
+    /// Whether it arrived within the grace period of its slot.
+    pub on_time: bool,
+    pub channel: Channel,
+    /// The staff member who entered it, for [`Channel::Staff`].
+    pub entered_by: Option<String>,
+    /// Body temperature, °C.
+    pub temperature: f64,
+    /// Blood oxygen saturation, %.
+    pub spo2: Option<u8>,
+    pub symptoms: Vec<Symptom>,
+    pub note: String,
+}
+
+impl Record for Declaration {
+    const KIND: &'static str = "declaration";
+    fn id(&self) -> String {
+        self.id.clone()
+    }
+    fn index_entries(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("decl_slot", format!("{}|{}", slot_key(self.slot), self.person_id)),
+            ("decl_person", format!("{}|{}", self.person_id, slot_key(self.slot))),
+        ]
+    }
+}
+
+/// The sortable text form of a slot, `YYYY-MM-DDTHH:MM`.
+pub fn slot_key(slot: NaiveDateTime) -> String {
+    slot.format("%Y-%m-%dT%H:%M").to_string()
+}
+
+/// What an alert is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// A declaration with temperature at or above the threshold.
+    Fever,
+    /// A declaration with SpO2 below the threshold.
+    LowSpo2,
+    /// A declaration reporting shortness of breath.
+    ShortnessOfBreath,
+    /// No declaration for a slot after both grace periods.
+    MissingDeclaration,
+}
+
+impl AlertKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::Fever => "fever",
+            AlertKind::LowSpo2 => "low_spo2",
+            AlertKind::ShortnessOfBreath => "shortness_of_breath",
+            AlertKind::MissingDeclaration => "missing_declaration",
+        }
+    }
+}
+
+/// How urgent an alert is. Severe ones also go to the on-duty phone by SMS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Warning,
+    Severe,
+}
+
+/// Where an alert is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertState {
+    Open,
+    Acknowledged,
+    Resolved,
+}
+
+impl AlertState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Open => "open",
+            AlertState::Acknowledged => "acknowledged",
+            AlertState::Resolved => "resolved",
+        }
+    }
+    pub fn parse(s: &str) -> Option<AlertState> {
+        [AlertState::Open, AlertState::Acknowledged, AlertState::Resolved]
+            .into_iter()
+            .find(|c| c.as_str() == s)
+    }
+}
+
+/// An alert for staff [M5].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Derived from what the alert is about, so the same cause never raises two alerts.
+    pub id: String,
+    pub kind: AlertKind,
+    pub severity: Severity,
+    pub person_id: String,
+    /// What raised it: a declaration id, or a slot key for a missing declaration.
+    pub subject: String,
+    /// A short human-readable detail (a temperature, a slot time), no personal identifiers.
+    pub detail: String,
+    pub state: AlertState,
+    pub raised_at: DateTime<Utc>,
+    pub acknowledged_by: Option<String>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub resolved_by: Option<String>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolution_note: String,
+    /// How many times it escalated while nobody acknowledged it.
+    pub escalations: u32,
+    pub last_escalated_at: Option<DateTime<Utc>>,
+}
+
+impl Record for Alert {
+    const KIND: &'static str = "alert";
+    fn id(&self) -> String {
+        self.id.clone()
+    }
+    fn index_entries(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("alert_state", format!("{}|{}", self.state.as_str(), self.raised_at.to_rfc3339())),
+            ("alert_person", format!("{}|{}", self.person_id, self.raised_at.to_rfc3339())),
+        ]
+    }
+}
+
+/// A staff role [M13].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    Medical,
+    /// Read-only.
+    Manager,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Admin, Role::Medical, Role::Manager];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Medical => "medical",
+            Role::Manager => "manager",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+    /// Whether this role may change records.
+    pub fn can_write(self) -> bool {
+        !matches!(self, Role::Manager)
+    }
+}
+
+/// A named staff account. The password hash is box-local and never part of this record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Record for User {
+    const KIND: &'static str = "user";
+    fn id(&self) -> String {
+        self.username.clone()
+    }
+}
+
+/// The staff-kept part of the daily follow-up sheet for one person and day [M9]. The figures
+/// (declarations on time, maximum temperature, symptoms) are computed from declarations when read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FollowUp {
+    pub person_id: String,
+    pub date: NaiveDate,
+    pub presence: String,
+    pub tests: String,
+    pub notes: String,
+    pub updated_by: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl FollowUp {
+    pub fn make_id(person_id: &str, date: NaiveDate) -> String {
+        format!("{person_id}/{date}")
+    }
+}
+
+impl Record for FollowUp {
+    const KIND: &'static str = "followup";
+    fn id(&self) -> String {
+        FollowUp::make_id(&self.person_id, self.date)
+    }
+    fn index_entries(&self) -> Vec<(&'static str, String)> {
+        vec![("followup_date", format!("{}|{}", self.date, self.person_id))]
+    }
+}

@@ -1,0 +1,648 @@
+//! Many small Automerge documents in one sled tree, with projections, indexes, a change log and group
+//! commit.
+//!
+//! Key spaces in the tree (one tree, so one [`WriteSet`] applies atomically with `apply_batch`):
+//! - `d/<doc id>` — the saved Automerge document;
+//! - `p/<doc id>` — its projection: the record's current value as JSON, what every read uses;
+//! - `n/<doc id>` — the index keys the projection wrote, so the next write can remove them;
+//! - `i/<index>\0<value>\0<doc id>` — secondary index entries (empty values);
+//! - `l/<seq, 8 bytes BE>` → doc id — the change log: each document appears once, at the sequence of its
+//!   latest change, so "everything since cursor N" is one range scan;
+//! - `s/<doc id>` → seq — where the document sits in the change log;
+//! - `m/…` — store metadata (the box's Automerge actor id);
+//! - `x/…` — box-local keys that never replicate (outbox, sessions, credentials, audit log, markers).
+//!
+//! Durability: [`Store::apply`] applies a write set in memory; [`Store::commit`] also waits for a flush
+//! that started after the write was applied. One flusher thread serves every waiter, so concurrent
+//! writers share each fsync (group commit). Nothing here reads a clock: callers pass times in records.
+
+use std::{
+    path::Path,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Condvar, Mutex,
+    },
+    thread,
+};
+
+use automerge::{ActorId, AutoCommit};
+use serde::{de::DeserializeOwned, Serialize};
+use tokio::sync::oneshot;
+
+use crate::{
+    doc,
+    record::{self, Record},
+};
+
+/// Sizing and behaviour of the store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// sled's page cache, bytes. Small on a Pi: the projections are what is read.
+    pub cache_capacity: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { cache_capacity: 16 * 1024 * 1024 }
+    }
+}
+
+/// A store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the database could not be opened at {path}")]
+    Open {
+        path: String,
+        #[source]
+        source: sled::Error,
+    },
+    #[error("the database failed")]
+    Sled(#[from] sled::Error),
+    #[error("the database could not be flushed to disk")]
+    Flush(#[source] std::io::Error),
+    #[error("document {doc_id} is corrupt")]
+    CorruptDocument {
+        doc_id: String,
+        #[source]
+        source: Box<automerge::AutomergeError>,
+    },
+    #[error("projection of {doc_id} does not match its record type")]
+    CorruptProjection {
+        doc_id: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("record {doc_id} could not be written")]
+    Document {
+        doc_id: String,
+        #[source]
+        source: doc::DocError,
+    },
+    #[error("a record could not be serialized")]
+    Serialize(#[source] serde_json::Error),
+    #[error("the store is shutting down")]
+    Closed,
+}
+
+type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A set of changes applied atomically: records (each an Automerge document) and box-local keys.
+#[derive(Debug, Default)]
+pub struct WriteSet {
+    docs: Vec<DocWrite>,
+    local: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+#[derive(Debug)]
+struct DocWrite {
+    doc_id: String,
+    value: serde_json::Value,
+    projection: Vec<u8>,
+    index_keys: Vec<Vec<u8>>,
+}
+
+impl WriteSet {
+    pub fn new() -> WriteSet {
+        WriteSet::default()
+    }
+
+    /// Creates or updates a record. Only fields that differ from the stored document are written.
+    pub fn put<R: Record>(&mut self, record: &R) -> Result<&mut Self> {
+        let doc_id = record.doc_id();
+        let value = serde_json::to_value(record).map_err(StoreError::Serialize)?;
+        let projection = serde_json::to_vec(&value).map_err(StoreError::Serialize)?;
+        let index_keys =
+            record.index_entries().into_iter().map(|(name, v)| index_key(name, &v, &doc_id)).collect();
+        self.docs.push(DocWrite { doc_id, value, projection, index_keys });
+        Ok(self)
+    }
+
+    /// Sets a box-local key (under `x/`), JSON-encoded.
+    pub fn put_local<T: Serialize>(&mut self, key: &str, value: &T) -> Result<&mut Self> {
+        let bytes = serde_json::to_vec(value).map_err(StoreError::Serialize)?;
+        self.local.push((local_key(key), Some(bytes)));
+        Ok(self)
+    }
+
+    /// Removes a box-local key.
+    pub fn delete_local(&mut self, key: &str) -> &mut Self {
+        self.local.push((local_key(key), None));
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.docs.is_empty() && self.local.is_empty()
+    }
+}
+
+/// The outcome of [`Store::apply`]: what the write changed, before it is durable.
+#[derive(Debug, Clone, Default)]
+pub struct Applied {
+    /// Documents whose content changed, with their new change-log sequence.
+    pub changed: Vec<(String, u64)>,
+}
+
+fn local_key(key: &str) -> Vec<u8> {
+    format!("x/{key}").into_bytes()
+}
+
+fn index_key(index: &str, value: &str, doc_id: &str) -> Vec<u8> {
+    let value = value.replace('\0', " ");
+    format!("i/{index}\0{value}\0{doc_id}").into_bytes()
+}
+
+struct FlushQueue {
+    waiters: Vec<oneshot::Sender<Result<(), String>>>,
+    closed: bool,
+}
+
+struct Flusher {
+    queue: Mutex<FlushQueue>,
+    wake: Condvar,
+}
+
+struct Inner {
+    db: sled::Db,
+    tree: sled::Tree,
+    actor: ActorId,
+    /// Serialises writers: load, edit, save and allocate a sequence as one step.
+    writer: Mutex<u64>,
+    flusher: Arc<Flusher>,
+    flusher_thread: Mutex<Option<thread::JoinHandle<()>>>,
+    closed: AtomicBool,
+}
+
+/// The box's data. Cheap to clone; all clones share one database and one flusher thread.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store in directory `path`.
+    pub fn open(path: &Path, config: &StoreConfig) -> Result<Store> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(config.cache_capacity)
+            .flush_every_ms(Some(1000))
+            .open()
+            .map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
+        let tree = db.open_tree("outpost")?;
+        let actor = match tree.get("m/actor")? {
+            Some(bytes) => ActorId::from(bytes.as_ref()),
+            None => {
+                let actor = ActorId::random();
+                tree.insert("m/actor", actor.to_bytes())?;
+                db.flush().map_err(|e| StoreError::Flush(e.into()))?;
+                actor
+            }
+        };
+        let last_seq = match tree.scan_prefix("l/").next_back() {
+            Some(entry) => seq_from_key(&entry?.0),
+            None => 0,
+        };
+        let flusher = Arc::new(Flusher {
+            queue: Mutex::new(FlushQueue { waiters: Vec::new(), closed: false }),
+            wake: Condvar::new(),
+        });
+        let thread = {
+            let flusher = flusher.clone();
+            let db = db.clone();
+            thread::Builder::new()
+                .name("store-flush".into())
+                .spawn(move || flush_loop(&db, &flusher))
+                .map_err(StoreError::Flush)?
+        };
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                tree,
+                actor,
+                writer: Mutex::new(last_seq),
+                flusher,
+                flusher_thread: Mutex::new(Some(thread)),
+                closed: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// Applies `writes` atomically and waits until they are on disk.
+    pub async fn commit(&self, writes: WriteSet) -> Result<Applied> {
+        let applied = self.apply(writes)?;
+        self.durable().await?;
+        Ok(applied)
+    }
+
+    /// [`Store::commit`] for callers outside the async runtime.
+    pub fn commit_blocking(&self, writes: WriteSet) -> Result<Applied> {
+        let applied = self.apply(writes)?;
+        let rx = self.request_flush()?;
+        rx.blocking_recv()
+            .map_err(|_| StoreError::Closed)?
+            .map_err(|e| StoreError::Flush(std::io::Error::other(e)))?;
+        Ok(applied)
+    }
+
+    /// Waits until everything applied so far is on disk, sharing the flush with other waiters.
+    pub async fn durable(&self) -> Result<()> {
+        let rx = self.request_flush()?;
+        rx.await.map_err(|_| StoreError::Closed)?.map_err(|e| StoreError::Flush(std::io::Error::other(e)))
+    }
+
+    fn request_flush(&self) -> Result<oneshot::Receiver<Result<(), String>>> {
+        let (tx, rx) = oneshot::channel();
+        let mut queue = self.inner.flusher.queue.lock().map_err(|_| StoreError::Closed)?;
+        if queue.closed {
+            return Err(StoreError::Closed);
+        }
+        queue.waiters.push(tx);
+        drop(queue);
+        self.inner.flusher.wake.notify_one();
+        Ok(rx)
+    }
+
+    /// Applies `writes` atomically in memory. Not yet durable: acknowledge only after [`Store::durable`].
+    pub fn apply(&self, writes: WriteSet) -> Result<Applied> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        let tree = &self.inner.tree;
+        let mut seq = self.inner.writer.lock().map_err(|_| StoreError::Closed)?;
+        let mut batch = sled::Batch::default();
+        let mut applied = Applied::default();
+        for write in writes.docs {
+            let dkey = format!("d/{}", write.doc_id);
+            let mut doc = match tree.get(&dkey)? {
+                Some(bytes) => AutoCommit::load(&bytes)
+                    .map_err(|source| StoreError::CorruptDocument {
+                        doc_id: write.doc_id.clone(),
+                        source: Box::new(source),
+                    })?
+                    .with_actor(self.inner.actor.clone()),
+                None => AutoCommit::new().with_actor(self.inner.actor.clone()),
+            };
+            let changed = doc::reconcile(&mut doc, &write.value)
+                .map_err(|source| StoreError::Document { doc_id: write.doc_id.clone(), source })?;
+            if !changed {
+                continue;
+            }
+            *seq += 1;
+            let skey = format!("s/{}", write.doc_id);
+            if let Some(old) = tree.get(&skey)? {
+                batch.remove(log_key(u64_from(&old)).to_vec());
+            }
+            let nkey = format!("n/{}", write.doc_id);
+            if let Some(old) = tree.get(&nkey)? {
+                let old: Vec<Vec<u8>> = serde_json::from_slice(&old).unwrap_or_default();
+                for k in old.into_iter().filter(|k| !write.index_keys.contains(k)) {
+                    batch.remove(k);
+                }
+            }
+            for k in &write.index_keys {
+                batch.insert(k.clone(), &[] as &[u8]);
+            }
+            let index_list = serde_json::to_vec(&write.index_keys).map_err(StoreError::Serialize)?;
+            batch.insert(nkey.as_bytes(), index_list);
+            batch.insert(dkey.as_bytes(), doc.save());
+            batch.insert(format!("p/{}", write.doc_id).as_bytes(), write.projection);
+            batch.insert(log_key(*seq).to_vec(), write.doc_id.as_bytes());
+            batch.insert(skey.as_bytes(), &seq.to_be_bytes());
+            applied.changed.push((write.doc_id, *seq));
+        }
+        for (key, value) in writes.local {
+            match value {
+                Some(v) => batch.insert(key, v),
+                None => batch.remove(key),
+            }
+        }
+        tree.apply_batch(batch)?;
+        Ok(applied)
+    }
+
+    /// Reads a record's projection.
+    pub fn get<R: Record>(&self, id: &str) -> Result<Option<R>> {
+        self.get_doc(&record::doc_id::<R>(id))
+    }
+
+    fn get_doc<R: DeserializeOwned>(&self, doc_id: &str) -> Result<Option<R>> {
+        match self.inner.tree.get(format!("p/{doc_id}"))? {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|source| StoreError::CorruptProjection { doc_id: doc_id.to_owned(), source }),
+            None => Ok(None),
+        }
+    }
+
+    /// Every record of kind `R`, in id order.
+    pub fn list<R: Record>(&self) -> Result<Vec<R>> {
+        let prefix = format!("p/{}/", R::KIND);
+        let mut out = Vec::new();
+        for entry in self.inner.tree.scan_prefix(&prefix) {
+            let (key, bytes) = entry?;
+            out.push(serde_json::from_slice(&bytes).map_err(|source| StoreError::CorruptProjection {
+                doc_id: String::from_utf8_lossy(&key[2..]).into_owned(),
+                source,
+            })?);
+        }
+        Ok(out)
+    }
+
+    /// Number of records of kind `R`.
+    pub fn count<R: Record>(&self) -> usize {
+        self.inner.tree.scan_prefix(format!("p/{}/", R::KIND)).keys().count()
+    }
+
+    /// Index entries of `index` whose value starts with `value_prefix`: `(value, record id)` in value
+    /// order. Reads keys only.
+    pub fn index_scan(&self, index: &str, value_prefix: &str) -> Result<Vec<(String, String)>> {
+        let prefix = format!("i/{index}\0{value_prefix}");
+        let head = index.len() + 3;
+        let mut out = Vec::new();
+        for key in self.inner.tree.scan_prefix(prefix.as_bytes()).keys() {
+            let key = key?;
+            let rest = String::from_utf8_lossy(&key[head..]).into_owned();
+            if let Some((value, doc_id)) = rest.rsplit_once('\0') {
+                let id = doc_id.split_once('/').map_or(doc_id, |(_, id)| id);
+                out.push((value.to_owned(), id.to_owned()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The records whose `index` value is exactly `value`.
+    pub fn find<R: Record>(&self, index: &str, value: &str) -> Result<Vec<R>> {
+        let mut out = Vec::new();
+        for (v, id) in self.index_scan(index, value)? {
+            if v == value {
+                if let Some(r) = self.get::<R>(&id)? {
+                    out.push(r);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The saved Automerge document, for sync and history views.
+    pub fn document(&self, doc_id: &str) -> Result<Option<AutoCommit>> {
+        match self.inner.tree.get(format!("d/{doc_id}"))? {
+            Some(bytes) => AutoCommit::load(&bytes).map(Some).map_err(|source| StoreError::CorruptDocument {
+                doc_id: doc_id.to_owned(),
+                source: Box::new(source),
+            }),
+            None => Ok(None),
+        }
+    }
+
+    /// Change-log entries after sequence `after`: `(seq, doc id)`, oldest first, at most `limit`.
+    pub fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<(u64, String)>> {
+        let mut out = Vec::new();
+        for entry in self.inner.tree.range(log_key(after + 1).to_vec()..log_key(u64::MAX).to_vec()) {
+            let (k, v) = entry?;
+            out.push((seq_from_key(&k), String::from_utf8_lossy(&v).into_owned()));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The latest change-log sequence.
+    pub fn last_seq(&self) -> u64 {
+        self.inner.writer.lock().map(|s| *s).unwrap_or(0)
+    }
+
+    /// Reads a box-local key.
+    pub fn get_local<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        match self.inner.tree.get(local_key(key))? {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|source| StoreError::CorruptProjection { doc_id: format!("x/{key}"), source }),
+            None => Ok(None),
+        }
+    }
+
+    /// Box-local entries under `prefix`, in key order: `(key without "x/", value)`. Entries that do not
+    /// decode as `T` are skipped.
+    pub fn scan_local<T: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<(String, T)>> {
+        self.scan_local_range(prefix, None, usize::MAX, false)
+    }
+
+    /// Like [`Store::scan_local`], starting after key `after`, at most `limit`, newest first if `rev`.
+    pub fn scan_local_range<T: DeserializeOwned>(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        rev: bool,
+    ) -> Result<Vec<(String, T)>> {
+        let p = local_key(prefix);
+        let iter = self.inner.tree.scan_prefix(&p);
+        let iter: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> =
+            if rev { Box::new(iter.rev()) } else { Box::new(iter) };
+        let after = after.map(local_key);
+        let mut out = Vec::new();
+        for entry in iter {
+            let (k, v) = entry?;
+            if let Some(a) = &after {
+                if (!rev && k.as_ref() <= a.as_slice()) || (rev && k.as_ref() >= a.as_slice()) {
+                    continue;
+                }
+            }
+            if let Ok(value) = serde_json::from_slice(&v) {
+                out.push((String::from_utf8_lossy(&k[2..]).into_owned(), value));
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether a box-local key exists.
+    pub fn has_local(&self, key: &str) -> Result<bool> {
+        Ok(self.inner.tree.contains_key(local_key(key))?)
+    }
+
+    /// A unique, increasing id (across restarts) for box-local sequences.
+    pub fn next_id(&self) -> Result<u64> {
+        Ok(self.inner.db.generate_id()?)
+    }
+
+    /// Bytes the database occupies on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        self.inner.db.size_on_disk().unwrap_or(0)
+    }
+
+    /// Flushes, stops the flusher thread and refuses further writes.
+    pub fn close(&self) -> Result<()> {
+        self.inner.closed.store(true, Ordering::Release);
+        let result = self.inner.db.flush().map(|_| ()).map_err(|e| StoreError::Flush(e.into()));
+        if let Ok(mut q) = self.inner.flusher.queue.lock() {
+            q.closed = true;
+        }
+        self.inner.flusher.wake.notify_all();
+        if let Some(handle) = self.inner.flusher_thread.lock().ok().and_then(|mut t| t.take()) {
+            let _ = handle.join();
+        }
+        result
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Ok(mut q) = self.flusher.queue.lock() {
+            q.closed = true;
+        }
+        self.flusher.wake.notify_all();
+    }
+}
+
+fn flush_loop(db: &sled::Db, flusher: &Flusher) {
+    loop {
+        let waiters = {
+            let Ok(mut queue) = flusher.queue.lock() else {
+                return;
+            };
+            while queue.waiters.is_empty() && !queue.closed {
+                queue = match flusher.wake.wait(queue) {
+                    Ok(q) => q,
+                    Err(_) => return,
+                };
+            }
+            if queue.waiters.is_empty() && queue.closed {
+                return;
+            }
+            std::mem::take(&mut queue.waiters)
+        };
+        // Every waiter taken here registered after its write was applied, so this flush covers it.
+        let result = db.flush().map(|_| ()).map_err(|e| {
+            tracing::error!(error = %e, "Store flush failed.");
+            e.to_string()
+        });
+        for w in waiters {
+            let _ = w.send(result.clone());
+        }
+    }
+}
+
+fn log_key(seq: u64) -> [u8; 10] {
+    let mut k = [0u8; 10];
+    k[..2].copy_from_slice(b"l/");
+    k[2..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn seq_from_key(key: &[u8]) -> u64 {
+    u64_from(&key[2..])
+}
+
+fn u64_from(bytes: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = bytes.len().min(8);
+    b[..n].copy_from_slice(&bytes[..n]);
+    u64::from_be_bytes(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Alert, AlertKind, AlertState, Severity};
+    use chrono::{TimeZone, Utc};
+
+    fn alert(id: &str, state: AlertState) -> Alert {
+        Alert {
+            id: id.into(),
+            kind: AlertKind::Fever,
+            severity: Severity::Warning,
+            person_id: "p1".into(),
+            subject: "d1".into(),
+            detail: "38.5".into(),
+            state,
+            raised_at: Utc.with_ymd_and_hms(2021, 9, 1, 8, 0, 0).single().expect("time"),
+            acknowledged_by: None,
+            acknowledged_at: None,
+            resolved_by: None,
+            resolved_at: None,
+            resolution_note: String::new(),
+            escalations: 0,
+            last_escalated_at: None,
+        }
+    }
+
+    fn open(dir: &Path) -> Store {
+        Store::open(dir, &StoreConfig::default()).expect("open")
+    }
+
+    #[tokio::test]
+    async fn write_read_index_and_changelog() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(dir.path());
+        let mut w = WriteSet::new();
+        w.put(&alert("a1", AlertState::Open)).expect("put");
+        w.put(&alert("a2", AlertState::Open)).expect("put");
+        store.commit(w).await.expect("commit");
+        assert_eq!(store.index_scan("alert_state", "open|").expect("scan").len(), 2);
+        assert_eq!(store.changes_since(0, 10).expect("log").len(), 2);
+
+        let mut w = WriteSet::new();
+        w.put(&alert("a1", AlertState::Acknowledged)).expect("put");
+        let applied = store.commit(w).await.expect("commit");
+        assert_eq!(applied.changed, vec![("alert/a1".to_owned(), 3)]);
+        assert_eq!(store.index_scan("alert_state", "open|").expect("scan").len(), 1);
+        assert_eq!(store.index_scan("alert_state", "acknowledged|").expect("scan").len(), 1);
+        let log = store.changes_since(0, 10).expect("log");
+        assert_eq!(log, vec![(2, "alert/a2".to_owned()), (3, "alert/a1".to_owned())]);
+        assert_eq!(store.get::<Alert>("a1").expect("get").expect("some").state, AlertState::Acknowledged);
+
+        // An unchanged record writes nothing and takes no sequence.
+        let mut w = WriteSet::new();
+        w.put(&alert("a1", AlertState::Acknowledged)).expect("put");
+        assert!(store.commit(w).await.expect("commit").changed.is_empty());
+        assert_eq!(store.last_seq(), 3);
+    }
+
+    #[tokio::test]
+    async fn survives_reopen_and_keeps_sequence() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = open(dir.path());
+            let mut w = WriteSet::new();
+            w.put(&alert("a1", AlertState::Open)).expect("put");
+            w.put_local("outbox/1", &"hello").expect("local");
+            store.commit(w).await.expect("commit");
+            store.close().expect("close");
+        }
+        let store = open(dir.path());
+        assert_eq!(store.last_seq(), 1);
+        assert!(store.get::<Alert>("a1").expect("get").is_some());
+        assert_eq!(store.get_local::<String>("outbox/1").expect("local").as_deref(), Some("hello"));
+        let doc = store.document("alert/a1").expect("doc").expect("some");
+        assert_eq!(doc::hydrate(&doc)["state"], "open");
+    }
+
+    #[tokio::test]
+    async fn concurrent_writers_share_flushes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(dir.path());
+        let mut tasks = Vec::new();
+        for i in 0..64 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut w = WriteSet::new();
+                w.put(&alert(&format!("a{i}"), AlertState::Open)).expect("put");
+                store.commit(w).await.expect("commit");
+            }));
+        }
+        for t in tasks {
+            t.await.expect("join");
+        }
+        assert_eq!(store.count::<Alert>(), 64);
+        assert_eq!(store.last_seq(), 64);
+    }
+}

@@ -1,0 +1,241 @@
+//! A real browser against the web UI: Debian's headless Chromium driven through chromedriver (the W3C
+//! WebDriver protocol, spoken here over plain HTTP). A nurse logs in, imports a district list through the
+//! upload form, keeps the dashboard open; a quarantined person opens their personal link in another
+//! window and declares a fever; the nurse's dashboard shows the new alert without a reload.
+
+use std::{
+    net::TcpListener,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use outpost_tests::{district_csv, BoxProcess, Client};
+use serde_json::{json, Value};
+
+use crate::PASSWORD;
+
+struct Driver {
+    child: Child,
+    client: Client,
+    session: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.client_delete();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+impl Driver {
+    fn start(profile: &std::path::Path) -> Driver {
+        let port = TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver is missing: scripts/test.sh installs Debian's chromium-driver");
+        let mut client = Client::new(&format!("http://127.0.0.1:{port}"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(a) = client.try_get("/status") {
+                if a.status == 200 {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--window-size=412,915", format!("--user-data-dir={}", profile.display())]
+        }}}});
+        let res = client.post_json("/session", &caps);
+        assert_eq!(res.status, 200, "new session: {}", res.body);
+        let session = res.json()["value"]["sessionId"].as_str().expect("session id").to_owned();
+        Driver { child, client, session }
+    }
+
+    fn client_delete(&mut self) -> Option<()> {
+        let url = format!("/session/{}", self.session);
+        self.client.try_delete(&url).map(|_| ())
+    }
+
+    fn cmd(&mut self, path: &str, body: Value) -> Value {
+        let res = self.client.post_json(&format!("/session/{}{path}", self.session), &body);
+        assert_eq!(res.status, 200, "{path}: {}", res.body);
+        res.json()["value"].clone()
+    }
+
+    fn get(&mut self, path: &str) -> Value {
+        let res = self.client.get(&format!("/session/{}{path}", self.session));
+        assert_eq!(res.status, 200, "{path}: {}", res.body);
+        res.json()["value"].clone()
+    }
+
+    fn goto(&mut self, url: &str) {
+        self.cmd("/url", json!({"url": url}));
+    }
+
+    fn find(&mut self, css: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let res = self.client.post_json(
+                &format!("/session/{}/element", self.session),
+                &json!({"using": "css selector", "value": css}),
+            );
+            if res.status == 200 {
+                let v = res.json();
+                return v["value"][ELEMENT]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("element id in {v}"))
+                    .to_owned();
+            }
+            assert!(Instant::now() < deadline, "no element {css}: {}", self.source());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn type_into(&mut self, css: &str, text: &str) {
+        let el = self.find(css);
+        self.cmd(&format!("/element/{el}/value"), json!({"text": text}));
+    }
+
+    fn click(&mut self, css: &str) {
+        let el = self.find(css);
+        self.cmd(&format!("/element/{el}/click"), json!({}));
+    }
+
+    fn text(&mut self, css: &str) -> String {
+        let el = self.find(css);
+        self.get(&format!("/element/{el}/text")).as_str().unwrap_or("").to_owned()
+    }
+
+    fn source(&mut self) -> String {
+        self.get("/source").as_str().unwrap_or("").to_owned()
+    }
+
+    fn url(&mut self) -> String {
+        self.get("/url").as_str().unwrap_or("").to_owned()
+    }
+
+    fn screenshot(&mut self, path: &std::path::Path) {
+        use std::io::Write;
+        let b64 = self.get("/screenshot");
+        let bytes = decode_base64(b64.as_str().unwrap_or(""));
+        if let Ok(mut f) = std::fs::File::create(path) {
+            let _ = f.write_all(&bytes);
+        }
+    }
+}
+
+fn decode_base64(s: &str) -> Vec<u8> {
+    let val = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let digits: Vec<u8> = s.bytes().filter_map(val).collect();
+    digits
+        .chunks(4)
+        .flat_map(|c| {
+            let n = c.iter().enumerate().fold(0u32, |acc, (i, d)| acc | (u32::from(*d) << (18 - 6 * i)));
+            let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+            bytes[..c.len().saturating_sub(1)].to_vec()
+        })
+        .collect()
+}
+
+#[test]
+fn nurse_imports_a_list_and_sees_a_declaration_live() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = BoxProcess::start("run", &dir.path().join("data"), &[]);
+    // The first administrator, then a nurse account for the browser.
+    let mut admin = Client::new(&b.url);
+    admin.setup_admin(b.setup_link.as_deref().expect("setup link"), "admin.browser", PASSWORD);
+    let res = admin.post_form(
+        "/users",
+        &[
+            ("display_name", "Y tá Mai"),
+            ("username", "yta.mai"),
+            ("role", "medical"),
+            ("password", PASSWORD),
+            ("password2", PASSWORD),
+        ],
+    );
+    assert_eq!(res.status, 303, "{}", res.body);
+    let today = chrono::Utc::now().date_naive();
+    let csv_path = dir.path().join("danh-sach-quan.csv");
+    std::fs::write(
+        &csv_path,
+        district_csv(
+            20,
+            &today.format("%d/%m/%Y").to_string(),
+            &(today + chrono::Duration::days(14)).format("%d/%m/%Y").to_string(),
+        ),
+    )
+    .expect("csv");
+
+    let mut d = Driver::start(&dir.path().join("chromium"));
+    d.goto(&format!("{}/", b.url));
+    assert!(d.url().contains("/login"), "an anonymous visit goes to the login page");
+    assert!(d.source().contains("Đăng nhập"), "Vietnamese first");
+    d.type_into("input[name=username]", "yta.mai");
+    d.type_into("input[name=password]", PASSWORD);
+    d.click("button[type=submit]");
+    d.find("#live");
+
+    d.goto(&format!("{}/people/import", b.url));
+    d.type_into("input[type=file]", &csv_path.display().to_string());
+    d.click("form.stack button[type=submit]");
+    let notice = d.text("p.notice");
+    assert!(notice.contains("20"), "import notice: {notice}");
+    assert!(d.source().contains("Nguyễn Văn An"), "the imported names are listed intact");
+
+    // The person's own link, as the QR code would open it.
+    d.click("table tbody tr td a");
+    let link = d.text("#personal-link");
+    assert!(link.contains("/d/"), "{link}");
+
+    d.goto(&format!("{}/", b.url));
+    let before: u64 = d.text("[data-count=open_alerts]").parse().expect("count");
+    let dashboard = d.get("/window").as_str().expect("handle").to_owned();
+    // Give the page a moment to open its event stream.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !d.source().contains("class=\"live\"") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let new = d.cmd("/window/new", json!({"type": "window"}));
+    let person_window = new["handle"].as_str().expect("handle").to_owned();
+    d.cmd("/window", json!({"handle": person_window}));
+    d.goto(&link);
+    assert!(d.source().contains("Khai báo y tế"));
+    d.type_into("input[name=temperature]", "38,7");
+    d.click("input[value=cough]");
+    d.click("button[type=submit]");
+    let thanks = d.text("p.notice");
+    assert!(thanks.contains("Đã nhận khai báo"), "{thanks}");
+
+    d.cmd("/window", json!({"handle": dashboard}));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now: u64 = d.text("[data-count=open_alerts]").parse().unwrap_or(0);
+        if now == before + 1 && d.source().contains("38.7 °C") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the dashboard did not update live: {}", d.source());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if let Ok(shot) = std::env::var("OUTPOST_SCREENSHOT") {
+        d.screenshot(std::path::Path::new(&shot));
+    }
+}

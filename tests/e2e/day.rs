@@ -1,0 +1,184 @@
+//! One quarantine day, driven through the real binary on its manual clock: 50 people imported from a
+//! district list; most declare on time, some late (exactly one SMS reminder each, per round), some never
+//! (exactly one alert each, per round), one with a fever (an alert within a second); the box restarted
+//! mid-day repeats nothing; alerts acknowledged and resolved.
+
+use std::time::{Duration, Instant};
+
+use outpost_tests::{district_csv, BoxProcess, Client};
+use serde_json::{json, Value};
+
+use crate::PASSWORD;
+
+const ON_TIME: std::ops::Range<usize> = 0..40;
+const LATE: std::ops::Range<usize> = 40..45;
+const NEVER: std::ops::Range<usize> = 45..49;
+const FEVER: usize = 49;
+
+fn at(local: &str) -> String {
+    format!("set 2026-11-21T{local}:00+07:00")
+}
+
+fn count(line: &str, key: &str) -> usize {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {line}"))
+}
+
+fn declare(c: &mut Client, token: &str, temperature: &str) -> Value {
+    let res = c.post_json(
+        &format!("/api/v1/declare/{token}"),
+        &json!({"temperature": temperature, "spo2": "97", "symptoms": []}),
+    );
+    assert_eq!(res.status, 201, "{}", res.body);
+    res.json()
+}
+
+#[test]
+fn a_quarantine_day() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let clock_start = ["--clock", "2026-11-20T23:00:00Z"]; // 06:00 at the site
+    let mut b = BoxProcess::start("run", &data, &clock_start);
+    let mut staff = Client::new(&b.url);
+    staff.setup_admin(b.setup_link.as_deref().expect("setup link on first start"), "lan.nguyen", PASSWORD);
+
+    let csv = district_csv(50, "21/11/2026", "04/12/2026");
+    let res = staff.post_bytes("/api/v1/people/import", "text/csv", &csv);
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json()["imported"], 50);
+    let list = staff.get("/api/v1/people").json();
+    let mut people: Vec<(String, String)> = Vec::new();
+    for p in list.as_array().expect("array") {
+        let id = p["id"].as_str().expect("id").to_owned();
+        let full = staff.get(&format!("/api/v1/people/{id}")).json();
+        people.push((id, full["declare_token"].as_str().expect("token").to_owned()));
+    }
+    assert_eq!(people.len(), 50);
+    let mut person = Client::new(&b.url);
+
+    for (round, slot) in ["08:00", "16:00", "21:00"].into_iter().enumerate() {
+        let (h, _) = slot.split_once(':').expect("slot");
+        let h: u32 = h.parse().expect("hour");
+        b.clock(&at(&format!("{h:02}:05")));
+        for i in ON_TIME {
+            let d = declare(&mut person, &people[i].1, "36.8");
+            assert_eq!(d["on_time"], true);
+            assert_eq!(d["alerted"], false);
+        }
+        if round == 0 {
+            let started = Instant::now();
+            let d = declare(&mut person, &people[FEVER].1, "38.6");
+            assert_eq!(d["alerted"], true);
+            let alerts = staff.get("/api/v1/alerts?state=open").json();
+            let fever = alerts
+                .as_array()
+                .expect("alerts")
+                .iter()
+                .find(|a| a["kind"] == "fever")
+                .expect("fever alert");
+            assert_eq!(fever["person_id"], people[FEVER].0.as_str());
+            assert!(started.elapsed() < Duration::from_secs(1), "fever alert took {:?}", started.elapsed());
+        } else {
+            declare(&mut person, &people[FEVER].1, "37.0");
+        }
+        let r = b.clock(&at(&format!("{h:02}:29")));
+        assert_eq!(count(&r, "reminders"), 0, "no reminder inside the grace period: {r}");
+        let r = b.clock(&at(&format!("{h:02}:31")));
+        assert_eq!(count(&r, "reminders"), LATE.len() + NEVER.len(), "{r}");
+        if round == 1 {
+            // A power cut after the reminders went out: the restarted box repeats none of them.
+            b.kill9();
+            b = BoxProcess::start("run", &data, &["--clock", "2026-11-21T09:31:00Z"]);
+            assert!(b.setup_link.is_none(), "no setup link once an administrator exists");
+            staff = Client::new(&b.url);
+            assert_eq!(staff.login("lan.nguyen", PASSWORD).status, 303);
+            person = Client::new(&b.url);
+            let r = b.clock("tick");
+            assert_eq!(count(&r, "reminders"), 0, "{r}");
+        }
+        b.clock(&at(&format!("{h:02}:45")));
+        for i in LATE {
+            let d = declare(&mut person, &people[i].1, "36.9");
+            assert_eq!(d["on_time"], false, "a declaration after the grace period is late");
+        }
+        let r = b.clock(&at(&format!("{h:02}:59")));
+        assert_eq!(count(&r, "alerts"), 0, "{r}");
+        let r = b.clock(&at(&format!("{:02}:31", h + 1)));
+        assert_eq!(count(&r, "alerts"), NEVER.len(), "{r}");
+        assert_eq!(count(&r, "reminders"), 0, "{r}");
+    }
+    let r = b.clock(&at("23:59"));
+    assert_eq!((count(&r, "reminders"), count(&r, "alerts")), (0, 0), "{r}");
+
+    // Exactly one reminder per late or silent person per round, to their phone, and nobody else.
+    let outbox = staff.get("/api/v1/outbox").json();
+    let reminders: Vec<&Value> =
+        outbox.as_array().expect("outbox").iter().filter(|m| m["purpose"] == "reminder").collect();
+    assert_eq!(reminders.len(), 3 * (LATE.len() + NEVER.len()));
+    for (i, (id, token)) in people.iter().enumerate() {
+        let mine: Vec<_> = reminders.iter().filter(|m| m["person_id"] == id.as_str()).collect();
+        let expected = if LATE.contains(&i) || NEVER.contains(&i) { 3 } else { 0 };
+        assert_eq!(mine.len(), expected, "person {i}");
+        for m in mine {
+            assert!(
+                m["text"].as_str().expect("text").contains(token.as_str()),
+                "reminder carries the personal link"
+            );
+        }
+    }
+
+    // Exactly one missing-declaration alert per silent person per round, and the fever alert.
+    let mut alerts: Vec<Value> =
+        staff.get("/api/v1/alerts?state=open").json().as_array().expect("alerts").clone();
+    let missing: Vec<&Value> = alerts.iter().filter(|a| a["kind"] == "missing_declaration").collect();
+    assert_eq!(missing.len(), 3 * NEVER.len());
+    for i in NEVER {
+        assert_eq!(
+            missing.iter().filter(|a| a["person_id"] == people[i].0.as_str()).count(),
+            3,
+            "person {i}"
+        );
+    }
+    assert_eq!(alerts.iter().filter(|a| a["kind"] == "fever").count(), 1);
+    assert_eq!(alerts.len(), 3 * NEVER.len() + 1);
+    assert!(
+        alerts.iter().all(|a| a["escalations"].as_u64().unwrap_or(0) >= 1),
+        "unacknowledged alerts escalated"
+    );
+
+    // Staff acknowledge and resolve every alert.
+    for a in &alerts {
+        let id = a["id"].as_str().expect("id");
+        let res = staff.post_json(&format!("/api/v1/alerts/{id}/ack"), &json!({}));
+        assert_eq!(res.status, 200, "{}", res.body);
+        assert_eq!(res.json()["acknowledged_by"], "lan.nguyen");
+    }
+    assert_eq!(staff.get("/api/v1/alerts?state=open").json().as_array().expect("open").len(), 0);
+    alerts = staff.get("/api/v1/alerts?state=acknowledged").json().as_array().expect("acked").clone();
+    for a in &alerts {
+        let id = a["id"].as_str().expect("id");
+        let res = staff.post_json(
+            &format!("/api/v1/alerts/{id}/resolve"),
+            &json!({"note": "Đã gọi điện, người cách ly ổn."}),
+        );
+        assert_eq!(res.status, 200, "{}", res.body);
+        assert_eq!(res.json()["state"], "resolved");
+    }
+    assert_eq!(
+        staff.get("/api/v1/alerts?state=resolved").json().as_array().expect("resolved").len(),
+        3 * NEVER.len() + 1
+    );
+
+    // The follow-up sheet agrees.
+    let sheet = staff.get("/api/v1/followup?date=2026-11-21").json();
+    let rows = sheet.as_array().expect("rows");
+    assert_eq!(rows.len(), 50);
+    let fever_row = rows.iter().find(|r| r["person_id"] == people[FEVER].0.as_str()).expect("fever row");
+    assert_eq!(fever_row["max_temperature"], 38.6);
+    assert_eq!(fever_row["on_time"], 3);
+    let late_row = rows.iter().find(|r| r["person_id"] == people[LATE.start].0.as_str()).expect("late row");
+    assert_eq!((late_row["declared"].as_u64(), late_row["on_time"].as_u64()), (Some(3), Some(0)));
+    assert!(b.stop().success());
+}

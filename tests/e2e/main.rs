@@ -1,0 +1,17 @@
+//! End-to-end tests: each drives the real `outpost` binary from outside (see `outpost_tests`).
+//!
+//! - [`day`]: one quarantine day on the manual clock, 50 people, reminders and alerts exactly once.
+//! - [`crash`]: SIGKILL during bursts of acknowledged writes; nothing acknowledged is lost.
+//! - [`access`]: every route refuses anonymous callers but the public ones; a manager cannot write.
+//! - [`bad_input`]: every kind of bad input gets a clear 4xx and changes nothing.
+//! - [`browser`]: headless Chromium logs in, imports a list, declares through a personal link and sees
+//!   the dashboard update live.
+
+mod access;
+mod bad_input;
+mod browser;
+mod crash;
+mod day;
+
+/// A password for test accounts (tests make their own; the box has none).
+pub const PASSWORD: &str = "thu-nghiem-mat-khau-2026";

@@ -1,0 +1,373 @@
+//! Harness for the end-to-end tests: start the real `outpost` binary on a free port with its own data
+//! folder, read what it prints, drive its manual clock, kill it, and talk to it over HTTP as a browser or
+//! an API client would (cookies, CSRF tokens, bearer tokens). No mocks: everything goes through the
+//! process boundary and the loopback network.
+
+use std::{
+    collections::HashMap,
+    io::{BufRead, BufReader, Write},
+    path::{Path, PathBuf},
+    process::{Child, ChildStdin, Command, Stdio},
+    sync::mpsc::{self, Receiver},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// The `outpost` binary built by `cargo build` (or named by `OUTPOST_BIN`).
+pub fn outpost_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("OUTPOST_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("outpost");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p outpost` first (scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A running box.
+pub struct BoxProcess {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    pub url: String,
+    pub setup_link: Option<String>,
+    /// Everything it printed on standard output so far.
+    pub printed: Vec<String>,
+}
+
+impl BoxProcess {
+    /// Starts `outpost <subcommand> --data DATA --listen 127.0.0.1:0 <extra…>` and waits until it listens.
+    pub fn start(subcommand: &str, data: &Path, extra: &[&str]) -> BoxProcess {
+        let mut cmd = Command::new(outpost_bin());
+        cmd.arg(subcommand)
+            .arg("--data")
+            .arg(data)
+            .args(["--listen", "127.0.0.1:0", "--log", "warn"])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("spawn outpost");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        let mut b =
+            BoxProcess { child, stdin, lines: rx, url: String::new(), setup_link: None, printed: Vec::new() };
+        let line = b.wait_for(|l| l.contains(" listening on "), Duration::from_secs(30));
+        b.url = line.rsplit(' ').next().expect("url").to_owned();
+        // A setup link, when the box has no account yet, is printed just before.
+        b.setup_link = b
+            .printed
+            .iter()
+            .find(|l| l.contains("/setup/"))
+            .and_then(|l| l.find("http://").map(|i| l[i..].trim().to_owned()));
+        b
+    }
+
+    /// Waits for a printed line matching `pred`.
+    pub fn wait_for(&mut self, pred: impl Fn(&str) -> bool, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.printed.push(line.clone());
+                    if pred(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => {
+                    let status = self.child.try_wait().ok().flatten();
+                    panic!(
+                        "outpost did not print the expected line (exit: {status:?}); it printed: {:#?}",
+                        self.printed
+                    )
+                }
+            }
+        }
+    }
+
+    /// Sends a clock command (`set TIME`, `advance 30m`, `tick`) and returns the box's `clock …` reply.
+    pub fn clock(&mut self, command: &str) -> String {
+        let stdin = self.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "{command}").expect("write clock command");
+        stdin.flush().expect("flush");
+        let line = self.wait_for(|l| l.starts_with("clock"), Duration::from_secs(30));
+        assert!(line.starts_with("clock "), "{line}");
+        line
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: no chance to flush or close anything.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return s;
+            }
+            if Instant::now() > deadline {
+                self.kill9();
+                panic!("outpost did not stop within 20 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for BoxProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub location: Option<String>,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// A client with a cookie jar, like one browser.
+pub struct Client {
+    agent: ureq::Agent,
+    pub base: String,
+    cookies: HashMap<String, String>,
+    pub bearer: Option<String>,
+    /// The session's CSRF token, once logged in.
+    pub csrf: Option<String>,
+}
+
+impl Client {
+    pub fn new(base: &str) -> Client {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .max_redirects(0)
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Client {
+            agent,
+            base: base.trim_end_matches('/').to_owned(),
+            cookies: HashMap::new(),
+            bearer: None,
+            csrf: None,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.base)
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    fn finish(&mut self, res: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Answer {
+        self.try_finish(res).expect("HTTP request")
+    }
+
+    fn try_finish(
+        &mut self,
+        res: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Answer, ureq::Error> {
+        let mut res = res?;
+        for v in res.headers().get_all("set-cookie") {
+            if let Some((kv, _)) =
+                v.to_str().unwrap_or("").split_once(';').or(Some((v.to_str().unwrap_or(""), "")))
+            {
+                if let Some((k, v)) = kv.split_once('=') {
+                    if v.is_empty() {
+                        self.cookies.remove(k);
+                    } else {
+                        self.cookies.insert(k.to_owned(), v.to_owned());
+                    }
+                }
+            }
+        }
+        let location = res.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let status = res.status().as_u16();
+        let body = res.body_mut().read_to_string()?;
+        Ok(Answer { status, location, body })
+    }
+
+    fn with_auth<B>(&self, mut req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        if !self.cookies.is_empty() {
+            req = req.header("Cookie", &self.cookie_header());
+        }
+        if let Some(b) = &self.bearer {
+            req = req.header("Authorization", &format!("Bearer {b}"));
+        }
+        if let Some(c) = &self.csrf {
+            req = req.header("X-CSRF-Token", c);
+        }
+        req
+    }
+
+    pub fn get(&mut self, path: &str) -> Answer {
+        let req = self.with_auth(self.agent.get(&self.url(path)));
+        let res = req.call();
+        self.finish(res)
+    }
+
+    /// Like [`Client::get`], but a connection failure is `None`.
+    pub fn try_get(&mut self, path: &str) -> Option<Answer> {
+        let req = self.with_auth(self.agent.get(&self.url(path)));
+        let res = req.call();
+        self.try_finish(res).ok()
+    }
+
+    pub fn try_delete(&mut self, path: &str) -> Option<Answer> {
+        let req = self.with_auth(self.agent.delete(&self.url(path)));
+        let res = req.call();
+        self.try_finish(res).ok()
+    }
+
+    /// A form post; the form's `csrf` field is added from the session or the anonymous CSRF cookie.
+    pub fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Answer {
+        let csrf =
+            self.csrf.clone().or_else(|| self.cookies.get("outpost_csrf").cloned()).unwrap_or_default();
+        let mut all: Vec<(&str, &str)> = fields.to_vec();
+        all.push(("csrf", &csrf));
+        let req = self.with_auth(self.agent.post(&self.url(path)));
+        let res = req.send_form(all);
+        self.finish(res)
+    }
+
+    /// A form post exactly as given (no CSRF field added).
+    pub fn post_form_raw(&mut self, path: &str, fields: &[(&str, &str)]) -> Answer {
+        let req = self.with_auth(self.agent.post(&self.url(path)));
+        let res = req.send_form(fields.to_vec());
+        self.finish(res)
+    }
+
+    pub fn post_json(&mut self, path: &str, body: &Value) -> Answer {
+        let req = self.with_auth(self.agent.post(&self.url(path)));
+        let res = req.send_json(body);
+        self.finish(res)
+    }
+
+    /// Like [`Client::post_json`], but a connection failure (a box that was just killed) is `None`.
+    pub fn try_post_json(&mut self, path: &str, body: &Value) -> Option<Answer> {
+        let req = self.with_auth(self.agent.post(&self.url(path)));
+        let res = req.send_json(body);
+        self.try_finish(res).ok()
+    }
+
+    pub fn put_json(&mut self, path: &str, body: &Value) -> Answer {
+        let req = self.with_auth(self.agent.put(&self.url(path)));
+        let res = req.send_json(body);
+        self.finish(res)
+    }
+
+    pub fn post_bytes(&mut self, path: &str, content_type: &str, body: &[u8]) -> Answer {
+        let req = self.with_auth(self.agent.post(&self.url(path))).header("Content-Type", content_type);
+        let res = req.send(body);
+        self.finish(res)
+    }
+
+    /// Creates the first administrator through the one-time setup link and keeps the session.
+    pub fn setup_admin(&mut self, setup_link: &str, username: &str, password: &str) {
+        let page = self.get(setup_link);
+        assert_eq!(page.status, 200, "{}", page.body);
+        let path = setup_link.find("/setup/").map(|i| &setup_link[i..]).expect("setup path");
+        let res = self.post_form(
+            path,
+            &[
+                ("display_name", "Quản trị viên"),
+                ("username", username),
+                ("password", password),
+                ("password2", password),
+            ],
+        );
+        assert_eq!(res.status, 303, "setup failed: {}", res.body);
+        self.load_csrf();
+    }
+
+    /// Logs in with a password and keeps the session.
+    pub fn login(&mut self, username: &str, password: &str) -> Answer {
+        self.get("/login");
+        let res = self.post_form("/login", &[("username", username), ("password", password), ("next", "/")]);
+        if res.status == 303 {
+            self.load_csrf();
+        }
+        res
+    }
+
+    /// Reads the session's CSRF token from the API.
+    pub fn load_csrf(&mut self) {
+        let s = self.get("/api/v1/session");
+        assert_eq!(s.status, 200, "{}", s.body);
+        self.csrf = s.json()["csrf"].as_str().map(str::to_owned);
+    }
+
+    pub fn has_cookie(&self, name: &str) -> bool {
+        self.cookies.contains_key(name)
+    }
+
+    pub fn forget_cookies(&mut self) {
+        self.cookies.clear();
+        self.csrf = None;
+    }
+}
+
+/// A CSV list of `n` people in the districts' format (semicolon, BOM, Vietnamese headers).
+pub fn district_csv(n: usize, start: &str, end: &str) -> Vec<u8> {
+    let mut s = String::from("\u{feff}STT;Họ và tên;Năm sinh;Số điện thoại;Giới tính;Số CMND/CCCD;Địa chỉ cách ly;Phòng;Ngày bắt đầu cách ly;Ngày kết thúc cách ly;Số Quyết định;Công nhân\r\n");
+    let family = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Võ", "Đặng", "Bùi"];
+    let given = ["An", "Bình", "Châu", "Dũng", "Giang", "Hà", "Hải", "Hương", "Lan", "Long"];
+    for i in 0..n {
+        s.push_str(&format!(
+            "{};{} Văn {};{};09{:08};{};0{:011};Khu cách ly tập trung;{}{:02};{start};{end};{}/QĐ-UBND;{}\r\n",
+            i + 1,
+            family[i % family.len()],
+            given[(i / family.len()) % given.len()],
+            1960 + i % 50,
+            30_000_000 + i,
+            if i % 2 == 0 { "Nam" } else { "Nữ" },
+            79_000_000_000u64 + i as u64,
+            ["A", "B"][i % 2],
+            i / 2 + 1,
+            100 + i / 10,
+            if i % 3 == 0 { "x" } else { "" },
+        ));
+    }
+    s.into_bytes()
+}
