@@ -60,14 +60,15 @@ pub fn compute(app: &Outpost) -> AppResult<Dashboard> {
             continue;
         };
         d.in_quarantine += 1;
+        if declared.contains(&p.id) {
+            d.declared += 1;
+            continue;
+        }
         if !app.schedule.owes(&p, slot) {
             continue;
         }
-        let list = match app.schedule.state(slot, declared.contains(&p.id), now) {
-            SlotState::Declared => {
-                d.declared += 1;
-                continue;
-            }
+        let list = match app.schedule.state(slot, false, now) {
+            SlotState::Declared => continue,
             SlotState::Due => &mut d.due,
             SlotState::Late => &mut d.late,
             SlotState::Missing => &mut d.missing,

@@ -511,6 +511,29 @@ mod tests {
     }
 
     #[test]
+    fn openapi_documents_exactly_the_api_routes() {
+        let spec: serde_json::Value =
+            serde_json::from_str(include_str!("../../assets/openapi.json")).expect("openapi.json parses");
+        let paths = spec["paths"].as_object().expect("paths");
+        let mut documented = 0;
+        for r in routes().iter().filter(|r| r.path.starts_with("/api/") || r.path == "/healthz") {
+            let op = &paths.get(r.path).unwrap_or_else(|| panic!("{} is not in openapi.json", r.path))
+                [r.method.as_str().to_lowercase()];
+            assert!(op.is_object(), "{} {} is not in openapi.json", r.method, r.path);
+            assert_eq!(
+                op.get("security").is_some(),
+                r.access == Access::Public,
+                "{} {}: public?",
+                r.method,
+                r.path
+            );
+            documented += 1;
+        }
+        let in_spec: usize = paths.values().map(|p| p.as_object().map_or(0, |o| o.len())).sum();
+        assert_eq!(documented, in_spec, "openapi.json documents a route the box does not have");
+    }
+
+    #[test]
     fn every_route_is_unique() {
         let mut seen = std::collections::HashSet::new();
         for r in routes() {

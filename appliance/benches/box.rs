@@ -1,0 +1,309 @@
+//! The box's benchmark binary (`cargo bench -p outpost --bench box`):
+//!
+//! 1. acknowledged declaration submissions per second with 50 concurrent clients over HTTP, with the
+//!    p50 and p99 latency of an acknowledgement (each one durable: group-committed and flushed);
+//! 2. the dashboard render (figures + HTML) with 2,000 people and 14 days of declarations;
+//! 3. the resident memory of the real `outpost` binary serving that data.
+//!
+//! Goals (issue 2): ≥ 1,000 submissions/s with p99 ≤ 100 ms; dashboard ≤ 20 ms; RSS ≤ 128 MB.
+//! `BENCH_SECONDS` sets the submission run's length (default 10).
+
+use std::{
+    process::{Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use chrono::{Duration as Days, TimeZone, Utc};
+use outpost::{
+    app::Outpost,
+    auth::Staff,
+    clock::{Clock, ManualClock, SystemClock},
+    config::Config,
+    i18n::Lang,
+    web::{self, Ctx},
+};
+use outpost_sync::{
+    record::{Channel, Declaration, Person, Role},
+    Store, StoreConfig, WriteSet,
+};
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn config(data: &std::path::Path) -> Config {
+    let mut c = Config::from_toml("").expect("defaults");
+    c.raw.store.data_dir = data.to_owned();
+    c.raw.web.listen = "127.0.0.1:0".into();
+    Config::validate(c.raw).expect("valid")
+}
+
+fn submissions() {
+    let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let store = Store::open(dir.path(), &StoreConfig::default()).expect("store");
+    let app = Outpost::new(store, config(dir.path()), Arc::new(SystemClock) as Arc<dyn Clock>);
+    let (url, tokens) = rt.block_on(async {
+        app.ensure_site().await.expect("site");
+        let mut tokens = Vec::new();
+        for i in 0..50 {
+            let input = outpost::demo::person_input(i, app.today());
+            tokens.push(app.create_person(&input, "bench").await.expect("person").declare_token);
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let router = web::router(web::AppState::new(app.clone(), tokio_util::sync::CancellationToken::new()));
+        tokio::spawn(async move {
+            let _ =
+                axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+                    .await;
+        });
+        (url, tokens)
+    });
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let errors = Arc::new(Mutex::new(0usize));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let clients: Vec<_> = tokens
+        .into_iter()
+        .map(|token| {
+            let (url, latencies, errors) = (url.clone(), latencies.clone(), errors.clone());
+            std::thread::spawn(move || {
+                let agent: ureq::Agent =
+                    ureq::Agent::config_builder().http_status_as_error(false).build().into();
+                let body = serde_json::json!({"temperature": "36.8", "spo2": "97", "symptoms": ["cough"]});
+                let mut mine = Vec::new();
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    let res = agent.post(&format!("{url}/api/v1/declare/{token}")).send_json(&body);
+                    match res {
+                        Ok(mut r) if r.status() == 201 => {
+                            let _ = r.body_mut().read_to_string();
+                            mine.push(t.elapsed());
+                        }
+                        _ => *errors.lock().expect("lock") += 1,
+                    }
+                }
+                latencies.lock().expect("lock").extend(mine);
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().expect("client");
+    }
+    let elapsed = started.elapsed();
+    let mut l = latencies.lock().expect("lock").clone();
+    l.sort();
+    println!(
+        "submissions: {} acknowledged in {:.1} s with 50 clients = {:.0}/s; latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; errors {}",
+        l.len(),
+        elapsed.as_secs_f64(),
+        l.len() as f64 / elapsed.as_secs_f64(),
+        percentile(&l, 0.5).as_secs_f64() * 1e3,
+        percentile(&l, 0.99).as_secs_f64() * 1e3,
+        l.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+        errors.lock().expect("lock"),
+    );
+    app.store.close().expect("close");
+}
+
+/// 2,000 people, each with 14 days × 3 declarations (84,000 documents), written in bulk.
+fn seed_site(data: &std::path::Path, now: chrono::DateTime<Utc>) {
+    let store = Store::open(data, &StoreConfig::default()).expect("store");
+    let app = Outpost::new(store.clone(), config(data), ManualClock::new(now) as Arc<dyn Clock>);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(app.ensure_site()).expect("site");
+    let today = app.today();
+    let started = Instant::now();
+    for chunk in 0..20 {
+        let mut w = WriteSet::new();
+        for i in chunk * 100..(chunk + 1) * 100 {
+            let mut input = outpost::demo::person_input(i, today);
+            input.quarantine_start = (today - Days::days(13)).to_string();
+            input.quarantine_end = (today + Days::days(1)).to_string();
+            input.id_number = format!("0{:011}", 50_000_000_000u64 + i as u64);
+            let valid = input.validate(today).expect("valid");
+            let mut p: Person = app.new_person(&valid, "bench");
+            p.created_at = now - Days::days(14);
+            for day in 0..14 {
+                let date = today - Days::days(day);
+                for t in &app.schedule.times {
+                    let slot = date.and_time(*t);
+                    let at = app.schedule.utc(slot) + Days::minutes((i % 20) as i64);
+                    if at > now {
+                        continue;
+                    }
+                    w.put(&Declaration {
+                        id: uuid::Uuid::new_v4().simple().to_string(),
+                        person_id: p.id.clone(),
+                        slot,
+                        submitted_at: at,
+                        on_time: true,
+                        channel: Channel::Personal,
+                        entered_by: None,
+                        temperature: 36.5,
+                        spo2: Some(97),
+                        symptoms: vec![],
+                        note: String::new(),
+                    })
+                    .expect("put");
+                }
+            }
+            w.put(&p).expect("put");
+        }
+        store.apply(w).expect("apply");
+    }
+    rt.block_on(store.durable()).expect("flush");
+    println!(
+        "seeded 2,000 people and {} declarations in {:.1} s ({} MB on disk)",
+        store.count::<Declaration>(),
+        started.elapsed().as_secs_f64(),
+        store.size_on_disk() / 1_000_000
+    );
+    store.close().expect("close");
+}
+
+fn dashboard(data: &std::path::Path, now: chrono::DateTime<Utc>) {
+    let store = Store::open(data, &StoreConfig::default()).expect("store");
+    let app = Outpost::new(store.clone(), config(data), ManualClock::new(now) as Arc<dyn Clock>);
+    let state = web::AppState::new(app, tokio_util::sync::CancellationToken::new());
+    let ctx = Ctx {
+        lang: Lang::Vi,
+        staff: Some(Staff {
+            username: "bench".into(),
+            display_name: "Bench".into(),
+            role: Role::Medical,
+            csrf: Some("x".into()),
+        }),
+        ip: None,
+    };
+    let mut times = Vec::new();
+    let mut size = 0;
+    for _ in 0..60 {
+        let t = Instant::now();
+        let page = web::pages::dashboard_markup(&state, &ctx).map_err(|_| "render").expect("dashboard");
+        times.push(t.elapsed());
+        size = page.into_string().len();
+    }
+    let warm: Vec<Duration> = {
+        let mut w = times[10..].to_vec();
+        w.sort();
+        w
+    };
+    println!(
+        "dashboard: median {:.2} ms, p95 {:.2} ms, first (cold) {:.2} ms over {} renders of {} KB",
+        percentile(&warm, 0.5).as_secs_f64() * 1e3,
+        percentile(&warm, 0.95).as_secs_f64() * 1e3,
+        times[0].as_secs_f64() * 1e3,
+        times.len(),
+        size / 1000
+    );
+    store.close().expect("close");
+}
+
+fn memory(data: &std::path::Path, now: chrono::DateTime<Utc>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args(["run", "--listen", "127.0.0.1:0", "--log", "warn", "--clock", &now.to_rfc3339(), "--data"])
+        .arg(data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn outpost");
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let mut setup = None;
+    let url = loop {
+        let line = lines.next().expect("line").expect("read");
+        if line.contains("/setup/") {
+            setup = line.find("http://").map(|i| line[i..].to_owned());
+        }
+        if let Some(i) = line.find(" listening on ") {
+            break line[i + " listening on ".len()..].trim().to_owned();
+        }
+    };
+    // Sign in through the setup link as a browser would, then load the busiest pages repeatedly.
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().max_redirects(0).http_status_as_error(false).build().into();
+    let setup = setup.expect("setup link");
+    let res = agent.get(&setup).call().expect("setup page");
+    let cookie = res
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .to_owned();
+    let csrf = cookie.split_once('=').map(|(_, v)| v.to_owned()).unwrap_or_default();
+    let path = &setup[setup.find("/setup/").expect("path")..];
+    let res = agent
+        .post(&format!("{url}{path}"))
+        .header("Cookie", &cookie)
+        .send_form([
+            ("display_name", "Bench"),
+            ("username", "bench"),
+            ("password", "bench-password-1"),
+            ("password2", "bench-password-1"),
+            ("csrf", &csrf),
+        ])
+        .expect("setup");
+    let session = res
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .to_owned();
+    for _ in 0..20 {
+        for page in ["/", "/people", "/alerts", "/followup", "/api/v1/people"] {
+            let mut r = agent.get(&format!("{url}{page}")).header("Cookie", &session).call().expect("page");
+            assert_eq!(r.status(), 200, "{page}");
+            let _ = r.body_mut().read_to_string();
+        }
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l[name.len()..].trim().to_owned())
+            .unwrap_or_default()
+    };
+    println!(
+        "memory of the box serving 2,000 people: VmRSS {}, VmHWM (peak) {}",
+        field("VmRSS:"),
+        field("VmHWM:")
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter word runs one part only.
+    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let wants = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
+    if wants("submissions") {
+        submissions();
+    }
+    if wants("dashboard") || wants("memory") {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).single().expect("time"); // 16:00 at the site
+        seed_site(dir.path(), now);
+        if wants("dashboard") {
+            dashboard(dir.path(), now);
+        }
+        if wants("memory") {
+            memory(dir.path(), now);
+        }
+    }
+}
