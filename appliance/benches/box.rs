@@ -167,6 +167,22 @@ fn seed_site(data: &std::path::Path, now: chrono::DateTime<Utc>) {
         store.size_on_disk() / 1_000_000
     );
     store.close().expect("close");
+    println!("data folder after close: {} MB", dir_size(data) / 1_000_000);
+}
+
+fn dir_size(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_size(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 fn dashboard(data: &std::path::Path, now: chrono::DateTime<Utc>) {

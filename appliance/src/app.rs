@@ -10,8 +10,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use outpost_sync::{
     record::{
-        slot_key, Alert, AlertKind, AlertState, Channel, Declaration, FollowUp, Person, PersonStatus,
-        Severity, Site, StatusChange, Symptom,
+        slot_key, Alert, AlertKind, AlertState, Channel, Declaration, FollowUp, Person, PersonDetails,
+        PersonStatus, Severity, Site, StatusChange, Symptom,
     },
     store::Applied,
     Store, StoreError, WriteSet,
@@ -150,25 +150,11 @@ impl Outpost {
     }
 
     /// Builds a new person record from validated input (not yet stored).
-    pub fn new_person(&self, input: &validate::ValidPerson, by: &str) -> Person {
+    pub fn new_person(&self, details: &PersonDetails, by: &str) -> Person {
         let now = self.now();
         Person {
             id: uuid::Uuid::new_v4().simple().to_string(),
-            full_name: input.full_name.clone(),
-            birth_year: input.birth_year,
-            phone: input.phone.clone(),
-            gender: input.gender,
-            id_number: input.id_number.clone(),
-            address: input.address.clone(),
-            room: input.room.clone(),
-            quarantine_start: input.quarantine_start,
-            quarantine_end: input.quarantine_end,
-            decision_number: input.decision_number.clone(),
-            category: input.category,
-            worker: input.worker,
-            child: input.child,
-            pregnant: input.pregnant,
-            foreigner: input.foreigner,
+            details: details.clone(),
             status: PersonStatus::InQuarantine,
             status_history: vec![StatusChange {
                 status: PersonStatus::InQuarantine,
@@ -204,21 +190,7 @@ impl Outpost {
                 return Err(AppError::Conflict(Problem::duplicate_id_number(&existing.full_name)));
             }
         }
-        person.full_name = valid.full_name;
-        person.birth_year = valid.birth_year;
-        person.phone = valid.phone;
-        person.gender = valid.gender;
-        person.id_number = valid.id_number;
-        person.address = valid.address;
-        person.room = valid.room;
-        person.quarantine_start = valid.quarantine_start;
-        person.quarantine_end = valid.quarantine_end;
-        person.decision_number = valid.decision_number;
-        person.category = valid.category;
-        person.worker = valid.worker;
-        person.child = valid.child;
-        person.pregnant = valid.pregnant;
-        person.foreigner = valid.foreigner;
+        person.details = valid;
         person.updated_at = self.now();
         let mut w = WriteSet::new();
         w.put(&person)?;
@@ -242,7 +214,7 @@ impl Outpost {
         let now = self.now();
         person.status = status;
         if status == PersonStatus::ConvertedF0 {
-            person.category = outpost_sync::record::Category::F0;
+            person.details.category = outpost_sync::record::Category::F0;
         }
         person.status_history.push(StatusChange {
             status,
@@ -260,7 +232,7 @@ impl Outpost {
     }
 
     /// Stores people already validated by an import, in one atomic write.
-    pub async fn import_people(&self, rows: &[validate::ValidPerson], by: &str) -> AppResult<usize> {
+    pub async fn import_people(&self, rows: &[PersonDetails], by: &str) -> AppResult<usize> {
         let mut w = WriteSet::new();
         for row in rows {
             let person = self.new_person(row, by);
@@ -370,7 +342,7 @@ impl Outpost {
         let mut w = WriteSet::new();
         w.put(&decl)?;
         let alert = rules::evaluate(decl.temperature, decl.spo2, &decl.symptoms, self.thresholds).map(|f| {
-            new_alert(format!("decl-{}", decl.id), f.kind, f.severity, &person.id, &decl.id, f.detail, now)
+            Alert::new(format!("decl-{}", decl.id), f.kind, f.severity, &person.id, &decl.id, f.detail, now)
         });
         if let Some(alert) = &alert {
             w.put(alert)?;
@@ -540,7 +512,7 @@ impl Outpost {
                             report.reminders += 1;
                         }
                         SlotAction::RaiseMissingAlert => {
-                            let alert = new_alert(
+                            let alert = Alert::new(
                                 alert_id.clone(),
                                 AlertKind::MissingDeclaration,
                                 Severity::Warning,
@@ -635,34 +607,6 @@ pub struct TickReport {
     pub reminders: usize,
     pub alerts: usize,
     pub escalations: usize,
-}
-
-fn new_alert(
-    id: String,
-    kind: AlertKind,
-    severity: Severity,
-    person_id: &str,
-    subject: &str,
-    detail: String,
-    now: DateTime<Utc>,
-) -> Alert {
-    Alert {
-        id,
-        kind,
-        severity,
-        person_id: person_id.to_owned(),
-        subject: subject.to_owned(),
-        detail,
-        state: AlertState::Open,
-        raised_at: now,
-        acknowledged_by: None,
-        acknowledged_at: None,
-        resolved_by: None,
-        resolved_at: None,
-        resolution_note: String::new(),
-        escalations: 0,
-        last_escalated_at: None,
-    }
 }
 
 /// The symptoms a form may name.

@@ -81,7 +81,7 @@ pub fn compute(app: &Outpost) -> AppResult<Dashboard> {
     let mut alerts = app.alerts(AlertState::Open, 20)?;
     alerts.extend(app.alerts(AlertState::Acknowledged, 20usize.saturating_sub(alerts.len()))?);
     for a in alerts {
-        let name = app.store.get::<Person>(&a.person_id)?.map(|p| p.full_name).unwrap_or_default();
+        let name = app.store.get::<Person>(&a.person_id)?.map(|p| p.details.full_name).unwrap_or_default();
         d.alerts.push((a, name));
     }
     Ok(d)

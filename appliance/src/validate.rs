@@ -2,7 +2,7 @@
 //! values or a list of [`Problem`]s (each in Vietnamese and English) out. Pure.
 
 use chrono::{Datelike, NaiveDate};
-use outpost_sync::record::{Category, Gender, Symptom};
+use outpost_sync::record::{Category, Gender, PersonDetails, Symptom};
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
 
@@ -56,25 +56,8 @@ pub struct PersonInput {
     pub foreigner: Option<String>,
 }
 
-/// A person that passed validation.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ValidPerson {
-    pub full_name: String,
-    pub birth_year: Option<i32>,
-    pub phone: String,
-    pub gender: Gender,
-    pub id_number: String,
-    pub address: String,
-    pub room: String,
-    pub quarantine_start: NaiveDate,
-    pub quarantine_end: NaiveDate,
-    pub decision_number: String,
-    pub category: Category,
-    pub worker: bool,
-    pub child: bool,
-    pub pregnant: bool,
-    pub foreigner: bool,
-}
+/// A person that passed validation: the record's details.
+pub type ValidPerson = PersonDetails;
 
 impl PersonInput {
     pub fn validate(&self, today: NaiveDate) -> Result<ValidPerson, Vec<Problem>> {
@@ -194,6 +177,31 @@ impl PersonInput {
             foreigner: flag(&self.foreigner),
         })
     }
+}
+
+/// One of a fixed set of values (a status, a category, a role, an alert state); `None` when empty.
+pub fn choice<T>(
+    field: &str,
+    raw: Option<&str>,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Option<T>, Problem> {
+    match raw.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => parse(v).map(Some).ok_or_else(|| {
+            Problem::new(
+                field,
+                format!("Giá trị không hợp lệ ({field}): {v}."),
+                format!("Invalid {field}: {v}."),
+            )
+        }),
+    }
+}
+
+/// Like [`choice`], for a value that must be given.
+pub fn required<T>(field: &str, raw: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T, Problem> {
+    choice(field, Some(raw), parse)?.ok_or_else(|| {
+        Problem::new(field, format!("Thiếu giá trị ({field})."), format!("{field} is missing."))
+    })
 }
 
 /// A yes/no column or checkbox: `on`, `x`, `1`, `có`, `yes`, `true`.

@@ -149,10 +149,9 @@ pub struct StatusChange {
     pub note: String,
 }
 
-/// A person under quarantine at the site [M1].
+/// What the district's list says about a person: the fields staff type and import [M1].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Person {
-    pub id: String,
+pub struct PersonDetails {
     pub full_name: String,
     pub birth_year: Option<i32>,
     pub phone: String,
@@ -171,12 +170,28 @@ pub struct Person {
     pub child: bool,
     pub pregnant: bool,
     pub foreigner: bool,
+}
+
+/// A person under quarantine at the site [M1]: their details (stored flat, field by field) and what
+/// the site records about them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Person {
+    pub id: String,
+    #[serde(flatten)]
+    pub details: PersonDetails,
     pub status: PersonStatus,
     pub status_history: Vec<StatusChange>,
     /// The unguessable token of the person's own declaration link.
     pub declare_token: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl std::ops::Deref for Person {
+    type Target = PersonDetails;
+    fn deref(&self) -> &PersonDetails {
+        &self.details
+    }
 }
 
 impl Record for Person {
@@ -369,6 +384,37 @@ pub struct Alert {
     /// How many times it escalated while nobody acknowledged it.
     pub escalations: u32,
     pub last_escalated_at: Option<DateTime<Utc>>,
+}
+
+impl Alert {
+    /// A new open alert.
+    pub fn new(
+        id: String,
+        kind: AlertKind,
+        severity: Severity,
+        person_id: &str,
+        subject: &str,
+        detail: String,
+        now: DateTime<Utc>,
+    ) -> Alert {
+        Alert {
+            id,
+            kind,
+            severity,
+            person_id: person_id.to_owned(),
+            subject: subject.to_owned(),
+            detail,
+            state: AlertState::Open,
+            raised_at: now,
+            acknowledged_by: None,
+            acknowledged_at: None,
+            resolved_by: None,
+            resolved_at: None,
+            resolution_note: String::new(),
+            escalations: 0,
+            last_escalated_at: None,
+        }
+    }
 }
 
 impl Record for Alert {

@@ -556,23 +556,10 @@ mod tests {
     use chrono::{TimeZone, Utc};
 
     fn alert(id: &str, state: AlertState) -> Alert {
-        Alert {
-            id: id.into(),
-            kind: AlertKind::Fever,
-            severity: Severity::Warning,
-            person_id: "p1".into(),
-            subject: "d1".into(),
-            detail: "38.5".into(),
-            state,
-            raised_at: Utc.with_ymd_and_hms(2021, 9, 1, 8, 0, 0).single().expect("time"),
-            acknowledged_by: None,
-            acknowledged_at: None,
-            resolved_by: None,
-            resolved_at: None,
-            resolution_note: String::new(),
-            escalations: 0,
-            last_escalated_at: None,
-        }
+        let at = Utc.with_ymd_and_hms(2021, 9, 1, 8, 0, 0).single().expect("time");
+        let mut a = Alert::new(id.into(), AlertKind::Fever, Severity::Warning, "p1", "d1", "38.5".into(), at);
+        a.state = state;
+        a
     }
 
     fn open(dir: &Path) -> Store {

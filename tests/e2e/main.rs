@@ -1,5 +1,6 @@
 //! End-to-end tests: each drives the real `outpost` binary from outside (see `outpost_tests`).
 //!
+//! - [`demo`]: the README's first command.
 //! - [`day`]: one quarantine day on the manual clock, 50 people, reminders and alerts exactly once.
 //! - [`crash`]: SIGKILL during bursts of acknowledged writes; nothing acknowledged is lost.
 //! - [`access`]: every route refuses anonymous callers but the public ones; a manager cannot write.
@@ -12,6 +13,7 @@ mod bad_input;
 mod browser;
 mod crash;
 mod day;
+mod demo;
 
 /// A password for test accounts (tests make their own; the box has none).
 pub const PASSWORD: &str = "thu-nghiem-mat-khau-2026";

@@ -17,7 +17,7 @@ use super::{ApiError, AppState, Ctx};
 use crate::{
     app::{AppError, DeclarationInput},
     audit, csvio, dashboard, outbox,
-    validate::{PersonInput, Problem},
+    validate::{self, PersonInput, Problem},
 };
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -85,32 +85,22 @@ pub async fn people(
     State(state): State<AppState>,
     Query(q): Query<PeopleQuery>,
 ) -> ApiResult<Json<Vec<PersonSummary>>> {
-    let status = match q.status.as_deref() {
-        None | Some("") => None,
-        Some(s) => Some(PersonStatus::parse(s).ok_or_else(|| {
-            ApiError::Invalid(vec![Problem::new("status", "Trạng thái không hợp lệ.", "Invalid status.")])
-        })?),
-    };
-    let category = match q.category.as_deref() {
-        None | Some("") => None,
-        Some(c) => Some(Category::parse(c).ok_or_else(|| {
-            ApiError::Invalid(vec![Problem::new("category", "Phân loại không hợp lệ.", "Invalid category.")])
-        })?),
-    };
+    let status = validate::choice("status", q.status.as_deref(), PersonStatus::parse)?;
+    let category = validate::choice("category", q.category.as_deref(), Category::parse)?;
     let list = state.app.people(&q.q, status, category)?;
     Ok(Json(
         list.into_iter()
             .map(|p| PersonSummary {
                 id_number_masked: super::layout::masked(&p.id_number),
                 id: p.id,
-                full_name: p.full_name,
-                birth_year: p.birth_year,
-                phone: p.phone,
-                room: p.room,
-                category: p.category,
+                full_name: p.details.full_name,
+                birth_year: p.details.birth_year,
+                phone: p.details.phone,
+                room: p.details.room,
+                category: p.details.category,
                 status: p.status,
-                quarantine_start: p.quarantine_start,
-                quarantine_end: p.quarantine_end,
+                quarantine_start: p.details.quarantine_start,
+                quarantine_end: p.details.quarantine_end,
             })
             .collect(),
     ))
@@ -168,9 +158,7 @@ pub async fn change_status(
     Path(id): Path<String>,
     JsonBody(input): JsonBody<StatusInput>,
 ) -> ApiResult<Json<Person>> {
-    let status = PersonStatus::parse(&input.status).ok_or_else(|| {
-        ApiError::Invalid(vec![Problem::new("status", "Trạng thái không hợp lệ.", "Invalid status.")])
-    })?;
+    let status = validate::required("status", &input.status, PersonStatus::parse)?;
     Ok(Json(state.app.change_status(&id, status, &input.note, &staff_name(&ctx)?).await?))
 }
 
@@ -252,19 +240,16 @@ pub async fn alerts(
     State(state): State<AppState>,
     Query(q): Query<AlertQuery>,
 ) -> ApiResult<Json<Vec<Alert>>> {
-    let which = match q.state.as_deref() {
-        None | Some("") => AlertState::Open,
-        Some(s) => AlertState::parse(s).ok_or_else(|| {
-            ApiError::Invalid(vec![Problem::new("state", "Trạng thái không hợp lệ.", "Invalid state.")])
-        })?,
-    };
+    let which = validate::choice("state", q.state.as_deref(), AlertState::parse)?.unwrap_or(AlertState::Open);
     Ok(Json(state.app.alerts(which, 10_000)?))
 }
 
+/// Acknowledges an alert. A body, if any, is read and ignored, so the connection stays usable.
 pub async fn ack_alert(
     State(state): State<AppState>,
     ctx: Ctx,
     Path(id): Path<String>,
+    _body: Bytes,
 ) -> ApiResult<Json<Alert>> {
     Ok(Json(state.app.acknowledge(&id, &staff_name(&ctx)?).await?))
 }

@@ -172,7 +172,13 @@ pub fn router(state: AppState) -> Router {
 
 async fn not_found(req: Request) -> Response {
     let lang = lang_of(req.headers());
-    ApiError::NotFound.respond(req.uri().path().starts_with("/api/"), lang)
+    let mut res = ApiError::NotFound.respond(req.uri().path().starts_with("/api/"), lang);
+    if req.headers().contains_key(header::CONTENT_LENGTH)
+        || req.headers().contains_key(header::TRANSFER_ENCODING)
+    {
+        res.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    }
+    res
 }
 
 async fn security_headers(req: Request, next: Next) -> Response {
@@ -246,6 +252,17 @@ async fn guard(State((state, access)): State<(AppState, Access)>, req: Request, 
     let lang = lang_of(req.headers());
     let writes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let now = state.app.now();
+    // A refusal leaves the request body unread, so the connection cannot be reused: say so, or a
+    // client may send its next request down a connection the server is closing.
+    let has_body = req.headers().contains_key(header::CONTENT_LENGTH)
+        || req.headers().contains_key(header::TRANSFER_ENCODING);
+    let refuse = |e: ApiError| {
+        let mut res = e.respond(api, lang);
+        if has_body {
+            res.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+        }
+        res
+    };
     let (mut parts, body) = req.into_parts();
 
     let bearer = parts
@@ -259,7 +276,7 @@ async fn guard(State((state, access)): State<(AppState, Access)>, req: Request, 
             Some(u) => {
                 Some(Staff { username: u.username, display_name: u.display_name, role: u.role, csrf: None })
             }
-            None => return ApiError::Unauthorized.respond(api, lang),
+            None => return refuse(ApiError::Unauthorized),
         },
         None => cookie(&parts.headers, SESSION_COOKIE)
             .and_then(|token| auth::session(&state.app.store, token, now))
@@ -275,7 +292,7 @@ async fn guard(State((state, access)): State<(AppState, Access)>, req: Request, 
         (Access::Public, _) => {}
         (_, None) => {
             if api || writes {
-                return ApiError::Unauthorized.respond(api, lang);
+                return refuse(ApiError::Unauthorized);
             }
             let back = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
             return Redirect::to(&format!("/login?next={}", urlencode(back))).into_response();
@@ -283,7 +300,7 @@ async fn guard(State((state, access)): State<(AppState, Access)>, req: Request, 
         (Access::Staff, Some(_)) => {}
         (Access::Writer, Some(s)) if s.role.can_write() => {}
         (Access::Admin, Some(s)) if s.role == Role::Admin => {}
-        (_, Some(_)) => return ApiError::Forbidden.respond(api, lang),
+        (_, Some(_)) => return refuse(ApiError::Forbidden),
     }
 
     let mut body = body;
@@ -312,7 +329,7 @@ async fn guard(State((state, access)): State<(AppState, Access)>, req: Request, 
                 let limit = state.app.config.raw.web.max_upload_bytes;
                 let bytes = match axum::body::to_bytes(body, limit).await {
                     Ok(b) => b,
-                    Err(_) => return ApiError::TooLarge.respond(api, lang),
+                    Err(_) => return refuse(ApiError::TooLarge),
                 };
                 presented = query_param(&String::from_utf8_lossy(&bytes), "csrf");
                 body = Body::from(bytes);
@@ -320,7 +337,7 @@ async fn guard(State((state, access)): State<(AppState, Access)>, req: Request, 
             let ok =
                 !expected.is_empty() && presented.as_deref().is_some_and(|p| auth::same_secret(p, &expected));
             if !ok {
-                return ApiError::Csrf.respond(api, lang);
+                return refuse(ApiError::Csrf);
             }
         }
     }
@@ -410,6 +427,12 @@ impl From<AppError> for ApiError {
             AppError::Conflict(p) => ApiError::Conflict(p),
             AppError::Store(e) => ApiError::Internal(format!("{:#}", anyhow::Error::from(e))),
         }
+    }
+}
+
+impl From<Problem> for ApiError {
+    fn from(p: Problem) -> ApiError {
+        ApiError::Invalid(vec![p])
     }
 }
 

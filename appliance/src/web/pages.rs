@@ -942,12 +942,8 @@ pub async fn change_status(
     let lang = ctx.lang;
     let staff = ctx.staff().map_err(|e| PageError(e, lang))?.username.clone();
     let f = FormData::parse(&body);
-    let status = PersonStatus::parse(&f.get("status")).ok_or_else(|| {
-        PageError(
-            ApiError::Invalid(vec![Problem::new("status", "Trạng thái không hợp lệ.", "Invalid status.")]),
-            lang,
-        )
-    })?;
+    let status = crate::validate::required("status", &f.get("status"), PersonStatus::parse)
+        .map_err(|p| PageError(p.into(), lang))?;
     state.app.change_status(&id, status, &f.get("note"), &staff).await.map_err(|e| (e, lang))?;
     Ok(Redirect::to(&format!("/people/{id}")).into_response())
 }
@@ -1153,7 +1149,7 @@ pub async fn alerts(State(state): State<AppState>, ctx: Ctx, Query(q): Query<Ale
                 .get::<Person>(&a.person_id)
                 .ok()
                 .flatten()
-                .map(|p| p.full_name)
+                .map(|p| p.details.full_name)
                 .unwrap_or_default();
             (a, name)
         })
@@ -1415,10 +1411,7 @@ pub async fn add_user(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> P
     let username = f.get("username").trim().to_lowercase();
     let mut list =
         account_problems(&username, &f.get("display_name"), &f.get("password"), &f.get("password2"));
-    let role = Role::parse(&f.get("role"));
-    if role.is_none() {
-        list.push(Problem::new("role", "Vai trò không hợp lệ.", "Invalid role."));
-    }
+    let role = crate::validate::required("role", &f.get("role"), Role::parse).map_err(|p| list.push(p)).ok();
     if state.app.store.get::<User>(&username).map_err(|e| (e.into(), lang))?.is_some() {
         list.push(Problem::new("username", "Tên đăng nhập đã có.", "This username is taken."));
     }
@@ -1461,12 +1454,8 @@ pub async fn update_user(
         .map_err(|e| (e.into(), lang))?
         .ok_or(PageError(ApiError::NotFound, lang))?;
     let f = FormData::parse(&body);
-    let role = Role::parse(&f.get("role")).ok_or_else(|| {
-        PageError(
-            ApiError::Invalid(vec![Problem::new("role", "Vai trò không hợp lệ.", "Invalid role.")]),
-            lang,
-        )
-    })?;
+    let role = crate::validate::required("role", &f.get("role"), Role::parse)
+        .map_err(|p| PageError(p.into(), lang))?;
     let active = f.opt("active").is_some();
     if name == admin && (role != Role::Admin || !active) {
         return users_page(
