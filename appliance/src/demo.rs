@@ -75,17 +75,18 @@ pub async fn seed(app: &Outpost, n: usize) -> AppResult<usize> {
         w.put(&p)?;
         people.push(p);
     }
-    // Earlier rounds of today: most declared on time, a few late, a few not at all.
+    // The rounds of the last day that are past their grace period: most declared on time, a few late,
+    // a few not at all (the box then reminds and alerts as it would have).
     let local_now = app.schedule.local(now);
-    for slot in app
-        .schedule
-        .times
-        .iter()
-        .map(|t| today.and_time(*t))
-        .filter(|s| *s + app.schedule.reminder_after < local_now)
-    {
+    let slots: Vec<_> = [today.pred_opt(), Some(today)]
+        .into_iter()
+        .flatten()
+        .flat_map(|day| app.schedule.times.iter().map(move |t| day.and_time(*t)))
+        .filter(|s| *s + app.schedule.reminder_after < local_now && local_now - *s < Duration::hours(24))
+        .collect();
+    for slot in slots {
         for (i, p) in people.iter().enumerate() {
-            if i % 19 == 7 {
+            if i % 19 == 7 || p.created_at > app.schedule.utc(slot) {
                 continue;
             }
             let late = i % 13 == 5;

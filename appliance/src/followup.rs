@@ -13,7 +13,7 @@ pub struct Row {
     pub person_id: String,
     pub full_name: String,
     pub room: String,
-    /// Declarations owed that day (slots the person had to answer).
+    /// Declarations owed that day so far (rounds that have come and that the person had to answer).
     pub owed: usize,
     pub on_time: usize,
     pub declared: usize,
@@ -26,6 +26,7 @@ pub struct Row {
 
 /// The sheet for `date`: everyone whose quarantine covers that day.
 pub fn sheet(app: &Outpost, date: NaiveDate) -> AppResult<Vec<Row>> {
+    let now = app.now();
     let mut rows = Vec::new();
     let mut people: Vec<Person> = app
         .store
@@ -35,7 +36,13 @@ pub fn sheet(app: &Outpost, date: NaiveDate) -> AppResult<Vec<Row>> {
         .collect();
     people.sort_by(|a, b| a.room.cmp(&b.room).then_with(|| a.full_name.cmp(&b.full_name)));
     for p in people {
-        let owed = app.schedule.times.iter().filter(|t| app.schedule.owes(&p, date.and_time(**t))).count();
+        let owed = app
+            .schedule
+            .times
+            .iter()
+            .map(|t| date.and_time(*t))
+            .filter(|slot| app.schedule.utc(*slot) <= now && app.schedule.owes(&p, *slot))
+            .count();
         let decls: Vec<_> =
             app.declarations_of(&p.id)?.into_iter().filter(|d| d.slot.date() == date).collect();
         let mut symptoms: Vec<Symptom> = decls.iter().flat_map(|d| d.symptoms.iter().copied()).collect();

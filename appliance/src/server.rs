@@ -72,9 +72,21 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    // The address to print for someone at the box's console, and the one put in links sent to phones.
+    let console = if addr.ip().is_unspecified() {
+        format!("http://127.0.0.1:{}", addr.port())
+    } else {
+        format!("http://{addr}")
+    };
     let mut config = config;
     if config.raw.web.public_url.is_empty() {
-        config.public_url = format!("http://{addr}");
+        config.public_url = if addr.ip().is_unspecified() {
+            let url = format!("http://outpost.local:{}", addr.port());
+            tracing::warn!(public_url = %url, "web.public_url is not set: links in SMS and QR codes use this address; set it to the address phones reach the box at.");
+            url
+        } else {
+            console.clone()
+        };
     }
     let app = Outpost::new(store.clone(), config, clock);
     app.ensure_site().await.context("cannot write the site record")?;
@@ -115,12 +127,9 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
     if let Some(token) =
         tokio::task::spawn_blocking(move || auth::issue_setup_token(&store_for_link, now)).await??
     {
-        say(&format!(
-            "Setup link (one use, creates the first administrator): {}/setup/{token}",
-            app.config.public_url
-        ));
+        say(&format!("Setup link (one use, creates the first administrator): {console}/setup/{token}"));
     }
-    say(&format!("Outpost {} listening on http://{addr}", env!("CARGO_PKG_VERSION")));
+    say(&format!("Outpost {} listening on {console}", env!("CARGO_PKG_VERSION")));
 
     shutdown_signal().await;
     tracing::info!("Shutting down.");

@@ -48,7 +48,14 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
 
     // Oversize upload.
     let huge = vec![b'a'; 3 * 1024 * 1024];
-    assert_eq!(c.post_bytes("/api/v1/people/import", "text/csv", &huge).status, 413);
+    let res = c.post_bytes("/api/v1/people/import", "text/csv", &huge);
+    assert_eq!((res.status, res.json()["error"].as_str()), (413, Some("too_large")));
+    let csrf = c.csrf.clone().unwrap_or_default();
+    let res =
+        c.post_bytes(&format!("/people/import?csrf={csrf}"), "multipart/form-data; boundary=xyz", &huge);
+    assert_eq!(res.status, 413);
+    assert!(res.body.contains("Tệp hoặc nội dung gửi lên quá lớn."), "a page in Vietnamese: {}", res.body);
+    assert_eq!(people_count(&mut c), 5);
 
     // Impossible dates, bad phone, duplicate ID number.
     let res = c.post_json(

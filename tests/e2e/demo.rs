@@ -27,6 +27,14 @@ fn demo_seeds_a_site_and_prints_its_links() {
     let dashboard = c.get("/");
     assert_eq!(dashboard.status, 200);
     assert!(dashboard.body.contains("Đang cách ly"), "the dashboard speaks Vietnamese first");
+    let switch = c.get("/lang/en?back=/people");
+    assert_eq!((switch.status, switch.location.as_deref()), (303, Some("/people")));
+    let people_page = c.get("/people");
+    assert!(
+        people_page.body.contains("People in quarantine") && people_page.body.contains("lang=\"en\""),
+        "English on request"
+    );
+    assert_eq!(c.get("/lang/vi").status, 303);
     assert!(b.stop().success());
 
     let b = BoxProcess::start("demo", &data, &[]);

@@ -3,6 +3,7 @@
 //! - [`demo`]: the README's first command.
 //! - [`day`]: one quarantine day on the manual clock, 50 people, reminders and alerts exactly once.
 //! - [`crash`]: SIGKILL during bursts of acknowledged writes; nothing acknowledged is lost.
+//! - [`cli`]: `print-config` and bad configuration files.
 //! - [`access`]: every route refuses anonymous callers but the public ones; a manager cannot write.
 //! - [`bad_input`]: every kind of bad input gets a clear 4xx and changes nothing.
 //! - [`browser`]: headless Chromium logs in, imports a list, declares through a personal link and sees
@@ -11,6 +12,7 @@
 mod access;
 mod bad_input;
 mod browser;
+mod cli;
 mod crash;
 mod day;
 mod demo;

@@ -166,8 +166,37 @@ pub fn router(state: AppState) -> Router {
     router
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(limit, refuse_oversize))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+/// Bodies up to this size are read and dropped before a 413, so the sender sees the answer.
+const DRAIN_MAX: usize = 16 * 1024 * 1024;
+
+/// Answers 413 to a body announced larger than the limit. A moderately oversize upload (a staff member
+/// picked the wrong file) is read and discarded first: a client still sending when the server answers
+/// and closes would see a broken connection instead of the message.
+async fn refuse_oversize(State(limit): State<usize>, req: Request, next: Next) -> Response {
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let Some(len) = announced.filter(|len| *len > limit) else {
+        return next.run(req).await;
+    };
+    let (api, lang) = (is_api(req.uri().path()), lang_of(req.headers()));
+    if len <= DRAIN_MAX {
+        let drain = async {
+            let mut stream = req.into_body().into_data_stream();
+            while let Some(Ok(_)) = futures_util::StreamExt::next(&mut stream).await {}
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), drain).await;
+    }
+    let mut res = ApiError::TooLarge.respond(api, lang);
+    res.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    res
 }
 
 async fn not_found(req: Request) -> Response {

@@ -1,0 +1,59 @@
+//! The command line as an operator meets it: `print-config` prints the effective configuration, and a
+//! bad configuration file stops the box with a message naming the key, before anything is opened.
+
+use std::process::Command;
+
+use outpost_tests::outpost_bin;
+
+#[test]
+fn print_config_shows_defaults_and_overrides() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(outpost_bin()).arg("print-config").output().expect("run");
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(text.contains("schedule = [\"08:00\", \"16:00\", \"21:00\"]"), "{text}");
+    let file = dir.path().join("site.toml");
+    std::fs::write(
+        &file,
+        "[site]\nname = \"Khu cách ly Trường Tiểu học Hòa Minh\"\n[alerts]\nfever_celsius = 37.8\n",
+    )
+    .expect("write");
+    let out =
+        Command::new(outpost_bin()).args(["print-config", "--config"]).arg(&file).output().expect("run");
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(text.contains("fever_celsius = 37.8") && text.contains("Trường Tiểu học Hòa Minh"), "{text}");
+    assert!(text.contains("reminder_after_minutes = 30"), "defaults kept: {text}");
+}
+
+#[test]
+fn a_bad_configuration_is_refused_with_its_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (content, key) in [
+        ("[declarations]\nschedule = [\"8h\"]\n", "declarations.schedule"),
+        ("[alerts]\nfever_celsius = 80\n", "alerts.fever_celsius"),
+        ("[web]\nlisten = \"everywhere\"\n", "web.listen"),
+        ("[web]\nlisen = \"0.0.0.0:80\"\n", "lisen"),
+        ("[site\n", "TOML"),
+    ] {
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, content).expect("write");
+        let data = dir.path().join("data");
+        let out = Command::new(outpost_bin())
+            .args(["run", "--config"])
+            .arg(&file)
+            .arg("--data")
+            .arg(&data)
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(1), "{content}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(key) && err.contains("bad.toml"), "{content}: {err}");
+        assert!(!data.exists(), "nothing is created for a bad configuration");
+    }
+    let out = Command::new(outpost_bin())
+        .args(["run", "--config", "/nonexistent/outpost.toml"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/outpost.toml"));
+}
