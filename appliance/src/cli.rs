@@ -49,12 +49,62 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         people: usize,
     },
+    /// SMS tools: encode and decode PDUs (no modem needed).
+    #[command(subcommand)]
+    Sms(SmsCommand),
     /// Print the effective configuration (defaults with the file laid over them).
     PrintConfig {
         /// The site's configuration file.
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SmsCommand {
+    /// Print the SMS-SUBMIT PDUs for a message, in hex, one per line, as `AT+CMGS` sends them.
+    Encode {
+        /// Destination number: `+84…` (international) or `0…` (national).
+        #[arg(long)]
+        to: String,
+        /// The message text (any language; Vietnamese letters are sent as UCS-2).
+        #[arg(long)]
+        text: String,
+        /// Concatenation reference for a multipart message (0–255).
+        #[arg(long, default_value_t = 0)]
+        reference: u8,
+    },
+    /// Decode a PDU (as `AT+CMGR`, `AT+CMGL` or `+CDS` show it) and print it as JSON.
+    Decode {
+        /// The PDU in hex, service-centre address first.
+        hex: String,
+    },
+}
+
+fn sms(command: SmsCommand) -> anyhow::Result<()> {
+    use outpost_sms::pdu;
+    match command {
+        SmsCommand::Encode { to, text, reference } => {
+            let options = pdu::SubmitOptions { reference, ..pdu::SubmitOptions::default() };
+            let parts = pdu::encode_submit(&to, &text, options).context("cannot encode this message")?;
+            let (alphabet, _) = pdu::parts_needed(&text);
+            eprintln!(
+                "{} part(s), {:?}; send each with AT+CMGS=<length> (lengths: {})",
+                parts.len(),
+                alphabet,
+                parts.iter().map(|p| p.tpdu_len.to_string()).collect::<Vec<_>>().join(", ")
+            );
+            for p in parts {
+                println!("{}", p.hex);
+            }
+            Ok(())
+        }
+        SmsCommand::Decode { hex } => {
+            let decoded = pdu::decode(&hex).context("cannot decode this PDU")?;
+            println!("{}", serde_json::to_string_pretty(&decoded)?);
+            Ok(())
+        }
+    }
 }
 
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
@@ -97,6 +147,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             manual_clock: common.clock,
             demo_people: Some(people),
         }),
+        Command::Sms(command) => sms(command),
         Command::PrintConfig { config } => {
             print!("{}", load_config(config.as_ref())?.to_toml());
             Ok(())

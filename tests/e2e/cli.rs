@@ -57,3 +57,43 @@ fn a_bad_configuration_is_refused_with_its_key() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/outpost.toml"));
 }
+
+#[test]
+fn sms_encode_and_decode_roundtrip_through_the_cli() {
+    let text = "Kết quả xét nghiệm lần 2 của bạn: ÂM TÍNH. Tiếp tục cách ly đến hết ngày 04/12. {Outpost}";
+    let out = Command::new(outpost_bin())
+        .args(["sms", "encode", "--to", "+84905123456", "--text", text, "--reference", "7"])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).expect("utf-8");
+    let pdus: Vec<&str> = stdout.lines().collect();
+    assert_eq!(pdus.len(), 2, "{stdout}");
+    let mut joined = String::new();
+    for (i, pdu) in pdus.iter().enumerate() {
+        let out = Command::new(outpost_bin()).args(["sms", "decode", pdu]).output().expect("run");
+        assert!(out.status.success());
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(
+            (v["type"].as_str(), v["to"].as_str(), v["alphabet"].as_str()),
+            (Some("submit"), Some("+84905123456"), Some("ucs2"))
+        );
+        assert_eq!(
+            (v["concat"]["reference"].as_u64(), v["concat"]["seq"].as_u64()),
+            (Some(7), Some(i as u64 + 1))
+        );
+        joined.push_str(v["text"].as_str().expect("text"));
+    }
+    assert_eq!(joined, text);
+    for bad in ["0044039121F30008993092516195800209", "zz", "0003"] {
+        let out = Command::new(outpost_bin()).args(["sms", "decode", bad]).output().expect("run");
+        assert_eq!(out.status.code(), Some(1), "{bad}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("cannot decode this PDU"));
+    }
+    let out = Command::new(outpost_bin())
+        .args(["sms", "encode", "--to", "not-a-number", "--text", "x"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a phone number"));
+}
