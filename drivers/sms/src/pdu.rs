@@ -365,26 +365,94 @@ pub fn encode_submit(to: &str, text: &str, options: SubmitOptions) -> Result<Vec
         tpdu.push(if alphabet == Alphabet::Gsm7 { 0x00 } else { 0x08 });
         tpdu.push(validity_octet(options.validity_minutes));
         let udh: &[u8] = header.as_ref().map_or(&[], |h| &h[..]);
-        match alphabet {
-            Alphabet::Gsm7 => {
-                let header_bits = udh.len() * 8;
-                let fill = (7 - header_bits % 7) % 7;
-                let header_septets = (header_bits + fill) / 7;
-                tpdu.push((header_septets + payload.len()) as u8);
-                tpdu.extend(udh);
-                tpdu.extend(gsm7::pack(payload, fill as u32));
-            }
-            _ => {
-                tpdu.push((udh.len() + payload.len()) as u8);
-                tpdu.extend(udh);
-                tpdu.extend(payload);
-            }
-        }
+        push_user_data(&mut tpdu, alphabet, udh, payload);
         let mut pdu = vec![0x00];
         pdu.extend(&tpdu);
         out.push(SubmitPdu { hex: to_hex(&pdu), tpdu_len: tpdu.len() });
     }
     Ok(out)
+}
+
+/// Appends TP-UDL and TP-UD: the header (if any), fill bits, and the text.
+fn push_user_data(tpdu: &mut Vec<u8>, alphabet: Alphabet, udh: &[u8], payload: &[u8]) {
+    match alphabet {
+        Alphabet::Gsm7 => {
+            let header_bits = udh.len() * 8;
+            let fill = (7 - header_bits % 7) % 7;
+            let header_septets = (header_bits + fill) / 7;
+            tpdu.push((header_septets + payload.len()) as u8);
+            tpdu.extend(udh);
+            tpdu.extend(gsm7::pack(payload, fill as u32));
+        }
+        _ => {
+            tpdu.push((udh.len() + payload.len()) as u8);
+            tpdu.extend(udh);
+            tpdu.extend(payload);
+        }
+    }
+}
+
+fn push_timestamp(out: &mut Vec<u8>, t: DateTime<FixedOffset>) {
+    use chrono::{Datelike, Timelike};
+    let swap = |v: u32| (((v % 10) << 4) | ((v / 10) % 10)) as u8;
+    out.extend([
+        swap(t.year().rem_euclid(100) as u32),
+        swap(t.month()),
+        swap(t.day()),
+        swap(t.hour()),
+        swap(t.minute()),
+        swap(t.second()),
+    ]);
+    let quarters = t.offset().local_minus_utc() / 900;
+    let tz = swap(quarters.unsigned_abs());
+    out.push(if quarters < 0 { tz | 0x08 } else { tz });
+}
+
+/// Encodes SMS-DELIVER PDUs (as a modem would show them after `+CMGR`, with an empty service-centre
+/// address): what the modem simulator stores for a received message, split and concatenated as a
+/// sending phone would.
+pub fn encode_deliver(
+    from: &str,
+    text: &str,
+    at: DateTime<FixedOffset>,
+    reference: u8,
+) -> Result<Vec<String>, PduError> {
+    let address = encode_number(from)?;
+    let (alphabet, parts) = split(text)?;
+    if parts.len() > 255 {
+        return Err(PduError::Overlong(parts.len()));
+    }
+    let total = parts.len() as u8;
+    Ok(parts
+        .iter()
+        .enumerate()
+        .map(|(i, payload)| {
+            let header = (total > 1).then(|| [0x05, 0x00, 0x03, reference, total, i as u8 + 1]);
+            let mut pdu = vec![0x00, if header.is_some() { 0x44 } else { 0x04 }];
+            pdu.extend(&address);
+            pdu.push(0x00);
+            pdu.push(if alphabet == Alphabet::Gsm7 { 0x00 } else { 0x08 });
+            push_timestamp(&mut pdu, at);
+            push_user_data(&mut pdu, alphabet, header.as_ref().map_or(&[], |h| &h[..]), payload);
+            to_hex(&pdu)
+        })
+        .collect())
+}
+
+/// Encodes an SMS-STATUS-REPORT for the message with reference `reference` (for the simulator).
+pub fn encode_status_report(
+    reference: u8,
+    recipient: &str,
+    submitted: DateTime<FixedOffset>,
+    discharged: DateTime<FixedOffset>,
+    status: u8,
+) -> Result<String, PduError> {
+    let mut pdu = vec![0x00, 0x06, reference];
+    pdu.extend(encode_number(recipient)?);
+    push_timestamp(&mut pdu, submitted);
+    push_timestamp(&mut pdu, discharged);
+    pdu.push(status);
+    Ok(to_hex(&pdu))
 }
 
 // ----- decoding -----
@@ -672,6 +740,40 @@ mod tests {
         assert_eq!(parts_needed(&"ạ".repeat(70)), (Alphabet::Ucs2, 1));
         assert_eq!(parts_needed(&"a".repeat(160)), (Alphabet::Gsm7, 1));
         assert_eq!(parts_needed(&"a".repeat(161)), (Alphabet::Gsm7, 2));
+    }
+
+    #[test]
+    fn deliver_and_report_encoders_roundtrip() {
+        let at = FixedOffset::east_opt(7 * 3600)
+            .and_then(|o| o.with_ymd_and_hms(2026, 11, 21, 8, 5, 30).single())
+            .expect("time");
+        let text = "37.5 ho sot ".repeat(20);
+        let parts = encode_deliver("+84905123456", &text, at, 9).expect("encode");
+        assert_eq!(parts.len(), 2);
+        let mut joined = String::new();
+        for p in &parts {
+            match decode(p).expect("decode") {
+                Decoded::Deliver(d) => {
+                    assert_eq!((d.sender.as_str(), d.timestamp), ("+84905123456", Some(at)));
+                    assert_eq!(d.concat.map(|c| c.reference), Some(9));
+                    joined.push_str(&d.text);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(joined, text);
+        let west = FixedOffset::west_opt(3 * 3600 + 1800)
+            .and_then(|o| o.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).single())
+            .expect("time");
+        match decode(&encode_status_report(77, "0905123456", west, west, 0x00).expect("encode"))
+            .expect("decode")
+        {
+            Decoded::StatusReport(r) => assert_eq!(
+                (r.reference, r.recipient.as_str(), r.discharged, r.outcome),
+                (77, "0905123456", Some(west), Outcome::Delivered)
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
