@@ -71,6 +71,8 @@ pub struct Outpost {
     pub events: broadcast::Sender<Event>,
     /// Wakes the outbox worker when a message is queued.
     pub outbox_wake: Notify,
+    /// The modem driver, when the box has one (for its health).
+    pub modem: std::sync::OnceLock<Arc<outpost_sms::modem::Modem>>,
 }
 
 impl Outpost {
@@ -88,7 +90,16 @@ impl Outpost {
             spo2_below: config.raw.alerts.spo2_below,
         };
         let (events, _) = broadcast::channel(256);
-        Arc::new(Outpost { store, config, clock, schedule, thresholds, events, outbox_wake: Notify::new() })
+        Arc::new(Outpost {
+            store,
+            config,
+            clock,
+            schedule,
+            thresholds,
+            events,
+            outbox_wake: Notify::new(),
+            modem: std::sync::OnceLock::new(),
+        })
     }
 
     pub fn now(&self) -> DateTime<Utc> {
@@ -102,6 +113,11 @@ impl Outpost {
 
     fn emit(&self, kind: &'static str, id: impl Into<String>) {
         let _ = self.events.send(Event { kind, id: id.into() });
+    }
+
+    /// Tells staff browsers an SMS changed (queued, sent, delivered, received).
+    pub fn emit_outbox(&self, id: &str) {
+        self.emit("sms", id);
     }
 
     async fn commit(&self, writes: WriteSet) -> AppResult<Applied> {
@@ -316,6 +332,18 @@ impl Outpost {
         channel: Channel,
         entered_by: Option<&str>,
     ) -> AppResult<(Declaration, Option<Alert>)> {
+        self.declare_as(&uuid::Uuid::new_v4().simple().to_string(), person, input, channel, entered_by).await
+    }
+
+    /// [`Outpost::declare`] with a given declaration id (an SMS's, so handling it twice is harmless).
+    pub async fn declare_as(
+        &self,
+        id: &str,
+        person: &Person,
+        input: &DeclarationInput,
+        channel: Channel,
+        entered_by: Option<&str>,
+    ) -> AppResult<(Declaration, Option<Alert>)> {
         let valid = validate::declaration(input).map_err(AppError::Invalid)?;
         if !person.status.is_watched() {
             return Err(AppError::Conflict(Problem::new(
@@ -327,7 +355,7 @@ impl Outpost {
         let now = self.now();
         let slot = self.schedule.slot_for(now);
         let decl = Declaration {
-            id: uuid::Uuid::new_v4().simple().to_string(),
+            id: id.to_owned(),
             person_id: person.id.clone(),
             slot,
             submitted_at: now,
@@ -448,8 +476,7 @@ impl Outpost {
         person: &Person,
         escalation: bool,
     ) -> AppResult<()> {
-        let phone = &self.config.raw.alerts.on_duty_phone;
-        if phone.is_empty() || (alert.severity != Severity::Severe && !escalation) {
+        if alert.severity != Severity::Severe && !escalation {
             return Ok(());
         }
         let text = if escalation {
@@ -463,7 +490,9 @@ impl Outpost {
                 person.room, alert.detail, self.config.public_url
             )
         };
-        outbox::enqueue(w, &self.store, self.now(), phone, &text, "on_duty", None)?;
+        for phone in &self.config.raw.alerts.on_duty_phones {
+            outbox::enqueue(w, &self.store, self.now(), phone, &text, "on_duty", None)?;
+        }
         Ok(())
     }
 

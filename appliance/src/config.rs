@@ -18,7 +18,18 @@ pub struct RawConfig {
     pub alerts: RawAlerts,
     pub web: RawWeb,
     pub store: RawStore,
+    pub modem: RawModem,
     pub outbox: RawOutbox,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModem {
+    pub port: String,
+    pub pin: String,
+    pub baud: u32,
+    pub validity_hours: u32,
+    pub multipart_timeout_minutes: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,7 +58,7 @@ pub struct RawAlerts {
     pub fever_celsius: f64,
     pub spo2_below: u8,
     pub escalate_after_minutes: u32,
-    pub on_duty_phone: String,
+    pub on_duty_phones: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,7 +83,6 @@ pub struct RawStore {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawOutbox {
-    pub sender: String,
     pub min_interval_ms: u64,
     pub retry_seconds: u64,
     pub max_retry_seconds: u64,
@@ -95,6 +105,27 @@ pub struct Config {
     pub schedule: Vec<NaiveTime>,
     pub listen: SocketAddr,
     pub public_url: String,
+}
+
+/// Which SMS sender the box uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModemChoice {
+    /// No modem: messages are recorded as sent in the log.
+    None,
+    /// The simulated modem on a pseudo-terminal.
+    Simulator,
+    /// A modem on this serial port.
+    Port(PathBuf),
+}
+
+impl Config {
+    pub fn modem(&self) -> ModemChoice {
+        match self.raw.modem.port.as_str() {
+            "" => ModemChoice::None,
+            "simulator" => ModemChoice::Simulator,
+            p => ModemChoice::Port(PathBuf::from(p)),
+        }
+    }
 }
 
 fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
@@ -165,8 +196,15 @@ impl Config {
         if raw.web.max_upload_bytes < 1024 {
             return Err(invalid("web.max_upload_bytes", "must be at least 1024"));
         }
-        if raw.outbox.sender != "log" {
-            return Err(invalid("outbox.sender", "the only sender in this version is \"log\""));
+        for phone in &raw.alerts.on_duty_phones {
+            crate::validate::phone(phone)
+                .map_err(|_| invalid("alerts.on_duty_phones", format!("{phone:?} is not a phone number")))?;
+        }
+        if raw.modem.validity_hours == 0 || raw.modem.multipart_timeout_minutes == 0 {
+            return Err(invalid("modem", "validity_hours and multipart_timeout_minutes must be at least 1"));
+        }
+        if !raw.modem.pin.is_empty() && !(4..=8).contains(&raw.modem.pin.len()) {
+            return Err(invalid("modem.pin", "a SIM PIN has 4 to 8 digits"));
         }
         if raw.outbox.retry_seconds == 0 || raw.outbox.max_retry_seconds < raw.outbox.retry_seconds {
             return Err(invalid("outbox", "retry_seconds must be ≥ 1 and ≤ max_retry_seconds"));

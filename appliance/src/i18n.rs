@@ -225,6 +225,20 @@ pub fn reminder_sms(slot: &str, link: &str) -> String {
     format!("Outpost: Ban chua khai bao y te luc {slot}. Vui long khai bao ngay tai {link}")
 }
 
+/// The answer to a declaration received by SMS.
+pub fn declaration_reply_sms(temperature: f64, alerted: bool) -> String {
+    if alerted {
+        format!("Outpost: Da nhan khai bao ({temperature:.1} do C). Nhan vien y te se lien he ban ngay.")
+    } else {
+        format!("Outpost: Da nhan khai bao ({temperature:.1} do C). Cam on ban!")
+    }
+}
+
+/// The answer to a declaration SMS whose values are impossible.
+pub fn declaration_help_sms() -> String {
+    "Outpost: Khai bao chua hop le. Cu phap: KB <nhiet do> [SPO2 <so>] [H S DH KT MV M TC K]. Vi du: KB 37.5 H".into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

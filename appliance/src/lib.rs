@@ -8,7 +8,8 @@
 //!   atomic and acknowledged only once durable; [`rules`] holds their pure decisions.
 //! - [`validate`], [`csvio`]: input checking and the district CSV lists.
 //! - [`auth`], [`audit`]: accounts, sessions, tokens, throttling and the audit log.
-//! - [`outbox`]: the persistent SMS outbox and its sender.
+//! - [`outbox`], [`inbox`], [`smsdecl`]: the persistent SMS outbox and its senders (log or modem),
+//!   incoming messages (reassembly, de-duplication, SMS declarations, the staff inbox).
 //! - [`dashboard`], [`followup`]: read models for the nurse's dashboard and the daily sheet.
 //! - [`web`]: the axum router, its access table, the pages and the JSON API.
 //! - [`demo`]: the seeded demo site.
@@ -26,8 +27,10 @@ pub mod dashboard;
 pub mod demo;
 pub mod followup;
 pub mod i18n;
+pub mod inbox;
 pub mod outbox;
 pub mod rules;
 pub mod server;
+pub mod smsdecl;
 pub mod validate;
 pub mod web;

@@ -1,10 +1,16 @@
-//! The persistent SMS outbox [M6]: messages are queued in the same atomic write as what caused them,
-//! survive crashes and power cuts, and are sent one at a time by [`run`] through an [`SmsSender`], with
-//! a pause between messages and a growing delay between retries so the modem is never flooded. A message
-//! is never dropped: after failures it stays queued with its next attempt time and last error in view.
+//! The persistent SMS outbox [M6].
 //!
-//! The modem driver arrives with its own crate; until then [`LogSender`] records each message as sent
-//! (its id and length only: no number, no text, nothing personal in logs).
+//! A message is queued in the same atomic write as what caused it (a reminder, an alert, staff's
+//! custom message), so it survives crashes and power cuts. [`run`] sends due messages one at a time
+//! through an [`SmsSender`], pausing between messages and backing off between retries so the modem is
+//! never flooded. States: `queued` → `sending` → `sent` (with the network's message reference of each
+//! part) → `delivered` when every part's delivery report arrives, or `failed` with the reason when the
+//! network refuses the message for good or reports it undeliverable. A message is never dropped.
+//!
+//! What is guaranteed across a crash: a message is marked `sending` (durably) before it is handed to
+//! the modem, and `sent` after the modem answers. A message found `sending` at start-up — the box died
+//! between the two — is sent again: so a message can be sent twice only when the modem accepted it but
+//! its answer was lost with the box; a message marked `sent` is never sent again.
 
 use std::{sync::Arc, time::Duration as StdDuration};
 
@@ -20,7 +26,22 @@ use crate::{app::Outpost, rules};
 #[serde(rename_all = "snake_case")]
 pub enum OutboxState {
     Queued,
+    Sending,
     Sent,
+    Delivered,
+    Failed,
+}
+
+impl OutboxState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Queued => "queued",
+            OutboxState::Sending => "sending",
+            OutboxState::Sent => "sent",
+            OutboxState::Delivered => "delivered",
+            OutboxState::Failed => "failed",
+        }
+    }
 }
 
 /// One queued SMS.
@@ -29,7 +50,7 @@ pub struct OutboxMessage {
     pub id: String,
     pub to: String,
     pub text: String,
-    /// What it is for: `reminder`, `on_duty`, `custom`, …
+    /// What it is for: `reminder`, `on_duty`, `custom`, `reply`, …
     pub purpose: String,
     pub person_id: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -38,30 +59,64 @@ pub struct OutboxMessage {
     pub next_attempt_at: DateTime<Utc>,
     pub last_error: Option<String>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// The network's message reference (TP-MR) of each part, once sent.
+    #[serde(default)]
+    pub references: Vec<u8>,
+    /// Parts whose delivery report said delivered.
+    #[serde(default)]
+    pub delivered_parts: Vec<u8>,
+    #[serde(default)]
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// The result of handing a message to the modem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendResult {
+    Sent { references: Vec<u8> },
+    Failed { permanent: bool, reason: String },
 }
 
 /// Sends one SMS. Blocking: called from a blocking thread.
 pub trait SmsSender: Send + Sync {
-    /// Sends `text` to `to`; returns a reference for delivery tracking.
-    fn send(&self, id: &str, to: &str, text: &str) -> Result<String, String>;
+    /// Sends `text` to `to`; `reference` is the concatenation reference for a multipart message.
+    fn send(&self, id: &str, to: &str, text: &str, reference: u8) -> SendResult;
 }
 
-/// A sender for a box without a modem: logs that a message would be sent.
+/// A sender for a box without a modem: logs that a message would be sent (its id and length only: no
+/// number, no text, nothing personal in logs).
 #[derive(Debug, Default)]
 pub struct LogSender;
 
 impl SmsSender for LogSender {
-    fn send(&self, id: &str, _to: &str, text: &str) -> Result<String, String> {
+    fn send(&self, id: &str, _to: &str, text: &str, _reference: u8) -> SendResult {
         tracing::info!(
             msg_id = id,
             chars = text.chars().count(),
             "SMS recorded as sent (no modem configured)."
         );
-        Ok(format!("log-{id}"))
+        SendResult::Sent { references: Vec::new() }
     }
 }
 
-/// Queues a message in `w`.
+/// The modem driver as a sender.
+pub struct ModemSender(pub Arc<outpost_sms::modem::Modem>);
+
+impl SmsSender for ModemSender {
+    fn send(&self, _id: &str, to: &str, text: &str, reference: u8) -> SendResult {
+        match self.0.send(to, text, reference) {
+            outpost_sms::modem::SendOutcome::Sent { references } => SendResult::Sent { references },
+            outpost_sms::modem::SendOutcome::Failed { permanent, reason } => {
+                SendResult::Failed { permanent, reason }
+            }
+        }
+    }
+}
+
+fn key(id: &str) -> String {
+    format!("outbox/{id}")
+}
+
+/// Queues a message in `w`; returns its id.
 pub fn enqueue(
     w: &mut WriteSet,
     store: &Store,
@@ -84,8 +139,12 @@ pub fn enqueue(
         next_attempt_at: now,
         last_error: None,
         sent_at: None,
+        references: Vec::new(),
+        delivered_parts: Vec::new(),
+        delivered_at: None,
     };
-    w.put_local(&format!("outbox/{id}"), &msg)?;
+    w.put_local(&key(&id), &msg)?;
+    w.put_local(&format!("outbox-due/{id}"), &())?;
     Ok(id)
 }
 
@@ -94,10 +153,92 @@ pub fn all(store: &Store) -> Result<Vec<OutboxMessage>, StoreError> {
     Ok(store.scan_local::<OutboxMessage>("outbox/")?.into_iter().map(|(_, m)| m).collect())
 }
 
+/// The messages still to send (queued or interrupted), oldest first, read through the small index of
+/// unsent messages rather than the whole outbox.
+pub fn pending(store: &Store) -> Result<Vec<OutboxMessage>, StoreError> {
+    let mut out = Vec::new();
+    for (k, ()) in store.scan_local::<()>("outbox-due/")? {
+        if let Some(id) = k.strip_prefix("outbox-due/") {
+            if let Some(m) = store.get_local::<OutboxMessage>(&key(id))? {
+                out.push(m);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Records `msg` as it now stands (and keeps the unsent index and the reference map in step).
+fn save(w: &mut WriteSet, msg: &OutboxMessage) -> Result<(), StoreError> {
+    w.put_local(&key(&msg.id), msg)?;
+    match msg.state {
+        OutboxState::Queued | OutboxState::Sending => {
+            w.put_local(&format!("outbox-due/{}", msg.id), &())?;
+        }
+        _ => {
+            w.delete_local(&format!("outbox-due/{}", msg.id));
+        }
+    }
+    if msg.state == OutboxState::Sent {
+        for r in &msg.references {
+            w.put_local(&format!("outbox-mr/{r:03}"), &msg.id)?;
+        }
+    }
+    Ok(())
+}
+
+/// Puts messages interrupted by a crash (`sending`) back in the queue. Called once at start-up.
+pub fn recover(store: &Store, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    let mut w = WriteSet::new();
+    let mut n = 0;
+    for mut m in pending(store)?.into_iter().filter(|m| m.state == OutboxState::Sending) {
+        m.state = OutboxState::Queued;
+        m.next_attempt_at = now;
+        m.last_error = Some("interrupted while sending; sent again (the modem's answer was lost)".into());
+        save(&mut w, &m)?;
+        n += 1;
+    }
+    if n > 0 {
+        store.commit_blocking(w)?;
+        tracing::warn!(messages = n, "SMS interrupted by a restart are sent again.");
+    }
+    Ok(n)
+}
+
+/// A delivery report for the part with network reference `reference`: marks the message delivered once
+/// every part is, or failed when the network gave up.
+pub fn report(
+    store: &Store,
+    reference: u8,
+    delivered: bool,
+    status: u8,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let Some(id) = store.get_local::<String>(&format!("outbox-mr/{reference:03}"))? else { return Ok(false) };
+    let Some(mut m) = store.get_local::<OutboxMessage>(&key(&id))? else { return Ok(false) };
+    if !matches!(m.state, OutboxState::Sent) || !m.references.contains(&reference) {
+        return Ok(false);
+    }
+    if delivered {
+        if !m.delivered_parts.contains(&reference) {
+            m.delivered_parts.push(reference);
+        }
+        if m.references.iter().all(|r| m.delivered_parts.contains(r)) {
+            m.state = OutboxState::Delivered;
+            m.delivered_at = Some(now);
+        }
+    } else {
+        m.state = OutboxState::Failed;
+        m.last_error = Some(format!("the network could not deliver it (status 0x{status:02X})"));
+    }
+    let mut w = WriteSet::new();
+    save(&mut w, &m)?;
+    store.commit_blocking(w)?;
+    Ok(true)
+}
+
 /// Sends what is due, one message at a time, until cancelled.
 pub async fn run(app: Arc<Outpost>, sender: Arc<dyn SmsSender>, cancel: CancellationToken) {
-    let cfg = app.config.raw.outbox.clone();
-    let pause = StdDuration::from_millis(cfg.min_interval_ms);
+    let pause = StdDuration::from_millis(app.config.raw.outbox.min_interval_ms);
     loop {
         let sent_any = match send_due(&app, &sender, pause, &cancel).await {
             Ok(n) => n > 0,
@@ -112,7 +253,7 @@ pub async fn run(app: Arc<Outpost>, sender: Arc<dyn SmsSender>, cancel: Cancella
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = app.outbox_wake.notified() => {}
-            _ = tokio::time::sleep(StdDuration::from_secs(5)) => {}
+            _ = tokio::time::sleep(StdDuration::from_secs(2)) => {}
         }
     }
 }
@@ -125,41 +266,54 @@ async fn send_due(
 ) -> Result<usize, StoreError> {
     let cfg = &app.config.raw.outbox;
     let mut sent = 0;
-    for mut msg in all(&app.store)?.into_iter().filter(|m| m.state == OutboxState::Queued) {
+    for mut msg in pending(&app.store)? {
         if cancel.is_cancelled() {
             break;
         }
-        let now = app.now();
-        if msg.next_attempt_at > now {
+        if msg.next_attempt_at > app.now() {
             continue;
         }
-        let s = sender.clone();
-        let (id, to, text) = (msg.id.clone(), msg.to.clone(), msg.text.clone());
-        let result = tokio::task::spawn_blocking(move || s.send(&id, &to, &text))
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()));
+        msg.state = OutboxState::Sending;
         msg.attempts += 1;
+        let mut w = WriteSet::new();
+        save(&mut w, &msg)?;
+        app.store.commit(w).await?;
+
+        let s = sender.clone();
+        let reference = (msg.id.parse::<u64>().unwrap_or(0) % 256) as u8;
+        let (id, to, text) = (msg.id.clone(), msg.to.clone(), msg.text.clone());
+        let result = tokio::task::spawn_blocking(move || s.send(&id, &to, &text, reference))
+            .await
+            .unwrap_or_else(|e| SendResult::Failed { permanent: false, reason: e.to_string() });
         match result {
-            Ok(_) => {
+            SendResult::Sent { references } => {
                 msg.state = OutboxState::Sent;
                 msg.sent_at = Some(app.now());
+                msg.references = references;
                 msg.last_error = None;
                 sent += 1;
             }
-            Err(error) => {
-                tracing::warn!(msg_id = %msg.id, attempts = msg.attempts, %error, "SMS not sent; will retry.");
+            SendResult::Failed { permanent: true, reason } => {
+                tracing::warn!(msg_id = %msg.id, %reason, "SMS refused for good.");
+                msg.state = OutboxState::Failed;
+                msg.last_error = Some(reason);
+            }
+            SendResult::Failed { permanent: false, reason } => {
+                tracing::warn!(msg_id = %msg.id, attempts = msg.attempts, %reason, "SMS not sent; will retry.");
+                msg.state = OutboxState::Queued;
                 msg.next_attempt_at = app.now()
                     + rules::retry_delay(
                         msg.attempts,
                         Duration::seconds(cfg.retry_seconds as i64),
                         Duration::seconds(cfg.max_retry_seconds as i64),
                     );
-                msg.last_error = Some(error);
+                msg.last_error = Some(reason);
             }
         }
         let mut w = WriteSet::new();
-        w.put_local(&format!("outbox/{}", msg.id), &msg)?;
+        save(&mut w, &msg)?;
         app.store.commit(w).await?;
+        app.emit_outbox(&msg.id);
         tokio::time::sleep(pause).await;
     }
     Ok(sent)

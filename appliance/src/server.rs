@@ -14,9 +14,14 @@ use crate::{
     app::Outpost,
     auth,
     clock::{Clock, ManualClock, SystemClock},
-    config::Config,
+    config::{Config, ModemChoice},
+    inbox,
     outbox::{self, LogSender},
     web,
+};
+use outpost_sms::{
+    modem::{Modem, ModemConfig},
+    sim::Simulator,
 };
 
 /// How the box is run.
@@ -112,7 +117,15 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
             }
         });
     }
-    tracker.spawn(outbox::run(app.clone(), Arc::new(LogSender), cancel.clone()));
+    let inbox_wake = Arc::new(tokio::sync::Notify::new());
+    let (sender, simulator) = start_modem(&app, &data_dir, inbox_wake.clone())?;
+    {
+        let store = store.clone();
+        let now = app.now();
+        tokio::task::spawn_blocking(move || outbox::recover(&store, now)).await??;
+    }
+    tracker.spawn(outbox::run(app.clone(), sender, cancel.clone()));
+    tracker.spawn(inbox::run(app.clone(), inbox_wake, cancel.clone()));
     match manual {
         None => {
             tracker.spawn(scheduler(app.clone(), cancel.clone()));
@@ -138,9 +151,42 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
     if tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await.is_err() {
         tracing::warn!("Some services did not stop within 10 s.");
     }
+    if let Some(modem) = app.modem.get().cloned() {
+        tokio::task::spawn_blocking(move || modem.stop()).await?;
+    }
+    drop(simulator);
     tokio::task::spawn_blocking(move || store.close()).await?.context("cannot close the store cleanly")?;
     say("Outpost stopped.");
     Ok(())
+}
+
+/// Starts the SMS sender the configuration asks for: none (log only), the simulated modem, or a real one.
+fn start_modem(
+    app: &Arc<Outpost>,
+    data_dir: &std::path::Path,
+    wake: Arc<tokio::sync::Notify>,
+) -> anyhow::Result<(Arc<dyn outbox::SmsSender>, Option<Simulator>)> {
+    let (port, simulator) = match app.config.modem() {
+        ModemChoice::None => return Ok((Arc::new(LogSender), None)),
+        ModemChoice::Simulator => {
+            let sim = Simulator::start(&data_dir.join("modem-simulator"))
+                .context("cannot start the modem simulator")?;
+            (sim.path().to_owned(), Some(sim))
+        }
+        ModemChoice::Port(p) => (p, None),
+    };
+    let m = &app.config.raw.modem;
+    let config = ModemConfig {
+        baud: m.baud,
+        pin: (!m.pin.is_empty()).then(|| m.pin.clone()),
+        validity_minutes: m.validity_hours * 60,
+        ..ModemConfig::new(&port)
+    };
+    let events = Arc::new(inbox::InboxEvents { store: app.store.clone(), clock: app.clock.clone(), wake });
+    let modem = Arc::new(Modem::start(config, events));
+    let _ = app.modem.set(modem.clone());
+    tracing::info!(port = %port.display(), "Modem driver started.");
+    Ok((Arc::new(outbox::ModemSender(modem)), simulator))
 }
 
 async fn shutdown_signal() {

@@ -204,6 +204,7 @@ impl Record for Person {
             ("person_status", self.status.as_str().to_owned()),
             ("person_token", self.declare_token.clone()),
             ("person_name", self.full_name.to_lowercase()),
+            ("person_phone", self.phone.clone()),
         ];
         if !self.id_number.is_empty() {
             ix.push(("person_id_number", self.id_number.clone()));

@@ -1,10 +1,13 @@
-//! One quarantine day, driven through the real binary on its manual clock: 50 people imported from a
-//! district list; most declare on time, some late (exactly one SMS reminder each, per round), some never
-//! (exactly one alert each, per round), one with a fever (an alert within a second); the box restarted
-//! mid-day repeats nothing; alerts acknowledged and resolved.
+//! One quarantine day, driven through the real binary on its manual clock, with the modem simulator on
+//! a pseudo-terminal as the box's modem: 50 people imported from a district list; most declare on time,
+//! some late (exactly one SMS reminder each, per round, leaving through the modem), one of them by SMS
+//! from a basic phone, some never (exactly one alert each, per round), one with a fever (an alert within
+//! a second, and an SMS to the on-duty phone when severe); the box restarted mid-day repeats nothing;
+//! alerts acknowledged and resolved.
 
 use std::time::{Duration, Instant};
 
+use outpost_sms::sim::Simulator;
 use outpost_tests::{district_csv, BoxProcess, Client};
 use serde_json::{json, Value};
 
@@ -39,7 +42,18 @@ fn declare(c: &mut Client, token: &str, temperature: &str) -> Value {
 fn a_quarantine_day() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let clock_start = ["--clock", "2026-11-20T23:00:00Z"]; // 06:00 at the site
+    let sim = Simulator::start(&dir.path().join("modem")).expect("modem simulator");
+    let config = dir.path().join("site.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[modem]\nport = \"{}\"\n[outbox]\nmin_interval_ms = 5\n[alerts]\non_duty_phones = [\"0905999888\"]\n",
+            sim.path().display()
+        ),
+    )
+    .expect("config");
+    let config = config.display().to_string();
+    let clock_start = ["--clock", "2026-11-20T23:00:00Z", "--config", &config]; // 06:00 at the site
     let mut b = BoxProcess::start("run", &data, &clock_start);
     let mut staff = Client::new(&b.url);
     staff.setup_admin(b.setup_link.as_deref().expect("setup link on first start"), "lan.nguyen", PASSWORD);
@@ -49,12 +63,16 @@ fn a_quarantine_day() {
     assert_eq!(res.status, 200, "{}", res.body);
     assert_eq!(res.json()["imported"], 50);
     let list = staff.get("/api/v1/people").json();
-    let mut people: Vec<(String, String)> = Vec::new();
+    let mut people: Vec<(String, String, String)> = Vec::new();
     for p in list.as_array().expect("array") {
         let id = p["id"].as_str().expect("id").to_owned();
         let full = staff.get(&format!("/api/v1/people/{id}")).json();
-        people.push((id, full["declare_token"].as_str().expect("token").to_owned()));
+        let phone = full["phone"].as_str().expect("phone").to_owned();
+        people.push((id, full["declare_token"].as_str().expect("token").to_owned(), phone));
     }
+    // Row i of the list has phone(i): index people by their row.
+    people.sort_by(|a, b| a.2.cmp(&b.2));
+    assert_eq!(people[7].2, phone(7));
     assert_eq!(people.len(), 50);
     let mut person = Client::new(&b.url);
 
@@ -87,10 +105,18 @@ fn a_quarantine_day() {
         assert_eq!(count(&r, "reminders"), 0, "no reminder inside the grace period: {r}");
         let r = b.clock(&at(&format!("{h:02}:31")));
         assert_eq!(count(&r, "reminders"), LATE.len() + NEVER.len(), "{r}");
+        let reminded: Vec<usize> = LATE.chain(NEVER).collect();
+        wait_until("the reminders to leave through the modem", || {
+            let sent = sim.sent();
+            reminded.iter().all(|i| {
+                sent.iter().filter(|m| m.to == phone(*i) && m.text.contains(&people[*i].1)).count()
+                    == round + 1
+            })
+        });
         if round == 1 {
             // A power cut after the reminders went out: the restarted box repeats none of them.
             b.kill9();
-            b = BoxProcess::start("run", &data, &["--clock", "2026-11-21T09:31:00Z"]);
+            b = BoxProcess::start("run", &data, &["--clock", "2026-11-21T09:31:00Z", "--config", &config]);
             assert!(b.setup_link.is_none(), "no setup link once an administrator exists");
             staff = Client::new(&b.url);
             assert_eq!(staff.login("lan.nguyen", PASSWORD).status, 303);
@@ -99,10 +125,25 @@ fn a_quarantine_day() {
             assert_eq!(count(&r, "reminders"), 0, "{r}");
         }
         b.clock(&at(&format!("{h:02}:45")));
-        for i in LATE {
+        for i in LATE.skip(1) {
             let d = declare(&mut person, &people[i].1, "36.9");
             assert_eq!(d["on_time"], false, "a declaration after the grace period is late");
         }
+        // The first late person has a basic phone: they answer the reminder by SMS.
+        // (Each round's text differs: an identical text from the same number in the same second is
+        // taken for a modem's duplicate.)
+        sim.receive(&format!("+84{}", &phone(LATE.start)[1..]), &format!("KB 36,{} ho", 6 + round));
+        wait_until("the SMS declaration", || {
+            let decls = staff.get(&format!("/api/v1/people/{}/declarations", people[LATE.start].0)).json();
+            decls.as_array().is_some_and(|d| d.len() == round + 1 && d[0]["channel"] == "sms")
+        });
+        wait_until("the confirmation SMS", || {
+            sim.sent()
+                .iter()
+                .filter(|m| m.to == phone(LATE.start) && m.text.contains("Da nhan khai bao"))
+                .count()
+                == round + 1
+        });
         let r = b.clock(&at(&format!("{h:02}:59")));
         assert_eq!(count(&r, "alerts"), 0, "{r}");
         let r = b.clock(&at(&format!("{:02}:31", h + 1)));
@@ -117,7 +158,7 @@ fn a_quarantine_day() {
     let reminders: Vec<&Value> =
         outbox.as_array().expect("outbox").iter().filter(|m| m["purpose"] == "reminder").collect();
     assert_eq!(reminders.len(), 3 * (LATE.len() + NEVER.len()));
-    for (i, (id, token)) in people.iter().enumerate() {
+    for (i, (id, token, _)) in people.iter().enumerate() {
         let mine: Vec<_> = reminders.iter().filter(|m| m["person_id"] == id.as_str()).collect();
         let expected = if LATE.contains(&i) || NEVER.contains(&i) { 3 } else { 0 };
         assert_eq!(mine.len(), expected, "person {i}");
@@ -180,5 +221,24 @@ fn a_quarantine_day() {
     assert_eq!(fever_row["on_time"], 3);
     let late_row = rows.iter().find(|r| r["person_id"] == people[LATE.start].0.as_str()).expect("late row");
     assert_eq!((late_row["declared"].as_u64(), late_row["on_time"].as_u64()), (Some(3), Some(0)));
+    // Severe alerts and escalations reached the on-duty phone through the modem.
+    assert!(sim.sent().iter().any(|m| m.to == "0905999888" && m.text.contains("CANH BAO")), "on-duty SMS");
+    // Every SMS left and was reported delivered.
+    wait_until("delivery reports", || {
+        let outbox = staff.get("/api/v1/outbox").json();
+        outbox.as_array().is_some_and(|m| m.iter().all(|m| m["state"] == "delivered"))
+    });
     assert!(b.stop().success());
+}
+
+fn phone(i: usize) -> String {
+    format!("09{:08}", 30_000_000 + i)
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
 }

@@ -99,9 +99,9 @@ enum Request {
 
 /// The running driver.
 pub struct Modem {
-    tx: mpsc::Sender<Request>,
+    tx: Mutex<mpsc::Sender<Request>>,
     health: Arc<Mutex<Health>>,
-    thread: Option<thread::JoinHandle<()>>,
+    thread: Mutex<Option<thread::JoinHandle<()>>>,
 }
 
 impl Modem {
@@ -114,14 +114,15 @@ impl Modem {
             .name("modem".into())
             .spawn(move || Driver { config, events, health: h, rx, pin_tried: false }.run())
             .ok();
-        Modem { tx, health, thread }
+        Modem { tx: Mutex::new(tx), health, thread: Mutex::new(thread) }
     }
 
     /// Sends `text` to `to` (as many parts as it takes) and waits for the outcome.
     pub fn send(&self, to: &str, text: &str, reference: u8) -> SendOutcome {
         let (reply, rx) = mpsc::channel();
         let request = Request::Send { to: to.to_owned(), text: text.to_owned(), reference, reply };
-        if self.tx.send(request).is_err() {
+        let sent = self.tx.lock().map(|tx| tx.send(request).is_ok()).unwrap_or(false);
+        if !sent {
             return SendOutcome::Failed { permanent: false, reason: "the modem driver stopped".into() };
         }
         rx.recv()
@@ -132,10 +133,13 @@ impl Modem {
         self.health.lock().map(|h| h.clone()).unwrap_or_default()
     }
 
-    /// Stops the thread and closes the port.
-    pub fn stop(&mut self) {
-        let _ = self.tx.send(Request::Stop);
-        if let Some(t) = self.thread.take() {
+    /// Stops the thread and closes the port (waits for a send in progress).
+    pub fn stop(&self) {
+        if let Ok(tx) = self.tx.lock() {
+            let _ = tx.send(Request::Stop);
+        }
+        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(t) = handle {
             let _ = t.join();
         }
     }
@@ -286,8 +290,9 @@ impl Driver {
             other => return Err(format!("the SIM is not usable: {other}")),
         }
         e.command("AT+CMGF=0", None, t).map_err(|err| err.to_string())?;
-        // New messages to storage with +CMTI; delivery reports as +CDS (TS 27.005 §3.4.1).
-        e.command("AT+CNMI=2,1,0,1,0", None, t).map_err(|err| err.to_string())?;
+        // New messages and delivery reports to storage, announced with +CMTI and +CDSI (TS 27.005
+        // §3.4.1): what arrives while the box is down waits on the SIM for the start-up sweep.
+        e.command("AT+CNMI=2,1,0,2,0", None, t).map_err(|err| err.to_string())?;
         self.refresh_health(e).map_err(|err| err.to_string())?;
         Ok(())
     }

@@ -54,6 +54,9 @@ pub struct SimState {
     pub pin_attempts_left: u8,
     /// Commands received, in order (for assertions on the dialogue).
     pub log: Vec<String>,
+    /// Where delivery reports go (`AT+CNMI`'s `<ds>`): 1 shows them as `+CDS`, 2 stores them and
+    /// announces them with `+CDSI`.
+    pub report_routing: u8,
     next_index: u32,
     next_mr: u8,
     next_ref: u8,
@@ -75,6 +78,7 @@ impl Default for SimState {
             pin_entered: false,
             pin_attempts_left: 3,
             log: Vec::new(),
+            report_routing: 1,
             next_index: 1,
             next_mr: 1,
             next_ref: 1,
@@ -203,7 +207,14 @@ fn run(mut port: TTYPort, state: &Mutex<SimState>, present: &AtomicBool, stop: &
                 s.reports.iter().filter(|(t, _)| *t <= now).map(|(_, r)| r.clone()).collect();
             s.reports.retain(|(t, _)| *t > now);
             for r in due {
-                out.push_str(&format!("\r\n+CDS: {}\r\n{r}\r\n", r.len() / 2 - 1));
+                if s.report_routing == 2 {
+                    let index = s.next_index;
+                    s.next_index += 1;
+                    s.stored.insert(index, r);
+                    out.push_str(&format!("\r\n+CDSI: \"SM\",{index}\r\n"));
+                } else {
+                    out.push_str(&format!("\r\n+CDS: {}\r\n{r}\r\n", r.len() / 2 - 1));
+                }
             }
             loop {
                 if let Some(len) = pdu_len {
@@ -278,7 +289,11 @@ fn command(s: &mut SimState, line: &str, echo: &mut bool) -> (String, Option<usi
         "AT+CEREG?" => "\r\n+CEREG: 0,1\r\n\r\nOK\r\n".into(),
         "AT+CSQ" => "\r\n+CSQ: 20,99\r\n\r\nOK\r\n".into(),
         "AT+COPS?" => "\r\n+COPS: 0,0,\"Viettel\",7\r\n\r\nOK\r\n".into(),
-        u if u.starts_with("AT+CNMI=") || u.starts_with("AT+CPMS") || u.starts_with("AT+CREG=") => OK.into(),
+        u if u.starts_with("AT+CNMI=") => {
+            s.report_routing = u[8..].split(',').nth(3).and_then(|d| d.trim().parse().ok()).unwrap_or(0);
+            OK.into()
+        }
+        u if u.starts_with("AT+CPMS") || u.starts_with("AT+CREG=") => OK.into(),
         u if u.starts_with("AT+CPIN=") => {
             let given = line[8..].trim_matches('"');
             if s.pin.as_deref() == Some(given) && s.pin_attempts_left > 0 {
