@@ -596,6 +596,66 @@ impl Outpost {
         Ok(escalated.len())
     }
 
+    // ----- custom SMS -----
+
+    /// Queues a message from staff to each of `people`: a template (in `lang`) or their own text, with
+    /// placeholders filled per person. One atomic write; returns how many were queued.
+    pub async fn send_custom(
+        &self,
+        people: &[Person],
+        template: Option<&str>,
+        text: &str,
+        lang: crate::i18n::Lang,
+        by: &str,
+    ) -> AppResult<usize> {
+        let body = match template.filter(|t| !t.is_empty()) {
+            Some(key) => crate::templates::find(key)
+                .ok_or_else(|| {
+                    AppError::Invalid(vec![Problem::new(
+                        "template",
+                        "Mẫu tin không tồn tại.",
+                        "No such template.",
+                    )])
+                })?
+                .text(lang)
+                .to_owned(),
+            None => validate::clip(text, 1000),
+        };
+        if body.is_empty() {
+            return Err(AppError::Invalid(vec![Problem::new(
+                "text",
+                "Cần nội dung tin nhắn.",
+                "The message needs a text.",
+            )]));
+        }
+        if people.is_empty() {
+            return Err(AppError::Invalid(vec![Problem::new(
+                "recipients",
+                "Chưa chọn người nhận.",
+                "No recipient was chosen.",
+            )]));
+        }
+        let now = self.now();
+        let mut w = WriteSet::new();
+        for p in people {
+            let text = crate::templates::render(&body, p, &self.config.public_url);
+            outbox::enqueue(&mut w, &self.store, now, &p.phone, &text, "custom", Some(&p.id))?;
+        }
+        audit::record(
+            &mut w,
+            &self.store,
+            now,
+            by,
+            "sms.custom",
+            template.unwrap_or("text"),
+            &people.len().to_string(),
+        )?;
+        self.commit(w).await?;
+        self.outbox_wake.notify_one();
+        self.emit("sms", "custom");
+        Ok(people.len())
+    }
+
     // ----- follow-up sheet -----
 
     pub fn follow_up(&self, person_id: &str, date: NaiveDate) -> AppResult<Option<FollowUp>> {

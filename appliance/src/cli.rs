@@ -41,7 +41,7 @@ pub struct Common {
 pub enum Command {
     /// Run the box.
     Run(Common),
-    /// Run a demo site (seeded people, no modem, no bands) with data in ./outpost-demo-data.
+    /// Run a demo site (seeded people, a simulated modem, no bands) with data in ./outpost-demo-data.
     Demo {
         #[command(flatten)]
         common: Common,
@@ -49,9 +49,12 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         people: usize,
     },
-    /// SMS tools: encode and decode PDUs (no modem needed).
+    /// SMS tools: encode and decode PDUs, or send through a modem.
     #[command(subcommand)]
     Sms(SmsCommand),
+    /// Modem diagnostics.
+    #[command(subcommand)]
+    Modem(ModemCommand),
     /// Print the effective configuration (defaults with the file laid over them).
     PrintConfig {
         /// The site's configuration file.
@@ -79,6 +82,80 @@ pub enum SmsCommand {
         /// The PDU in hex, service-centre address first.
         hex: String,
     },
+    /// Send one message through a modem (stop the box first: the port is opened exclusively).
+    Send {
+        #[command(flatten)]
+        port: PortArgs,
+        /// Destination number: `+84…` or `0…`.
+        #[arg(long)]
+        to: String,
+        /// The message text.
+        #[arg(long)]
+        text: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PortArgs {
+    /// The modem's serial port, e.g. /dev/ttyUSB2 or /dev/serial/by-id/….
+    #[arg(long)]
+    port: PathBuf,
+    /// The SIM PIN, if it asks for one (tried once).
+    #[arg(long)]
+    pin: Option<String>,
+    /// Line speed.
+    #[arg(long, default_value_t = 115_200)]
+    baud: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModemCommand {
+    /// Connect to a modem and print its state (SIM, registration, signal, operator) as JSON.
+    Status {
+        #[command(flatten)]
+        port: PortArgs,
+    },
+}
+
+/// Opens the modem and waits (up to 15 s) for it to be ready.
+fn open_modem(port: &PortArgs) -> anyhow::Result<outpost_sms::modem::Modem> {
+    use outpost_sms::{modem, pdu};
+    struct Ignore;
+    impl modem::ModemEvents for Ignore {
+        fn received(&self, _: &pdu::Deliver, _: &str) -> bool {
+            false // leave messages on the SIM for the box
+        }
+        fn report(&self, _: &pdu::StatusReport) {}
+    }
+    if !port.port.exists() {
+        anyhow::bail!("the modem at {} is not ready: no such port (is it plugged in?)", port.port.display());
+    }
+    let config =
+        modem::ModemConfig { baud: port.baud, pin: port.pin.clone(), ..modem::ModemConfig::new(&port.port) };
+    let m = modem::Modem::start(config, std::sync::Arc::new(Ignore));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !m.health().connected {
+        if std::time::Instant::now() > deadline {
+            let h = m.health();
+            anyhow::bail!(
+                "the modem at {} is not ready: {}",
+                port.port.display(),
+                h.last_error.unwrap_or_else(|| "no answer".into())
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Ok(m)
+}
+
+fn modem_command(command: ModemCommand) -> anyhow::Result<()> {
+    match command {
+        ModemCommand::Status { port } => {
+            let m = open_modem(&port)?;
+            println!("{}", serde_json::to_string_pretty(&m.health())?);
+            Ok(())
+        }
+    }
 }
 
 fn sms(command: SmsCommand) -> anyhow::Result<()> {
@@ -99,6 +176,21 @@ fn sms(command: SmsCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        SmsCommand::Send { port, to, text } => {
+            let m = open_modem(&port)?;
+            match m.send(&to, &text, 0) {
+                outpost_sms::modem::SendOutcome::Sent { references } => {
+                    println!("{}", serde_json::json!({"sent": true, "references": references}));
+                    Ok(())
+                }
+                outpost_sms::modem::SendOutcome::Failed { permanent, reason } => {
+                    anyhow::bail!(
+                        "not sent ({}): {reason}",
+                        if permanent { "permanent" } else { "temporary" }
+                    )
+                }
+            }
+        }
         SmsCommand::Decode { hex } => {
             let decoded = pdu::decode(&hex).context("cannot decode this PDU")?;
             println!("{}", serde_json::to_string_pretty(&decoded)?);
@@ -118,12 +210,12 @@ fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
     })
 }
 
-fn apply(common: &Common, default_data: Option<&str>) -> anyhow::Result<Config> {
+fn apply(common: &Common, demo: bool) -> anyhow::Result<Config> {
     let mut raw = load_config(common.config.as_ref())?.raw;
-    if let Some(d) = default_data {
-        if common.config.is_none() {
-            raw.store.data_dir = PathBuf::from(d);
-        }
+    if demo && common.config.is_none() {
+        // The demo's own defaults: its own data folder and a simulated modem.
+        raw.store.data_dir = PathBuf::from("outpost-demo-data");
+        raw.modem.port = "simulator".into();
     }
     if let Some(d) = &common.data {
         raw.store.data_dir = d.clone();
@@ -138,16 +230,17 @@ fn apply(common: &Common, default_data: Option<&str>) -> anyhow::Result<Config> 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(common) => server::run(server::RunOptions {
-            config: apply(&common, None)?,
+            config: apply(&common, false)?,
             manual_clock: common.clock,
             demo_people: None,
         }),
         Command::Demo { common, people } => server::run(server::RunOptions {
-            config: apply(&common, Some("outpost-demo-data"))?,
+            config: apply(&common, true)?,
             manual_clock: common.clock,
             demo_people: Some(people),
         }),
         Command::Sms(command) => sms(command),
+        Command::Modem(command) => modem_command(command),
         Command::PrintConfig { config } => {
             print!("{}", load_config(config.as_ref())?.to_toml());
             Ok(())

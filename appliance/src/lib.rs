@@ -32,5 +32,6 @@ pub mod outbox;
 pub mod rules;
 pub mod server;
 pub mod smsdecl;
+pub mod templates;
 pub mod validate;
 pub mod web;

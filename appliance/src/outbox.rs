@@ -153,6 +153,20 @@ pub fn all(store: &Store) -> Result<Vec<OutboxMessage>, StoreError> {
     Ok(store.scan_local::<OutboxMessage>("outbox/")?.into_iter().map(|(_, m)| m).collect())
 }
 
+/// The newest `limit` messages, newest first.
+pub fn recent(store: &Store, limit: usize) -> Result<Vec<OutboxMessage>, StoreError> {
+    Ok(store
+        .scan_local_range::<OutboxMessage>("outbox/", None, limit, true)?
+        .into_iter()
+        .map(|(_, m)| m)
+        .collect())
+}
+
+/// How many messages wait to be sent.
+pub fn waiting(store: &Store) -> Result<usize, StoreError> {
+    Ok(store.scan_local::<()>("outbox-due/")?.len())
+}
+
 /// The messages still to send (queued or interrupted), oldest first, read through the small index of
 /// unsent messages rather than the whole outbox.
 pub fn pending(store: &Store) -> Result<Vec<OutboxMessage>, StoreError> {

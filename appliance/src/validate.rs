@@ -225,6 +225,19 @@ pub fn fold(s: &str) -> String {
     stripped.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Vietnamese without diacritics, case kept (đ → d): names in SMS templates, so a message stays in one
+/// GSM 7-bit part.
+pub fn unaccent(s: &str) -> String {
+    s.nfd()
+        .filter(|c| !('\u{300}'..='\u{36f}').contains(c))
+        .map(|c| match c {
+            'đ' => 'd',
+            'Đ' => 'D',
+            c => c,
+        })
+        .collect()
+}
+
 /// Unicode NFC, the form Vietnamese text is stored in (macOS and some phones send NFD).
 pub fn nfc(s: &str) -> String {
     s.nfc().collect()
@@ -437,6 +450,7 @@ mod tests {
         let nfd: String = "Nguyễn".nfd().collect();
         assert_eq!(fold(&nfd), fold("Nguyễn"));
         assert_eq!(fold("Đà Nẵng"), "da nang");
+        assert_eq!(unaccent("Đặng Thị Ánh"), "Dang Thi Anh");
     }
 
     #[test]

@@ -97,3 +97,47 @@ fn sms_encode_and_decode_roundtrip_through_the_cli() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a phone number"));
 }
+
+#[test]
+fn modem_status_and_send_talk_to_a_modem() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = outpost_sms::sim::Simulator::start(&dir.path().join("modem")).expect("simulator");
+    let port = sim.path().display().to_string();
+    let out = Command::new(outpost_bin()).args(["modem", "status", "--port", &port]).output().expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        (v["connected"].as_bool(), v["operator"].as_str(), v["signal_dbm"].as_i64()),
+        (Some(true), Some("Viettel"), Some(-73))
+    );
+
+    let out = Command::new(outpost_bin())
+        .args(["sms", "send", "--port", &port, "--to", "0905123456", "--text", "Thử nghiệm modem"])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sent = sim.sent();
+    assert_eq!(
+        (sent.len(), sent[0].to.as_str(), sent[0].text.as_str()),
+        (1, "0905123456", "Thử nghiệm modem")
+    );
+
+    sim.with(|s| s.fail_sends.push_back(28));
+    let out = Command::new(outpost_bin())
+        .args(["sms", "send", "--port", &port, "--to", "0905123456", "--text", "x"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not sent (permanent): AT+CMGS="),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = Command::new(outpost_bin())
+        .args(["modem", "status", "--port", "/nonexistent/ttyUSB9"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not ready"));
+}

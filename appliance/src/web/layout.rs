@@ -34,6 +34,8 @@ pub fn page(lang: Lang, staff: Option<&Staff>, title: &str, body: Markup) -> Mar
                             a href="/alerts" { (t(lang, "nav.alerts")) }
                             a href="/followup" { (t(lang, "nav.followup")) }
                             a href="/outbox" { (t(lang, "nav.outbox")) }
+                            a href="/inbox" { (t(lang, "nav.inbox")) }
+                            a href="/health" { (t(lang, "nav.health")) }
                             @if s.role == Role::Admin {
                                 a href="/users" { (t(lang, "nav.users")) }
                                 a href="/audit" { (t(lang, "nav.audit")) }

@@ -11,6 +11,7 @@
 pub mod api;
 mod layout;
 pub mod pages;
+mod sms;
 
 use std::{collections::HashMap, sync::Arc, sync::Mutex};
 
@@ -129,7 +130,11 @@ pub fn routes() -> Vec<RouteDef> {
         r(M::GET, "/followup", Staff, get(pages::followup)),
         r(M::GET, "/followup/export.csv", Staff, get(pages::export_followup)),
         r(M::POST, "/followup/{person}/{date}", Writer, post(pages::save_followup)),
-        r(M::GET, "/outbox", Staff, get(pages::outbox)),
+        r(M::GET, "/outbox", Staff, get(sms::outbox_page)),
+        r(M::GET, "/inbox", Staff, get(sms::inbox_page)),
+        r(M::GET, "/sms/new", Writer, get(sms::compose)),
+        r(M::POST, "/sms/send", Writer, post(sms::send)),
+        r(M::GET, "/health", Staff, get(sms::health_page)),
         r(M::GET, "/users", Admin, get(pages::users)),
         r(M::POST, "/users", Admin, post(pages::add_user)),
         r(M::POST, "/users/{name}", Admin, post(pages::update_user)),
@@ -150,6 +155,9 @@ pub fn routes() -> Vec<RouteDef> {
         r(M::POST, "/api/v1/alerts/{id}/ack", Writer, post(api::ack_alert)),
         r(M::POST, "/api/v1/alerts/{id}/resolve", Writer, post(api::resolve_alert)),
         r(M::GET, "/api/v1/outbox", Staff, get(api::outbox)),
+        r(M::POST, "/api/v1/sms", Writer, post(sms::api_send)),
+        r(M::GET, "/api/v1/inbox", Staff, get(sms::api_inbox)),
+        r(M::GET, "/api/v1/health", Staff, get(sms::api_health)),
         r(M::GET, "/api/v1/followup", Staff, get(api::followup)),
         r(M::GET, "/api/v1/audit", Admin, get(api::audit)),
     ]

@@ -31,30 +31,29 @@ use crate::{
     app::DeclarationInput,
     audit, auth, csvio, dashboard,
     i18n::{t, td, Lang},
-    outbox,
     validate::{PersonInput, Problem},
 };
 
-type PageResult = Result<Response, PageError>;
+pub(super) type PageResult = Result<Response, PageError>;
 
-fn html_response(status: StatusCode, markup: Markup) -> Response {
+pub(super) fn html_response(status: StatusCode, markup: Markup) -> Response {
     (status, markup).into_response()
 }
 
 /// Form fields from an urlencoded body.
-struct FormData(Vec<(String, String)>);
+pub(super) struct FormData(pub(super) Vec<(String, String)>);
 
 impl FormData {
-    fn parse(body: &Bytes) -> FormData {
+    pub(super) fn parse(body: &Bytes) -> FormData {
         FormData(url_pairs(&String::from_utf8_lossy(body)))
     }
-    fn get(&self, name: &str) -> String {
+    pub(super) fn get(&self, name: &str) -> String {
         self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default()
     }
     fn opt(&self, name: &str) -> Option<String> {
         self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     }
-    fn all(&self, name: &str) -> Vec<String> {
+    pub(super) fn all(&self, name: &str) -> Vec<String> {
         self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
     }
     fn person(&self) -> PersonInput {
@@ -107,15 +106,15 @@ fn with_public_csrf(state: &AppState, mut res: Response, token: &str, is_new: bo
     res
 }
 
-fn csrf_of(ctx: &Ctx) -> String {
+pub(super) fn csrf_of(ctx: &Ctx) -> String {
     ctx.staff.as_ref().and_then(|s| s.csrf.clone()).unwrap_or_default()
 }
 
-fn can_write(ctx: &Ctx) -> bool {
+pub(super) fn can_write(ctx: &Ctx) -> bool {
     ctx.staff.as_ref().is_some_and(|s| s.role.can_write())
 }
 
-fn fmt_time(state: &AppState, at: chrono::DateTime<chrono::Utc>) -> String {
+pub(super) fn fmt_time(state: &AppState, at: chrono::DateTime<chrono::Utc>) -> String {
     state.app.schedule.local(at).format("%d/%m/%Y %H:%M").to_string()
 }
 
@@ -628,25 +627,30 @@ pub async fn people(State(state): State<AppState>, ctx: Ctx, Query(q): Query<Peo
                     }
                     button type="submit" { (t(lang, "people.filter")) }
                 }
-                div.scroll { table {
-                    thead { tr {
-                        th { (t(lang, "field.full_name")) } th { (t(lang, "field.birth_year")) } th { (t(lang, "field.room")) }
-                        th { (t(lang, "field.phone")) } th { (t(lang, "field.id_number")) } th { (t(lang, "field.category")) }
-                        th { (t(lang, "field.status")) } th { (t(lang, "field.quarantine_end")) }
+                form method="get" action="/sms/new" {
+                    @if can_write(&ctx) { p { button.secondary type="submit" { (t(lang, "sms.to_selected")) } } }
+                    div.scroll { table #people {
+                        thead { tr {
+                            @if can_write(&ctx) { th { "" } }
+                            th { (t(lang, "field.full_name")) } th { (t(lang, "field.birth_year")) } th { (t(lang, "field.room")) }
+                            th { (t(lang, "field.phone")) } th { (t(lang, "field.id_number")) } th { (t(lang, "field.category")) }
+                            th { (t(lang, "field.status")) } th { (t(lang, "field.quarantine_end")) }
+                        } }
+                        tbody { @for p in &list {
+                            tr {
+                                @if can_write(&ctx) { td { input type="checkbox" name="p" value=(p.id) aria-label=(p.full_name); } }
+                                td { a href=(format!("/people/{}", p.id)) { (p.full_name) } }
+                                td { (p.birth_year.map(|y| y.to_string()).unwrap_or_default()) }
+                                td { (p.room) }
+                                td { (p.phone) }
+                                td { (masked(&p.id_number)) }
+                                td { (td(lang, &format!("category.{}", p.category.as_str()))) }
+                                td { (td(lang, &format!("status.{}", p.status.as_str()))) }
+                                td { (p.quarantine_end.format("%d/%m/%Y")) }
+                            }
+                        } }
                     } }
-                    tbody { @for p in &list {
-                        tr {
-                            td { a href=(format!("/people/{}", p.id)) { (p.full_name) } }
-                            td { (p.birth_year.map(|y| y.to_string()).unwrap_or_default()) }
-                            td { (p.room) }
-                            td { (p.phone) }
-                            td { (masked(&p.id_number)) }
-                            td { (td(lang, &format!("category.{}", p.category.as_str()))) }
-                            td { (td(lang, &format!("status.{}", p.status.as_str()))) }
-                            td { (p.quarantine_end.format("%d/%m/%Y")) }
-                        }
-                    } }
-                } }
+                }
             },
         ),
     ))
@@ -876,53 +880,56 @@ pub async fn person(
             Some(&staff),
             &p.full_name,
             html! {
-                h1 { (p.full_name) " " (badge(lang, "", &format!("status.{}", p.status.as_str()))) }
-                @if can_write(&ctx) { p { a.button.secondary href=(format!("/people/{}/edit", p.id)) { (t(lang, "people.edit")) } } }
-                div.scroll { table { tbody {
-                    tr { th { (t(lang, "field.birth_year")) } td { (p.birth_year.map(|y| y.to_string()).unwrap_or_default()) } }
-                    tr { th { (t(lang, "field.gender")) } td { (td(lang, &format!("gender.{}", p.gender.as_str()))) } }
-                    tr { th { (t(lang, "field.phone")) } td { (p.phone) } }
-                    tr { th { (t(lang, "field.id_number")) } td {
-                        @if show_id { span #id-number { (p.id_number) } }
-                        @else { (masked(&p.id_number)) " " a href=(format!("/people/{}?show_id=1", p.id)) { (t(lang, "people.show_id")) } }
-                    } }
-                    tr { th { (t(lang, "field.address")) } td { (p.address) } }
-                    tr { th { (t(lang, "field.room")) } td { (p.room) } }
-                    tr { th { (t(lang, "field.quarantine_start")) } td { (p.quarantine_start.format("%d/%m/%Y")) " → " (p.quarantine_end.format("%d/%m/%Y")) } }
-                    tr { th { (t(lang, "field.decision_number")) } td { (p.decision_number) } }
-                    tr { th { (t(lang, "field.category")) } td { (td(lang, &format!("category.{}", p.category.as_str()))) } }
-                    tr { th { (t(lang, "field.flags")) } td {
-                        (t(lang, "field.worker")) ": " (yesno(p.worker)) " · " (t(lang, "field.child")) ": " (yesno(p.child)) " · "
-                        (t(lang, "field.pregnant")) ": " (yesno(p.pregnant)) " · " (t(lang, "field.foreigner")) ": " (yesno(p.foreigner))
-                    } }
-                } } }
-                h2 { (t(lang, "people.link")) }
-                div.qr { img src=(format!("/people/{}/qr.svg", p.id)) alt="QR"; }
-                p { a #personal-link href=(link) { (link) } }
-                @if can_write(&ctx) {
-                    h2 { (t(lang, "people.status_change")) }
-                    form.inline method="post" action=(format!("/people/{}/status", p.id)) {
-                        (csrf_field(&csrf))
-                        select name="status" { @for s in PersonStatus::ALL { option value=(s.as_str()) selected[s == p.status] { (td(lang, &format!("status.{}", s.as_str()))) } } }
-                        input name="note" placeholder=(t(lang, "field.note"));
-                        button type="submit" { (t(lang, "people.save")) }
+                    h1 { (p.full_name) " " (badge(lang, "", &format!("status.{}", p.status.as_str()))) }
+                    @if can_write(&ctx) { p.inline {
+                a.button.secondary href=(format!("/people/{}/edit", p.id)) { (t(lang, "people.edit")) }
+                a.button.secondary href=(format!("/sms/new?p={}", p.id)) { (t(lang, "sms.new")) }
+            } }
+                    div.scroll { table { tbody {
+                        tr { th { (t(lang, "field.birth_year")) } td { (p.birth_year.map(|y| y.to_string()).unwrap_or_default()) } }
+                        tr { th { (t(lang, "field.gender")) } td { (td(lang, &format!("gender.{}", p.gender.as_str()))) } }
+                        tr { th { (t(lang, "field.phone")) } td { (p.phone) } }
+                        tr { th { (t(lang, "field.id_number")) } td {
+                            @if show_id { span #id-number { (p.id_number) } }
+                            @else { (masked(&p.id_number)) " " a href=(format!("/people/{}?show_id=1", p.id)) { (t(lang, "people.show_id")) } }
+                        } }
+                        tr { th { (t(lang, "field.address")) } td { (p.address) } }
+                        tr { th { (t(lang, "field.room")) } td { (p.room) } }
+                        tr { th { (t(lang, "field.quarantine_start")) } td { (p.quarantine_start.format("%d/%m/%Y")) " → " (p.quarantine_end.format("%d/%m/%Y")) } }
+                        tr { th { (t(lang, "field.decision_number")) } td { (p.decision_number) } }
+                        tr { th { (t(lang, "field.category")) } td { (td(lang, &format!("category.{}", p.category.as_str()))) } }
+                        tr { th { (t(lang, "field.flags")) } td {
+                            (t(lang, "field.worker")) ": " (yesno(p.worker)) " · " (t(lang, "field.child")) ": " (yesno(p.child)) " · "
+                            (t(lang, "field.pregnant")) ": " (yesno(p.pregnant)) " · " (t(lang, "field.foreigner")) ": " (yesno(p.foreigner))
+                        } }
+                    } } }
+                    h2 { (t(lang, "people.link")) }
+                    div.qr { img src=(format!("/people/{}/qr.svg", p.id)) alt="QR"; }
+                    p { a #personal-link href=(link) { (link) } }
+                    @if can_write(&ctx) {
+                        h2 { (t(lang, "people.status_change")) }
+                        form.inline method="post" action=(format!("/people/{}/status", p.id)) {
+                            (csrf_field(&csrf))
+                            select name="status" { @for s in PersonStatus::ALL { option value=(s.as_str()) selected[s == p.status] { (td(lang, &format!("status.{}", s.as_str()))) } } }
+                            input name="note" placeholder=(t(lang, "field.note"));
+                            button type="submit" { (t(lang, "people.save")) }
+                        }
+                        h2 { (t(lang, "people.declare_for")) }
+                        form.stack method="post" action=(format!("/people/{}/declarations", p.id)) {
+                            (csrf_field(&csrf))
+                            (declaration_fields(lang, None))
+                            button type="submit" { (t(lang, "decl.submit")) }
+                        }
                     }
-                    h2 { (t(lang, "people.declare_for")) }
-                    form.stack method="post" action=(format!("/people/{}/declarations", p.id)) {
-                        (csrf_field(&csrf))
-                        (declaration_fields(lang, None))
-                        button type="submit" { (t(lang, "decl.submit")) }
-                    }
-                }
-                h2 { (t(lang, "people.alerts")) }
-                @if alerts.is_empty() { p.muted { (t(lang, "dash.none")) } } @else { (alert_rows(&state, &ctx, &alerts)) }
-                h2 { (t(lang, "people.declarations")) }
-                (declaration_rows(&state, lang, &decls))
-                h2 { (t(lang, "field.status")) }
-                ul.plain { @for s in &p.status_history {
-                    li { (fmt_time(&state, s.at)) " · " (td(lang, &format!("status.{}", s.status.as_str()))) " · " (s.by) @if !s.note.is_empty() { " · " (s.note) } }
-                } }
-            },
+                    h2 { (t(lang, "people.alerts")) }
+                    @if alerts.is_empty() { p.muted { (t(lang, "dash.none")) } } @else { (alert_rows(&state, &ctx, &alerts)) }
+                    h2 { (t(lang, "people.declarations")) }
+                    (declaration_rows(&state, lang, &decls))
+                    h2 { (t(lang, "field.status")) }
+                    ul.plain { @for s in &p.status_history {
+                        li { (fmt_time(&state, s.at)) " · " (td(lang, &format!("status.{}", s.status.as_str()))) " · " (s.by) @if !s.note.is_empty() { " · " (s.note) } }
+                    } }
+                },
         ),
     ))
 }
@@ -1314,40 +1321,6 @@ pub async fn export_followup(
 }
 
 // ----- outbox, users, audit -----
-
-pub async fn outbox(State(state): State<AppState>, ctx: Ctx) -> PageResult {
-    let lang = ctx.lang;
-    let mut list = outbox::all(&state.app.store).map_err(|e| (e.into(), lang))?;
-    list.reverse();
-    list.truncate(500);
-    Ok(html_response(
-        StatusCode::OK,
-        page(
-            lang,
-            ctx.staff.as_ref(),
-            t(lang, "outbox.title"),
-            html! {
-                h1 { (t(lang, "outbox.title")) }
-                div.scroll { table {
-                    thead { tr {
-                        th { (t(lang, "common.time")) } th { (t(lang, "outbox.to")) } th { (t(lang, "outbox.purpose")) }
-                        th { "SMS" } th { (t(lang, "outbox.state")) } th { (t(lang, "outbox.attempts")) }
-                    } }
-                    tbody { @for m in &list {
-                        tr {
-                            td { (fmt_time(&state, m.created_at)) }
-                            td { (m.to) }
-                            td { (m.purpose) }
-                            td { (m.text) }
-                            td { (format!("{:?}", m.state).to_lowercase()) @if let Some(e) = &m.last_error { br; span.muted { (e) } } }
-                            td { (m.attempts) }
-                        }
-                    } }
-                } }
-            },
-        ),
-    ))
-}
 
 fn users_page(state: &AppState, ctx: &Ctx, list: &[Problem], token: Option<&str>) -> PageResult {
     let lang = ctx.lang;

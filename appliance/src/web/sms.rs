@@ -1,0 +1,276 @@
+//! The SMS pages: the outbox with each message's state, the staff inbox of received messages, the
+//! composer for custom messages (to one person, a selection, or everyone in a status), and the box's
+//! health page (the modem's signal, registration, SIM and counters).
+
+use axum::{
+    body::Bytes,
+    extract::{Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Redirect},
+    Json,
+};
+use maud::html;
+use outpost_sync::record::{Person, PersonStatus};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{
+    api::JsonBody,
+    layout::{badge, csrf_field, page},
+    pages::{can_write, csrf_of, fmt_time, html_response, FormData, PageResult},
+    url_pairs, ApiError, AppState, Ctx, PageError,
+};
+use crate::{
+    app::AppError,
+    i18n::{t, td, Lang},
+    inbox, outbox, templates,
+    validate::{self, Problem},
+};
+
+#[derive(Deserialize, Default)]
+pub struct Notice {
+    notice: Option<String>,
+}
+
+pub async fn outbox_page(State(state): State<AppState>, ctx: Ctx, Query(q): Query<Notice>) -> PageResult {
+    let lang = ctx.lang;
+    let list = outbox::recent(&state.app.store, 500).map_err(|e| (e.into(), lang))?;
+    Ok(html_response(
+        StatusCode::OK,
+        page(
+            lang,
+            ctx.staff.as_ref(),
+            t(lang, "outbox.title"),
+            html! {
+                h1 { (t(lang, "outbox.title")) }
+                @if let Some(n) = &q.notice { p.notice { (n) } }
+                @if can_write(&ctx) { p { a.button href="/sms/new" { (t(lang, "sms.new")) } } }
+                div.scroll { table #outbox {
+                    thead { tr {
+                        th { (t(lang, "common.time")) } th { (t(lang, "outbox.to")) } th { (t(lang, "outbox.purpose")) }
+                        th { "SMS" } th { (t(lang, "outbox.state")) } th { (t(lang, "outbox.attempts")) }
+                    } }
+                    tbody { @for m in &list {
+                        tr data-state=(m.state.as_str()) {
+                            td { (fmt_time(&state, m.created_at)) }
+                            td { (m.to) }
+                            td { (m.purpose) }
+                            td { (m.text) }
+                            td {
+                                (badge(lang, match m.state {
+                                    outbox::OutboxState::Delivered => "resolved",
+                                    outbox::OutboxState::Failed => "open",
+                                    _ => "warning",
+                                }, &format!("outbox.{}", m.state.as_str())))
+                                @if let Some(at) = m.delivered_at { br; span.muted { (fmt_time(&state, at)) } }
+                                @if let Some(e) = &m.last_error { br; span.muted { (e) } }
+                            }
+                            td { (m.attempts) }
+                        }
+                    } }
+                } }
+            },
+        ),
+    ))
+}
+
+pub async fn inbox_page(State(state): State<AppState>, ctx: Ctx) -> PageResult {
+    let lang = ctx.lang;
+    let list = inbox::messages(&state.app.store, 500).map_err(|e| (e.into(), lang))?;
+    Ok(html_response(
+        StatusCode::OK,
+        page(
+            lang,
+            ctx.staff.as_ref(),
+            t(lang, "inbox.title"),
+            html! {
+                h1 { (t(lang, "inbox.title")) }
+                div.scroll { table #inbox {
+                    thead { tr { th { (t(lang, "common.time")) } th { (t(lang, "inbox.from")) } th { "SMS" } th { "" } } }
+                    tbody { @for m in &list {
+                        tr {
+                            td { (fmt_time(&state, m.received_at)) }
+                            td {
+                                (m.from)
+                                @if let Some(pid) = &m.person_id {
+                                    @if let Ok(p) = state.app.person(pid) { br; a href=(format!("/people/{pid}")) { (p.full_name) } }
+                                }
+                            }
+                            td { (m.text) }
+                            td {
+                                @if m.handled_as == "declaration" { (badge(lang, "resolved", "inbox.declaration")) }
+                                @else { (badge(lang, "warning", "inbox.staff")) }
+                                @if m.missing_parts > 0 { " " (badge(lang, "open", "inbox.missing")) }
+                            }
+                        }
+                    } }
+                } }
+            },
+        ),
+    ))
+}
+
+/// The people a compose form names: `p` ids, or everyone in `status`.
+fn recipients(state: &AppState, pairs: &[(String, String)]) -> Result<Vec<Person>, AppError> {
+    let mut people = Vec::new();
+    for (k, v) in pairs {
+        if k == "p" {
+            people.push(state.app.person(v)?);
+        }
+    }
+    if let Some((_, status)) = pairs.iter().find(|(k, v)| k == "status" && !v.is_empty()) {
+        let status = validate::required("status", status, PersonStatus::parse)
+            .map_err(|p| AppError::Invalid(vec![p]))?;
+        people.extend(state.app.people("", Some(status), None)?);
+    }
+    people.sort_by(|a, b| a.id.cmp(&b.id));
+    people.dedup_by(|a, b| a.id == b.id);
+    Ok(people)
+}
+
+pub async fn compose(State(state): State<AppState>, ctx: Ctx, uri: axum::http::Uri) -> PageResult {
+    let lang = ctx.lang;
+    let pairs = url_pairs(uri.query().unwrap_or(""));
+    let people = recipients(&state, &pairs).map_err(|e| (e, lang))?;
+    let csrf = csrf_of(&ctx);
+    Ok(html_response(
+        StatusCode::OK,
+        page(
+            lang,
+            ctx.staff.as_ref(),
+            t(lang, "sms.new"),
+            html! {
+                h1 { (t(lang, "sms.new")) }
+                form.stack method="post" action="/sms/send" {
+                    (csrf_field(&csrf))
+                    fieldset {
+                        legend { (t(lang, "sms.recipients")) }
+                        @for p in &people {
+                            label.check { input type="checkbox" name="p" value=(p.id) checked; (p.full_name) " · " (p.phone) }
+                        }
+                        label { (t(lang, "sms.everyone_in")) select name="status" {
+                            option value="" { "—" }
+                            @for s in PersonStatus::ALL { option value=(s.as_str()) { (td(lang, &format!("status.{}", s.as_str()))) } }
+                        } }
+                    }
+                    fieldset {
+                        legend { (t(lang, "sms.template")) }
+                        label.check { input type="radio" name="template" value="" checked; (t(lang, "sms.none_template")) }
+                        @for tpl in templates::TEMPLATES {
+                            label.check { input type="radio" name="template" value=(tpl.key); (tpl.label(lang)) span.muted { " — " (tpl.text(lang)) } }
+                        }
+                        label { (t(lang, "sms.language")) select name="lang" {
+                            option value="vi" selected[lang == Lang::Vi] { "Tiếng Việt" }
+                            option value="en" selected[lang == Lang::En] { "English" }
+                        } }
+                    }
+                    label { (t(lang, "sms.custom_text")) textarea name="text" rows="3" maxlength="1000" {} }
+                    button type="submit" { (t(lang, "sms.send")) }
+                }
+            },
+        ),
+    ))
+}
+
+pub async fn send(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> PageResult {
+    let lang = ctx.lang;
+    let staff = ctx.staff().map_err(|e| PageError(e, lang))?.username.clone();
+    let f = FormData::parse(&body);
+    let people = recipients(&state, &f.0).map_err(|e| (e, lang))?;
+    let template = f.get("template");
+    let n = state
+        .app
+        .send_custom(&people, Some(template.as_str()), &f.get("text"), Lang::parse(&f.get("lang")), &staff)
+        .await
+        .map_err(|e| (e, lang))?;
+    let notice = format!("{} {n}", t(lang, "sms.queued"));
+    Ok(Redirect::to(&format!("/outbox?notice={}", super::urlencode(&notice))).into_response())
+}
+
+/// The box's health as JSON (also what the page shows).
+pub fn health(state: &AppState) -> Result<Value, AppError> {
+    let modem = state.app.modem.get().map(|m| m.health());
+    Ok(json!({
+        "modem": modem,
+        "outbox_waiting": outbox::waiting(&state.app.store)?,
+        "store_bytes": state.app.store.size_on_disk(),
+        "store_flushes": state.app.store.flushes(),
+    }))
+}
+
+pub async fn health_page(State(state): State<AppState>, ctx: Ctx) -> PageResult {
+    let lang = ctx.lang;
+    let h = health(&state).map_err(|e| (e, lang))?;
+    let modem = state.app.modem.get().map(|m| m.health());
+    let yes = |b: bool| if b { t(lang, "common.yes") } else { t(lang, "common.no") };
+    Ok(html_response(
+        StatusCode::OK,
+        page(
+            lang,
+            ctx.staff.as_ref(),
+            t(lang, "health.title"),
+            html! {
+                h1 { (t(lang, "health.title")) }
+                h2 { (t(lang, "health.modem")) }
+                @match &modem {
+                    None => p.muted { (t(lang, "health.no_modem")) },
+                    Some(m) => div.scroll { table #modem { tbody {
+                        tr { th { (t(lang, "health.connected")) } td { (yes(m.connected)) } }
+                        tr { th { (t(lang, "health.registered")) } td { (yes(m.registered)) @if let Some(r) = m.registration { " (" (r) ")" } } }
+                        tr { th { (t(lang, "health.signal")) } td { (m.signal_dbm.map(|d| format!("{d} dBm")).unwrap_or_else(|| "—".into())) } }
+                        tr { th { (t(lang, "health.operator")) } td { (m.operator.clone().unwrap_or_default()) } }
+                        tr { th { (t(lang, "health.sim")) } td { (m.sim.clone().unwrap_or_default()) } }
+                        tr { th { (t(lang, "health.counts")) } td { (m.sent) " / " (m.failed) " / " (m.received) " / " (m.reports) } }
+                        tr { th { (t(lang, "health.last_error")) } td { (m.last_error.clone().unwrap_or_default()) } }
+                    } } },
+                }
+                h2 { (t(lang, "nav.outbox")) }
+                p { (t(lang, "health.outbox")) ": " strong { (h["outbox_waiting"]) } }
+                p { (t(lang, "health.store")) ": " strong { (state.app.store.size_on_disk() / 1_000_000) " MB" } }
+            },
+        ),
+    ))
+}
+
+// ----- API -----
+
+pub async fn api_health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(health(&state)?))
+}
+
+pub async fn api_inbox(State(state): State<AppState>) -> Result<Json<Vec<inbox::InboxMessage>>, ApiError> {
+    Ok(Json(inbox::messages(&state.app.store, 1000).map_err(AppError::from)?))
+}
+
+#[derive(Deserialize)]
+pub struct SendInput {
+    #[serde(default)]
+    people: Vec<String>,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    template: String,
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    lang: String,
+}
+
+pub async fn api_send(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    JsonBody(input): JsonBody<SendInput>,
+) -> Result<axum::response::Response, ApiError> {
+    let staff = ctx.staff()?.username.clone();
+    let mut pairs: Vec<(String, String)> = input.people.into_iter().map(|p| ("p".to_owned(), p)).collect();
+    pairs.push(("status".into(), input.status));
+    let people = recipients(&state, &pairs)?;
+    if people.is_empty() {
+        return Err(Problem::new("people", "Chưa chọn người nhận.", "No recipient was chosen.").into());
+    }
+    let n = state
+        .app
+        .send_custom(&people, Some(input.template.as_str()), &input.text, Lang::parse(&input.lang), &staff)
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({"queued": n}))).into_response())
+}
