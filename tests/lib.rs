@@ -348,6 +348,15 @@ impl Client {
     }
 }
 
+/// Waits (up to 30 s) until `f` holds; fails the test naming `what` otherwise.
+pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
 /// A CSV list of `n` people in the districts' format (semicolon, BOM, Vietnamese headers).
 pub fn district_csv(n: usize, start: &str, end: &str) -> Vec<u8> {
     let mut s = String::from("\u{feff}STT;Họ và tên;Năm sinh;Số điện thoại;Giới tính;Số CMND/CCCD;Địa chỉ cách ly;Phòng;Ngày bắt đầu cách ly;Ngày kết thúc cách ly;Số Quyết định;Công nhân\r\n");

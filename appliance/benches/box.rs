@@ -5,7 +5,11 @@
 //! 2. the dashboard render (figures + HTML) with 2,000 people and 14 days of declarations;
 //! 3. the resident memory of the real `outpost` binary serving that data.
 //!
+//! 4. the outbox: the box's own time per SMS (queue, `sending`, `sent`, all durable), with a sender that
+//!    answers at once (the modem's own time is not counted); and the memory 10,000 queued messages add.
+//!
 //! Goals (issue 2): ≥ 1,000 submissions/s with p99 ≤ 100 ms; dashboard ≤ 20 ms; RSS ≤ 128 MB.
+//! Goals (issue 3): ≤ 5 ms of the box's own time per message; 10,000 queued messages ≤ 20 MB more.
 //! `BENCH_SECONDS` sets the submission run's length (default 10).
 
 use std::{
@@ -304,12 +308,95 @@ fn memory(data: &std::path::Path, now: chrono::DateTime<Utc>) {
     let _ = child.wait();
 }
 
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A sender that answers at once: what is left is the box's own work.
+struct Instant_;
+
+impl outpost::outbox::SmsSender for Instant_ {
+    fn send(&self, _: &str, _: &str, _: &str, _: u8) -> outpost::outbox::SendResult {
+        outpost::outbox::SendResult::Sent { references: vec![1] }
+    }
+}
+
+fn outbox() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let cache_mb: u64 = std::env::var("BENCH_CACHE_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(16);
+    let store =
+        Store::open(dir.path(), &StoreConfig { cache_capacity: cache_mb * 1024 * 1024 }).expect("store");
+    let mut cfg = config(dir.path());
+    cfg.raw.outbox.min_interval_ms = 0;
+    let app = Outpost::new(store.clone(), cfg, Arc::new(SystemClock) as Arc<dyn Clock>);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    // Idle: the box's store open and its outbox worker running on an empty queue.
+    let worker = rt.spawn(outpost::outbox::run(app.clone(), Arc::new(Instant_), cancel.clone()));
+    std::thread::sleep(Duration::from_millis(200));
+    let before = rss_kb();
+    cancel.cancel();
+    let _ = rt.block_on(worker);
+    let queue = |n: usize| {
+        let now = Utc::now();
+        for chunk in 0..n / 100 {
+            let mut w = WriteSet::new();
+            for i in 0..100 {
+                let text = format!("Outpost: Ban chua khai bao y te luc 08:00. Vui long khai bao ngay tai http://outpost.local:8080/d/{chunk:016}{i:016}");
+                outpost::outbox::enqueue(&mut w, &store, now, "0905123456", &text, "reminder", None)
+                    .expect("enqueue");
+            }
+            store.commit_blocking(w).expect("commit");
+        }
+    };
+    queue(10_000);
+    let pending = outpost::outbox::waiting(&store).expect("waiting");
+    let after = rss_kb();
+    println!(
+        "outbox memory: {pending} queued messages add {:.1} MB of RSS to the idle box just after they are written ({} → {} kB)",
+        (after.saturating_sub(before)) as f64 / 1024.0,
+        before,
+        after
+    );
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let started = Instant::now();
+    let worker = rt.spawn(outpost::outbox::run(app.clone(), Arc::new(Instant_), cancel.clone()));
+    let n = 2_000;
+    rt.block_on(async {
+        while outpost::outbox::waiting(&store).unwrap_or(usize::MAX) > 10_000 - n {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let per = started.elapsed() / n as u32;
+    println!(
+        "outbox memory while sending from a queue of 10,000: {:.1} MB more than idle",
+        rss_kb().saturating_sub(before) as f64 / 1024.0
+    );
+    cancel.cancel();
+    let _ = rt.block_on(worker);
+    println!(
+        "outbox: the box's own time per message (queued → sending → sent, each step flushed): {:.2} ms over {n} messages",
+        per.as_secs_f64() * 1e3
+    );
+    store.close().expect("close");
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; a filter word runs one part only.
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let wants = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
     if wants("submissions") {
         submissions();
+    }
+    if wants("outbox") {
+        outbox();
     }
     if wants("dashboard") || wants("memory") {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -167,15 +167,22 @@ pub fn waiting(store: &Store) -> Result<usize, StoreError> {
     Ok(store.scan_local::<()>("outbox-due/")?.len())
 }
 
-/// The messages still to send (queued or interrupted), oldest first, read through the small index of
-/// unsent messages rather than the whole outbox.
+/// The ids of the messages still to send (queued or interrupted), oldest first, from the small index
+/// of unsent messages (keys only).
+pub fn pending_ids(store: &Store) -> Result<Vec<String>, StoreError> {
+    Ok(store
+        .scan_local::<()>("outbox-due/")?
+        .into_iter()
+        .filter_map(|(k, ())| k.strip_prefix("outbox-due/").map(str::to_owned))
+        .collect())
+}
+
+/// The messages still to send, oldest first.
 pub fn pending(store: &Store) -> Result<Vec<OutboxMessage>, StoreError> {
     let mut out = Vec::new();
-    for (k, ()) in store.scan_local::<()>("outbox-due/")? {
-        if let Some(id) = k.strip_prefix("outbox-due/") {
-            if let Some(m) = store.get_local::<OutboxMessage>(&key(id))? {
-                out.push(m);
-            }
+    for id in pending_ids(store)? {
+        if let Some(m) = store.get_local::<OutboxMessage>(&key(&id))? {
+            out.push(m);
         }
     }
     Ok(out)
@@ -280,10 +287,12 @@ async fn send_due(
 ) -> Result<usize, StoreError> {
     let cfg = &app.config.raw.outbox;
     let mut sent = 0;
-    for mut msg in pending(&app.store)? {
+    // One message in memory at a time, however long the queue.
+    for id in pending_ids(&app.store)? {
         if cancel.is_cancelled() {
             break;
         }
+        let Some(mut msg) = app.store.get_local::<OutboxMessage>(&key(&id))? else { continue };
         if msg.next_attempt_at > app.now() {
             continue;
         }

@@ -622,24 +622,31 @@ mod tests {
         assert_eq!(doc::hydrate(&doc)["state"], "open");
     }
 
-    #[tokio::test]
-    async fn concurrent_writers_share_flushes() {
+    #[test]
+    fn concurrent_writers_share_flushes() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(dir.path());
-        let mut tasks = Vec::new();
-        for i in 0..64 {
-            let store = store.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut w = WriteSet::new();
-                w.put(&alert(&format!("a{i}"), AlertState::Open)).expect("put");
-                store.commit(w).await.expect("commit");
-            }));
-        }
-        for t in tasks {
-            t.await.expect("join");
+        // Writers that arrive while a flush is being prepared wait for the next one together. Hold the
+        // flusher's queue so all 64 arrive at once, as they would behind a slow SD card.
+        let queue = store.inner.flusher.queue.lock().expect("queue");
+        let writers: Vec<_> = (0..64)
+            .map(|i| {
+                let store = store.clone();
+                thread::spawn(move || {
+                    let mut w = WriteSet::new();
+                    w.put(&alert(&format!("a{i}"), AlertState::Open)).expect("put");
+                    store.commit_blocking(w).expect("commit");
+                })
+            })
+            .collect();
+        thread::sleep(std::time::Duration::from_millis(200));
+        drop(queue);
+        for w in writers {
+            w.join().expect("writer");
         }
         assert_eq!(store.count::<Alert>(), 64);
         assert_eq!(store.last_seq(), 64);
-        assert!(store.flushes() < 64, "64 concurrent commits shared {} flushes", store.flushes());
+        // How many depends on how fast the disk syncs; that some writers shared a flush is the point.
+        assert!(store.flushes() < 64, "64 concurrent commits took {} flushes", store.flushes());
     }
 }

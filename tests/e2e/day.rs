@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use outpost_sms::sim::Simulator;
-use outpost_tests::{district_csv, BoxProcess, Client};
+use outpost_tests::{district_csv, wait_until, BoxProcess, Client};
 use serde_json::{json, Value};
 
 use crate::PASSWORD;
@@ -233,12 +233,4 @@ fn a_quarantine_day() {
 
 fn phone(i: usize) -> String {
     format!("09{:08}", 30_000_000 + i)
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(25));
-    }
 }

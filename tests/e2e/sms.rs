@@ -3,21 +3,13 @@
 //! duplicates dropped), permanent failures shown with their reason, the health page; and a crash while
 //! a queue of 200 messages is being sent.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use outpost_sms::sim::Simulator;
-use outpost_tests::{district_csv, BoxProcess, Client};
+use outpost_tests::{district_csv, wait_until, BoxProcess, Client};
 use serde_json::{json, Value};
 
 use crate::PASSWORD;
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
 
 fn start(dir: &std::path::Path, sim: &Simulator) -> (BoxProcess, String) {
     let config = dir.join("site.toml");
@@ -126,6 +118,13 @@ fn staff_messages_inbox_and_failures() {
         (Some(true), Some("Viettel"))
     );
     assert!(c.get("/health").body.contains("Viettel"));
+    let metrics = c.get("/metrics");
+    assert!(
+        metrics.body.contains("outpost_modem_connected 1")
+            && metrics.body.contains("outpost_modem_failed_total 1"),
+        "{}",
+        metrics.body
+    );
 }
 
 #[test]

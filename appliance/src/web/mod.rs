@@ -135,6 +135,7 @@ pub fn routes() -> Vec<RouteDef> {
         r(M::GET, "/sms/new", Writer, get(sms::compose)),
         r(M::POST, "/sms/send", Writer, post(sms::send)),
         r(M::GET, "/health", Staff, get(sms::health_page)),
+        r(M::GET, "/metrics", Staff, get(sms::metrics)),
         r(M::GET, "/users", Admin, get(pages::users)),
         r(M::POST, "/users", Admin, post(pages::add_user)),
         r(M::POST, "/users/{name}", Admin, post(pages::update_user)),

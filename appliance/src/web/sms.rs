@@ -232,6 +232,46 @@ pub async fn health_page(State(state): State<AppState>, ctx: Ctx) -> PageResult 
     ))
 }
 
+/// Prometheus metrics (text format 0.0.4): the modem's state and counters, the outbox queue, the store.
+pub async fn metrics(State(state): State<AppState>) -> Result<axum::response::Response, ApiError> {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, value: f64| {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n");
+    };
+    gauge(
+        "outpost_outbox_waiting",
+        "SMS waiting to be sent.",
+        outbox::waiting(&state.app.store).map_err(AppError::from)? as f64,
+    );
+    gauge("outpost_store_bytes", "Bytes the store takes on disk.", state.app.store.size_on_disk() as f64);
+    gauge(
+        "outpost_store_flushes",
+        "Flushes done for committing writers (each shared by several).",
+        state.app.store.flushes() as f64,
+    );
+    gauge(
+        "outpost_open_alerts",
+        "Alerts nobody acknowledged yet.",
+        state.app.count_alerts(outpost_sync::record::AlertState::Open)? as f64,
+    );
+    if let Some(m) = state.app.modem.get().map(|m| m.health()) {
+        let b = |v: bool| if v { 1.0 } else { 0.0 };
+        gauge("outpost_modem_connected", "1 when the modem answers.", b(m.connected));
+        gauge("outpost_modem_registered", "1 when registered on a network.", b(m.registered));
+        gauge(
+            "outpost_modem_signal_dbm",
+            "Signal strength (dBm); absent when unknown.",
+            m.signal_dbm.map_or(f64::NAN, f64::from),
+        );
+        gauge("outpost_modem_sent_total", "Messages the network accepted.", m.sent as f64);
+        gauge("outpost_modem_failed_total", "Messages not sent.", m.failed as f64);
+        gauge("outpost_modem_received_total", "Message parts received.", m.received as f64);
+        gauge("outpost_modem_reopened_total", "Times the port was reopened.", m.reopened as f64);
+    }
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
+
 // ----- API -----
 
 pub async fn api_health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {

@@ -642,6 +642,25 @@ mod tests {
     }
 
     #[test]
+    fn late_delivery_reports_still_match_their_message() {
+        let (_dir, sim, events, modem) = setup();
+        sim.with(|s| s.report_after = Some(Duration::from_millis(1500)));
+        let SendOutcome::Sent { references: first } = modem.send("0905123456", "mot", 1) else {
+            panic!("not sent")
+        };
+        let SendOutcome::Sent { references: second } = modem.send("0905123457", "hai", 2) else {
+            panic!("not sent")
+        };
+        thread::sleep(Duration::from_millis(500));
+        assert!(events.reports.lock().expect("lock").is_empty(), "not yet");
+        wait("the late reports", || events.reports.lock().expect("lock").len() == 2);
+        let reports = events.reports.lock().expect("lock").clone();
+        let by_ref = |r: u8| reports.iter().find(|x| x.reference == r).map(|x| x.recipient.clone());
+        assert_eq!(by_ref(first[0]).as_deref(), Some("0905123456"));
+        assert_eq!(by_ref(second[0]).as_deref(), Some("0905123457"));
+    }
+
+    #[test]
     fn duplicate_deliveries_reach_the_box_twice_with_the_same_identity() {
         let (_dir, sim, events, _modem) = setup();
         sim.with(|s| s.duplicate = true);
