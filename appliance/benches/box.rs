@@ -308,15 +308,18 @@ fn memory(data: &std::path::Path, now: chrono::DateTime<Utc>) {
     let _ = child.wait();
 }
 
-fn rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+/// Queues `n` reminders (one GSM part each) in batches.
+fn queue_reminders(store: &Store, n: usize) {
+    let now = Utc::now();
+    for chunk in 0..n / 500 {
+        let mut w = WriteSet::new();
+        for i in 0..500 {
+            let text = format!("Outpost: Ban chua khai bao y te luc 08:00. Vui long khai bao ngay tai http://outpost.local:8080/d/{chunk:016}{i:016}");
+            outpost::outbox::enqueue(&mut w, store, now, "0905123456", &text, "reminder", None)
+                .expect("enqueue");
+        }
+        store.commit_blocking(w).expect("commit");
+    }
 }
 
 /// A sender that answers at once: what is left is the box's own work.
@@ -337,34 +340,7 @@ fn outbox() {
     let mut cfg = config(dir.path());
     cfg.raw.outbox.min_interval_ms = 0;
     let app = Outpost::new(store.clone(), cfg, Arc::new(SystemClock) as Arc<dyn Clock>);
-    let cancel = tokio_util::sync::CancellationToken::new();
-    // Idle: the box's store open and its outbox worker running on an empty queue.
-    let worker = rt.spawn(outpost::outbox::run(app.clone(), Arc::new(Instant_), cancel.clone()));
-    std::thread::sleep(Duration::from_millis(200));
-    let before = rss_kb();
-    cancel.cancel();
-    let _ = rt.block_on(worker);
-    let queue = |n: usize| {
-        let now = Utc::now();
-        for chunk in 0..n / 100 {
-            let mut w = WriteSet::new();
-            for i in 0..100 {
-                let text = format!("Outpost: Ban chua khai bao y te luc 08:00. Vui long khai bao ngay tai http://outpost.local:8080/d/{chunk:016}{i:016}");
-                outpost::outbox::enqueue(&mut w, &store, now, "0905123456", &text, "reminder", None)
-                    .expect("enqueue");
-            }
-            store.commit_blocking(w).expect("commit");
-        }
-    };
-    queue(10_000);
-    let pending = outpost::outbox::waiting(&store).expect("waiting");
-    let after = rss_kb();
-    println!(
-        "outbox memory: {pending} queued messages add {:.1} MB of RSS to the idle box just after they are written ({} → {} kB)",
-        (after.saturating_sub(before)) as f64 / 1024.0,
-        before,
-        after
-    );
+    queue_reminders(&store, 10_000);
     let cancel = tokio_util::sync::CancellationToken::new();
     let started = Instant::now();
     let worker = rt.spawn(outpost::outbox::run(app.clone(), Arc::new(Instant_), cancel.clone()));
@@ -375,10 +351,6 @@ fn outbox() {
         }
     });
     let per = started.elapsed() / n as u32;
-    println!(
-        "outbox memory while sending from a queue of 10,000: {:.1} MB more than idle",
-        rss_kb().saturating_sub(before) as f64 / 1024.0
-    );
     cancel.cancel();
     let _ = rt.block_on(worker);
     println!(
@@ -386,6 +358,55 @@ fn outbox() {
         per.as_secs_f64() * 1e3
     );
     store.close().expect("close");
+}
+
+/// The real box's resident memory, idle and with 10,000 messages queued while its modem is away (the
+/// case where a queue grows): two `outpost run` processes on the same configuration.
+fn outbox_memory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("site.toml");
+    std::fs::write(&config, "[modem]\nport = \"/nonexistent/ttyUSB-outpost-bench\"\n").expect("config");
+    let queued = dir.path().join("queued");
+    {
+        let store = Store::open(&queued, &StoreConfig::default()).expect("store");
+        queue_reminders(&store, 10_000);
+        store.close().expect("close");
+    }
+    let rss_of = |data: &std::path::Path| -> u64 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_outpost"))
+            .args(["run", "--listen", "127.0.0.1:0", "--log", "error", "--config"])
+            .arg(&config)
+            .arg("--data")
+            .arg(data)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn outpost");
+        use std::io::BufRead;
+        let stdout = child.stdout.take().expect("stdout");
+        for line in std::io::BufReader::new(stdout).lines() {
+            if line.map(|l| l.contains(" listening on ")).unwrap_or(true) {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_secs(4));
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+        let _ = child.kill();
+        let _ = child.wait();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0)
+    };
+    let idle = rss_of(&dir.path().join("idle"));
+    let with_queue = rss_of(&queued);
+    println!(
+        "outbox memory: the box idle {:.1} MB, with 10,000 queued messages (modem away) {:.1} MB: {:.1} MB more",
+        idle as f64 / 1024.0,
+        with_queue as f64 / 1024.0,
+        with_queue.saturating_sub(idle) as f64 / 1024.0
+    );
 }
 
 fn main() {
@@ -397,6 +418,7 @@ fn main() {
     }
     if wants("outbox") {
         outbox();
+        outbox_memory();
     }
     if wants("dashboard") || wants("memory") {
         let dir = tempfile::tempdir().expect("tempdir");

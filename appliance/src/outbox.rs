@@ -80,6 +80,12 @@ pub enum SendResult {
 pub trait SmsSender: Send + Sync {
     /// Sends `text` to `to`; `reference` is the concatenation reference for a multipart message.
     fn send(&self, id: &str, to: &str, text: &str, reference: u8) -> SendResult;
+
+    /// Whether sending can be tried now. While not (the modem is unplugged or hung), the outbox waits
+    /// without counting attempts, so nothing waits long after the modem returns.
+    fn ready(&self) -> bool {
+        true
+    }
 }
 
 /// A sender for a box without a modem: logs that a message would be sent (its id and length only: no
@@ -102,6 +108,10 @@ impl SmsSender for LogSender {
 pub struct ModemSender(pub Arc<outpost_sms::modem::Modem>);
 
 impl SmsSender for ModemSender {
+    fn ready(&self) -> bool {
+        self.0.health().connected
+    }
+
     fn send(&self, _id: &str, to: &str, text: &str, reference: u8) -> SendResult {
         match self.0.send(to, text, reference) {
             outpost_sms::modem::SendOutcome::Sent { references } => SendResult::Sent { references },
@@ -287,9 +297,12 @@ async fn send_due(
 ) -> Result<usize, StoreError> {
     let cfg = &app.config.raw.outbox;
     let mut sent = 0;
+    if !sender.ready() {
+        return Ok(0);
+    }
     // One message in memory at a time, however long the queue.
     for id in pending_ids(&app.store)? {
-        if cancel.is_cancelled() {
+        if cancel.is_cancelled() || !sender.ready() {
             break;
         }
         let Some(mut msg) = app.store.get_local::<OutboxMessage>(&key(&id))? else { continue };

@@ -32,7 +32,7 @@ fn outbox(c: &mut Client) -> Vec<Value> {
 #[test]
 fn staff_messages_inbox_and_failures() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sim = Simulator::start(&dir.path().join("modem")).expect("simulator");
+    let mut sim = Simulator::start(&dir.path().join("modem")).expect("simulator");
     let (b, _) = start(dir.path(), &sim);
     let mut c = Client::new(&b.url);
     c.setup_admin(b.setup_link.as_deref().expect("setup"), "admin.sms", PASSWORD);
@@ -118,6 +118,25 @@ fn staff_messages_inbox_and_failures() {
         (Some(true), Some("Viettel"))
     );
     assert!(c.get("/health").body.contains("Viettel"));
+    // The modem unplugged: a message waits in the outbox without using up attempts, and leaves as soon
+    // as the modem is back.
+    sim.unplug();
+    wait_until("the box to see the modem gone", || {
+        c.get("/api/v1/health").json()["modem"]["connected"] == false
+    });
+    let before = sim.sent().len();
+    assert_eq!(c.post_json("/api/v1/sms", &json!({"people": [ids[2]], "text": "cho modem"})).status, 201);
+    std::thread::sleep(Duration::from_millis(1500));
+    let waiting: Vec<Value> = outbox(&mut c).into_iter().filter(|m| m["text"] == "cho modem").collect();
+    assert_eq!(
+        (waiting[0]["state"].as_str(), waiting[0]["attempts"].as_u64()),
+        (Some("queued"), Some(0)),
+        "{:?}",
+        waiting[0]
+    );
+    assert!(c.get("/health").body.contains("Không"), "the health page shows the modem disconnected");
+    sim.replug().expect("replug");
+    wait_until("the message after the modem returns", || sim.sent().len() == before + 1);
     let metrics = c.get("/metrics");
     assert!(
         metrics.body.contains("outpost_modem_connected 1")

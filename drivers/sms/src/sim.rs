@@ -118,9 +118,14 @@ impl Simulator {
     }
 
     fn plug_in(&mut self) -> std::io::Result<()> {
-        let (master, slave) = TTYPort::pair().map_err(std::io::Error::other)?;
+        let (opened, slave) = TTYPort::pair().map_err(std::io::Error::other)?;
         let name = slave.name().ok_or_else(|| std::io::Error::other("pty without a name"))?;
         drop(slave);
+        // pair() opens the master without close-on-exec: a process started meanwhile (the box under
+        // test) would inherit it and keep the "modem" plugged in after an unplug. Keep a close-on-exec
+        // duplicate only.
+        let master = opened.try_clone_native().map_err(std::io::Error::other)?;
+        drop(opened);
         let tmp = self.link.with_extension("new");
         let _ = std::fs::remove_file(&tmp);
         std::os::unix::fs::symlink(&name, &tmp)?;
