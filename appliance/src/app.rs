@@ -374,7 +374,7 @@ impl Outpost {
         });
         if let Some(alert) = &alert {
             w.put(alert)?;
-            self.notify_on_duty(&mut w, alert, person, false)?;
+            self.notify_on_duty(&mut w, alert, person)?;
         }
         if let Some(by) = entered_by {
             audit::record(&mut w, &self.store, now, by, "declaration.enter", &person.id, "")?;
@@ -469,27 +469,17 @@ impl Outpost {
         Ok(alert)
     }
 
-    fn notify_on_duty(
-        &self,
-        w: &mut WriteSet,
-        alert: &Alert,
-        person: &Person,
-        escalation: bool,
-    ) -> AppResult<()> {
-        if alert.severity != Severity::Severe && !escalation {
+    /// A severe alert goes to the on-duty phones at once.
+    fn notify_on_duty(&self, w: &mut WriteSet, alert: &Alert, person: &Person) -> AppResult<()> {
+        if alert.severity != Severity::Severe {
             return Ok(());
         }
-        let text = if escalation {
-            format!(
-                "Outpost: CANH BAO CHUA XU LY ({}) - phong {}: {}. {}/alerts",
-                alert.escalations, person.room, alert.detail, self.config.public_url
-            )
-        } else {
-            format!(
-                "Outpost: CANH BAO NGHIEM TRONG - phong {}: {}. {}/alerts",
-                person.room, alert.detail, self.config.public_url
-            )
-        };
+        let text = format!(
+            "Outpost: CANH BAO NGHIEM TRONG - phong {}: {}. {}/alerts",
+            crate::validate::unaccent(&person.room),
+            crate::validate::unaccent(&alert.detail).replace("°C", "do C"),
+            self.config.public_url
+        );
         for phone in &self.config.raw.alerts.on_duty_phones {
             outbox::enqueue(w, &self.store, self.now(), phone, &text, "on_duty", None)?;
         }
@@ -582,16 +572,36 @@ impl Outpost {
             alert.escalations += 1;
             alert.last_escalated_at = Some(now);
             w.put(&alert)?;
-            if let Ok(person) = self.person(&alert.person_id) {
-                self.notify_on_duty(&mut w, &alert, &person, true)?;
+            escalated.push(alert);
+        }
+        // One SMS per on-duty phone for the whole pass, however many alerts escalate: a site with many
+        // silent people must not flood the duty phone (or the modem).
+        if let Some(first) = escalated.iter().max_by_key(|a| (a.severity, a.escalations)) {
+            let text = if escalated.len() == 1 {
+                let room = self.person(&first.person_id).map(|p| p.room.clone()).unwrap_or_default();
+                format!(
+                    "Outpost: CANH BAO CHUA XU LY ({}) - phong {}: {}. {}/alerts",
+                    first.escalations,
+                    crate::validate::unaccent(&room),
+                    crate::validate::unaccent(&first.detail).replace("°C", "do C"),
+                    self.config.public_url
+                )
+            } else {
+                format!(
+                    "Outpost: {} CANH BAO CHUA XU LY. Vui long xem {}/alerts",
+                    escalated.len(),
+                    self.config.public_url
+                )
+            };
+            for phone in &self.config.raw.alerts.on_duty_phones {
+                outbox::enqueue(&mut w, &self.store, now, phone, &text, "on_duty", None)?;
             }
-            escalated.push(alert.id);
         }
         if !w.is_empty() {
             self.commit(w).await?;
         }
-        for id in &escalated {
-            self.emit("alert", id.clone());
+        for a in &escalated {
+            self.emit("alert", a.id.clone());
         }
         Ok(escalated.len())
     }
