@@ -73,6 +73,8 @@ pub struct Outpost {
     pub outbox_wake: Notify,
     /// The modem driver, when the box has one (for its health).
     pub modem: std::sync::OnceLock<Arc<outpost_sms::modem::Modem>>,
+    /// When personal data was last looked at for purging (hourly).
+    last_purge: std::sync::Mutex<Option<DateTime<Utc>>>,
 }
 
 impl Outpost {
@@ -99,6 +101,7 @@ impl Outpost {
             events,
             outbox_wake: Notify::new(),
             modem: std::sync::OnceLock::new(),
+            last_purge: std::sync::Mutex::new(None),
         })
     }
 
@@ -181,6 +184,7 @@ impl Outpost {
             declare_token: crate::auth::random_token(),
             created_at: now,
             updated_at: now,
+            purged_at: None,
         }
     }
 
@@ -555,6 +559,17 @@ impl Outpost {
             }
         }
         report.escalations = self.escalate(now).await?;
+        let purge_due = {
+            let mut last = self.last_purge.lock().unwrap_or_else(|e| e.into_inner());
+            let due = last.is_none_or(|t| now - t >= Duration::hours(1));
+            if due {
+                *last = Some(now);
+            }
+            due
+        };
+        if purge_due {
+            report.purged = self.purge(now).await?;
+        }
         if report.reminders + report.escalations > 0 {
             self.outbox_wake.notify_one();
         }
@@ -604,6 +619,87 @@ impl Outpost {
             self.emit("alert", a.id.clone());
         }
         Ok(escalated.len())
+    }
+
+    // ----- privacy -----
+
+    /// Erases the personal data of people released or transferred more than `privacy.purge_after_days`
+    /// ago [M13]: name, phone, ID number, address, birth year, decision number, their personal link, the
+    /// notes staff wrote, and the numbers and texts of their SMS. What stays is anonymous: dates,
+    /// category, flags and status, which the daily reports count.
+    pub async fn purge(&self, now: DateTime<Utc>) -> AppResult<usize> {
+        const ERASED: &str = "(đã xóa)";
+        let after = Duration::days(self.config.raw.privacy.purge_after_days.into());
+        let mut ids = Vec::new();
+        for status in [PersonStatus::Released, PersonStatus::Transferred] {
+            ids.extend(
+                self.store.index_scan("person_status", status.as_str())?.into_iter().map(|(_, id)| id),
+            );
+        }
+        let mut purged = 0;
+        for id in ids {
+            let Some(mut p) = self.store.get::<Person>(&id)? else { continue };
+            let since = p.status_history.last().map_or(p.updated_at, |s| s.at);
+            if p.purged_at.is_some() || now - since < after {
+                continue;
+            }
+            let mut w = WriteSet::new();
+            let d = &mut p.details;
+            d.full_name = ERASED.into();
+            d.phone.clear();
+            d.id_number.clear();
+            d.address.clear();
+            d.decision_number.clear();
+            d.birth_year = None;
+            p.declare_token.clear();
+            for change in &mut p.status_history {
+                change.note.clear();
+            }
+            p.purged_at = Some(now);
+            p.updated_at = now;
+            // New documents without history: a CRDT keeps every earlier value otherwise.
+            w.replace(&p)?;
+            for mut decl in self.declarations_of(&id)?.into_iter().filter(|d| !d.note.is_empty()) {
+                decl.note.clear();
+                w.replace(&decl)?;
+            }
+            for (_, f) in self
+                .store
+                .index_scan("followup_date", "")?
+                .into_iter()
+                .filter(|(v, _)| v.ends_with(&format!("|{id}")))
+            {
+                if let Some(mut f) = self.store.get::<FollowUp>(&f)? {
+                    f.presence.clear();
+                    f.tests.clear();
+                    f.notes.clear();
+                    w.replace(&f)?;
+                }
+            }
+            for mut m in
+                outbox::all(&self.store)?.into_iter().filter(|m| m.person_id.as_deref() == Some(id.as_str()))
+            {
+                m.to.clear();
+                m.text = ERASED.into();
+                w.put_local(&format!("outbox/{}", m.id), &m)?;
+            }
+            for mut m in crate::inbox::messages(&self.store, usize::MAX)?
+                .into_iter()
+                .filter(|m| m.person_id.as_deref() == Some(id.as_str()))
+            {
+                m.from.clear();
+                m.text = ERASED.into();
+                w.put_local(&format!("inbox/{}", m.id), &m)?;
+            }
+            audit::record(&mut w, &self.store, now, "outpost", "person.purge", &id, "")?;
+            self.commit(w).await?;
+            purged += 1;
+        }
+        if purged > 0 {
+            tracing::info!(people = purged, "Personal data erased after release.");
+            self.emit("person", "purge");
+        }
+        Ok(purged)
     }
 
     // ----- custom SMS -----
@@ -706,9 +802,100 @@ pub struct TickReport {
     pub reminders: usize,
     pub alerts: usize,
     pub escalations: usize,
+    pub purged: usize,
 }
 
 /// The symptoms a form may name.
 pub fn symptom_list() -> &'static [Symptom] {
     &Symptom::ALL
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{clock::ManualClock, config::Config};
+    use chrono::TimeZone;
+
+    #[tokio::test]
+    async fn personal_data_is_erased_after_release() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), &outpost_sync::StoreConfig::default()).expect("store");
+        let start = Utc.with_ymd_and_hms(2026, 11, 1, 1, 0, 0).single().expect("time");
+        let clock = ManualClock::new(start);
+        let app = Outpost::new(store.clone(), Config::from_toml("").expect("config"), clock.clone());
+        let today = app.today();
+        let input = PersonInput {
+            full_name: "Phan Thị Thu".into(),
+            phone: "0905111222".into(),
+            id_number: "048199001122".into(),
+            address: "12 Lê Lợi".into(),
+            quarantine_start: today.to_string(),
+            quarantine_end: (today + Duration::days(14)).to_string(),
+            birth_year: "1990".into(),
+            ..PersonInput::default()
+        };
+        let p = app.create_person(&input, "yta").await.expect("create");
+        let token = p.declare_token.clone();
+        app.send_custom(std::slice::from_ref(&p), None, "Chào {name}", crate::i18n::Lang::Vi, "yta")
+            .await
+            .expect("sms");
+        app.declare(
+            &p,
+            &DeclarationInput {
+                temperature: Some("37".into()),
+                note: "đau lưng".into(),
+                ..Default::default()
+            },
+            Channel::Personal,
+            None,
+        )
+        .await
+        .expect("declare");
+        app.change_status(&p.id, PersonStatus::Released, "hết 14 ngày", "yta").await.expect("release");
+
+        clock.advance(Duration::days(29));
+        assert_eq!(app.purge(app.now()).await.expect("purge"), 0, "not yet");
+        assert_eq!(app.person(&p.id).expect("person").full_name, "Phan Thị Thu");
+
+        clock.advance(Duration::days(2));
+        assert_eq!(app.tick().await.expect("tick").purged, 1);
+        let erased = app.person(&p.id).expect("person");
+        assert_eq!(
+            (
+                erased.full_name.as_str(),
+                erased.phone.as_str(),
+                erased.id_number.as_str(),
+                erased.address.as_str(),
+                erased.birth_year
+            ),
+            ("(đã xóa)", "", "", "", None)
+        );
+        assert_eq!(
+            (erased.status, erased.quarantine_start, erased.category),
+            (PersonStatus::Released, p.quarantine_start, p.category),
+            "the counts stay"
+        );
+        assert!(erased.status_history.iter().all(|s| s.note.is_empty()));
+        assert!(matches!(app.person_by_token(&token), Err(AppError::NotFound)), "the personal link is dead");
+        assert!(app.store.find::<Person>("person_id_number", "048199001122").expect("find").is_empty());
+        assert!(app.declarations_of(&p.id).expect("decls").iter().all(|d| d.note.is_empty()));
+        let sms = outbox::all(&app.store).expect("outbox");
+        assert!(sms
+            .iter()
+            .filter(|m| m.person_id.as_deref() == Some(p.id.as_str()))
+            .all(|m| m.to.is_empty() && m.text == "(đã xóa)"));
+        // The Automerge document keeps no copy in its history either.
+        let mut doc = app.store.document(&format!("person/{}", p.id)).expect("doc").expect("some");
+        assert_eq!(outpost_sync::doc::hydrate(&doc)["phone"], "");
+        let saved = doc.save();
+        assert!(
+            !saved.windows(10).any(|w| w == b"0905111222"),
+            "the old phone number is gone from the document"
+        );
+        assert!(crate::audit::recent(&app.store, 10)
+            .expect("audit")
+            .iter()
+            .any(|e| e.action == "person.purge"));
+        assert_eq!(app.purge(app.now()).await.expect("purge"), 0, "once");
+    }
 }

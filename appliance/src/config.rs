@@ -17,9 +17,16 @@ pub struct RawConfig {
     pub declarations: RawDeclarations,
     pub alerts: RawAlerts,
     pub web: RawWeb,
+    pub privacy: RawPrivacy,
     pub store: RawStore,
     pub modem: RawModem,
     pub outbox: RawOutbox,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrivacy {
+    pub purge_after_days: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -199,6 +206,9 @@ impl Config {
         for phone in &raw.alerts.on_duty_phones {
             crate::validate::phone(phone)
                 .map_err(|_| invalid("alerts.on_duty_phones", format!("{phone:?} is not a phone number")))?;
+        }
+        if raw.privacy.purge_after_days == 0 {
+            return Err(invalid("privacy.purge_after_days", "must be at least 1"));
         }
         if raw.modem.validity_hours == 0 || raw.modem.multipart_timeout_minutes == 0 {
             return Err(invalid("modem", "validity_hours and multipart_timeout_minutes must be at least 1"));

@@ -380,6 +380,7 @@ mod tests {
                 declare_token: "t".into(),
                 created_at: now,
                 updated_at: now,
+                purged_at: None,
             })
             .collect();
         let bytes = export(&people);

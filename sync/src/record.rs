@@ -185,6 +185,10 @@ pub struct Person {
     pub declare_token: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the personal data was erased (a configured time after release); the record stays for
+    /// the counts of the daily reports.
+    #[serde(default)]
+    pub purged_at: Option<DateTime<Utc>>,
 }
 
 impl std::ops::Deref for Person {
@@ -200,14 +204,16 @@ impl Record for Person {
         self.id.clone()
     }
     fn index_entries(&self) -> Vec<(&'static str, String)> {
-        let mut ix = vec![
-            ("person_status", self.status.as_str().to_owned()),
-            ("person_token", self.declare_token.clone()),
-            ("person_name", self.full_name.to_lowercase()),
-            ("person_phone", self.phone.clone()),
-        ];
-        if !self.id_number.is_empty() {
-            ix.push(("person_id_number", self.id_number.clone()));
+        let mut ix = vec![("person_status", self.status.as_str().to_owned())];
+        for (index, value) in [
+            ("person_token", &self.declare_token),
+            ("person_name", &self.full_name.to_lowercase()),
+            ("person_phone", &self.phone),
+            ("person_id_number", &self.id_number),
+        ] {
+            if !value.is_empty() {
+                ix.push((index, value.clone()));
+            }
         }
         ix
     }

@@ -99,6 +99,8 @@ struct DocWrite {
     value: serde_json::Value,
     projection: Vec<u8>,
     index_keys: Vec<Vec<u8>>,
+    /// Start a new document from this value, dropping the history (erasure of personal data).
+    fresh: bool,
 }
 
 impl WriteSet {
@@ -108,12 +110,23 @@ impl WriteSet {
 
     /// Creates or updates a record. Only fields that differ from the stored document are written.
     pub fn put<R: Record>(&mut self, record: &R) -> Result<&mut Self> {
+        self.push(record, false)
+    }
+
+    /// Replaces a record's document with a new one holding only this value: its history (every earlier
+    /// value of every field) is dropped. For erasing personal data, which a CRDT's history would
+    /// otherwise keep.
+    pub fn replace<R: Record>(&mut self, record: &R) -> Result<&mut Self> {
+        self.push(record, true)
+    }
+
+    fn push<R: Record>(&mut self, record: &R, fresh: bool) -> Result<&mut Self> {
         let doc_id = record.doc_id();
         let value = serde_json::to_value(record).map_err(StoreError::Serialize)?;
         let projection = serde_json::to_vec(&value).map_err(StoreError::Serialize)?;
         let index_keys =
             record.index_entries().into_iter().map(|(name, v)| index_key(name, &v, &doc_id)).collect();
-        self.docs.push(DocWrite { doc_id, value, projection, index_keys });
+        self.docs.push(DocWrite { doc_id, value, projection, index_keys, fresh });
         Ok(self)
     }
 
@@ -281,7 +294,8 @@ impl Store {
         let mut applied = Applied::default();
         for write in writes.docs {
             let dkey = format!("d/{}", write.doc_id);
-            let mut doc = match tree.get(&dkey)? {
+            let stored = if write.fresh { None } else { tree.get(&dkey)? };
+            let mut doc = match stored {
                 Some(bytes) => AutoCommit::load(&bytes)
                     .map_err(|source| StoreError::CorruptDocument {
                         doc_id: write.doc_id.clone(),
@@ -292,7 +306,7 @@ impl Store {
             };
             let changed = doc::reconcile(&mut doc, &write.value)
                 .map_err(|source| StoreError::Document { doc_id: write.doc_id.clone(), source })?;
-            if !changed {
+            if !changed && !write.fresh {
                 continue;
             }
             *seq += 1;
@@ -601,6 +615,26 @@ mod tests {
         w.put(&alert("a1", AlertState::Acknowledged)).expect("put");
         assert!(store.commit(w).await.expect("commit").changed.is_empty());
         assert_eq!(store.last_seq(), 3);
+    }
+
+    #[tokio::test]
+    async fn replace_drops_the_history() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(dir.path());
+        let mut a = alert("a1", AlertState::Open);
+        a.detail = "secret".into();
+        let mut w = WriteSet::new();
+        w.put(&a).expect("put");
+        store.commit(w).await.expect("commit");
+        a.detail = "erased".into();
+        let mut w = WriteSet::new();
+        w.replace(&a).expect("replace");
+        store.commit(w).await.expect("commit");
+        let mut doc = store.document("alert/a1").expect("doc").expect("some");
+        assert_eq!(doc::hydrate(&doc)["detail"], "erased");
+        assert_eq!(doc.get_changes(&[]).len(), 1, "one change: no earlier value survives");
+        let saved = doc.save();
+        assert!(!saved.windows(6).any(|w| w == b"secret"), "not in the saved bytes either");
     }
 
     #[tokio::test]

@@ -218,7 +218,9 @@ fn nurse_imports_a_list_and_sees_a_declaration_live() {
     let person_window = new["handle"].as_str().expect("handle").to_owned();
     d.cmd("/window", json!({"handle": person_window}));
     d.goto(&link);
-    assert!(d.source().contains("Khai báo y tế"));
+    d.find("input[name=temperature]");
+    let form = d.source();
+    assert!(form.contains("Khai báo y tế"), "{form}");
     d.type_into("input[name=temperature]", "38,7");
     d.click("input[value=cough]");
     d.click("button[type=submit]");
