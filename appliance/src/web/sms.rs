@@ -54,7 +54,7 @@ pub async fn outbox_page(State(state): State<AppState>, ctx: Ctx, Query(q): Quer
                         tr data-state=(m.state.as_str()) {
                             td { (fmt_time(&state, m.created_at)) }
                             td { (m.to) }
-                            td { (m.purpose) }
+                            td { (td(lang, &format!("purpose.{}", m.purpose))) }
                             td { (m.text) }
                             td {
                                 (badge(lang, match m.state {
