@@ -253,15 +253,7 @@ fn memory(data: &std::path::Path, now: chrono::DateTime<Utc>) {
         ureq::Agent::config_builder().max_redirects(0).http_status_as_error(false).build().into();
     let setup = setup.expect("setup link");
     let res = agent.get(&setup).call().expect("setup page");
-    let cookie = res
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .to_owned();
+    let cookie = first_cookie(&res);
     let csrf = cookie.split_once('=').map(|(_, v)| v.to_owned()).unwrap_or_default();
     let path = &setup[setup.find("/setup/").expect("path")..];
     let res = agent
@@ -275,15 +267,7 @@ fn memory(data: &std::path::Path, now: chrono::DateTime<Utc>) {
             ("csrf", &csrf),
         ])
         .expect("setup");
-    let session = res
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .to_owned();
+    let session = first_cookie(&res);
     for _ in 0..20 {
         for page in ["/", "/people", "/alerts", "/followup", "/api/v1/people"] {
             let mut r = agent.get(&format!("{url}{page}")).header("Cookie", &session).call().expect("page");
@@ -407,6 +391,12 @@ fn outbox_memory() {
         with_queue as f64 / 1024.0,
         with_queue.saturating_sub(idle) as f64 / 1024.0
     );
+}
+
+/// `name=value` of the response's first `Set-Cookie`.
+fn first_cookie(res: &ureq::http::Response<ureq::Body>) -> String {
+    let header = res.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or("");
+    header.split(';').next().unwrap_or("").to_owned()
 }
 
 fn main() {

@@ -226,35 +226,16 @@ async fn handle(
     if let (Some(person), Some(input), 0) = (&person, smsdecl::parse(text), missing) {
         // The declaration's id comes from the message, so handling it again after a crash rewrites the
         // same declaration instead of adding a second one.
-        match app.declare_as(&format!("sms{id}"), person, &input, Channel::Sms, None).await {
+        let reply = match app.declare_as(&format!("sms{id}"), person, &input, Channel::Sms, None).await {
             Ok((decl, alert)) => {
                 message.handled_as = "declaration".into();
                 message.declaration_id = Some(decl.id.clone());
-                let reply = crate::i18n::declaration_reply_sms(decl.temperature, alert.is_some());
-                outbox::enqueue(
-                    &mut w,
-                    &app.store,
-                    app.now(),
-                    &person.phone,
-                    &reply,
-                    "reply",
-                    Some(&person.id),
-                )?;
+                crate::i18n::declaration_reply_sms(decl.temperature, alert.is_some())
             }
-            Err(AppError::Invalid(_)) => {
-                let reply = crate::i18n::declaration_help_sms();
-                outbox::enqueue(
-                    &mut w,
-                    &app.store,
-                    app.now(),
-                    &person.phone,
-                    &reply,
-                    "reply",
-                    Some(&person.id),
-                )?;
-            }
+            Err(AppError::Invalid(_)) => crate::i18n::declaration_help_sms(),
             Err(e) => return Err(e),
-        }
+        };
+        outbox::enqueue(&mut w, &app.store, app.now(), &person.phone, &reply, "reply", Some(&person.id))?;
     }
     w.put_local(&format!("inbox/{id}"), &message)?;
     for p in part_ids {
