@@ -1,0 +1,222 @@
+//! Site gateways' MQTT messages into [`Sighting`]s. Pure: a topic, a payload and the time of arrival in,
+//! a sighting or a [`GatewayError`] out; nothing here panics on what a gateway sends.
+//!
+//! - **ESPresense**: topic `espresense/devices/<device id>/<room>`, JSON with `rssi` (and `rssi@1m`,
+//!   `distance`, `mac`, …). The room is the scanner; the band is the `mac` field when present, else the
+//!   device id (`iBeacon:<uuid>-<major>-<minor>`, `mac:<address>`, …).
+//! - **Theengs Gateway / OpenMQTTGateway**: topic `<base>/<gateway>/BTtoMQTT/<MAC>`, JSON with `id`,
+//!   `rssi`, and optionally `manufacturerdata` (hex, company id first, little-endian) and `servicedata`
+//!   with `servicedatauuid`. The gateway is the scanner.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::{
+    adv::{self, Advertisement},
+    normalize_address, plausible_rssi, Sighting,
+};
+
+/// The largest payload a gateway may send (ESPresense and Theengs messages are a few hundred bytes).
+pub const MAX_PAYLOAD: usize = 4096;
+
+/// Why a gateway message was not a sighting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayError {
+    #[error("the topic is not an ESPresense or Theengs/OpenMQTTGateway sighting topic")]
+    UnknownTopic,
+    #[error("the payload is {0} bytes, more than {MAX_PAYLOAD}")]
+    Oversize(usize),
+    #[error("the payload is not JSON")]
+    NotJson,
+    #[error("field {0} is missing or of the wrong type")]
+    BadField(&'static str),
+    #[error("RSSI {0} dBm is impossible")]
+    AbsurdRssi(i64),
+}
+
+impl GatewayError {
+    /// A short name for counters.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GatewayError::UnknownTopic => "unknown_topic",
+            GatewayError::Oversize(_) => "oversize",
+            GatewayError::NotJson => "not_json",
+            GatewayError::BadField(_) => "bad_field",
+            GatewayError::AbsurdRssi(_) => "absurd_rssi",
+        }
+    }
+}
+
+/// Reads one gateway message.
+pub fn parse(topic: &str, payload: &[u8], at: DateTime<Utc>) -> Result<Sighting, GatewayError> {
+    if payload.len() > MAX_PAYLOAD {
+        return Err(GatewayError::Oversize(payload.len()));
+    }
+    let parts: Vec<&str> = topic.split('/').collect();
+    let format = match parts.as_slice() {
+        ["espresense", "devices", id, room] if !id.is_empty() && !room.is_empty() => {
+            Format::Espresense { id, room }
+        }
+        [.., gateway, "BTtoMQTT", mac] if !gateway.is_empty() => Format::Theengs { gateway, mac },
+        _ => return Err(GatewayError::UnknownTopic),
+    };
+    let json: Value = serde_json::from_slice(payload).map_err(|_| GatewayError::NotJson)?;
+    let rssi = json.get("rssi").and_then(Value::as_i64).ok_or(GatewayError::BadField("rssi"))?;
+    if !plausible_rssi(rssi) {
+        return Err(GatewayError::AbsurdRssi(rssi));
+    }
+    let rssi = rssi as i16;
+    match format {
+        Format::Espresense { id, room } => {
+            let band = match json.get("mac").and_then(Value::as_str) {
+                Some(mac) => normalize_address(mac).ok_or(GatewayError::BadField("mac"))?,
+                None => match id.strip_prefix("mac:").and_then(normalize_address) {
+                    Some(mac) => mac,
+                    None => id.to_owned(),
+                },
+            };
+            Ok(Sighting { band, scanner: (*room).to_owned(), rssi, at, parsed: adv::Parsed::default() })
+        }
+        Format::Theengs { gateway, mac } => {
+            let id = json.get("id").and_then(Value::as_str).unwrap_or(mac);
+            let band = normalize_address(id).ok_or(GatewayError::BadField("id"))?;
+            let mut advertisement = Advertisement::default();
+            if let Some(m) = json.get("manufacturerdata") {
+                let bytes =
+                    m.as_str().and_then(from_hex).ok_or(GatewayError::BadField("manufacturerdata"))?;
+                if bytes.len() >= 2 {
+                    advertisement
+                        .manufacturer
+                        .insert(u16::from_le_bytes([bytes[0], bytes[1]]), bytes[2..].to_vec());
+                }
+            }
+            if let (Some(data), Some(uuid)) = (json.get("servicedata"), json.get("servicedatauuid")) {
+                let bytes = data.as_str().and_then(from_hex).ok_or(GatewayError::BadField("servicedata"))?;
+                let uuid = uuid
+                    .as_str()
+                    .and_then(|u| u16::from_str_radix(u.trim_start_matches("0x"), 16).ok())
+                    .ok_or(GatewayError::BadField("servicedatauuid"))?;
+                advertisement.service.insert(uuid, bytes);
+            }
+            Ok(Sighting {
+                band,
+                scanner: (*gateway).to_owned(),
+                rssi,
+                at,
+                parsed: adv::parse(&advertisement),
+            })
+        }
+    }
+}
+
+enum Format<'a> {
+    Espresense { id: &'a str, room: &'a str },
+    Theengs { gateway: &'a str, mac: &'a str },
+}
+
+fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adv::BandData;
+    use chrono::TimeZone;
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 21, 1, 0, 0).single().expect("time")
+    }
+
+    #[test]
+    fn espresense() {
+        let s = parse(
+            "espresense/devices/mac:d4e6f1a2b3c4/phong_a12",
+            br#"{"id":"mac:d4e6f1a2b3c4","mac":"d4e6f1a2b3c4","rssi@1m":-59,"rssi":-71,"raw":2.31,"distance":1.87,"speed":0.01,"mac_type":0}"#,
+            at(),
+        )
+        .expect("sighting");
+        assert_eq!((s.band.as_str(), s.scanner.as_str(), s.rssi), ("D4:E6:F1:A2:B3:C4", "phong_a12", -71));
+        let s = parse(
+            "espresense/devices/iBeacon:e2c56db5-dffb-48d2-b060-d0f5a71096e0-1-42/cong",
+            br#"{"rssi":-80}"#,
+            at(),
+        )
+        .expect("sighting");
+        assert_eq!(s.band, "iBeacon:e2c56db5-dffb-48d2-b060-d0f5a71096e0-1-42");
+    }
+
+    #[test]
+    fn theengs_with_band_data() {
+        let band = BandData {
+            battery_percent: Some(41),
+            strap_closed: false,
+            button: true,
+            charging: false,
+            counter: 7,
+        };
+        let mfg: String = [0xFFu8, 0xFF]
+            .iter()
+            .chain(&crate::adv::encode_band(&band))
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let payload =
+            format!(r#"{{"id":"D4:E6:F1:A2:B3:C4","name":"OPB-17","rssi":-64,"manufacturerdata":"{mfg}"}}"#);
+        let s = parse("home/gw-khu-b/BTtoMQTT/D4E6F1A2B3C4", payload.as_bytes(), at()).expect("sighting");
+        assert_eq!((s.band.as_str(), s.scanner.as_str(), s.rssi), ("D4:E6:F1:A2:B3:C4", "gw-khu-b", -64));
+        assert_eq!(s.parsed.band, Some(band));
+        let tlm = br#"{"id":"AA:BB:CC:DD:EE:01","rssi":-90,"servicedata":"20000b5416800000000100000002","servicedatauuid":"0xfeaa"}"#;
+        let s = parse("theengs/gw1/BTtoMQTT/AABBCCDDEE01", tlm, at()).expect("sighting");
+        assert_eq!(s.parsed.battery_mv, Some(2900));
+    }
+
+    #[test]
+    fn bad_payloads_are_errors() {
+        let check = |topic: &str, payload: &[u8], kind: &str| {
+            let e = parse(topic, payload, at()).expect_err(topic);
+            assert_eq!(e.kind(), kind, "{topic} {:?}: {e}", String::from_utf8_lossy(payload));
+        };
+        check("espresense/rooms/x", b"{}", "unknown_topic");
+        check("random/topic", br#"{"rssi":-50}"#, "unknown_topic");
+        check("espresense/devices/a/b", b"not json", "not_json");
+        check("espresense/devices/a/b", br#"{"rssi":"strong"}"#, "bad_field");
+        check("espresense/devices/a/b", br#"{"rssi":20}"#, "absurd_rssi");
+        check("espresense/devices/a/b", br#"{"rssi":-9999}"#, "absurd_rssi");
+        check("espresense/devices/a/b", br#"{"rssi":-50,"mac":"nope"}"#, "bad_field");
+        check("gw/x/BTtoMQTT/zz", br#"{"id":"not-a-mac","rssi":-50}"#, "bad_field");
+        check("gw/x/BTtoMQTT/AABBCCDDEEFF", br#"{"rssi":-50,"manufacturerdata":"abc"}"#, "bad_field");
+        check(
+            "gw/x/BTtoMQTT/AABBCCDDEEFF",
+            br#"{"rssi":-50,"servicedata":"00","servicedatauuid":"zz"}"#,
+            "bad_field",
+        );
+        check("espresense/devices/a/b", &vec![b' '; MAX_PAYLOAD + 1], "oversize");
+        assert!(parse("espresense/devices/a/b", br#"[1,2,3]"#, at()).is_err());
+    }
+
+    /// Property: no topic or payload a gateway can send makes the parser panic.
+    #[test]
+    fn garbage_never_panics() {
+        use rand::{rngs::StdRng, Rng, SeedableRng};
+        let mut rng = StdRng::seed_from_u64(4);
+        let topics = ["espresense/devices/a/b", "gw/x/BTtoMQTT/AABBCCDDEEFF", "x", ""];
+        let good = br#"{"id":"AA:BB:CC:DD:EE:FF","rssi":-64,"manufacturerdata":"ffff0129010700","servicedata":"20000b54","servicedatauuid":"0xfeaa"}"#;
+        for _ in 0..20_000 {
+            let mut payload: Vec<u8> = if rng.gen_bool(0.5) {
+                good.to_vec()
+            } else {
+                (0..rng.gen_range(0..300)).map(|_| rng.gen()).collect()
+            };
+            for _ in 0..rng.gen_range(0..5) {
+                if !payload.is_empty() {
+                    let i = rng.gen_range(0..payload.len());
+                    payload[i] = rng.gen();
+                }
+            }
+            let _ = parse(topics[rng.gen_range(0..topics.len())], &payload, at());
+        }
+    }
+}
