@@ -5,12 +5,15 @@
 //!   counter; layout in `docs/ble.md`), iBeacon and Eddystone-UID/TLM.
 //! - [`gateway`]: site gateways' MQTT payloads — ESPresense and Theengs Gateway / OpenMQTTGateway —
 //!   into the same [`Sighting`]s, with bad payloads refused as errors.
+//! - [`presence`]: the presence engine — windowed-median RSSI, nearest scanner, present → unseen → away,
+//!   strap and battery changes.
 //!
 //! To come with their issue: the btleplug scanner with its watchdog, and the site simulator. This
 //! crate depends on no other workspace crate.
 
 pub mod adv;
 pub mod gateway;
+pub mod presence;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
