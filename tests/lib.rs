@@ -49,6 +49,7 @@ impl BoxProcess {
             .arg("--data")
             .arg(data)
             .args(["--listen", "127.0.0.1:0", "--log", "warn"])
+            .args(if extra.contains(&"--mqtt") { &[][..] } else { &["--mqtt", "off"][..] })
             .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

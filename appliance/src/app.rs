@@ -73,6 +73,8 @@ pub struct Outpost {
     pub outbox_wake: Notify,
     /// The modem driver, when the box has one (for its health).
     pub modem: std::sync::OnceLock<Arc<outpost_sms::modem::Modem>>,
+    /// The MQTT broker and the presence it feeds, when enabled.
+    pub mqtt: std::sync::OnceLock<crate::mqtt::Mqtt>,
     /// When personal data was last looked at for purging (hourly).
     last_purge: std::sync::Mutex<Option<DateTime<Utc>>>,
 }
@@ -101,6 +103,7 @@ impl Outpost {
             events,
             outbox_wake: Notify::new(),
             modem: std::sync::OnceLock::new(),
+            mqtt: std::sync::OnceLock::new(),
             last_purge: std::sync::Mutex::new(None),
         })
     }

@@ -14,7 +14,7 @@ use crate::{config::Config, server};
 #[command(name = "outpost", version, about)]
 pub struct Cli {
     /// Log filter (error, warn, info, debug, or a tracing filter such as `outpost=debug`).
-    #[arg(long, global = true, default_value = "info")]
+    #[arg(long, global = true, default_value = "info,rumqttd=warn")]
     pub log: String,
     #[command(subcommand)]
     pub command: Command,
@@ -31,6 +31,9 @@ pub struct Common {
     /// Address of the web UI (overrides `web.listen`), e.g. 0.0.0.0:8080; port 0 picks a free port.
     #[arg(long)]
     pub listen: Option<String>,
+    /// Address of the MQTT broker (overrides `mqtt.listen`); `off` for none.
+    #[arg(long, value_name = "ADDR|off")]
+    pub mqtt: Option<String>,
     /// Run on a manual clock starting at this RFC 3339 time, moved by `set TIME` / `advance 30m` lines
     /// on standard input (for tests and drills).
     #[arg(long, value_name = "TIME")]
@@ -222,6 +225,9 @@ fn apply(common: &Common, demo: bool) -> anyhow::Result<Config> {
     }
     if let Some(l) = &common.listen {
         raw.web.listen = l.clone();
+    }
+    if let Some(m) = &common.mqtt {
+        raw.mqtt.listen = if m == "off" { String::new() } else { m.clone() };
     }
     Config::validate(raw).context("invalid configuration")
 }

@@ -17,10 +17,18 @@ pub struct RawConfig {
     pub declarations: RawDeclarations,
     pub alerts: RawAlerts,
     pub web: RawWeb,
+    pub mqtt: RawMqtt,
     pub privacy: RawPrivacy,
     pub store: RawStore,
     pub modem: RawModem,
     pub outbox: RawOutbox,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMqtt {
+    pub listen: String,
+    pub max_payload_bytes: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -206,6 +214,15 @@ impl Config {
         for phone in &raw.alerts.on_duty_phones {
             crate::validate::phone(phone)
                 .map_err(|_| invalid("alerts.on_duty_phones", format!("{phone:?} is not a phone number")))?;
+        }
+        if !raw.mqtt.listen.is_empty() && raw.mqtt.listen.parse::<SocketAddr>().is_err() {
+            return Err(invalid(
+                "mqtt.listen",
+                "expected an address such as 0.0.0.0:1883, or empty for no broker",
+            ));
+        }
+        if !(256..=1_048_576).contains(&raw.mqtt.max_payload_bytes) {
+            return Err(invalid("mqtt.max_payload_bytes", "expected 256 to 1048576"));
         }
         if raw.privacy.purge_after_days == 0 {
             return Err(invalid("privacy.purge_after_days", "must be at least 1"));

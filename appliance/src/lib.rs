@@ -10,6 +10,7 @@
 //! - [`auth`], [`audit`]: accounts, sessions, tokens, throttling and the audit log.
 //! - [`outbox`], [`inbox`], [`smsdecl`]: the persistent SMS outbox and its senders (log or modem),
 //!   incoming messages (reassembly, de-duplication, SMS declarations, the staff inbox).
+//! - [`mqtt`]: the embedded broker (rumqttd) and the box's subscriber feeding the presence engine.
 //! - [`dashboard`], [`followup`]: read models for the nurse's dashboard and the daily sheet.
 //! - [`web`]: the axum router, its access table, the pages and the JSON API.
 //! - [`demo`]: the seeded demo site.
@@ -28,6 +29,7 @@ pub mod demo;
 pub mod followup;
 pub mod i18n;
 pub mod inbox;
+pub mod mqtt;
 pub mod outbox;
 pub mod rules;
 pub mod server;

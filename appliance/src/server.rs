@@ -117,6 +117,17 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
             }
         });
     }
+    if !app.config.raw.mqtt.listen.is_empty() {
+        let listen: std::net::SocketAddr = app.config.raw.mqtt.listen.parse()?;
+        let mqtt = crate::mqtt::start(
+            listen,
+            app.config.raw.mqtt.max_payload_bytes,
+            store.clone(),
+            app.clock.clone(),
+        )
+        .context("cannot start the MQTT broker")?;
+        let _ = app.mqtt.set(mqtt);
+    }
     let inbox_wake = Arc::new(tokio::sync::Notify::new());
     let (sender, simulator) = start_modem(&app, &data_dir, inbox_wake.clone())?;
     {

@@ -6,6 +6,7 @@
 //! - [`cli`]: `print-config` and bad configuration files.
 //! - [`access`]: every route refuses anonymous callers but the public ones; a manager cannot write.
 //! - [`bad_input`]: every kind of bad input gets a clear 4xx and changes nothing.
+//! - [`mqtt`]: real MQTT clients against the embedded broker, into the presence engine.
 //! - [`sms`]: custom messages, the inbox, failures, and SIGKILL while sending 200 messages.
 //! - [`browser`]: headless Chromium logs in, imports a list, declares through a personal link and sees
 //!   the dashboard update live.
@@ -17,6 +18,7 @@ mod cli;
 mod crash;
 mod day;
 mod demo;
+mod mqtt;
 mod sms;
 
 /// A password for test accounts (tests make their own; the box has none).

@@ -39,6 +39,7 @@ pub fn page(lang: Lang, staff: Option<&Staff>, title: &str, body: Markup) -> Mar
                             @if s.role == Role::Admin {
                                 a href="/users" { (t(lang, "nav.users")) }
                                 a href="/audit" { (t(lang, "nav.audit")) }
+                                a href="/mqtt" { "MQTT" }
                             }
                             form method="post" action="/logout" {
                                 (csrf_field(s.csrf.as_deref().unwrap_or("")))

@@ -141,6 +141,8 @@ pub fn routes() -> Vec<RouteDef> {
         r(M::POST, "/users/{name}", Admin, post(pages::update_user)),
         r(M::POST, "/users/{name}/token", Admin, post(pages::new_token)),
         r(M::GET, "/audit", Admin, get(pages::audit)),
+        r(M::GET, "/mqtt", Admin, get(sms::mqtt_devices)),
+        r(M::POST, "/mqtt", Admin, post(sms::add_mqtt_device)),
         r(M::GET, "/api/v1/openapi.json", Staff, get(api::openapi)),
         r(M::GET, "/api/v1/session", Staff, get(api::session)),
         r(M::GET, "/api/v1/dashboard", Staff, get(api::dashboard)),
@@ -159,6 +161,7 @@ pub fn routes() -> Vec<RouteDef> {
         r(M::POST, "/api/v1/sms", Writer, post(sms::api_send)),
         r(M::GET, "/api/v1/inbox", Staff, get(sms::api_inbox)),
         r(M::GET, "/api/v1/health", Staff, get(sms::api_health)),
+        r(M::GET, "/api/v1/presence", Staff, get(sms::api_presence)),
         r(M::GET, "/api/v1/followup", Staff, get(api::followup)),
         r(M::GET, "/api/v1/audit", Admin, get(api::audit)),
     ]

@@ -314,3 +314,78 @@ pub async fn api_send(
         .await?;
     Ok((StatusCode::CREATED, Json(json!({"queued": n}))).into_response())
 }
+
+// ----- MQTT devices and presence -----
+
+fn mqtt_page(state: &AppState, ctx: &Ctx, list: &[Problem]) -> PageResult {
+    let lang = ctx.lang;
+    let names = crate::mqtt::credentials(&state.app.store).map_err(|e| (e.into(), lang))?;
+    let counters = state.app.mqtt.get().map(|m| m.counters.lock().map(|c| c.clone()).unwrap_or_default());
+    let status = if list.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    Ok(html_response(
+        status,
+        page(
+            lang,
+            ctx.staff.as_ref(),
+            "MQTT",
+            html! {
+                h1 { "MQTT" }
+                @match (state.app.mqtt.get(), &counters) {
+                    (Some(m), Some(c)) => p { (m.listen) " · " (c.sightings) " sightings · " (serde_json::to_string(&c.refused).unwrap_or_default()) },
+                    _ => p.muted { "—" },
+                }
+                (super::layout::problems(lang, list))
+                ul.plain #mqtt-devices { @for n in &names { li { (n) } } }
+                form.stack method="post" action="/mqtt" {
+                    (csrf_field(&csrf_of(ctx)))
+                    label { (t(lang, "login.username")) input name="name" required; }
+                    label { (t(lang, "login.password")) input name="password" type="password" required minlength="10" autocomplete="new-password"; }
+                    button type="submit" { (t(lang, "users.add")) }
+                }
+            },
+        ),
+    ))
+}
+
+pub async fn mqtt_devices(State(state): State<AppState>, ctx: Ctx) -> PageResult {
+    mqtt_page(&state, &ctx, &[])
+}
+
+pub async fn add_mqtt_device(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> PageResult {
+    let lang = ctx.lang;
+    let admin = ctx.staff().map_err(|e| PageError(e, lang))?.username.clone();
+    let f = FormData::parse(&body);
+    let (name, password) = (f.get("name").trim().to_owned(), f.get("password"));
+    let mut list = Vec::new();
+    if !crate::mqtt::check_name(&name) {
+        list.push(Problem::new(
+            "name",
+            "Tên thiết bị: 3–32 chữ, số, dấu . - _",
+            "Device name: 3–32 letters, digits, . - _",
+        ));
+    }
+    if let Err((vi, en)) = crate::auth::check_password(&password) {
+        list.push(Problem::new("password", vi, en));
+    }
+    if !list.is_empty() {
+        return mqtt_page(&state, &ctx, &list);
+    }
+    let (store, now) = (state.app.store.clone(), state.app.now());
+    tokio::task::spawn_blocking(move || {
+        let mut w = outpost_sync::WriteSet::new();
+        crate::mqtt::add_credential(&mut w, &name, &password, now)?;
+        crate::audit::record(&mut w, &store, now, &admin, "mqtt.credential", &name, "")?;
+        store.commit_blocking(w)
+    })
+    .await
+    .map_err(|e| PageError(ApiError::Internal(e.to_string()), lang))?
+    .map_err(|e| (e.into(), lang))?;
+    Ok(Redirect::to("/mqtt").into_response())
+}
+
+pub async fn api_presence(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let Some(m) = state.app.mqtt.get() else { return Ok(Json(json!({"bands": [], "counters": null}))) };
+    let bands = m.presence.lock().map(|e| e.snapshot()).unwrap_or_default();
+    let counters = m.counters.lock().map(|c| c.clone()).unwrap_or_default();
+    Ok(Json(json!({"bands": bands, "counters": counters})))
+}

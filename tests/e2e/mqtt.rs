@@ -1,0 +1,106 @@
+//! The embedded MQTT broker with real clients (Debian's `mosquitto_pub`): a gateway with credentials an
+//! administrator added publishes ESPresense and Theengs sightings, which reach the presence engine;
+//! wrong credentials are refused; a malformed payload is counted, not fatal.
+
+use std::process::Command;
+
+use outpost_tests::{wait_until, BoxProcess, Client};
+
+use crate::PASSWORD;
+
+fn publish(port: u16, user: &str, pass: &str, topic: &str, payload: &str) -> bool {
+    Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-u",
+            user,
+            "-P",
+            pass,
+            "-q",
+            "1",
+            "-t",
+            topic,
+            "-m",
+            payload,
+        ])
+        .output()
+        .expect("mosquitto_pub is missing: scripts/test.sh installs Debian's mosquitto-clients")
+        .status
+        .success()
+}
+
+#[test]
+fn gateways_publish_sightings_to_the_embedded_broker() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listen = format!("127.0.0.1:{port}");
+    let b = BoxProcess::start("run", &dir.path().join("data"), &["--mqtt", &listen]);
+    let mut c = Client::new(&b.url);
+    c.setup_admin(b.setup_link.as_deref().expect("setup"), "admin.mqtt", PASSWORD);
+    let res = c.post_form("/mqtt", &[("name", "gw-khu-a"), ("password", "mat-khau-gateway-1")]);
+    assert_eq!(res.status, 303, "{}", res.body);
+    assert!(c.get("/mqtt").body.contains("gw-khu-a"));
+    assert_eq!(c.post_form("/mqtt", &[("name", "x"), ("password", "short")]).status, 422);
+
+    // No anonymous access, no wrong password.
+    assert!(
+        !publish(port, "gw-khu-a", "wrong-password-1", "espresense/devices/x/y", "{}"),
+        "wrong password refused"
+    );
+    assert!(
+        !publish(port, "nobody", "mat-khau-gateway-1", "espresense/devices/x/y", "{}"),
+        "unknown device refused"
+    );
+
+    assert!(publish(
+        port,
+        "gw-khu-a",
+        "mat-khau-gateway-1",
+        "espresense/devices/mac:d4e6f1a2b3c4/phong_a12",
+        r#"{"id":"mac:d4e6f1a2b3c4","mac":"d4e6f1a2b3c4","rssi@1m":-59,"rssi":-62,"distance":1.4}"#
+    ));
+    // A Theengs gateway: an Outpost band at 41 %, strap open.
+    assert!(publish(
+        port,
+        "gw-khu-a",
+        "mat-khau-gateway-1",
+        "home/gw-khu-b/BTtoMQTT/AABBCCDDEE01",
+        r#"{"id":"AA:BB:CC:DD:EE:01","rssi":-70,"manufacturerdata":"ffff0129000700"}"#
+    ));
+    assert!(publish(
+        port,
+        "gw-khu-a",
+        "mat-khau-gateway-1",
+        "espresense/devices/mac:d4e6f1a2b3c4/phong_a12",
+        "not json"
+    ));
+    assert!(publish(
+        port,
+        "gw-khu-a",
+        "mat-khau-gateway-1",
+        "espresense/devices/mac:d4e6f1a2b3c4/phong_a12",
+        r#"{"rssi":42}"#
+    ));
+
+    wait_until("the sightings to reach the presence engine", || {
+        let p = c.get("/api/v1/presence").json();
+        p["counters"]["sightings"] == 2
+            && p["counters"]["refused"]["not_json"] == 1
+            && p["counters"]["refused"]["absurd_rssi"] == 1
+    });
+    let p = c.get("/api/v1/presence").json();
+    let bands = p["bands"].as_array().expect("bands");
+    let esp = bands.iter().find(|b| b["band"] == "D4:E6:F1:A2:B3:C4").expect("espresense band");
+    assert_eq!(
+        (esp["state"].as_str(), esp["place"].as_str(), esp["rssi"].as_i64()),
+        (Some("present"), Some("phong_a12"), Some(-62))
+    );
+    let band = bands.iter().find(|b| b["band"] == "AA:BB:CC:DD:EE:01").expect("theengs band");
+    assert_eq!(
+        (band["place"].as_str(), band["battery_percent"].as_u64(), band["strap_closed"].as_bool()),
+        (Some("gw-khu-b"), Some(41), Some(false))
+    );
+}
