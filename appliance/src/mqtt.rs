@@ -144,7 +144,8 @@ pub fn start(
         let _keep = link_tx;
         let mut last_log = Instant::now() - Duration::from_secs(60);
         loop {
-            let notification = match link_rx.recv_deadline(Instant::now() + Duration::from_secs(1)) {
+            // Blocks until the router has something; an error only means the router is gone.
+            let notification = match link_rx.recv() {
                 Ok(Some(n)) => n,
                 Ok(None) => continue,
                 Err(error) => {

@@ -45,6 +45,8 @@ fn gateways_publish_sightings_to_the_embedded_broker() {
     assert!(c.get("/mqtt").body.contains("gw-khu-a"));
     assert_eq!(c.post_form("/mqtt", &[("name", "x"), ("password", "short")]).status, 422);
 
+    // The subscriber keeps listening through quiet periods.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
     // No anonymous access, no wrong password.
     assert!(
         !publish(port, "gw-khu-a", "wrong-password-1", "espresense/devices/x/y", "{}"),
