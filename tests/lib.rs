@@ -349,6 +349,13 @@ impl Client {
     }
 }
 
+/// Writes a site configuration file into `dir` and returns its path, for `--config`.
+pub fn write_config(dir: &Path, toml: &str) -> String {
+    let path = dir.join("site.toml");
+    std::fs::write(&path, toml).expect("write the configuration");
+    path.display().to_string()
+}
+
 /// Waits (up to 30 s) until `f` holds; fails the test naming `what` otherwise.
 pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -228,26 +228,9 @@ fn dashboard(data: &std::path::Path, now: chrono::DateTime<Utc>) {
 }
 
 fn memory(data: &std::path::Path, now: chrono::DateTime<Utc>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_outpost"))
-        .args(["run", "--listen", "127.0.0.1:0", "--log", "warn", "--clock", &now.to_rfc3339(), "--data"])
-        .arg(data)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn outpost");
-    use std::io::BufRead;
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = std::io::BufReader::new(stdout).lines();
-    let mut setup = None;
-    let url = loop {
-        let line = lines.next().expect("line").expect("read");
-        if line.contains("/setup/") {
-            setup = line.find("http://").map(|i| line[i..].to_owned());
-        }
-        if let Some(i) = line.find(" listening on ") {
-            break line[i + " listening on ".len()..].trim().to_owned();
-        }
-    };
+    let clock = now.to_rfc3339();
+    let (mut child, url, setup) =
+        spawn_box(&["--log", "warn", "--clock", &clock, "--data", &data.display().to_string()]);
     // Sign in through the setup link as a browser would, then load the busiest pages repeatedly.
     let agent: ureq::Agent =
         ureq::Agent::config_builder().max_redirects(0).http_status_as_error(false).build().into();
@@ -275,18 +258,10 @@ fn memory(data: &std::path::Path, now: chrono::DateTime<Utc>) {
             let _ = r.body_mut().read_to_string();
         }
     }
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .map(|l| l[name.len()..].trim().to_owned())
-            .unwrap_or_default()
-    };
     println!(
-        "memory of the box serving 2,000 people: VmRSS {}, VmHWM (peak) {}",
-        field("VmRSS:"),
-        field("VmHWM:")
+        "memory of the box serving 2,000 people: VmRSS {} kB, VmHWM (peak) {} kB",
+        proc_status_kb(child.id(), "VmRSS:"),
+        proc_status_kb(child.id(), "VmHWM:")
     );
     let _ = child.kill();
     let _ = child.wait();
@@ -357,31 +332,14 @@ fn outbox_memory() {
         store.close().expect("close");
     }
     let rss_of = |data: &std::path::Path| -> u64 {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_outpost"))
-            .args(["run", "--listen", "127.0.0.1:0", "--log", "error", "--config"])
-            .arg(&config)
-            .arg("--data")
-            .arg(data)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn outpost");
-        use std::io::BufRead;
-        let stdout = child.stdout.take().expect("stdout");
-        for line in std::io::BufReader::new(stdout).lines() {
-            if line.map(|l| l.contains(" listening on ")).unwrap_or(true) {
-                break;
-            }
-        }
+        let config = config.display().to_string();
+        let (mut child, _, _) =
+            spawn_box(&["--log", "error", "--config", &config, "--data", &data.display().to_string()]);
         std::thread::sleep(Duration::from_secs(4));
-        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+        let rss = proc_status_kb(child.id(), "VmRSS:");
         let _ = child.kill();
         let _ = child.wait();
-        status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-            .unwrap_or(0)
+        rss
     };
     let idle = rss_of(&dir.path().join("idle"));
     let with_queue = rss_of(&queued);
@@ -391,6 +349,42 @@ fn outbox_memory() {
         with_queue as f64 / 1024.0,
         with_queue.saturating_sub(idle) as f64 / 1024.0
     );
+}
+
+/// Starts `outpost run --listen 127.0.0.1:0 <args…>` and waits until it listens: the process, its URL and
+/// the setup link it printed, if any.
+fn spawn_box(args: &[&str]) -> (std::process::Child, String, Option<String>) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args(["run", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn outpost");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut setup = None;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.expect("read");
+        if line.contains("/setup/") {
+            setup = line.find("http://").map(|i| line[i..].to_owned());
+        }
+        if let Some(i) = line.find(" listening on ") {
+            return (child, line[i + " listening on ".len()..].trim().to_owned(), setup);
+        }
+    }
+    let status = child.wait();
+    panic!("outpost exited before listening: {status:?}");
+}
+
+/// A `kB` field of `/proc/<pid>/status` (`VmRSS:`, `VmHWM:`).
+fn proc_status_kb(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// `name=value` of the response's first `Set-Cookie`.

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use outpost_sms::sim::Simulator;
-use outpost_tests::{district_csv, wait_until, BoxProcess, Client};
+use outpost_tests::{district_csv, wait_until, write_config, BoxProcess, Client};
 use serde_json::{json, Value};
 
 use crate::PASSWORD;
@@ -43,16 +43,13 @@ fn a_quarantine_day() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let sim = Simulator::start(&dir.path().join("modem")).expect("modem simulator");
-    let config = dir.path().join("site.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let config = write_config(
+        dir.path(),
+        &format!(
             "[modem]\nport = \"{}\"\n[outbox]\nmin_interval_ms = 5\n[alerts]\non_duty_phones = [\"0905999888\"]\n",
             sim.path().display()
         ),
-    )
-    .expect("config");
-    let config = config.display().to_string();
+    );
     let clock_start = ["--clock", "2026-11-20T23:00:00Z", "--config", &config]; // 06:00 at the site
     let mut b = BoxProcess::start("run", &data, &clock_start);
     let mut staff = Client::new(&b.url);

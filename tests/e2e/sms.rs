@@ -6,22 +6,19 @@
 use std::time::Duration;
 
 use outpost_sms::sim::Simulator;
-use outpost_tests::{district_csv, wait_until, BoxProcess, Client};
+use outpost_tests::{district_csv, wait_until, write_config, BoxProcess, Client};
 use serde_json::{json, Value};
 
 use crate::PASSWORD;
 
 fn start(dir: &std::path::Path, sim: &Simulator) -> (BoxProcess, String) {
-    let config = dir.join("site.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let config = write_config(
+        dir,
+        &format!(
             "[modem]\nport = \"{}\"\n[outbox]\nmin_interval_ms = 1\nretry_seconds = 1\n",
             sim.path().display()
         ),
-    )
-    .expect("config");
-    let config = config.display().to_string();
+    );
     (BoxProcess::start("run", &dir.join("data"), &["--config", &config]), config)
 }
 
