@@ -388,3 +388,34 @@ pub fn district_csv(n: usize, start: &str, end: &str) -> Vec<u8> {
     }
     s.into_bytes()
 }
+
+/// Publishes one QoS 1 message with Debian's `mosquitto_pub` (a real MQTT client); whether the broker
+/// accepted it.
+pub fn mqtt_publish(port: u16, user: &str, pass: &str, topic: &str, payload: &str) -> bool {
+    Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-u",
+            user,
+            "-P",
+            pass,
+            "-q",
+            "1",
+            "-t",
+            topic,
+            "-m",
+            payload,
+        ])
+        .output()
+        .expect("mosquitto_pub is missing: scripts/test.sh installs Debian's mosquitto-clients")
+        .status
+        .success()
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port()
+}

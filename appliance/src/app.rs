@@ -73,8 +73,10 @@ pub struct Outpost {
     pub outbox_wake: Notify,
     /// The modem driver, when the box has one (for its health).
     pub modem: std::sync::OnceLock<Arc<outpost_sms::modem::Modem>>,
-    /// The MQTT broker and the presence it feeds, when enabled.
+    /// The MQTT broker, when enabled.
     pub mqtt: std::sync::OnceLock<crate::mqtt::Mqtt>,
+    /// The presence thread, once started.
+    pub presence: std::sync::OnceLock<crate::presence::Presence>,
     /// When personal data was last looked at for purging (hourly).
     last_purge: std::sync::Mutex<Option<DateTime<Utc>>>,
 }
@@ -104,6 +106,7 @@ impl Outpost {
             outbox_wake: Notify::new(),
             modem: std::sync::OnceLock::new(),
             mqtt: std::sync::OnceLock::new(),
+            presence: std::sync::OnceLock::new(),
             last_purge: std::sync::Mutex::new(None),
         })
     }
@@ -121,12 +124,20 @@ impl Outpost {
         let _ = self.events.send(Event { kind, id: id.into() });
     }
 
+    pub fn emit_alert(&self, id: &str) {
+        self.emit("alert", id);
+    }
+
+    pub fn emit_presence(&self, id: &str) {
+        self.emit("presence", id);
+    }
+
     /// Tells staff browsers an SMS changed (queued, sent, delivered, received).
     pub fn emit_outbox(&self, id: &str) {
         self.emit("sms", id);
     }
 
-    async fn commit(&self, writes: WriteSet) -> AppResult<Applied> {
+    pub(crate) async fn commit(&self, writes: WriteSet) -> AppResult<Applied> {
         let applied = self.store.commit(writes).await?;
         Ok(applied)
     }
@@ -248,8 +259,12 @@ impl Outpost {
         person.updated_at = now;
         let mut w = WriteSet::new();
         w.put(&person)?;
+        let returned = self.return_band_of(&mut w, &person, status, by)?;
         audit::record(&mut w, &self.store, now, by, "person.status", &person.id, status.as_str())?;
         self.commit(w).await?;
+        if let Some(band) = returned {
+            self.band_returned(&band, &person.id);
+        }
         self.emit("person", &person.id);
         Ok(person)
     }
@@ -477,7 +492,7 @@ impl Outpost {
     }
 
     /// A severe alert goes to the on-duty phones at once.
-    fn notify_on_duty(&self, w: &mut WriteSet, alert: &Alert, person: &Person) -> AppResult<()> {
+    pub(crate) fn notify_on_duty(&self, w: &mut WriteSet, alert: &Alert, person: &Person) -> AppResult<()> {
         if alert.severity != Severity::Severe {
             return Ok(());
         }
@@ -560,6 +575,9 @@ impl Outpost {
                     self.emit("alert", id);
                 }
             }
+        }
+        if let Some(p) = self.presence.get() {
+            report.presence = p.tick(now).await;
         }
         report.escalations = self.escalate(now).await?;
         let purge_due = {
@@ -806,6 +824,8 @@ pub struct TickReport {
     pub alerts: usize,
     pub escalations: usize,
     pub purged: usize,
+    /// Presence events acted on (bands away, back, moved…).
+    pub presence: usize,
 }
 
 /// The symptoms a form may name.

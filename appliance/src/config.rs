@@ -18,6 +18,7 @@ pub struct RawConfig {
     pub alerts: RawAlerts,
     pub web: RawWeb,
     pub mqtt: RawMqtt,
+    pub bands: RawBands,
     pub privacy: RawPrivacy,
     pub store: RawStore,
     pub modem: RawModem,
@@ -29,6 +30,31 @@ pub struct RawConfig {
 pub struct RawMqtt {
     pub listen: String,
     pub max_payload_bytes: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBands {
+    pub adapter: String,
+    pub watchdog_seconds: u64,
+    pub unseen_after_seconds: u32,
+    pub away_after_minutes: u32,
+    pub battery_low_percent: u8,
+    pub handover_min_battery_percent: u8,
+    pub handover_seen_within_seconds: u32,
+    pub sample_seconds: u32,
+    pub retention_hours: u32,
+    pub simulated_bands: u32,
+}
+
+/// Where the box's own BLE sightings come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdapterChoice {
+    None,
+    /// A simulated site full of bands.
+    Simulator,
+    /// A Bluetooth adapter through BlueZ: its name (`hci0`), or the first one for `auto`.
+    Adapter(String),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -134,6 +160,25 @@ pub enum ModemChoice {
 }
 
 impl Config {
+    pub fn adapter(&self) -> AdapterChoice {
+        match self.raw.bands.adapter.as_str() {
+            "" => AdapterChoice::None,
+            "simulator" => AdapterChoice::Simulator,
+            a => AdapterChoice::Adapter(a.to_owned()),
+        }
+    }
+
+    /// The presence engine's thresholds.
+    pub fn presence(&self) -> outpost_ble::presence::PresenceConfig {
+        let b = &self.raw.bands;
+        outpost_ble::presence::PresenceConfig {
+            unseen_after: chrono::Duration::seconds(b.unseen_after_seconds.into()),
+            away_after: chrono::Duration::minutes(b.away_after_minutes.into()),
+            battery_low_percent: b.battery_low_percent,
+            ..outpost_ble::presence::PresenceConfig::default()
+        }
+    }
+
     pub fn modem(&self) -> ModemChoice {
         match self.raw.modem.port.as_str() {
             "" => ModemChoice::None,
@@ -196,6 +241,24 @@ impl Config {
         }
         if !(50..=100).contains(&raw.alerts.spo2_below) {
             return Err(invalid("alerts.spo2_below", "expected a percentage between 50 and 100"));
+        }
+        let b = &raw.bands;
+        if b.unseen_after_seconds == 0
+            || i64::from(b.away_after_minutes) * 60 <= i64::from(b.unseen_after_seconds)
+        {
+            return Err(invalid(
+                "bands",
+                "away_after_minutes must be longer than unseen_after_seconds, both above 0",
+            ));
+        }
+        if b.battery_low_percent > 100 || b.handover_min_battery_percent > 100 {
+            return Err(invalid("bands", "battery levels are percentages (0–100)"));
+        }
+        if b.sample_seconds == 0 || b.retention_hours == 0 || b.watchdog_seconds < 10 {
+            return Err(invalid(
+                "bands",
+                "sample_seconds and retention_hours must be above 0, watchdog_seconds at least 10",
+            ));
         }
         if raw.alerts.escalate_after_minutes == 0 {
             return Err(invalid("alerts.escalate_after_minutes", "must be at least one minute"));

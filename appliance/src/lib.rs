@@ -11,6 +11,8 @@
 //! - [`outbox`], [`inbox`], [`smsdecl`]: the persistent SMS outbox and its senders (log or modem),
 //!   incoming messages (reassembly, de-duplication, SMS declarations, the staff inbox).
 //! - [`mqtt`]: the embedded broker (rumqttd) and the box's subscriber feeding the presence engine.
+//! - [`presence`], [`bands`]: the presence thread (sightings → presence intervals and band alerts) and
+//!   the band pool (registration, states, hand-over, return).
 //! - [`dashboard`], [`followup`]: read models for the nurse's dashboard and the daily sheet.
 //! - [`web`]: the axum router, its access table, the pages and the JSON API.
 //! - [`demo`]: the seeded demo site.
@@ -20,6 +22,7 @@
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod bands;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -31,6 +34,7 @@ pub mod i18n;
 pub mod inbox;
 pub mod mqtt;
 pub mod outbox;
+pub mod presence;
 pub mod rules;
 pub mod server;
 pub mod smsdecl;

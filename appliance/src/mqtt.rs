@@ -7,7 +7,7 @@
 //! sightings (ESPresense, Theengs/OpenMQTTGateway) go to the presence engine; payloads that are not
 //! sightings are counted by reason, never fatal.
 //!
-//! Not yet: TLS on 8883, MQTT 5, and turning presence changes into alerts (issue 4).
+//! Not yet: TLS on 8883 and MQTT 5.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -16,14 +16,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use outpost_ble::presence::{Engine, PresenceConfig};
 use outpost_sync::{Store, StoreError, WriteSet};
 use rumqttd::{
     Broker, Config as BrokerConfig, ConnectionSettings, Notification, RouterConfig, ServerSettings,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{auth, clock::Clock};
+use crate::{auth, clock::Clock, presence::Sink};
 
 /// Topics the box subscribes to.
 pub const SIGHTING_FILTERS: [&str; 2] = ["espresense/devices/#", "+/+/BTtoMQTT/+"];
@@ -78,20 +77,20 @@ pub struct Counters {
     pub refused: BTreeMap<String, u64>,
 }
 
-/// The running broker and the presence it feeds.
+/// The running broker.
 pub struct Mqtt {
     pub listen: SocketAddr,
-    pub presence: Arc<Mutex<Engine>>,
     pub counters: Arc<Mutex<Counters>>,
 }
 
-/// Starts the broker on `listen` and the box's subscriber. Both run on their own threads for the life
-/// of the process (rumqttd has no shutdown).
+/// Starts the broker on `listen` and the box's subscriber, which sends gateway sightings to `sink`.
+/// Both run on their own threads for the life of the process (rumqttd has no shutdown).
 pub fn start(
     listen: SocketAddr,
     max_payload: usize,
     store: Store,
     clock: Arc<dyn Clock>,
+    sink: Sink,
 ) -> anyhow::Result<Mqtt> {
     let mut connections = ConnectionSettings {
         connection_timeout_ms: 5_000,
@@ -137,9 +136,8 @@ pub fn start(
             tracing::error!(?error, "MQTT broker stopped.");
         }
     })?;
-    let presence = Arc::new(Mutex::new(Engine::new(PresenceConfig::default())));
     let counters = Arc::new(Mutex::new(Counters::default()));
-    let (p, c) = (presence.clone(), counters.clone());
+    let c = counters.clone();
     std::thread::Builder::new().name("mqtt-sightings".into()).spawn(move || {
         let _keep = link_tx;
         let mut last_log = Instant::now() - Duration::from_secs(60);
@@ -157,9 +155,7 @@ pub fn start(
             let topic = String::from_utf8_lossy(&forward.publish.topic).into_owned();
             match outpost_ble::gateway::parse(&topic, &forward.publish.payload, clock.now()) {
                 Ok(sighting) => {
-                    if let Ok(mut e) = p.lock() {
-                        e.observe(&sighting);
-                    }
+                    sink.send(sighting);
                     if let Ok(mut c) = c.lock() {
                         c.sightings += 1;
                     }
@@ -178,5 +174,5 @@ pub fn start(
         }
     })?;
     tracing::info!(%listen, "MQTT broker started.");
-    Ok(Mqtt { listen, presence, counters })
+    Ok(Mqtt { listen, counters })
 }

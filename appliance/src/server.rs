@@ -117,6 +117,10 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
             }
         });
     }
+    let presence =
+        crate::presence::Presence::start(app.clone()).context("cannot start the presence thread")?;
+    let sink = presence.sink();
+    let _ = app.presence.set(presence);
     if !app.config.raw.mqtt.listen.is_empty() {
         let listen: std::net::SocketAddr = app.config.raw.mqtt.listen.parse()?;
         let mqtt = crate::mqtt::start(
@@ -124,6 +128,7 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
             app.config.raw.mqtt.max_payload_bytes,
             store.clone(),
             app.clock.clone(),
+            sink.clone(),
         )
         .context("cannot start the MQTT broker")?;
         let _ = app.mqtt.set(mqtt);
@@ -164,6 +169,15 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
     }
     if let Some(modem) = app.modem.get().cloned() {
         tokio::task::spawn_blocking(move || modem.stop()).await?;
+    }
+    {
+        let app = app.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Some(p) = app.presence.get() {
+                p.stop();
+            }
+        })
+        .await?;
     }
     drop(simulator);
     tokio::task::spawn_blocking(move || store.close()).await?.context("cannot close the store cleanly")?;
@@ -265,11 +279,12 @@ async fn clock_control(app: Arc<Outpost>, clock: Arc<ManualClock>, cancel: Cance
             Err(e) => say(&format!("clock-error {e}")),
             Ok(()) => match app.tick().await {
                 Ok(r) => say(&format!(
-                    "clock {} reminders={} alerts={} escalations={}",
+                    "clock {} reminders={} alerts={} escalations={} presence={}",
                     app.now().to_rfc3339(),
                     r.reminders,
                     r.alerts,
-                    r.escalations
+                    r.escalations,
+                    r.presence
                 )),
                 Err(e) => say(&format!("clock-error {:#}", anyhow::Error::from(e))),
             },

@@ -17,4 +17,4 @@ pub mod record;
 pub mod store;
 
 pub use record::Record;
-pub use store::{Store, StoreConfig, StoreError, WriteSet};
+pub use store::{Sample, Series, Store, StoreConfig, StoreError, WriteSet};

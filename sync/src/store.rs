@@ -496,6 +496,11 @@ impl Store {
         self.inner.flusher.count.load(Ordering::Relaxed)
     }
 
+    /// The box-local time-series `name` (its own sled tree).
+    pub fn series(&self, name: &str) -> Result<Series> {
+        Ok(Series { tree: self.inner.db.open_tree(format!("series/{name}"))? })
+    }
+
     /// Bytes the database occupies on disk.
     pub fn size_on_disk(&self) -> u64 {
         self.inner.db.size_on_disk().unwrap_or(0)
@@ -570,6 +575,93 @@ fn u64_from(bytes: &[u8]) -> u64 {
     let n = bytes.len().min(8);
     b[..n].copy_from_slice(&bytes[..n]);
     u64::from_be_bytes(b)
+}
+
+/// A bounded, box-local time-series (raw BLE sightings, GPS fixes): samples keyed by time in
+/// milliseconds (big-endian, so keys sort by time) and a name, in their own sled tree. Never
+/// replicated and never flushed on write: samples are not acknowledged to anyone, and the periodic
+/// flush keeps them within a second. [`Series::prune_before`] keeps it bounded.
+#[derive(Clone)]
+pub struct Series {
+    tree: sled::Tree,
+}
+
+/// One sample of a [`Series`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub at_ms: i64,
+    pub name: String,
+    pub value: Vec<u8>,
+}
+
+fn series_key(at_ms: i64, name: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(9 + name.len());
+    key.extend_from_slice(&(at_ms.max(0) as u64).to_be_bytes());
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+impl Series {
+    /// Adds samples in one atomic batch.
+    pub fn insert(&self, samples: &[Sample]) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for s in samples {
+            batch.insert(series_key(s.at_ms, &s.name), s.value.as_slice());
+        }
+        self.tree.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Samples with `from_ms <= at < to_ms`, oldest first, at most `limit`; only those named `name`
+    /// when given.
+    pub fn range(&self, from_ms: i64, to_ms: i64, name: Option<&str>, limit: usize) -> Result<Vec<Sample>> {
+        let mut out = Vec::new();
+        for entry in self.tree.range(series_key(from_ms, "")..series_key(to_ms, "")) {
+            let (k, v) = entry?;
+            if k.len() < 8 {
+                continue;
+            }
+            let mut ms = [0u8; 8];
+            ms.copy_from_slice(&k[..8]);
+            let sample_name = String::from_utf8_lossy(&k[8..]);
+            if name.is_some_and(|n| n != sample_name) {
+                continue;
+            }
+            out.push(Sample {
+                at_ms: u64::from_be_bytes(ms) as i64,
+                name: sample_name.into_owned(),
+                value: v.to_vec(),
+            });
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes every sample older than `before_ms`; returns how many.
+    pub fn prune_before(&self, before_ms: i64) -> Result<usize> {
+        let mut removed = 0;
+        let mut batch = sled::Batch::default();
+        for entry in self.tree.range(..series_key(before_ms, "")) {
+            batch.remove(entry?.0);
+            removed += 1;
+            if removed % 10_000 == 0 {
+                self.tree.apply_batch(std::mem::take(&mut batch))?;
+            }
+        }
+        self.tree.apply_batch(batch)?;
+        Ok(removed)
+    }
+
+    /// How many samples it holds (counts them: for tests and the health page, not hot paths).
+    pub fn len(&self) -> usize {
+        self.tree.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tree.is_empty()
+    }
 }
 
 #[cfg(test)]
@@ -682,5 +774,24 @@ mod tests {
         assert_eq!(store.last_seq(), 64);
         // How many depends on how fast the disk syncs; that some writers shared a flush is the point.
         assert!(store.flushes() < 64, "64 concurrent commits took {} flushes", store.flushes());
+    }
+
+    #[test]
+    fn series_is_ordered_filtered_and_pruned() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(dir.path());
+        let series = store.series("sightings").expect("series");
+        let samples: Vec<Sample> = (0..100)
+            .map(|i| Sample { at_ms: 1_000 * i, name: format!("B{}", i % 2), value: vec![i as u8] })
+            .collect();
+        series.insert(&samples).expect("insert");
+        let b1 = series.range(10_000, 20_000, Some("B1"), usize::MAX).expect("range");
+        assert_eq!(b1.iter().map(|s| s.value[0]).collect::<Vec<_>>(), vec![11, 13, 15, 17, 19]);
+        assert_eq!(series.range(0, i64::MAX, None, 3).expect("range").len(), 3);
+        assert_eq!(series.prune_before(50_000).expect("prune"), 50);
+        assert_eq!(series.len(), 50);
+        assert_eq!(series.range(0, i64::MAX, None, 1).expect("range")[0].at_ms, 50_000);
+        // A series is its own tree: nothing of it reaches the change log.
+        assert_eq!(store.last_seq(), 0);
     }
 }

@@ -2,39 +2,13 @@
 //! administrator added publishes ESPresense and Theengs sightings, which reach the presence engine;
 //! wrong credentials are refused; a malformed payload is counted, not fatal.
 
-use std::process::Command;
-
-use outpost_tests::{wait_until, BoxProcess, Client};
+use outpost_tests::{free_port, mqtt_publish as publish, wait_until, BoxProcess, Client};
 
 use crate::PASSWORD;
 
-fn publish(port: u16, user: &str, pass: &str, topic: &str, payload: &str) -> bool {
-    Command::new("mosquitto_pub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-u",
-            user,
-            "-P",
-            pass,
-            "-q",
-            "1",
-            "-t",
-            topic,
-            "-m",
-            payload,
-        ])
-        .output()
-        .expect("mosquitto_pub is missing: scripts/test.sh installs Debian's mosquitto-clients")
-        .status
-        .success()
-}
-
 #[test]
 fn gateways_publish_sightings_to_the_embedded_broker() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let port = free_port();
     let dir = tempfile::tempdir().expect("tempdir");
     let listen = format!("127.0.0.1:{port}");
     let b = BoxProcess::start("run", &dir.path().join("data"), &["--mqtt", &listen]);
@@ -45,6 +19,9 @@ fn gateways_publish_sightings_to_the_embedded_broker() {
     assert!(c.get("/mqtt").body.contains("gw-khu-a"));
     assert_eq!(c.post_form("/mqtt", &[("name", "x"), ("password", "short")]).status, 422);
 
+    // One band is in the pool, the other is not (yet).
+    let res = c.post_json("/api/v1/bands", &serde_json::json!({"id": "d4e6f1a2b3c4"}));
+    assert_eq!(res.status, 201, "{}", res.body);
     // The subscriber keeps listening through quiet periods.
     std::thread::sleep(std::time::Duration::from_millis(2500));
     // No anonymous access, no wrong password.
@@ -90,6 +67,7 @@ fn gateways_publish_sightings_to_the_embedded_broker() {
     wait_until("the sightings to reach the presence engine", || {
         let p = c.get("/api/v1/presence").json();
         p["counters"]["sightings"] == 2
+            && p["stats"]["sightings"] == 2
             && p["counters"]["refused"]["not_json"] == 1
             && p["counters"]["refused"]["absurd_rssi"] == 1
     });
@@ -100,9 +78,22 @@ fn gateways_publish_sightings_to_the_embedded_broker() {
         (esp["state"].as_str(), esp["place"].as_str(), esp["rssi"].as_i64()),
         (Some("present"), Some("phong_a12"), Some(-62))
     );
-    let band = bands.iter().find(|b| b["band"] == "AA:BB:CC:DD:EE:01").expect("theengs band");
+    // A band not in the pool is listed as unknown, with what it said, and is not tracked.
+    assert!(bands.iter().all(|b| b["band"] != "AA:BB:CC:DD:EE:01"));
+    let unknown = c.get("/api/v1/bands/unknown").json();
+    let band = unknown
+        .as_array()
+        .expect("unknown")
+        .iter()
+        .find(|b| b["band"] == "AA:BB:CC:DD:EE:01")
+        .expect("theengs band");
     assert_eq!(
-        (band["place"].as_str(), band["battery_percent"].as_u64(), band["strap_closed"].as_bool()),
+        (band["scanner"].as_str(), band["battery_percent"].as_u64(), band["strap_closed"].as_bool()),
         (Some("gw-khu-b"), Some(41), Some(false))
+    );
+    assert_eq!(
+        c.get("/api/v1/alerts").json().as_array().map(Vec::len),
+        Some(0),
+        "unknown bands raise nothing"
     );
 }

@@ -9,6 +9,7 @@
 //! both call [`crate::app::Outpost`] and never touch the store's layout.
 
 pub mod api;
+mod bands;
 mod layout;
 pub mod pages;
 mod sms;
@@ -124,6 +125,12 @@ pub fn routes() -> Vec<RouteDef> {
         r(M::GET, "/people/{id}/qr.svg", Staff, get(pages::person_qr)),
         r(M::POST, "/people/{id}/status", Writer, post(pages::change_status)),
         r(M::POST, "/people/{id}/declarations", Writer, post(pages::staff_declare)),
+        r(M::GET, "/people/{id}/presence", Staff, get(bands::person_presence)),
+        r(M::GET, "/bands", Staff, get(bands::pool)),
+        r(M::POST, "/bands", Writer, post(bands::register)),
+        r(M::GET, "/bands/{id}", Staff, get(bands::band)),
+        r(M::POST, "/bands/{id}/state", Writer, post(bands::change_state)),
+        r(M::POST, "/bands/{id}/hand-over", Writer, post(bands::hand_over)),
         r(M::GET, "/alerts", Staff, get(pages::alerts)),
         r(M::POST, "/alerts/{id}/ack", Writer, post(pages::ack_alert)),
         r(M::POST, "/alerts/{id}/resolve", Writer, post(pages::resolve_alert)),
@@ -161,7 +168,14 @@ pub fn routes() -> Vec<RouteDef> {
         r(M::POST, "/api/v1/sms", Writer, post(sms::api_send)),
         r(M::GET, "/api/v1/inbox", Staff, get(sms::api_inbox)),
         r(M::GET, "/api/v1/health", Staff, get(sms::api_health)),
-        r(M::GET, "/api/v1/presence", Staff, get(sms::api_presence)),
+        r(M::GET, "/api/v1/presence", Staff, get(bands::api_presence)),
+        r(M::GET, "/api/v1/people/{id}/presence", Staff, get(bands::api_person_presence)),
+        r(M::GET, "/api/v1/bands", Staff, get(bands::api_bands)),
+        r(M::POST, "/api/v1/bands", Writer, post(bands::api_register)),
+        r(M::GET, "/api/v1/bands/unknown", Staff, get(bands::api_unknown)),
+        r(M::GET, "/api/v1/bands/{id}", Staff, get(bands::api_band)),
+        r(M::POST, "/api/v1/bands/{id}/state", Writer, post(bands::api_change_state)),
+        r(M::POST, "/api/v1/bands/{id}/hand-over", Writer, post(bands::api_hand_over)),
         r(M::GET, "/api/v1/followup", Staff, get(api::followup)),
         r(M::GET, "/api/v1/audit", Admin, get(api::audit)),
     ]

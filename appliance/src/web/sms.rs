@@ -382,10 +382,3 @@ pub async fn add_mqtt_device(State(state): State<AppState>, ctx: Ctx, body: Byte
     .map_err(|e| (e.into(), lang))?;
     Ok(Redirect::to("/mqtt").into_response())
 }
-
-pub async fn api_presence(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let Some(m) = state.app.mqtt.get() else { return Ok(Json(json!({"bands": [], "counters": null}))) };
-    let bands = m.presence.lock().map(|e| e.snapshot()).unwrap_or_default();
-    let counters = m.counters.lock().map(|c| c.clone()).unwrap_or_default();
-    Ok(Json(json!({"bands": bands, "counters": counters})))
-}

@@ -233,21 +233,28 @@ impl Engine {
         events
     }
 
+    /// Tells the engine to expect `band`, present as of `at`, unless it already knows it: after a
+    /// restart, a band someone wears is then reported away if nothing sees it, instead of never.
+    pub fn expect(&mut self, band: &str, at: DateTime<Utc>) {
+        self.bands.entry(band.to_owned()).or_insert_with(|| Band {
+            scanners: HashMap::new(),
+            state: State::Present,
+            place: None,
+            strap_closed: None,
+            battery_low: false,
+            battery_percent: None,
+            last_seen: at,
+        });
+    }
+
+    /// One band's presence.
+    pub fn get(&self, band: &str) -> Option<Presence> {
+        self.bands.get(band).map(|b| view(band, b))
+    }
+
     /// Every band's presence, by band id.
     pub fn snapshot(&self) -> Vec<Presence> {
-        let mut out: Vec<Presence> = self
-            .bands
-            .iter()
-            .map(|(id, b)| Presence {
-                band: id.clone(),
-                state: b.state,
-                place: b.place.clone(),
-                rssi: b.place.as_ref().and_then(|p| b.scanners.get(p)).and_then(Track::median),
-                last_seen: b.last_seen,
-                battery_percent: b.battery_percent,
-                strap_closed: b.strap_closed,
-            })
-            .collect();
+        let mut out: Vec<Presence> = self.bands.iter().map(|(id, b)| view(id, b)).collect();
         out.sort_by(|a, b| a.band.cmp(&b.band));
         out
     }
@@ -259,6 +266,18 @@ impl Engine {
 
     pub fn is_empty(&self) -> bool {
         self.bands.is_empty()
+    }
+}
+
+fn view(id: &str, b: &Band) -> Presence {
+    Presence {
+        band: id.to_owned(),
+        state: b.state,
+        place: b.place.clone(),
+        rssi: b.place.as_ref().and_then(|p| b.scanners.get(p)).and_then(Track::median),
+        last_seen: b.last_seen,
+        battery_percent: b.battery_percent,
+        strap_closed: b.strap_closed,
     }
 }
 
@@ -322,6 +341,9 @@ mod tests {
         let first = e.observe(&seen("B1", "s1", -60, 0, None));
         assert!(matches!(first[0], PresenceEvent::State { from: State::Away, to: State::Present, .. }));
         assert!(e.tick(t0() + Duration::seconds(59)).is_empty());
+        // A band expected after a restart keeps what the engine knew.
+        e.expect("B1", t0() + Duration::seconds(30));
+        assert_eq!(e.get("B1").map(|p| p.last_seen), Some(t0()));
         let unseen = e.tick(t0() + Duration::seconds(60));
         assert!(matches!(unseen[..], [PresenceEvent::State { to: State::Unseen, .. }]));
         assert!(e.tick(t0() + Duration::seconds(300)).is_empty(), "once");
@@ -347,6 +369,12 @@ mod tests {
                 .map(|e| format!("{e:?}").split_whitespace().next().unwrap_or("").to_owned())
                 .collect()
         };
+        // Expected but never seen: away after the configured time, like any other band.
+        e.expect("B9", t0());
+        assert!(matches!(
+            e.tick(t0() + Duration::minutes(10))[..],
+            [PresenceEvent::State { from: State::Present, to: State::Away, .. }]
+        ));
         assert!(kinds(e.observe(&seen("B1", "s", -60, 0, data(90, true)))).is_empty());
         assert_eq!(kinds(e.observe(&seen("B1", "s", -60, 1, data(90, false)))), vec!["StrapOpened"]);
         assert!(kinds(e.observe(&seen("B1", "s", -60, 2, data(90, false)))).is_empty());

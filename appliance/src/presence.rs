@@ -1,0 +1,732 @@
+//! The band side of the box [M3]: one thread owns the presence engine and turns sightings into facts.
+//!
+//! Every source — the MQTT subscriber (site gateways), the box's own adapter, the site simulator —
+//! sends [`Sighting`]s through a [`Sink`] into a bounded channel. The `presence` thread:
+//! - feeds the engine with the sightings of registered bands; other bands are counted in a bounded
+//!   list of unknown bands (listable, never alerted on, and where "register by scanning" looks);
+//! - keeps raw sightings in a bounded time-series (at most one per band and scanner every
+//!   `bands.sample_seconds`, pruned after `bands.retention_hours`), never in a CRDT document;
+//! - once a second (and on every scheduler pass) asks the engine who is now unseen or away;
+//! - for a band worn by a person, turns the engine's events into replicated facts: the person's
+//!   presence intervals for the day ([`PresenceDay`]) and alerts (away, strap opened, battery low)
+//!   through the usual alert lifecycle; a band seen again resolves its away alert.
+//!
+//! All writes to presence records happen on this thread, so they never race each other.
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::{
+        mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError},
+        Arc, Mutex,
+    },
+    time::{Duration as StdDuration, Instant},
+};
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use outpost_ble::{
+    presence::{Engine, PresenceEvent, State},
+    Sighting,
+};
+use outpost_sync::{
+    record::{
+        Alert, AlertKind, AlertState, Band, BandState, Person, PresenceDay, PresenceInterval, Severity,
+    },
+    Sample, Series, WriteSet,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::app::{AppResult, Outpost};
+
+/// Sightings waiting for the presence thread. A burst larger than this is dropped and counted.
+const QUEUE: usize = 65_536;
+/// Unknown bands remembered (the least recently seen are forgotten first).
+const MAX_UNKNOWN: usize = 500;
+
+/// What the presence thread is asked to do.
+pub enum Input {
+    Sighting(Sighting),
+    /// Decide absence now; answers with the number of events.
+    Tick(DateTime<Utc>, Option<tokio::sync::oneshot::Sender<usize>>),
+    /// The band pool changed: reload which bands are registered and worn.
+    PoolChanged,
+    /// A band stopped being worn by a person: close their open presence interval.
+    Unassigned {
+        band: String,
+        person_id: String,
+        at: DateTime<Utc>,
+    },
+    Stop,
+}
+
+/// Where sources send sightings. Cheap to clone; never blocks: when the presence thread is behind by
+/// a whole queue, sightings are dropped and counted.
+#[derive(Clone)]
+pub struct Sink {
+    tx: SyncSender<Input>,
+    stats: Arc<Mutex<Stats>>,
+}
+
+impl Sink {
+    pub fn send(&self, sighting: Sighting) {
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(Input::Sighting(sighting)) {
+            if let Ok(mut s) = self.stats.lock() {
+                s.dropped += 1;
+            }
+        }
+    }
+}
+
+/// A band seen by a scanner but not in the pool.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnknownBand {
+    pub band: String,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    pub sightings: u64,
+    pub scanner: String,
+    pub rssi: i16,
+    pub battery_percent: Option<u8>,
+    pub strap_closed: Option<bool>,
+    /// The last sighting itself, replayed into the engine when the band is registered.
+    #[serde(skip)]
+    last: Option<Sighting>,
+}
+
+/// Counters for the health page, `/metrics` and the API.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Stats {
+    /// Sightings taken by the thread (of any band).
+    pub sightings: u64,
+    /// Sightings dropped because the thread was behind.
+    pub dropped: u64,
+    /// Presence events acted on (bands worn by people).
+    pub events: u64,
+    /// Raw sightings written to the time-series.
+    pub samples: u64,
+    #[serde(skip)]
+    pub unknown: HashMap<String, UnknownBand>,
+}
+
+/// One raw sighting as kept in the time-series.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredSighting {
+    pub at: DateTime<Utc>,
+    pub scanner: String,
+    pub rssi: i16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub battery: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strap_closed: Option<bool>,
+}
+
+/// The last thing known of a band: from the engine for pool bands, else from the unknown list.
+#[derive(Debug, Clone, Copy)]
+pub struct Reading {
+    pub last_seen: DateTime<Utc>,
+    pub battery_percent: Option<u8>,
+}
+
+/// The running presence thread and what it shares.
+pub struct Presence {
+    tx: SyncSender<Input>,
+    pub engine: Arc<Mutex<Engine>>,
+    pub stats: Arc<Mutex<Stats>>,
+    series: Series,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Presence {
+    /// Starts the presence thread for `app`.
+    pub fn start(app: Arc<Outpost>) -> anyhow::Result<Presence> {
+        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        let engine = Arc::new(Mutex::new(Engine::new(app.config.presence())));
+        let stats = Arc::new(Mutex::new(Stats::default()));
+        let series = app.store.series("sightings")?;
+        let worker = Worker {
+            app,
+            engine: engine.clone(),
+            stats: stats.clone(),
+            series: series.clone(),
+            registered: HashSet::new(),
+            worn: HashMap::new(),
+            stored: HashMap::new(),
+            pending: Vec::new(),
+            today: None,
+            last_prune: None,
+        };
+        let thread = std::thread::Builder::new().name("presence".into()).spawn(move || worker.run(&rx))?;
+        Ok(Presence { tx, engine, stats, series, thread: Mutex::new(Some(thread)) })
+    }
+
+    pub fn sink(&self) -> Sink {
+        Sink { tx: self.tx.clone(), stats: self.stats.clone() }
+    }
+
+    /// Asks the thread to decide absence at `now`; returns how many events it acted on.
+    pub async fn tick(&self, now: DateTime<Utc>) -> usize {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if self.tx.send(Input::Tick(now, Some(reply))).is_err() {
+            return 0;
+        }
+        answer.await.unwrap_or(0)
+    }
+
+    /// Tells the thread the pool changed.
+    pub fn pool_changed(&self) {
+        let _ = self.tx.send(Input::PoolChanged);
+    }
+
+    pub fn unassigned(&self, band: &str, person_id: &str, at: DateTime<Utc>) {
+        let _ =
+            self.tx.send(Input::Unassigned { band: band.to_owned(), person_id: person_id.to_owned(), at });
+    }
+
+    /// The last reading of `band`, wherever it is known.
+    pub fn reading(&self, band: &str) -> Option<Reading> {
+        let from_engine = self
+            .engine
+            .lock()
+            .ok()
+            .and_then(|e| e.get(band))
+            .filter(|p| p.battery_percent.is_some() || p.place.is_some())
+            .map(|p| Reading { last_seen: p.last_seen, battery_percent: p.battery_percent });
+        let from_unknown = self.stats.lock().ok().and_then(|s| {
+            s.unknown
+                .get(band)
+                .map(|u| Reading { last_seen: u.last_seen, battery_percent: u.battery_percent })
+        });
+        match (from_engine, from_unknown) {
+            (Some(a), Some(b)) => Some(if a.last_seen >= b.last_seen { a } else { b }),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The presence of one band.
+    pub fn band(&self, band: &str) -> Option<outpost_ble::presence::Presence> {
+        self.engine.lock().ok().and_then(|e| e.get(band))
+    }
+
+    pub fn snapshot(&self) -> Vec<outpost_ble::presence::Presence> {
+        self.engine.lock().map(|e| e.snapshot()).unwrap_or_default()
+    }
+
+    /// Bands seen but not in the pool, most recently seen first.
+    pub fn unknown(&self) -> Vec<UnknownBand> {
+        let mut list: Vec<UnknownBand> =
+            self.stats.lock().map(|s| s.unknown.values().cloned().collect()).unwrap_or_default();
+        list.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then_with(|| a.band.cmp(&b.band)));
+        list
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Raw sightings of `band` since `since`, oldest first.
+    pub fn sightings(&self, band: &str, since: DateTime<Utc>, limit: usize) -> Vec<StoredSighting> {
+        self.series
+            .range(since.timestamp_millis(), i64::MAX, Some(band), limit)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|s| serde_json::from_slice(&s.value).ok())
+            .collect()
+    }
+
+    /// Stops the thread after it has written what it holds.
+    pub fn stop(&self) {
+        let _ = self.tx.send(Input::Stop);
+        if let Some(t) = self.thread.lock().ok().and_then(|mut t| t.take()) {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Worker {
+    app: Arc<Outpost>,
+    engine: Arc<Mutex<Engine>>,
+    stats: Arc<Mutex<Stats>>,
+    series: Series,
+    /// Bands in the pool.
+    registered: HashSet<String>,
+    /// Band → the person wearing it.
+    worn: HashMap<String, String>,
+    /// When a sample was last kept, per band and scanner.
+    stored: HashMap<(String, String), DateTime<Utc>>,
+    /// Samples not yet written.
+    pending: Vec<Sample>,
+    /// The site-local day of the last pass, to carry open intervals over midnight.
+    today: Option<NaiveDate>,
+    last_prune: Option<DateTime<Utc>>,
+}
+
+impl Worker {
+    fn run(mut self, rx: &Receiver<Input>) {
+        if let Err(error) = self.reload(true) {
+            tracing::error!(error = %anyhow::Error::from(error), "Cannot read the band pool.");
+        }
+        let mut last_pass = Instant::now();
+        loop {
+            let input = rx.recv_timeout(StdDuration::from_millis(250));
+            let mut reply = None;
+            let mut tick_at = None;
+            match input {
+                Ok(Input::Sighting(s)) => self.observe(&s),
+                Ok(Input::Tick(at, r)) => {
+                    tick_at = Some(at);
+                    reply = r;
+                }
+                Ok(Input::PoolChanged) => {
+                    if let Err(error) = self.reload(false) {
+                        tracing::error!(error = %anyhow::Error::from(error), "Cannot read the band pool.");
+                    }
+                }
+                Ok(Input::Unassigned { band, person_id, at }) => {
+                    self.worn.remove(&band);
+                    if let Err(error) = self.close_day(&person_id, &band, at) {
+                        tracing::error!(error = %anyhow::Error::from(error), "Cannot close a presence interval.");
+                    }
+                }
+                Ok(Input::Stop) | Err(RecvTimeoutError::Disconnected) => {
+                    self.write_samples();
+                    return;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            if tick_at.is_none() && last_pass.elapsed() >= StdDuration::from_secs(1) {
+                tick_at = Some(self.app.now());
+            }
+            if let Some(at) = tick_at {
+                last_pass = Instant::now();
+                let n = self.pass(at);
+                if let Some(r) = reply {
+                    let _ = r.send(n);
+                }
+            }
+            if self.pending.len() >= 1_000 {
+                self.write_samples();
+            }
+        }
+    }
+
+    /// Reloads the pool. At start-up, bands worn by people are expected present, so a band that is
+    /// never seen again after a restart still becomes away.
+    fn reload(&mut self, at_start: bool) -> AppResult<()> {
+        let bands = self.app.store.list::<Band>()?;
+        self.registered = bands.iter().map(|b| b.id.clone()).collect();
+        let worn: HashMap<String, String> = bands
+            .iter()
+            .filter(|b| b.state == BandState::Assigned)
+            .filter_map(|b| b.person_id.clone().map(|p| (b.id.clone(), p)))
+            .collect();
+        let handed: Vec<(String, String)> = if at_start {
+            Vec::new()
+        } else {
+            worn.iter()
+                .filter(|(b, _)| !self.worn.contains_key(*b))
+                .map(|(b, p)| (b.clone(), p.clone()))
+                .collect()
+        };
+        self.worn = worn;
+        let now = self.app.now();
+        // A band just handed over starts its wearer's day where the engine last saw it.
+        let events: Vec<(String, PresenceEvent)> = handed
+            .into_iter()
+            .map(|(band, person)| {
+                (person, PresenceEvent::State { band, from: State::Away, to: State::Present, at: now })
+            })
+            .collect();
+        if !events.is_empty() {
+            self.write(events)?;
+        }
+        if let Ok(mut engine) = self.engine.lock() {
+            for band in self.worn.keys() {
+                if at_start || engine.get(band).is_none() {
+                    engine.expect(band, now);
+                }
+            }
+        }
+        // Bands just registered: what they said while unknown is what the engine starts from, so a
+        // band registered by scanning can be handed over at once.
+        let mut replay = Vec::new();
+        if let Ok(mut stats) = self.stats.lock() {
+            let registered = &self.registered;
+            stats.unknown.retain(|band, u| {
+                let keep = !registered.contains(band);
+                if !keep {
+                    replay.extend(u.last.take());
+                }
+                keep
+            });
+        }
+        if let Ok(mut engine) = self.engine.lock() {
+            for s in &replay {
+                engine.observe(s);
+            }
+        }
+        Ok(())
+    }
+
+    fn observe(&mut self, s: &Sighting) {
+        let known = self.registered.contains(&s.band);
+        if let Ok(mut stats) = self.stats.lock() {
+            stats.sightings += 1;
+            if !known {
+                remember_unknown(&mut stats.unknown, s);
+            }
+        }
+        if !known {
+            return;
+        }
+        let events = match self.engine.lock() {
+            Ok(mut e) => e.observe(s),
+            Err(_) => return,
+        };
+        let key = (s.band.clone(), s.scanner.clone());
+        let every = Duration::seconds(self.app.config.raw.bands.sample_seconds.into());
+        if self.stored.get(&key).is_none_or(|last| s.at - *last >= every) {
+            self.stored.insert(key, s.at);
+            let value = StoredSighting {
+                at: s.at,
+                scanner: s.scanner.clone(),
+                rssi: s.rssi,
+                battery: s.parsed.battery_percent(),
+                strap_closed: s.parsed.band.map(|b| b.strap_closed),
+            };
+            if let Ok(value) = serde_json::to_vec(&value) {
+                self.pending.push(Sample { at_ms: s.at.timestamp_millis(), name: s.band.clone(), value });
+            }
+        }
+        if !events.is_empty() {
+            self.act(events);
+        }
+    }
+
+    /// Decides absence, carries intervals over midnight, writes samples and prunes old ones.
+    fn pass(&mut self, now: DateTime<Utc>) -> usize {
+        let events = match self.engine.lock() {
+            Ok(mut e) => e.tick(now),
+            Err(_) => Vec::new(),
+        };
+        let n = self.act(events);
+        let today = self.app.schedule.local(now).date();
+        if self.today.is_some_and(|d| d < today) {
+            if let Err(error) = self.carry_over(today) {
+                tracing::error!(error = %anyhow::Error::from(error), "Cannot carry presence over midnight.");
+            }
+        }
+        self.today = Some(today);
+        self.write_samples();
+        if self.last_prune.is_none_or(|t| now - t >= Duration::hours(1)) {
+            self.last_prune = Some(now);
+            let keep = Duration::hours(self.app.config.raw.bands.retention_hours.into());
+            match self.series.prune_before((now - keep).timestamp_millis()) {
+                Ok(n) if n > 0 => tracing::info!(removed = n, "Old sightings pruned."),
+                Ok(_) => {}
+                Err(error) => tracing::error!(%error, "Cannot prune old sightings."),
+            }
+            self.stored.retain(|_, at| now - *at < Duration::hours(1));
+        }
+        n
+    }
+
+    fn write_samples(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let samples = std::mem::take(&mut self.pending);
+        match self.series.insert(&samples) {
+            Ok(()) => {
+                if let Ok(mut s) = self.stats.lock() {
+                    s.samples += samples.len() as u64;
+                }
+            }
+            Err(error) => tracing::error!(%error, "Cannot keep sightings."),
+        }
+    }
+
+    /// Acts on the engine's events for bands worn by people; returns how many it acted on.
+    fn act(&mut self, events: Vec<PresenceEvent>) -> usize {
+        let events: Vec<(String, PresenceEvent)> = events
+            .into_iter()
+            .filter_map(|e| self.worn.get(event_band(&e)).map(|p| (p.clone(), e)))
+            .collect();
+        if events.is_empty() {
+            return 0;
+        }
+        let n = events.len();
+        match self.write(events) {
+            Ok(()) => {
+                if let Ok(mut s) = self.stats.lock() {
+                    s.events += n as u64;
+                }
+            }
+            Err(error) => tracing::error!(error = %anyhow::Error::from(error), "Cannot record presence."),
+        }
+        n
+    }
+
+    fn write(&mut self, events: Vec<(String, PresenceEvent)>) -> AppResult<()> {
+        let app = self.app.clone();
+        let store = &app.store;
+        let mut w = WriteSet::new();
+        let mut days: BTreeMap<String, PresenceDay> = BTreeMap::new();
+        let mut alerts: Vec<Alert> = Vec::new();
+        let mut sms = false;
+        for (person_id, event) in events {
+            let band = event_band(&event).to_owned();
+            let place = self.engine.lock().ok().and_then(|e| e.get(&band)).and_then(|p| p.place);
+            let (state, at) = match &event {
+                PresenceEvent::State { to, at, .. } => (Some(*to), *at),
+                PresenceEvent::Moved { at, .. } => (Some(State::Present), *at),
+                PresenceEvent::StrapOpened { at, .. }
+                | PresenceEvent::StrapClosed { at, .. }
+                | PresenceEvent::BatteryLow { at, .. } => (None, *at),
+            };
+            if let Some(state) = state {
+                let date = app.schedule.local(at).date();
+                let id = PresenceDay::make_id(&person_id, date);
+                if !days.contains_key(&id) {
+                    let day = store.get::<PresenceDay>(&id)?.unwrap_or_else(|| PresenceDay {
+                        person_id: person_id.clone(),
+                        date,
+                        band: band.clone(),
+                        intervals: BTreeMap::new(),
+                    });
+                    days.insert(id.clone(), day);
+                }
+                if let Some(day) = days.get_mut(&id) {
+                    let place = if state == State::Present {
+                        place.clone().unwrap_or_default()
+                    } else {
+                        String::new()
+                    };
+                    record_interval(day, at, state_str(state), &place);
+                }
+            }
+            let raise = match &event {
+                PresenceEvent::State { to: State::Away, .. } => {
+                    let last = place.clone().unwrap_or_else(|| "—".into());
+                    Some((
+                        AlertKind::BandAway,
+                        Severity::Severe,
+                        format!("vòng {band} không được thấy; lần cuối: {last}"),
+                    ))
+                }
+                PresenceEvent::StrapOpened { .. } => {
+                    Some((AlertKind::StrapOpened, Severity::Severe, format!("vòng {band}: dây đeo bị mở")))
+                }
+                PresenceEvent::BatteryLow { percent, .. } => Some((
+                    AlertKind::BandBatteryLow,
+                    Severity::Warning,
+                    format!("vòng {band}: pin {percent}%"),
+                )),
+                PresenceEvent::State { from: State::Away, to: State::Present, .. } => {
+                    if let Some(mut alert) = open_band_alert(&app, AlertKind::BandAway, &band)? {
+                        let local = app.schedule.local(at).format("%H:%M");
+                        alert.state = AlertState::Resolved;
+                        alert.resolved_by = Some("outpost".into());
+                        alert.resolved_at = Some(at);
+                        alert.resolution_note = format!(
+                            "Vòng được thấy lại lúc {local} ({}) / band seen again",
+                            place.clone().unwrap_or_default()
+                        );
+                        w.put(&alert)?;
+                        w.delete_local(&marker(AlertKind::BandAway, &band));
+                        alerts.push(alert);
+                    }
+                    None
+                }
+                _ => None,
+            };
+            if let Some((kind, severity, detail)) = raise {
+                if open_band_alert(&app, kind, &band)?.is_some()
+                    || alerts.iter().any(|a| a.kind == kind && a.subject == band)
+                {
+                    continue;
+                }
+                let id = format!("{}-{}-{}", kind.as_str(), band.replace(':', ""), at.timestamp());
+                let alert = Alert::new(id, kind, severity, &person_id, &band, detail, at);
+                w.put(&alert)?;
+                w.put_local(&marker(kind, &band), &alert.id)?;
+                if let Some(person) = store.get::<Person>(&person_id)? {
+                    sms |= severity == Severity::Severe && !app.config.raw.alerts.on_duty_phones.is_empty();
+                    app.notify_on_duty(&mut w, &alert, &person)?;
+                }
+                alerts.push(alert);
+            }
+        }
+        for day in days.values() {
+            w.put(day)?;
+        }
+        if w.is_empty() {
+            return Ok(());
+        }
+        store.commit_blocking(w)?;
+        for a in &alerts {
+            app.emit_alert(&a.id);
+        }
+        for id in days.keys() {
+            app.emit_presence(id);
+        }
+        if sms {
+            app.outbox_wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Closes the open interval of a band no longer worn.
+    fn close_day(&mut self, person_id: &str, band: &str, at: DateTime<Utc>) -> AppResult<()> {
+        let date = self.app.schedule.local(at).date();
+        let Some(mut day) = self.app.store.get::<PresenceDay>(&PresenceDay::make_id(person_id, date))? else {
+            return Ok(());
+        };
+        if day.band != band {
+            return Ok(());
+        }
+        if let Some((_, last)) = day.intervals.iter_mut().next_back() {
+            if last.to.is_none() {
+                last.to = Some(at);
+                let mut w = WriteSet::new();
+                w.put(&day)?;
+                self.app.store.commit_blocking(w)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// At the first pass of a new day, closes yesterday's open intervals at midnight and opens today's.
+    fn carry_over(&mut self, today: NaiveDate) -> AppResult<()> {
+        let Some(yesterday) = today.pred_opt() else { return Ok(()) };
+        let midnight = self.app.schedule.utc(today.and_hms_opt(0, 0, 0).unwrap_or_default());
+        let mut w = WriteSet::new();
+        for (band, person_id) in &self.worn {
+            let Some(mut day) =
+                self.app.store.get::<PresenceDay>(&PresenceDay::make_id(person_id, yesterday))?
+            else {
+                continue;
+            };
+            let Some((_, last)) = day.intervals.iter_mut().next_back() else { continue };
+            if last.to.is_some() {
+                continue;
+            }
+            last.to = Some(midnight);
+            let (state, place) = (last.state.clone(), last.place.clone());
+            w.put(&day)?;
+            let mut next = PresenceDay {
+                person_id: person_id.clone(),
+                date: today,
+                band: band.clone(),
+                intervals: BTreeMap::new(),
+            };
+            record_interval(&mut next, midnight, &state, &place);
+            w.put(&next)?;
+        }
+        if !w.is_empty() {
+            self.app.store.commit_blocking(w)?;
+        }
+        Ok(())
+    }
+}
+
+fn remember_unknown(unknown: &mut HashMap<String, UnknownBand>, s: &Sighting) {
+    if !unknown.contains_key(&s.band) && unknown.len() >= MAX_UNKNOWN {
+        if let Some(oldest) = unknown.values().min_by_key(|u| u.last_seen).map(|u| u.band.clone()) {
+            unknown.remove(&oldest);
+        }
+    }
+    let u = unknown.entry(s.band.clone()).or_insert_with(|| UnknownBand {
+        band: s.band.clone(),
+        first_seen: s.at,
+        last_seen: s.at,
+        sightings: 0,
+        scanner: s.scanner.clone(),
+        rssi: s.rssi,
+        battery_percent: None,
+        strap_closed: None,
+        last: None,
+    });
+    u.sightings += 1;
+    u.last = Some(s.clone());
+    u.last_seen = u.last_seen.max(s.at);
+    u.scanner.clone_from(&s.scanner);
+    u.rssi = s.rssi;
+    if let Some(b) = s.parsed.battery_percent() {
+        u.battery_percent = Some(b);
+    }
+    if let Some(d) = s.parsed.band {
+        u.strap_closed = Some(d.strap_closed);
+    }
+}
+
+fn event_band(e: &PresenceEvent) -> &str {
+    match e {
+        PresenceEvent::State { band, .. }
+        | PresenceEvent::Moved { band, .. }
+        | PresenceEvent::StrapOpened { band, .. }
+        | PresenceEvent::StrapClosed { band, .. }
+        | PresenceEvent::BatteryLow { band, .. } => band,
+    }
+}
+
+pub fn state_str(s: State) -> &'static str {
+    match s {
+        State::Present => "present",
+        State::Unseen => "unseen",
+        State::Away => "away",
+    }
+}
+
+/// The box-local key naming the open alert of `kind` for `band`, so a cause raises one alert at a time
+/// (also across restarts, when the engine reports a strap still open as new).
+fn marker(kind: AlertKind, band: &str) -> String {
+    format!("band-alert/{}/{band}", kind.as_str())
+}
+
+fn open_band_alert(app: &Outpost, kind: AlertKind, band: &str) -> AppResult<Option<Alert>> {
+    let Some(id) = app.store.get_local::<String>(&marker(kind, band))? else { return Ok(None) };
+    Ok(app.store.get::<Alert>(&id)?.filter(|a| a.state != AlertState::Resolved))
+}
+
+/// Ends the open interval of `day` at `at` and opens one in `state` at `place`, unless that is what is
+/// already open. Returns whether anything changed.
+pub fn record_interval(day: &mut PresenceDay, at: DateTime<Utc>, state: &str, place: &str) -> bool {
+    if let Some((_, last)) = day.intervals.iter_mut().next_back() {
+        if last.to.is_none() {
+            if last.state == state && last.place == place {
+                return false;
+            }
+            last.to = Some(at);
+        }
+    }
+    let mut key = at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    while day.intervals.contains_key(&key) {
+        key.push('+');
+    }
+    day.intervals
+        .insert(key, PresenceInterval { state: state.to_owned(), place: place.to_owned(), to: None });
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn intervals_close_and_open() {
+        let t =
+            |m: i64| Utc.with_ymd_and_hms(2026, 11, 21, 1, 0, 0).single().expect("t") + Duration::minutes(m);
+        let mut day = PresenceDay {
+            person_id: "p".into(),
+            date: NaiveDate::from_ymd_opt(2026, 11, 21).expect("d"),
+            band: "B".into(),
+            intervals: BTreeMap::new(),
+        };
+        assert!(record_interval(&mut day, t(0), "present", "A12"));
+        assert!(!record_interval(&mut day, t(1), "present", "A12"), "nothing changed");
+        assert!(record_interval(&mut day, t(5), "present", "hanh_lang"));
+        assert!(record_interval(&mut day, t(20), "away", ""));
+        let v: Vec<_> = day.intervals.values().map(|i| (i.state.as_str(), i.to)).collect();
+        assert_eq!(v, vec![("present", Some(t(5))), ("present", Some(t(20))), ("away", None)]);
+    }
+}
