@@ -44,7 +44,8 @@ pub struct Common {
 pub enum Command {
     /// Run the box.
     Run(Common),
-    /// Run a demo site (seeded people, a simulated modem, no bands) with data in ./outpost-demo-data.
+    /// Run a demo site (seeded people wearing simulated bands, a simulated modem) with data in
+    /// ./outpost-demo-data.
     Demo {
         #[command(flatten)]
         common: Common,
@@ -216,9 +217,10 @@ fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
 fn apply(common: &Common, demo: bool) -> anyhow::Result<Config> {
     let mut raw = load_config(common.config.as_ref())?.raw;
     if demo && common.config.is_none() {
-        // The demo's own defaults: its own data folder and a simulated modem.
+        // The demo's own defaults: its own data folder, a simulated modem and simulated bands.
         raw.store.data_dir = PathBuf::from("outpost-demo-data");
         raw.modem.port = "simulator".into();
+        raw.bands.adapter = "simulator".into();
     }
     if let Some(d) = &common.data {
         raw.store.data_dir = d.clone();

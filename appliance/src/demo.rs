@@ -4,7 +4,7 @@
 
 use chrono::Duration;
 use outpost_sync::{
-    record::{Channel, Declaration, Person, Symptom},
+    record::{Band, BandState, Channel, Declaration, Person, PresenceDay, Symptom},
     WriteSet,
 };
 
@@ -74,6 +74,43 @@ pub async fn seed(app: &Outpost, n: usize) -> AppResult<usize> {
         p.created_at = now - Duration::days(1 + (i % 10) as i64);
         w.put(&p)?;
         people.push(p);
+    }
+    // Each person wears a simulated band (see `outpost_ble::sim`); a few more wait at the desk.
+    let simulated = app.config.raw.bands.simulated_bands as usize;
+    for i in 0..simulated.max(n) {
+        let mut band = Band {
+            id: outpost_ble::sim::address(i),
+            label: format!("{:03}", i + 1),
+            state: BandState::Stock,
+            person_id: None,
+            history: Default::default(),
+            registered_at: now,
+            updated_at: now,
+        };
+        band.change(BandState::Ready, None, "demo", "", now);
+        if let Some(p) = people.get(i) {
+            band.change(BandState::Assigned, Some(p.id.clone()), "demo", "", now);
+        }
+        w.put(&band)?;
+    }
+    // Today so far: in their rooms since midnight, a few out for a while this morning.
+    let midnight = app.schedule.utc(today.and_hms_opt(0, 0, 0).unwrap_or_default());
+    for (i, p) in people.iter().enumerate().take(simulated) {
+        let mut day = PresenceDay {
+            person_id: p.id.clone(),
+            date: today,
+            band: outpost_ble::sim::address(i),
+            intervals: Default::default(),
+        };
+        let room = format!("phong-{}", p.room.to_lowercase());
+        crate::presence::record_interval(&mut day, midnight, "present", &room);
+        let out = midnight + Duration::minutes(9 * 60 + (i as i64 % 50));
+        if i % 7 == 3 && out + Duration::minutes(40) < now {
+            crate::presence::record_interval(&mut day, out, "unseen", "");
+            crate::presence::record_interval(&mut day, out + Duration::minutes(9), "away", "");
+            crate::presence::record_interval(&mut day, out + Duration::minutes(40), "present", &room);
+        }
+        w.put(&day)?;
     }
     // The rounds of the last day that are past their grace period: most declared on time, a few late,
     // a few not at all (the box then reminds and alerts as it would have).

@@ -133,6 +133,9 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
         .context("cannot start the MQTT broker")?;
         let _ = app.mqtt.set(mqtt);
     }
+    if app.config.adapter() == crate::config::AdapterChoice::Simulator {
+        start_band_simulator(&app, sink.clone(), cancel.clone())?;
+    }
     let inbox_wake = Arc::new(tokio::sync::Notify::new());
     let (sender, simulator) = start_modem(&app, &data_dir, inbox_wake.clone())?;
     {
@@ -182,6 +185,39 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
     drop(simulator);
     tokio::task::spawn_blocking(move || store.close()).await?.context("cannot close the store cleanly")?;
     say("Outpost stopped.");
+    Ok(())
+}
+
+/// Starts a simulated site full of bands (`bands.adapter = "simulator"`): band `i` of the simulator is
+/// in the room of whoever wears it, or at the desk; the site is heard once a second.
+fn start_band_simulator(
+    app: &Arc<Outpost>,
+    sink: crate::presence::Sink,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    use outpost_ble::sim::{self, SimConfig, SiteSim};
+    let n = app.config.raw.bands.simulated_bands as usize;
+    let mut rooms = Vec::with_capacity(n);
+    for i in 0..n {
+        let room = app
+            .store
+            .get::<outpost_sync::record::Band>(&sim::address(i))?
+            .and_then(|b| b.person_id)
+            .and_then(|p| app.person(&p).ok())
+            .map_or_else(|| sim::DESK.to_owned(), |p| format!("phong-{}", p.room.to_lowercase()));
+        rooms.push(room);
+    }
+    let mut site = SiteSim::new(app.config.raw.site.id.len() as u64, &rooms, SimConfig::default());
+    let clock = app.clock.clone();
+    std::thread::Builder::new().name("band-simulator".into()).spawn(move || {
+        while !cancel.is_cancelled() {
+            for s in site.step(clock.now()) {
+                sink.send(s);
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    })?;
+    tracing::info!(bands = n, "Band simulator started.");
     Ok(())
 }
 

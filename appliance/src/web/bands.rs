@@ -327,7 +327,7 @@ pub async fn person_presence(
 /// The day as a horizontal bar: present (green, with its place), unseen (amber), away (red).
 fn timeline_svg(state: &AppState, lang: Lang, day: &PresenceDay, date: NaiveDate) -> Markup {
     const W: f64 = 960.0;
-    const LEFT: f64 = 10.0;
+    const LEFT: f64 = 20.0;
     let start = state.app.schedule.utc(date.and_hms_opt(0, 0, 0).unwrap_or_default());
     let end = start + Duration::days(1);
     let now = state.app.now().min(end);
@@ -380,9 +380,9 @@ fn timeline_svg(state: &AppState, lang: Lang, day: &PresenceDay, date: NaiveDate
     html! {
         (PreEscaped(svg))
         ul.legend {
-            li { span.swatch style="background:#2e7d32" {} (t(lang, "presence.present")) }
-            li { span.swatch style="background:#f9a825" {} (t(lang, "presence.unseen")) }
-            li { span.swatch style="background:#c62828" {} (t(lang, "presence.away")) }
+            li { span.swatch.present {} (t(lang, "presence.present")) }
+            li { span.swatch.unseen {} (t(lang, "presence.unseen")) }
+            li { span.swatch.away {} (t(lang, "presence.away")) }
         }
     }
 }

@@ -7,13 +7,15 @@
 //!   into the same [`Sighting`]s, with bad payloads refused as errors.
 //! - [`presence`]: the presence engine — windowed-median RSSI, nearest scanner, present → unseen → away,
 //!   strap and battery changes.
+//! - [`sim`]: a simulated site full of bands (people walking about, leaving, batteries running down,
+//!   straps opened), for the demo and for load.
 //!
-//! To come with their issue: the btleplug scanner with its watchdog, and the site simulator. This
-//! crate depends on no other workspace crate.
+//! This crate depends on no other workspace crate.
 
 pub mod adv;
 pub mod gateway;
 pub mod presence;
+pub mod sim;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
