@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: what a developer runs before committing and what CI runs (.ci/run).
-# Installs the system packages the tests drive (Debian's chromium for the browser test), then
+# Installs the system packages the tests drive (Debian's chromium for the browser test, mosquitto
+# clients, dbus-daemon and python3-dbusmock for the mock BlueZ), then
 # formatting, clippy with warnings denied, and every test of the workspace.
 #   OUTPOST_SLOW=1   also run the long variants (e.g. 50 crash-restart cycles instead of 10)
 set -euo pipefail
@@ -10,6 +11,8 @@ need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
+command -v dbus-daemon >/dev/null 2>&1 || need+=(dbus-daemon)
+[ -d /usr/lib/python3/dist-packages/dbusmock ] || need+=(python3-dbusmock)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "==> installing ${need[*]}"

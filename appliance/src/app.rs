@@ -75,6 +75,8 @@ pub struct Outpost {
     pub modem: std::sync::OnceLock<Arc<outpost_sms::modem::Modem>>,
     /// The MQTT broker, when enabled.
     pub mqtt: std::sync::OnceLock<crate::mqtt::Mqtt>,
+    /// The box's own Bluetooth scanner, when configured.
+    pub ble: std::sync::OnceLock<Arc<outpost_ble::scan::ScanStats>>,
     /// The presence thread, once started.
     pub presence: std::sync::OnceLock<crate::presence::Presence>,
     /// When personal data was last looked at for purging (hourly).
@@ -107,6 +109,7 @@ impl Outpost {
             modem: std::sync::OnceLock::new(),
             mqtt: std::sync::OnceLock::new(),
             presence: std::sync::OnceLock::new(),
+            ble: std::sync::OnceLock::new(),
             last_purge: std::sync::Mutex::new(None),
         })
     }

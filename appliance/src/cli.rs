@@ -59,6 +59,10 @@ pub enum Command {
     /// Modem diagnostics.
     #[command(subcommand)]
     Modem(ModemCommand),
+    /// Wristband diagnostics for whoever sets up a site: what the box's adapter or the site's gateways
+    /// see, one JSON line per sighting.
+    #[command(subcommand)]
+    Ble(BleCommand),
     /// Print the effective configuration (defaults with the file laid over them).
     PrintConfig {
         /// The site's configuration file.
@@ -119,6 +123,72 @@ pub enum ModemCommand {
         #[command(flatten)]
         port: PortArgs,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BleCommand {
+    /// Scan with the box's Bluetooth adapter (through BlueZ) and print each sighting: address, RSSI,
+    /// and the parsed battery, strap and beacon fields.
+    Scan {
+        /// How long to scan.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// The adapter (`hci0`); the first one if not given.
+        #[arg(long)]
+        adapter: Option<String>,
+    },
+    /// Subscribe to a broker's gateway topics (ESPresense, Theengs/OpenMQTTGateway) and print each
+    /// sighting, or why a message was refused. The password is read from `OUTPOST_MQTT_PASSWORD`.
+    Listen {
+        /// The broker, `HOST:PORT` (the box's own: 127.0.0.1:1883).
+        #[arg(long)]
+        mqtt: String,
+        /// The device name to connect as (added by an administrator under MQTT).
+        #[arg(long)]
+        user: String,
+        /// Stop after this many seconds (default: until interrupted).
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
+}
+
+fn ble_command(command: BleCommand) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let _in_runtime = rt.enter();
+    match command {
+        BleCommand::Scan { seconds, adapter } => {
+            let stats = std::sync::Arc::new(outpost_ble::scan::ScanStats::default());
+            let config = outpost_ble::scan::ScanConfig {
+                adapter,
+                scanner: "box".into(),
+                watchdog: std::time::Duration::from_secs(30),
+            };
+            rt.block_on(outpost_ble::scan::run(
+                config,
+                stats.clone(),
+                chrono::Utc::now,
+                |s| println!("{}", serde_json::to_string(&s).unwrap_or_default()),
+                tokio::time::sleep(std::time::Duration::from_secs(seconds)),
+            ))
+            .context("cannot scan (is bluetoothd running, and may this user use it?)")?;
+            let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+            eprintln!(
+                "{} events, {} sightings, {} watchdog restarts",
+                n(&stats.events),
+                n(&stats.sightings),
+                n(&stats.restarts)
+            );
+            Ok(())
+        }
+        BleCommand::Listen { mqtt, user, seconds } => {
+            let password = std::env::var("OUTPOST_MQTT_PASSWORD").context(
+                "set OUTPOST_MQTT_PASSWORD to the device's password (it is not taken on the command line)",
+            )?;
+            let (host, port) = mqtt.rsplit_once(':').context("--mqtt takes HOST:PORT")?;
+            let port: u16 = port.parse().context("--mqtt takes HOST:PORT")?;
+            rt.block_on(crate::mqtt::listen(host, port, &user, &password, seconds))
+        }
+    }
 }
 
 /// Opens the modem and waits (up to 15 s) for it to be ready.
@@ -249,6 +319,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }),
         Command::Sms(command) => sms(command),
         Command::Modem(command) => modem_command(command),
+        Command::Ble(command) => ble_command(command),
         Command::PrintConfig { config } => {
             print!("{}", load_config(config.as_ref())?.to_toml());
             Ok(())

@@ -176,3 +176,63 @@ pub fn start(
     tracing::info!(%listen, "MQTT broker started.");
     Ok(Mqtt { listen, counters })
 }
+
+/// `outpost ble listen`: connects to a broker as device `user`, subscribes to the gateway topics and
+/// prints each sighting as a JSON line, or the reason a message was refused; for `seconds` if given.
+pub async fn listen(
+    host: &str,
+    port: u16,
+    user: &str,
+    password: &str,
+    seconds: Option<u64>,
+) -> anyhow::Result<()> {
+    use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event, MqttOptions, Packet, QoS};
+    let mut options = MqttOptions::new(format!("outpost-listen-{}", std::process::id()), host, port);
+    options.set_credentials(user, password);
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_max_packet_size(64 * 1024, 64 * 1024);
+    let (client, mut events) = AsyncClient::new(options, 16);
+    for filter in SIGHTING_FILTERS {
+        client.subscribe(filter, QoS::AtMostOnce).await?;
+    }
+    let deadline = seconds.map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+    let mut accepted = false;
+    loop {
+        let event = match deadline {
+            Some(d) => match tokio::time::timeout_at(d, events.poll()).await {
+                Ok(e) => e,
+                Err(_) => return Ok(()),
+            },
+            None => events.poll().await,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                let line = match outpost_ble::gateway::parse(&p.topic, &p.payload, chrono::Utc::now()) {
+                    Ok(s) => serde_json::to_string(&s)?,
+                    Err(e) => serde_json::to_string(
+                        &serde_json::json!({"topic": p.topic, "refused": e.kind(), "error": e.to_string()}),
+                    )?,
+                };
+                println!("{line}");
+            }
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                accepted = true;
+                eprintln!("Connected to {host}:{port} as {user}.");
+            }
+            Ok(_) => {}
+            Err(ConnectionError::ConnectionRefused(
+                ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized,
+            )) => anyhow::bail!("the broker refused {user}: wrong name or password"),
+            Err(ConnectionError::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                anyhow::bail!("cannot reach the broker at {host}:{port}: {e}")
+            }
+            // rumqttd closes the connection without an answer when the credentials are wrong.
+            Err(e) if !accepted => {
+                anyhow::bail!(
+                    "the broker at {host}:{port} did not accept {user}: wrong name or password ({e})"
+                )
+            }
+            Err(e) => anyhow::bail!("the connection to {host}:{port} failed: {e}"),
+        }
+    }
+}

@@ -133,8 +133,12 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
         .context("cannot start the MQTT broker")?;
         let _ = app.mqtt.set(mqtt);
     }
-    if app.config.adapter() == crate::config::AdapterChoice::Simulator {
-        start_band_simulator(&app, sink.clone(), cancel.clone())?;
+    match app.config.adapter() {
+        crate::config::AdapterChoice::None => {}
+        crate::config::AdapterChoice::Simulator => start_band_simulator(&app, sink.clone(), cancel.clone())?,
+        crate::config::AdapterChoice::Adapter(name) => {
+            tracker.spawn(ble_scanner(app.clone(), name, sink.clone(), cancel.clone()));
+        }
     }
     let inbox_wake = Arc::new(tokio::sync::Notify::new());
     let (sender, simulator) = start_modem(&app, &data_dir, inbox_wake.clone())?;
@@ -186,6 +190,46 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || store.close()).await?.context("cannot close the store cleanly")?;
     say("Outpost stopped.");
     Ok(())
+}
+
+/// Scans with the box's own adapter for as long as the box runs. If BlueZ or the adapter is missing,
+/// says so and tries again every minute (a USB adapter plugged in later is picked up).
+async fn ble_scanner(
+    app: Arc<Outpost>,
+    adapter: String,
+    sink: crate::presence::Sink,
+    cancel: CancellationToken,
+) {
+    use outpost_ble::scan::{self, ScanConfig, ScanStats};
+    let stats = Arc::new(ScanStats::default());
+    let _ = app.ble.set(stats.clone());
+    let config = ScanConfig {
+        adapter: (adapter != "auto").then_some(adapter),
+        scanner: app.config.raw.site.id.clone(),
+        watchdog: Duration::from_secs(app.config.raw.bands.watchdog_seconds),
+    };
+    loop {
+        let clock = app.clock.clone();
+        let sink = sink.clone();
+        let result = scan::run(
+            config.clone(),
+            stats.clone(),
+            move || clock.now(),
+            move |s| sink.send(s),
+            cancel.cancelled(),
+        )
+        .await;
+        match result {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::error!(%error, "The Bluetooth adapter cannot be used; trying again in a minute.")
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+        }
+    }
 }
 
 /// Starts a simulated site full of bands (`bands.adapter = "simulator"`): band `i` of the simulator is

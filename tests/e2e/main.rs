@@ -6,6 +6,7 @@
 //! - [`cli`]: `print-config` and bad configuration files.
 //! - [`access`]: every route refuses anonymous callers but the public ones; a manager cannot write.
 //! - [`bad_input`]: every kind of bad input gets a clear 4xx and changes nothing.
+//! - [`ble`]: `outpost ble scan` against a mock BlueZ on a private D-Bus.
 //! - [`bands`]: the wristband part of a quarantine day: hand-over, away, strap, battery, return.
 //! - [`mqtt`]: real MQTT clients against the embedded broker, into the presence engine.
 //! - [`sms`]: custom messages, the inbox, failures, and SIGKILL while sending 200 messages.
@@ -15,6 +16,7 @@
 mod access;
 mod bad_input;
 mod bands;
+mod ble;
 mod browser;
 mod cli;
 mod crash;

@@ -34,6 +34,30 @@ fn gateways_publish_sightings_to_the_embedded_broker() {
         "unknown device refused"
     );
 
+    // `outpost ble listen`, as whoever sets up a site runs it, sees the same traffic.
+    let listen = |password: &str| {
+        std::process::Command::new(outpost_tests::outpost_bin())
+            .args([
+                "ble",
+                "listen",
+                "--mqtt",
+                &format!("127.0.0.1:{port}"),
+                "--user",
+                "gw-khu-a",
+                "--seconds",
+                "6",
+            ])
+            .env("OUTPOST_MQTT_PASSWORD", password)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("outpost ble listen")
+    };
+    let refused = listen("wrong-password-1").wait_with_output().expect("listen");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("wrong name or password"));
+    let listener = listen("mat-khau-gateway-1");
+    std::thread::sleep(std::time::Duration::from_millis(2000));
     assert!(publish(
         port,
         "gw-khu-a",
@@ -64,6 +88,23 @@ fn gateways_publish_sightings_to_the_embedded_broker() {
         r#"{"rssi":42}"#
     ));
 
+    let heard = listener.wait_with_output().expect("listen");
+    assert!(heard.status.success(), "{}", String::from_utf8_lossy(&heard.stderr));
+    let heard: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&heard.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(
+        heard
+            .iter()
+            .any(|l| l["band"] == "D4:E6:F1:A2:B3:C4" && l["scanner"] == "phong_a12" && l["rssi"] == -62),
+        "{heard:?}"
+    );
+    assert!(
+        heard.iter().any(|l| l["band"] == "AA:BB:CC:DD:EE:01"
+            && l["battery_percent"] == 41
+            && l["strap_closed"] == false),
+        "{heard:?}"
+    );
+    assert!(heard.iter().any(|l| l["refused"] == "not_json"), "{heard:?}");
     wait_until("the sightings to reach the presence engine", || {
         let p = c.get("/api/v1/presence").json();
         p["counters"]["sightings"] == 2

@@ -473,5 +473,6 @@ pub async fn api_presence(State(state): State<AppState>) -> ApiResult<Json<Value
     let bands = state.app.presence.get().map(|p| p.snapshot()).unwrap_or_default();
     let stats = state.app.presence.get().map(|p| p.stats());
     let mqtt = state.app.mqtt.get().map(|m| m.counters.lock().map(|c| c.clone()).unwrap_or_default());
-    Ok(Json(json!({"bands": bands, "stats": stats, "counters": mqtt})))
+    let adapter = state.app.ble.get().map(|s| s.to_json());
+    Ok(Json(json!({"bands": bands, "stats": stats, "counters": mqtt, "adapter": adapter})))
 }

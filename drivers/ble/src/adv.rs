@@ -57,7 +57,8 @@ pub enum Beacon {
 /// Everything the advertisement carried that the box understands.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Parsed {
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// An Outpost band's own fields (battery, strap, button, charging, counter), flattened in JSON.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub band: Option<BandData>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub beacon: Option<Beacon>,

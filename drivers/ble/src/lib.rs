@@ -1,12 +1,14 @@
 //! `outpost-ble` — wristband sightings, whatever saw them.
 //!
-//! Built so far (pure, no IO, no clock: times are passed in):
+//! Pure (no IO, no clock: times are passed in) except [`scan`]:
 //! - [`adv`]: advertisement parsing — the Outpost band's manufacturer data (battery, strap, button,
 //!   counter; layout in `docs/ble.md`), iBeacon and Eddystone-UID/TLM.
 //! - [`gateway`]: site gateways' MQTT payloads — ESPresense and Theengs Gateway / OpenMQTTGateway —
 //!   into the same [`Sighting`]s, with bad payloads refused as errors.
 //! - [`presence`]: the presence engine — windowed-median RSSI, nearest scanner, present → unseen → away,
 //!   strap and battery changes.
+//! - [`scan`]: the box's own adapter through btleplug (BlueZ over D-Bus), with a watchdog that
+//!   restarts a stalled scan.
 //! - [`sim`]: a simulated site full of bands (people walking about, leaving, batteries running down,
 //!   straps opened), for the demo and for load.
 //!
@@ -15,6 +17,7 @@
 pub mod adv;
 pub mod gateway;
 pub mod presence;
+pub mod scan;
 pub mod sim;
 
 use chrono::{DateTime, Utc};
