@@ -151,7 +151,20 @@ pub fn start(
                     return;
                 }
             };
-            let Notification::Forward(forward) = notification else { continue };
+            let forward = match notification {
+                Notification::Forward(forward) => forward,
+                // The router paused this link because its buffer filled up: everything buffered
+                // has now been read, so ask for more (as rumqttd's own network links do). Without
+                // this the box stops hearing gateways after the first full buffer.
+                Notification::Unschedule => {
+                    if let Err(error) = link_rx.ready() {
+                        tracing::error!(?error, "MQTT subscriber stopped.");
+                        return;
+                    }
+                    continue;
+                }
+                _ => continue,
+            };
             let topic = String::from_utf8_lossy(&forward.publish.topic).into_owned();
             match outpost_ble::gateway::parse(&topic, &forward.publish.payload, clock.now()) {
                 Ok(sighting) => {

@@ -126,9 +126,13 @@ pub struct Reading {
     pub battery_percent: Option<u8>,
 }
 
+/// Called with every sighting the engine took (for diagnostics and the broker benchmark).
+pub type Tap = Box<dyn Fn(&Sighting) + Send + Sync>;
+
 /// The running presence thread and what it shares.
 pub struct Presence {
     tx: SyncSender<Input>,
+    tap: Arc<std::sync::OnceLock<Tap>>,
     pub engine: Arc<Mutex<Engine>>,
     pub stats: Arc<Mutex<Stats>>,
     series: Series,
@@ -142,7 +146,9 @@ impl Presence {
         let engine = Arc::new(Mutex::new(Engine::new(app.config.presence())));
         let stats = Arc::new(Mutex::new(Stats::default()));
         let series = app.store.series("sightings")?;
+        let tap: Arc<std::sync::OnceLock<Tap>> = Arc::new(std::sync::OnceLock::new());
         let worker = Worker {
+            tap: tap.clone(),
             app,
             engine: engine.clone(),
             stats: stats.clone(),
@@ -155,7 +161,13 @@ impl Presence {
             last_prune: None,
         };
         let thread = std::thread::Builder::new().name("presence".into()).spawn(move || worker.run(&rx))?;
-        Ok(Presence { tx, engine, stats, series, thread: Mutex::new(Some(thread)) })
+        Ok(Presence { tx, tap, engine, stats, series, thread: Mutex::new(Some(thread)) })
+    }
+
+    /// Sets the function called with every sighting of a pool band once the engine has taken it
+    /// (once; later calls are ignored).
+    pub fn set_tap(&self, tap: Tap) {
+        let _ = self.tap.set(tap);
     }
 
     pub fn sink(&self) -> Sink {
@@ -243,6 +255,7 @@ impl Presence {
 
 struct Worker {
     app: Arc<Outpost>,
+    tap: Arc<std::sync::OnceLock<Tap>>,
     engine: Arc<Mutex<Engine>>,
     stats: Arc<Mutex<Stats>>,
     series: Series,
@@ -381,6 +394,9 @@ impl Worker {
             Ok(mut e) => e.observe(s),
             Err(_) => return,
         };
+        if let Some(tap) = self.tap.get() {
+            tap(s);
+        }
         let key = (s.band.clone(), s.scanner.clone());
         let every = Duration::seconds(self.app.config.raw.bands.sample_seconds.into());
         if self.stored.get(&key).is_none_or(|last| s.at - *last >= every) {

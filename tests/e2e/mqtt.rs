@@ -137,4 +137,21 @@ fn gateways_publish_sightings_to_the_embedded_broker() {
         Some(0),
         "unknown bands raise nothing"
     );
+
+    // A burst larger than the broker's outgoing buffer for the box's own link: every message arrives
+    // (the link must ask the router for more each time it is paused).
+    let burst: String =
+        (0..3000).map(|i| format!("{{\"id\":\"D4:E6:F1:A2:B3:C4\",\"rssi\":-{}}}\n", 50 + i % 30)).collect();
+    let mut pubber = std::process::Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-u", "gw-khu-a", "-P", "mat-khau-gateway-1"])
+        .args(["-q", "0", "-t", "home/gw-khu-b/BTtoMQTT/D4E6F1A2B3C4", "-l"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("mosquitto_pub");
+    use std::io::Write;
+    pubber.stdin.take().expect("stdin").write_all(burst.as_bytes()).expect("burst");
+    assert!(pubber.wait().expect("mosquitto_pub").success());
+    wait_until("all 3,000 messages of the burst", || {
+        c.get("/api/v1/presence").json()["counters"]["sightings"].as_u64() == Some(2 + 3000)
+    });
 }
