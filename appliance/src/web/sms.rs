@@ -190,8 +190,11 @@ pub async fn send(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> PageR
 /// The box's health as JSON (also what the page shows).
 pub fn health(state: &AppState) -> Result<Value, AppError> {
     let modem = state.app.modem.get().map(|m| m.health());
+    let presence = state.app.presence.get().map(|p| p.stats());
     Ok(json!({
         "modem": modem,
+        "presence": presence,
+        "ble_adapter": state.app.ble.get().map(|b| b.to_json()),
         "outbox_waiting": outbox::waiting(&state.app.store)?,
         "store_bytes": state.app.store.size_on_disk(),
         "store_flushes": state.app.store.flushes(),
@@ -224,6 +227,15 @@ pub async fn health_page(State(state): State<AppState>, ctx: Ctx) -> PageResult 
                         tr { th { (t(lang, "health.last_error")) } td { (m.last_error.clone().unwrap_or_default()) } }
                     } } },
                 }
+                h2 { (t(lang, "nav.bands")) }
+                p #health-bands {
+                    (t(lang, "health.sightings")) ": " strong { (h["presence"]["sightings"]) } " · "
+                    (t(lang, "health.dropped")) ": " strong { (h["presence"]["dropped"]) } " · "
+                    (t(lang, "health.adapter")) ": " strong { (match h["ble_adapter"].as_object() {
+                        Some(a) => format!("{} / {} {}", a["sightings"], a["restarts"], t(lang, "health.restarts")),
+                        None => t(lang, "health.no_adapter").to_owned(),
+                    }) }
+                }
                 h2 { (t(lang, "nav.outbox")) }
                 p { (t(lang, "health.outbox")) ": " strong { (h["outbox_waiting"]) } }
                 p { (t(lang, "health.store")) ": " strong { (state.app.store.size_on_disk() / 1_000_000) " MB" } }
@@ -255,6 +267,26 @@ pub async fn metrics(State(state): State<AppState>) -> Result<axum::response::Re
         "Alerts nobody acknowledged yet.",
         state.app.count_alerts(outpost_sync::record::AlertState::Open)? as f64,
     );
+    if let Some(p) = state.app.presence.get() {
+        let st = p.stats();
+        gauge("outpost_sightings_total", "Sightings the presence thread took.", st.sightings as f64);
+        gauge(
+            "outpost_sightings_dropped_total",
+            "Sightings dropped: the presence thread was behind.",
+            st.dropped as f64,
+        );
+        gauge("outpost_presence_events_total", "Presence changes of worn bands acted on.", st.events as f64);
+        gauge(
+            "outpost_unknown_bands",
+            "Devices heard that are not in the band pool.",
+            st.unknown.len() as f64,
+        );
+    }
+    if let Some(b) = state.app.ble.get() {
+        let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed) as f64;
+        gauge("outpost_ble_events_total", "Events from the box's Bluetooth adapter.", n(&b.events));
+        gauge("outpost_ble_scan_restarts_total", "Scans restarted by the watchdog.", n(&b.restarts));
+    }
     if let Some(m) = state.app.modem.get().map(|m| m.health()) {
         let b = |v: bool| if v { 1.0 } else { 0.0 };
         gauge("outpost_modem_connected", "1 when the modem answers.", b(m.connected));
