@@ -12,6 +12,9 @@
 //! Goals (issue 3): ≤ 5 ms of the box's own time per message; 10,000 queued messages ≤ 20 MB more.
 //! `BENCH_SECONDS` sets the submission run's length (default 10).
 
+mod common;
+
+use common::{percentile, proc_status_kb};
 use std::{
     process::{Command, Stdio},
     sync::{Arc, Mutex},
@@ -31,14 +34,6 @@ use outpost_sync::{
     record::{Channel, Declaration, Person, Role},
     Store, StoreConfig, WriteSet,
 };
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
 
 fn config(data: &std::path::Path) -> Config {
     let mut c = Config::from_toml("").expect("defaults");
@@ -375,16 +370,6 @@ fn spawn_box(args: &[&str]) -> (std::process::Child, String, Option<String>) {
     }
     let status = child.wait();
     panic!("outpost exited before listening: {status:?}");
-}
-
-/// A `kB` field of `/proc/<pid>/status` (`VmRSS:`, `VmHWM:`).
-fn proc_status_kb(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// `name=value` of the response's first `Set-Cookie`.

@@ -14,6 +14,9 @@
 //! Goals (issue 4): ≥ 50,000 sightings/s, p99 ≤ 50 ms; memory flat, ≤ 64 MB more than idle.
 //! Publishers, broker and engine share this machine's cores: the figures are for the whole pipeline.
 
+mod common;
+
+use common::{percentile, proc_status_kb};
 use std::{
     net::SocketAddr,
     process::{Child, Command, Stdio},
@@ -72,24 +75,6 @@ fn free_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr")
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// Receipts: (band, counter, when).
 type Receipts = Arc<Mutex<Vec<(usize, u16, Instant)>>>;
 
@@ -117,15 +102,7 @@ fn start_box(clock: Arc<dyn Clock>) -> BoxParts {
     let now = clock.now();
     let mut w = WriteSet::new();
     for i in 0..BANDS {
-        let mut band = Band {
-            id: band_address(i),
-            label: String::new(),
-            state: BandState::Stock,
-            person_id: None,
-            history: Default::default(),
-            registered_at: now,
-            updated_at: now,
-        };
+        let mut band = Band::new(band_address(i), String::new(), "bench", now);
         band.change(BandState::Ready, None, "bench", "", now);
         w.put(&band).expect("band");
     }
@@ -312,7 +289,7 @@ fn memory() {
     let clock = ManualClock::new(start);
     let parts = start_box(clock.clone());
     std::thread::sleep(Duration::from_secs(2));
-    let idle = rss_kb();
+    let idle = proc_status_kb(std::process::id(), "VmRSS:");
     println!("memory: idle with {BANDS} pool bands: {:.1} MB", idle as f64 / 1024.0);
     // Two gateways hear every band every 10 s; one simulated hour is 360 rounds.
     let taken = |parts: &BoxParts| parts.app.presence.get().map(|p| p.stats().sightings).unwrap_or(0);
@@ -347,8 +324,8 @@ fn memory() {
             println!(
                 "memory: after {:2} simulated minutes: {:.1} MB (+{:.1} MB); {} sightings taken, {} kept as raw samples",
                 (round + 1) / 6,
-                rss_kb() as f64 / 1024.0,
-                (rss_kb() as f64 - idle as f64) / 1024.0,
+                proc_status_kb(std::process::id(), "VmRSS:") as f64 / 1024.0,
+                (proc_status_kb(std::process::id(), "VmRSS:") as f64 - idle as f64) / 1024.0,
                 stats.sightings,
                 stats.samples
             );

@@ -75,26 +75,7 @@ impl Outpost {
             )));
         }
         let now = self.now();
-        let mut band = Band {
-            id: id.clone(),
-            label: validate::clip(label.trim(), 40),
-            state: BandState::Stock,
-            person_id: None,
-            history: Default::default(),
-            registered_at: now,
-            updated_at: now,
-        };
-        band.history.insert(
-            now.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
-            outpost_sync::record::BandChange {
-                at: now,
-                by: by.to_owned(),
-                from: None,
-                to: BandState::Stock,
-                person_id: None,
-                note: String::new(),
-            },
-        );
+        let band = Band::new(id.clone(), validate::clip(label.trim(), 40), by, now);
         let mut w = WriteSet::new();
         w.put(&band)?;
         audit::record(&mut w, &self.store, now, by, "band.register", &id, "")?;

@@ -78,15 +78,7 @@ pub async fn seed(app: &Outpost, n: usize) -> AppResult<usize> {
     // Each person wears a simulated band (see `outpost_ble::sim`); a few more wait at the desk.
     let simulated = app.config.raw.bands.simulated_bands as usize;
     for i in 0..simulated.max(n) {
-        let mut band = Band {
-            id: outpost_ble::sim::address(i),
-            label: format!("{:03}", i + 1),
-            state: BandState::Stock,
-            person_id: None,
-            history: Default::default(),
-            registered_at: now,
-            updated_at: now,
-        };
+        let mut band = Band::new(outpost_ble::sim::address(i), format!("{:03}", i + 1), "demo", now);
         band.change(BandState::Ready, None, "demo", "", now);
         if let Some(p) = people.get(i) {
             band.change(BandState::Assigned, Some(p.id.clone()), "demo", "", now);

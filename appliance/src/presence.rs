@@ -714,10 +714,7 @@ pub fn record_interval(day: &mut PresenceDay, at: DateTime<Utc>, state: &str, pl
             last.to = Some(at);
         }
     }
-    let mut key = at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
-    while day.intervals.contains_key(&key) {
-        key.push('+');
-    }
+    let key = outpost_sync::record::time_key(&day.intervals, at);
     day.intervals
         .insert(key, PresenceInterval { state: state.to_owned(), place: place.to_owned(), to: None });
     true

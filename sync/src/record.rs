@@ -616,7 +616,43 @@ pub struct Band {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A key for an entry made at `at` in a log kept as a map keyed by time (a band's history, a day's
+/// presence intervals): RFC 3339 with microseconds, so keys sort by time, and made unique with `+`
+/// when two entries share an instant.
+pub fn time_key<V>(log: &std::collections::BTreeMap<String, V>, at: DateTime<Utc>) -> String {
+    let mut key = at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    while log.contains_key(&key) {
+        key.push('+');
+    }
+    key
+}
+
 impl Band {
+    /// A band just registered, in stock, with its registration as the first entry of its history.
+    pub fn new(id: String, label: String, by: &str, at: DateTime<Utc>) -> Band {
+        let mut band = Band {
+            id,
+            label,
+            state: BandState::Stock,
+            person_id: None,
+            history: std::collections::BTreeMap::new(),
+            registered_at: at,
+            updated_at: at,
+        };
+        band.history.insert(
+            time_key(&band.history, at),
+            BandChange {
+                at,
+                by: by.to_owned(),
+                from: None,
+                to: BandState::Stock,
+                person_id: None,
+                note: String::new(),
+            },
+        );
+        band
+    }
+
     /// Moves the band to `to`, recording who did it.
     pub fn change(
         &mut self,
@@ -626,12 +662,8 @@ impl Band {
         note: &str,
         at: DateTime<Utc>,
     ) {
-        let mut key = at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
-        while self.history.contains_key(&key) {
-            key.push('+');
-        }
         self.history.insert(
-            key,
+            time_key(&self.history, at),
             BandChange {
                 at,
                 by: by.to_owned(),

@@ -282,16 +282,7 @@ pub async fn followup(
     State(state): State<AppState>,
     Query(q): Query<DateQuery>,
 ) -> ApiResult<Json<Vec<crate::followup::Row>>> {
-    let date = match q.date.as_deref().filter(|d| !d.is_empty()) {
-        None => state.app.today(),
-        Some(d) => crate::validate::parse_date(d).ok_or_else(|| {
-            ApiError::Invalid(vec![Problem::new(
-                "date",
-                format!("Ngày không hợp lệ: {d}."),
-                format!("Invalid date: {d}."),
-            )])
-        })?,
-    };
+    let date = super::date_param(&state, q.date.as_deref())?;
     Ok(Json(crate::followup::sheet(&state.app, date)?))
 }
 

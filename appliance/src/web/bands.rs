@@ -247,10 +247,16 @@ pub async fn change_state(
     let f = FormData::parse(&body);
     let to = crate::validate::required("state", &f.get("state"), BandState::parse)
         .map_err(|p| PageError(p.into(), lang))?;
-    match state.app.change_band(&id, to, &f.get("note"), &by).await {
+    let done = state.app.change_band(&id, to, &f.get("note"), &by).await;
+    after_band_action(&state, &ctx, &id, done)
+}
+
+/// After an action on a band: back to its page, or the page again with why it was refused.
+fn after_band_action(state: &AppState, ctx: &Ctx, id: &str, done: Result<Band, AppError>) -> PageResult {
+    match done {
         Ok(_) => Ok(Redirect::to(&format!("/bands/{id}")).into_response()),
-        Err(AppError::Conflict(p)) => band_page(&state, &ctx, &id, &[p], StatusCode::CONFLICT),
-        Err(e) => Err((e, lang).into()),
+        Err(AppError::Conflict(p)) => band_page(state, ctx, id, &[p], StatusCode::CONFLICT),
+        Err(e) => Err((e, ctx.lang).into()),
     }
 }
 
@@ -263,29 +269,13 @@ pub async fn hand_over(
     let lang = ctx.lang;
     let by = staff_name(&ctx, lang)?;
     let f = FormData::parse(&body);
-    match state.app.hand_over(&id, &f.get("person"), &by).await {
-        Ok(_) => Ok(Redirect::to(&format!("/bands/{id}")).into_response()),
-        Err(AppError::Conflict(p)) => band_page(&state, &ctx, &id, &[p], StatusCode::CONFLICT),
-        Err(e) => Err((e, lang).into()),
-    }
+    let done = state.app.hand_over(&id, &f.get("person"), &by).await;
+    after_band_action(&state, &ctx, &id, done)
 }
 
 #[derive(Deserialize, Default)]
 pub struct DayQuery {
     date: Option<String>,
-}
-
-fn day_of(state: &AppState, q: &DayQuery) -> Result<NaiveDate, ApiError> {
-    match q.date.as_deref().filter(|d| !d.is_empty()) {
-        None => Ok(state.app.today()),
-        Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
-            ApiError::Invalid(vec![Problem::new(
-                "date",
-                "Ngày không hợp lệ (YYYY-MM-DD).",
-                "Not a date (YYYY-MM-DD).",
-            )])
-        }),
-    }
 }
 
 pub async fn person_presence(
@@ -296,7 +286,7 @@ pub async fn person_presence(
 ) -> PageResult {
     let lang = ctx.lang;
     let person = state.app.person(&id).map_err(|e| (e, lang))?;
-    let date = day_of(&state, &q).map_err(|e| PageError(e, lang))?;
+    let date = super::date_param(&state, q.date.as_deref()).map_err(|e| PageError(e, lang))?;
     let day =
         state.app.store.get::<PresenceDay>(&PresenceDay::make_id(&id, date)).map_err(|e| (e.into(), lang))?;
     let band = state.app.band_of(&id).map_err(|e| (e, lang))?;
@@ -461,7 +451,7 @@ pub async fn api_person_presence(
     Query(q): Query<DayQuery>,
 ) -> ApiResult<Json<Value>> {
     state.app.person(&id)?;
-    let date = day_of(&state, &q)?;
+    let date = super::date_param(&state, q.date.as_deref())?;
     let day = state.app.store.get::<PresenceDay>(&PresenceDay::make_id(&id, date)).map_err(AppError::from)?;
     Ok(Json(
         json!({"person_id": id, "date": date, "intervals": day.map(|d| d.intervals).unwrap_or_default()}),

@@ -402,6 +402,21 @@ async fn guard(State((state, access)): State<(AppState, Access)>, req: Request, 
     next.run(Request::from_parts(parts, body)).await
 }
 
+/// A `?date=` parameter: the site's today when absent or empty, else a date as staff type it
+/// (`validate::parse_date`), or a clear error.
+pub(crate) fn date_param(state: &AppState, raw: Option<&str>) -> Result<chrono::NaiveDate, ApiError> {
+    match raw.filter(|d| !d.is_empty()) {
+        None => Ok(state.app.today()),
+        Some(d) => crate::validate::parse_date(d).ok_or_else(|| {
+            ApiError::Invalid(vec![Problem::new(
+                "date",
+                format!("Ngày không hợp lệ: {d}."),
+                format!("Invalid date: {d}."),
+            )])
+        }),
+    }
+}
+
 /// A query-string or form value, percent-decoded.
 pub fn query_param(query: &str, name: &str) -> Option<String> {
     url_pairs(query).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)

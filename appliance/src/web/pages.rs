@@ -1219,19 +1219,7 @@ pub struct DateQuery {
 }
 
 fn query_date(state: &AppState, lang: Lang, raw: Option<&str>) -> Result<NaiveDate, PageError> {
-    match raw.filter(|d| !d.is_empty()) {
-        None => Ok(state.app.today()),
-        Some(d) => crate::validate::parse_date(d).ok_or_else(|| {
-            PageError(
-                ApiError::Invalid(vec![Problem::new(
-                    "date",
-                    format!("Ngày không hợp lệ: {d}."),
-                    format!("Invalid date: {d}."),
-                )]),
-                lang,
-            )
-        }),
-    }
+    super::date_param(state, raw).map_err(|e| PageError(e, lang))
 }
 
 pub async fn followup(State(state): State<AppState>, ctx: Ctx, Query(q): Query<DateQuery>) -> PageResult {
