@@ -48,8 +48,9 @@ impl BoxProcess {
         cmd.arg(subcommand)
             .arg("--data")
             .arg(data)
-            .args(["--listen", "127.0.0.1:0", "--log", "warn"])
+            .args(["--listen", "127.0.0.1:0", "--log", "warn,rumqttd=off"])
             .args(if extra.contains(&"--mqtt") { &[][..] } else { &["--mqtt", "off"][..] })
+            .args(if extra.contains(&"--mqtt-tls") { &[][..] } else { &["--mqtt-tls", "off"][..] })
             .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -389,26 +390,18 @@ pub fn district_csv(n: usize, start: &str, end: &str) -> Vec<u8> {
     s.into_bytes()
 }
 
-/// Publishes one QoS 1 message with Debian's `mosquitto_pub` (a real MQTT client); whether the broker
-/// accepted it.
+/// Publishes one QoS 1 message with Debian's `mosquitto_pub` (a real MQTT client) to the plain port;
+/// whether the broker accepted it.
 pub fn mqtt_publish(port: u16, user: &str, pass: &str, topic: &str, payload: &str) -> bool {
+    mosquitto_pub(&["-h", "127.0.0.1", "-p", &port.to_string()], user, pass, topic, payload)
+}
+
+/// `mosquitto_pub` with `connect` (host, port, protocol version, TLS options) publishing one QoS 1
+/// message; whether the broker accepted it.
+pub fn mosquitto_pub(connect: &[&str], user: &str, pass: &str, topic: &str, payload: &str) -> bool {
     Command::new("mosquitto_pub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-u",
-            user,
-            "-P",
-            pass,
-            "-q",
-            "1",
-            "-t",
-            topic,
-            "-m",
-            payload,
-        ])
+        .args(connect)
+        .args(["-u", user, "-P", pass, "-q", "1", "-t", topic, "-m", payload])
         .output()
         .expect("mosquitto_pub is missing: scripts/test.sh installs Debian's mosquitto-clients")
         .status

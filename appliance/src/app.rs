@@ -75,6 +75,8 @@ pub struct Outpost {
     pub modem: std::sync::OnceLock<Arc<outpost_sms::modem::Modem>>,
     /// The MQTT broker, when enabled.
     pub mqtt: std::sync::OnceLock<crate::mqtt::Mqtt>,
+    /// The certificate the box presents over TLS, once loaded.
+    pub certificate: std::sync::OnceLock<crate::tls::BoxCertificate>,
     /// The box's own Bluetooth scanner, when configured.
     pub ble: std::sync::OnceLock<Arc<outpost_ble::scan::ScanStats>>,
     /// The presence thread, once started.
@@ -108,6 +110,7 @@ impl Outpost {
             outbox_wake: Notify::new(),
             modem: std::sync::OnceLock::new(),
             mqtt: std::sync::OnceLock::new(),
+            certificate: std::sync::OnceLock::new(),
             presence: std::sync::OnceLock::new(),
             ble: std::sync::OnceLock::new(),
             last_purge: std::sync::Mutex::new(None),

@@ -13,8 +13,10 @@ use crate::{config::Config, server};
 #[derive(Debug, Parser)]
 #[command(name = "outpost", version, about)]
 pub struct Cli {
-    /// Log filter (error, warn, info, debug, or a tracing filter such as `outpost=debug`).
-    #[arg(long, global = true, default_value = "info,rumqttd=warn")]
+    /// Log filter (error, warn, info, debug, or a tracing filter such as `outpost=debug`). rumqttd's
+    /// own log is off by default: it logs each refused login and dropped connection as an error,
+    /// without limit; the box logs those itself, at most once a minute.
+    #[arg(long, global = true, default_value = "info,rumqttd=off")]
     pub log: String,
     #[command(subcommand)]
     pub command: Command,
@@ -31,9 +33,12 @@ pub struct Common {
     /// Address of the web UI (overrides `web.listen`), e.g. 0.0.0.0:8080; port 0 picks a free port.
     #[arg(long)]
     pub listen: Option<String>,
-    /// Address of the MQTT broker (overrides `mqtt.listen`); `off` for none.
+    /// Address of the MQTT broker (overrides `mqtt.listen`); `off` for no broker at all.
     #[arg(long, value_name = "ADDR|off")]
     pub mqtt: Option<String>,
+    /// Address of the broker's TLS port (overrides `mqtt.tls_listen`); `off` for none.
+    #[arg(long, value_name = "ADDR|off")]
+    pub mqtt_tls: Option<String>,
     /// Run on a manual clock starting at this RFC 3339 time, moved by `set TIME` / `advance 30m` lines
     /// on standard input (for tests and drills).
     #[arg(long, value_name = "TIME")]
@@ -298,8 +303,15 @@ fn apply(common: &Common, demo: bool) -> anyhow::Result<Config> {
     if let Some(l) = &common.listen {
         raw.web.listen = l.clone();
     }
+    let off = |m: &String| if m == "off" { String::new() } else { m.clone() };
     if let Some(m) = &common.mqtt {
-        raw.mqtt.listen = if m == "off" { String::new() } else { m.clone() };
+        raw.mqtt.listen = off(m);
+        if m == "off" {
+            raw.mqtt.tls_listen = String::new();
+        }
+    }
+    if let Some(m) = &common.mqtt_tls {
+        raw.mqtt.tls_listen = off(m);
     }
     Config::validate(raw).context("invalid configuration")
 }

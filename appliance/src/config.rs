@@ -18,6 +18,7 @@ pub struct RawConfig {
     pub alerts: RawAlerts,
     pub web: RawWeb,
     pub mqtt: RawMqtt,
+    pub tls: RawTls,
     pub bands: RawBands,
     pub privacy: RawPrivacy,
     pub store: RawStore,
@@ -29,7 +30,16 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub struct RawMqtt {
     pub listen: String,
+    pub tls_listen: String,
     pub max_payload_bytes: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert_file: String,
+    pub key_file: String,
+    pub names: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -278,11 +288,20 @@ impl Config {
             crate::validate::phone(phone)
                 .map_err(|_| invalid("alerts.on_duty_phones", format!("{phone:?} is not a phone number")))?;
         }
-        if !raw.mqtt.listen.is_empty() && raw.mqtt.listen.parse::<SocketAddr>().is_err() {
-            return Err(invalid(
-                "mqtt.listen",
-                "expected an address such as 0.0.0.0:1883, or empty for no broker",
-            ));
+        for (key, value, example) in
+            [("mqtt.listen", &raw.mqtt.listen, "1883"), ("mqtt.tls_listen", &raw.mqtt.tls_listen, "8883")]
+        {
+            if !value.is_empty() && value.parse::<SocketAddr>().is_err() {
+                return Err(invalid(key, format!("expected an address such as 0.0.0.0:{example}, or empty")));
+            }
+        }
+        if raw.tls.cert_file.is_empty() != raw.tls.key_file.is_empty() {
+            return Err(invalid("tls", "cert_file and key_file go together: both or neither"));
+        }
+        for name in &raw.tls.names {
+            if name.parse::<std::net::IpAddr>().is_err() && !crate::validate::host_name(name) {
+                return Err(invalid("tls.names", format!("{name:?} is neither a host name nor an address")));
+            }
         }
         if !(256..=1_048_576).contains(&raw.mqtt.max_payload_bytes) {
             return Err(invalid("mqtt.max_payload_bytes", "expected 256 to 1048576"));

@@ -16,6 +16,7 @@
 //! - [`dashboard`], [`followup`]: read models for the nurse's dashboard and the daily sheet.
 //! - [`web`]: the axum router, its access table, the pages and the JSON API.
 //! - [`demo`]: the seeded demo site.
+//! - [`tls`]: the box's certificate; [`memory`]: the allocator's settings for a small box.
 //!
 //! Hardware is not touched here: the modem and BLE drivers are their own crates under `drivers/`.
 
@@ -32,6 +33,7 @@ pub mod demo;
 pub mod followup;
 pub mod i18n;
 pub mod inbox;
+pub mod memory;
 pub mod mqtt;
 pub mod outbox;
 pub mod presence;
@@ -39,5 +41,6 @@ pub mod rules;
 pub mod server;
 pub mod smsdecl;
 pub mod templates;
+pub mod tls;
 pub mod validate;
 pub mod web;

@@ -5,7 +5,8 @@
 //! - feeds the engine with the sightings of registered bands; other bands are counted in a bounded
 //!   list of unknown bands (listable, never alerted on, and where "register by scanning" looks);
 //! - keeps raw sightings in a bounded time-series (at most one per band and scanner every
-//!   `bands.sample_seconds`, pruned after `bands.retention_hours`), never in a CRDT document;
+//!   `bands.sample_seconds`, pruned after `bands.retention_hours`), never in a CRDT document,
+//!   through a writer thread of their own so that the engine never waits for the SD card;
 //! - once a second (and on every scheduler pass) asks the engine who is now unseen or away;
 //! - for a band worn by a person, turns the engine's events into replicated facts: the person's
 //!   presence intervals for the day ([`PresenceDay`]) and alerts (away, strap opened, battery low)
@@ -103,6 +104,8 @@ pub struct Stats {
     pub events: u64,
     /// Raw sightings written to the time-series.
     pub samples: u64,
+    /// Raw sightings not kept because the disk was behind (the engine never waits for it).
+    pub samples_dropped: u64,
     #[serde(skip)]
     pub unknown: HashMap<String, UnknownBand>,
 }
@@ -147,12 +150,19 @@ impl Presence {
         let stats = Arc::new(Mutex::new(Stats::default()));
         let series = app.store.series("sightings")?;
         let tap: Arc<std::sync::OnceLock<Tap>> = Arc::new(std::sync::OnceLock::new());
+        let (samples_tx, samples_rx) = mpsc::sync_channel(SAMPLE_BATCHES);
+        let writer = {
+            let (series, stats) = (series.clone(), stats.clone());
+            std::thread::Builder::new()
+                .name("presence-samples".into())
+                .spawn(move || write_samples(&series, &stats, &samples_rx))?
+        };
         let worker = Worker {
             tap: tap.clone(),
             app,
             engine: engine.clone(),
             stats: stats.clone(),
-            series: series.clone(),
+            samples: Some((samples_tx, writer)),
             registered: HashSet::new(),
             worn: HashMap::new(),
             stored: HashMap::new(),
@@ -253,12 +263,44 @@ impl Presence {
     }
 }
 
+/// Batches of raw samples queued for the writer (up to 1,000 each).
+const SAMPLE_BATCHES: usize = 32;
+
+/// Work for the sample writer thread.
+enum SampleJob {
+    Insert(Vec<Sample>),
+    PruneBefore(i64),
+}
+
+/// The sample writer: keeps raw sightings in the time-series and prunes old ones, off the presence
+/// thread, until its queue is closed.
+fn write_samples(series: &Series, stats: &Mutex<Stats>, jobs: &Receiver<SampleJob>) {
+    for job in jobs {
+        match job {
+            SampleJob::Insert(samples) => match series.insert(&samples) {
+                Ok(()) => {
+                    if let Ok(mut s) = stats.lock() {
+                        s.samples += samples.len() as u64;
+                    }
+                }
+                Err(error) => tracing::error!(%error, "Cannot keep sightings."),
+            },
+            SampleJob::PruneBefore(ms) => match series.prune_before(ms) {
+                Ok(n) if n > 0 => tracing::info!(removed = n, "Old sightings pruned."),
+                Ok(_) => {}
+                Err(error) => tracing::error!(%error, "Cannot prune old sightings."),
+            },
+        }
+    }
+}
+
 struct Worker {
     app: Arc<Outpost>,
     tap: Arc<std::sync::OnceLock<Tap>>,
     engine: Arc<Mutex<Engine>>,
     stats: Arc<Mutex<Stats>>,
-    series: Series,
+    /// The sample writer's queue and thread, until the worker stops.
+    samples: Option<(SyncSender<SampleJob>, std::thread::JoinHandle<()>)>,
     /// Bands in the pool.
     registered: HashSet<String>,
     /// Band → the person wearing it.
@@ -301,6 +343,11 @@ impl Worker {
                 }
                 Ok(Input::Stop) | Err(RecvTimeoutError::Disconnected) => {
                     self.write_samples();
+                    // The writer finishes what is queued once its queue is closed.
+                    if let Some((tx, writer)) = self.samples.take() {
+                        drop(tx);
+                        let _ = writer.join();
+                    }
                     return;
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -435,28 +482,27 @@ impl Worker {
         if self.last_prune.is_none_or(|t| now - t >= Duration::hours(1)) {
             self.last_prune = Some(now);
             let keep = Duration::hours(self.app.config.raw.bands.retention_hours.into());
-            match self.series.prune_before((now - keep).timestamp_millis()) {
-                Ok(n) if n > 0 => tracing::info!(removed = n, "Old sightings pruned."),
-                Ok(_) => {}
-                Err(error) => tracing::error!(%error, "Cannot prune old sightings."),
-            }
+            self.send_samples(SampleJob::PruneBefore((now - keep).timestamp_millis()));
             self.stored.retain(|_, at| now - *at < Duration::hours(1));
         }
         n
     }
 
     fn write_samples(&mut self) {
-        if self.pending.is_empty() {
-            return;
+        if !self.pending.is_empty() {
+            let samples = std::mem::take(&mut self.pending);
+            self.send_samples(SampleJob::Insert(samples));
         }
-        let samples = std::mem::take(&mut self.pending);
-        match self.series.insert(&samples) {
-            Ok(()) => {
-                if let Ok(mut s) = self.stats.lock() {
-                    s.samples += samples.len() as u64;
-                }
+    }
+
+    /// Hands a job to the sample writer without waiting: when the disk is that far behind, raw
+    /// samples are dropped (and counted) rather than stalling presence and alerts.
+    fn send_samples(&mut self, job: SampleJob) {
+        let Some((tx, _)) = &self.samples else { return };
+        if let Err(TrySendError::Full(SampleJob::Insert(samples))) = tx.try_send(job) {
+            if let Ok(mut s) = self.stats.lock() {
+                s.samples_dropped += samples.len() as u64;
             }
-            Err(error) => tracing::error!(%error, "Cannot keep sightings."),
         }
     }
 

@@ -121,10 +121,10 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
         crate::presence::Presence::start(app.clone()).context("cannot start the presence thread")?;
     let sink = presence.sink();
     let _ = app.presence.set(presence);
-    if !app.config.raw.mqtt.listen.is_empty() {
-        let listen: std::net::SocketAddr = app.config.raw.mqtt.listen.parse()?;
+    let listeners = mqtt_listeners(&app)?;
+    if listeners.plain.is_some() || listeners.tls.is_some() {
         let mqtt = crate::mqtt::start(
-            listen,
+            listeners,
             app.config.raw.mqtt.max_payload_bytes,
             store.clone(),
             app.clock.clone(),
@@ -194,6 +194,33 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
 
 /// Scans with the box's own adapter for as long as the box runs. If BlueZ or the adapter is missing,
 /// says so and tries again every minute (a USB adapter plugged in later is picked up).
+/// The broker's ports from `[mqtt]`; for TLS, the certificate from `[tls]` or the box's own, made
+/// now if it has none.
+fn mqtt_listeners(app: &Outpost) -> anyhow::Result<crate::mqtt::Listeners> {
+    let raw = &app.config.raw;
+    let parse = |s: &str| (!s.is_empty()).then(|| s.parse::<std::net::SocketAddr>()).transpose();
+    let mut listeners = crate::mqtt::Listeners { plain: parse(&raw.mqtt.listen)?, tls: None };
+    if let Some(addr) = parse(&raw.mqtt.tls_listen)? {
+        let own = raw.tls.cert_file.is_empty();
+        let (cert, key) = if own {
+            crate::tls::default_paths(&raw.store.data_dir)
+        } else {
+            (raw.tls.cert_file.clone().into(), raw.tls.key_file.clone().into())
+        };
+        let certificate = crate::tls::load_or_create(
+            &cert,
+            &key,
+            own,
+            &format!("Outpost {}", raw.site.id),
+            &crate::tls::names(&raw.tls.names),
+        )
+        .context("cannot load the box's TLS certificate")?;
+        listeners.tls = Some((addr, crate::tls::server_config(&certificate)?));
+        let _ = app.certificate.set(certificate);
+    }
+    Ok(listeners)
+}
+
 async fn ble_scanner(
     app: Arc<Outpost>,
     adapter: String,

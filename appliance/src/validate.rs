@@ -248,6 +248,18 @@ pub fn clip(s: &str, max: usize) -> String {
     nfc(s.trim()).chars().take(max).collect()
 }
 
+/// A DNS host name: dot-separated labels of ASCII letters, digits and `-` (not at either end of a
+/// label), each 1–63 long, 253 in all.
+pub fn host_name(name: &str) -> bool {
+    name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
 /// A Vietnamese mobile number in national form (`0xxxxxxxxx`), from `0…`, `84…` or `+84…` with any
 /// spaces, dots or dashes.
 pub fn phone(raw: &str) -> Result<String, Problem> {
@@ -394,6 +406,16 @@ pub fn declaration(input: &crate::app::DeclarationInput) -> Result<ValidDeclarat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_names() {
+        for good in ["outpost.local", "box-1", "a.b.c", "xn--khu-cch-ly-abc.vn"] {
+            assert!(host_name(good), "{good}");
+        }
+        for bad in ["", "-box", "box-", "a..b", "khu cách ly", "a_b", &"a".repeat(64)] {
+            assert!(!host_name(bad), "{bad}");
+        }
+    }
 
     fn person() -> PersonInput {
         PersonInput {

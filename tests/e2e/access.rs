@@ -29,7 +29,8 @@ fn call(c: &mut Client, method: &axum::http::Method, path: &str) -> outpost_test
 #[test]
 fn only_public_routes_answer_without_a_session_and_managers_cannot_write() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let b = BoxProcess::start("run", &dir.path().join("data"), &[]);
+    // The broker's TLS port on, so that the certificate's route has a certificate to serve.
+    let b = BoxProcess::start("run", &dir.path().join("data"), &["--mqtt-tls", "127.0.0.1:0"]);
     let mut admin = Client::new(&b.url);
     admin.setup_admin(b.setup_link.as_deref().expect("setup link"), "admin.access", PASSWORD);
     for (name, role) in [("quanly.binh", "manager"), ("yte.chau", "medical")] {

@@ -2,7 +2,7 @@
 //! administrator added publishes ESPresense and Theengs sightings, which reach the presence engine;
 //! wrong credentials are refused; a malformed payload is counted, not fatal.
 
-use outpost_tests::{free_port, mqtt_publish as publish, wait_until, BoxProcess, Client};
+use outpost_tests::{free_port, mosquitto_pub, mqtt_publish as publish, wait_until, BoxProcess, Client};
 
 use crate::PASSWORD;
 
@@ -154,4 +154,97 @@ fn gateways_publish_sightings_to_the_embedded_broker() {
     wait_until("all 3,000 messages of the burst", || {
         c.get("/api/v1/presence").json()["counters"]["sightings"].as_u64() == Some(2 + 3000)
     });
+}
+
+/// The same broker over TLS with the certificate the box made at its first start, and MQTT 5 on both
+/// ports: a device configures one port whatever its protocol version.
+#[test]
+fn devices_connect_over_tls_and_mqtt_5() {
+    let (port, tls_port) = (free_port(), free_port());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let (plain, tls) = (format!("127.0.0.1:{port}"), format!("127.0.0.1:{tls_port}"));
+    let b = BoxProcess::start("run", &data, &["--mqtt", &plain, "--mqtt-tls", &tls]);
+    let mut c = Client::new(&b.url);
+    c.setup_admin(b.setup_link.as_deref().expect("setup"), "admin.mqtt", PASSWORD);
+    assert_eq!(c.post_form("/mqtt", &[("name", "gw-tls"), ("password", "mat-khau-gateway-2")]).status, 303);
+    assert_eq!(c.post_json("/api/v1/bands", &serde_json::json!({"id": "d4e6f1a2b3c5"})).status, 201);
+
+    // The certificate is downloadable and is the one the box keeps in its data folder.
+    let cert = c.get("/mqtt/box.crt");
+    assert_eq!(cert.status, 200);
+    assert!(cert.body.starts_with("-----BEGIN CERTIFICATE-----"), "{}", cert.body);
+    assert_eq!(cert.body, std::fs::read_to_string(data.join("tls/box.crt")).expect("box.crt"));
+    let cafile = dir.path().join("outpost-box.crt");
+    std::fs::write(&cafile, &cert.body).expect("cafile");
+    let page = c.get("/mqtt").body;
+    assert!(page.contains(&format!("127.0.0.1:{tls_port} (TLS")), "{page}");
+    assert!(page.contains("id=\"mqtt-fingerprint\""), "{page}");
+
+    // A subscriber on MQTT 5 over TLS hears what a 3.1.1 gateway publishes on the plain port.
+    let cafile = cafile.to_str().expect("path");
+    let tls_v5 = ["-h", "localhost", "-p", &tls_port.to_string(), "--cafile", cafile, "-V", "mqttv5"];
+    let subscriber = std::process::Command::new("mosquitto_sub")
+        .args(tls_v5)
+        .args([
+            "-u",
+            "gw-tls",
+            "-P",
+            "mat-khau-gateway-2",
+            "-t",
+            "espresense/devices/#",
+            "-C",
+            "1",
+            "-W",
+            "20",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("mosquitto_sub");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let topic = "espresense/devices/mac:d4e6f1a2b3c5/phong_b07";
+    let payload = r#"{"id":"mac:d4e6f1a2b3c5","rssi":-64,"distance":2.1}"#;
+    assert!(publish(port, "gw-tls", "mat-khau-gateway-2", topic, payload), "3.1.1 on the plain port");
+    let heard = subscriber.wait_with_output().expect("mosquitto_sub");
+    assert!(heard.status.success(), "{}", String::from_utf8_lossy(&heard.stderr));
+    assert_eq!(String::from_utf8_lossy(&heard.stdout).trim(), payload);
+
+    // Publishing over TLS, in both protocol versions, and MQTT 5 on the plain port.
+    let tls_v311 = ["-h", "localhost", "-p", &tls_port.to_string(), "--cafile", cafile, "-V", "mqttv311"];
+    let plain_v5 = ["-h", "127.0.0.1", "-p", &port.to_string(), "-V", "mqttv5"];
+    for connect in [&tls_v5[..], &tls_v311[..], &plain_v5[..]] {
+        assert!(mosquitto_pub(connect, "gw-tls", "mat-khau-gateway-2", topic, payload), "{connect:?}");
+        assert!(!mosquitto_pub(connect, "gw-tls", "wrong-password-2", topic, payload), "{connect:?}");
+    }
+    wait_until("the four sightings in the presence engine", || {
+        c.get("/api/v1/presence").json()["counters"]["sightings"].as_u64() == Some(4)
+    });
+
+    // A device that does not trust the box's certificate (it trusts another box's) gets nowhere;
+    // nor does plain MQTT on the TLS port.
+    let other = dir.path().join("other");
+    let (other_cert, other_key) = outpost::tls::default_paths(&other);
+    outpost::tls::load_or_create(&other_cert, &other_key, true, "Outpost other", &outpost::tls::names(&[]))
+        .expect("another certificate");
+    let other_cert = other_cert.to_str().expect("path");
+    let untrusted = ["-h", "localhost", "-p", &tls_port.to_string(), "--cafile", other_cert];
+    assert!(!mosquitto_pub(&untrusted, "gw-tls", "mat-khau-gateway-2", topic, payload));
+    let no_tls = ["-h", "127.0.0.1", "-p", &tls_port.to_string()];
+    assert!(!mosquitto_pub(&no_tls, "gw-tls", "mat-khau-gateway-2", topic, payload));
+    let health = c.get("/api/v1/health").json();
+    assert!(health["mqtt"]["connections"]["tls_failed"].as_u64() >= Some(2), "{health}");
+    assert_eq!(health["mqtt"]["connections"]["logins_refused"].as_u64(), Some(3), "{health}");
+    assert_eq!(health["mqtt"]["overrun"].as_u64(), Some(0), "{health}");
+    assert_eq!(c.get("/api/v1/presence").json()["counters"]["sightings"].as_u64(), Some(4));
+
+    // A restart keeps the certificate devices already trust.
+    let fingerprint = |page: &str| page.split("id=\"mqtt-fingerprint\">").nth(1).map(|s| s[..95].to_owned());
+    let before = fingerprint(&page);
+    drop(b);
+    let b = BoxProcess::start("run", &data, &["--mqtt", &plain, "--mqtt-tls", &tls]);
+    let mut c = Client::new(&b.url);
+    c.login("admin.mqtt", PASSWORD);
+    assert_eq!(fingerprint(&c.get("/mqtt").body), before);
+    assert!(mosquitto_pub(&tls_v5, "gw-tls", "mat-khau-gateway-2", topic, payload));
 }

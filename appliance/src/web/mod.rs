@@ -150,6 +150,7 @@ pub fn routes() -> Vec<RouteDef> {
         r(M::GET, "/audit", Admin, get(pages::audit)),
         r(M::GET, "/mqtt", Admin, get(sms::mqtt_devices)),
         r(M::POST, "/mqtt", Admin, post(sms::add_mqtt_device)),
+        r(M::GET, "/mqtt/box.crt", Staff, get(sms::mqtt_certificate)),
         r(M::GET, "/api/v1/openapi.json", Staff, get(api::openapi)),
         r(M::GET, "/api/v1/session", Staff, get(api::session)),
         r(M::GET, "/api/v1/dashboard", Staff, get(api::dashboard)),

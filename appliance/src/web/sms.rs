@@ -195,6 +195,10 @@ pub fn health(state: &AppState) -> Result<Value, AppError> {
         "modem": modem,
         "presence": presence,
         "ble_adapter": state.app.ble.get().map(|b| b.to_json()),
+        "mqtt": state.app.mqtt.get().map(|m| {
+            let overrun = m.counters.lock().map(|c| c.overrun).unwrap_or(0);
+            json!({"connections": m.connections.counts(), "overrun": overrun})
+        }),
         "outbox_waiting": outbox::waiting(&state.app.store)?,
         "store_bytes": state.app.store.size_on_disk(),
         "store_flushes": state.app.store.flushes(),
@@ -235,6 +239,18 @@ pub async fn health_page(State(state): State<AppState>, ctx: Ctx) -> PageResult 
                         Some(a) => format!("{} / {} {}", a["sightings"], a["restarts"], t(lang, "health.restarts")),
                         None => t(lang, "health.no_adapter").to_owned(),
                     }) }
+                }
+                h2 { "MQTT" }
+                p #health-mqtt {
+                    @match h["mqtt"].as_object() {
+                        Some(m) => {
+                            (t(lang, "mqtt.connections")) ": " strong { (m["connections"]["open"]) } " · "
+                            (t(lang, "health.tls_failed")) ": " strong { (m["connections"]["tls_failed"]) } " · "
+                            (t(lang, "health.logins_refused")) ": " strong { (m["connections"]["logins_refused"]) } " · "
+                            (t(lang, "health.overrun")) ": " strong { (m["overrun"]) }
+                        },
+                        None => (t(lang, "mqtt.off")),
+                    }
                 }
                 h2 { (t(lang, "nav.outbox")) }
                 p { (t(lang, "health.outbox")) ": " strong { (h["outbox_waiting"]) } }
@@ -280,6 +296,28 @@ pub async fn metrics(State(state): State<AppState>) -> Result<axum::response::Re
             "outpost_unknown_bands",
             "Devices heard that are not in the band pool.",
             st.unknown.len() as f64,
+        );
+    }
+    if let Some(m) = state.app.mqtt.get() {
+        let c = m.connections.counts();
+        gauge("outpost_mqtt_connections", "Devices connected to the broker.", c.open as f64);
+        gauge("outpost_mqtt_accepted_total", "Connections the broker's ports accepted.", c.accepted as f64);
+        gauge("outpost_mqtt_tls_failed_total", "TLS handshakes that failed.", c.tls_failed as f64);
+        gauge(
+            "outpost_mqtt_not_mqtt_total",
+            "Connections that did not start with an MQTT CONNECT.",
+            c.not_mqtt as f64,
+        );
+        gauge(
+            "outpost_mqtt_logins_refused_total",
+            "Logins with a wrong name or password.",
+            c.logins_refused as f64,
+        );
+        let overrun = m.counters.lock().map(|c| c.overrun).unwrap_or(0);
+        gauge(
+            "outpost_mqtt_overrun_total",
+            "Messages the broker's bounded log dropped before the box read them (a burst).",
+            overrun as f64,
         );
     }
     if let Some(b) = state.app.ble.get() {
@@ -363,9 +401,32 @@ fn mqtt_page(state: &AppState, ctx: &Ctx, list: &[Problem]) -> PageResult {
             html! {
                 h1 { "MQTT" }
                 @match (state.app.mqtt.get(), &counters) {
-                    (Some(m), Some(c)) => p { (m.listen) " · " (c.sightings) " sightings · " (serde_json::to_string(&c.refused).unwrap_or_default()) },
-                    _ => p.muted { "—" },
+                    (Some(m), Some(c)) => {
+                        @let connections = m.connections.counts();
+                        dl #mqtt-status {
+                            dt { (t(lang, "mqtt.ports")) }
+                            dd {
+                                @if let Some(a) = m.listen { (a) " (MQTT 3.1.1, 5)" }
+                                @if let Some(a) = m.tls_listen { " · " (a) " (TLS, MQTT 3.1.1, 5)" }
+                            }
+                            dt { (t(lang, "mqtt.connections")) }
+                            dd { (connections.open) }
+                            dt { (t(lang, "mqtt.sightings")) }
+                            dd { (c.sightings) }
+                            dt { (t(lang, "mqtt.refused")) }
+                            dd { (serde_json::to_string(&c.refused).unwrap_or_default()) }
+                        }
+                    },
+                    _ => p.muted { (t(lang, "mqtt.off")) },
                 }
+                @if let Some(cert) = state.app.certificate.get() {
+                    h2 { (t(lang, "mqtt.certificate")) }
+                    p { (t(lang, "mqtt.certificate_help")) }
+                    p { a href="/mqtt/box.crt" download="outpost-box.crt" { "outpost-box.crt" } }
+                    p { "SHA-256: " code #mqtt-fingerprint { (cert.fingerprint) } }
+                    p.muted { (cert.names.join(", ")) }
+                }
+                h2 { (t(lang, "mqtt.devices")) }
                 (super::layout::problems(lang, list))
                 ul.plain #mqtt-devices { @for n in &names { li { (n) } } }
                 form.stack method="post" action="/mqtt" {
@@ -377,6 +438,15 @@ fn mqtt_page(state: &AppState, ctx: &Ctx, list: &[Problem]) -> PageResult {
             },
         ),
     ))
+}
+
+/// The certificate the box presents over TLS, for gateways and phones to trust.
+pub async fn mqtt_certificate(State(state): State<AppState>) -> axum::response::Response {
+    match state.app.certificate.get() {
+        Some(cert) => ([(axum::http::header::CONTENT_TYPE, "application/x-pem-file")], cert.cert_pem.clone())
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 pub async fn mqtt_devices(State(state): State<AppState>, ctx: Ctx) -> PageResult {

@@ -7,7 +7,8 @@
 //! sightings (ESPresense, Theengs/OpenMQTTGateway) go to the presence engine; payloads that are not
 //! sightings are counted by reason, never fatal.
 //!
-//! Not yet: TLS on 8883 and MQTT 5.
+//! Devices connect to the box's front ([`front`]): one plain port and one TLS port, each for MQTT
+//! 3.1.1 and 5, joined to rumqttd's servers on loopback.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -16,13 +17,19 @@ use std::{
     time::{Duration, Instant},
 };
 
+use anyhow::Context;
 use outpost_sync::{Store, StoreError, WriteSet};
 use rumqttd::{
     Broker, Config as BrokerConfig, ConnectionSettings, Notification, RouterConfig, ServerSettings,
 };
 use serde::{Deserialize, Serialize};
 
+use tokio::net::TcpListener;
+
 use crate::{auth, clock::Clock, presence::Sink};
+
+pub mod front;
+pub use front::{Backends, FrontCounts, FrontStats};
 
 /// Topics the box subscribes to.
 pub const SIGHTING_FILTERS: [&str; 2] = ["espresense/devices/#", "+/+/BTtoMQTT/+"];
@@ -75,23 +82,60 @@ pub struct Counters {
     pub sightings: u64,
     /// Refused payloads by reason (`not_json`, `absurd_rssi`, …).
     pub refused: BTreeMap<String, u64>,
+    /// Messages the broker dropped before the box read them: its in-memory log is bounded, and a
+    /// burst faster than the box reads overwrites the oldest (seen as a gap in the log's offsets).
+    pub overrun: u64,
 }
 
 /// The running broker.
 pub struct Mqtt {
-    pub listen: SocketAddr,
+    /// The plain port (MQTT 3.1.1 and 5), if open.
+    pub listen: Option<SocketAddr>,
+    /// The TLS port, if open.
+    pub tls_listen: Option<SocketAddr>,
     pub counters: Arc<Mutex<Counters>>,
+    pub connections: Arc<FrontStats>,
 }
 
-/// Starts the broker on `listen` and the box's subscriber, which sends gateway sightings to `sink`.
-/// Both run on their own threads for the life of the process (rumqttd has no shutdown).
+/// The ports devices connect to.
+#[derive(Clone, Default)]
+pub struct Listeners {
+    pub plain: Option<SocketAddr>,
+    pub tls: Option<(SocketAddr, Arc<rustls::ServerConfig>)>,
+}
+
+/// A free loopback port for one of rumqttd's servers (only the box's front connects to it).
+fn loopback_port() -> std::io::Result<SocketAddr> {
+    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
+}
+
+fn server_settings(name: &str, listen: SocketAddr, connections: ConnectionSettings) -> ServerSettings {
+    ServerSettings { name: name.into(), listen, tls: None, next_connection_delay_ms: 1, connections }
+}
+
+/// Starts the broker on the ports in `listeners` and the box's subscriber, which sends gateway
+/// sightings to `sink`. Everything runs on threads of its own for the life of the process (rumqttd
+/// has no shutdown).
 pub fn start(
-    listen: SocketAddr,
+    listeners: Listeners,
     max_payload: usize,
     store: Store,
     clock: Arc<dyn Clock>,
     sink: Sink,
 ) -> anyhow::Result<Mqtt> {
+    // The public ports first, so that a port in use is a clear error at start.
+    let plain = listeners
+        .plain
+        .map(|addr| bind(addr).with_context(|| format!("cannot listen for MQTT on {addr}")))
+        .transpose()?;
+    let tls = listeners
+        .tls
+        .map(|(addr, config)| {
+            let listener =
+                bind(addr).with_context(|| format!("cannot listen for MQTT over TLS on {addr}"))?;
+            anyhow::Ok((listener, tokio_rustls::TlsAcceptor::from(config)))
+        })
+        .transpose()?;
     let mut connections = ConnectionSettings {
         connection_timeout_ms: 5_000,
         max_payload_size: max_payload,
@@ -100,18 +144,30 @@ pub fn start(
         external_auth: None,
         dynamic_filters: true,
     };
-    let auth_store = store.clone();
+    let stats = Arc::new(FrontStats::default());
+    let (auth_store, auth_stats) = (store.clone(), stats.clone());
+    let last_refusal_log = Arc::new(Mutex::new(None::<Instant>));
     connections.set_auth_handler(move |_client: String, user: String, pass: String| {
-        let store = auth_store.clone();
-        async move { tokio::task::spawn_blocking(move || check(&store, &user, &pass)).await.unwrap_or(false) }
+        let (store, stats, last_log) = (auth_store.clone(), auth_stats.clone(), last_refusal_log.clone());
+        async move {
+            let name = user.clone();
+            let ok = tokio::task::spawn_blocking(move || check(&store, &user, &pass)).await.unwrap_or(false);
+            if !ok {
+                stats.logins_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                // At most once a minute: a device retrying with a wrong password must not fill the
+                // journal (rumqttd's own log is off by default for the same reason).
+                if let Ok(mut last) = last_log.lock() {
+                    if last.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                        *last = Some(Instant::now());
+                        let name = if check_name(&name) { name } else { "(not a device name)".into() };
+                        tracing::warn!(device = %name, "MQTT login refused: wrong name or password (counted; further ones this minute are not logged).");
+                    }
+                }
+            }
+            ok
+        }
     });
-    let server = ServerSettings {
-        name: "outpost-v4".into(),
-        listen,
-        tls: None,
-        next_connection_delay_ms: 1,
-        connections,
-    };
+    let backends = Backends { v4: loopback_port()?, v5: loopback_port()? };
     let config = BrokerConfig {
         id: 0,
         router: RouterConfig {
@@ -122,7 +178,14 @@ pub fn start(
             max_segment_count: 4,
             ..RouterConfig::default()
         },
-        v4: Some(HashMap::from([("outpost".to_owned(), server)])),
+        v4: Some(HashMap::from([(
+            "outpost-v4".to_owned(),
+            server_settings("outpost-v4", backends.v4, connections.clone()),
+        )])),
+        v5: Some(HashMap::from([(
+            "outpost-v5".to_owned(),
+            server_settings("outpost-v5", backends.v5, connections),
+        )])),
         ..BrokerConfig::default()
     };
     let mut broker = Broker::new(config);
@@ -141,6 +204,7 @@ pub fn start(
     std::thread::Builder::new().name("mqtt-sightings".into()).spawn(move || {
         let _keep = link_tx;
         let mut last_log = Instant::now() - Duration::from_secs(60);
+        let mut last_offset = [None::<u64>; SIGHTING_FILTERS.len()];
         loop {
             // Blocks until the router has something; an error only means the router is gone.
             let notification = match link_rx.recv() {
@@ -166,6 +230,18 @@ pub fn start(
                 _ => continue,
             };
             let topic = String::from_utf8_lossy(&forward.publish.topic).into_owned();
+            // Each subscription has its own log; offsets in it count messages one by one.
+            if let Some((_, offset)) = forward.cursor {
+                let filter = usize::from(!topic.starts_with("espresense/"));
+                if let Some(last) = last_offset[filter] {
+                    if offset > last + 1 {
+                        if let Ok(mut c) = c.lock() {
+                            c.overrun += offset - last - 1;
+                        }
+                    }
+                }
+                last_offset[filter] = Some(offset);
+            }
             match outpost_ble::gateway::parse(&topic, &forward.publish.payload, clock.now()) {
                 Ok(sighting) => {
                     sink.send(sighting);
@@ -186,8 +262,48 @@ pub fn start(
             }
         }
     })?;
-    tracing::info!(%listen, "MQTT broker started.");
-    Ok(Mqtt { listen, counters })
+    wait_until_serving(&[backends.v4, backends.v5])?;
+    let (listen, tls_listen) = (
+        plain.as_ref().and_then(|l| l.local_addr().ok()),
+        tls.as_ref().and_then(|(l, _)| l.local_addr().ok()),
+    );
+    let front_stats = stats.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::Builder::new().name("mqtt-front".into()).spawn(move || {
+        runtime.block_on(async move {
+            let mut tasks = tokio::task::JoinSet::new();
+            let listener =
+                |l: std::net::TcpListener| TcpListener::from_std(l).expect("a non-blocking listener");
+            if let Some(l) = plain {
+                tasks.spawn(front::serve(listener(l), None, backends, front_stats.clone()));
+            }
+            if let Some((l, acceptor)) = tls {
+                tasks.spawn(front::serve(listener(l), Some(acceptor), backends, front_stats));
+            }
+            tasks.join_all().await;
+        })
+    })?;
+    tracing::info!(?listen, ?tls_listen, "MQTT broker started (3.1.1 and 5).");
+    Ok(Mqtt { listen, tls_listen, counters, connections: stats })
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Waits until rumqttd's servers accept connections: it starts them on its own thread and reports a
+/// port it could not take only in its log.
+fn wait_until_serving(addrs: &[SocketAddr]) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for addr in addrs {
+        while std::net::TcpStream::connect_timeout(addr, Duration::from_millis(200)).is_err() {
+            anyhow::ensure!(Instant::now() < deadline, "the MQTT broker did not start on {addr}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    Ok(())
 }
 
 /// `outpost ble listen`: connects to a broker as device `user`, subscribes to the gateway topics and
