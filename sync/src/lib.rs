@@ -9,10 +9,13 @@
 //!   indexes, a change log (sequence → document) for sync, box-local keys that never replicate, and group
 //!   commit: a write is acknowledged only after a flush that covers it.
 //!
-//! This crate does no network IO and reads no clock: times are passed in by the caller. The sync batch
-//! protocol will live here too, as a pure function of the store's change log.
+//! - [`protocol`]: the sync batch protocol, sans-IO: batches of changes for many documents per round
+//!   trip, acknowledged heads and a resumable cursor per peer, a bounded, versioned wire format.
+//!
+//! This crate does no network IO and reads no clock: times are passed in by the caller.
 
 pub mod doc;
+pub mod protocol;
 pub mod record;
 pub mod store;
 
