@@ -31,6 +31,48 @@ pub fn doc_id<R: Record>(id: &str) -> String {
     format!("{}/{}", R::KIND, id)
 }
 
+/// Why a merged document could not be read as its record type.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError {
+    #[error("unknown document kind {0:?}")]
+    UnknownKind(String),
+    #[error("the merged document is not a valid {kind}: {source}")]
+    Invalid {
+        kind: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// A record's projection (its value as stored JSON) and index entries.
+pub type Projection = (Vec<u8>, Vec<(&'static str, String)>);
+
+/// Reads the merged `value` of a document of `kind` (one that arrived from a peer) as its record type:
+/// the projection and index entries a local write of that record would have. Every replicated kind
+/// is listed here.
+pub fn project(kind: &str, value: serde_json::Value) -> Result<Projection, ProjectError> {
+    fn as_record<R: Record>(value: serde_json::Value) -> Result<Projection, ProjectError> {
+        let record: R = serde_json::from_value(value)
+            .map_err(|source| ProjectError::Invalid { kind: R::KIND, source })?;
+        // As a local write stores it (`WriteSet::put`): through a JSON value.
+        let bytes = serde_json::to_value(&record)
+            .and_then(|v| serde_json::to_vec(&v))
+            .map_err(|source| ProjectError::Invalid { kind: R::KIND, source })?;
+        Ok((bytes, record.index_entries()))
+    }
+    match kind {
+        Site::KIND => as_record::<Site>(value),
+        Person::KIND => as_record::<Person>(value),
+        Declaration::KIND => as_record::<Declaration>(value),
+        Alert::KIND => as_record::<Alert>(value),
+        User::KIND => as_record::<User>(value),
+        FollowUp::KIND => as_record::<FollowUp>(value),
+        Band::KIND => as_record::<Band>(value),
+        PresenceDay::KIND => as_record::<PresenceDay>(value),
+        other => Err(ProjectError::UnknownKind(other.to_owned())),
+    }
+}
+
 /// A quarantine zone or health centre: one box serves one site.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Site {

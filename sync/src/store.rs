@@ -25,12 +25,13 @@ use std::{
     thread,
 };
 
-use automerge::{ActorId, AutoCommit};
+use automerge::{ActorId, AutoCommit, ChangeHash};
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::sync::oneshot;
 
 use crate::{
     doc,
+    protocol::{DocChanges, DocHeads, Docs},
     record::{self, Record},
 };
 
@@ -82,6 +83,12 @@ pub enum StoreError {
     Serialize(#[source] serde_json::Error),
     #[error("the store is shutting down")]
     Closed,
+    #[error("document {doc_id} from the peer cannot be read")]
+    Remote {
+        doc_id: String,
+        #[source]
+        source: record::ProjectError,
+    },
 }
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -258,11 +265,16 @@ impl Store {
     /// [`Store::commit`] for callers outside the async runtime.
     pub fn commit_blocking(&self, writes: WriteSet) -> Result<Applied> {
         let applied = self.apply(writes)?;
+        self.durable_blocking()?;
+        Ok(applied)
+    }
+
+    /// [`Store::durable`] for callers outside the async runtime.
+    pub fn durable_blocking(&self) -> Result<()> {
         let rx = self.request_flush()?;
         rx.blocking_recv()
             .map_err(|_| StoreError::Closed)?
-            .map_err(|e| StoreError::Flush(std::io::Error::other(e)))?;
-        Ok(applied)
+            .map_err(|e| StoreError::Flush(std::io::Error::other(e)))
     }
 
     /// Waits until everything applied so far is on disk, sharing the flush with other waiters.
@@ -310,26 +322,7 @@ impl Store {
                 continue;
             }
             *seq += 1;
-            let skey = format!("s/{}", write.doc_id);
-            if let Some(old) = tree.get(&skey)? {
-                batch.remove(log_key(u64_from(&old)).to_vec());
-            }
-            let nkey = format!("n/{}", write.doc_id);
-            if let Some(old) = tree.get(&nkey)? {
-                let old: Vec<Vec<u8>> = serde_json::from_slice(&old).unwrap_or_default();
-                for k in old.into_iter().filter(|k| !write.index_keys.contains(k)) {
-                    batch.remove(k);
-                }
-            }
-            for k in &write.index_keys {
-                batch.insert(k.clone(), &[] as &[u8]);
-            }
-            let index_list = serde_json::to_vec(&write.index_keys).map_err(StoreError::Serialize)?;
-            batch.insert(nkey.as_bytes(), index_list);
-            batch.insert(dkey.as_bytes(), doc.save());
-            batch.insert(format!("p/{}", write.doc_id).as_bytes(), write.projection);
-            batch.insert(log_key(*seq).to_vec(), write.doc_id.as_bytes());
-            batch.insert(skey.as_bytes(), &seq.to_be_bytes());
+            self.stage(&mut batch, *seq, &write.doc_id, doc.save(), write.projection, &write.index_keys)?;
             applied.changed.push((write.doc_id, *seq));
         }
         for (key, value) in writes.local {
@@ -340,6 +333,98 @@ impl Store {
         }
         tree.apply_batch(batch)?;
         Ok(applied)
+    }
+
+    /// Adds to `batch` a document's new state at change-log position `seq`: the saved document, its
+    /// projection, its index entries (removing those it no longer has) and its change-log entry.
+    fn stage(
+        &self,
+        batch: &mut sled::Batch,
+        seq: u64,
+        doc_id: &str,
+        saved: Vec<u8>,
+        projection: Vec<u8>,
+        index_keys: &[Vec<u8>],
+    ) -> Result<()> {
+        let tree = &self.inner.tree;
+        let skey = format!("s/{doc_id}");
+        if let Some(old) = tree.get(&skey)? {
+            batch.remove(log_key(u64_from(&old)).to_vec());
+        }
+        let nkey = format!("n/{doc_id}");
+        if let Some(old) = tree.get(&nkey)? {
+            let old: Vec<Vec<u8>> = serde_json::from_slice(&old).unwrap_or_default();
+            for k in old.into_iter().filter(|k| !index_keys.contains(k)) {
+                batch.remove(k);
+            }
+        }
+        for k in index_keys {
+            batch.insert(k.clone(), &[] as &[u8]);
+        }
+        let index_list = serde_json::to_vec(index_keys).map_err(StoreError::Serialize)?;
+        batch.insert(nkey.as_bytes(), index_list);
+        batch.insert(format!("d/{doc_id}").as_bytes(), saved);
+        batch.insert(format!("p/{doc_id}").as_bytes(), projection);
+        batch.insert(log_key(seq).to_vec(), doc_id.as_bytes());
+        batch.insert(skey.as_bytes(), &seq.to_be_bytes());
+        Ok(())
+    }
+
+    /// Merges changes that came from a peer, all documents or none: each into its stored document
+    /// (Automerge's rules: concurrent edits of different fields both stay; of one field, one value
+    /// wins deterministically and the other stays in the history), with a new projection, indexes
+    /// and change-log entry where it changed. Returns each document's heads afterwards. Changes whose
+    /// dependencies this side lacks are not applied: the heads say so, and the peer sends again.
+    /// Not yet durable: see [`Store::merge_remote_blocking`].
+    pub fn merge_remote(&self, docs: &[DocChanges]) -> Result<(Applied, Vec<DocHeads>)> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        let mut seq = self.inner.writer.lock().map_err(|_| StoreError::Closed)?;
+        let mut batch = sled::Batch::default();
+        let mut applied = Applied::default();
+        let mut heads = Vec::with_capacity(docs.len());
+        let mut merged: std::collections::HashMap<&str, AutoCommit> = std::collections::HashMap::new();
+        for d in docs {
+            let corrupt =
+                |source| StoreError::CorruptDocument { doc_id: d.doc_id.clone(), source: Box::new(source) };
+            let mut doc = match merged.remove(d.doc_id.as_str()) {
+                Some(doc) => doc,
+                None => match self.document(&d.doc_id)? {
+                    Some(doc) => doc,
+                    None => AutoCommit::new(),
+                }
+                .with_actor(self.inner.actor.clone()),
+            };
+            let before = doc.get_heads();
+            doc.load_incremental(&d.changes).map_err(corrupt)?;
+            if doc.get_heads() != before {
+                let kind = d.doc_id.split_once('/').map_or(d.doc_id.as_str(), |(k, _)| k);
+                let (projection, entries) = record::project(kind, doc::hydrate(&doc))
+                    .map_err(|source| StoreError::Remote { doc_id: d.doc_id.clone(), source })?;
+                let index_keys: Vec<Vec<u8>> =
+                    entries.into_iter().map(|(name, v)| index_key(name, &v, &d.doc_id)).collect();
+                *seq += 1;
+                self.stage(&mut batch, *seq, &d.doc_id, doc.save(), projection, &index_keys)?;
+                applied.changed.push((d.doc_id.clone(), *seq));
+            }
+            heads.push((d.doc_id.clone(), doc.get_heads()));
+            merged.insert(d.doc_id.as_str(), doc);
+        }
+        self.inner.tree.apply_batch(batch)?;
+        Ok((applied, heads))
+    }
+
+    /// [`Store::merge_remote`], then waits until it is on disk (outside the async runtime).
+    pub fn merge_remote_blocking(&self, docs: &[DocChanges]) -> Result<(Applied, Vec<DocHeads>)> {
+        let merged = self.merge_remote(docs)?;
+        self.durable_blocking()?;
+        Ok(merged)
+    }
+
+    /// A document's heads (empty if it does not exist).
+    pub fn heads(&self, doc_id: &str) -> Result<Vec<ChangeHash>> {
+        Ok(self.document(doc_id)?.map(|mut d| d.get_heads()).unwrap_or_default())
     }
 
     /// Reads a record's projection.
@@ -521,6 +606,34 @@ impl Store {
     }
 }
 
+/// The store as one side of the sync protocol. Reads that fail count as "nothing": the next
+/// exchange tries again; `apply` is durable when it returns (call it outside the async runtime).
+impl Docs for Store {
+    fn changed_since(&self, after: u64, limit: usize) -> Vec<(u64, String)> {
+        self.changes_since(after, limit).unwrap_or_default()
+    }
+    fn heads(&self, doc_id: &str) -> Vec<ChangeHash> {
+        Store::heads(self, doc_id).unwrap_or_default()
+    }
+    fn has_change(&self, doc_id: &str, hash: &ChangeHash) -> bool {
+        self.document(doc_id).ok().flatten().is_some_and(|mut d| d.get_change_by_hash(hash).is_some())
+    }
+    fn save_after(&self, doc_id: &str, heads: &[ChangeHash]) -> Vec<u8> {
+        self.document(doc_id).ok().flatten().map(|mut d| d.save_after(heads)).unwrap_or_default()
+    }
+    fn apply(&mut self, docs: &[DocChanges]) -> std::result::Result<Vec<DocHeads>, String> {
+        self.merge_remote_blocking(docs).map(|(_, heads)| heads).map_err(|e| {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                text.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            text
+        })
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         if let Ok(mut q) = self.flusher.queue.lock() {
@@ -679,6 +792,81 @@ mod tests {
 
     fn open(dir: &Path) -> Store {
         Store::open(dir, &StoreConfig::default()).expect("open")
+    }
+
+    /// One round trip between two stores through the protocol's bytes.
+    fn exchange(
+        a: &mut Store,
+        a_peer: &mut crate::protocol::PeerState,
+        b: &mut Store,
+        b_peer: &mut crate::protocol::PeerState,
+    ) {
+        use crate::protocol::{build, encode, receive, Limits};
+        let urgent = |d: &str| d.starts_with("alert/");
+        let request = encode(&build(a, a_peer, "site-a", urgent));
+        receive(b, b_peer, "site-a", &request, &Limits::default()).expect("request");
+        let response = encode(&build(b, b_peer, "province", urgent));
+        receive(a, a_peer, "province", &response, &Limits::default()).expect("response");
+    }
+
+    #[test]
+    fn two_stores_sync_records_indexes_and_concurrent_edits() {
+        let (d1, d2) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+        let (mut site, mut province) = (open(d1.path()), open(d2.path()));
+        let (mut site_peer, mut province_peer) = Default::default();
+        let mut w = WriteSet::new();
+        w.put(&alert("a1", AlertState::Open)).expect("put").put(&alert("a2", AlertState::Open)).expect("put");
+        site.commit_blocking(w).expect("commit");
+        exchange(&mut site, &mut site_peer, &mut province, &mut province_peer);
+        assert_eq!(province.list::<Alert>().expect("list"), site.list::<Alert>().expect("list"));
+        assert_eq!(province.index_scan("alert_state", "open|").expect("scan").len(), 2);
+
+        // The province acknowledges a1 while the site resolves a2, and both edit a1's detail.
+        let mut a1 = province.get::<Alert>("a1").expect("get").expect("a1");
+        a1.state = AlertState::Acknowledged;
+        a1.detail = "province".into();
+        province
+            .commit_blocking({
+                let mut w = WriteSet::new();
+                w.put(&a1).expect("put");
+                w
+            })
+            .expect("commit");
+        let mut a2 = site.get::<Alert>("a2").expect("get").expect("a2");
+        a2.state = AlertState::Resolved;
+        let mut a1_site = site.get::<Alert>("a1").expect("get").expect("a1");
+        a1_site.detail = "site".into();
+        site.commit_blocking({
+            let mut w = WriteSet::new();
+            w.put(&a2).expect("put").put(&a1_site).expect("put");
+            w
+        })
+        .expect("commit");
+        for _ in 0..2 {
+            exchange(&mut site, &mut site_peer, &mut province, &mut province_peer);
+        }
+        let (at_site, at_province) =
+            (site.list::<Alert>().expect("list"), province.list::<Alert>().expect("list"));
+        assert_eq!(at_site, at_province, "both sides read the same records");
+        assert_eq!(at_site[0].state, AlertState::Acknowledged);
+        assert_eq!(at_site[1].state, AlertState::Resolved);
+        assert!(["site", "province"].contains(&at_site[0].detail.as_str()), "one value wins");
+        for s in [&site, &province] {
+            assert_eq!(s.index_scan("alert_state", "acknowledged|").expect("scan").len(), 1);
+            assert_eq!(s.index_scan("alert_state", "resolved|").expect("scan").len(), 1);
+            assert!(s.index_scan("alert_state", "open|").expect("scan").is_empty());
+        }
+        let sorted = |s: &Store| {
+            let mut h = s.heads("alert/a1").expect("heads");
+            h.sort();
+            h
+        };
+        assert_eq!(sorted(&site), sorted(&province));
+        assert_eq!(sorted(&site).len(), 2, "two concurrent changes, both kept");
+        // A replayed exchange changes nothing.
+        let before = province.last_seq();
+        exchange(&mut site, &mut site_peer, &mut province, &mut province_peer);
+        assert_eq!(province.last_seq(), before);
     }
 
     #[tokio::test]
