@@ -16,15 +16,24 @@ use serde_json::Value;
 
 /// The `outpost` binary built by `cargo build` (or named by `OUTPOST_BIN`).
 pub fn outpost_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("OUTPOST_BIN") {
+    built_bin("outpost", "OUTPOST_BIN")
+}
+
+/// The `outpost-province` binary built by `cargo build` (or named by `OUTPOST_PROVINCE_BIN`).
+pub fn province_bin() -> PathBuf {
+    built_bin("outpost-province", "OUTPOST_PROVINCE_BIN")
+}
+
+fn built_bin(name: &str, env: &str) -> PathBuf {
+    if let Ok(p) = std::env::var(env) {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let bin = dir.join("outpost");
+    let bin = dir.join(name);
     assert!(
         bin.exists(),
-        "{} is missing: run `cargo build -p outpost` first (scripts/test.sh does)",
+        "{} is missing: run `cargo build --workspace --bins` first (scripts/test.sh does)",
         bin.display()
     );
     bin

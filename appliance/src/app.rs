@@ -77,6 +77,8 @@ pub struct Outpost {
     pub mqtt: std::sync::OnceLock<crate::mqtt::Mqtt>,
     /// The certificate the box presents over TLS, once loaded.
     pub certificate: std::sync::OnceLock<crate::tls::BoxCertificate>,
+    /// The link to the province's progress, once enrolled.
+    pub sync: std::sync::OnceLock<Arc<std::sync::Mutex<crate::sync::SyncStatus>>>,
     /// The box's own Bluetooth scanner, when configured.
     pub ble: std::sync::OnceLock<Arc<outpost_ble::scan::ScanStats>>,
     /// The presence thread, once started.
@@ -111,6 +113,7 @@ impl Outpost {
             modem: std::sync::OnceLock::new(),
             mqtt: std::sync::OnceLock::new(),
             certificate: std::sync::OnceLock::new(),
+            sync: std::sync::OnceLock::new(),
             presence: std::sync::OnceLock::new(),
             ble: std::sync::OnceLock::new(),
             last_purge: std::sync::Mutex::new(None),

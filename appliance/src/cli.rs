@@ -68,6 +68,17 @@ pub enum Command {
     /// see, one JSON line per sighting.
     #[command(subcommand)]
     Ble(BleCommand),
+    /// Enrol this box with the province once: `outpost-province site add` gave the token.
+    Enroll {
+        #[command(flatten)]
+        common: Common,
+        /// The provincial server, HOST:PORT.
+        #[arg(long)]
+        province: String,
+        /// The one-time enrolment token.
+        #[arg(long)]
+        token: String,
+    },
     /// Print the effective configuration (defaults with the file laid over them).
     PrintConfig {
         /// The site's configuration file.
@@ -329,6 +340,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             manual_clock: common.clock,
             demo_people: Some(people),
         }),
+        Command::Enroll { common, province, token } => {
+            let config = apply(&common, false)?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let enrolment = rt.block_on(crate::sync::enroll(
+                &config.raw.store.data_dir,
+                &config.raw.site.id,
+                &province,
+                &token,
+            ))?;
+            println!(
+                "Enrolled as site {} with the province at {}.",
+                enrolment.bundle.site_id, enrolment.province
+            );
+            Ok(())
+        }
         Command::Sms(command) => sms(command),
         Command::Modem(command) => modem_command(command),
         Command::Ble(command) => ble_command(command),

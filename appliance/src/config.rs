@@ -21,6 +21,7 @@ pub struct RawConfig {
     pub tls: RawTls,
     pub bands: RawBands,
     pub privacy: RawPrivacy,
+    pub sync: RawSync,
     pub store: RawStore,
     pub modem: RawModem,
     pub outbox: RawOutbox,
@@ -122,6 +123,13 @@ pub struct RawWeb {
     pub max_upload_bytes: usize,
     pub login_attempts: u32,
     pub login_lockout_minutes: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSync {
+    pub interval_seconds: u32,
+    pub max_backoff_seconds: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -305,6 +313,9 @@ impl Config {
         }
         if !(256..=1_048_576).contains(&raw.mqtt.max_payload_bytes) {
             return Err(invalid("mqtt.max_payload_bytes", "expected 256 to 1048576"));
+        }
+        if raw.sync.interval_seconds == 0 || raw.sync.max_backoff_seconds < raw.sync.interval_seconds {
+            return Err(invalid("sync", "interval_seconds must be ≥ 1 and ≤ max_backoff_seconds"));
         }
         if raw.privacy.purge_after_days == 0 {
             return Err(invalid("privacy.purge_after_days", "must be at least 1"));

@@ -40,6 +40,7 @@ pub mod presence;
 pub mod rules;
 pub mod server;
 pub mod smsdecl;
+pub mod sync;
 pub mod templates;
 pub mod tls;
 pub mod validate;

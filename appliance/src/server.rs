@@ -140,6 +140,20 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
             tracker.spawn(ble_scanner(app.clone(), name, sink.clone(), cancel.clone()));
         }
     }
+    match crate::sync::enrolment(&data_dir) {
+        Ok(Some(enrolment)) => {
+            let status = Arc::new(std::sync::Mutex::new(crate::sync::SyncStatus {
+                province: enrolment.province.clone(),
+                ..Default::default()
+            }));
+            let _ = app.sync.set(status.clone());
+            tracing::info!(province = %enrolment.province, "Sync with the province started.");
+            let (app, cancel) = (app.clone(), cancel.clone());
+            tracker.spawn(async move { crate::sync::run(app, enrolment, &status, cancel).await });
+        }
+        Ok(None) => {}
+        Err(error) => tracing::error!(error = %format!("{error:#}"), "Cannot read the enrolment; no sync."),
+    }
     let inbox_wake = Arc::new(tokio::sync::Notify::new());
     let (sender, simulator) = start_modem(&app, &data_dir, inbox_wake.clone())?;
     {

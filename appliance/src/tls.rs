@@ -8,15 +8,14 @@
 //! clock battery may boot with a date in the past) for 20 years.
 
 use std::{
-    io::Write,
     net::IpAddr,
     path::{Path, PathBuf},
     sync::Arc,
 };
 
 use anyhow::Context;
+use outpost_province::ca::write_private;
 use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
-use sha2::{Digest, Sha256};
 
 /// The certificate the box presents.
 #[derive(Debug, Clone)]
@@ -97,10 +96,8 @@ fn parse_chain(pem: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     Ok(chain)
 }
 
-/// `AB:CD:…`, upper-case hex of the SHA-256 of `der`.
-pub fn fingerprint(der: &[u8]) -> String {
-    Sha256::digest(der).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
-}
+/// `AB:CD:…`, upper-case hex of the SHA-256 of `der` (as the province's CA prints its own).
+pub use outpost_province::ca::fingerprint;
 
 fn make_self_signed(common_name: &str, names: &[String]) -> anyhow::Result<(String, String)> {
     let key = rcgen::KeyPair::generate().context("cannot make a key pair")?;
@@ -123,23 +120,6 @@ fn make_self_signed(common_name: &str, names: &[String]) -> anyhow::Result<(Stri
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
     let cert = params.self_signed(&key).context("cannot sign the certificate")?;
     Ok((cert.pem(), key.serialize_pem()))
-}
-
-/// Writes `bytes` to `path` through a temporary file and a rename, readable by the owner only.
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().context("a file needs a folder")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot make {}", dir.display()))?;
-    let tmp = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
 }
 
 /// A rustls server configuration presenting `cert` (TLS 1.2 and 1.3, the ring provider).

@@ -9,6 +9,7 @@
 //! - [`ble`]: `outpost ble scan` against a mock BlueZ on a private D-Bus.
 //! - [`bands`]: the wristband part of a quarantine day: hand-over, away, strap, battery, return.
 //! - [`mqtt`]: real MQTT clients against the embedded broker, into the presence engine.
+//! - [`sync`]: a box enrols with the provincial server and pushes its records (real processes).
 //! - [`sms`]: custom messages, the inbox, failures, and SIGKILL while sending 200 messages.
 //! - [`browser`]: headless Chromium logs in, imports a list, declares through a personal link and sees
 //!   the dashboard update live.
@@ -24,6 +25,7 @@ mod day;
 mod demo;
 mod mqtt;
 mod sms;
+mod sync;
 
 /// A password for test accounts (tests make their own; the box has none).
 pub const PASSWORD: &str = "thu-nghiem-mat-khau-2026";

@@ -195,6 +195,7 @@ pub fn health(state: &AppState) -> Result<Value, AppError> {
         "modem": modem,
         "presence": presence,
         "ble_adapter": state.app.ble.get().map(|b| b.to_json()),
+        "sync": state.app.sync.get().and_then(|s| s.lock().ok().map(|s| s.clone())),
         "mqtt": state.app.mqtt.get().map(|m| {
             let overrun = m.counters.lock().map(|c| c.overrun).unwrap_or(0);
             json!({"connections": m.connections.counts(), "overrun": overrun})
@@ -239,6 +240,17 @@ pub async fn health_page(State(state): State<AppState>, ctx: Ctx) -> PageResult 
                         Some(a) => format!("{} / {} {}", a["sightings"], a["restarts"], t(lang, "health.restarts")),
                         None => t(lang, "health.no_adapter").to_owned(),
                     }) }
+                }
+                h2 { (t(lang, "health.sync")) }
+                p #health-sync {
+                    @match h["sync"].as_object() {
+                        Some(s) => {
+                            (t(lang, "health.sync_last")) ": " strong { (s["last_success"].as_str().unwrap_or("—")) } " · "
+                            (t(lang, "health.sync_pending")) ": " strong { (s["pending"]) }
+                            @if let Some(e) = s["last_error"].as_str() { " · " (t(lang, "health.last_error")) ": " (e) }
+                        },
+                        None => (t(lang, "health.sync_off")),
+                    }
                 }
                 h2 { "MQTT" }
                 p #health-mqtt {
@@ -319,6 +331,15 @@ pub async fn metrics(State(state): State<AppState>) -> Result<axum::response::Re
             "Messages the broker's bounded log dropped before the box read them (a burst).",
             overrun as f64,
         );
+    }
+    if let Some(s) = state.app.sync.get().and_then(|s| s.lock().ok().map(|s| s.clone())) {
+        gauge("outpost_sync_pending", "Changes the province has not acknowledged yet.", s.pending as f64);
+        gauge(
+            "outpost_sync_failures_in_a_row",
+            "Failed exchanges since the last success.",
+            s.failures_in_a_row.into(),
+        );
+        gauge("outpost_sync_exchanges_total", "Exchanges with the province.", s.exchanges as f64);
     }
     if let Some(b) = state.app.ble.get() {
         let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed) as f64;

@@ -1,0 +1,152 @@
+//! The province's small certificate authority: it makes its own key and certificate once, issues the
+//! provincial server's certificate and each site's client certificate, and nothing else.
+//!
+//! A site's certificate names it as `<site id>.sites.outpost` (a DNS name, so that the server can
+//! check it with webpki); the provincial server's as `province.outpost`, which sites check whatever
+//! address they reach it by (they trust only this CA).
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The name in the provincial server's certificate.
+pub const PROVINCE_NAME: &str = "province.outpost";
+
+/// The DNS name in the client certificate of site `site_id`.
+pub fn site_name(site_id: &str) -> String {
+    format!("{}.sites.outpost", site_id.to_ascii_lowercase())
+}
+
+/// Site ids: letters, digits and `-`, 1–63 (one DNS label), as in the box's `site.id`.
+pub fn check_site_id(id: &str) -> bool {
+    (1..=63).contains(&id.len())
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !id.starts_with('-')
+        && !id.ends_with('-')
+}
+
+/// `AB:CD:…` of the SHA-256 of a certificate's DER.
+pub fn fingerprint(der: &[u8]) -> String {
+    Sha256::digest(der).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+}
+
+/// What a site needs to talk to the province: the CA to trust, and its own certificate and key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Bundle {
+    pub site_id: String,
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+/// A certificate and its key, in PEM.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+/// The CA: its key, and its certificate as issued (the trust anchor) and as an issuer.
+pub struct Ca {
+    key: rcgen::KeyPair,
+    issuer: rcgen::Certificate,
+    pub cert_pem: String,
+    pub fingerprint: String,
+}
+
+impl std::fmt::Debug for Ca {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ca").field("fingerprint", &self.fingerprint).finish_non_exhaustive()
+    }
+}
+
+fn ca_params() -> rcgen::CertificateParams {
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name.push(rcgen::DnType::CommonName, "Outpost province CA");
+    params.distinguished_name.push(rcgen::DnType::OrganizationName, "Outpost");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+    params.not_before = rcgen::date_time_ymd(2025, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2045, 1, 1);
+    params
+}
+
+impl Ca {
+    /// Loads the CA from `dir` (`ca.crt`, `ca.key`), making it first if `create` and it has none.
+    pub fn load_or_create(dir: &Path, create: bool) -> anyhow::Result<Ca> {
+        let (cert_path, key_path) = (dir.join("ca.crt"), dir.join("ca.key"));
+        if create && !key_path.exists() {
+            let key = rcgen::KeyPair::generate().context("cannot make the CA key")?;
+            let cert = ca_params().self_signed(&key).context("cannot make the CA certificate")?;
+            write_private(&key_path, key.serialize_pem().as_bytes())?;
+            write_private(&cert_path, cert.pem().as_bytes())?;
+        }
+        let key_pem = std::fs::read_to_string(&key_path)
+            .with_context(|| format!("no CA at {} (run `outpost-province init`)", key_path.display()))?;
+        let key = rcgen::KeyPair::from_pem(&key_pem).context("the CA key is not a PEM key")?;
+        let cert_pem = std::fs::read_to_string(&cert_path)
+            .with_context(|| format!("cannot read {}", cert_path.display()))?;
+        let der = first_der(&cert_pem).context("the CA certificate is not PEM")?;
+        // The same name and key: what it signs verifies against the stored certificate.
+        let issuer = ca_params().self_signed(&key).context("the CA key cannot sign")?;
+        Ok(Ca { key, issuer, fingerprint: fingerprint(&der), cert_pem })
+    }
+
+    /// Issues a certificate for `name` (a DNS name or an address), for a server or a client.
+    pub fn issue(&self, names: &[String], server: bool) -> anyhow::Result<Issued> {
+        let key = rcgen::KeyPair::generate()?;
+        let mut params = rcgen::CertificateParams::new(names.to_vec()).context("a certificate name")?;
+        params.distinguished_name.push(rcgen::DnType::CommonName, names.first().cloned().unwrap_or_default());
+        params.not_before = rcgen::date_time_ymd(2025, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2045, 1, 1);
+        params.is_ca = rcgen::IsCa::ExplicitNoCa;
+        params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![if server {
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth
+        } else {
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth
+        }];
+        params.use_authority_key_identifier_extension = true;
+        let cert = params.signed_by(&key, &self.issuer, &self.key)?;
+        Ok(Issued { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    }
+
+    /// A site's bundle: this CA and a fresh client certificate naming the site.
+    pub fn site_bundle(&self, site_id: &str) -> anyhow::Result<Bundle> {
+        let issued = self.issue(&[site_name(site_id)], false)?;
+        Ok(Bundle {
+            site_id: site_id.to_owned(),
+            ca_pem: self.cert_pem.clone(),
+            cert_pem: issued.cert_pem,
+            key_pem: issued.key_pem,
+        })
+    }
+}
+
+/// The DER of the first certificate in `pem`.
+pub fn first_der(pem: &str) -> Option<Vec<u8>> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    CertificateDer::pem_slice_iter(pem.as_bytes()).next()?.ok().map(|c| c.to_vec())
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, readable by the owner only.
+pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir: PathBuf = path.parent().context("a file needs a folder")?.to_owned();
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot make {}", dir.display()))?;
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    std::fs::File::open(&dir)?.sync_all()?;
+    Ok(())
+}

@@ -1,0 +1,13 @@
+//! `outpost-province` — the provincial server, and the sync link both ends share.
+//!
+//! - [`ca`]: the province's certificate authority (its certificate, the server's, each site's).
+//! - [`net`]: HTTPS over rustls with mutual authentication: a server that knows each request's site
+//!   certificate, a client that trusts only the province's CA (pinned by fingerprint at enrolment).
+//! - [`server`]: the site registry (add, revoke, one-time enrolment tokens), a store per site, and
+//!   the exchange endpoint that runs the sync protocol (`outpost_sync::protocol`).
+//! - [`link`]: a site's end: enrolment and one exchange.
+
+pub mod ca;
+pub mod link;
+pub mod net;
+pub mod server;
