@@ -21,7 +21,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use chrono::{Duration as Days, TimeZone, Utc};
+use chrono::{TimeZone, Utc};
 use outpost::{
     app::Outpost,
     auth::Staff,
@@ -31,7 +31,7 @@ use outpost::{
     web::{self, Ctx},
 };
 use outpost_sync::{
-    record::{Channel, Declaration, Person, Role},
+    record::{Declaration, Role},
     Store, StoreConfig, WriteSet,
 };
 
@@ -118,46 +118,8 @@ fn seed_site(data: &std::path::Path, now: chrono::DateTime<Utc>) {
     let app = Outpost::new(store.clone(), config(data), ManualClock::new(now) as Arc<dyn Clock>);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(app.ensure_site()).expect("site");
-    let today = app.today();
     let started = Instant::now();
-    for chunk in 0..20 {
-        let mut w = WriteSet::new();
-        for i in chunk * 100..(chunk + 1) * 100 {
-            let mut input = outpost::demo::person_input(i, today);
-            input.quarantine_start = (today - Days::days(13)).to_string();
-            input.quarantine_end = (today + Days::days(1)).to_string();
-            input.id_number = format!("0{:011}", 50_000_000_000u64 + i as u64);
-            let valid = input.validate(today).expect("valid");
-            let mut p: Person = app.new_person(&valid, "bench");
-            p.created_at = now - Days::days(14);
-            for day in 0..14 {
-                let date = today - Days::days(day);
-                for t in &app.schedule.times {
-                    let slot = date.and_time(*t);
-                    let at = app.schedule.utc(slot) + Days::minutes((i % 20) as i64);
-                    if at > now {
-                        continue;
-                    }
-                    w.put(&Declaration {
-                        id: uuid::Uuid::new_v4().simple().to_string(),
-                        person_id: p.id.clone(),
-                        slot,
-                        submitted_at: at,
-                        on_time: true,
-                        channel: Channel::Personal,
-                        entered_by: None,
-                        temperature: 36.5,
-                        spo2: Some(97),
-                        symptoms: vec![],
-                        note: String::new(),
-                    })
-                    .expect("put");
-                }
-            }
-            w.put(&p).expect("put");
-        }
-        store.apply(w).expect("apply");
-    }
+    outpost::demo::seed_history(&app, 0, 2_000, 14, outpost::demo::HistoryExtras::default()).expect("seed");
     rt.block_on(store.durable()).expect("flush");
     println!(
         "seeded 2,000 people and {} declarations in {:.1} s ({} MB on disk)",

@@ -140,3 +140,124 @@ pub async fn seed(app: &Outpost, n: usize) -> AppResult<usize> {
     app.store.commit(w).await?;
     Ok(n)
 }
+
+/// What [`seed_history`] writes besides people and their declarations.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HistoryExtras {
+    /// A follow-up sheet and a presence day per person and day, a fever alert now and then, a
+    /// missing-declaration alert for every twentieth slot (which then has no declaration).
+    pub daily_records: bool,
+}
+
+/// Writes `people` people (from demo index `first`) who have been in quarantine for `days` days up
+/// to the app's now, each with three declarations a day; in bulk (one write set per 100 people),
+/// for benchmarks and the long sync test. Returns the number of documents written.
+pub fn seed_history(
+    app: &Outpost,
+    first: usize,
+    people: usize,
+    days: u32,
+    extras: HistoryExtras,
+) -> AppResult<usize> {
+    use outpost_sync::record::{Alert, AlertKind, FollowUp, PresenceInterval, Severity};
+    let (now, today) = (app.now(), app.today());
+    let mut written = 0;
+    for chunk in (first..first + people).collect::<Vec<_>>().chunks(100) {
+        let mut w = WriteSet::new();
+        for &i in chunk {
+            let mut input = person_input(i, today);
+            input.quarantine_start = (today - Duration::days(i64::from(days) - 1)).to_string();
+            input.quarantine_end = (today + Duration::days(1)).to_string();
+            input.id_number = format!("0{:011}", 50_000_000_000u64 + i as u64);
+            let valid = input.validate(today).map_err(crate::app::AppError::Invalid)?;
+            let mut p: Person = app.new_person(&valid, "seed");
+            p.created_at = now - Duration::days(days.into());
+            for day in 0..i64::from(days) {
+                let date = today - Duration::days(day);
+                for (k, t) in app.schedule.times.iter().enumerate() {
+                    let slot = date.and_time(*t);
+                    let at = app.schedule.utc(slot) + Duration::minutes((i % 20) as i64);
+                    if at > now {
+                        continue;
+                    }
+                    if extras.daily_records && (i + k + day as usize) % 20 == 0 {
+                        let id = format!("missing-{slot}-{}", p.id);
+                        let alert = Alert::new(
+                            id,
+                            AlertKind::MissingDeclaration,
+                            Severity::Warning,
+                            &p.id,
+                            &slot.to_string(),
+                            String::new(),
+                            at + Duration::minutes(90),
+                        );
+                        w.put(&alert)?;
+                        written += 1;
+                        continue;
+                    }
+                    let fever = extras.daily_records && (i * 7 + k + day as usize) % 97 == 0;
+                    let declaration = Declaration {
+                        id: uuid::Uuid::new_v4().simple().to_string(),
+                        person_id: p.id.clone(),
+                        slot,
+                        submitted_at: at,
+                        on_time: true,
+                        channel: Channel::Personal,
+                        entered_by: None,
+                        temperature: if fever { 38.4 } else { 36.5 },
+                        spo2: Some(97),
+                        symptoms: vec![],
+                        note: String::new(),
+                    };
+                    if fever {
+                        let id = format!("fever-{}", declaration.id);
+                        w.put(&Alert::new(
+                            id,
+                            AlertKind::Fever,
+                            Severity::Warning,
+                            &p.id,
+                            &declaration.id,
+                            "38.4".into(),
+                            at,
+                        ))?;
+                        written += 1;
+                    }
+                    w.put(&declaration)?;
+                    written += 1;
+                }
+                if extras.daily_records {
+                    let start = app.schedule.utc(date.and_hms_opt(6, 0, 0).unwrap_or_default());
+                    let mut intervals = std::collections::BTreeMap::new();
+                    intervals.insert(
+                        outpost_sync::record::time_key(&intervals, start),
+                        PresenceInterval {
+                            state: "present".into(),
+                            place: format!("phong-{}", 100 + i % 40),
+                            to: Some(start + Duration::hours(16)),
+                        },
+                    );
+                    w.put(&PresenceDay {
+                        person_id: p.id.clone(),
+                        date,
+                        band: format!("C2:00:00:00:{:02X}:{:02X}", i >> 8, i & 0xFF),
+                        intervals,
+                    })?;
+                    w.put(&FollowUp {
+                        person_id: p.id.clone(),
+                        date,
+                        presence: "có mặt".into(),
+                        tests: String::new(),
+                        notes: String::new(),
+                        updated_by: "seed".into(),
+                        updated_at: start + Duration::hours(12),
+                    })?;
+                    written += 2;
+                }
+            }
+            w.put(&p)?;
+            written += 1;
+        }
+        app.store.apply(w)?;
+    }
+    Ok(written)
+}
