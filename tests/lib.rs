@@ -421,3 +421,79 @@ pub fn mosquitto_pub(connect: &[&str], user: &str, pass: &str, topic: &str, payl
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port()
 }
+
+/// What a [`FlakyProxy`] does to new connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyMode {
+    /// Passes bytes both ways.
+    Pass,
+    /// Passes, then cuts the connection after a random number of bytes from the client (up to 64 KiB).
+    Cut,
+    /// Accepts and closes at once: the peer looks down.
+    Block,
+}
+
+/// A TCP proxy on loopback for link-failure tests: every new connection is treated by the mode set
+/// at the time (see [`ProxyMode`]). Runs until the test process ends.
+pub struct FlakyProxy {
+    pub addr: String,
+    mode: std::sync::Arc<std::sync::Mutex<ProxyMode>>,
+    /// Connections cut mid-stream so far.
+    pub cuts: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl FlakyProxy {
+    pub fn start(target: String) -> FlakyProxy {
+        use std::{io::Read, io::Write, net::TcpStream, sync::atomic::Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("proxy port");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let mode = std::sync::Arc::new(std::sync::Mutex::new(ProxyMode::Pass));
+        let cuts = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (m, c) = (mode.clone(), cuts.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let now = *m.lock().expect("mode");
+                if now == ProxyMode::Block {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(&target) else { continue };
+                let limit = if now == ProxyMode::Cut { rand::random::<u16>() as u64 } else { u64::MAX };
+                let (mut c_in, mut s_out) =
+                    (client.try_clone().expect("clone"), server.try_clone().expect("clone"));
+                let (mut s_in, mut c_out) = (server, client);
+                let cuts = c.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 8192];
+                    let mut passed = 0u64;
+                    loop {
+                        let n = match c_in.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        let take = (limit - passed).min(n as u64) as usize;
+                        if s_out.write_all(&buf[..take]).is_err() {
+                            break;
+                        }
+                        passed += take as u64;
+                        if passed >= limit {
+                            cuts.fetch_add(1, Ordering::Relaxed);
+                            break;
+                        }
+                    }
+                    let _ = c_in.shutdown(std::net::Shutdown::Both);
+                    let _ = s_out.shutdown(std::net::Shutdown::Both);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut s_in, &mut c_out);
+                    let _ = c_out.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        FlakyProxy { addr, mode, cuts }
+    }
+
+    pub fn set(&self, mode: ProxyMode) {
+        *self.mode.lock().expect("mode") = mode;
+    }
+}

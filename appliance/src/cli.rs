@@ -75,9 +75,10 @@ pub enum Command {
         /// The provincial server, HOST:PORT.
         #[arg(long)]
         province: String,
-        /// The one-time enrolment token.
+        /// The one-time enrolment token; better from the environment (`OUTPOST_ENROLL_TOKEN`),
+        /// which keeps it out of the process list and the shell history.
         #[arg(long)]
-        token: String,
+        token: Option<String>,
     },
     /// Print the effective configuration (defaults with the file laid over them).
     PrintConfig {
@@ -341,6 +342,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             demo_people: Some(people),
         }),
         Command::Enroll { common, province, token } => {
+            let token = token
+                .or_else(|| std::env::var("OUTPOST_ENROLL_TOKEN").ok())
+                .context("no enrolment token: set OUTPOST_ENROLL_TOKEN (or --token)")?;
             let config = apply(&common, false)?;
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let enrolment = rt.block_on(crate::sync::enroll(

@@ -482,7 +482,10 @@ impl Worker {
         if self.last_prune.is_none_or(|t| now - t >= Duration::hours(1)) {
             self.last_prune = Some(now);
             let keep = Duration::hours(self.app.config.raw.bands.retention_hours.into());
-            self.send_samples(SampleJob::PruneBefore((now - keep).timestamp_millis()));
+            if !self.send_samples(SampleJob::PruneBefore((now - keep).timestamp_millis())) {
+                // The writer is behind: prune at the next pass instead of an hour later.
+                self.last_prune = None;
+            }
             self.stored.retain(|_, at| now - *at < Duration::hours(1));
         }
         n
@@ -491,17 +494,22 @@ impl Worker {
     fn write_samples(&mut self) {
         if !self.pending.is_empty() {
             let samples = std::mem::take(&mut self.pending);
-            self.send_samples(SampleJob::Insert(samples));
+            let _ = self.send_samples(SampleJob::Insert(samples));
         }
     }
 
     /// Hands a job to the sample writer without waiting: when the disk is that far behind, raw
     /// samples are dropped (and counted) rather than stalling presence and alerts.
-    fn send_samples(&mut self, job: SampleJob) {
-        let Some((tx, _)) = &self.samples else { return };
-        if let Err(TrySendError::Full(SampleJob::Insert(samples))) = tx.try_send(job) {
-            if let Ok(mut s) = self.stats.lock() {
-                s.samples_dropped += samples.len() as u64;
+    /// Whether the writer took the job.
+    fn send_samples(&mut self, job: SampleJob) -> bool {
+        let Some((tx, _)) = &self.samples else { return false };
+        match tx.try_send(job) {
+            Ok(()) => true,
+            Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
+                if let (SampleJob::Insert(samples), Ok(mut s)) = (job, self.stats.lock()) {
+                    s.samples_dropped += samples.len() as u64;
+                }
+                false
             }
         }
     }

@@ -123,13 +123,13 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
     let _ = app.presence.set(presence);
     let listeners = mqtt_listeners(&app)?;
     if listeners.plain.is_some() || listeners.tls.is_some() {
-        let mqtt = crate::mqtt::start(
-            listeners,
-            app.config.raw.mqtt.max_payload_bytes,
-            store.clone(),
-            app.clock.clone(),
-            sink.clone(),
-        )
+        // It waits (up to 5 s) for rumqttd to listen: off the async workers.
+        let (max_payload, store, clock, sink) =
+            (app.config.raw.mqtt.max_payload_bytes, store.clone(), app.clock.clone(), sink.clone());
+        let mqtt = tokio::task::spawn_blocking(move || {
+            crate::mqtt::start(listeners, max_payload, store, clock, sink)
+        })
+        .await?
         .context("cannot start the MQTT broker")?;
         let _ = app.mqtt.set(mqtt);
     }
@@ -206,8 +206,6 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Scans with the box's own adapter for as long as the box runs. If BlueZ or the adapter is missing,
-/// says so and tries again every minute (a USB adapter plugged in later is picked up).
 /// The broker's ports from `[mqtt]`; for TLS, the certificate from `[tls]` or the box's own, made
 /// now if it has none.
 fn mqtt_listeners(app: &Outpost) -> anyhow::Result<crate::mqtt::Listeners> {
@@ -235,6 +233,8 @@ fn mqtt_listeners(app: &Outpost) -> anyhow::Result<crate::mqtt::Listeners> {
     Ok(listeners)
 }
 
+/// Scans with the box's own adapter for as long as the box runs. If BlueZ or the adapter is missing,
+/// says so and tries again every minute (a USB adapter plugged in later is picked up).
 async fn ble_scanner(
     app: Arc<Outpost>,
     adapter: String,

@@ -67,7 +67,8 @@ pub struct SyncStatus {
     pub exchanges: u64,
     pub sent_bytes: u64,
     pub received_bytes: u64,
-    /// Change-log entries not yet acknowledged by the province.
+    /// Change-log positions past the province's acknowledged cursor (documents changed since, each
+    /// counted once; merges from the province count too).
     pub pending: u64,
 }
 
@@ -115,13 +116,13 @@ pub async fn run(
                 }
             }
         }
+        if result.is_ok() {
+            failures = 0;
+        }
         let wait = match &result {
             // More to send: go again at once.
             Ok(moved) if moved.sent_docs > 0 || moved.received_docs > 0 => Duration::from_millis(200),
-            Ok(_) => {
-                failures = 0;
-                interval
-            }
+            Ok(_) => interval,
             Err(error) => {
                 if failures == 0 {
                     tracing::warn!(error = %format!("{error:#}"), "The province cannot be reached; retrying with back-off.");

@@ -124,12 +124,13 @@ pub struct InFlight {
 pub trait Docs {
     /// Change-log entries after `after`: `(seq, doc id)`, oldest first, at most `limit`.
     fn changed_since(&self, after: u64, limit: usize) -> Vec<(u64, String)>;
-    /// The document's current heads (empty if it does not exist).
-    fn heads(&self, doc_id: &str) -> Vec<ChangeHash>;
+    /// The document's current heads (empty if it does not exist). An error (the disk failed) stops
+    /// the batch before this document, so the cursor never passes what could not be read.
+    fn heads(&self, doc_id: &str) -> Result<Vec<ChangeHash>, String>;
     /// Whether this side holds the change `hash` of `doc_id`.
-    fn has_change(&self, doc_id: &str, hash: &ChangeHash) -> bool;
+    fn has_change(&self, doc_id: &str, hash: &ChangeHash) -> Result<bool, String>;
     /// Every change of `doc_id` that `heads` do not already cover.
-    fn save_after(&self, doc_id: &str, heads: &[ChangeHash]) -> Vec<u8>;
+    fn save_after(&self, doc_id: &str, heads: &[ChangeHash]) -> Result<Vec<u8>, String>;
     /// Merges the changes of every document into this side, all or nothing, durably; returns each
     /// document's heads afterwards. An error means nothing was applied.
     fn apply(&mut self, docs: &[DocChanges]) -> Result<Vec<DocHeads>, String>;
@@ -179,26 +180,28 @@ pub fn build(docs: &impl Docs, state: &mut PeerState, site: &str, is_urgent: imp
     let mut size = 0usize;
     let mut included = std::collections::HashSet::new();
     let mut full = false;
-    let mut add = |doc_id: &str, batch: &mut Batch| -> bool {
-        let heads = docs.heads(doc_id);
-        let known: Vec<ChangeHash> = state
-            .acked
-            .get(doc_id)
-            .map(|h| h.iter().filter(|h| docs.has_change(doc_id, h)).copied().collect())
-            .unwrap_or_default();
+    // Whether the document is in the batch or needs not be; `false` (full, or unreadable) ends it.
+    let mut add = |doc_id: &str, batch: &mut Batch| -> Result<bool, String> {
+        let heads = docs.heads(doc_id)?;
         if state.acked.get(doc_id).is_some_and(|acked| covers(acked, &heads)) {
-            return true;
+            return Ok(true);
         }
-        let changes = docs.save_after(doc_id, &known);
+        let mut known = Vec::new();
+        for h in state.acked.get(doc_id).into_iter().flatten() {
+            if docs.has_change(doc_id, h)? {
+                known.push(*h);
+            }
+        }
+        let changes = docs.save_after(doc_id, &known)?;
         if !batch.docs.is_empty() && size + changes.len() > budget {
-            return false;
+            return Ok(false);
         }
         size += changes.len() + doc_id.len() + 32 * heads.len();
         batch.docs.push(DocChanges { doc_id: doc_id.to_owned(), changes, heads });
-        true
+        Ok(true)
     };
     for (_, doc_id) in pending.iter().filter(|(_, d)| is_urgent(d)) {
-        if !add(doc_id, &mut batch) {
+        if !add(doc_id, &mut batch).unwrap_or(false) {
             full = true;
             break;
         }
@@ -207,7 +210,7 @@ pub fn build(docs: &impl Docs, state: &mut PeerState, site: &str, is_urgent: imp
     let mut upto = state.cursor;
     if !full {
         for (seq, doc_id) in &pending {
-            if !included.contains(doc_id) && !add(doc_id, &mut batch) {
+            if !included.contains(doc_id) && !add(doc_id, &mut batch).unwrap_or(false) {
                 break;
             }
             upto = *seq;

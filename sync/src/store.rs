@@ -606,32 +606,38 @@ impl Store {
     }
 }
 
-/// The store as one side of the sync protocol. Reads that fail count as "nothing": the next
-/// exchange tries again; `apply` is durable when it returns (call it outside the async runtime).
+/// The store as one side of the sync protocol; `apply` is durable when it returns (call it outside
+/// the async runtime).
 impl Docs for Store {
     fn changed_since(&self, after: u64, limit: usize) -> Vec<(u64, String)> {
+        // A failed read sends nothing this time; the cursor stays, the next exchange tries again.
         self.changes_since(after, limit).unwrap_or_default()
     }
-    fn heads(&self, doc_id: &str) -> Vec<ChangeHash> {
-        Store::heads(self, doc_id).unwrap_or_default()
+    fn heads(&self, doc_id: &str) -> std::result::Result<Vec<ChangeHash>, String> {
+        Store::heads(self, doc_id).map_err(|e| error_chain(&e))
     }
-    fn has_change(&self, doc_id: &str, hash: &ChangeHash) -> bool {
-        self.document(doc_id).ok().flatten().is_some_and(|mut d| d.get_change_by_hash(hash).is_some())
+    fn has_change(&self, doc_id: &str, hash: &ChangeHash) -> std::result::Result<bool, String> {
+        let doc = self.document(doc_id).map_err(|e| error_chain(&e))?;
+        Ok(doc.is_some_and(|mut d| d.get_change_by_hash(hash).is_some()))
     }
-    fn save_after(&self, doc_id: &str, heads: &[ChangeHash]) -> Vec<u8> {
-        self.document(doc_id).ok().flatten().map(|mut d| d.save_after(heads)).unwrap_or_default()
+    fn save_after(&self, doc_id: &str, heads: &[ChangeHash]) -> std::result::Result<Vec<u8>, String> {
+        let doc = self.document(doc_id).map_err(|e| error_chain(&e))?;
+        Ok(doc.map(|mut d| d.save_after(heads)).unwrap_or_default())
     }
     fn apply(&mut self, docs: &[DocChanges]) -> std::result::Result<Vec<DocHeads>, String> {
-        self.merge_remote_blocking(docs).map(|(_, heads)| heads).map_err(|e| {
-            let mut text = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                text.push_str(&format!(": {s}"));
-                source = s.source();
-            }
-            text
-        })
+        self.merge_remote_blocking(docs).map(|(_, heads)| heads).map_err(|e| error_chain(&e))
     }
+}
+
+/// An error and its sources, `a: b: c`.
+fn error_chain(e: &StoreError) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
 }
 
 impl Drop for Inner {

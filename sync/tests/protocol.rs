@@ -117,14 +117,14 @@ impl Docs for Side {
     fn changed_since(&self, after: u64, limit: usize) -> Vec<(u64, String)> {
         self.log.range(after + 1..).take(limit).map(|(s, d)| (*s, d.clone())).collect()
     }
-    fn heads(&self, doc_id: &str) -> Vec<ChangeHash> {
-        self.docs.get(doc_id).map(|d| d.get_heads()).unwrap_or_default()
+    fn heads(&self, doc_id: &str) -> Result<Vec<ChangeHash>, String> {
+        Ok(self.docs.get(doc_id).map(|d| d.get_heads()).unwrap_or_default())
     }
-    fn has_change(&self, doc_id: &str, hash: &ChangeHash) -> bool {
-        self.docs.get(doc_id).is_some_and(|d| d.get_change_meta_by_hash(hash).is_some())
+    fn has_change(&self, doc_id: &str, hash: &ChangeHash) -> Result<bool, String> {
+        Ok(self.docs.get(doc_id).is_some_and(|d| d.get_change_meta_by_hash(hash).is_some()))
     }
-    fn save_after(&self, doc_id: &str, heads: &[ChangeHash]) -> Vec<u8> {
-        self.docs.get(doc_id).map(|d| d.save_after(heads)).unwrap_or_default()
+    fn save_after(&self, doc_id: &str, heads: &[ChangeHash]) -> Result<Vec<u8>, String> {
+        Ok(self.docs.get(doc_id).map(|d| d.save_after(heads)).unwrap_or_default())
     }
     fn apply(&mut self, docs: &[DocChanges]) -> Result<Vec<(String, Vec<ChangeHash>)>, String> {
         // All or nothing: merge into copies, keep them only if every one merged.
@@ -139,7 +139,7 @@ impl Docs for Side {
         }
         let mut heads = Vec::new();
         for (doc_id, doc) in merged {
-            let before = self.heads(&doc_id);
+            let before = self.heads(&doc_id)?;
             heads.push((doc_id.clone(), doc.get_heads()));
             if sorted(before) != sorted(doc.get_heads()) {
                 self.docs.insert(doc_id.clone(), doc);
@@ -226,7 +226,7 @@ fn run_case(seed: u64) {
     for (name, side) in [("site", &site), ("province", &province)] {
         for (doc_id, hash) in site.writes.iter().chain(&province.writes) {
             assert!(
-                side.has_change(doc_id, hash),
+                side.has_change(doc_id, hash) == Ok(true),
                 "seed {seed}: {name} lacks an acknowledged write to {doc_id}"
             );
         }

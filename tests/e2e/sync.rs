@@ -19,17 +19,12 @@ fn province(data: &std::path::Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-#[test]
-fn a_box_enrols_and_its_records_reach_the_province() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (pdata, data) = (dir.path().join("province"), dir.path().join("box"));
-    let fingerprint = province(&pdata, &["init"]);
-    assert!(fingerprint.starts_with("CA fingerprint (SHA-256): "), "{fingerprint}");
-    let token = province(&pdata, &["site", "add", "demo-site", "--district", "Quận Liên Chiểu"]);
+/// Starts `outpost-province serve` on `listen`; the process and the address it listens on.
+fn serve(data: &std::path::Path, listen: &str) -> (std::process::Child, String) {
     let mut server = Command::new(province_bin())
         .arg("--data")
-        .arg(&pdata)
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .arg(data)
+        .args(["serve", "--listen", listen])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -37,16 +32,30 @@ fn a_box_enrols_and_its_records_reach_the_province() {
     let mut line = String::new();
     BufReader::new(server.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
     let addr = line.trim().rsplit("https://").next().expect("address").to_owned();
+    (server, addr)
+}
+
+/// `outpost enroll` for the box with `config` and `data`, through `addr`.
+fn enroll(config: &str, data: &std::path::Path, addr: &str, token: &str) -> std::process::Output {
+    Command::new(outpost_tests::outpost_bin())
+        .args(["enroll", "--config", config, "--data"])
+        .arg(data)
+        .args(["--province", addr, "--token", token])
+        .output()
+        .expect("outpost enroll")
+}
+
+#[test]
+fn a_box_enrols_and_its_records_reach_the_province() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pdata, data) = (dir.path().join("province"), dir.path().join("box"));
+    let fingerprint = province(&pdata, &["init"]);
+    assert!(fingerprint.starts_with("CA fingerprint (SHA-256): "), "{fingerprint}");
+    let token = province(&pdata, &["site", "add", "demo-site", "--district", "Quận Liên Chiểu"]);
+    let (mut server, addr) = serve(&pdata, "127.0.0.1:0");
 
     let config = write_config(dir.path(), "[sync]\ninterval_seconds = 1\nmax_backoff_seconds = 2\n");
-    let enroll = |token: &str| {
-        Command::new(outpost_tests::outpost_bin())
-            .args(["enroll", "--config", &config, "--data"])
-            .arg(&data)
-            .args(["--province", &addr, "--token", token])
-            .output()
-            .expect("outpost enroll")
-    };
+    let enroll = |token: &str| enroll(&config, &data, &addr, token);
     let wrong = enroll(&format!("other-site{}", &token[token.find('.').expect("dot")..]));
     assert!(!wrong.status.success());
     let out = enroll(&token);
@@ -162,4 +171,110 @@ fn fourteen_days_offline_sync_completely_at_the_first_link() {
         bytes as f64 / 1e6,
         synced.as_secs_f64()
     );
+}
+
+/// Two boxes push to the province through a proxy that cuts connections mid-batch and refuses them
+/// for a while, and the province is killed with SIGKILL while batches flow and started again: in the
+/// end the province holds every declaration either box acknowledged, once.
+#[test]
+fn nothing_is_lost_when_the_link_and_the_province_fail() {
+    use outpost_tests::{free_port, FlakyProxy, ProxyMode};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pdata = dir.path().join("province");
+    province(&pdata, &["init"]);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let (mut server, addr) = serve(&pdata, &listen);
+    let proxy = FlakyProxy::start(addr.clone());
+    let mut boxes = Vec::new();
+    for (i, site) in ["site-a", "site-b"].into_iter().enumerate() {
+        let token = province(&pdata, &["site", "add", site, "--district", "Hòa Vang"]);
+        let sdir = dir.path().join(site);
+        std::fs::create_dir_all(&sdir).expect("dir");
+        let config = write_config(
+            &sdir,
+            &format!("[site]\nid = \"{site}\"\n[sync]\ninterval_seconds = 1\nmax_backoff_seconds = 2\n"),
+        );
+        let data = sdir.join("data");
+        let out = enroll(&config, &data, &proxy.addr, &token);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let b = BoxProcess::start("run", &data, &["--config", &config]);
+        let mut c = Client::new(&b.url);
+        c.setup_admin(b.setup_link.as_deref().expect("setup"), "lan.nguyen", PASSWORD);
+        let res = c.post_bytes(
+            "/api/v1/people/import",
+            "text/csv",
+            &district_csv(20 + i, "21/11/2026", "04/12/2026"),
+        );
+        assert_eq!(res.status, 200, "{}", res.body);
+        let tokens: Vec<String> = c
+            .get("/api/v1/people")
+            .json()
+            .as_array()
+            .expect("people")
+            .iter()
+            .map(|p| {
+                let id = p["id"].as_str().expect("id");
+                c.get(&format!("/api/v1/people/{id}")).json()["declare_token"]
+                    .as_str()
+                    .expect("token")
+                    .to_owned()
+            })
+            .collect();
+        boxes.push((site, b, c, tokens, 0usize));
+    }
+
+    // Declarations keep coming while the link fails in every way.
+    let mut person = Client::new(&boxes[0].1.url);
+    let modes = [
+        ProxyMode::Cut,
+        ProxyMode::Block,
+        ProxyMode::Pass,
+        ProxyMode::Cut,
+        ProxyMode::Pass,
+        ProxyMode::Block,
+    ];
+    for (round, mode) in modes.into_iter().cycle().take(24).enumerate() {
+        proxy.set(mode);
+        for (_, b, _, tokens, acknowledged) in boxes.iter_mut() {
+            person = Client::new(&b.url);
+            for token in tokens.iter().skip(round % 3).step_by(3) {
+                let res = person.post_json(
+                    &format!("/api/v1/declare/{token}"),
+                    &serde_json::json!({"temperature": "36.7", "spo2": "97", "symptoms": []}),
+                );
+                assert_eq!(res.status, 201, "{}", res.body);
+                *acknowledged += 1;
+            }
+        }
+        if mode == ProxyMode::Pass && round % 6 == 4 {
+            // While the boxes push what was just declared, the province dies (SIGKILL) and comes
+            // back on the same port with the same data; four times, at random moments.
+            std::thread::sleep(Duration::from_millis(rand::random::<u64>() % 400));
+            let _ = server.kill();
+            let _ = server.wait();
+            std::thread::sleep(Duration::from_millis(300));
+            server = serve(&pdata, &listen).0;
+        }
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    drop(person);
+    proxy.set(ProxyMode::Pass);
+    for (site, _, c, _, _) in boxes.iter_mut() {
+        wait_until(&format!("{site} to have nothing pending"), || {
+            let h = c.get("/api/v1/health").json();
+            h["sync"]["pending"] == 0 && h["sync"]["failures_in_a_row"] == 0
+        });
+    }
+    assert!(
+        proxy.cuts.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "the proxy cut connections mid-stream"
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    for (site, _, _, tokens, acknowledged) in &boxes {
+        let counts: serde_json::Value =
+            serde_json::from_str(&province(&pdata, &["site", "show", site])).expect("counts");
+        assert_eq!(counts["declaration"].as_u64(), Some(*acknowledged as u64), "{site}: {counts}");
+        assert_eq!(counts["person"].as_u64(), Some(tokens.len() as u64), "{site}: {counts}");
+    }
 }

@@ -19,13 +19,14 @@ pub const PROVINCE_NAME: &str = "province.outpost";
 
 /// The DNS name in the client certificate of site `site_id`.
 pub fn site_name(site_id: &str) -> String {
-    format!("{}.sites.outpost", site_id.to_ascii_lowercase())
+    format!("{site_id}.sites.outpost")
 }
 
-/// Site ids: letters, digits and `-`, 1–63 (one DNS label), as in the box's `site.id`.
+/// Site ids at the province: lower-case letters, digits and `-`, 1–63 (one DNS label). Lower case
+/// only, because certificate names compare without case: `abc` and `ABC` must not be two sites.
 pub fn check_site_id(id: &str) -> bool {
     (1..=63).contains(&id.len())
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !id.starts_with('-')
         && !id.ends_with('-')
 }

@@ -45,8 +45,14 @@ pub async fn exchange(store: &Store, bundle: &ca::Bundle, addr: &str) -> anyhow:
     let tls = net::client_config(&bundle.ca_pem, Some((&bundle.cert_pem, &bundle.key_pem)))?;
     let (site, s) = (bundle.site_id.clone(), store.clone());
     let (request, state, sent_docs) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        // Only what is on disk goes out: the province records it as held by this site.
+        s.durable_blocking()?;
         let mut state: PeerState = s.get_local(PEER_KEY)?.unwrap_or_default();
         let batch = protocol::build(&s, &mut state, &site, |d| d.starts_with("alert/"));
+        // The batch id is used up even if the request fails: ids never repeat.
+        let mut w = WriteSet::new();
+        w.put_local(PEER_KEY, &state)?;
+        s.commit_blocking(w)?;
         Ok((protocol::encode(&batch), state, batch.docs.len()))
     })
     .await??;

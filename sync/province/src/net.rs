@@ -168,16 +168,23 @@ pub type Resp = (u16, &'static str, Vec<u8>);
 /// What serves requests.
 pub type Handler = Arc<dyn Fn(Req) -> Pin<Box<dyn Future<Output = Resp> + Send>> + Send + Sync>;
 
-/// Serves HTTPS on `listener` for ever; bodies over `max_body` are refused with 413.
+/// Connections served at once; more wait in the kernel's backlog.
+const MAX_CONNECTIONS: usize = 256;
+
+/// Serves HTTPS on `listener` for ever; bodies over `max_body` are refused with 413. A connection
+/// has 10 s for TLS and for each request's headers, and 120 s for a body.
 pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, max_body: usize, handler: Handler) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
         let Ok((stream, peer)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
         let (acceptor, handler) = (acceptor.clone(), handler.clone());
         tokio::spawn(async move {
+            let _slot = slot;
             let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await
             else {
                 return;
@@ -187,29 +194,35 @@ pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, max_bo
                 let (handler, peer_cert) = (handler.clone(), peer_cert.clone());
                 async move {
                     let (parts, body) = req.into_parts();
-                    let (status, kind, bytes) = match Limited::new(body, max_body).collect().await {
-                        Ok(body) => {
-                            let req = Req {
-                                method: parts.method,
-                                path: parts.uri.path().to_owned(),
-                                body: body.to_bytes(),
-                                peer_cert,
-                                peer,
-                            };
-                            handler(req).await
-                        }
-                        Err(_) => {
-                            (413, "text/plain", b"the request is too large or was cut short\n".to_vec())
-                        }
-                    };
+                    let body = Limited::new(body, max_body).collect();
+                    let (status, kind, bytes) =
+                        match tokio::time::timeout(Duration::from_secs(120), body).await {
+                            Ok(Ok(body)) => {
+                                let req = Req {
+                                    method: parts.method,
+                                    path: parts.uri.path().to_owned(),
+                                    body: body.to_bytes(),
+                                    peer_cert,
+                                    peer,
+                                };
+                                handler(req).await
+                            }
+                            Ok(Err(_)) => {
+                                (413, "text/plain", b"the request is too large or was cut short\n".to_vec())
+                            }
+                            Err(_) => (408, "text/plain", b"the request took too long\n".to_vec()),
+                        };
                     Response::builder()
                         .status(status)
                         .header(http::header::CONTENT_TYPE, kind)
                         .body(Full::new(Bytes::from(bytes)))
                 }
             });
-            let _ =
-                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).await;
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(tls), service)
+                .await;
         });
     }
 }

@@ -34,6 +34,10 @@ pub struct SiteEntry {
     pub token_sha256: Option<String>,
     pub enrolled: bool,
     pub revoked: bool,
+    /// SHA-256 of the one certificate this site may use: the last one issued to it. Earlier ones
+    /// (a stolen box's, before a `site add` again) are refused.
+    #[serde(default)]
+    pub cert_sha256: Option<String>,
 }
 
 fn sha256_hex(s: &str) -> String {
@@ -45,6 +49,10 @@ fn sha256_hex(s: &str) -> String {
 pub struct Province {
     pub dir: PathBuf,
 }
+
+/// Serialises changes to the site registry within a process (two enrolments with one token must
+/// not both succeed). `outpost-province site …` commands are separate processes: the operator's.
+static REGISTRY: Mutex<()> = Mutex::new(());
 
 /// Where enrolment tokens carry the CA's fingerprint without colons.
 fn compact(fingerprint: &str) -> String {
@@ -116,7 +124,11 @@ impl Province {
 
     /// Adds site `id` in `district` (or renews its token) and returns its one-time enrolment token.
     pub fn add_site(&self, id: &str, district: &str) -> anyhow::Result<String> {
-        anyhow::ensure!(ca::check_site_id(id), "a site id has letters, digits and '-' only (at most 63)");
+        let _registry = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
+        anyhow::ensure!(
+            ca::check_site_id(id),
+            "a site id has lower-case letters, digits and '-' only (at most 63), as the box's site.id"
+        );
         let ca = self.ca()?;
         let secret: String = (0..32).map(|_| format!("{:x}", rand::random::<u8>() & 0xF)).collect();
         let mut site = self.site(id)?.unwrap_or(SiteEntry {
@@ -125,6 +137,7 @@ impl Province {
             token_sha256: None,
             enrolled: false,
             revoked: false,
+            cert_sha256: None,
         });
         site.district = district.into();
         site.token_sha256 = Some(sha256_hex(&secret));
@@ -135,6 +148,7 @@ impl Province {
 
     /// Revokes site `id`: its certificate is refused from now on.
     pub fn revoke_site(&self, id: &str) -> anyhow::Result<()> {
+        let _registry = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
         let mut site = self.site(id)?.with_context(|| format!("no site {id}"))?;
         site.revoked = true;
         site.token_sha256 = None;
@@ -157,8 +171,12 @@ impl Province {
 
     /// Enrols a site with its token's secret: its bundle, once.
     pub fn enroll(&self, site_id: &str, secret: &str) -> Result<ca::Bundle, (u16, String)> {
+        let _registry = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
         let refused = || (403, "unknown site, used or wrong enrolment token".to_owned());
-        let internal = |e: anyhow::Error| (500, format!("{e:#}"));
+        let internal = |e: anyhow::Error| {
+            tracing::error!(error = %format!("{e:#}"), "An enrolment failed.");
+            (500, "the province could not enrol the site; it is logged".to_owned())
+        };
         let mut site = self.site(site_id).map_err(internal)?.ok_or_else(refused)?;
         if site.revoked || site.token_sha256.as_deref() != Some(sha256_hex(secret).as_str()) {
             return Err(refused());
@@ -166,6 +184,7 @@ impl Province {
         let bundle = self.ca().and_then(|ca| ca.site_bundle(site_id)).map_err(internal)?;
         site.token_sha256 = None;
         site.enrolled = true;
+        site.cert_sha256 = ca::first_der(&bundle.cert_pem).map(|der| ca::fingerprint(&der));
         self.save_site(&site).map_err(internal)?;
         Ok(bundle)
     }
@@ -183,6 +202,7 @@ impl Province {
 pub struct Server {
     pub province: Province,
     stores: Arc<Mutex<HashMap<String, Store>>>,
+    locks: Arc<Mutex<HashMap<String, Arc<Mutex<()>>>>>,
     pub limits: Limits,
 }
 
@@ -196,7 +216,7 @@ const PEER_KEY: &str = "sync/peer";
 
 impl Server {
     pub fn new(province: Province) -> Server {
-        Server { province, stores: Arc::default(), limits: Limits::default() }
+        Server { province, stores: Arc::default(), locks: Arc::default(), limits: Limits::default() }
     }
 
     /// Site `id`'s store, opened once.
@@ -215,6 +235,11 @@ impl Server {
     pub fn exchange(&self, peer_cert: Option<&[u8]>, bytes: &[u8]) -> Resp {
         let text =
             |status: u16, msg: String| (status, "text/plain; charset=utf-8", format!("{msg}\n").into_bytes());
+        // Details in the province's log, not to the caller.
+        let internal = |e: anyhow::Error| {
+            tracing::error!(error = %format!("{e:#}"), "An exchange failed.");
+            text(500, "the province could not complete the exchange; it is logged".into())
+        };
         let Some(cert) = peer_cert else {
             return text(401, "a site certificate is required".into());
         };
@@ -229,14 +254,24 @@ impl Server {
             return text(403, format!("this certificate is not site {}'s", batch.site));
         }
         match self.province.site(&batch.site) {
-            Ok(Some(site)) if !site.revoked => {}
-            Ok(_) => return text(403, format!("site {} is unknown or revoked", batch.site)),
-            Err(e) => return text(500, format!("{e:#}")),
+            Ok(Some(site)) if !site.revoked && site.cert_sha256 == Some(ca::fingerprint(cert)) => {}
+            Ok(_) => {
+                return text(
+                    403,
+                    format!("site {} is unknown or revoked, or this certificate was replaced", batch.site),
+                )
+            }
+            Err(e) => return internal(e),
         }
+        // One exchange per site at a time: two would read the same state and lose acknowledgements.
+        let lock = self.site_lock(&batch.site);
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
         let work = || -> anyhow::Result<Vec<u8>> {
             let mut store = self.store(&batch.site)?;
             let mut state: PeerState = store.get_local(PEER_KEY)?.unwrap_or_default();
             protocol::receive(&mut store, &mut state, &batch.site, bytes, &self.limits)?;
+            // Only what is on disk goes out: the site records it as held by the province.
+            store.durable_blocking()?;
             let answer = protocol::build(&store, &mut state, "province", |d| d.starts_with("alert/"));
             let mut w = WriteSet::new();
             w.put_local(PEER_KEY, &state)?;
@@ -245,8 +280,16 @@ impl Server {
         };
         match work() {
             Ok(answer) => (200, "application/octet-stream", answer),
-            Err(e) => text(400, format!("{e:#}")),
+            Err(e) => match e.downcast_ref::<protocol::ReceiveError>() {
+                Some(refused) => text(400, refused.to_string()),
+                None => internal(e),
+            },
         }
+    }
+
+    fn site_lock(&self, id: &str) -> Arc<Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(id.to_owned()).or_default().clone()
     }
 
     /// Routes a request.

@@ -97,10 +97,20 @@ async fn sites_enrol_once_sync_both_ways_and_stay_apart() {
     let (status, body) = exchange_raw(&addr, tls_a, b"not a batch".to_vec()).await;
     assert_eq!((status, String::from_utf8_lossy(&body).trim()), (400, "not a sync batch"));
 
+    // Site ids are lower case: `SITE-A` is not another site beside `site-a`.
+    assert!(province.add_site("SITE-A", "").is_err());
+
     // Revoked: refused, and nothing it sends is kept.
     province.revoke_site("site-a").expect("revoke");
     put(&site_a, &alert("a3")).await;
     let error = link::exchange(&site_a, &bundle_a, &addr).await.expect_err("revoked");
     assert!(format!("{error:#}").contains("403"), "{error:#}");
     assert!(server.store("site-a").expect("store").get::<Alert>("a3").expect("get").is_none());
+
+    // A replacement box gets a new token and certificate; the old certificate stays refused.
+    let renewed = province.add_site("site-a", "Liên Chiểu").expect("add again");
+    let replacement = link::enroll(&addr, &renewed).await.expect("enrol the replacement");
+    assert!(link::exchange(&site_a, &bundle_a, &addr).await.is_err(), "the old certificate is refused");
+    link::exchange(&site_a, &replacement, &addr).await.expect("the new one works");
+    assert!(server.store("site-a").expect("store").get::<Alert>("a3").expect("get").is_some());
 }
