@@ -427,7 +427,7 @@ pub fn free_port() -> u16 {
 pub enum ProxyMode {
     /// Passes bytes both ways.
     Pass,
-    /// Passes, then cuts the connection after a random number of bytes from the client (up to 64 KiB).
+    /// Passes, then cuts the connection after a random number of bytes from the client (up to 4 KiB).
     Cut,
     /// Accepts and closes at once: the peer looks down.
     Block,
@@ -458,7 +458,9 @@ impl FlakyProxy {
                     continue;
                 }
                 let Ok(server) = TcpStream::connect(&target) else { continue };
-                let limit = if now == ProxyMode::Cut { rand::random::<u16>() as u64 } else { u64::MAX };
+                // Within the first 4 KiB: in the TLS handshake or in the request's batch.
+                let limit =
+                    if now == ProxyMode::Cut { u64::from(rand::random::<u16>() % 4096) } else { u64::MAX };
                 let (mut c_in, mut s_out) =
                     (client.try_clone().expect("clone"), server.try_clone().expect("clone"));
                 let (mut s_in, mut c_out) = (server, client);

@@ -254,6 +254,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("health.sync", "Đồng bộ với tỉnh", "Sync with the province"),
     ("health.sync_last", "Lần thành công gần nhất", "Last success"),
     ("health.sync_pending", "Thay đổi chờ gửi", "Changes waiting"),
+    ("health.sync_refused", "Tài liệu không gộp được", "Documents that could not be merged"),
     ("health.sync_off", "Chưa đăng ký với tỉnh (outpost enroll).", "Not enrolled with the province (outpost enroll)."),
     ("health.tls_failed", "Bắt tay TLS thất bại", "Failed TLS handshakes"),
     ("health.logins_refused", "Đăng nhập bị từ chối", "Logins refused"),

@@ -67,6 +67,8 @@ pub struct SyncStatus {
     pub exchanges: u64,
     pub sent_bytes: u64,
     pub received_bytes: u64,
+    /// Documents from the province this box could not merge (set aside, see `Store::sync_refused`).
+    pub refused: usize,
     /// Change-log positions past the province's acknowledged cursor (documents changed since, each
     /// counted once; merges from the province count too).
     pub pending: u64,
@@ -98,9 +100,11 @@ pub async fn run(
             .ok()
             .flatten()
             .map_or(app.store.last_seq(), |s| app.store.last_seq().saturating_sub(s.cursor));
+        let refused = app.store.sync_refused().map(|r| r.len()).unwrap_or(0);
         if let Ok(mut s) = status.lock() {
             s.last_attempt = Some(now);
             s.pending = pending;
+            s.refused = refused;
             match &result {
                 Ok(moved) => {
                     s.last_success = Some(now);

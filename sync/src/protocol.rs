@@ -131,8 +131,9 @@ pub trait Docs {
     fn has_change(&self, doc_id: &str, hash: &ChangeHash) -> Result<bool, String>;
     /// Every change of `doc_id` that `heads` do not already cover.
     fn save_after(&self, doc_id: &str, heads: &[ChangeHash]) -> Result<Vec<u8>, String>;
-    /// Merges the changes of every document into this side, all or nothing, durably; returns each
-    /// document's heads afterwards. An error means nothing was applied.
+    /// Merges the changes of every document into this side, durably; returns each document's heads
+    /// afterwards. A document that cannot be merged is set aside and keeps its heads (so the peer
+    /// sends it again); an error means nothing at all was applied.
     fn apply(&mut self, docs: &[DocChanges]) -> Result<Vec<DocHeads>, String>;
 }
 

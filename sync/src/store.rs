@@ -160,6 +160,8 @@ impl WriteSet {
 pub struct Applied {
     /// Documents whose content changed, with their new change-log sequence.
     pub changed: Vec<(String, u64)>,
+    /// Documents from a peer that could not be merged, with the reason (see [`Store::merge_remote`]).
+    pub refused: Vec<(String, String)>,
 }
 
 fn local_key(key: &str) -> Vec<u8> {
@@ -370,12 +372,14 @@ impl Store {
         Ok(())
     }
 
-    /// Merges changes that came from a peer, all documents or none: each into its stored document
+    /// Merges changes that came from a peer, in one atomic write: each into its stored document
     /// (Automerge's rules: concurrent edits of different fields both stay; of one field, one value
     /// wins deterministically and the other stays in the history), with a new projection, indexes
     /// and change-log entry where it changed. Returns each document's heads afterwards. Changes whose
-    /// dependencies this side lacks are not applied: the heads say so, and the peer sends again.
-    /// Not yet durable: see [`Store::merge_remote_blocking`].
+    /// dependencies this side lacks are not applied: the heads say so, and the peer sends again. A
+    /// document that cannot be merged (corrupt changes, a kind this build does not know, a value
+    /// that is not its record type) is set aside and listed by [`Store::sync_refused`]; the rest
+    /// goes on. Not yet durable: see [`Store::merge_remote_blocking`].
     pub fn merge_remote(&self, docs: &[DocChanges]) -> Result<(Applied, Vec<DocHeads>)> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed);
@@ -397,11 +401,33 @@ impl Store {
                 .with_actor(self.inner.actor.clone()),
             };
             let before = doc.get_heads();
-            doc.load_incremental(&d.changes).map_err(corrupt)?;
-            if doc.get_heads() != before {
+            // A document that cannot be merged is set aside (listed, with the reason, under
+            // `x/sync-refused/`) and keeps its heads: the peer sees it was not taken and sends it
+            // again; every other document of the batch goes on.
+            let refused_key = local_key(&format!("sync-refused/{}", d.doc_id));
+            let mut merged_doc = doc.clone();
+            let outcome = merged_doc.load_incremental(&d.changes).map_err(corrupt).and_then(|_| {
+                if merged_doc.get_heads() == before {
+                    return Ok(None);
+                }
                 let kind = d.doc_id.split_once('/').map_or(d.doc_id.as_str(), |(k, _)| k);
-                let (projection, entries) = record::project(kind, doc::hydrate(&doc))
-                    .map_err(|source| StoreError::Remote { doc_id: d.doc_id.clone(), source })?;
+                record::project(kind, doc::hydrate(&merged_doc))
+                    .map(Some)
+                    .map_err(|source| StoreError::Remote { doc_id: d.doc_id.clone(), source })
+            });
+            let projected = match outcome {
+                Ok(p) => {
+                    doc = merged_doc;
+                    batch.remove(refused_key);
+                    p
+                }
+                Err(error) => {
+                    batch.insert(refused_key, error_chain(&error).into_bytes());
+                    applied.refused.push((d.doc_id.clone(), error_chain(&error)));
+                    None
+                }
+            };
+            if let Some((projection, entries)) = projected {
                 let index_keys: Vec<Vec<u8>> =
                     entries.into_iter().map(|(name, v)| index_key(name, &v, &d.doc_id)).collect();
                 *seq += 1;
@@ -420,6 +446,17 @@ impl Store {
         let merged = self.merge_remote(docs)?;
         self.durable_blocking()?;
         Ok(merged)
+    }
+
+    /// Documents from the peer that could not be merged, with the reason: what sync could not take.
+    pub fn sync_refused(&self) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for entry in self.inner.tree.scan_prefix(local_key("sync-refused/")) {
+            let (k, v) = entry?;
+            let doc_id = String::from_utf8_lossy(&k[b"x/sync-refused/".len()..]).into_owned();
+            out.push((doc_id, String::from_utf8_lossy(&v).into_owned()));
+        }
+        Ok(out)
     }
 
     /// A document's heads (empty if it does not exist).
@@ -873,6 +910,31 @@ mod tests {
         let before = province.last_seq();
         exchange(&mut site, &mut site_peer, &mut province, &mut province_peer);
         assert_eq!(province.last_seq(), before);
+    }
+
+    #[test]
+    fn a_document_that_cannot_be_merged_is_set_aside_and_the_rest_goes_on() {
+        use crate::protocol::DocChanges;
+        let (d1, d2) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+        let (site, province) = (open(d1.path()), open(d2.path()));
+        let mut w = WriteSet::new();
+        w.put(&alert("a1", AlertState::Open)).expect("put");
+        site.commit_blocking(w).expect("commit");
+        let good = DocChanges {
+            doc_id: "alert/a1".into(),
+            changes: site.document("alert/a1").expect("doc").expect("a1").save(),
+            heads: site.heads("alert/a1").expect("heads"),
+        };
+        let unknown_kind = DocChanges { doc_id: "newer-kind/x".into(), ..good.clone() };
+        let corrupt =
+            DocChanges { doc_id: "alert/a2".into(), changes: b"not automerge".to_vec(), heads: vec![] };
+        let (applied, heads) = province.merge_remote_blocking(&[corrupt, good, unknown_kind]).expect("merge");
+        assert_eq!(applied.changed.len(), 1, "the good one merged");
+        assert!(province.get::<Alert>("a1").expect("get").is_some());
+        assert_eq!(heads[0], ("alert/a2".to_owned(), vec![]), "the bad one keeps its (empty) heads");
+        let refused = province.sync_refused().expect("refused");
+        assert_eq!(refused.iter().map(|(d, _)| d.as_str()).collect::<Vec<_>>(), ["alert/a2", "newer-kind/x"]);
+        assert!(refused[1].1.contains("unknown document kind"), "{refused:?}");
     }
 
     #[tokio::test]

@@ -246,7 +246,8 @@ pub async fn health_page(State(state): State<AppState>, ctx: Ctx) -> PageResult 
                     @match h["sync"].as_object() {
                         Some(s) => {
                             (t(lang, "health.sync_last")) ": " strong { (s["last_success"].as_str().unwrap_or("—")) } " · "
-                            (t(lang, "health.sync_pending")) ": " strong { (s["pending"]) }
+                            (t(lang, "health.sync_pending")) ": " strong { (s["pending"]) } " · "
+                            (t(lang, "health.sync_refused")) ": " strong { (s["refused"]) }
                             @if let Some(e) = s["last_error"].as_str() { " · " (t(lang, "health.last_error")) ": " (e) }
                         },
                         None => (t(lang, "health.sync_off")),
@@ -334,6 +335,11 @@ pub async fn metrics(State(state): State<AppState>) -> Result<axum::response::Re
     }
     if let Some(s) = state.app.sync.get().and_then(|s| s.lock().ok().map(|s| s.clone())) {
         gauge("outpost_sync_pending", "Changes the province has not acknowledged yet.", s.pending as f64);
+        gauge(
+            "outpost_sync_refused",
+            "Documents from the province that could not be merged.",
+            s.refused as f64,
+        );
         gauge(
             "outpost_sync_failures_in_a_row",
             "Failed exchanges since the last success.",
