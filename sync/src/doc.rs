@@ -33,9 +33,17 @@ pub fn reconcile(doc: &mut AutoCommit, value: &Json) -> Result<bool, DocError> {
     reconcile_map(doc, &ROOT, map)
 }
 
+/// Root keys that start with `_` belong to the store (the document's generation), not to the record:
+/// a record's value never removes them and reading a record never shows them.
+pub const GENERATION: &str = "_generation";
+
+fn reserved(obj: &ObjId, key: &str) -> bool {
+    *obj == ROOT && key.starts_with('_')
+}
+
 fn reconcile_map(doc: &mut AutoCommit, obj: &ObjId, map: &Map<String, Json>) -> Result<bool, DocError> {
     let mut changed = false;
-    let stale: Vec<String> = doc.keys(obj).filter(|k| !map.contains_key(k)).collect();
+    let stale: Vec<String> = doc.keys(obj).filter(|k| !map.contains_key(k) && !reserved(obj, k)).collect();
     for key in stale {
         doc.delete(obj, key.as_str())?;
         changed = true;
@@ -108,6 +116,24 @@ fn same_scalar(current: &ScalarValue, value: &Json) -> bool {
     *current == to_scalar(value)
 }
 
+/// The document's generation: set when a document is started anew (erasure), so that a peer drops
+/// the copy it holds instead of merging the old history back. `None` for a document never replaced.
+pub fn generation(doc: &AutoCommit) -> Option<String> {
+    match doc.get(ROOT, GENERATION) {
+        Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
+            ScalarValue::Str(g) => Some(g.to_string()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Marks `doc` (a new document) as generation `generation`.
+pub fn set_generation(doc: &mut AutoCommit, generation: &str) -> Result<(), DocError> {
+    doc.put(ROOT, GENERATION, generation)?;
+    Ok(())
+}
+
 /// The document's current value as JSON.
 pub fn hydrate(doc: &AutoCommit) -> Json {
     hydrate_obj(doc, &ROOT)
@@ -126,6 +152,7 @@ fn hydrate_obj(doc: &AutoCommit, obj: &ObjId) -> Json {
         ),
         Ok(_) => Json::Object(
             doc.keys(obj)
+                .filter(|k| !reserved(obj, k))
                 .map(|k| {
                     let v = match doc.get(obj, k.as_str()) {
                         Ok(Some((Value::Scalar(s), _))) => scalar_json(&s),

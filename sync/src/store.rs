@@ -309,6 +309,19 @@ impl Store {
         for write in writes.docs {
             let dkey = format!("d/{}", write.doc_id);
             let stored = if write.fresh { None } else { tree.get(&dkey)? };
+            if write.fresh {
+                // A new history: a fresh actor (the box's own would repeat sequence numbers the peers
+                // hold) and a new generation, so that peers drop their copy of the old one.
+                let mut doc = AutoCommit::new().with_actor(ActorId::random());
+                doc::set_generation(&mut doc, &uuid::Uuid::new_v4().simple().to_string())
+                    .map_err(|source| StoreError::Document { doc_id: write.doc_id.clone(), source })?;
+                doc::reconcile(&mut doc, &write.value)
+                    .map_err(|source| StoreError::Document { doc_id: write.doc_id.clone(), source })?;
+                *seq += 1;
+                self.stage(&mut batch, *seq, &write.doc_id, doc.save(), write.projection, &write.index_keys)?;
+                applied.changed.push((write.doc_id, *seq));
+                continue;
+            }
             let mut doc = match stored {
                 Some(bytes) => AutoCommit::load(&bytes)
                     .map_err(|source| StoreError::CorruptDocument {
@@ -400,6 +413,20 @@ impl Store {
                 }
                 .with_actor(self.inner.actor.clone()),
             };
+            // Generations (erasure starts a document anew): complete changes of a newer generation
+            // replace this side's copy; complete changes of an older one are not merged back.
+            let mut alone = AutoCommit::new();
+            let complete = alone.load_incremental(&d.changes).is_ok() && !alone.get_heads().is_empty();
+            if complete && !doc.get_heads().is_empty() {
+                let (theirs, ours) = (doc::generation(&alone), doc::generation(&doc));
+                if theirs > ours {
+                    doc = AutoCommit::new().with_actor(self.inner.actor.clone());
+                } else if theirs < ours {
+                    heads.push((d.doc_id.clone(), doc.get_heads()));
+                    merged.insert(d.doc_id.as_str(), doc);
+                    continue;
+                }
+            }
             let before = doc.get_heads();
             // A document that cannot be merged is set aside (listed, with the reason, under
             // `x/sync-refused/`) and keeps its heads: the peer sees it was not taken and sends it
@@ -823,6 +850,7 @@ impl Series {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::DocChanges;
     use crate::record::{Alert, AlertKind, AlertState, Severity};
     use chrono::{TimeZone, Utc};
 
@@ -913,8 +941,72 @@ mod tests {
     }
 
     #[test]
+    fn an_erased_document_replaces_the_peers_copy_and_the_old_history_stays_out() {
+        let (d1, d2) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+        let (mut site, mut province) = (open(d1.path()), open(d2.path()));
+        let (mut site_peer, mut province_peer) = Default::default();
+        let mut a1 = alert("a1", AlertState::Open);
+        a1.detail = "Nguyễn Văn An, 0905123456".into();
+        site.commit_blocking({
+            let mut w = WriteSet::new();
+            w.put(&a1).expect("put");
+            w
+        })
+        .expect("commit");
+        exchange(&mut site, &mut site_peer, &mut province, &mut province_peer);
+        let old_heads = province.heads("alert/a1").expect("heads");
+        assert_eq!(province.get::<Alert>("a1").expect("get").expect("a1").detail, a1.detail);
+
+        // The site erases (a new history); the province's copy is dropped, not merged with it.
+        a1.detail = String::new();
+        site.commit_blocking({
+            let mut w = WriteSet::new();
+            w.replace(&a1).expect("replace");
+            w
+        })
+        .expect("commit");
+        for _ in 0..2 {
+            exchange(&mut site, &mut site_peer, &mut province, &mut province_peer);
+        }
+        assert!(province.sync_refused().expect("refused").is_empty());
+        assert_eq!(province.get::<Alert>("a1").expect("get").expect("a1").detail, "");
+        let mut doc = province.document("alert/a1").expect("doc").expect("a1");
+        for h in &old_heads {
+            assert!(doc.get_change_by_hash(h).is_none(), "the old history is gone at the province");
+        }
+        let (mut a, mut b) =
+            (site.heads("alert/a1").expect("heads"), province.heads("alert/a1").expect("heads"));
+        a.sort();
+        b.sort();
+        assert_eq!(a, b);
+
+        // The site's later edits merge as usual; an old-generation copy sent again is not merged back.
+        let mut acked = site.get::<Alert>("a1").expect("get").expect("a1");
+        acked.state = AlertState::Acknowledged;
+        site.commit_blocking({
+            let mut w = WriteSet::new();
+            w.put(&acked).expect("put");
+            w
+        })
+        .expect("commit");
+        exchange(&mut site, &mut site_peer, &mut province, &mut province_peer);
+        assert_eq!(province.get::<Alert>("a1").expect("get").expect("a1").state, AlertState::Acknowledged);
+        let old = DocChanges { doc_id: "alert/a1".into(), changes: old_doc_bytes(&a1), heads: vec![] };
+        province.merge_remote_blocking(&[old]).expect("merge");
+        assert_eq!(province.get::<Alert>("a1").expect("get").expect("a1").detail, "");
+    }
+
+    /// A complete document of `a` in the old generation (no generation mark), as an old peer has it.
+    fn old_doc_bytes(a: &Alert) -> Vec<u8> {
+        let mut old = a.clone();
+        old.detail = "Nguyễn Văn An, 0905123456".into();
+        let mut doc = AutoCommit::new();
+        doc::reconcile(&mut doc, &serde_json::to_value(&old).expect("json")).expect("reconcile");
+        doc.save()
+    }
+
+    #[test]
     fn a_document_that_cannot_be_merged_is_set_aside_and_the_rest_goes_on() {
-        use crate::protocol::DocChanges;
         let (d1, d2) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
         let (site, province) = (open(d1.path()), open(d2.path()));
         let mut w = WriteSet::new();

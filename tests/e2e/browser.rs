@@ -112,9 +112,20 @@ impl Driver {
         self.cmd(&format!("/element/{el}/click"), json!({}));
     }
 
+    /// The element's text. A live page may replace the element between
+    /// finding it and reading it ("stale element reference"): find it again.
     fn text(&mut self, css: &str) -> String {
-        let el = self.find(css);
-        self.get(&format!("/element/{el}/text")).as_str().unwrap_or("").to_owned()
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let el = self.find(css);
+            let res = self.client.get(&format!("/session/{}/element/{el}/text", self.session));
+            if res.status == 200 {
+                return res.json()["value"].as_str().unwrap_or("").to_owned();
+            }
+            let stale = res.body.contains("stale element reference");
+            assert!(stale && Instant::now() < deadline, "{css} text: {}", res.body);
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn source(&mut self) -> String {
