@@ -130,6 +130,9 @@ pub struct RawWeb {
 pub struct RawSync {
     pub interval_seconds: u32,
     pub max_backoff_seconds: u32,
+    /// `host:port` to answer the province's pulls on; empty: none.
+    #[serde(default)]
+    pub listen: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -316,6 +319,12 @@ impl Config {
         }
         if raw.sync.interval_seconds == 0 || raw.sync.max_backoff_seconds < raw.sync.interval_seconds {
             return Err(invalid("sync", "interval_seconds must be ≥ 1 and ≤ max_backoff_seconds"));
+        }
+        if !raw.sync.listen.is_empty() && raw.sync.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                "sync.listen",
+                "expected an address and port, such as 0.0.0.0:8444, or \"\"",
+            ));
         }
         if raw.privacy.purge_after_days == 0 {
             return Err(invalid("privacy.purge_after_days", "must be at least 1"));

@@ -148,8 +148,18 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
             }));
             let _ = app.sync.set(status.clone());
             tracing::info!(province = %enrolment.province, "Sync with the province started.");
-            let (app, cancel) = (app.clone(), cancel.clone());
-            tracker.spawn(async move { crate::sync::run(app, enrolment, &status, cancel).await });
+            let site = outpost_province::link::SiteLink::new(app.store.clone(), enrolment.bundle);
+            let listen = app.config.raw.sync.listen.clone();
+            if !listen.is_empty() {
+                let listener = tokio::net::TcpListener::bind(&listen)
+                    .await
+                    .with_context(|| format!("cannot listen for the province's pulls on {listen}"))?;
+                tracing::info!(address = %listener.local_addr()?, "Answering the province's pulls.");
+                let (app, site, status, cancel) = (app.clone(), site.clone(), status.clone(), cancel.clone());
+                tracker.spawn(crate::sync::serve_pulls(app, site, listener, status, cancel));
+            }
+            let (app, cancel, province) = (app.clone(), cancel.clone(), enrolment.province);
+            tracker.spawn(async move { crate::sync::run(app, site, province, &status, cancel).await });
         }
         Ok(None) => {}
         Err(error) => tracing::error!(error = %format!("{error:#}"), "Cannot read the enrolment; no sync."),

@@ -1,8 +1,9 @@
 //! The box's link to the province [M14]: enrolment once, then an exchange every
 //! `sync.interval_seconds` while the province answers, with exponential back-off and jitter while it
-//! does not (up to `sync.max_backoff_seconds`). A site behind NAT pushes; the same batches would
-//! serve a province that pulls. Progress is on the health page: last success, last error, what is
-//! still to send, bytes moved.
+//! does not (up to `sync.max_backoff_seconds`). A site behind NAT only pushes; a site the province
+//! can reach also answers its pulls on `sync.listen`, with the same batches, one exchange at a time
+//! either way. Progress is on the health page: last success, last error, what is still to send,
+//! bytes moved.
 //!
 //! The enrolment is kept in the data folder (`sync/link.json`, mode 0600): the province's address,
 //! its CA, and this site's certificate and key.
@@ -11,7 +12,10 @@ use std::{path::Path, sync::Mutex, time::Duration};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use outpost_province::{ca::Bundle, link};
+use outpost_province::{
+    ca::Bundle,
+    link::{self, backoff, Exchanged, SiteLink},
+};
 use serde::{Deserialize, Serialize};
 
 use crate::app::Outpost;
@@ -60,13 +64,8 @@ pub async fn enroll(
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SyncStatus {
     pub province: String,
-    pub last_success: Option<DateTime<Utc>>,
-    pub last_attempt: Option<DateTime<Utc>>,
-    pub last_error: Option<String>,
-    pub failures_in_a_row: u32,
-    pub exchanges: u64,
-    pub sent_bytes: u64,
-    pub received_bytes: u64,
+    #[serde(flatten)]
+    pub link: link::LinkLog,
     /// Documents from the province this box could not merge (set aside, see `Store::sync_refused`).
     pub refused: usize,
     /// Change-log positions past the province's acknowledged cursor (documents changed since, each
@@ -74,17 +73,53 @@ pub struct SyncStatus {
     pub pending: u64,
 }
 
-/// The delay before the next attempt after `failures` failures in a row: doubling from the interval
-/// up to `max`, with ±25 % jitter so that sites do not all call back at once.
-pub fn backoff(interval: Duration, max: Duration, failures: u32, jitter: f64) -> Duration {
-    let base = interval.saturating_mul(1u32 << failures.min(16)).min(max);
-    base.mul_f64(0.75 + 0.5 * jitter.clamp(0.0, 1.0))
+impl SyncStatus {
+    /// Takes in the outcome of an exchange at `now`, either way.
+    fn record(
+        &mut self,
+        now: DateTime<Utc>,
+        outcome: &anyhow::Result<Exchanged>,
+        store: &outpost_sync::Store,
+    ) {
+        self.link.record(now, outcome);
+        self.pending = store
+            .get_local::<outpost_sync::protocol::PeerState>(link::PEER_KEY)
+            .ok()
+            .flatten()
+            .map_or(store.last_seq(), |s| store.last_seq().saturating_sub(s.cursor));
+        self.refused = store.sync_refused().map(|r| r.len()).unwrap_or(0);
+    }
 }
 
-/// Runs the link until `cancel`.
+/// Answers the province's pulls on `listener` until `cancel`.
+pub async fn serve_pulls(
+    app: std::sync::Arc<Outpost>,
+    site: SiteLink,
+    listener: tokio::net::TcpListener,
+    status: std::sync::Arc<Mutex<SyncStatus>>,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    let store = site.store.clone();
+    let on_pull: link::OnPull = std::sync::Arc::new(move |outcome| {
+        if let Ok(mut s) = status.lock() {
+            s.record(app.now(), outcome, &store);
+        }
+    });
+    tokio::select! {
+        _ = cancel.cancelled() => {}
+        served = site.serve_pulls(listener, on_pull) => {
+            if let Err(error) = served {
+                tracing::error!(error = %format!("{error:#}"), "The province's pulls cannot be served.");
+            }
+        }
+    }
+}
+
+/// Pushes to the province until `cancel`.
 pub async fn run(
     app: std::sync::Arc<Outpost>,
-    enrolment: Enrolment,
+    site: SiteLink,
+    province: String,
     status: &Mutex<SyncStatus>,
     cancel: tokio_util::sync::CancellationToken,
 ) {
@@ -93,32 +128,9 @@ pub async fn run(
     let mut failures = 0u32;
     loop {
         let now = app.now();
-        let result = link::exchange(&app.store, &enrolment.bundle, &enrolment.province).await;
-        let pending = app
-            .store
-            .get_local::<outpost_sync::protocol::PeerState>(link::PEER_KEY)
-            .ok()
-            .flatten()
-            .map_or(app.store.last_seq(), |s| app.store.last_seq().saturating_sub(s.cursor));
-        let refused = app.store.sync_refused().map(|r| r.len()).unwrap_or(0);
+        let result = site.push(&province).await;
         if let Ok(mut s) = status.lock() {
-            s.last_attempt = Some(now);
-            s.pending = pending;
-            s.refused = refused;
-            match &result {
-                Ok(moved) => {
-                    s.last_success = Some(now);
-                    s.last_error = None;
-                    s.failures_in_a_row = 0;
-                    s.exchanges += 1;
-                    s.sent_bytes += moved.sent_bytes as u64;
-                    s.received_bytes += moved.received_bytes as u64;
-                }
-                Err(error) => {
-                    s.last_error = Some(format!("{error:#}"));
-                    s.failures_in_a_row += 1;
-                }
-            }
+            s.record(now, &result, &app.store);
         }
         if result.is_ok() {
             failures = 0;
@@ -139,20 +151,5 @@ pub async fn run(
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn back_off_doubles_to_the_cap_with_jitter() {
-        let (i, max) = (Duration::from_secs(60), Duration::from_secs(1800));
-        assert_eq!(backoff(i, max, 1, 0.5), Duration::from_secs(120));
-        assert_eq!(backoff(i, max, 3, 0.5), Duration::from_secs(480));
-        assert_eq!(backoff(i, max, 30, 0.5), max);
-        assert_eq!(backoff(i, max, 1, 0.0), Duration::from_secs(90));
-        assert_eq!(backoff(i, max, 1, 1.0), Duration::from_secs(150));
     }
 }

@@ -131,6 +131,28 @@ pub trait Docs {
     fn has_change(&self, doc_id: &str, hash: &ChangeHash) -> Result<bool, String>;
     /// Every change of `doc_id` that `heads` do not already cover.
     fn save_after(&self, doc_id: &str, heads: &[ChangeHash]) -> Result<Vec<u8>, String>;
+    /// The document's heads and, unless the peer's `acked` heads cover them, the changes of those
+    /// heads it holds do not (`save_after` of the acknowledged heads this side knows). A store
+    /// overrides it to read the document once.
+    #[allow(clippy::type_complexity)]
+    fn outgoing(
+        &self,
+        doc_id: &str,
+        acked: Option<&[ChangeHash]>,
+    ) -> Result<(Vec<ChangeHash>, Option<Vec<u8>>), String> {
+        let heads = self.heads(doc_id)?;
+        if acked.is_some_and(|a| covers(a, &heads)) {
+            return Ok((heads, None));
+        }
+        let mut known = Vec::new();
+        for h in acked.into_iter().flatten() {
+            if self.has_change(doc_id, h)? {
+                known.push(*h);
+            }
+        }
+        let changes = self.save_after(doc_id, &known)?;
+        Ok((heads, Some(changes)))
+    }
     /// Merges the changes of every document into this side, durably; returns each document's heads
     /// afterwards. A document that cannot be merged is set aside and keeps its heads (so the peer
     /// sends it again); an error means nothing at all was applied.
@@ -183,17 +205,8 @@ pub fn build(docs: &impl Docs, state: &mut PeerState, site: &str, is_urgent: imp
     let mut full = false;
     // Whether the document is in the batch or needs not be; `false` (full, or unreadable) ends it.
     let mut add = |doc_id: &str, batch: &mut Batch| -> Result<bool, String> {
-        let heads = docs.heads(doc_id)?;
-        if state.acked.get(doc_id).is_some_and(|acked| covers(acked, &heads)) {
-            return Ok(true);
-        }
-        let mut known = Vec::new();
-        for h in state.acked.get(doc_id).into_iter().flatten() {
-            if docs.has_change(doc_id, h)? {
-                known.push(*h);
-            }
-        }
-        let changes = docs.save_after(doc_id, &known)?;
+        let (heads, changes) = docs.outgoing(doc_id, state.acked.get(doc_id).map(Vec::as_slice))?;
+        let Some(changes) = changes else { return Ok(true) };
         if !batch.docs.is_empty() && size + changes.len() > budget {
             return Ok(false);
         }
@@ -235,7 +248,7 @@ pub fn build(docs: &impl Docs, state: &mut PeerState, site: &str, is_urgent: imp
 }
 
 /// Whether `acked` heads cover `heads` (the peer holds everything this side has).
-fn covers(acked: &[ChangeHash], heads: &[ChangeHash]) -> bool {
+pub(crate) fn covers(acked: &[ChangeHash], heads: &[ChangeHash]) -> bool {
     heads.iter().all(|h| acked.contains(h))
 }
 

@@ -19,12 +19,40 @@ fn province(data: &std::path::Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// A provincial server process, killed when dropped (a failing test leaves none behind).
+struct ProvinceProcess(std::process::Child);
+
+impl ProvinceProcess {
+    fn kill(&mut self) -> std::io::Result<()> {
+        self.0.kill()
+    }
+
+    fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        self.0.wait()
+    }
+}
+
+impl Drop for ProvinceProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Starts `outpost-province serve` on `listen`; the process and the address it listens on.
-fn serve(data: &std::path::Path, listen: &str) -> (std::process::Child, String) {
+fn serve(data: &std::path::Path, listen: &str) -> (ProvinceProcess, String) {
+    serve_with(data, listen, &[])
+}
+
+/// `serve` with more arguments.
+fn serve_with(data: &std::path::Path, listen: &str, more: &[&str]) -> (ProvinceProcess, String) {
     let mut server = Command::new(province_bin())
         .arg("--data")
         .arg(data)
         .args(["serve", "--listen", listen])
+        .args(more)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -32,7 +60,7 @@ fn serve(data: &std::path::Path, listen: &str) -> (std::process::Child, String) 
     let mut line = String::new();
     BufReader::new(server.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
     let addr = line.trim().rsplit("https://").next().expect("address").to_owned();
-    (server, addr)
+    (ProvinceProcess(server), addr)
 }
 
 /// `outpost enroll` for the box with `config` and `data`, through `addr`.
@@ -88,6 +116,59 @@ fn a_box_enrols_and_its_records_reach_the_province() {
     std::thread::sleep(Duration::from_millis(10));
 }
 
+/// A box the province can reach answers its pulls: with the box's own pushes an hour apart, what staff
+/// record reaches the province by pulls, and the province's log says so.
+#[test]
+fn the_province_pulls_a_box_it_can_reach() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pdata, data) = (dir.path().join("province"), dir.path().join("box"));
+    province(&pdata, &["init"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let pull_addr = format!("127.0.0.1:{port}");
+    let token = province(
+        &pdata,
+        &["site", "add", "demo-site", "--district", "Quận Liên Chiểu", "--address", &pull_addr],
+    );
+    let (mut server, addr) = serve_with(&pdata, "127.0.0.1:0", &["--pull-every", "1"]);
+    let config = write_config(
+        dir.path(),
+        &format!("[sync]\ninterval_seconds = 3600\nmax_backoff_seconds = 3600\nlisten = \"{pull_addr}\"\n"),
+    );
+    let out = enroll(&config, &data, &addr, &token);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let b = BoxProcess::start("run", &data, &["--config", &config]);
+    let mut c = Client::new(&b.url);
+    c.setup_admin(b.setup_link.as_deref().expect("setup"), "lan.nguyen", PASSWORD);
+    let log = || -> serde_json::Value {
+        std::fs::read(pdata.join("sites/demo-site/last-sync.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    };
+    // The box pushes at start, then not for an hour; the province pulls every second.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while log()["pulls"].as_u64() < Some(1) {
+        assert!(std::time::Instant::now() < deadline, "the province did not pull: {}", log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pushes = log()["pushes"].as_u64().expect("pushes");
+    let pulls = log()["pulls"].as_u64().expect("pulls");
+    let res = c.post_bytes("/api/v1/people/import", "text/csv", &district_csv(4, "21/11/2026", "04/12/2026"));
+    assert_eq!(res.status, 200, "{}", res.body);
+    wait_until("the province's pulls to take everything", || {
+        c.get("/api/v1/health").json()["sync"]["pending"] == 0 && log()["pulls"].as_u64() > Some(pulls + 1)
+    });
+    let _ = server.kill();
+    let _ = server.wait();
+    let counts: serde_json::Value =
+        serde_json::from_str(&province(&pdata, &["site", "show", "demo-site"])).expect("counts");
+    assert_eq!(counts["person"], 4, "{counts}");
+    assert_eq!(log()["pushes"].as_u64(), Some(pushes), "only pulls carried the import: {}", log());
+    let listed = province(&pdata, &["site", "list"]);
+    assert!(listed.contains(&pull_addr) && !listed.contains("never"), "{listed}");
+}
+
 /// A site offline for 14 days with 300 people (declarations three times a day, missing-declaration
 /// and fever alerts, follow-up sheets, presence days) syncs completely the first time it reaches the
 /// province: one session of back-to-back exchanges, alerts first, the province then holding every
@@ -133,7 +214,8 @@ fn fourteen_days_offline_sync_completely_at_the_first_link() {
     let started = std::time::Instant::now();
     let (mut round_trips, mut bytes) = (0, 0);
     loop {
-        let moved = rt.block_on(link::exchange(&store, &bundle, &addr)).expect("an exchange");
+        let moved =
+            rt.block_on(link::SiteLink::new(store.clone(), bundle.clone()).push(&addr)).expect("an exchange");
         round_trips += 1;
         bytes += moved.sent_bytes + moved.received_bytes;
         if round_trips == 1 {

@@ -343,9 +343,9 @@ pub async fn metrics(State(state): State<AppState>) -> Result<axum::response::Re
         gauge(
             "outpost_sync_failures_in_a_row",
             "Failed exchanges since the last success.",
-            s.failures_in_a_row.into(),
+            s.link.failures_in_a_row.into(),
         );
-        gauge("outpost_sync_exchanges_total", "Exchanges with the province.", s.exchanges as f64);
+        gauge("outpost_sync_exchanges_total", "Exchanges with the province.", s.link.exchanges as f64);
     }
     if let Some(b) = state.app.ble.get() {
         let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed) as f64;

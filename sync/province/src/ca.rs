@@ -1,9 +1,11 @@
 //! The province's small certificate authority: it makes its own key and certificate once, issues the
-//! provincial server's certificate and each site's client certificate, and nothing else.
+//! provincial server's certificates and each site's certificate, and nothing else.
 //!
 //! A site's certificate names it as `<site id>.sites.outpost` (a DNS name, so that the server can
 //! check it with webpki); the provincial server's as `province.outpost`, which sites check whatever
-//! address they reach it by (they trust only this CA).
+//! address they reach it by (they trust only this CA). A site's certificate serves both ways: as a
+//! client when the site pushes, as a server when the province pulls; the province has a client
+//! certificate for its pulls.
 
 use std::{
     io::Write,
@@ -98,8 +100,12 @@ impl Ca {
         Ok(Ca { key, issuer, fingerprint: fingerprint(&der), cert_pem })
     }
 
-    /// Issues a certificate for `name` (a DNS name or an address), for a server or a client.
-    pub fn issue(&self, names: &[String], server: bool) -> anyhow::Result<Issued> {
+    /// Issues a certificate for `names` (DNS names or addresses), for the uses `usage`.
+    pub fn issue(
+        &self,
+        names: &[String],
+        usage: &[rcgen::ExtendedKeyUsagePurpose],
+    ) -> anyhow::Result<Issued> {
         let key = rcgen::KeyPair::generate()?;
         let mut params = rcgen::CertificateParams::new(names.to_vec()).context("a certificate name")?;
         params.distinguished_name.push(rcgen::DnType::CommonName, names.first().cloned().unwrap_or_default());
@@ -107,19 +113,17 @@ impl Ca {
         params.not_after = rcgen::date_time_ymd(2045, 1, 1);
         params.is_ca = rcgen::IsCa::ExplicitNoCa;
         params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![if server {
-            rcgen::ExtendedKeyUsagePurpose::ServerAuth
-        } else {
-            rcgen::ExtendedKeyUsagePurpose::ClientAuth
-        }];
+        params.extended_key_usages = usage.to_vec();
         params.use_authority_key_identifier_extension = true;
         let cert = params.signed_by(&key, &self.issuer, &self.key)?;
         Ok(Issued { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
     }
 
-    /// A site's bundle: this CA and a fresh client certificate naming the site.
+    /// A site's bundle: this CA and a fresh certificate naming the site, as a client (pushes) and a
+    /// server (pulls).
     pub fn site_bundle(&self, site_id: &str) -> anyhow::Result<Bundle> {
-        let issued = self.issue(&[site_name(site_id)], false)?;
+        use rcgen::ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
+        let issued = self.issue(&[site_name(site_id)], &[ClientAuth, ServerAuth])?;
         Ok(Bundle {
             site_id: site_id.to_owned(),
             ca_pem: self.cert_pem.clone(),

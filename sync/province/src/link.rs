@@ -1,6 +1,13 @@
-//! A site's end of the link: enrolment with a token, and one exchange with the province.
+//! Both ends of the link. One exchange is one turn of the batch protocol over HTTPS: the side that
+//! calls sends its batch and takes the answer in; the side that answers applies the batch, makes it
+//! durable and answers with its own. Either side may call — a site behind NAT pushes to the
+//! province, the province pulls from the sites it can reach — with the same batches and the same
+//! state about the peer (kept box-local under [`PEER_KEY`]), one exchange at a time per pair.
+//!
+//! Here: enrolment with a token, the turn functions the province's server uses too, and
+//! [`SiteLink`], a site's end (pushes, and the server that answers the province's pulls).
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use outpost_sync::{
@@ -8,10 +15,23 @@ use outpost_sync::{
     Store, WriteSet,
 };
 
-use crate::{ca, net, server::Token};
+use crate::{
+    ca,
+    net::{self, Peer, Req, Resp},
+    server::Token,
+};
 
-/// Box-local key of the protocol's state about the province.
+/// Box-local key of the protocol's state about the peer (on a site: the province; in a site's store
+/// at the province: the site).
 pub const PEER_KEY: &str = "sync/peer";
+/// The name the provincial server sends batches under.
+pub const PROVINCE: &str = "province";
+/// The exchange endpoint, on both ends.
+pub const EXCHANGE_PATH: &str = "/sync/v1/exchange";
+
+fn is_urgent(doc_id: &str) -> bool {
+    doc_id.starts_with("alert/")
+}
 
 /// Asks the province at `addr` for this site's bundle with `token`, trusting only the CA the token
 /// names.
@@ -20,7 +40,7 @@ pub async fn enroll(addr: &str, token: &str) -> anyhow::Result<ca::Bundle> {
     let tls = net::pinned_client_config(&token.ca_fingerprint);
     let body = serde_json::to_vec(&serde_json::json!({"site": token.site, "secret": token.secret}))?;
     let (status, answer) =
-        net::post(addr, ca::PROVINCE_NAME, tls, "/sync/v1/enroll", body, 1 << 20, Duration::from_secs(30))
+        net::post(Peer::province(addr), tls, "/sync/v1/enroll", body, 1 << 20, Duration::from_secs(30))
             .await?;
     anyhow::ensure!(status == 200, "the province refused: {}", String::from_utf8_lossy(&answer).trim());
     let bundle: ca::Bundle =
@@ -38,68 +58,260 @@ pub struct Exchanged {
     pub received_bytes: usize,
 }
 
-/// One exchange with the province at `addr`: this site's batch out, the province's in, both durable.
-/// Run outside the async runtime's worker threads' blocking limits: store work goes to
-/// `spawn_blocking`.
-pub async fn exchange(store: &Store, bundle: &ca::Bundle, addr: &str) -> anyhow::Result<Exchanged> {
-    let tls = net::client_config(&bundle.ca_pem, Some((&bundle.cert_pem, &bundle.key_pem)))?;
-    let (site, s) = (bundle.site_id.clone(), store.clone());
-    let (request, state, sent_docs) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        // Only what is on disk goes out: the province records it as held by this site.
-        s.durable_blocking()?;
-        let mut state: PeerState = s.get_local(PEER_KEY)?.unwrap_or_default();
-        let batch = protocol::build(&s, &mut state, &site, |d| d.starts_with("alert/"));
-        // The batch id is used up even if the request fails: ids never repeat.
-        let mut w = WriteSet::new();
-        w.put_local(PEER_KEY, &state)?;
-        s.commit_blocking(w)?;
-        Ok((protocol::encode(&batch), state, batch.docs.len()))
-    })
-    .await??;
+/// The progress of a link with one peer, whichever side called: what both ends show.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct LinkLog {
+    pub last_attempt: Option<chrono::DateTime<chrono::Utc>>,
+    pub last_success: Option<chrono::DateTime<chrono::Utc>>,
+    pub last_error: Option<String>,
+    pub failures_in_a_row: u32,
+    pub exchanges: u64,
+    pub sent_bytes: u64,
+    pub received_bytes: u64,
+}
+
+impl LinkLog {
+    /// Takes in the outcome of an exchange at `now`.
+    pub fn record(&mut self, now: chrono::DateTime<chrono::Utc>, outcome: &anyhow::Result<Exchanged>) {
+        self.last_attempt = Some(now);
+        match outcome {
+            Ok(moved) => {
+                self.last_success = Some(now);
+                self.last_error = None;
+                self.failures_in_a_row = 0;
+                self.exchanges += 1;
+                self.sent_bytes += moved.sent_bytes as u64;
+                self.received_bytes += moved.received_bytes as u64;
+            }
+            Err(error) => {
+                self.last_error = Some(format!("{error:#}"));
+                self.failures_in_a_row += 1;
+            }
+        }
+    }
+}
+
+impl Exchanged {
+    /// Adds what `other` moved.
+    pub fn add(&mut self, other: &Exchanged) {
+        self.sent_docs += other.sent_docs;
+        self.sent_bytes += other.sent_bytes;
+        self.received_docs += other.received_docs;
+        self.received_bytes += other.received_bytes;
+    }
+}
+
+/// The delay before the next attempt after `failures` failures in a row: doubling from the interval
+/// up to `max`, with ±25 % jitter (`jitter` in 0..1) so that peers do not all call back at once.
+pub fn backoff(interval: Duration, max: Duration, failures: u32, jitter: f64) -> Duration {
+    let base = interval.saturating_mul(1u32 << failures.min(16)).min(max);
+    base.mul_f64(0.75 + 0.5 * jitter.clamp(0.0, 1.0))
+}
+
+fn save_state(store: &Store, state: &PeerState) -> anyhow::Result<()> {
+    let mut w = WriteSet::new();
+    w.put_local(PEER_KEY, state)?;
+    store.commit_blocking(w)?;
+    Ok(())
+}
+
+/// The calling side's batch, from what is on disk only (the peer records it as held by this side).
+/// The batch id is used up even if the request then fails: ids never repeat.
+pub fn open_turn(store: &Store, me: &str) -> anyhow::Result<(Vec<u8>, PeerState, usize)> {
+    store.durable_blocking()?;
+    let mut state: PeerState = store.get_local(PEER_KEY)?.unwrap_or_default();
+    let batch = protocol::build(store, &mut state, me, is_urgent);
+    save_state(store, &state)?;
+    Ok((protocol::encode(&batch), state, batch.docs.len()))
+}
+
+/// Takes the answer from `peer` in, durably; the number of documents it carried.
+pub fn close_turn(
+    store: &Store,
+    mut state: PeerState,
+    peer: &str,
+    answer: &[u8],
+    limits: &Limits,
+) -> anyhow::Result<usize> {
+    let mut docs = store.clone();
+    let batch = protocol::receive(&mut docs, &mut state, peer, answer, limits)?;
+    save_state(store, &state)?;
+    Ok(batch.docs.len())
+}
+
+/// The answering side: applies `peer`'s batch durably and answers with this side's own; the
+/// answer's bytes and what moved. A refused batch is a [`protocol::ReceiveError`] (downcast to tell
+/// it from a failure of this side).
+pub fn answer_turn(
+    store: &Store,
+    me: &str,
+    peer: &str,
+    bytes: &[u8],
+    limits: &Limits,
+) -> anyhow::Result<(Vec<u8>, Exchanged)> {
+    let mut docs = store.clone();
+    let mut state: PeerState = store.get_local(PEER_KEY)?.unwrap_or_default();
+    let received = protocol::receive(&mut docs, &mut state, peer, bytes, limits)?;
+    // Only what is on disk goes out: the peer records it as held by this side.
+    store.durable_blocking()?;
+    let answer = protocol::build(store, &mut state, me, is_urgent);
+    save_state(store, &state)?;
+    let encoded = protocol::encode(&answer);
+    let moved = Exchanged {
+        sent_docs: answer.docs.len(),
+        sent_bytes: encoded.len(),
+        received_docs: received.docs.len(),
+        received_bytes: bytes.len(),
+    };
+    Ok((encoded, moved))
+}
+
+/// The HTTP answer of the answering side for `work` (the outcome of [`answer_turn`]): 400 for a
+/// refused batch, 500 (details in the log only) for a failure of this side.
+pub fn answer_response(work: &anyhow::Result<(Vec<u8>, Exchanged)>) -> Resp {
+    match work {
+        Ok((answer, _)) => (200, "application/octet-stream", answer.clone()),
+        Err(e) => match e.downcast_ref::<protocol::ReceiveError>() {
+            Some(refused) => text(400, refused.to_string()),
+            None => {
+                tracing::error!(error = %format!("{e:#}"), "An exchange failed.");
+                text(500, "the exchange could not be completed; it is logged".into())
+            }
+        },
+    }
+}
+
+/// The answer while an exchange with the same peer is in progress the other way: the caller tries
+/// again later. (Waiting would deadlock: each side holds its turn while it calls the other.)
+pub fn busy() -> Resp {
+    text(409, "an exchange with this peer is in progress; try again later".into())
+}
+
+/// A plain-text answer.
+pub fn text(status: u16, msg: String) -> Resp {
+    (status, "text/plain; charset=utf-8", format!("{msg}\n").into_bytes())
+}
+
+/// One exchange called by `me` towards `peer_id` at `target`: this side's batch out, the answer
+/// in, both durable. Store work runs on the blocking pool.
+pub async fn call(
+    store: &Store,
+    me: &str,
+    peer_id: &str,
+    target: Peer<'_>,
+    tls: Arc<rustls::ClientConfig>,
+) -> anyhow::Result<Exchanged> {
+    let (s, who) = (store.clone(), me.to_owned());
+    let (request, state, sent_docs) = tokio::task::spawn_blocking(move || open_turn(&s, &who)).await??;
     let sent_bytes = request.len();
     let limits = Limits::default();
-    let (status, answer) = net::post(
-        addr,
-        ca::PROVINCE_NAME,
-        tls,
-        "/sync/v1/exchange",
-        request,
-        limits.max_wire_bytes,
-        Duration::from_secs(120),
-    )
-    .await?;
-    let mut state = state;
+    let (status, answer) =
+        net::post(target, tls, EXCHANGE_PATH, request, limits.max_wire_bytes, Duration::from_secs(120))
+            .await?;
     if status == 413 {
-        protocol::too_large(&mut state);
-        save_state(store, state).await?;
-        anyhow::bail!("the province found the batch too large: the next one is halved");
+        let (s, mut state) = (store.clone(), state);
+        tokio::task::spawn_blocking(move || {
+            protocol::too_large(&mut state);
+            save_state(&s, &state)
+        })
+        .await??;
+        anyhow::bail!("{peer_id} found the batch too large: the next one is halved");
     }
     anyhow::ensure!(
         status == 200,
-        "the province refused ({status}): {}",
+        "{peer_id} refused ({status}): {}",
         String::from_utf8_lossy(&answer).trim()
     );
-    let s = store.clone();
+    let (s, peer) = (store.clone(), peer_id.to_owned());
     let received_bytes = answer.len();
-    let received_docs = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
-        let mut s2 = s.clone();
-        let batch = protocol::receive(&mut s2, &mut state, "province", &answer, &limits)?;
-        let mut w = WriteSet::new();
-        w.put_local(PEER_KEY, &state)?;
-        s.commit_blocking(w)?;
-        Ok(batch.docs.len())
-    })
-    .await??;
+    let received_docs =
+        tokio::task::spawn_blocking(move || close_turn(&s, state, &peer, &answer, &limits)).await??;
     Ok(Exchanged { sent_docs, sent_bytes, received_docs, received_bytes })
 }
 
-async fn save_state(store: &Store, state: PeerState) -> anyhow::Result<()> {
-    let s = store.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut w = WriteSet::new();
-        w.put_local(PEER_KEY, &state)?;
-        s.commit_blocking(w)?;
-        anyhow::Ok(())
-    })
-    .await?
+/// A site's end of the link: its store, its enrolment, and the turn that keeps its pushes and the
+/// province's pulls one at a time.
+#[derive(Clone)]
+pub struct SiteLink {
+    pub store: Store,
+    pub bundle: ca::Bundle,
+    turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for SiteLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SiteLink").field("site", &self.bundle.site_id).finish_non_exhaustive()
+    }
+}
+
+/// What the site's pull server reports after each pull: its outcome.
+pub type OnPull = Arc<dyn Fn(&anyhow::Result<Exchanged>) + Send + Sync>;
+
+impl SiteLink {
+    pub fn new(store: Store, bundle: ca::Bundle) -> SiteLink {
+        SiteLink { store, bundle, turn: Arc::default() }
+    }
+
+    /// One push to the province at `addr`.
+    pub async fn push(&self, addr: &str) -> anyhow::Result<Exchanged> {
+        let b = &self.bundle;
+        let tls = net::client_config(&b.ca_pem, Some((&b.cert_pem, &b.key_pem)))?;
+        let _turn = self.turn.lock().await;
+        call(&self.store, &b.site_id, PROVINCE, Peer::province(addr), tls).await
+    }
+
+    /// Answers one pull: only the province's certificate may, and only with the province's batch.
+    pub async fn answer(&self, req: Req) -> (Resp, Option<anyhow::Result<Exchanged>>) {
+        if (req.method.as_str(), req.path.as_str()) != ("POST", EXCHANGE_PATH) {
+            return ((404, "text/plain", b"not found\n".to_vec()), None);
+        }
+        match req.peer_cert.as_deref() {
+            Some(cert) if net::cert_names(cert, ca::PROVINCE_NAME) => {}
+            _ => return (text(403, "only the province may pull this site".into()), None),
+        }
+        // A push in progress: the province is waiting for it to end, do not wait for the province.
+        let Ok(_turn) = self.turn.try_lock() else { return (busy(), None) };
+        let (store, me) = (self.store.clone(), self.bundle.site_id.clone());
+        let work = tokio::task::spawn_blocking(move || {
+            answer_turn(&store, &me, PROVINCE, &req.body, &Limits::default())
+        })
+        .await
+        .unwrap_or_else(|e| Err(anyhow::anyhow!("the exchange stopped: {e}")));
+        let resp = answer_response(&work);
+        (resp, Some(work.map(|(_, moved)| moved)))
+    }
+
+    /// Serves the province's pulls on `listener` for ever, with this site's certificate; `on_pull`
+    /// hears of each one.
+    pub async fn serve_pulls(self, listener: tokio::net::TcpListener, on_pull: OnPull) -> anyhow::Result<()> {
+        let b = &self.bundle;
+        let tls = net::server_config(&b.ca_pem, &b.cert_pem, &b.key_pem)?;
+        let handler: net::Handler = Arc::new(move |req| {
+            let (link, on_pull) = (self.clone(), on_pull.clone());
+            Box::pin(async move {
+                let (resp, outcome) = link.answer(req).await;
+                if let Some(outcome) = outcome {
+                    on_pull(&outcome);
+                }
+                resp
+            })
+        });
+        net::serve(listener, tls, Limits::default().max_wire_bytes, handler).await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn back_off_doubles_to_the_cap_with_jitter() {
+        let (i, max) = (Duration::from_secs(60), Duration::from_secs(1800));
+        assert_eq!(backoff(i, max, 1, 0.5), Duration::from_secs(120));
+        assert_eq!(backoff(i, max, 3, 0.5), Duration::from_secs(480));
+        assert_eq!(backoff(i, max, 30, 0.5), max);
+        assert_eq!(backoff(i, max, 1, 0.0), Duration::from_secs(90));
+        assert_eq!(backoff(i, max, 1, 1.0), Duration::from_secs(150));
+    }
 }

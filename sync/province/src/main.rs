@@ -29,10 +29,17 @@ enum Command {
         #[command(subcommand)]
         command: SiteCommand,
     },
-    /// Serves sites' exchanges and enrolments over HTTPS with mutual TLS.
+    /// Serves sites' exchanges and enrolments over HTTPS with mutual TLS, and pulls the sites that
+    /// have an address.
     Serve {
         #[arg(long, default_value = "0.0.0.0:8443")]
         listen: String,
+        /// Seconds between pull cycles (0: never pull; sites push).
+        #[arg(long, default_value_t = 300)]
+        pull_every: u64,
+        /// Longest wait before pulling a site that failed again (the wait doubles, with jitter).
+        #[arg(long, default_value_t = 3600)]
+        max_backoff: u64,
     },
 }
 
@@ -43,10 +50,21 @@ enum SiteCommand {
         id: String,
         #[arg(long, default_value = "")]
         district: String,
+        /// `host:port` where the province can pull the site (its `sync.listen`); none: it pushes.
+        #[arg(long)]
+        address: Option<String>,
+    },
+    /// Sets or clears (`--none`) where the province pulls a site from.
+    Address {
+        id: String,
+        #[arg(required_unless_present = "none")]
+        address: Option<String>,
+        #[arg(long)]
+        none: bool,
     },
     /// Refuses a site's certificate from now on.
     Revoke { id: String },
-    /// Lists the sites.
+    /// Lists the sites: id, district, state, address (or `push`), last successful exchange.
     List,
     /// What the province holds of a site: records by kind (the server must not be running).
     Show { id: String },
@@ -70,9 +88,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let ca = province.init(&names)?;
             println!("CA fingerprint (SHA-256): {}", ca.fingerprint);
         }
-        Command::Site { command: SiteCommand::Add { id, district } } => {
+        Command::Site { command: SiteCommand::Add { id, district, address } } => {
             let token = province.add_site(&id, &district)?;
+            if let Some(address) = address {
+                province.set_address(&id, Some(&address))?;
+            }
             println!("{token}");
+        }
+        Command::Site { command: SiteCommand::Address { id, address, none } } => {
+            province.set_address(&id, if none { None } else { address.as_deref() })?;
         }
         Command::Site { command: SiteCommand::Revoke { id } } => province.revoke_site(&id)?,
         Command::Site { command: SiteCommand::List } => {
@@ -84,7 +108,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 } else {
                     "waiting"
                 };
-                println!("{}\t{}\t{state}", s.id, s.district);
+                let log = province.sync_log(&s.id);
+                let last = log.link.last_success.map_or_else(|| "never".to_owned(), |t| t.to_rfc3339());
+                let address = s.address.as_deref().unwrap_or("push");
+                println!("{}\t{}\t{state}\t{address}\t{last}", s.id, s.district);
             }
         }
         Command::Site { command: SiteCommand::Show { id } } => {
@@ -96,12 +123,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             println!("{}", serde_json::to_string(&counts)?);
         }
-        Command::Serve { listen } => {
+        Command::Serve { listen, pull_every, max_backoff } => {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async {
                 let listener = tokio::net::TcpListener::bind(&listen).await?;
                 println!("outpost-province listening on https://{}", listener.local_addr()?);
-                Server::new(province).serve(listener).await
+                let server = Server::new(province);
+                if pull_every > 0 {
+                    let every = std::time::Duration::from_secs(pull_every);
+                    let max = std::time::Duration::from_secs(max_backoff.max(pull_every));
+                    tokio::spawn(server.clone().pull_loop(every, max));
+                }
+                server.serve(listener).await
             })?;
         }
     }

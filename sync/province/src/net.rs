@@ -227,11 +227,27 @@ pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, max_bo
     }
 }
 
-/// POSTs `body` to `https://<addr><path>` with `tls`, checking the server's certificate for
-/// [`ca::PROVINCE_NAME`] or `server_name`; the status and the whole answer (at most `max_answer`).
+/// Who a request goes to: an address, the name its certificate must carry, and optionally the
+/// fingerprint that certificate must have (the province pins each site's last issued certificate).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer<'a> {
+    pub addr: &'a str,
+    pub name: &'a str,
+    pub pin: Option<&'a str>,
+}
+
+impl<'a> Peer<'a> {
+    /// The provincial server at `addr`.
+    pub fn province(addr: &'a str) -> Peer<'a> {
+        Peer { addr, name: ca::PROVINCE_NAME, pin: None }
+    }
+}
+
+/// POSTs `body` to `https://<peer.addr><path>` with `tls`, checking the server's certificate for
+/// `peer.name` (and `peer.pin` before anything is sent); the status and the whole answer (at most
+/// `max_answer`).
 pub async fn post(
-    addr: &str,
-    server_name: &str,
+    peer: Peer<'_>,
     tls: Arc<rustls::ClientConfig>,
     path: &str,
     body: Vec<u8>,
@@ -239,13 +255,23 @@ pub async fn post(
     timeout: Duration,
 ) -> anyhow::Result<(u16, Bytes)> {
     let work = async {
+        let addr = peer.addr;
         let stream = TcpStream::connect(addr).await.with_context(|| format!("cannot reach {addr}"))?;
-        let name = ServerName::try_from(server_name.to_owned()).context("server name")?;
+        let name = ServerName::try_from(peer.name.to_owned()).context("server name")?;
         let tls = tokio_rustls::TlsConnector::from(tls).connect(name, stream).await.context("TLS")?;
+        if let Some(pin) = peer.pin {
+            let shown =
+                tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| ca::fingerprint(c));
+            anyhow::ensure!(
+                shown.as_deref() == Some(pin),
+                "{addr} shows a certificate for {} that is not the last one issued",
+                peer.name
+            );
+        }
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
         tokio::spawn(conn);
         let req = Request::post(path)
-            .header(http::header::HOST, server_name)
+            .header(http::header::HOST, peer.name)
             .header(http::header::CONTENT_TYPE, "application/octet-stream")
             .body(Full::new(Bytes::from(body)))?;
         let res = sender.send_request(req).await.context("the request failed")?;
@@ -260,10 +286,15 @@ pub async fn post(
     tokio::time::timeout(timeout, work).await.context("no answer in time")?
 }
 
-/// Whether the verified client certificate `der` names site `site_id`.
-pub fn cert_names_site(der: &[u8], site_id: &str) -> bool {
+/// Whether the verified certificate `der` is valid for the DNS name `name`.
+pub fn cert_names(der: &[u8], name: &str) -> bool {
     let der = CertificateDer::from(der);
     let Ok(cert) = webpki::EndEntityCert::try_from(&der) else { return false };
-    let Ok(name) = ServerName::try_from(ca::site_name(site_id)) else { return false };
+    let Ok(name) = ServerName::try_from(name.to_owned()) else { return false };
     cert.verify_is_valid_for_subject_name(&name).is_ok()
+}
+
+/// Whether the verified client certificate `der` names site `site_id`.
+pub fn cert_names_site(der: &[u8], site_id: &str) -> bool {
+    cert_names(der, &ca::site_name(site_id))
 }

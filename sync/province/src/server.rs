@@ -14,15 +14,16 @@ use std::{
 
 use anyhow::Context;
 use outpost_sync::{
-    protocol::{self, Limits, PeerState},
-    Store, StoreConfig, WriteSet,
+    protocol::{self, Limits},
+    Store, StoreConfig,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::{
     ca::{self, Ca},
-    net::{self, Req, Resp},
+    link::{self, Exchanged},
+    net::{self, Peer, Req, Resp},
 };
 
 /// A site as the province knows it.
@@ -38,6 +39,24 @@ pub struct SiteEntry {
     /// (a stolen box's, before a `site add` again) are refused.
     #[serde(default)]
     pub cert_sha256: Option<String>,
+    /// `host:port` where the province pulls this site from, if it can reach it (a site behind NAT
+    /// has none and pushes).
+    #[serde(default)]
+    pub address: Option<String>,
+}
+
+/// The last exchanges with a site, in either direction (`sites/<id>/last-sync.json`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SyncLog {
+    #[serde(flatten)]
+    pub link: link::LinkLog,
+    /// `push` (the site called) or `pull` (the province did).
+    pub last_direction: String,
+    /// Successful exchanges the site called, and the province did.
+    #[serde(default)]
+    pub pushes: u64,
+    #[serde(default)]
+    pub pulls: u64,
 }
 
 fn sha256_hex(s: &str) -> String {
@@ -93,10 +112,30 @@ impl Province {
         let ca = Ca::load_or_create(&self.dir.join("ca"), true)?;
         let mut all = vec![ca::PROVINCE_NAME.to_owned()];
         all.extend(names.iter().cloned());
-        let issued = ca.issue(&all, true)?;
+        let issued = ca.issue(&all, &[rcgen::ExtendedKeyUsagePurpose::ServerAuth])?;
         ca::write_private(&self.dir.join("tls/server.key"), issued.key_pem.as_bytes())?;
         ca::write_private(&self.dir.join("tls/server.crt"), issued.cert_pem.as_bytes())?;
+        self.issue_client(&ca)?;
         Ok(ca)
+    }
+
+    /// The province's client certificate for its pulls (`province.outpost`, client use only).
+    fn issue_client(&self, ca: &Ca) -> anyhow::Result<()> {
+        let issued =
+            ca.issue(&[ca::PROVINCE_NAME.to_owned()], &[rcgen::ExtendedKeyUsagePurpose::ClientAuth])?;
+        ca::write_private(&self.dir.join("tls/client.key"), issued.key_pem.as_bytes())?;
+        ca::write_private(&self.dir.join("tls/client.crt"), issued.cert_pem.as_bytes())
+    }
+
+    /// The TLS configuration of the province's pulls (its client certificate is made if a province
+    /// initialised before pulls existed has none).
+    pub fn client_tls(&self) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+        if !self.dir.join("tls/client.key").exists() {
+            self.issue_client(&self.ca()?)?;
+        }
+        let read =
+            |p: &str| std::fs::read_to_string(self.dir.join(p)).with_context(|| format!("cannot read {p}"));
+        net::client_config(&read("ca/ca.crt")?, Some((&read("tls/client.crt")?, &read("tls/client.key")?)))
     }
 
     pub fn ca(&self) -> anyhow::Result<Ca> {
@@ -138,6 +177,7 @@ impl Province {
             enrolled: false,
             revoked: false,
             cert_sha256: None,
+            address: None,
         });
         site.district = district.into();
         site.token_sha256 = Some(sha256_hex(&secret));
@@ -153,6 +193,50 @@ impl Province {
         site.revoked = true;
         site.token_sha256 = None;
         self.save_site(&site)
+    }
+
+    /// Sets where the province pulls site `id` from (`None`: it does not; the site pushes).
+    pub fn set_address(&self, id: &str, address: Option<&str>) -> anyhow::Result<()> {
+        let _registry = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
+        let mut site = self.site(id)?.with_context(|| format!("no site {id}"))?;
+        if let Some(a) = address {
+            anyhow::ensure!(
+                a.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()),
+                "an address is host:port, for example 10.8.0.12:8444"
+            );
+        }
+        site.address = address.map(str::to_owned);
+        self.save_site(&site)
+    }
+
+    fn log_file(&self, id: &str) -> PathBuf {
+        self.dir.join("sites").join(id).join("last-sync.json")
+    }
+
+    /// The last exchanges with site `id`.
+    pub fn sync_log(&self, id: &str) -> SyncLog {
+        std::fs::read(self.log_file(id))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Records an exchange with site `id` in its log (a log that cannot be written is only logged).
+    fn record(&self, id: &str, direction: &str, outcome: &anyhow::Result<Exchanged>) {
+        let mut log = self.sync_log(id);
+        log.link.record(chrono::Utc::now(), outcome);
+        log.last_direction = direction.into();
+        if outcome.is_ok() && direction == "pull" {
+            log.pulls += 1;
+        } else if outcome.is_ok() {
+            log.pushes += 1;
+        }
+        let written = serde_json::to_vec_pretty(&log)
+            .map_err(anyhow::Error::from)
+            .and_then(|b| ca::write_private(&self.log_file(id), &b));
+        if let Err(e) = written {
+            tracing::warn!(site = id, error = %format!("{e:#}"), "The sync log of a site cannot be written.");
+        }
     }
 
     /// Every site, in id order.
@@ -202,7 +286,9 @@ impl Province {
 pub struct Server {
     pub province: Province,
     stores: Arc<Mutex<HashMap<String, Store>>>,
-    locks: Arc<Mutex<HashMap<String, Arc<Mutex<()>>>>>,
+    /// One exchange per site at a time, pushed or pulled: two would read the same state and lose
+    /// acknowledgements.
+    locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     pub limits: Limits,
 }
 
@@ -211,8 +297,6 @@ impl std::fmt::Debug for Server {
         f.debug_struct("Server").field("province", &self.province).finish_non_exhaustive()
     }
 }
-
-const PEER_KEY: &str = "sync/peer";
 
 impl Server {
     pub fn new(province: Province) -> Server {
@@ -233,63 +317,153 @@ impl Server {
 
     /// One exchange with the site whose certificate `peer_cert` is: its batch in, ours out.
     pub fn exchange(&self, peer_cert: Option<&[u8]>, bytes: &[u8]) -> Resp {
-        let text =
-            |status: u16, msg: String| (status, "text/plain; charset=utf-8", format!("{msg}\n").into_bytes());
-        // Details in the province's log, not to the caller.
-        let internal = |e: anyhow::Error| {
-            tracing::error!(error = %format!("{e:#}"), "An exchange failed.");
-            text(500, "the province could not complete the exchange; it is logged".into())
-        };
         let Some(cert) = peer_cert else {
-            return text(401, "a site certificate is required".into());
+            return link::text(401, "a site certificate is required".into());
         };
         let batch = match protocol::decode(bytes, &self.limits) {
             Ok(b) => b,
             Err(protocol::ProtocolError::TooLarge(n)) => {
-                return text(413, format!("the batch is too large ({n})"))
+                return link::text(413, format!("the batch is too large ({n})"))
             }
-            Err(e) => return text(400, e.to_string()),
+            Err(e) => return link::text(400, e.to_string()),
         };
         if !net::cert_names_site(cert, &batch.site) {
-            return text(403, format!("this certificate is not site {}'s", batch.site));
+            return link::text(403, format!("this certificate is not site {}'s", batch.site));
         }
         match self.province.site(&batch.site) {
             Ok(Some(site)) if !site.revoked && site.cert_sha256 == Some(ca::fingerprint(cert)) => {}
             Ok(_) => {
-                return text(
+                return link::text(
                     403,
                     format!("site {} is unknown or revoked, or this certificate was replaced", batch.site),
                 )
             }
-            Err(e) => return internal(e),
+            Err(e) => return link::answer_response(&Err(e)),
         }
-        // One exchange per site at a time: two would read the same state and lose acknowledgements.
+        // A pull of this site in progress: the site is waiting for our call to end, do not wait
+        // for it (each side would wait for the other).
         let lock = self.site_lock(&batch.site);
-        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let work = || -> anyhow::Result<Vec<u8>> {
-            let mut store = self.store(&batch.site)?;
-            let mut state: PeerState = store.get_local(PEER_KEY)?.unwrap_or_default();
-            protocol::receive(&mut store, &mut state, &batch.site, bytes, &self.limits)?;
-            // Only what is on disk goes out: the site records it as held by the province.
-            store.durable_blocking()?;
-            let answer = protocol::build(&store, &mut state, "province", |d| d.starts_with("alert/"));
-            let mut w = WriteSet::new();
-            w.put_local(PEER_KEY, &state)?;
-            store.commit_blocking(w)?;
-            Ok(protocol::encode(&answer))
-        };
-        match work() {
-            Ok(answer) => (200, "application/octet-stream", answer),
-            Err(e) => match e.downcast_ref::<protocol::ReceiveError>() {
-                Some(refused) => text(400, refused.to_string()),
-                None => internal(e),
-            },
-        }
+        let Ok(_guard) = lock.try_lock() else { return link::busy() };
+        let work = self
+            .store(&batch.site)
+            .and_then(|store| link::answer_turn(&store, link::PROVINCE, &batch.site, bytes, &self.limits));
+        self.province.record(
+            &batch.site,
+            "push",
+            &work.as_ref().map(|(_, moved)| *moved).map_err(|e| anyhow::anyhow!("{e:#}")),
+        );
+        link::answer_response(&work)
     }
 
-    fn site_lock(&self, id: &str) -> Arc<Mutex<()>> {
+    fn site_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
         locks.entry(id.to_owned()).or_default().clone()
+    }
+
+    /// Pulls site `id` once: the province's batch out, the site's answer in. Only a site that has an
+    /// address, is enrolled and not revoked, and shows the last certificate issued to it.
+    pub async fn pull(&self, id: &str) -> anyhow::Result<Exchanged> {
+        let site = self.province.site(id)?.with_context(|| format!("no site {id}"))?;
+        let address =
+            site.address.as_deref().with_context(|| format!("site {id} has no address to pull from"))?;
+        anyhow::ensure!(site.enrolled && !site.revoked, "site {id} is not enrolled, or revoked");
+        let pin = site.cert_sha256.as_deref().with_context(|| format!("site {id} has no certificate"))?;
+        let name = ca::site_name(id);
+        let target = Peer { addr: address, name: &name, pin: Some(pin) };
+        let tls = self.province.client_tls()?;
+        let store = self.store(id)?;
+        let lock = self.site_lock(id);
+        let _guard = lock.lock().await;
+        let outcome = link::call(&store, link::PROVINCE, id, target, tls).await;
+        let p = self.province.clone();
+        let (id2, logged) =
+            (id.to_owned(), outcome.as_ref().map(|m| *m).map_err(|e| anyhow::anyhow!("{e:#}")));
+        let _ = tokio::task::spawn_blocking(move || p.record(&id2, "pull", &logged)).await;
+        outcome
+    }
+
+    /// The sites the province can pull: enrolled, not revoked, with an address; in id order.
+    pub fn reachable_sites(&self) -> anyhow::Result<Vec<String>> {
+        Ok(self
+            .province
+            .sites()?
+            .into_iter()
+            .filter(|s| s.address.is_some() && s.enrolled && !s.revoked)
+            .map(|s| s.id)
+            .collect())
+    }
+
+    /// Pulls `sites`, `parallel` at a time, each until it has nothing more to send (at most
+    /// `max_rounds` exchanges). The outcome per site, in id order.
+    pub async fn pull_sites(
+        &self,
+        sites: Vec<String>,
+        parallel: usize,
+        max_rounds: usize,
+    ) -> Vec<(String, anyhow::Result<Exchanged>)> {
+        let slots = Arc::new(tokio::sync::Semaphore::new(parallel.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for id in sites {
+            let (server, slots) = (self.clone(), slots.clone());
+            tasks.spawn(async move {
+                let _slot = slots.acquire_owned().await;
+                let mut total = Exchanged::default();
+                for _ in 0..max_rounds.max(1) {
+                    match server.pull(&id).await {
+                        Ok(moved) => {
+                            total.add(&moved);
+                            if moved.sent_docs == 0 && moved.received_docs == 0 {
+                                break;
+                            }
+                        }
+                        Err(e) => return (id, Err(e)),
+                    }
+                }
+                (id, Ok(total))
+            });
+        }
+        let mut out = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            if let Ok(r) = done {
+                out.push(r);
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Pulls every reachable site each `every`, for ever. A site that failed waits out its back-off
+    /// (doubling from `every` up to `max_backoff`, with jitter) before its next try.
+    pub async fn pull_loop(self, every: std::time::Duration, max_backoff: std::time::Duration) {
+        let mut failing: HashMap<String, (u32, tokio::time::Instant)> = HashMap::new();
+        loop {
+            let now = tokio::time::Instant::now();
+            let due = match self.reachable_sites() {
+                Ok(all) => {
+                    all.into_iter().filter(|id| failing.get(id).is_none_or(|(_, at)| *at <= now)).collect()
+                }
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "The site registry cannot be read.");
+                    Vec::new()
+                }
+            };
+            for (id, outcome) in self.pull_sites(due, 16, 50).await {
+                match outcome {
+                    Ok(_) => {
+                        failing.remove(&id);
+                    }
+                    Err(e) => {
+                        let failures = failing.get(&id).map_or(0, |f| f.0) + 1;
+                        if failures == 1 {
+                            tracing::warn!(site = %id, error = %format!("{e:#}"), "A site cannot be pulled; retrying with back-off.");
+                        }
+                        let wait = link::backoff(every, max_backoff, failures, rand::random::<f64>());
+                        failing.insert(id, (failures, tokio::time::Instant::now() + wait));
+                    }
+                }
+            }
+            tokio::time::sleep(every).await;
+        }
     }
 
     /// Routes a request.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use outpost_province::{
-    ca, link, net,
+    link, net,
     server::{Province, Server},
 };
 use outpost_sync::{
@@ -27,7 +27,7 @@ async fn exchange_raw(
     tls: std::sync::Arc<rustls::ClientConfig>,
     body: Vec<u8>,
 ) -> (u16, bytes::Bytes) {
-    net::post(addr, ca::PROVINCE_NAME, tls, "/sync/v1/exchange", body, 1 << 20, Duration::from_secs(10))
+    net::post(net::Peer::province(addr), tls, "/sync/v1/exchange", body, 1 << 20, Duration::from_secs(10))
         .await
         .expect("post")
 }
@@ -38,10 +38,10 @@ async fn put(store: &Store, a: &Alert) {
     store.commit(w).await.expect("commit");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sites_enrol_once_sync_both_ways_and_stay_apart() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let province = Province::new(&dir.path().join("province"));
+/// A province in `dir` serving on loopback, with site-a (Liên Chiểu) and site-b (Hòa Vang) added:
+/// the province, its server, its address and the two enrolment tokens.
+async fn start_province(dir: &std::path::Path) -> (Province, Server, String, [String; 2]) {
+    let province = Province::new(&dir.join("province"));
     province.init(&[]).expect("init");
     let token_a = province.add_site("site-a", "Liên Chiểu").expect("add");
     let token_b = province.add_site("site-b", "Hòa Vang").expect("add");
@@ -49,6 +49,13 @@ async fn sites_enrol_once_sync_both_ways_and_stay_apart() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     tokio::spawn(server.clone().serve(listener));
+    (province, server, addr, [token_a, token_b])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sites_enrol_once_sync_both_ways_and_stay_apart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (province, server, addr, [token_a, token_b]) = start_province(dir.path()).await;
 
     // Enrolment: once per token; a token with another CA's fingerprint gets nowhere.
     let bundle_a = link::enroll(&addr, &token_a).await.expect("enrol site-a");
@@ -66,18 +73,18 @@ async fn sites_enrol_once_sync_both_ways_and_stay_apart() {
     put(&site_a, &alert("a1")).await;
     put(&site_a, &alert("a2")).await;
     put(&site_b, &alert("b1")).await;
-    let moved = link::exchange(&site_a, &bundle_a, &addr).await.expect("exchange");
+    let moved = link::SiteLink::new(site_a.clone(), bundle_a.clone()).push(&addr).await.expect("exchange");
     assert_eq!(moved.sent_docs, 2);
     let at_province = server.store("site-a").expect("store");
     assert_eq!(at_province.list::<Alert>().expect("list").len(), 2);
     let mut acked = at_province.get::<Alert>("a1").expect("get").expect("a1");
     acked.state = AlertState::Acknowledged;
     put(&at_province, &acked).await;
-    link::exchange(&site_a, &bundle_a, &addr).await.expect("exchange");
+    link::SiteLink::new(site_a.clone(), bundle_a.clone()).push(&addr).await.expect("exchange");
     assert_eq!(site_a.get::<Alert>("a1").expect("get").expect("a1").state, AlertState::Acknowledged);
 
     // Site b gets nothing of site a's, and cannot claim to be site a.
-    let moved = link::exchange(&site_b, &bundle_b, &addr).await.expect("exchange");
+    let moved = link::SiteLink::new(site_b.clone(), bundle_b.clone()).push(&addr).await.expect("exchange");
     assert_eq!(moved.received_docs, 0);
     assert_eq!(site_b.list::<Alert>().expect("list").len(), 1);
     let mut state = protocol::PeerState::default();
@@ -103,14 +110,116 @@ async fn sites_enrol_once_sync_both_ways_and_stay_apart() {
     // Revoked: refused, and nothing it sends is kept.
     province.revoke_site("site-a").expect("revoke");
     put(&site_a, &alert("a3")).await;
-    let error = link::exchange(&site_a, &bundle_a, &addr).await.expect_err("revoked");
+    let error = link::SiteLink::new(site_a.clone(), bundle_a.clone()).push(&addr).await.expect_err("revoked");
     assert!(format!("{error:#}").contains("403"), "{error:#}");
     assert!(server.store("site-a").expect("store").get::<Alert>("a3").expect("get").is_none());
 
     // A replacement box gets a new token and certificate; the old certificate stays refused.
     let renewed = province.add_site("site-a", "Liên Chiểu").expect("add again");
     let replacement = link::enroll(&addr, &renewed).await.expect("enrol the replacement");
-    assert!(link::exchange(&site_a, &bundle_a, &addr).await.is_err(), "the old certificate is refused");
-    link::exchange(&site_a, &replacement, &addr).await.expect("the new one works");
+    assert!(
+        link::SiteLink::new(site_a.clone(), bundle_a.clone()).push(&addr).await.is_err(),
+        "the old certificate is refused"
+    );
+    link::SiteLink::new(site_a.clone(), replacement.clone()).push(&addr).await.expect("the new one works");
     assert!(server.store("site-a").expect("store").get::<Alert>("a3").expect("get").is_some());
+}
+
+/// Starts site `bundle`'s pull server on loopback; its address.
+async fn serve_pulls(site: &link::SiteLink) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    tokio::spawn(site.clone().serve_pulls(listener, std::sync::Arc::new(|_| {})));
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_province_pulls_the_sites_it_can_reach_and_only_it_can() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (province, server, province_addr, [token_a, token_b]) = start_province(dir.path()).await;
+    let bundle_a = link::enroll(&province_addr, &token_a).await.expect("enrol a");
+    let bundle_b = link::enroll(&province_addr, &token_b).await.expect("enrol b");
+    let store_a = Store::open(&dir.path().join("a"), &StoreConfig::default()).expect("store a");
+    let store_b = Store::open(&dir.path().join("b"), &StoreConfig::default()).expect("store b");
+    let (site_a, site_b) =
+        (link::SiteLink::new(store_a.clone(), bundle_a), link::SiteLink::new(store_b, bundle_b.clone()));
+    let (addr_a, addr_b) = (serve_pulls(&site_a).await, serve_pulls(&site_b).await);
+
+    // Not pulled before it has an address; an address must look like one.
+    assert!(server.reachable_sites().expect("sites").is_empty());
+    assert!(province.set_address("site-a", Some("nowhere")).is_err());
+    province.set_address("site-a", Some(&addr_a)).expect("address");
+
+    // A pull brings the site's records; an edit at the province reaches the site at the next one.
+    put(&store_a, &alert("a1")).await;
+    let pulled = server.pull_sites(server.reachable_sites().expect("sites"), 4, 10).await;
+    assert_eq!(pulled.len(), 1);
+    let moved = pulled[0].1.as_ref().expect("pull");
+    assert_eq!(moved.received_docs, 1);
+    let at_province = server.store("site-a").expect("store");
+    let mut acked = at_province.get::<Alert>("a1").expect("get").expect("a1 at the province");
+    acked.state = AlertState::Acknowledged;
+    put(&at_province, &acked).await;
+    server.pull("site-a").await.expect("pull");
+    assert_eq!(store_a.get::<Alert>("a1").expect("get").expect("a1").state, AlertState::Acknowledged);
+    let log = province.sync_log("site-a");
+    assert_eq!(
+        (log.last_direction.as_str(), log.link.exchanges, log.link.last_error),
+        ("pull", 3, None),
+        "two pulls in the cycle, one after the edit"
+    );
+
+    // Pushes and pulls of one site interleave and converge.
+    for i in 0..6 {
+        put(&store_a, &alert(&format!("x{i}"))).await;
+        put(&at_province, &alert(&format!("p{i}"))).await;
+        // When they meet, the side called second answers "busy" (409) rather than wait for the
+        // other, which waits for it.
+        let (pushed, pulled) = tokio::join!(site_a.push(&province_addr), server.pull("site-a"));
+        for outcome in [pushed, pulled] {
+            if let Err(e) = outcome {
+                assert!(format!("{e:#}").contains("409"), "{e:#}");
+            }
+        }
+    }
+    for _ in 0..2 {
+        server.pull("site-a").await.expect("pull");
+        site_a.push(&province_addr).await.expect("push");
+    }
+    let ids = |s: &Store| {
+        let mut v: Vec<String> = s.list::<Alert>().expect("list").into_iter().map(|a| a.id).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ids(&store_a), ids(&at_province));
+    assert_eq!(ids(&store_a).len(), 13);
+
+    // Site b's address given for site a: the certificate names site b, and nothing is sent.
+    province.set_address("site-a", Some(&addr_b)).expect("address");
+    let error = server.pull("site-a").await.expect_err("the wrong site answers");
+    assert!(format!("{error:#}").contains("TLS"), "{error:#}");
+    province.set_address("site-a", Some(&addr_a)).expect("address");
+
+    // Site b's certificate (CA-signed, but not the province's) cannot pull site a.
+    let mut state = protocol::PeerState::default();
+    let claim = protocol::encode(&protocol::build(&at_province, &mut state, "province", |_| false));
+    let tls_b =
+        net::client_config(&bundle_b.ca_pem, Some((&bundle_b.cert_pem, &bundle_b.key_pem))).expect("tls");
+    let target = net::Peer { addr: &addr_a, name: "site-a.sites.outpost", pin: None };
+    let (status, body) =
+        net::post(target, tls_b, link::EXCHANGE_PATH, claim.clone(), 1 << 20, Duration::from_secs(10))
+            .await
+            .expect("post");
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    let anonymous = net::client_config(&bundle_b.ca_pem, None).expect("tls");
+    let (status, _) =
+        net::post(target, anonymous, link::EXCHANGE_PATH, claim, 1 << 20, Duration::from_secs(10))
+            .await
+            .expect("post");
+    assert_eq!(status, 403);
+
+    // Revoked: the province no longer pulls it.
+    province.revoke_site("site-a").expect("revoke");
+    assert!(server.reachable_sites().expect("sites").is_empty());
+    assert!(server.pull("site-a").await.is_err());
 }
