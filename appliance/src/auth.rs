@@ -5,10 +5,6 @@
 
 use std::{collections::HashMap, net::IpAddr, sync::Mutex};
 
-use argon2::{
-    password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
-    Algorithm, Argon2, Params, Version,
-};
 use chrono::{DateTime, Duration, Utc};
 use outpost_sync::{record::Role, record::User, Store, StoreError, WriteSet};
 use rand::RngCore;
@@ -31,38 +27,7 @@ pub fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn argon2() -> Argon2<'static> {
-    // 19 MiB, 2 passes: OWASP's Argon2id minimum, fast enough on a Pi 4 for a login.
-    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-}
-
-/// Hashes a password with Argon2id and a random salt.
-pub fn hash_password(password: &str) -> String {
-    let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    argon2().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).unwrap_or_default()
-}
-
-pub fn verify_password(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|h| argon2().verify_password(password.as_bytes(), &h).is_ok())
-}
-
-/// Password rules: at least 10 characters, not all of one kind.
-pub fn check_password(password: &str) -> Result<(), (&'static str, &'static str)> {
-    if password.chars().count() < 10 {
-        return Err(("Mật khẩu cần ít nhất 10 ký tự.", "The password needs at least 10 characters."));
-    }
-    if password.chars().count() > 200 {
-        return Err(("Mật khẩu quá dài.", "The password is too long."));
-    }
-    Ok(())
-}
-
-/// Usernames: 3–32 lower-case letters, digits, `.`, `-`, `_`.
-pub fn check_username(name: &str) -> bool {
-    (3..=32).contains(&name.len())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || ".-_".contains(c))
-}
+pub use outpost_sync::secret::{check_password, check_username, hash_password, verify_password};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Credential {

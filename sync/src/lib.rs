@@ -12,11 +12,14 @@
 //! - [`protocol`]: the sync batch protocol, sans-IO: batches of changes for many documents per round
 //!   trip, acknowledged heads and a resumable cursor per peer, a bounded, versioned wire format.
 //!
+//! - [`secret`]: Argon2id password hashes.
+//!
 //! This crate does no network IO and reads no clock: times are passed in by the caller.
 
 pub mod doc;
 pub mod protocol;
 pub mod record;
+pub mod secret;
 pub mod store;
 
 pub use record::Record;

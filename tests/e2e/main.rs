@@ -24,6 +24,7 @@ mod crash;
 mod day;
 mod demo;
 mod mqtt;
+mod province;
 mod sms;
 mod sync;
 

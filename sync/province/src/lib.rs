@@ -5,9 +5,13 @@
 //!   certificate, a client that trusts only the province's CA (pinned by fingerprint at enrolment).
 //! - [`server`]: the site registry (add, revoke, one-time enrolment tokens), a store per site, and
 //!   the exchange endpoint that runs the sync protocol (`outpost_sync::protocol`).
-//! - [`link`]: a site's end: enrolment and one exchange.
+//! - [`link`]: both ends' turns of an exchange, enrolment, and a site's end (pushes, and answering the
+//!   province's pulls).
+//! - [`users`], [`web`]: the province's users (a district officer sees one district) and its web UI.
 
 pub mod ca;
 pub mod link;
 pub mod net;
 pub mod server;
+pub mod users;
+pub mod web;

@@ -3,7 +3,11 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use outpost_province::server::{Province, Server};
+use outpost_province::{
+    server::{Province, Server},
+    users::{Scope, Users},
+    web::Web,
+};
 
 /// Outpost's provincial server: the province's CA, the sites and their sync.
 #[derive(Debug, Parser)]
@@ -40,7 +44,39 @@ enum Command {
         /// Longest wait before pulling a site that failed again (the wait doubles, with jitter).
         #[arg(long, default_value_t = 3600)]
         max_backoff: u64,
+        /// Where to serve the web UI, for example 127.0.0.1:8480 (plain HTTP: keep it on loopback
+        /// behind the province's HTTPS reverse proxy); none by default.
+        #[arg(long, default_value = "")]
+        web: String,
+        /// A site whose last exchange is older than this many minutes shows offline.
+        #[arg(long, default_value_t = 15)]
+        online_minutes: i64,
     },
+    /// The web UI's users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Adds a user (or sets their password, name and scope). The password is read from
+    /// OUTPOST_PROVINCE_PASSWORD, or else from the first line of standard input.
+    Add {
+        username: String,
+        /// The name shown in the UI.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// A provincial administrator: sees every site.
+        #[arg(long, conflicts_with = "district", required_unless_present = "district")]
+        admin: bool,
+        /// A district officer: sees the sites of this district only (as in `site add --district`).
+        #[arg(long)]
+        district: Option<String>,
+    },
+    /// Lists the users and what they see.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,12 +159,47 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             println!("{}", serde_json::to_string(&counts)?);
         }
-        Command::Serve { listen, pull_every, max_backoff } => {
+        Command::User { command: UserCommand::Add { username, name, admin, district } } => {
+            let scope = match (admin, district) {
+                (true, _) => Scope::Province,
+                (false, Some(d)) => Scope::District(d),
+                (false, None) => anyhow::bail!("say --admin or --district"),
+            };
+            let password = match std::env::var("OUTPOST_PROVINCE_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            Users::new(&province.dir).add(&username, &name, scope, &password)?;
+        }
+        Command::User { command: UserCommand::List } => {
+            for u in Users::new(&province.dir).all()? {
+                let scope = match &u.scope {
+                    Scope::Province => "province".to_owned(),
+                    Scope::District(d) => format!("district\t{d}"),
+                };
+                println!("{}\t{}\t{scope}", u.username, u.display_name);
+            }
+        }
+        Command::Serve { listen, pull_every, max_backoff, web, online_minutes } => {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async {
                 let listener = tokio::net::TcpListener::bind(&listen).await?;
                 println!("outpost-province listening on https://{}", listener.local_addr()?);
                 let server = Server::new(province);
+                if !web.is_empty() {
+                    let web_listener = tokio::net::TcpListener::bind(&web).await?;
+                    println!("web UI on http://{}", web_listener.local_addr()?);
+                    let ui = Web::new(server.clone(), chrono::Duration::minutes(online_minutes.max(1)));
+                    tokio::spawn(async move {
+                        if let Err(e) = ui.serve(web_listener).await {
+                            tracing::error!(error = %format!("{e:#}"), "The web UI stopped.");
+                        }
+                    });
+                }
                 if pull_every > 0 {
                     let every = std::time::Duration::from_secs(pull_every);
                     let max = std::time::Duration::from_secs(max_backoff.max(pull_every));

@@ -1,0 +1,476 @@
+//! The province's web UI (Vietnamese): the sites a user may see with online/offline and last sync,
+//! counts across them, their open alerts (acknowledging one writes it into that site's store, and it
+//! reaches the site at the next exchange), people search across them, and the counts as CSV.
+//!
+//! Every page and action goes through [`Web::visible`]: a district officer's requests about a site
+//! of another district answer as if it did not exist. Sessions are in memory (a restart signs
+//! everyone out), 12 hours, with a CSRF token on every form.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use axum::{
+    extract::{Query, State},
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+    Form, Router,
+};
+use chrono::{DateTime, Utc};
+use maud::{html, Markup, DOCTYPE};
+use outpost_sync::{
+    record::{Alert, AlertState, Person, Site},
+    Store, WriteSet,
+};
+use serde::Deserialize;
+
+use crate::{
+    server::{Server, SiteEntry},
+    users::{Scope, User, Users},
+};
+
+const COOKIE: &str = "province_session";
+
+struct Session {
+    user: User,
+    csrf: String,
+    expires: DateTime<Utc>,
+}
+
+/// The web UI's state.
+#[derive(Clone)]
+pub struct Web {
+    server: Server,
+    users: Users,
+    sessions: Arc<Mutex<HashMap<String, Session>>>,
+    /// A site whose last exchange is older than this is shown offline.
+    online_within: chrono::Duration,
+}
+
+/// A site as a page shows it.
+struct SiteView {
+    entry: SiteEntry,
+    name: String,
+    online: bool,
+    last_sync: Option<DateTime<Utc>>,
+    in_quarantine: usize,
+    open_alerts: usize,
+}
+
+fn random_token() -> String {
+    (0..32).map(|_| format!("{:x}", rand::random::<u8>() & 0xF)).collect()
+}
+
+fn page(title: &str, user: Option<&User>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="vi" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Outpost tỉnh" }
+                style { (maud::PreEscaped(CSS)) }
+            }
+            body {
+                header {
+                    strong { "Outpost · Tỉnh" }
+                    @if let Some(u) = user {
+                        nav {
+                            a href="/" { "Cơ sở" } " · " a href="/alerts" { "Cảnh báo" } " · "
+                            a href="/people" { "Tìm người" } " · " a href="/sites.csv" { "Tải CSV" }
+                        }
+                        span.who {
+                            (u.display_name) " · "
+                            @match &u.scope {
+                                Scope::Province => { "toàn tỉnh" }
+                                Scope::District(d) => { (d) }
+                            }
+                        }
+                    }
+                }
+                main { h1 { (title) } (body) }
+            }
+        }
+    }
+}
+
+const CSS: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#1b1b1b}header{display:flex;gap:1em;\
+align-items:center;flex-wrap:wrap;padding:.6em 1em;background:#0b4f6c;color:#fff}header a{color:#fff}\
+.who{margin-left:auto}main{padding:1em;max-width:70em}table{border-collapse:collapse;width:100%}\
+td,th{border-bottom:1px solid #ddd;padding:.35em .5em;text-align:left}.off{color:#a40000}.on{color:#1a7f37}\
+.figures{display:flex;gap:2em;flex-wrap:wrap}.figures div{font-size:1.6em}.figures small{display:block;font-size:.55em}\
+.error{color:#a40000}";
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+pub struct AckForm {
+    site: String,
+    id: String,
+    csrf: String,
+}
+
+#[derive(Deserialize)]
+pub struct SearchQuery {
+    #[serde(default)]
+    q: String,
+}
+
+fn fmt_time(t: Option<DateTime<Utc>>) -> String {
+    t.map_or_else(|| "chưa bao giờ".to_owned(), |t| t.format("%d/%m/%Y %H:%M UTC").to_string())
+}
+
+/// A CSV field, quoted when it needs to be; a leading formula character is neutralised.
+fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_owned() };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+impl Web {
+    pub fn new(server: Server, online_within: chrono::Duration) -> Web {
+        let users = Users::new(&server.province.dir);
+        Web { server, users, sessions: Arc::default(), online_within }
+    }
+
+    pub fn router(self) -> Router {
+        Router::new()
+            .route("/", get(overview))
+            .route("/login", get(login_page).post(login))
+            .route("/logout", post(logout))
+            .route("/alerts", get(alerts_page))
+            .route("/alerts/ack", post(ack))
+            .route("/people", get(people_page))
+            .route("/sites.csv", get(sites_csv))
+            .with_state(self)
+    }
+
+    /// Serves the UI on `listener` for ever.
+    pub async fn serve(self, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+        axum::serve(listener, self.router()).await?;
+        Ok(())
+    }
+
+    fn session(&self, headers: &HeaderMap) -> Option<(String, User, String)> {
+        let token = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|c| c.trim().strip_prefix(&format!("{COOKIE}=")).map(str::to_owned))?;
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Utc::now();
+        sessions.retain(|_, s| s.expires > now);
+        let s = sessions.get(&token)?;
+        Some((token, s.user.clone(), s.csrf.clone()))
+    }
+
+    /// The sites `user` may see, in id order.
+    fn visible(&self, user: &User) -> Vec<SiteEntry> {
+        match self.server.province.sites() {
+            Ok(all) => all.into_iter().filter(|s| user.scope.sees(s)).collect(),
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "The site registry cannot be read.");
+                Vec::new()
+            }
+        }
+    }
+
+    /// `id` if `user` may see it.
+    fn visible_site(&self, user: &User, id: &str) -> Option<SiteEntry> {
+        self.server.province.site(id).ok().flatten().filter(|s| user.scope.sees(s))
+    }
+
+    fn store(&self, site: &SiteEntry) -> Option<Store> {
+        self.server
+            .store(&site.id)
+            .map_err(|e| tracing::error!(site = %site.id, error = %format!("{e:#}"), "A site's store cannot be opened."))
+            .ok()
+    }
+
+    fn view(&self, entry: SiteEntry) -> SiteView {
+        let log = self.server.province.sync_log(&entry.id);
+        let last_sync = log.link.last_success;
+        let online = last_sync.is_some_and(|t| Utc::now() - t <= self.online_within);
+        let (mut name, mut in_quarantine, mut open_alerts) = (String::new(), 0, 0);
+        if let Some(store) = self.store(&entry) {
+            name = store
+                .list::<Site>()
+                .ok()
+                .and_then(|s| s.into_iter().next())
+                .map(|s| s.name)
+                .unwrap_or_default();
+            in_quarantine = store.index_scan("person_status", "in_quarantine").map_or(0, |v| v.len());
+            open_alerts = store.index_scan("alert_state", "open|").map_or(0, |v| v.len());
+        }
+        SiteView { entry, name, online, last_sync, in_quarantine, open_alerts }
+    }
+}
+
+fn to_login() -> Response {
+    Redirect::to("/login").into_response()
+}
+
+async fn login_page() -> Markup {
+    login_form(None)
+}
+
+fn login_form(error: Option<&str>) -> Markup {
+    page(
+        "Đăng nhập",
+        None,
+        html! {
+            @if let Some(e) = error { p.error { (e) } }
+            form method="post" action="/login" {
+                p { label { "Tên đăng nhập " input name="username" autocomplete="username" required; } }
+                p { label { "Mật khẩu " input name="password" type="password" autocomplete="current-password" required; } }
+                button type="submit" { "Đăng nhập" }
+            }
+        },
+    )
+}
+
+async fn login(State(web): State<Web>, Form(form): Form<LoginForm>) -> Response {
+    let users = web.users.clone();
+    let user = tokio::task::spawn_blocking(move || users.verify(form.username.trim(), &form.password))
+        .await
+        .ok()
+        .flatten();
+    let Some(user) = user else {
+        return (StatusCode::UNAUTHORIZED, login_form(Some("Sai tên đăng nhập hoặc mật khẩu.")))
+            .into_response();
+    };
+    let token = random_token();
+    let session = Session { user, csrf: random_token(), expires: Utc::now() + chrono::Duration::hours(12) };
+    web.sessions.lock().unwrap_or_else(|p| p.into_inner()).insert(token.clone(), session);
+    let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200");
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+}
+
+async fn logout(State(web): State<Web>, headers: HeaderMap) -> Response {
+    if let Some((token, _, _)) = web.session(&headers) {
+        web.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(&token);
+    }
+    let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
+}
+
+async fn overview(State(web): State<Web>, headers: HeaderMap) -> Response {
+    let Some((_, user, csrf)) = web.session(&headers) else { return to_login() };
+    let w = web.clone();
+    let u = user.clone();
+    let Ok(views) =
+        tokio::task::spawn_blocking(move || w.visible(&u).into_iter().map(|e| w.view(e)).collect::<Vec<_>>())
+            .await
+    else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let online = views.iter().filter(|v| v.online).count();
+    let people: usize = views.iter().map(|v| v.in_quarantine).sum();
+    let alerts: usize = views.iter().map(|v| v.open_alerts).sum();
+    page(
+        "Các cơ sở cách ly",
+        Some(&user),
+        html! {
+            div.figures {
+                div #total-sites { (views.len()) small { "cơ sở (" (online) " trực tuyến)" } }
+                div #total-people { (people) small { "người đang cách ly" } }
+                div #total-alerts { (alerts) small { "cảnh báo đang mở" } }
+            }
+            table #sites {
+                thead { tr { th { "Mã" } th { "Tên" } th { "Quận/huyện" } th { "Kết nối" } th { "Đồng bộ gần nhất" }
+                    th { "Đang cách ly" } th { "Cảnh báo mở" } } }
+                tbody {
+                    @for v in &views {
+                        tr data-site=(v.entry.id) {
+                            td { (v.entry.id) } td { (v.name) } td { (v.entry.district) }
+                            td {
+                                @if v.entry.revoked { span.off { "đã thu hồi" } }
+                                @else if v.online { span.on { "trực tuyến" } }
+                                @else { span.off { "ngoại tuyến" } }
+                            }
+                            td { (fmt_time(v.last_sync)) }
+                            td { (v.in_quarantine) } td { (v.open_alerts) }
+                        }
+                    }
+                }
+            }
+            form method="post" action="/logout" { input type="hidden" name="csrf" value=(csrf); button { "Đăng xuất" } }
+        },
+    )
+    .into_response()
+}
+
+/// Open alerts of the sites `user` sees: `(site, alert)`, newest first.
+fn open_alerts(web: &Web, user: &User) -> Vec<(String, Alert)> {
+    let mut out = Vec::new();
+    for site in web.visible(user) {
+        let Some(store) = web.store(&site) else { continue };
+        for (_, id) in store.index_scan("alert_state", "open|").unwrap_or_default() {
+            if let Ok(Some(a)) = store.get::<Alert>(&id) {
+                out.push((site.id.clone(), a));
+            }
+        }
+    }
+    out.sort_by_key(|(_, a)| std::cmp::Reverse(a.raised_at));
+    out
+}
+
+async fn alerts_page(State(web): State<Web>, headers: HeaderMap) -> Response {
+    let Some((_, user, csrf)) = web.session(&headers) else { return to_login() };
+    let (w, u) = (web.clone(), user.clone());
+    let alerts = tokio::task::spawn_blocking(move || open_alerts(&w, &u)).await.unwrap_or_default();
+    page(
+        "Cảnh báo đang mở",
+        Some(&user),
+        html! {
+            @if alerts.is_empty() { p { "Không có cảnh báo nào đang mở." } }
+            table #alerts {
+                tbody {
+                    @for (site, a) in &alerts {
+                        tr data-alert=(a.id) {
+                            td { (site) } td { (a.subject) } td { (a.kind.as_str()) } td { (a.detail) }
+                            td { (fmt_time(Some(a.raised_at))) }
+                            td {
+                                form method="post" action="/alerts/ack" {
+                                    input type="hidden" name="site" value=(site);
+                                    input type="hidden" name="id" value=(a.id);
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    button { "Xác nhận đã biết" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+    .into_response()
+}
+
+async fn ack(State(web): State<Web>, headers: HeaderMap, Form(form): Form<AckForm>) -> Response {
+    let Some((_, user, csrf)) = web.session(&headers) else { return to_login() };
+    if form.csrf != csrf {
+        return (StatusCode::FORBIDDEN, "Phiên làm việc không hợp lệ; hãy tải lại trang.").into_response();
+    }
+    let not_found = || (StatusCode::NOT_FOUND, "Không tìm thấy cảnh báo này.").into_response();
+    let Some(site) = web.visible_site(&user, &form.site) else { return not_found() };
+    let Some(store) = web.store(&site) else { return StatusCode::INTERNAL_SERVER_ERROR.into_response() };
+    let Ok(Some(mut alert)) = store.get::<Alert>(&form.id) else { return not_found() };
+    if alert.state == AlertState::Open {
+        alert.state = AlertState::Acknowledged;
+        alert.acknowledged_by = Some(format!("province:{}", user.username));
+        alert.acknowledged_at = Some(Utc::now());
+        let mut w = WriteSet::new();
+        if w.put(&alert).is_err() || store.commit(w).await.is_err() {
+            tracing::error!(site = %site.id, "An acknowledgement could not be written.");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+        tracing::info!(site = %site.id, alert = %alert.id, user = %user.username, "Alert acknowledged at the province.");
+    }
+    Redirect::to("/alerts").into_response()
+}
+
+/// People of the sites `user` sees whose name starts with `q` (any case) or whose phone or ID number
+/// starts with it: `(site, person)`, at most 100.
+fn search(web: &Web, user: &User, q: &str) -> Vec<(String, Person)> {
+    let q = q.trim();
+    let mut out = Vec::new();
+    if q.chars().count() < 2 {
+        return out;
+    }
+    for site in web.visible(user) {
+        let Some(store) = web.store(&site) else { continue };
+        let mut ids = std::collections::BTreeSet::new();
+        for (index, prefix) in [
+            ("person_name", q.to_lowercase()),
+            ("person_phone", q.to_owned()),
+            ("person_id_number", q.to_owned()),
+        ] {
+            ids.extend(store.index_scan(index, &prefix).unwrap_or_default().into_iter().map(|(_, id)| id));
+        }
+        for id in ids {
+            if let Ok(Some(p)) = store.get::<Person>(&id) {
+                out.push((site.id.clone(), p));
+            }
+            if out.len() >= 100 {
+                return out;
+            }
+        }
+    }
+    out
+}
+
+async fn people_page(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    Query(query): Query<SearchQuery>,
+) -> Response {
+    let Some((_, user, _)) = web.session(&headers) else { return to_login() };
+    let (w, u, q) = (web.clone(), user.clone(), query.q.clone());
+    let found = tokio::task::spawn_blocking(move || search(&w, &u, &q)).await.unwrap_or_default();
+    page(
+        "Tìm người cách ly",
+        Some(&user),
+        html! {
+            form method="get" action="/people" {
+                input name="q" value=(query.q) placeholder="Họ tên, số điện thoại hoặc CMND/CCCD" autofocus;
+                " " button { "Tìm" }
+            }
+            @if query.q.trim().chars().count() >= 2 && found.is_empty() { p { "Không tìm thấy ai." } }
+            table #people {
+                tbody {
+                    @for (site, p) in &found {
+                        tr data-person=(p.id) {
+                            td { (site) } td { (p.full_name) } td { (p.birth_year.map(|y| y.to_string()).unwrap_or_default()) }
+                            td { (p.phone) } td { (p.status.as_str()) } td { "đến " (p.quarantine_end.format("%d/%m/%Y")) }
+                        }
+                    }
+                }
+            }
+        },
+    )
+    .into_response()
+}
+
+async fn sites_csv(State(web): State<Web>, headers: HeaderMap) -> Response {
+    let Some((_, user, _)) = web.session(&headers) else { return to_login() };
+    let (w, u) = (web.clone(), user);
+    let views =
+        tokio::task::spawn_blocking(move || w.visible(&u).into_iter().map(|e| w.view(e)).collect::<Vec<_>>())
+            .await
+            .unwrap_or_default();
+    let mut out = String::from(
+        "\u{feff}Mã cơ sở,Tên,Quận/huyện,Trực tuyến,Đồng bộ gần nhất,Đang cách ly,Cảnh báo mở\r\n",
+    );
+    for v in &views {
+        let fields = [
+            csv_field(&v.entry.id),
+            csv_field(&v.name),
+            csv_field(&v.entry.district),
+            if v.online { "có" } else { "không" }.to_owned(),
+            v.last_sync.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            v.in_quarantine.to_string(),
+            v.open_alerts.to_string(),
+        ];
+        out.push_str(&fields.join(","));
+        out.push_str("\r\n");
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"co-so.csv\""),
+        ],
+        out,
+    )
+        .into_response()
+}

@@ -1,0 +1,141 @@
+//! The province's web UI over HTTP with two sites of two districts whose records arrived by sync: a
+//! district officer sees, searches and acknowledges only their district's; a provincial administrator
+//! sees both; an acknowledgement made at the province reaches the site at its next exchange.
+
+use std::sync::Arc;
+
+use outpost::{
+    app::Outpost,
+    clock::{Clock, ManualClock},
+    config::Config,
+    demo::{seed_history, HistoryExtras},
+};
+use outpost_province::{
+    link::{self, SiteLink},
+    server::{Province, Server},
+    users::{Scope, Users},
+    web::Web,
+};
+use outpost_sync::{
+    record::{Alert, AlertKind, AlertState, Severity},
+    Store, StoreConfig, WriteSet,
+};
+use outpost_tests::Client;
+
+use crate::PASSWORD;
+
+/// A site's store with `people` seeded from number `first` and one fever alert `alert_id`.
+fn site_store(dir: &std::path::Path, site: &str, first: usize, alert_id: &str) -> Store {
+    let data = dir.join(site);
+    let mut raw = Config::from_toml("").expect("defaults").raw;
+    raw.store.data_dir = data.clone();
+    raw.site.id = site.to_owned();
+    let config = Config::validate(raw).expect("config");
+    let store = Store::open(&data, &StoreConfig::default()).expect("store");
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-21T14:00:00Z").expect("time").to_utc();
+    let app = Outpost::new(store.clone(), config, ManualClock::new(now) as Arc<dyn Clock>);
+    seed_history(&app, first, 4, 1, HistoryExtras::default()).expect("seed");
+    let alert =
+        Alert::new(alert_id.into(), AlertKind::Fever, Severity::Warning, "p1", "d1", "38,9 °C".into(), now);
+    let mut w = WriteSet::new();
+    w.put(&alert).expect("put");
+    store.commit_blocking(w).expect("commit");
+    store
+}
+
+fn csrf_of(body: &str) -> String {
+    let at = body.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    body[at..].split('"').next().expect("value").to_owned()
+}
+
+#[test]
+fn district_officers_see_only_their_district_and_acknowledgements_reach_the_site() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let province = Province::new(&dir.path().join("province"));
+    province.init(&[]).expect("init");
+    let token_a = province.add_site("site-a", "Quận Liên Chiểu").expect("add");
+    let token_b = province.add_site("site-b", "Huyện Hòa Vang").expect("add");
+    let users = Users::new(&province.dir);
+    users.add("tinh.admin", "Quản trị tỉnh", Scope::Province, PASSWORD).expect("admin");
+    users
+        .add("lien.chieu", "Cán bộ Liên Chiểu", Scope::District("Quận Liên Chiểu".into()), PASSWORD)
+        .expect("officer");
+    assert!(users.add("x", "", Scope::Province, PASSWORD).is_err(), "a user name is 3 characters or more");
+    assert!(users.add("ngan", "", Scope::Province, "short").is_err(), "a password is 10 characters or more");
+
+    let server = Server::new(province);
+    let sync = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+    let sync_addr = sync.local_addr().expect("addr").to_string();
+    rt.spawn(server.clone().serve(sync));
+    let web = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+    let url = format!("http://{}", web.local_addr().expect("addr"));
+    rt.spawn(Web::new(server.clone(), chrono::Duration::minutes(15)).serve(web));
+
+    // Two sites' records reach the province by sync.
+    let mut sites = Vec::new();
+    for (site, token, first, alert) in
+        [("site-a", &token_a, 0, "a-fever"), ("site-b", &token_b, 100, "b-fever")]
+    {
+        let bundle = rt.block_on(link::enroll(&sync_addr, token)).expect("enrol");
+        let site = SiteLink::new(site_store(dir.path(), site, first, alert), bundle);
+        while rt.block_on(site.push(&sync_addr)).expect("push").sent_docs > 0 {}
+        sites.push(site);
+    }
+
+    // Signed out: the login page; a wrong password: refused.
+    let mut officer = Client::new(&url);
+    let res = officer.get("/");
+    assert_eq!((res.status, res.location.as_deref()), (303, Some("/login")));
+    let res =
+        officer.post_form_raw("/login", &[("username", "lien.chieu"), ("password", "not the password")]);
+    assert_eq!(res.status, 401);
+    assert!(res.body.contains("Sai tên đăng nhập hoặc mật khẩu"), "{}", res.body);
+    let res = officer.post_form_raw("/login", &[("username", "lien.chieu"), ("password", PASSWORD)]);
+    assert_eq!(res.status, 303, "{}", res.body);
+
+    // The officer's overview, search, alerts and CSV hold site-a only.
+    let home = officer.get("/");
+    assert!(home.body.contains("data-site=\"site-a\"") && !home.body.contains("site-b"), "{}", home.body);
+    assert!(home.body.contains("<span class=\"on\">trực tuyến"), "{}", home.body);
+    assert!(home.body.contains("<div id=\"total-people\">4"), "{}", home.body);
+    let own = officer.get("/people?q=050000000000");
+    assert_eq!(own.body.matches("data-person=").count(), 1, "{}", own.body);
+    let other = officer.get("/people?q=0500000001");
+    assert!(!other.body.contains("data-person="), "site-b's people are not found: {}", other.body);
+    let alerts = officer.get("/alerts");
+    assert!(
+        alerts.body.contains("data-alert=\"a-fever\"") && !alerts.body.contains("b-fever"),
+        "{}",
+        alerts.body
+    );
+    let csv = officer.get("/sites.csv");
+    assert!(csv.body.contains("site-a,") && !csv.body.contains("site-b"), "{}", csv.body);
+    let csrf = csrf_of(&alerts.body);
+    let res = officer.post_form_raw("/alerts/ack", &[("site", "site-b"), ("id", "b-fever"), ("csrf", &csrf)]);
+    assert_eq!(res.status, 404, "another district's alert cannot be acknowledged");
+    let res =
+        officer.post_form_raw("/alerts/ack", &[("site", "site-a"), ("id", "a-fever"), ("csrf", "forged")]);
+    assert_eq!(res.status, 403, "a form without the session's token is refused");
+    let res = officer.post_form_raw("/alerts/ack", &[("site", "site-a"), ("id", "a-fever"), ("csrf", &csrf)]);
+    assert_eq!(res.status, 303, "{}", res.body);
+
+    // The acknowledgement reaches site-a at its next exchange; site-b's alert is untouched.
+    rt.block_on(sites[0].push(&sync_addr)).expect("push");
+    let at_site = sites[0].store.get::<Alert>("a-fever").expect("get").expect("a-fever");
+    assert_eq!(at_site.state, AlertState::Acknowledged);
+    assert_eq!(at_site.acknowledged_by.as_deref(), Some("province:lien.chieu"));
+    let b = server.store("site-b").expect("store").get::<Alert>("b-fever").expect("get").expect("b-fever");
+    assert_eq!(b.state, AlertState::Open);
+
+    // The provincial administrator sees both districts.
+    let mut admin = Client::new(&url);
+    let res = admin.post_form_raw("/login", &[("username", "tinh.admin"), ("password", PASSWORD)]);
+    assert_eq!(res.status, 303);
+    let home = admin.get("/");
+    assert!(home.body.contains("data-site=\"site-a\"") && home.body.contains("data-site=\"site-b\""));
+    assert!(home.body.contains("<div id=\"total-people\">8"), "{}", home.body);
+    let found = admin.get("/people?q=0500000001");
+    assert_eq!(found.body.matches("data-person=").count(), 4, "{}", found.body);
+}
