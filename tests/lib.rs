@@ -149,6 +149,28 @@ impl BoxProcess {
     }
 }
 
+/// A provincial server process, killed when dropped (a failing test leaves none behind).
+pub struct ProvinceProcess(pub Child);
+
+impl ProvinceProcess {
+    pub fn kill(&mut self) -> std::io::Result<()> {
+        self.0.kill()
+    }
+
+    pub fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        self.0.wait()
+    }
+}
+
+impl Drop for ProvinceProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 impl Drop for BoxProcess {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {

@@ -73,12 +73,16 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
         /// The provincial server, HOST:PORT.
-        #[arg(long)]
-        province: String,
+        #[arg(long, required_unless_present = "from_file")]
+        province: Option<String>,
         /// The one-time enrolment token; better from the environment (`OUTPOST_ENROLL_TOKEN`),
         /// which keeps it out of the process list and the shell history.
         #[arg(long)]
         token: Option<String>,
+        /// Without any link: the enrolment file a USB stick brought from the province
+        /// (`outpost-province site export`). Delete it from the stick afterwards.
+        #[arg(long, conflicts_with_all = ["province", "token"])]
+        from_file: Option<PathBuf>,
     },
     /// Print the effective configuration (defaults with the file laid over them).
     PrintConfig {
@@ -341,18 +345,20 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             manual_clock: common.clock,
             demo_people: Some(people),
         }),
-        Command::Enroll { common, province, token } => {
-            let token = token
-                .or_else(|| std::env::var("OUTPOST_ENROLL_TOKEN").ok())
-                .context("no enrolment token: set OUTPOST_ENROLL_TOKEN (or --token)")?;
+        Command::Enroll { common, province, token, from_file } => {
             let config = apply(&common, false)?;
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let enrolment = rt.block_on(crate::sync::enroll(
-                &config.raw.store.data_dir,
-                &config.raw.site.id,
-                &province,
-                &token,
-            ))?;
+            let (data_dir, site_id) = (&config.raw.store.data_dir, &config.raw.site.id);
+            let enrolment = match (from_file, province) {
+                (Some(file), _) => crate::sync::enroll_from_file(data_dir, site_id, &file)?,
+                (None, Some(province)) => {
+                    let token = token
+                        .or_else(|| std::env::var("OUTPOST_ENROLL_TOKEN").ok())
+                        .context("no enrolment token: set OUTPOST_ENROLL_TOKEN (or --token)")?;
+                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                    rt.block_on(crate::sync::enroll(data_dir, site_id, &province, &token))?
+                }
+                (None, None) => anyhow::bail!("say --province HOST:PORT, or --from-file FILE"),
+            };
             println!(
                 "Enrolled as site {} with the province at {}.",
                 enrolment.bundle.site_id, enrolment.province

@@ -12,21 +12,12 @@ use std::{path::Path, sync::Mutex, time::Duration};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use outpost_province::{
-    ca::Bundle,
-    link::{self, backoff, Exchanged, SiteLink},
-};
-use serde::{Deserialize, Serialize};
+use outpost_province::link::{self, backoff, Exchanged, SiteLink};
+use serde::Serialize;
 
 use crate::app::Outpost;
 
-/// What `outpost enroll` keeps.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Enrolment {
-    /// `host:port` of the provincial server.
-    pub province: String,
-    pub bundle: Bundle,
-}
+pub use outpost_province::link::Enrolment;
 
 fn link_file(data_dir: &Path) -> std::path::PathBuf {
     data_dir.join("sync").join("link.json")
@@ -50,12 +41,31 @@ pub async fn enroll(
     token: &str,
 ) -> anyhow::Result<Enrolment> {
     let bundle = link::enroll(province, token).await?;
+    keep(data_dir, site_id, Enrolment { province: province.to_owned(), bundle })
+}
+
+/// `outpost enroll --from-file`: the enrolment a USB stick brought from the province
+/// (`outpost-province site export`).
+pub fn enroll_from_file(data_dir: &Path, site_id: &str, file: &Path) -> anyhow::Result<Enrolment> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let enrolment: Enrolment = serde_json::from_slice(&bytes).with_context(|| {
+        format!("{} is not an enrolment from `outpost-province site export`", file.display())
+    })?;
+    outpost_province::net::client_config(
+        &enrolment.bundle.ca_pem,
+        Some((&enrolment.bundle.cert_pem, &enrolment.bundle.key_pem)),
+    )
+    .context("the enrolment's certificate, key or CA is not usable")?;
+    keep(data_dir, site_id, enrolment)
+}
+
+/// Keeps `enrolment` if it is this box's site's.
+fn keep(data_dir: &Path, site_id: &str, enrolment: Enrolment) -> anyhow::Result<Enrolment> {
     anyhow::ensure!(
-        bundle.site_id == site_id,
-        "the token is for site {}, but this box is site {site_id} (site.id in its configuration)",
-        bundle.site_id
+        enrolment.bundle.site_id == site_id,
+        "the enrolment is for site {}, but this box is site {site_id} (site.id in its configuration)",
+        enrolment.bundle.site_id
     );
-    let enrolment = Enrolment { province: province.to_owned(), bundle };
     outpost_province::ca::write_private(&link_file(data_dir), &serde_json::to_vec_pretty(&enrolment)?)?;
     Ok(enrolment)
 }

@@ -146,6 +146,16 @@ impl PersonStatus {
             PersonStatus::ConvertedF0 => "converted_f0",
         }
     }
+
+    /// The status in Vietnamese, as the box's pages name it.
+    pub fn vi(self) -> &'static str {
+        match self {
+            PersonStatus::InQuarantine => "Đang cách ly",
+            PersonStatus::Released => "Hoàn thành cách ly",
+            PersonStatus::Transferred => "Chuyển viện",
+            PersonStatus::ConvertedF0 => "Chuyển F0",
+        }
+    }
     pub fn parse(s: &str) -> Option<PersonStatus> {
         PersonStatus::ALL.into_iter().find(|c| c.as_str() == s)
     }
@@ -384,6 +394,19 @@ impl AlertKind {
             AlertKind::BandAway => "band_away",
             AlertKind::StrapOpened => "strap_opened",
             AlertKind::BandBatteryLow => "band_battery_low",
+        }
+    }
+
+    /// The kind in Vietnamese, as the box's pages name it.
+    pub fn vi(self) -> &'static str {
+        match self {
+            AlertKind::Fever => "Sốt",
+            AlertKind::LowSpo2 => "SpO2 thấp",
+            AlertKind::ShortnessOfBreath => "Khó thở",
+            AlertKind::MissingDeclaration => "Không khai báo",
+            AlertKind::BandAway => "Rời khu vực (vòng không được thấy)",
+            AlertKind::StrapOpened => "Dây đeo bị mở",
+            AlertKind::BandBatteryLow => "Pin vòng yếu",
         }
     }
 }

@@ -139,3 +139,42 @@ fn district_officers_see_only_their_district_and_acknowledgements_reach_the_site
     let found = admin.get("/people?q=0500000001");
     assert_eq!(found.body.matches("data-person=").count(), 4, "{}", found.body);
 }
+
+/// `outpost-province demo`: a province with simulated sites in two districts and two users whose
+/// passwords it prints once; the district officer signs in with theirs and sees their district.
+#[test]
+fn the_province_demo_starts_with_its_sites_and_users() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let web_port = outpost_tests::free_port();
+    let mut demo = outpost_tests::ProvinceProcess(
+        std::process::Command::new(outpost_tests::province_bin())
+            .arg("--data")
+            .arg(dir.path().join("demo"))
+            .args(["demo", "--listen", "127.0.0.1:0", "--web", &format!("127.0.0.1:{web_port}")])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("outpost-province demo"),
+    );
+    let mut lines = BufReader::new(demo.0.stdout.take().expect("stdout")).lines();
+    let mut officer_password = None;
+    for line in lines.by_ref() {
+        let line = line.expect("a line");
+        if line.trim_start().starts_with("lien.chieu") {
+            officer_password = line.split_whitespace().last().map(str::to_owned);
+        }
+        if line.starts_with("web UI on") {
+            break;
+        }
+    }
+    let password = officer_password.expect("the officer's password is printed");
+    let mut officer = Client::new(&format!("http://127.0.0.1:{web_port}"));
+    let res = officer.post_form_raw("/login", &[("username", "lien.chieu"), ("password", &password)]);
+    assert_eq!(res.status, 303, "{}", res.body);
+    let home = officer.get("/");
+    assert_eq!(home.body.matches("data-site=").count(), 2, "two sites in Quận Liên Chiểu: {}", home.body);
+    assert!(!home.body.contains("tyt-hoa-vang"));
+    let alerts = officer.get("/alerts");
+    assert!(alerts.body.contains("Sốt") || alerts.body.contains("Không khai báo"), "{}", alerts.body);
+    drop(demo);
+}

@@ -8,7 +8,9 @@ use std::{
     time::Duration,
 };
 
-use outpost_tests::{district_csv, province_bin, wait_until, write_config, BoxProcess, Client};
+use outpost_tests::{
+    district_csv, province_bin, wait_until, write_config, BoxProcess, Client, ProvinceProcess,
+};
 
 use crate::PASSWORD;
 
@@ -17,28 +19,6 @@ fn province(data: &std::path::Path, args: &[&str]) -> String {
         Command::new(province_bin()).arg("--data").arg(data).args(args).output().expect("outpost-province");
     assert!(out.status.success(), "outpost-province {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// A provincial server process, killed when dropped (a failing test leaves none behind).
-struct ProvinceProcess(std::process::Child);
-
-impl ProvinceProcess {
-    fn kill(&mut self) -> std::io::Result<()> {
-        self.0.kill()
-    }
-
-    fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
-        self.0.wait()
-    }
-}
-
-impl Drop for ProvinceProcess {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
 }
 
 /// Starts `outpost-province serve` on `listen`; the process and the address it listens on.
@@ -114,6 +94,51 @@ fn a_box_enrols_and_its_records_reach_the_province() {
         serde_json::from_str(&province(&pdata, &["site", "show", "demo-site"])).expect("counts");
     assert_eq!(counts["person"], 5, "{counts}");
     std::thread::sleep(Duration::from_millis(10));
+}
+
+/// A box with no link at all enrols from a USB stick: the province writes the site's enrolment to a
+/// file (mode 0600), another site's box refuses it, this site's box takes it, and once a link exists
+/// its records reach the province.
+#[test]
+fn a_box_enrols_from_a_usb_stick() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pdata, data) = (dir.path().join("province"), dir.path().join("box"));
+    province(&pdata, &["init"]);
+    province(&pdata, &["site", "add", "demo-site", "--district", "Quận Liên Chiểu"]);
+    let (_server, addr) = serve(&pdata, "127.0.0.1:0");
+    let stick = dir.path().join("usb").join("demo-site.json");
+    std::fs::create_dir_all(stick.parent().expect("folder")).expect("usb folder");
+    let stick_path = stick.display().to_string();
+    province(&pdata, &["site", "export", "demo-site", "--province", &addr, "--to", &stick_path]);
+    assert_eq!(std::fs::metadata(&stick).expect("the file").permissions().mode() & 0o777, 0o600);
+    let from_file = |config: &str, data: &std::path::Path| {
+        Command::new(outpost_tests::outpost_bin())
+            .args(["enroll", "--config", config, "--data"])
+            .arg(data)
+            .args(["--from-file", &stick_path])
+            .output()
+            .expect("outpost enroll")
+    };
+    let other_dir = dir.path().join("other");
+    std::fs::create_dir_all(&other_dir).expect("dir");
+    let other = write_config(&other_dir, "[site]\nid = \"other-site\"\n");
+    let refused = from_file(&other, &other_dir.join("data"));
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("for site demo-site"), "{refused:?}");
+    let config = write_config(dir.path(), "[sync]\ninterval_seconds = 1\nmax_backoff_seconds = 2\n");
+    let out = from_file(&config, &data);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let b = BoxProcess::start("run", &data, &["--config", &config]);
+    let mut c = Client::new(&b.url);
+    c.setup_admin(b.setup_link.as_deref().expect("setup"), "lan.nguyen", PASSWORD);
+    let res = c.post_bytes("/api/v1/people/import", "text/csv", &district_csv(3, "21/11/2026", "04/12/2026"));
+    assert_eq!(res.status, 200, "{}", res.body);
+    wait_until("the province to acknowledge everything", || {
+        let h = c.get("/api/v1/health").json();
+        h["sync"]["pending"] == 0 && h["sync"]["exchanges"].as_u64() >= Some(2)
+    });
 }
 
 /// A box the province can reach answers its pulls: with the box's own pushes an hour apart, what staff

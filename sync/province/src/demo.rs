@@ -33,14 +33,19 @@ fn person(site: usize, i: usize, today: NaiveDate, now: DateTime<Utc>) -> Person
     let start = today - Duration::days((i % 14) as i64);
     let released = i % 9 == 8;
     let status = if released { PersonStatus::Released } else { PersonStatus::InQuarantine };
-    let mut history = vec![StatusChange { status: PersonStatus::InQuarantine, at: now, by: "demo".into(), note: String::new() }];
+    let mut history = vec![StatusChange {
+        status: PersonStatus::InQuarantine,
+        at: now,
+        by: "demo".into(),
+        note: String::new(),
+    }];
     if released {
         history.push(StatusChange { status, at: now, by: "demo".into(), note: String::new() });
     }
     Person {
         id: format!("demo-{n}"),
         details: PersonDetails {
-            full_name: format!("{} {} {}", FAMILY[n % 8], MIDDLE[n % 4], GIVEN[(n / 8) % 10]),
+            full_name: format!("{} {} {}", FAMILY[n % 8], MIDDLE[(n / 3) % 4], GIVEN[(n / 8) % 10]),
             birth_year: Some(1950 + (n % 60) as i32),
             phone: format!("09{:08}", 10_000_000 + n * 7919 % 90_000_000),
             gender: if n % 2 == 0 { Gender::Male } else { Gender::Female },
@@ -100,7 +105,11 @@ pub fn make(province: &Province) -> anyhow::Result<()> {
                     Severity::Warning,
                     &p.id,
                     &p.full_name,
-                    if kind == AlertKind::Fever { "38,6 °C".into() } else { "Chưa khai báo lúc 08:00".into() },
+                    if kind == AlertKind::Fever {
+                        "38,6 °C".into()
+                    } else {
+                        "Chưa khai báo lúc 08:00".into()
+                    },
                     now - Duration::minutes((i * 13) as i64),
                 );
                 if i % 3 == 0 {

@@ -7,9 +7,11 @@
 //!   the exchange endpoint that runs the sync protocol (`outpost_sync::protocol`).
 //! - [`link`]: both ends' turns of an exchange, enrolment, and a site's end (pushes, and answering the
 //!   province's pulls).
+//! - [`demo`]: `outpost-province demo`'s simulated sites.
 //! - [`users`], [`web`]: the province's users (a district officer sees one district) and its web UI.
 
 pub mod ca;
+pub mod demo;
 pub mod link;
 pub mod net;
 pub mod server;

@@ -49,6 +49,15 @@ pub async fn enroll(addr: &str, token: &str) -> anyhow::Result<ca::Bundle> {
     Ok(bundle)
 }
 
+/// What a box keeps of its enrolment (`sync/link.json`), and what a USB stick carries to a box
+/// without any link: the province's address and the site's bundle.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Enrolment {
+    /// `host:port` of the provincial server.
+    pub province: String,
+    pub bundle: ca::Bundle,
+}
+
 /// What one exchange moved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Exchanged {

@@ -52,6 +52,14 @@ enum Command {
         #[arg(long, default_value_t = 15)]
         online_minutes: i64,
     },
+    /// A demo province: a few simulated sites in two districts and two users (passwords printed
+    /// once), made in the data folder the first time, then served with the web UI.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: String,
+        #[arg(long, default_value = "127.0.0.1:8480")]
+        web: String,
+    },
     /// The web UI's users.
     User {
         #[command(subcommand)]
@@ -98,6 +106,17 @@ enum SiteCommand {
         #[arg(long)]
         none: bool,
     },
+    /// Writes site ID's enrolment to a file for a USB stick, for a box with no link at all (uses up
+    /// the site's token; the file holds the site's private key: delete it once the box has it).
+    Export {
+        id: String,
+        /// Where the box will reach the province, HOST:PORT.
+        #[arg(long)]
+        province: String,
+        /// The file to write (mode 0600).
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Refuses a site's certificate from now on.
     Revoke { id: String },
     /// Lists the sites: id, district, state, address (or `push`), last successful exchange.
@@ -135,6 +154,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             province.set_address(&id, if none { None } else { address.as_deref() })?;
         }
         Command::Site { command: SiteCommand::Revoke { id } } => province.revoke_site(&id)?,
+        Command::Site { command: SiteCommand::Export { id, province: address, to } } => {
+            let bundle = province.export_bundle(&id)?;
+            let enrolment = outpost_province::link::Enrolment { province: address, bundle };
+            outpost_province::ca::write_private(&to, &serde_json::to_vec_pretty(&enrolment)?)?;
+            println!("{}: on the box, `outpost enroll --from-file` it, then delete it.", to.display());
+        }
         Command::Site { command: SiteCommand::List } => {
             for s in province.sites()? {
                 let state = if s.revoked {
@@ -184,30 +209,52 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{}\t{}\t{scope}", u.username, u.display_name);
             }
         }
+        Command::Demo { listen, web } => {
+            if province.dir.join("ca").exists() {
+                println!("The demo province in {} is there already; serving it.", province.dir.display());
+            } else {
+                outpost_province::demo::make(&province)?;
+            }
+            serve(province, &listen, 0, 3600, &web, 15)?;
+        }
         Command::Serve { listen, pull_every, max_backoff, web, online_minutes } => {
-            let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(async {
-                let listener = tokio::net::TcpListener::bind(&listen).await?;
-                println!("outpost-province listening on https://{}", listener.local_addr()?);
-                let server = Server::new(province);
-                if !web.is_empty() {
-                    let web_listener = tokio::net::TcpListener::bind(&web).await?;
-                    println!("web UI on http://{}", web_listener.local_addr()?);
-                    let ui = Web::new(server.clone(), chrono::Duration::minutes(online_minutes.max(1)));
-                    tokio::spawn(async move {
-                        if let Err(e) = ui.serve(web_listener).await {
-                            tracing::error!(error = %format!("{e:#}"), "The web UI stopped.");
-                        }
-                    });
-                }
-                if pull_every > 0 {
-                    let every = std::time::Duration::from_secs(pull_every);
-                    let max = std::time::Duration::from_secs(max_backoff.max(pull_every));
-                    tokio::spawn(server.clone().pull_loop(every, max));
-                }
-                server.serve(listener).await
-            })?;
+            serve(province, &listen, pull_every, max_backoff, &web, online_minutes)?;
         }
     }
+    Ok(())
+}
+
+/// Serves sites' exchanges on `listen`, the web UI on `web` (if any), and pulls every `pull_every`
+/// seconds (0: never).
+fn serve(
+    province: Province,
+    listen: &str,
+    pull_every: u64,
+    max_backoff: u64,
+    web: &str,
+    online_minutes: i64,
+) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&listen).await?;
+        println!("outpost-province listening on https://{}", listener.local_addr()?);
+        let server = Server::new(province);
+        if !web.is_empty() {
+            let web_listener = tokio::net::TcpListener::bind(&web).await?;
+            println!("web UI on http://{}", web_listener.local_addr()?);
+            let ui = Web::new(server.clone(), chrono::Duration::minutes(online_minutes.max(1)));
+            tokio::spawn(async move {
+                if let Err(e) = ui.serve(web_listener).await {
+                    tracing::error!(error = %format!("{e:#}"), "The web UI stopped.");
+                }
+            });
+        }
+        if pull_every > 0 {
+            let every = std::time::Duration::from_secs(pull_every);
+            let max = std::time::Duration::from_secs(max_backoff.max(pull_every));
+            tokio::spawn(server.clone().pull_loop(every, max));
+        }
+        server.serve(listener).await
+    })?;
     Ok(())
 }

@@ -265,11 +265,27 @@ impl Province {
         if site.revoked || site.token_sha256.as_deref() != Some(sha256_hex(secret).as_str()) {
             return Err(refused());
         }
-        let bundle = self.ca().and_then(|ca| ca.site_bundle(site_id)).map_err(internal)?;
+        self.issue_bundle(&mut site).map_err(internal)
+    }
+
+    /// Site `id`'s bundle made here, to carry to the box on a USB stick where there is no link at
+    /// all: an enrolment without the network, which uses up the site's token (a site added and not
+    /// revoked).
+    pub fn export_bundle(&self, id: &str) -> anyhow::Result<ca::Bundle> {
+        let _registry = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
+        let mut site = self.site(id)?.with_context(|| format!("no site {id}: `site add` it first"))?;
+        anyhow::ensure!(!site.revoked, "site {id} is revoked: `site add` it again first");
+        self.issue_bundle(&mut site)
+    }
+
+    /// A new certificate for `site`, pinned as its only one; its token used up. Call with the
+    /// registry locked.
+    fn issue_bundle(&self, site: &mut SiteEntry) -> anyhow::Result<ca::Bundle> {
+        let bundle = self.ca()?.site_bundle(&site.id)?;
         site.token_sha256 = None;
         site.enrolled = true;
         site.cert_sha256 = ca::first_der(&bundle.cert_pem).map(|der| ca::fingerprint(&der));
-        self.save_site(&site).map_err(internal)?;
+        self.save_site(site)?;
         Ok(bundle)
     }
 

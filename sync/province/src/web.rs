@@ -122,8 +122,10 @@ pub struct SearchQuery {
     q: String,
 }
 
+/// Vietnam's time (UTC+7), where every site is.
 fn fmt_time(t: Option<DateTime<Utc>>) -> String {
-    t.map_or_else(|| "chưa bao giờ".to_owned(), |t| t.format("%d/%m/%Y %H:%M UTC").to_string())
+    let vn = chrono::FixedOffset::east_opt(7 * 3600).unwrap_or_else(|| unreachable!("+07:00 is valid"));
+    t.map_or_else(|| "chưa bao giờ".to_owned(), |t| t.with_timezone(&vn).format("%d/%m/%Y %H:%M").to_string())
 }
 
 /// A CSV field, quoted when it needs to be; a leading formula character is neutralised.
@@ -335,10 +337,11 @@ async fn alerts_page(State(web): State<Web>, headers: HeaderMap) -> Response {
         html! {
             @if alerts.is_empty() { p { "Không có cảnh báo nào đang mở." } }
             table #alerts {
+                thead { tr { th { "Cơ sở" } th { "Người" } th { "Loại" } th { "Chi tiết" } th { "Lúc" } th {} } }
                 tbody {
                     @for (site, a) in &alerts {
                         tr data-alert=(a.id) {
-                            td { (site) } td { (a.subject) } td { (a.kind.as_str()) } td { (a.detail) }
+                            td { (site) } td { (a.subject) } td { (a.kind.vi()) } td { (a.detail) }
                             td { (fmt_time(Some(a.raised_at))) }
                             td {
                                 form method="post" action="/alerts/ack" {
@@ -423,16 +426,20 @@ async fn people_page(
         Some(&user),
         html! {
             form method="get" action="/people" {
-                input name="q" value=(query.q) placeholder="Họ tên, số điện thoại hoặc CMND/CCCD" autofocus;
+                input name="q" size="40" value=(query.q) placeholder="Họ tên, số điện thoại hoặc CMND/CCCD" autofocus;
                 " " button { "Tìm" }
             }
             @if query.q.trim().chars().count() >= 2 && found.is_empty() { p { "Không tìm thấy ai." } }
+            @if !found.is_empty() {
+                p { "Tìm thấy " (found.len()) " người" @if found.len() >= 100 { " (chỉ hiện 100 người đầu tiên)" } "." }
+            }
             table #people {
+                thead { tr { th { "Cơ sở" } th { "Họ và tên" } th { "Năm sinh" } th { "Điện thoại" } th { "Tình trạng" } th { "Kết thúc cách ly" } } }
                 tbody {
                     @for (site, p) in &found {
                         tr data-person=(p.id) {
                             td { (site) } td { (p.full_name) } td { (p.birth_year.map(|y| y.to_string()).unwrap_or_default()) }
-                            td { (p.phone) } td { (p.status.as_str()) } td { "đến " (p.quarantine_end.format("%d/%m/%Y")) }
+                            td { (p.phone) } td { (p.status.vi()) } td { (p.quarantine_end.format("%d/%m/%Y")) }
                         }
                     }
                 }
