@@ -167,6 +167,72 @@ fn hydrate_obj(doc: &AutoCommit, obj: &ObjId) -> Json {
     }
 }
 
+/// One change of a record as staff can read it: who made it (the Automerge actor, hex) and each
+/// top-level field it set, with the value before (at the change's parents) and after.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryEntry {
+    pub actor: String,
+    pub seq: u64,
+    pub fields: Vec<(String, Json, Json)>,
+}
+
+/// Every change of `doc`, oldest first (causal order), each with the fields it set. Concurrent edits
+/// of one field each appear with their own value: a value that lost the merge stays visible here.
+pub fn history(doc: &mut AutoCommit) -> Vec<HistoryEntry> {
+    let changes = doc.get_changes(&[]);
+    let mut out = Vec::with_capacity(changes.len());
+    for c in changes {
+        let state_at = |doc: &mut AutoCommit, heads: &[automerge::ChangeHash]| -> Map<String, Json> {
+            if heads.is_empty() {
+                return Map::new();
+            }
+            match doc.fork_at(heads).map(|d| hydrate(&d)) {
+                Ok(Json::Object(m)) => m,
+                _ => Map::new(),
+            }
+        };
+        let (before, after) = (state_at(doc, c.deps()), state_at(doc, &[c.hash()]));
+        let mut fields: Vec<(String, Json, Json)> = after
+            .iter()
+            .filter(|(k, v)| before.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), before.get(k).cloned().unwrap_or(Json::Null), v.clone()))
+            .collect();
+        fields.extend(
+            before
+                .iter()
+                .filter(|(k, _)| !after.contains_key(*k))
+                .map(|(k, v)| (k.clone(), v.clone(), Json::Null)),
+        );
+        if !fields.is_empty() {
+            out.push(HistoryEntry { actor: c.actor_id().to_hex_string(), seq: c.seq(), fields });
+        }
+    }
+    out
+}
+
+/// Top-level fields that concurrent edits left with more than one value: each field with every value,
+/// the one the record shows (Automerge's deterministic winner) first.
+pub fn conflicts(doc: &AutoCommit) -> Vec<(String, Vec<Json>)> {
+    let mut out = Vec::new();
+    for key in doc.keys(&ROOT).filter(|k| !reserved(&ROOT, k)) {
+        let Ok(all) = doc.get_all(&ROOT, key.as_str()) else { continue };
+        if all.len() < 2 {
+            continue;
+        }
+        let value = |(v, id): &(Value<'_>, ObjId)| match v {
+            Value::Scalar(s) => scalar_json(s),
+            Value::Object(_) => hydrate_obj(doc, id),
+        };
+        // `get_all` lists the winner last.
+        let mut values: Vec<Json> = all.iter().rev().map(value).collect();
+        values.dedup();
+        if values.len() > 1 {
+            out.push((key, values));
+        }
+    }
+    out
+}
+
 fn scalar_json(s: &ScalarValue) -> Json {
     match s {
         ScalarValue::Str(s) => Json::String(s.to_string()),
@@ -192,6 +258,38 @@ mod tests {
         let mut loaded = AutoCommit::load(&doc.save()).expect("load");
         assert_eq!(hydrate(&loaded), value);
         assert!(!reconcile(&mut loaded, &value).expect("reconcile again"), "no-op edit changed the doc");
+    }
+
+    #[test]
+    fn concurrent_edits_of_a_field_keep_the_losing_value_in_the_history() {
+        let mut site = AutoCommit::new();
+        reconcile(&mut site, &json!({"name": "Nguyễn Văn An", "room": "101", "end": "2026-12-04"}))
+            .expect("w");
+        let mut province = site.fork();
+        reconcile(&mut site, &json!({"name": "Nguyễn Văn An", "room": "102", "end": "2026-12-04"}))
+            .expect("w");
+        reconcile(&mut province, &json!({"name": "Nguyễn Văn An", "room": "105", "end": "2026-12-11"}))
+            .expect("w");
+        site.merge(&mut province).expect("merge");
+        province.merge(&mut site).expect("merge");
+        // Both sides agree; the province's end date (no concurrent edit) stays.
+        assert_eq!(hydrate(&site), hydrate(&province));
+        let shown = hydrate(&site);
+        assert_eq!(shown["end"], "2026-12-11");
+        // The room both changed: one value shows, the other is listed as a conflict and in the history.
+        let c = conflicts(&site);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(c[0].0, "room");
+        assert_eq!(c[0].1[0], shown["room"], "the shown value is listed first");
+        let mut both = c[0].1.clone();
+        both.sort_by_key(|v| v.to_string());
+        assert_eq!(both, vec![json!("102"), json!("105")]);
+        let h = history(&mut site);
+        assert_eq!(h.len(), 3, "{h:?}");
+        let rooms: Vec<&Json> =
+            h.iter().flat_map(|e| e.fields.iter().filter(|f| f.0 == "room").map(|f| &f.2)).collect();
+        assert!(rooms.contains(&&json!("102")) && rooms.contains(&&json!("105")), "{h:?}");
+        assert_eq!(h[0].fields.len(), 3, "the first change set every field");
     }
 
     #[test]

@@ -571,6 +571,11 @@ impl Store {
         }
     }
 
+    /// This store's Automerge actor, in hex: who its own edits are by.
+    pub fn actor_hex(&self) -> String {
+        self.inner.actor.to_hex_string()
+    }
+
     /// Change-log entries after sequence `after`: `(seq, doc id)`, oldest first, at most `limit`.
     pub fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<(u64, String)>> {
         let mut out = Vec::new();

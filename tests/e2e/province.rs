@@ -17,7 +17,7 @@ use outpost_province::{
     web::Web,
 };
 use outpost_sync::{
-    record::{Alert, AlertKind, AlertState, Severity},
+    record::{Alert, AlertKind, AlertState, Person, Severity},
     Store, StoreConfig, WriteSet,
 };
 use outpost_tests::Client;
@@ -128,6 +128,44 @@ fn district_officers_see_only_their_district_and_acknowledgements_reach_the_site
     assert_eq!(at_site.acknowledged_by.as_deref(), Some("province:lien.chieu"));
     let b = server.store("site-b").expect("store").get::<Alert>("b-fever").expect("get").expect("b-fever");
     assert_eq!(b.state, AlertState::Open);
+
+    // The province extends a quarantine while the site, not knowing, changes the room and the end
+    // date: the room and the province's edit merge field by field; the end date both changed has one
+    // value on both sides, and the record's page shows the other beside it and both in the history.
+    let at_province = server.store("site-a").expect("store");
+    let mut person = at_province.list::<Person>().expect("people").into_iter().next().expect("a person");
+    let end = person.quarantine_end;
+    person.details.quarantine_end = end + chrono::Duration::days(7);
+    let mut w = WriteSet::new();
+    w.put(&person).expect("put");
+    at_province.commit_blocking(w).expect("commit");
+    let mut at_site = sites[0].store.get::<Person>(&person.id).expect("get").expect("the person at the site");
+    at_site.details.room = "B-12".into();
+    at_site.details.quarantine_end = end + chrono::Duration::days(3);
+    let mut w = WriteSet::new();
+    w.put(&at_site).expect("put");
+    sites[0].store.commit_blocking(w).expect("commit");
+    rt.block_on(sites[0].push(&sync_addr)).expect("push");
+    rt.block_on(sites[0].push(&sync_addr)).expect("push");
+    let (here, there) = (
+        sites[0].store.get::<Person>(&person.id).expect("get").expect("person"),
+        at_province.get::<Person>(&person.id).expect("get").expect("person"),
+    );
+    assert_eq!(here, there, "both sides hold the same record");
+    assert_eq!(here.room, "B-12");
+    let record = officer.get(&format!("/record?site=site-a&doc=person/{}", person.id));
+    assert_eq!(record.status, 200, "{}", record.body);
+    let conflict = record.body.split("id=\"conflicts\"").nth(1).expect("a conflicts table");
+    for date in [end + chrono::Duration::days(7), end + chrono::Duration::days(3)] {
+        assert!(conflict.contains(&date.to_string()), "{date} in {}", record.body);
+    }
+    assert!(
+        record.body.contains("<td>tỉnh</td>") && record.body.contains("<td>cơ sở</td>"),
+        "{}",
+        record.body
+    );
+    let hidden = officer.get("/record?site=site-b&doc=alert/b-fever");
+    assert_eq!(hidden.status, 404, "another district's record is not shown");
 
     // The provincial administrator sees both districts.
     let mut admin = Client::new(&url);

@@ -117,6 +117,12 @@ pub struct AckForm {
 }
 
 #[derive(Deserialize)]
+pub struct RecordQuery {
+    site: String,
+    doc: String,
+}
+
+#[derive(Deserialize)]
 pub struct SearchQuery {
     #[serde(default)]
     q: String,
@@ -153,6 +159,7 @@ impl Web {
             .route("/alerts/ack", post(ack))
             .route("/people", get(people_page))
             .route("/sites.csv", get(sites_csv))
+            .route("/record", get(record_page))
             .with_state(self)
     }
 
@@ -341,7 +348,9 @@ async fn alerts_page(State(web): State<Web>, headers: HeaderMap) -> Response {
                 tbody {
                     @for (site, a) in &alerts {
                         tr data-alert=(a.id) {
-                            td { (site) } td { (a.subject) } td { (a.kind.vi()) } td { (a.detail) }
+                            td { (site) }
+                            td { a href=(record_link(site, &format!("alert/{}", a.id))) { (a.subject) } }
+                            td { (a.kind.vi()) } td { (a.detail) }
                             td { (fmt_time(Some(a.raised_at))) }
                             td {
                                 form method="post" action="/alerts/ack" {
@@ -438,7 +447,7 @@ async fn people_page(
                 tbody {
                     @for (site, p) in &found {
                         tr data-person=(p.id) {
-                            td { (site) } td { (p.full_name) } td { (p.birth_year.map(|y| y.to_string()).unwrap_or_default()) }
+                            td { (site) } td { a href=(record_link(site, &format!("person/{}", p.id))) { (p.full_name) } } td { (p.birth_year.map(|y| y.to_string()).unwrap_or_default()) }
                             td { (p.phone) } td { (p.status.vi()) } td { (p.quarantine_end.format("%d/%m/%Y")) }
                         }
                     }
@@ -480,4 +489,94 @@ async fn sites_csv(State(web): State<Web>, headers: HeaderMap) -> Response {
         out,
     )
         .into_response()
+}
+
+fn record_link(site: &str, doc: &str) -> String {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect::<String>()
+    };
+    format!("/record?site={}&doc={}", enc(site), enc(doc))
+}
+
+fn json_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "—".into(),
+        other => other.to_string(),
+    }
+}
+
+/// A record of a site: its fields as they are, the fields concurrent edits left with more than one
+/// value, and every change with who made it (this province or the site) and what it set.
+async fn record_page(State(web): State<Web>, headers: HeaderMap, Query(q): Query<RecordQuery>) -> Response {
+    let Some((_, user, _)) = web.session(&headers) else { return to_login() };
+    let not_found = || (StatusCode::NOT_FOUND, "Không tìm thấy hồ sơ này.").into_response();
+    let Some(site) = web.visible_site(&user, &q.site) else { return not_found() };
+    let Some(store) = web.store(&site) else { return StatusCode::INTERNAL_SERVER_ERROR.into_response() };
+    let doc_id = q.doc.clone();
+    let Ok(Ok(Some((current, conflicts, history, ours)))) = tokio::task::spawn_blocking(move || {
+        store.document(&doc_id).map(|d| {
+            d.map(|mut d| {
+                let current = outpost_sync::doc::hydrate(&d);
+                (
+                    current,
+                    outpost_sync::doc::conflicts(&d),
+                    outpost_sync::doc::history(&mut d),
+                    store.actor_hex(),
+                )
+            })
+        })
+    })
+    .await
+    else {
+        return not_found();
+    };
+    let fields: Vec<(String, serde_json::Value)> = match current {
+        serde_json::Value::Object(m) => m.into_iter().collect(),
+        _ => Vec::new(),
+    };
+    page(
+        &format!("Hồ sơ {} · {}", q.doc, site.id),
+        Some(&user),
+        html! {
+            @if !conflicts.is_empty() {
+                h2 { "Sửa đồng thời" }
+                p { "Cơ sở và tỉnh đã sửa cùng một trường cùng lúc. Giá trị đầu tiên đang được dùng; các giá trị khác vẫn được giữ trong lịch sử." }
+                table #conflicts {
+                    @for (field, values) in &conflicts {
+                        tr data-field=(field) {
+                            th { (field) }
+                            td { @for (i, v) in values.iter().enumerate() { @if i > 0 { " · " } @if i == 0 { strong { (json_text(v)) } } @else { s { (json_text(v)) } } } }
+                        }
+                    }
+                }
+            }
+            h2 { "Hiện tại" }
+            table #fields { @for (k, v) in &fields { tr { th { (k) } td { (json_text(v)) } } } }
+            h2 { "Lịch sử thay đổi" }
+            table #history {
+                thead { tr { th { "#" } th { "Bởi" } th { "Trường" } th { "Trước" } th { "Sau" } } }
+                tbody {
+                    @for (n, e) in history.iter().enumerate() {
+                        @for (i, (field, before, after)) in e.fields.iter().enumerate() {
+                            tr {
+                                td { @if i == 0 { (n + 1) } }
+                                td { @if i == 0 { @if e.actor == ours { "tỉnh" } @else { "cơ sở" } } }
+                                td { (field) } td { (json_text(before)) } td { (json_text(after)) }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+    .into_response()
 }
