@@ -78,6 +78,8 @@ pub struct SyncStatus {
     pub link: link::LinkLog,
     /// Documents from the province this box could not merge (set aside, see `Store::sync_refused`).
     pub refused: usize,
+    /// When the box calls the province next (by the box's clock).
+    pub next_attempt: Option<DateTime<Utc>>,
     /// Change-log positions past the province's acknowledged cursor (documents changed since, each
     /// counted once; merges from the province count too).
     pub pending: u64,
@@ -125,6 +127,26 @@ pub async fn serve_pulls(
     }
 }
 
+/// Waits until the box's clock reaches `until`: real time on a real clock; on a manual clock (tests,
+/// demos) only as the clock is moved, so back-off is measured in the box's time, not the machine's.
+/// `false` if cancelled first.
+async fn wait_on_clock(
+    app: &Outpost,
+    until: DateTime<Utc>,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> bool {
+    loop {
+        let left = (until - app.now()).to_std().unwrap_or(Duration::ZERO);
+        if left.is_zero() {
+            return true;
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return false,
+            _ = tokio::time::sleep(left.min(Duration::from_millis(250))) => {}
+        }
+    }
+}
+
 /// Pushes to the province until `cancel`.
 pub async fn run(
     app: std::sync::Arc<Outpost>,
@@ -157,9 +179,19 @@ pub async fn run(
                 backoff(interval, max, failures, rand::random::<f64>())
             }
         };
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
+        if matches!(&result, Ok(moved) if moved.sent_docs > 0 || moved.received_docs > 0) {
+            // More to send: go again at once, whatever the clock says.
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(wait) => continue,
+            }
+        }
+        let until = app.now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+        if let Ok(mut s) = status.lock() {
+            s.next_attempt = Some(until);
+        }
+        if !wait_on_clock(&app, until, &cancel).await {
+            return;
         }
     }
 }

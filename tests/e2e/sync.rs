@@ -280,6 +280,53 @@ fn fourteen_days_offline_sync_completely_at_the_first_link() {
     );
 }
 
+/// The link is blocked for ten minutes of the box's injected time: the box backs off in its own time
+/// (a few attempts, not one a second), and when the link returns, its next attempt by that clock
+/// takes everything.
+#[test]
+fn a_link_blocked_for_minutes_of_injected_time_recovers() {
+    use outpost_tests::{FlakyProxy, ProxyMode};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pdata, data) = (dir.path().join("province"), dir.path().join("box"));
+    province(&pdata, &["init"]);
+    let token = province(&pdata, &["site", "add", "demo-site", "--district", "Quận Liên Chiểu"]);
+    let (mut server, addr) = serve(&pdata, "127.0.0.1:0");
+    let proxy = FlakyProxy::start(addr);
+    let config = write_config(dir.path(), "[sync]\ninterval_seconds = 60\nmax_backoff_seconds = 600\n");
+    let out = enroll(&config, &data, &proxy.addr, &token);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    proxy.set(ProxyMode::Block);
+    let mut b = BoxProcess::start("run", &data, &["--config", &config, "--clock", "2026-11-21T08:00:00Z"]);
+    let mut c = Client::new(&b.url);
+    c.setup_admin(b.setup_link.as_deref().expect("setup"), "lan.nguyen", PASSWORD);
+    let res = c.post_bytes("/api/v1/people/import", "text/csv", &district_csv(5, "21/11/2026", "04/12/2026"));
+    assert_eq!(res.status, 200, "{}", res.body);
+    let sync = |c: &mut Client| c.get("/api/v1/health").json()["sync"].clone();
+    wait_until("the first failure", || sync(&mut c)["failures_in_a_row"].as_u64() >= Some(1));
+    for _ in 0..10 {
+        b.clock("advance 1m");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let s = sync(&mut c);
+    let failures = s["failures_in_a_row"].as_u64().expect("failures");
+    // Back-off from 60 s doubling (±25 %): attempts at 0, ~2, ~6 minutes, the next past 10.
+    assert!((2..=5).contains(&failures), "ten minutes of back-off: {s}");
+    assert!(s["pending"].as_u64() > Some(0), "{s}");
+    assert!(s["next_attempt"].as_str() > Some("2026-11-21T08:10"), "{s}");
+
+    proxy.set(ProxyMode::Pass);
+    b.clock("advance 10m");
+    wait_until("everything to go once the link is back", || {
+        let s = sync(&mut c);
+        s["pending"] == 0 && s["failures_in_a_row"] == 0
+    });
+    let _ = server.kill();
+    let _ = server.wait();
+    let counts: serde_json::Value =
+        serde_json::from_str(&province(&pdata, &["site", "show", "demo-site"])).expect("counts");
+    assert_eq!(counts["person"], 5, "{counts}");
+}
+
 /// Two boxes push to the province through a proxy that cuts connections mid-batch and refuses them
 /// for a while, and the province is killed with SIGKILL while batches flow and started again: in the
 /// end the province holds every declaration either box acknowledged, once.
