@@ -49,7 +49,7 @@ fn seeded_site(data: &std::path::Path, site: &str, people: usize, days: u32, cac
 /// Enrols `site` at `province` without the network (the token's secret straight to the registry).
 fn enrol(province: &Province, site: &str) -> outpost_province::ca::Bundle {
     let token = Token::parse(&province.add_site(site, "Quận Liên Chiểu").expect("add")).expect("token");
-    province.enroll(site, &token.secret).expect("enrol")
+    province.enroll(site, &token.secret, None).expect("enrol")
 }
 
 fn backlog(rt: &tokio::runtime::Runtime, dir: &std::path::Path) {

@@ -100,30 +100,39 @@ impl Ca {
         Ok(Ca { key, issuer, fingerprint: fingerprint(&der), cert_pem })
     }
 
-    /// Issues a certificate for `names` (DNS names or addresses), for the uses `usage`.
+    /// Issues a certificate and a fresh key for `names` (DNS names or addresses), for the uses
+    /// `usage`.
     pub fn issue(
         &self,
         names: &[String],
         usage: &[rcgen::ExtendedKeyUsagePurpose],
     ) -> anyhow::Result<Issued> {
         let key = rcgen::KeyPair::generate()?;
-        let mut params = rcgen::CertificateParams::new(names.to_vec()).context("a certificate name")?;
-        params.distinguished_name.push(rcgen::DnType::CommonName, names.first().cloned().unwrap_or_default());
-        params.not_before = rcgen::date_time_ymd(2025, 1, 1);
-        params.not_after = rcgen::date_time_ymd(2045, 1, 1);
-        params.is_ca = rcgen::IsCa::ExplicitNoCa;
-        params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = usage.to_vec();
-        params.use_authority_key_identifier_extension = true;
-        let cert = params.signed_by(&key, &self.issuer, &self.key)?;
+        let cert = leaf_params(names, usage)?.signed_by(&key, &self.issuer, &self.key)?;
         Ok(Issued { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
     }
 
-    /// A site's bundle: this CA and a fresh certificate naming the site, as a client (pushes) and a
-    /// server (pulls).
-    pub fn site_bundle(&self, site_id: &str) -> anyhow::Result<Bundle> {
+    /// A site's bundle: this CA and a certificate naming the site, as a client (pushes) and a server
+    /// (pulls). For the public key the box sent (its private key never leaves it), or else with a
+    /// key made here (a bundle carried on a USB stick).
+    pub fn site_bundle(&self, site_id: &str, public_key: Option<&[u8]>) -> anyhow::Result<Bundle> {
         use rcgen::ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
-        let issued = self.issue(&[site_name(site_id)], &[ClientAuth, ServerAuth])?;
+        let (names, usage) = ([site_name(site_id)], [ClientAuth, ServerAuth]);
+        let issued = match public_key {
+            Some(raw) => {
+                anyhow::ensure!(
+                    raw.len() == 65 && raw[0] == 4,
+                    "a site's key is an uncompressed P-256 public key (65 bytes)"
+                );
+                let cert = leaf_params(&names, &usage)?.signed_by(
+                    &P256Public(raw.to_vec()),
+                    &self.issuer,
+                    &self.key,
+                )?;
+                Issued { cert_pem: cert.pem(), key_pem: String::new() }
+            }
+            None => self.issue(&names, &usage)?,
+        };
         Ok(Bundle {
             site_id: site_id.to_owned(),
             ca_pem: self.cert_pem.clone(),
@@ -131,6 +140,47 @@ impl Ca {
             key_pem: issued.key_pem,
         })
     }
+}
+
+/// A public key a box sent: an uncompressed P-256 point (rcgen's default key type).
+struct P256Public(Vec<u8>);
+
+impl rcgen::PublicKeyData for P256Public {
+    fn der_bytes(&self) -> &[u8] {
+        &self.0
+    }
+    fn algorithm(&self) -> &rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_ECDSA_P256_SHA256
+    }
+}
+
+/// A leaf certificate's parameters: `names`, for `usage`, valid 2025–2045.
+fn leaf_params(
+    names: &[String],
+    usage: &[rcgen::ExtendedKeyUsagePurpose],
+) -> anyhow::Result<rcgen::CertificateParams> {
+    let mut params = rcgen::CertificateParams::new(names.to_vec()).context("a certificate name")?;
+    params.distinguished_name.push(rcgen::DnType::CommonName, names.first().cloned().unwrap_or_default());
+    params.not_before = rcgen::date_time_ymd(2025, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2045, 1, 1);
+    params.is_ca = rcgen::IsCa::ExplicitNoCa;
+    params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = usage.to_vec();
+    params.use_authority_key_identifier_extension = true;
+    Ok(params)
+}
+
+/// Bytes as lower-case hex.
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Hex (either case) as bytes; `None` if it is not.
+pub fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok())).collect()
 }
 
 /// The DER of the first certificate in `pem`.

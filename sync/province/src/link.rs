@@ -38,14 +38,27 @@ fn is_urgent(doc_id: &str) -> bool {
 pub async fn enroll(addr: &str, token: &str) -> anyhow::Result<ca::Bundle> {
     let token = Token::parse(token).context("not an enrolment token (site.secret.fingerprint)")?;
     let tls = net::pinned_client_config(&token.ca_fingerprint);
-    let body = serde_json::to_vec(&serde_json::json!({"site": token.site, "secret": token.secret}))?;
+    // The site's key is made here and never leaves the box: the province signs its public half.
+    let key = rcgen::KeyPair::generate().context("cannot make the site's key")?;
+    let public_key = key.public_key_raw().to_vec();
+    let body = serde_json::to_vec(&serde_json::json!({
+        "site": token.site,
+        "secret": token.secret,
+        "public_key": ca::to_hex(&public_key),
+    }))?;
     let (status, answer) =
         net::post(Peer::province(addr), tls, "/sync/v1/enroll", body, 1 << 20, Duration::from_secs(30))
             .await?;
     anyhow::ensure!(status == 200, "the province refused: {}", String::from_utf8_lossy(&answer).trim());
-    let bundle: ca::Bundle =
+    let mut bundle: ca::Bundle =
         serde_json::from_slice(&answer).context("the province's answer is not a bundle")?;
     anyhow::ensure!(bundle.site_id == token.site, "the bundle is for another site");
+    let der = ca::first_der(&bundle.cert_pem).context("the province's answer has no certificate")?;
+    anyhow::ensure!(
+        bundle.key_pem.is_empty() && der.windows(public_key.len()).any(|w| w == public_key.as_slice()),
+        "the province's certificate is not for this box's key"
+    );
+    bundle.key_pem = key.serialize_pem();
     Ok(bundle)
 }
 

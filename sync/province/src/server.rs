@@ -60,7 +60,7 @@ pub struct SyncLog {
 }
 
 fn sha256_hex(s: &str) -> String {
-    Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    ca::to_hex(&Sha256::digest(s.as_bytes()))
 }
 
 /// The province's data folder.
@@ -253,8 +253,14 @@ impl Province {
         Ok(out)
     }
 
-    /// Enrols a site with its token's secret: its bundle, once.
-    pub fn enroll(&self, site_id: &str, secret: &str) -> Result<ca::Bundle, (u16, String)> {
+    /// Enrols a site with its token's secret: its bundle, once, for the public key its box sent
+    /// (the bundle then has no private key), or with a key made here.
+    pub fn enroll(
+        &self,
+        site_id: &str,
+        secret: &str,
+        public_key: Option<&[u8]>,
+    ) -> Result<ca::Bundle, (u16, String)> {
         let _registry = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
         let refused = || (403, "unknown site, used or wrong enrolment token".to_owned());
         let internal = |e: anyhow::Error| {
@@ -265,7 +271,10 @@ impl Province {
         if site.revoked || site.token_sha256.as_deref() != Some(sha256_hex(secret).as_str()) {
             return Err(refused());
         }
-        self.issue_bundle(&mut site).map_err(internal)
+        if public_key.is_some_and(|k| k.len() != 65 || k[0] != 4) {
+            return Err((400, "a site's key is an uncompressed P-256 public key (65 bytes)".to_owned()));
+        }
+        self.issue_bundle(&mut site, public_key).map_err(internal)
     }
 
     /// Site `id`'s bundle made here, to carry to the box on a USB stick where there is no link at
@@ -275,13 +284,13 @@ impl Province {
         let _registry = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
         let mut site = self.site(id)?.with_context(|| format!("no site {id}: `site add` it first"))?;
         anyhow::ensure!(!site.revoked, "site {id} is revoked: `site add` it again first");
-        self.issue_bundle(&mut site)
+        self.issue_bundle(&mut site, None)
     }
 
     /// A new certificate for `site`, pinned as its only one; its token used up. Call with the
     /// registry locked.
-    fn issue_bundle(&self, site: &mut SiteEntry) -> anyhow::Result<ca::Bundle> {
-        let bundle = self.ca()?.site_bundle(&site.id)?;
+    fn issue_bundle(&self, site: &mut SiteEntry, public_key: Option<&[u8]>) -> anyhow::Result<ca::Bundle> {
+        let bundle = self.ca()?.site_bundle(&site.id, public_key)?;
         site.token_sha256 = None;
         site.enrolled = true;
         site.cert_sha256 = ca::first_der(&bundle.cert_pem).map(|der| ca::fingerprint(&der));
@@ -492,11 +501,19 @@ impl Server {
                 struct Enroll {
                     site: String,
                     secret: String,
+                    /// The box's public key, hex (an uncompressed P-256 point).
+                    #[serde(default)]
+                    public_key: Option<String>,
                 }
                 let Ok(e) = serde_json::from_slice::<Enroll>(&req.body) else {
                     return (400, "text/plain", b"expected {\"site\":..., \"secret\":...}\n".to_vec());
                 };
-                match self.province.enroll(&e.site, &e.secret) {
+                let public_key = match e.public_key.as_deref().map(ca::from_hex) {
+                    None => None,
+                    Some(Some(k)) => Some(k),
+                    Some(None) => return (400, "text/plain", b"public_key is not hex\n".to_vec()),
+                };
+                match self.province.enroll(&e.site, &e.secret, public_key.as_deref()) {
                     Ok(bundle) => (200, "application/json", serde_json::to_vec(&bundle).unwrap_or_default()),
                     Err((status, msg)) => (status, "text/plain", format!("{msg}\n").into_bytes()),
                 }

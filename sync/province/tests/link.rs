@@ -64,7 +64,31 @@ async fn sites_enrol_once_sync_both_ways_and_stay_apart() {
     assert!(format!("{again:#}").contains("refused"), "{again:#}");
     let forged = format!("{}{}", &token_b[..token_b.len() - 64], "A".repeat(64));
     assert!(link::enroll(&addr, &forged).await.is_err(), "the CA is pinned by the token");
+    // A key that is not one is refused, and the token stays good.
+    let parsed = outpost_province::server::Token::parse(&token_b).expect("token");
+    for bad in ["zz", "04abcd"] {
+        let body = serde_json::to_vec(
+            &serde_json::json!({"site": "site-b", "secret": parsed.secret, "public_key": bad}),
+        )
+        .expect("json");
+        let tls = net::pinned_client_config(&parsed.ca_fingerprint);
+        let (status, answer) = net::post(
+            net::Peer::province(&addr),
+            tls,
+            "/sync/v1/enroll",
+            body,
+            1 << 20,
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("post");
+        assert_eq!(status, 400, "{}", String::from_utf8_lossy(&answer));
+    }
     let bundle_b = link::enroll(&addr, &token_b).await.expect("enrol site-b");
+    // The box made its key: the province signed its public half and never had the private one.
+    let key = rcgen::KeyPair::from_pem(&bundle_b.key_pem).expect("the box's key");
+    let cert = outpost_province::ca::first_der(&bundle_b.cert_pem).expect("cert");
+    assert!(cert.windows(65).any(|w| w == key.public_key_raw()));
 
     // Records go up; an edit at the province comes back.
     let (da, db) = (dir.path().join("a"), dir.path().join("b"));
