@@ -12,6 +12,7 @@
 //! - [`protocol`]: the sync batch protocol, sans-IO: batches of changes for many documents per round
 //!   trip, acknowledged heads and a resumable cursor per peer, a bounded, versioned wire format.
 //!
+//! - [`report`]: the zone daily report's figures, computed from the records.
 //! - [`secret`]: Argon2id password hashes.
 //!
 //! This crate does no network IO and reads no clock: times are passed in by the caller.
@@ -19,6 +20,7 @@
 pub mod doc;
 pub mod protocol;
 pub mod record;
+pub mod report;
 pub mod secret;
 pub mod store;
 

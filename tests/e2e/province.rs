@@ -110,6 +110,21 @@ fn district_officers_see_only_their_district_and_acknowledgements_reach_the_site
         "{}",
         alerts.body
     );
+    // The zone report of the day the sites were seeded (four people admitted at each).
+    let report = officer.get("/reports?date=21/11/2026");
+    assert!(
+        report.body.contains("data-site=\"site-a\"") && !report.body.contains("site-b"),
+        "{}",
+        report.body
+    );
+    let total = report.body.split("id=\"report-total\"").nth(1).expect("a total row");
+    assert!(
+        total.starts_with("><th>Toàn bộ</th><td></td><td></td><td></td><td></td><th>4</th><th>4</th>"),
+        "{total}"
+    );
+    let report_csv = officer.get("/reports.csv?date=2026-11-21");
+    assert_eq!(report_csv.body.lines().count(), 3, "header, site-a, total: {}", report_csv.body);
+    assert_eq!(officer.get("/reports?date=31/02/2026").status, 400);
     let csv = officer.get("/sites.csv");
     assert!(csv.body.contains("site-a,") && !csv.body.contains("site-b"), "{}", csv.body);
     let csrf = csrf_of(&alerts.body);
@@ -174,6 +189,9 @@ fn district_officers_see_only_their_district_and_acknowledgements_reach_the_site
     let home = admin.get("/");
     assert!(home.body.contains("data-site=\"site-a\"") && home.body.contains("data-site=\"site-b\""));
     assert!(home.body.contains("<div id=\"total-people\">8"), "{}", home.body);
+    let report = admin.get("/reports?date=2026-11-21");
+    let total = report.body.split("id=\"report-total\"").nth(1).expect("a total row");
+    assert!(total.contains("<th>8</th><th>8</th>"), "both sites add up: {total}");
     let found = admin.get("/people?q=0500000001");
     assert_eq!(found.body.matches("data-person=").count(), 4, "{}", found.body);
 }

@@ -79,7 +79,8 @@ fn page(title: &str, user: Option<&User>, body: Markup) -> Markup {
                     @if let Some(u) = user {
                         nav {
                             a href="/" { "Cơ sở" } " · " a href="/alerts" { "Cảnh báo" } " · "
-                            a href="/people" { "Tìm người" } " · " a href="/sites.csv" { "Tải CSV" }
+                            a href="/people" { "Tìm người" } " · " a href="/reports" { "Báo cáo ngày" } " · "
+                            a href="/sites.csv" { "Tải CSV" }
                         }
                         span.who {
                             (u.display_name) " · "
@@ -123,6 +124,12 @@ pub struct RecordQuery {
 }
 
 #[derive(Deserialize)]
+pub struct DateQuery {
+    #[serde(default)]
+    date: String,
+}
+
+#[derive(Deserialize)]
 pub struct SearchQuery {
     #[serde(default)]
     q: String,
@@ -160,6 +167,8 @@ impl Web {
             .route("/people", get(people_page))
             .route("/sites.csv", get(sites_csv))
             .route("/record", get(record_page))
+            .route("/reports", get(reports_page))
+            .route("/reports.csv", get(reports_csv))
             .with_state(self)
     }
 
@@ -506,6 +515,48 @@ fn record_link(site: &str, doc: &str) -> String {
     format!("/record?site={}&doc={}", enc(site), enc(doc))
 }
 
+/// A record field's name as staff read it (the district list's Vietnamese headers where there is one).
+fn field_label(key: &str) -> &str {
+    match key {
+        "full_name" => "Họ và tên",
+        "birth_year" => "Năm sinh",
+        "phone" => "Số điện thoại",
+        "gender" => "Giới tính",
+        "id_number" => "Số CMND/CCCD",
+        "address" => "Địa chỉ cách ly",
+        "room" => "Phòng",
+        "quarantine_start" => "Ngày bắt đầu cách ly",
+        "quarantine_end" => "Ngày kết thúc cách ly",
+        "decision_number" => "Số Quyết định",
+        "category" => "Phân loại",
+        "worker" => "Công nhân",
+        "child" => "Trẻ em",
+        "pregnant" => "Phụ nữ có thai",
+        "foreigner" => "Người nước ngoài",
+        "status" => "Tình trạng",
+        "status_history" => "Lịch sử tình trạng",
+        "state" => "Trạng thái",
+        "detail" => "Chi tiết",
+        "subject" => "Người",
+        "acknowledged_by" => "Xác nhận bởi",
+        "resolved_by" => "Xử lý bởi",
+        other => other,
+    }
+}
+
+/// What the record page shows of a field: never a personal link's token; an ID number masked but for
+/// its last four digits (full views of ID numbers are for the site, where they are audited).
+fn shown_value(key: &str, v: &serde_json::Value) -> Option<String> {
+    match (key, v) {
+        ("declare_token", _) => None,
+        ("id_number", serde_json::Value::String(s)) if s.chars().count() > 4 => {
+            let n = s.chars().count();
+            Some(format!("{}{}", "•".repeat(n - 4), s.chars().skip(n - 4).collect::<String>()))
+        }
+        _ => Some(json_text(v)),
+    }
+}
+
 fn json_text(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::String(s) => s.clone(),
@@ -553,24 +604,29 @@ async fn record_page(State(web): State<Web>, headers: HeaderMap, Query(q): Query
                 table #conflicts {
                     @for (field, values) in &conflicts {
                         tr data-field=(field) {
-                            th { (field) }
-                            td { @for (i, v) in values.iter().enumerate() { @if i > 0 { " · " } @if i == 0 { strong { (json_text(v)) } } @else { s { (json_text(v)) } } } }
+                            th { (field_label(field)) }
+                            td { @for (i, v) in values.iter().enumerate() {
+                                @let text = shown_value(field, v).unwrap_or_default();
+                                @if i > 0 { " · " } @if i == 0 { strong { (text) } } @else { s { (text) } }
+                            } }
                         }
                     }
                 }
             }
             h2 { "Hiện tại" }
-            table #fields { @for (k, v) in &fields { tr { th { (k) } td { (json_text(v)) } } } }
+            table #fields { @for (k, v) in &fields { @if let Some(text) = shown_value(k, v) { tr { th { (field_label(k)) } td { (text) } } } } }
             h2 { "Lịch sử thay đổi" }
             table #history {
                 thead { tr { th { "#" } th { "Bởi" } th { "Trường" } th { "Trước" } th { "Sau" } } }
                 tbody {
                     @for (n, e) in history.iter().enumerate() {
-                        @for (i, (field, before, after)) in e.fields.iter().enumerate() {
+                        @for (i, (field, before, after)) in e.fields.iter().filter(|f| f.0 != "declare_token").enumerate() {
                             tr {
                                 td { @if i == 0 { (n + 1) } }
                                 td { @if i == 0 { @if e.actor == ours { "tỉnh" } @else { "cơ sở" } } }
-                                td { (field) } td { (json_text(before)) } td { (json_text(after)) }
+                                td { (field_label(field)) }
+                                td { (shown_value(field, before).unwrap_or_default()) }
+                                td { (shown_value(field, after).unwrap_or_default()) }
                             }
                         }
                     }
@@ -579,4 +635,148 @@ async fn record_page(State(web): State<Web>, headers: HeaderMap, Query(q): Query
         },
     )
     .into_response()
+}
+
+/// Today in Vietnam (UTC+7).
+fn today_vn() -> chrono::NaiveDate {
+    (Utc::now() + chrono::Duration::hours(7)).date_naive()
+}
+
+/// The day a report asks for: `YYYY-MM-DD` or `dd/mm/yyyy`, today if none; `None` if unreadable.
+fn report_date(q: &DateQuery) -> Option<chrono::NaiveDate> {
+    let d = q.date.trim();
+    if d.is_empty() {
+        return Some(today_vn());
+    }
+    chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+        .or_else(|_| chrono::NaiveDate::parse_from_str(d, "%d/%m/%Y"))
+        .ok()
+}
+
+/// The zone reports of `date` for the sites `user` sees: per site, and the total.
+fn zone_reports(
+    web: &Web,
+    user: &User,
+    date: chrono::NaiveDate,
+) -> (Vec<(String, outpost_sync::report::ZoneDay)>, outpost_sync::report::ZoneDay) {
+    let mut rows = Vec::new();
+    let mut total = outpost_sync::report::ZoneDay { date: Some(date), ..Default::default() };
+    for entry in web.visible(user) {
+        let Some(store) = web.store(&entry) else { continue };
+        let site = store.list::<Site>().ok().and_then(|s| s.into_iter().next()).unwrap_or(Site {
+            id: entry.id.clone(),
+            name: String::new(),
+            district: entry.district.clone(),
+            commune: String::new(),
+            management_level: String::new(),
+            schedule: Vec::new(),
+            utc_offset_minutes: 420,
+        });
+        let people = store.list::<Person>().unwrap_or_default();
+        let day = outpost_sync::report::zone_day(&site, &people, date);
+        total.add(&day);
+        rows.push((entry.id, day));
+    }
+    (rows, total)
+}
+
+/// The report's columns, as the Dong Nai form names them.
+const REPORT_COLUMNS: [&str; 16] = [
+    "Mã cơ sở",
+    "Huyện/thành phố",
+    "Xã/phường/thị trấn",
+    "Tên khu cách ly",
+    "Cấp quản lý",
+    "Số người đang cách ly",
+    "Tiếp nhận trong ngày",
+    "Trong đó: công nhân",
+    "Trẻ em",
+    "Phụ nữ có thai",
+    "Người nước ngoài",
+    "Số người đã lấy mẫu (theo lần)",
+    "F1 chuyển F0 trong ngày",
+    "Ngày có F0 gần nhất",
+    "Chuyển viện sau khi thành F0",
+    "Hoàn thành cách ly trong ngày",
+];
+
+fn report_cells(site: &str, d: &outpost_sync::report::ZoneDay) -> [String; 16] {
+    let rounds =
+        d.sampled_by_round.iter().map(|(r, n)| format!("lần {r}: {n}")).collect::<Vec<_>>().join("; ");
+    [
+        site.to_owned(),
+        d.district.clone(),
+        d.commune.clone(),
+        d.zone_name.clone(),
+        d.management_level.clone(),
+        d.in_quarantine.to_string(),
+        d.admitted.to_string(),
+        d.admitted_workers.to_string(),
+        d.admitted_children.to_string(),
+        d.admitted_pregnant.to_string(),
+        d.admitted_foreigners.to_string(),
+        rounds,
+        d.converted_f0.to_string(),
+        d.last_f0.map(|d| d.format("%d/%m/%Y").to_string()).unwrap_or_default(),
+        d.transferred_after_f0.to_string(),
+        d.released.to_string(),
+    ]
+}
+
+async fn reports_page(State(web): State<Web>, headers: HeaderMap, Query(q): Query<DateQuery>) -> Response {
+    let Some((_, user, _)) = web.session(&headers) else { return to_login() };
+    let Some(date) = report_date(&q) else {
+        return (StatusCode::BAD_REQUEST, "Ngày không hợp lệ: dùng dd/mm/yyyy.").into_response();
+    };
+    let (w, u) = (web.clone(), user.clone());
+    let Ok((rows, total)) = tokio::task::spawn_blocking(move || zone_reports(&w, &u, date)).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    page(
+        &format!("Báo cáo khu cách ly ngày {}", date.format("%d/%m/%Y")),
+        Some(&user),
+        html! {
+            form method="get" action="/reports" {
+                input name="date" value=(date.format("%d/%m/%Y")) size="12";
+                " " button { "Xem" } " · "
+                a href=(format!("/reports.csv?date={date}")) { "Tải CSV" }
+            }
+            p { "Tính từ hồ sơ các cơ sở đã đồng bộ; số lấy mẫu theo lần sẽ có khi cơ sở ghi nhận xét nghiệm." }
+            table #reports {
+                thead { tr { @for c in REPORT_COLUMNS { th { (c) } } } }
+                tbody {
+                    @for (site, d) in &rows {
+                        tr data-site=(site) { @for cell in report_cells(site, d) { td { (cell) } } }
+                    }
+                    tr #report-total { @for (i, cell) in report_cells("Toàn bộ", &total).iter().enumerate() {
+                        @if (1..5).contains(&i) { td {} } @else { th { (cell) } }
+                    } }
+                }
+            }
+        },
+    )
+    .into_response()
+}
+
+async fn reports_csv(State(web): State<Web>, headers: HeaderMap, Query(q): Query<DateQuery>) -> Response {
+    let Some((_, user, _)) = web.session(&headers) else { return to_login() };
+    let Some(date) = report_date(&q) else {
+        return (StatusCode::BAD_REQUEST, "Ngày không hợp lệ: dùng dd/mm/yyyy.").into_response();
+    };
+    let (w, u) = (web.clone(), user);
+    let (rows, total) =
+        tokio::task::spawn_blocking(move || zone_reports(&w, &u, date)).await.unwrap_or_default();
+    let mut out = format!("\u{feff}Ngày,{}\r\n", REPORT_COLUMNS.join(","));
+    for (site, d) in rows.iter().map(|(s, d)| (s.as_str(), d)).chain([("Toàn bộ", &total)]) {
+        let cells: Vec<String> = report_cells(site, d).iter().map(|c| csv_field(c)).collect();
+        out.push_str(&format!("{},{}\r\n", date.format("%d/%m/%Y"), cells.join(",")));
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"bao-cao-khu-cach-ly.csv\""),
+        ],
+        out,
+    )
+        .into_response()
 }

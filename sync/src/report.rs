@@ -1,0 +1,207 @@
+//! The zone daily report's figures [M11], computed from the records: pure, for one site and one day
+//! (the site's own calendar day, by its UTC offset). The province adds the sites' figures up.
+//!
+//! Sampling rounds are not recorded yet (testing comes with the site operations); their figures are
+//! empty until then.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use crate::record::{Person, PersonStatus, Site};
+
+/// One site's figures for one day.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ZoneDay {
+    pub date: Option<NaiveDate>,
+    pub district: String,
+    pub commune: String,
+    pub zone_name: String,
+    pub management_level: String,
+    /// In quarantine at the end of the day.
+    pub in_quarantine: usize,
+    /// Whose quarantine started that day, and of them:
+    pub admitted: usize,
+    pub admitted_workers: usize,
+    pub admitted_children: usize,
+    pub admitted_pregnant: usize,
+    pub admitted_foreigners: usize,
+    /// People sampled that day, by round.
+    pub sampled_by_round: BTreeMap<u32, usize>,
+    /// F1 → F0 that day.
+    pub converted_f0: usize,
+    /// The last day someone was converted to F0, up to this day.
+    pub last_f0: Option<NaiveDate>,
+    /// Transferred to hospital that day after a conversion to F0.
+    pub transferred_after_f0: usize,
+    /// Released at the end of quarantine that day.
+    pub released: usize,
+}
+
+impl ZoneDay {
+    /// Adds another site's figures (the province's total; the dates and names stay this one's).
+    pub fn add(&mut self, other: &ZoneDay) {
+        self.in_quarantine += other.in_quarantine;
+        self.admitted += other.admitted;
+        self.admitted_workers += other.admitted_workers;
+        self.admitted_children += other.admitted_children;
+        self.admitted_pregnant += other.admitted_pregnant;
+        self.admitted_foreigners += other.admitted_foreigners;
+        for (round, n) in &other.sampled_by_round {
+            *self.sampled_by_round.entry(*round).or_default() += n;
+        }
+        self.converted_f0 += other.converted_f0;
+        self.last_f0 = self.last_f0.max(other.last_f0);
+        self.transferred_after_f0 += other.transferred_after_f0;
+        self.released += other.released;
+    }
+}
+
+/// `site`'s figures for `date` from its `people`.
+pub fn zone_day(site: &Site, people: &[Person], date: NaiveDate) -> ZoneDay {
+    let offset = chrono::Duration::minutes(site.utc_offset_minutes.into());
+    let local_day = |at: chrono::DateTime<chrono::Utc>| (at + offset).date_naive();
+    let mut day = ZoneDay {
+        date: Some(date),
+        district: site.district.clone(),
+        commune: site.commune.clone(),
+        zone_name: site.name.clone(),
+        management_level: site.management_level.clone(),
+        ..ZoneDay::default()
+    };
+    for p in people {
+        if p.quarantine_start > date {
+            continue;
+        }
+        // The status at the end of the day: the last change on or before it (the first is the
+        // registration, in quarantine).
+        let status_then = p
+            .status_history
+            .iter()
+            .rfind(|c| local_day(c.at) <= date)
+            .map_or(PersonStatus::InQuarantine, |c| c.status);
+        if status_then == PersonStatus::InQuarantine {
+            day.in_quarantine += 1;
+        }
+        if p.quarantine_start == date {
+            day.admitted += 1;
+            day.admitted_workers += usize::from(p.worker);
+            day.admitted_children += usize::from(p.child);
+            day.admitted_pregnant += usize::from(p.pregnant);
+            day.admitted_foreigners += usize::from(p.foreigner);
+        }
+        let mut converted_before = false;
+        for c in &p.status_history {
+            let on = local_day(c.at);
+            if on > date {
+                break;
+            }
+            match c.status {
+                PersonStatus::ConvertedF0 => {
+                    day.last_f0 = day.last_f0.max(Some(on));
+                    day.converted_f0 += usize::from(on == date);
+                    converted_before = true;
+                }
+                PersonStatus::Transferred if on == date && converted_before => day.transferred_after_f0 += 1,
+                PersonStatus::Released if on == date => day.released += 1,
+                _ => {}
+            }
+        }
+    }
+    day
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Category, Gender, PersonDetails, StatusChange};
+    use chrono::{TimeZone, Utc};
+
+    fn site() -> Site {
+        Site {
+            id: "s".into(),
+            name: "Khu cách ly A".into(),
+            district: "Quận Liên Chiểu".into(),
+            commune: "Phường Hòa Khánh Bắc".into(),
+            management_level: "district".into(),
+            schedule: vec![],
+            utc_offset_minutes: 420,
+        }
+    }
+
+    fn person(start: NaiveDate, changes: &[(PersonStatus, chrono::DateTime<Utc>)], worker: bool) -> Person {
+        let mut history = vec![StatusChange {
+            status: PersonStatus::InQuarantine,
+            at: Utc.from_utc_datetime(&start.and_hms_opt(1, 0, 0).expect("time")),
+            by: "t".into(),
+            note: String::new(),
+        }];
+        history.extend(changes.iter().map(|(status, at)| StatusChange {
+            status: *status,
+            at: *at,
+            by: "t".into(),
+            note: String::new(),
+        }));
+        Person {
+            id: "p".into(),
+            details: PersonDetails {
+                full_name: "A".into(),
+                birth_year: None,
+                phone: String::new(),
+                gender: Gender::Unknown,
+                id_number: String::new(),
+                address: String::new(),
+                room: String::new(),
+                quarantine_start: start,
+                quarantine_end: start + chrono::Duration::days(14),
+                decision_number: String::new(),
+                category: Category::F1,
+                worker,
+                child: false,
+                pregnant: false,
+                foreigner: false,
+            },
+            status: history.last().map_or(PersonStatus::InQuarantine, |c| c.status),
+            status_history: history,
+            declare_token: String::new(),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+            purged_at: None,
+        }
+    }
+
+    #[test]
+    fn a_day_counts_by_the_sites_own_calendar() {
+        let d = |day: u32| NaiveDate::from_ymd_opt(2026, 11, day).expect("date");
+        // 20:00 UTC on the 20th is 03:00 on the 21st in Vietnam.
+        let at =
+            |day: u32, hour: u32| Utc.with_ymd_and_hms(2026, 11, day, hour, 0, 0).single().expect("time");
+        let people = vec![
+            person(d(21), &[], true),                                         // admitted, a worker
+            person(d(10), &[(PersonStatus::ConvertedF0, at(20, 20))], false), // F0 on the 21st
+            person(
+                d(8),
+                &[(PersonStatus::ConvertedF0, at(15, 5)), (PersonStatus::Transferred, at(21, 2))],
+                false,
+            ),
+            person(d(7), &[(PersonStatus::Released, at(21, 9))], false), // released
+            person(d(22), &[], false),                                   // not yet
+        ];
+        let day = zone_day(&site(), &people, d(21));
+        assert_eq!((day.in_quarantine, day.admitted, day.admitted_workers), (1, 1, 1), "{day:?}");
+        assert_eq!(
+            (day.converted_f0, day.last_f0, day.transferred_after_f0, day.released),
+            (1, Some(d(21)), 1, 1)
+        );
+        let before = zone_day(&site(), &people, d(20));
+        assert_eq!(
+            (before.in_quarantine, before.converted_f0, before.last_f0),
+            (2, 0, Some(d(15))),
+            "{before:?}"
+        );
+        let mut total = day.clone();
+        total.add(&before);
+        assert_eq!((total.in_quarantine, total.last_f0), (3, Some(d(21))));
+    }
+}
