@@ -135,8 +135,16 @@ async fn wait_on_clock(
     until: DateTime<Utc>,
     cancel: &tokio_util::sync::CancellationToken,
 ) -> bool {
+    let mut until = until;
+    let mut last = app.now();
     loop {
-        let left = (until - app.now()).to_std().unwrap_or(Duration::ZERO);
+        let now = app.now();
+        // A clock set back (an NTP or a hand correction) moves the deadline back with it.
+        if now < last {
+            until -= last - now;
+        }
+        last = now;
+        let left = (until - now).to_std().unwrap_or(Duration::ZERO);
         if left.is_zero() {
             return true;
         }
@@ -146,6 +154,9 @@ async fn wait_on_clock(
         }
     }
 }
+
+/// Exchanges in a row without waiting for the interval (a 14-day backlog takes 3).
+const MAX_ROUNDS_AT_ONCE: u32 = 50;
 
 /// Pushes to the province until `cancel`.
 pub async fn run(
@@ -158,6 +169,9 @@ pub async fn run(
     let interval = Duration::from_secs(app.config.raw.sync.interval_seconds.into());
     let max = Duration::from_secs(app.config.raw.sync.max_backoff_seconds.into());
     let mut failures = 0u32;
+    // Exchanges in a row that moved documents: a document the province keeps setting aside would
+    // otherwise come back every time, at once, for ever.
+    let mut busy_rounds = 0u32;
     loop {
         let now = app.now();
         let result = site.push(&province).await;
@@ -167,10 +181,16 @@ pub async fn run(
         if result.is_ok() {
             failures = 0;
         }
+        let moved_docs = matches!(&result, Ok(moved) if moved.sent_docs > 0 || moved.received_docs > 0);
+        busy_rounds = if moved_docs { busy_rounds + 1 } else { 0 };
+        let more = moved_docs && busy_rounds <= MAX_ROUNDS_AT_ONCE;
         let wait = match &result {
             // More to send: go again at once.
-            Ok(moved) if moved.sent_docs > 0 || moved.received_docs > 0 => Duration::from_millis(200),
-            Ok(_) => interval,
+            Ok(_) if more => Duration::from_millis(200),
+            Ok(_) => {
+                busy_rounds = 0;
+                interval
+            }
             Err(error) => {
                 if failures == 0 {
                     tracing::warn!(error = %format!("{error:#}"), "The province cannot be reached; retrying with back-off.");
@@ -179,7 +199,7 @@ pub async fn run(
                 backoff(interval, max, failures, rand::random::<f64>())
             }
         };
-        if matches!(&result, Ok(moved) if moved.sent_docs > 0 || moved.received_docs > 0) {
+        if more {
             // More to send: go again at once, whatever the clock says.
             tokio::select! {
                 _ = cancel.cancelled() => return,

@@ -176,10 +176,17 @@ pub struct HistoryEntry {
     pub fields: Vec<(String, Json, Json)>,
 }
 
-/// Every change of `doc`, oldest first (causal order), each with the fields it set. Concurrent edits
+/// The most changes [`history`] reads.
+pub const MAX_HISTORY: usize = 200;
+
+/// Every change of `doc` (the latest [`MAX_HISTORY`]), oldest first (causal order), each with the fields it set. Concurrent edits
 /// of one field each appear with their own value: a value that lost the merge stays visible here.
 pub fn history(doc: &mut AutoCommit) -> Vec<HistoryEntry> {
-    let changes = doc.get_changes(&[]);
+    let mut changes = doc.get_changes(&[]);
+    // Each entry replays the document at its change: keep a long history to its latest changes.
+    if changes.len() > MAX_HISTORY {
+        changes.drain(..changes.len() - MAX_HISTORY);
+    }
     let mut out = Vec::with_capacity(changes.len());
     for c in changes {
         let state_at = |doc: &mut AutoCommit, heads: &[automerge::ChangeHash]| -> Map<String, Json> {

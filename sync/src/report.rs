@@ -74,10 +74,11 @@ pub fn zone_day(site: &Site, people: &[Person], date: NaiveDate) -> ZoneDay {
         if p.quarantine_start > date {
             continue;
         }
+        let mut history: Vec<&crate::record::StatusChange> = p.status_history.iter().collect();
+        history.sort_by_key(|c| c.at);
         // The status at the end of the day: the last change on or before it (the first is the
         // registration, in quarantine).
-        let status_then = p
-            .status_history
+        let status_then = history
             .iter()
             .rfind(|c| local_day(c.at) <= date)
             .map_or(PersonStatus::InQuarantine, |c| c.status);
@@ -91,23 +92,25 @@ pub fn zone_day(site: &Site, people: &[Person], date: NaiveDate) -> ZoneDay {
             day.admitted_pregnant += usize::from(p.pregnant);
             day.admitted_foreigners += usize::from(p.foreigner);
         }
-        let mut converted_before = false;
-        for c in &p.status_history {
+        // Each person counts once in each figure, whatever corrections their history holds.
+        let (mut converted_before, mut converted, mut transferred, mut released) =
+            (false, false, false, false);
+        for c in history.iter().take_while(|c| local_day(c.at) <= date) {
             let on = local_day(c.at);
-            if on > date {
-                break;
-            }
             match c.status {
                 PersonStatus::ConvertedF0 => {
                     day.last_f0 = day.last_f0.max(Some(on));
-                    day.converted_f0 += usize::from(on == date);
+                    converted |= on == date;
                     converted_before = true;
                 }
-                PersonStatus::Transferred if on == date && converted_before => day.transferred_after_f0 += 1,
-                PersonStatus::Released if on == date => day.released += 1,
-                _ => {}
+                PersonStatus::Transferred => transferred |= on == date && converted_before,
+                PersonStatus::Released => released |= on == date,
+                PersonStatus::InQuarantine => {}
             }
         }
+        day.converted_f0 += usize::from(converted);
+        day.transferred_after_f0 += usize::from(transferred);
+        day.released += usize::from(released);
     }
     day
 }

@@ -102,7 +102,9 @@ fn district_officers_see_only_their_district_and_acknowledgements_reach_the_site
     assert!(home.body.contains("<div id=\"total-people\">4"), "{}", home.body);
     let own = officer.get("/people?q=050000000000");
     assert_eq!(own.body.matches("data-person=").count(), 1, "{}", own.body);
-    let other = officer.get("/people?q=0500000001");
+    let partial = officer.get("/people?q=05000000000");
+    assert!(!partial.body.contains("data-person="), "an ID number is found only whole: {}", partial.body);
+    let other = officer.get("/people?q=050000000100");
     assert!(!other.body.contains("data-person="), "site-b's people are not found: {}", other.body);
     let alerts = officer.get("/alerts");
     assert!(
@@ -192,8 +194,8 @@ fn district_officers_see_only_their_district_and_acknowledgements_reach_the_site
     let report = admin.get("/reports?date=2026-11-21");
     let total = report.body.split("id=\"report-total\"").nth(1).expect("a total row");
     assert!(total.contains("<th>8</th><th>8</th>"), "both sites add up: {total}");
-    let found = admin.get("/people?q=0500000001");
-    assert_eq!(found.body.matches("data-person=").count(), 4, "{}", found.body);
+    let found = admin.get("/people?q=050000000100");
+    assert_eq!(found.body.matches("data-person=").count(), 1, "{}", found.body);
 }
 
 /// `outpost-province demo`: a province with simulated sites in two districts and two users whose

@@ -53,6 +53,11 @@ pub async fn enroll(addr: &str, token: &str) -> anyhow::Result<ca::Bundle> {
     let mut bundle: ca::Bundle =
         serde_json::from_slice(&answer).context("the province's answer is not a bundle")?;
     anyhow::ensure!(bundle.site_id == token.site, "the bundle is for another site");
+    anyhow::ensure!(
+        ca::first_der(&bundle.ca_pem).map(|d| ca::fingerprint(&d)).as_deref()
+            == Some(token.ca_fingerprint.as_str()),
+        "the bundle's CA is not the one the token names"
+    );
     let der = ca::first_der(&bundle.cert_pem).context("the province's answer has no certificate")?;
     anyhow::ensure!(
         bundle.key_pem.is_empty() && der.windows(public_key.len()).any(|w| w == public_key.as_slice()),
@@ -140,9 +145,11 @@ fn save_state(store: &Store, state: &PeerState) -> anyhow::Result<()> {
 /// The calling side's batch, from what is on disk only (the peer records it as held by this side).
 /// The batch id is used up even if the request then fails: ids never repeat.
 pub fn open_turn(store: &Store, me: &str) -> anyhow::Result<(Vec<u8>, PeerState, usize)> {
-    store.durable_blocking()?;
     let mut state: PeerState = store.get_local(PEER_KEY)?.unwrap_or_default();
     let batch = protocol::build(store, &mut state, me, is_urgent);
+    // After building: every change in the batch is on disk before it leaves (a change sent and then
+    // lost in a crash would be made again with the same actor and sequence number).
+    store.durable_blocking()?;
     save_state(store, &state)?;
     Ok((protocol::encode(&batch), state, batch.docs.len()))
 }
@@ -174,9 +181,9 @@ pub fn answer_turn(
     let mut docs = store.clone();
     let mut state: PeerState = store.get_local(PEER_KEY)?.unwrap_or_default();
     let received = protocol::receive(&mut docs, &mut state, peer, bytes, limits)?;
+    let answer = protocol::build(store, &mut state, me, is_urgent);
     // Only what is on disk goes out: the peer records it as held by this side.
     store.durable_blocking()?;
-    let answer = protocol::build(store, &mut state, me, is_urgent);
     save_state(store, &state)?;
     let encoded = protocol::encode(&answer);
     let moved = Exchanged {
@@ -194,6 +201,9 @@ pub fn answer_response(work: &anyhow::Result<(Vec<u8>, Exchanged)>) -> Resp {
     match work {
         Ok((answer, _)) => (200, "application/octet-stream", answer.clone()),
         Err(e) => match e.downcast_ref::<protocol::ReceiveError>() {
+            Some(refused @ protocol::ReceiveError::Protocol(protocol::ProtocolError::TooLarge(_))) => {
+                text(413, refused.to_string())
+            }
             Some(refused) => text(400, refused.to_string()),
             None => {
                 tracing::error!(error = %format!("{e:#}"), "An exchange failed.");

@@ -130,8 +130,11 @@ impl Province {
     /// The TLS configuration of the province's pulls (its client certificate is made if a province
     /// initialised before pulls existed has none).
     pub fn client_tls(&self) -> anyhow::Result<Arc<rustls::ClientConfig>> {
-        if !self.dir.join("tls/client.key").exists() {
-            self.issue_client(&self.ca()?)?;
+        {
+            let _registry = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
+            if !self.dir.join("tls/client.key").exists() {
+                self.issue_client(&self.ca()?)?;
+            }
         }
         let read =
             |p: &str| std::fs::read_to_string(self.dir.join(p)).with_context(|| format!("cannot read {p}"));
@@ -161,7 +164,9 @@ impl Province {
         ca::write_private(&self.site_file(&site.id), &serde_json::to_vec_pretty(site)?)
     }
 
-    /// Adds site `id` in `district` (or renews its token) and returns its one-time enrolment token.
+    /// Adds site `id` in `district` (or renews its token, keeping its district if `district` is
+    /// empty) and returns its one-time enrolment token. A renewed token revokes the certificate
+    /// issued before: it is for a new box.
     pub fn add_site(&self, id: &str, district: &str) -> anyhow::Result<String> {
         let _registry = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
         anyhow::ensure!(
@@ -179,9 +184,14 @@ impl Province {
             cert_sha256: None,
             address: None,
         });
-        site.district = district.into();
+        if !district.trim().is_empty() {
+            site.district = district.into();
+        }
         site.token_sha256 = Some(sha256_hex(&secret));
         site.revoked = false;
+        // A new token is for a new box: the certificate issued before is refused from now on.
+        site.cert_sha256 = None;
+        site.enrolled = false;
         self.save_site(&site)?;
         Ok(format!("{id}.{secret}.{}", compact(&ca.fingerprint)))
     }
@@ -192,6 +202,8 @@ impl Province {
         let mut site = self.site(id)?.with_context(|| format!("no site {id}"))?;
         site.revoked = true;
         site.token_sha256 = None;
+        site.cert_sha256 = None;
+        site.enrolled = false;
         self.save_site(&site)
     }
 

@@ -189,7 +189,12 @@ impl Web {
         let now = Utc::now();
         sessions.retain(|_, s| s.expires > now);
         let s = sessions.get(&token)?;
-        Some((token, s.user.clone(), s.csrf.clone()))
+        // The user as they are now: a changed scope or password takes effect at once.
+        let user = self.users.all().ok()?.into_iter().find(|u| u.username == s.user.username)?;
+        if user.password_hash != s.user.password_hash {
+            return None;
+        }
+        Some((token, user, s.csrf.clone()))
     }
 
     /// The sites `user` may see, in id order.
@@ -401,8 +406,8 @@ async fn ack(State(web): State<Web>, headers: HeaderMap, Form(form): Form<AckFor
     Redirect::to("/alerts").into_response()
 }
 
-/// People of the sites `user` sees whose name starts with `q` (any case) or whose phone or ID number
-/// starts with it: `(site, person)`, at most 100.
+/// People of the sites `user` sees whose name or phone starts with `q` (any case), or whose ID number
+/// is `q`: `(site, person)`, at most 100.
 fn search(web: &Web, user: &User, q: &str) -> Vec<(String, Person)> {
     let q = q.trim();
     let mut out = Vec::new();
@@ -412,13 +417,18 @@ fn search(web: &Web, user: &User, q: &str) -> Vec<(String, Person)> {
     for site in web.visible(user) {
         let Some(store) = web.store(&site) else { continue };
         let mut ids = std::collections::BTreeSet::new();
-        for (index, prefix) in [
-            ("person_name", q.to_lowercase()),
-            ("person_phone", q.to_owned()),
-            ("person_id_number", q.to_owned()),
-        ] {
+        for (index, prefix) in [("person_name", q.to_lowercase()), ("person_phone", q.to_owned())] {
             ids.extend(store.index_scan(index, &prefix).unwrap_or_default().into_iter().map(|(_, id)| id));
         }
+        // An ID number only whole: a prefix search would reveal the digits the pages mask.
+        ids.extend(
+            store
+                .index_scan("person_id_number", q)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(v, _)| v == q)
+                .map(|(_, id)| id),
+        );
         for id in ids {
             if let Ok(Some(p)) = store.get::<Person>(&id) {
                 out.push((site.id.clone(), p));

@@ -139,7 +139,11 @@ async fn sites_enrol_once_sync_both_ways_and_stay_apart() {
     assert!(server.store("site-a").expect("store").get::<Alert>("a3").expect("get").is_none());
 
     // A replacement box gets a new token and certificate; the old certificate stays refused.
-    let renewed = province.add_site("site-a", "Liên Chiểu").expect("add again");
+    // A token renewed without a district keeps the site's; the old certificate is refused at once,
+    // before the replacement enrols.
+    let renewed = province.add_site("site-a", "").expect("add again");
+    assert_eq!(province.site("site-a").expect("site").expect("site-a").district, "Liên Chiểu");
+    assert!(link::SiteLink::new(site_a.clone(), bundle_a.clone()).push(&addr).await.is_err());
     let replacement = link::enroll(&addr, &renewed).await.expect("enrol the replacement");
     assert!(
         link::SiteLink::new(site_a.clone(), bundle_a.clone()).push(&addr).await.is_err(),
