@@ -175,6 +175,14 @@ pub async fn run(
     loop {
         let now = app.now();
         let result = site.push(&province).await;
+        if result.as_ref().is_err_and(link::is_busy) {
+            // The province was pulling this box at that moment: try again in a second or three.
+            let wait = Duration::from_millis(1000 + rand::random::<u64>() % 2000);
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(wait) => continue,
+            }
+        }
         if let Ok(mut s) = status.lock() {
             s.record(now, &result, &app.store);
         }

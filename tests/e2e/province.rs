@@ -196,6 +196,17 @@ fn district_officers_see_only_their_district_and_acknowledgements_reach_the_site
     assert!(total.contains("<th>8</th><th>8</th>"), "both sites add up: {total}");
     let found = admin.get("/people?q=050000000100");
     assert_eq!(found.body.matches("data-person=").count(), 1, "{}", found.body);
+
+    // Five wrong passwords lock the name for a while: then even the right one is refused.
+    let mut guesser = Client::new(&url);
+    for _ in 0..5 {
+        let res =
+            guesser.post_form_raw("/login", &[("username", "lien.chieu"), ("password", "doan-mat-khau-123")]);
+        assert_eq!(res.status, 401);
+    }
+    let res = guesser.post_form_raw("/login", &[("username", "lien.chieu"), ("password", PASSWORD)]);
+    assert_eq!(res.status, 429, "{}", res.body);
+    assert!(res.body.contains("tạm khoá"), "{}", res.body);
 }
 
 /// `outpost-province demo`: a province with simulated sites in two districts and two users whose

@@ -219,6 +219,17 @@ pub fn busy() -> Resp {
     text(409, "an exchange with this peer is in progress; try again later".into())
 }
 
+/// The peer was in an exchange with this side the other way (it answered 409): not a failure of the
+/// link; the caller tries again shortly.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} was in an exchange with this side the other way; trying again shortly")]
+pub struct Busy(pub String);
+
+/// Whether `error` is only [`Busy`].
+pub fn is_busy(error: &anyhow::Error) -> bool {
+    error.downcast_ref::<Busy>().is_some()
+}
+
 /// A plain-text answer.
 pub fn text(status: u16, msg: String) -> Resp {
     (status, "text/plain; charset=utf-8", format!("{msg}\n").into_bytes())
@@ -248,6 +259,9 @@ pub async fn call(
         })
         .await??;
         anyhow::bail!("{peer_id} found the batch too large: the next one is halved");
+    }
+    if status == 409 {
+        return Err(Busy(peer_id.to_owned()).into());
     }
     anyhow::ensure!(
         status == 200,

@@ -412,6 +412,9 @@ impl Server {
         let lock = self.site_lock(id);
         let _guard = lock.lock().await;
         let outcome = link::call(&store, link::PROVINCE, id, target, tls).await;
+        if outcome.as_ref().is_err_and(link::is_busy) {
+            return outcome;
+        }
         let p = self.province.clone();
         let (id2, logged) =
             (id.to_owned(), outcome.as_ref().map(|m| *m).map_err(|e| anyhow::anyhow!("{e:#}")));
@@ -489,6 +492,8 @@ impl Server {
                     Ok(_) => {
                         failing.remove(&id);
                     }
+                    // The site was pushing at that moment: what it had went then.
+                    Err(e) if link::is_busy(&e) => {}
                     Err(e) => {
                         let failures = failing.get(&id).map_or(0, |f| f.0) + 1;
                         if failures == 1 {

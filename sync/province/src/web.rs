@@ -32,6 +32,12 @@ use crate::{
 };
 
 const COOKIE: &str = "province_session";
+/// Wrong passwords in a row before a user name is locked, and for how long.
+const MAX_FAILURES: u32 = 5;
+const LOCKOUT_MINUTES: i64 = 15;
+
+/// Wrong passwords in a row for a user name, and until when it is locked.
+type Failures = (u32, DateTime<Utc>);
 
 struct Session {
     user: User,
@@ -45,6 +51,10 @@ pub struct Web {
     server: Server,
     users: Users,
     sessions: Arc<Mutex<HashMap<String, Session>>>,
+    /// Failed logins in a row per user name, and until when the name is locked.
+    failures: Arc<Mutex<HashMap<String, Failures>>>,
+    /// Password checks at once (each is an Argon2id hash of 19 MiB).
+    hashing: Arc<tokio::sync::Semaphore>,
     /// A site whose last exchange is older than this is shown offline.
     online_within: chrono::Duration,
 }
@@ -154,7 +164,14 @@ fn csv_field(s: &str) -> String {
 impl Web {
     pub fn new(server: Server, online_within: chrono::Duration) -> Web {
         let users = Users::new(&server.province.dir);
-        Web { server, users, sessions: Arc::default(), online_within }
+        Web {
+            server,
+            users,
+            sessions: Arc::default(),
+            failures: Arc::default(),
+            hashing: Arc::new(tokio::sync::Semaphore::new(2)),
+            online_within,
+        }
     }
 
     pub fn router(self) -> Router {
@@ -263,15 +280,39 @@ fn login_form(error: Option<&str>) -> Markup {
 }
 
 async fn login(State(web): State<Web>, Form(form): Form<LoginForm>) -> Response {
-    let users = web.users.clone();
-    let user = tokio::task::spawn_blocking(move || users.verify(form.username.trim(), &form.password))
-        .await
-        .ok()
-        .flatten();
+    let name = form.username.trim().to_lowercase();
+    let now = Utc::now();
+    let locked = web
+        .failures
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&name)
+        .is_some_and(|(_, until)| *until > now);
+    if locked {
+        let msg =
+            format!("Tài khoản tạm khoá vì đăng nhập sai nhiều lần; thử lại sau {LOCKOUT_MINUTES} phút.");
+        return (StatusCode::TOO_MANY_REQUESTS, login_form(Some(&msg))).into_response();
+    }
+    let Ok(_permit) = web.hashing.clone().acquire_owned().await else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    let (users, checked) = (web.users.clone(), name.clone());
+    let user =
+        tokio::task::spawn_blocking(move || users.verify(&checked, &form.password)).await.ok().flatten();
     let Some(user) = user else {
+        let mut failures = web.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if failures.len() > 10_000 {
+            failures.retain(|_, (_, until)| *until > now);
+        }
+        let entry = failures.entry(name).or_insert((0, now));
+        entry.0 += 1;
+        if entry.0 >= MAX_FAILURES {
+            *entry = (0, now + chrono::Duration::minutes(LOCKOUT_MINUTES));
+        }
         return (StatusCode::UNAUTHORIZED, login_form(Some("Sai tên đăng nhập hoặc mật khẩu.")))
             .into_response();
     };
+    web.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&name);
     let token = random_token();
     let session = Session { user, csrf: random_token(), expires: Utc::now() + chrono::Duration::hours(12) };
     web.sessions.lock().unwrap_or_else(|p| p.into_inner()).insert(token.clone(), session);
