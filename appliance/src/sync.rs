@@ -171,7 +171,7 @@ pub async fn run(
     let mut failures = 0u32;
     // Exchanges in a row that moved documents: a document the province keeps setting aside would
     // otherwise come back every time, at once, for ever.
-    let mut busy_rounds = 0u32;
+    let mut rounds_at_once = 0u32;
     loop {
         let now = app.now();
         let result = site.push(&province).await;
@@ -190,13 +190,13 @@ pub async fn run(
             failures = 0;
         }
         let moved_docs = matches!(&result, Ok(moved) if moved.sent_docs > 0 || moved.received_docs > 0);
-        busy_rounds = if moved_docs { busy_rounds + 1 } else { 0 };
-        let more = moved_docs && busy_rounds <= MAX_ROUNDS_AT_ONCE;
+        rounds_at_once = if moved_docs { rounds_at_once + 1 } else { 0 };
+        let more = moved_docs && rounds_at_once <= MAX_ROUNDS_AT_ONCE;
         let wait = match &result {
             // More to send: go again at once.
             Ok(_) if more => Duration::from_millis(200),
             Ok(_) => {
-                busy_rounds = 0;
+                rounds_at_once = 0;
                 interval
             }
             Err(error) => {
@@ -214,7 +214,10 @@ pub async fn run(
                 _ = tokio::time::sleep(wait) => continue,
             }
         }
-        let until = app.now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+        let until = chrono::Duration::from_std(wait)
+            .ok()
+            .and_then(|d| app.now().checked_add_signed(d))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         if let Ok(mut s) = status.lock() {
             s.next_attempt = Some(until);
         }
