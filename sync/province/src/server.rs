@@ -251,6 +251,11 @@ impl Province {
         }
     }
 
+    /// The site whose current certificate has `fingerprint`.
+    pub fn site_by_cert(&self, fingerprint: &str) -> anyhow::Result<Option<SiteEntry>> {
+        Ok(self.sites()?.into_iter().find(|s| s.cert_sha256.as_deref() == Some(fingerprint)))
+    }
+
     /// Every site, in id order.
     pub fn sites(&self) -> anyhow::Result<Vec<SiteEntry>> {
         let mut out = Vec::new();
@@ -357,6 +362,22 @@ impl Server {
         let Some(cert) = peer_cert else {
             return link::text(401, "a site certificate is required".into());
         };
+        // The site this certificate is the current one of, before anything is decoded: an unknown,
+        // replaced or revoked certificate costs no decompression.
+        match self.province.site_by_cert(&ca::fingerprint(cert)) {
+            Ok(Some(site)) if !site.revoked => {
+                if let Err(e) = protocol::check_header(bytes, &self.limits) {
+                    return match e {
+                        protocol::ProtocolError::TooLarge(n) => {
+                            link::text(413, format!("the batch is too large ({n})"))
+                        }
+                        e => link::text(400, e.to_string()),
+                    };
+                }
+            }
+            Ok(_) => return link::text(403, "this certificate is unknown, replaced or revoked".into()),
+            Err(e) => return link::answer_response(&Err(e)),
+        }
         let batch = match protocol::decode(bytes, &self.limits) {
             Ok(b) => b,
             Err(protocol::ProtocolError::TooLarge(n)) => {
@@ -364,18 +385,11 @@ impl Server {
             }
             Err(e) => return link::text(400, e.to_string()),
         };
-        if !net::cert_names_site(cert, &batch.site) {
+        if !net::cert_names_site(cert, &batch.site)
+            || self.province.site(&batch.site).ok().flatten().and_then(|s| s.cert_sha256)
+                != Some(ca::fingerprint(cert))
+        {
             return link::text(403, format!("this certificate is not site {}'s", batch.site));
-        }
-        match self.province.site(&batch.site) {
-            Ok(Some(site)) if !site.revoked && site.cert_sha256 == Some(ca::fingerprint(cert)) => {}
-            Ok(_) => {
-                return link::text(
-                    403,
-                    format!("site {} is unknown or revoked, or this certificate was replaced", batch.site),
-                )
-            }
-            Err(e) => return link::answer_response(&Err(e)),
         }
         // A pull of this site in progress: the site is waiting for our call to end, do not wait
         // for it (each side would wait for the other).
