@@ -7,16 +7,8 @@ use std::{collections::HashMap, net::IpAddr, sync::Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 use outpost_sync::{record::Role, record::User, Store, StoreError, WriteSet};
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-
-/// 128 random bits as 32 hex characters: session ids, CSRF tokens, personal links, setup links.
-pub fn random_token() -> String {
-    let mut b = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 fn digest(token: &str) -> String {
     Sha256::digest(token.as_bytes()).iter().map(|x| format!("{x:02x}")).collect()
@@ -27,7 +19,9 @@ pub fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-pub use outpost_sync::secret::{check_password, check_username, hash_password, verify_password};
+pub use outpost_sync::secret::{
+    check_password, check_username, hash_password, random_token, verify_password,
+};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Credential {

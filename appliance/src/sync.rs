@@ -93,7 +93,7 @@ impl SyncStatus {
         outcome: &anyhow::Result<Exchanged>,
         store: &outpost_sync::Store,
     ) {
-        self.link.record(now, outcome);
+        self.link.record(now, outcome.as_ref());
         self.pending = store
             .get_local::<outpost_sync::protocol::PeerState>(link::PEER_KEY)
             .ok()

@@ -6,6 +6,15 @@ use argon2::{
     Algorithm, Argon2, Params, Version,
 };
 
+/// 128 random bits from the operating system as 32 hex characters: session ids, CSRF tokens,
+/// personal links, setup links, enrolment secrets.
+pub fn random_token() -> String {
+    use argon2::password_hash::rand_core::{OsRng, RngCore};
+    let mut b = [0u8; 16];
+    OsRng.fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 /// Usernames: 3–32 lower-case letters, digits, `.`, `-`, `_`.
 pub fn check_username(name: &str) -> bool {
     (3..=32).contains(&name.len())

@@ -63,7 +63,7 @@ fn person(site: usize, i: usize, today: NaiveDate, now: DateTime<Utc>) -> Person
         },
         status,
         status_history: history,
-        declare_token: format!("{:032x}", rand::random::<u128>()),
+        declare_token: outpost_sync::secret::random_token(),
         created_at: now,
         updated_at: now,
         purged_at: None,
@@ -124,8 +124,7 @@ pub fn make(province: &Province) -> anyhow::Result<()> {
         store.commit_blocking(w)?;
     }
     let users = Users::new(&province.dir);
-    let password = || format!("{:024x}", rand::random::<u128>() & ((1u128 << 96) - 1));
-    let (admin, officer) = (password(), password());
+    let (admin, officer) = (outpost_sync::secret::random_token(), outpost_sync::secret::random_token());
     users.add("tinh.admin", "Quản trị tỉnh", Scope::Province, &admin)?;
     users.add("lien.chieu", "Cán bộ Quận Liên Chiểu", Scope::District("Quận Liên Chiểu".into()), &officer)?;
     println!("Demo province in {}: {} sites in two districts.", province.dir.display(), SITES.len());

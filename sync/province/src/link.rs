@@ -99,7 +99,11 @@ pub struct LinkLog {
 
 impl LinkLog {
     /// Takes in the outcome of an exchange at `now`.
-    pub fn record(&mut self, now: chrono::DateTime<chrono::Utc>, outcome: &anyhow::Result<Exchanged>) {
+    pub fn record(
+        &mut self,
+        now: chrono::DateTime<chrono::Utc>,
+        outcome: Result<&Exchanged, &anyhow::Error>,
+    ) {
         self.last_attempt = Some(now);
         match outcome {
             Ok(moved) => {
@@ -135,6 +139,7 @@ pub fn backoff(interval: Duration, max: Duration, failures: u32, jitter: f64) ->
     base.mul_f64(0.75 + 0.5 * jitter.clamp(0.0, 1.0))
 }
 
+/// Keeps `state` and waits for the flush, which covers everything applied before it too.
 fn save_state(store: &Store, state: &PeerState) -> anyhow::Result<()> {
     let mut w = WriteSet::new();
     w.put_local(PEER_KEY, state)?;
@@ -147,9 +152,8 @@ fn save_state(store: &Store, state: &PeerState) -> anyhow::Result<()> {
 pub fn open_turn(store: &Store, me: &str) -> anyhow::Result<(Vec<u8>, PeerState, usize)> {
     let mut state: PeerState = store.get_local(PEER_KEY)?.unwrap_or_default();
     let batch = protocol::build(store, &mut state, me, is_urgent);
-    // After building: every change in the batch is on disk before it leaves (a change sent and then
-    // lost in a crash would be made again with the same actor and sequence number).
-    store.durable_blocking()?;
+    // Its flush comes after building: every change in the batch is on disk before it leaves (a
+    // change sent and then lost in a crash would be made again with the same actor and sequence).
     save_state(store, &state)?;
     Ok((protocol::encode(&batch), state, batch.docs.len()))
 }
@@ -182,8 +186,7 @@ pub fn answer_turn(
     let mut state: PeerState = store.get_local(PEER_KEY)?.unwrap_or_default();
     let received = protocol::receive(&mut docs, &mut state, peer, bytes, limits)?;
     let answer = protocol::build(store, &mut state, me, is_urgent);
-    // Only what is on disk goes out: the peer records it as held by this side.
-    store.durable_blocking()?;
+    // Only what is on disk goes out (the peer records it as held by this side): flushed with the state.
     save_state(store, &state)?;
     let encoded = protocol::encode(&answer);
     let moved = Exchanged {
@@ -195,22 +198,27 @@ pub fn answer_turn(
     Ok((encoded, moved))
 }
 
-/// The HTTP answer of the answering side for `work` (the outcome of [`answer_turn`]): 400 for a
-/// refused batch, 500 (details in the log only) for a failure of this side.
-pub fn answer_response(work: &anyhow::Result<(Vec<u8>, Exchanged)>) -> Resp {
-    match work {
-        Ok((answer, _)) => (200, "application/octet-stream", answer.clone()),
-        Err(e) => match e.downcast_ref::<protocol::ReceiveError>() {
-            Some(refused @ protocol::ReceiveError::Protocol(protocol::ProtocolError::TooLarge(_))) => {
-                text(413, refused.to_string())
-            }
-            Some(refused) => text(400, refused.to_string()),
-            None => {
-                tracing::error!(error = %format!("{e:#}"), "An exchange failed.");
-                text(500, "the exchange could not be completed; it is logged".into())
-            }
-        },
-    }
+/// The answering side's HTTP answer for the outcome of [`answer_turn`]: the answer's bytes, or 413
+/// for a batch too large, 400 for a refused one, 500 (details in the log only) for a failure of this
+/// side. What moved, or the error, is given back for the caller's log.
+pub fn answer_response(work: anyhow::Result<(Vec<u8>, Exchanged)>) -> (Resp, anyhow::Result<Exchanged>) {
+    let (bytes, moved) = match work {
+        Ok(done) => done,
+        Err(e) => {
+            let resp = match e.downcast_ref::<protocol::ReceiveError>() {
+                Some(refused @ protocol::ReceiveError::Protocol(protocol::ProtocolError::TooLarge(_))) => {
+                    text(413, refused.to_string())
+                }
+                Some(refused) => text(400, refused.to_string()),
+                None => {
+                    tracing::error!(error = %format!("{e:#}"), "An exchange failed.");
+                    text(500, "the exchange could not be completed; it is logged".into())
+                }
+            };
+            return (resp, Err(e));
+        }
+    };
+    ((200, "application/octet-stream", bytes), Ok(moved))
 }
 
 /// The answer while an exchange with the same peer is in progress the other way: the caller tries
@@ -323,8 +331,8 @@ impl SiteLink {
         })
         .await
         .unwrap_or_else(|e| Err(anyhow::anyhow!("the exchange stopped: {e}")));
-        let resp = answer_response(&work);
-        (resp, Some(work.map(|(_, moved)| moved)))
+        let (resp, outcome) = answer_response(work);
+        (resp, Some(outcome))
     }
 
     /// Serves the province's pulls on `listener` for ever, with this site's certificate; `on_pull`

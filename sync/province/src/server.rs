@@ -174,7 +174,7 @@ impl Province {
             "a site id has lower-case letters, digits and '-' only (at most 63), as the box's site.id"
         );
         let ca = self.ca()?;
-        let secret: String = (0..32).map(|_| format!("{:x}", rand::random::<u8>() & 0xF)).collect();
+        let secret = outpost_sync::secret::random_token();
         let mut site = self.site(id)?.unwrap_or(SiteEntry {
             id: id.into(),
             district: district.into(),
@@ -234,7 +234,7 @@ impl Province {
     }
 
     /// Records an exchange with site `id` in its log (a log that cannot be written is only logged).
-    fn record(&self, id: &str, direction: &str, outcome: &anyhow::Result<Exchanged>) {
+    fn record(&self, id: &str, direction: &str, outcome: Result<&Exchanged, &anyhow::Error>) {
         let mut log = self.sync_log(id);
         log.link.record(chrono::Utc::now(), outcome);
         log.last_direction = direction.into();
@@ -364,20 +364,12 @@ impl Server {
         };
         // The site this certificate is the current one of, before anything is decoded: an unknown,
         // replaced or revoked certificate costs no decompression.
-        match self.province.site_by_cert(&ca::fingerprint(cert)) {
-            Ok(Some(site)) if !site.revoked => {
-                if let Err(e) = protocol::check_header(bytes, &self.limits) {
-                    return match e {
-                        protocol::ProtocolError::TooLarge(n) => {
-                            link::text(413, format!("the batch is too large ({n})"))
-                        }
-                        e => link::text(400, e.to_string()),
-                    };
-                }
-            }
+        let site = match self.province.site_by_cert(&ca::fingerprint(cert)) {
+            Ok(Some(site)) if !site.revoked => site,
             Ok(_) => return link::text(403, "this certificate is unknown, replaced or revoked".into()),
-            Err(e) => return link::answer_response(&Err(e)),
-        }
+            Err(e) => return link::answer_response(Err(e)).0,
+        };
+        // `decode` checks the sizes and the checksum before it decompresses anything.
         let batch = match protocol::decode(bytes, &self.limits) {
             Ok(b) => b,
             Err(protocol::ProtocolError::TooLarge(n)) => {
@@ -385,10 +377,7 @@ impl Server {
             }
             Err(e) => return link::text(400, e.to_string()),
         };
-        if !net::cert_names_site(cert, &batch.site)
-            || self.province.site(&batch.site).ok().flatten().and_then(|s| s.cert_sha256)
-                != Some(ca::fingerprint(cert))
-        {
+        if batch.site != site.id || !net::cert_names_site(cert, &batch.site) {
             return link::text(403, format!("this certificate is not site {}'s", batch.site));
         }
         // A pull of this site in progress: the site is waiting for our call to end, do not wait
@@ -398,12 +387,9 @@ impl Server {
         let work = self
             .store(&batch.site)
             .and_then(|store| link::answer_turn(&store, link::PROVINCE, &batch.site, bytes, &self.limits));
-        self.province.record(
-            &batch.site,
-            "push",
-            &work.as_ref().map(|(_, moved)| *moved).map_err(|e| anyhow::anyhow!("{e:#}")),
-        );
-        link::answer_response(&work)
+        let (resp, outcome) = link::answer_response(work);
+        self.province.record(&batch.site, "push", outcome.as_ref());
+        resp
     }
 
     fn site_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -429,11 +415,12 @@ impl Server {
         if outcome.as_ref().is_err_and(link::is_busy) {
             return outcome;
         }
-        let p = self.province.clone();
-        let (id2, logged) =
-            (id.to_owned(), outcome.as_ref().map(|m| *m).map_err(|e| anyhow::anyhow!("{e:#}")));
-        let _ = tokio::task::spawn_blocking(move || p.record(&id2, "pull", &logged)).await;
-        outcome
+        let (p, id) = (self.province.clone(), id.to_owned());
+        tokio::task::spawn_blocking(move || {
+            p.record(&id, "pull", outcome.as_ref());
+            outcome
+        })
+        .await?
     }
 
     /// The sites the province can pull: enrolled, not revoked, with an address; in id order.

@@ -20,6 +20,7 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use maud::{html, Markup, DOCTYPE};
+use outpost_sync::secret::random_token;
 use outpost_sync::{
     record::{Alert, AlertState, Person, Site},
     Store, WriteSet,
@@ -67,10 +68,6 @@ struct SiteView {
     last_sync: Option<DateTime<Utc>>,
     in_quarantine: usize,
     open_alerts: usize,
-}
-
-fn random_token() -> String {
-    (0..32).map(|_| format!("{:x}", rand::random::<u8>() & 0xF)).collect()
 }
 
 fn page(title: &str, user: Option<&User>, body: Markup) -> Markup {
@@ -243,17 +240,38 @@ impl Web {
         let online = last_sync.is_some_and(|t| Utc::now() - t <= self.online_within);
         let (mut name, mut in_quarantine, mut open_alerts) = (String::new(), 0, 0);
         if let Some(store) = self.store(&entry) {
-            name = store
-                .list::<Site>()
-                .ok()
-                .and_then(|s| s.into_iter().next())
-                .map(|s| s.name)
-                .unwrap_or_default();
+            name = site_record(&store).map(|s| s.name).unwrap_or_default();
             in_quarantine = store.index_scan("person_status", "in_quarantine").map_or(0, |v| v.len());
             open_alerts = store.index_scan("alert_state", "open|").map_or(0, |v| v.len());
         }
         SiteView { entry, name, online, last_sync, in_quarantine, open_alerts }
     }
+}
+
+/// The site record a site's store holds (its box wrote it), if it arrived yet.
+fn site_record(store: &Store) -> Option<Site> {
+    store.list::<Site>().ok().and_then(|s| s.into_iter().next())
+}
+
+/// The sites `user` sees, as the pages show them (read off the async runtime); the answer if that
+/// work failed.
+async fn site_views(web: &Web, user: &User) -> Result<Vec<SiteView>, Response> {
+    let (w, u) = (web.clone(), user.clone());
+    tokio::task::spawn_blocking(move || w.visible(&u).into_iter().map(|e| w.view(e)).collect())
+        .await
+        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// A CSV download named `filename`.
+fn csv_response(filename: &str, body: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\"")),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 fn to_login() -> Response {
@@ -330,13 +348,9 @@ async fn logout(State(web): State<Web>, headers: HeaderMap) -> Response {
 
 async fn overview(State(web): State<Web>, headers: HeaderMap) -> Response {
     let Some((_, user, csrf)) = web.session(&headers) else { return to_login() };
-    let w = web.clone();
-    let u = user.clone();
-    let Ok(views) =
-        tokio::task::spawn_blocking(move || w.visible(&u).into_iter().map(|e| w.view(e)).collect::<Vec<_>>())
-            .await
-    else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    let views = match site_views(&web, &user).await {
+        Ok(v) => v,
+        Err(resp) => return resp,
     };
     let online = views.iter().filter(|v| v.online).count();
     let people: usize = views.iter().map(|v| v.in_quarantine).sum();
@@ -520,11 +534,10 @@ async fn people_page(
 
 async fn sites_csv(State(web): State<Web>, headers: HeaderMap) -> Response {
     let Some((_, user, _)) = web.session(&headers) else { return to_login() };
-    let (w, u) = (web.clone(), user);
-    let views =
-        tokio::task::spawn_blocking(move || w.visible(&u).into_iter().map(|e| w.view(e)).collect::<Vec<_>>())
-            .await
-            .unwrap_or_default();
+    let views = match site_views(&web, &user).await {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
     let mut out = String::from(
         "\u{feff}Mã cơ sở,Tên,Quận/huyện,Trực tuyến,Đồng bộ gần nhất,Đang cách ly,Cảnh báo mở\r\n",
     );
@@ -541,14 +554,7 @@ async fn sites_csv(State(web): State<Web>, headers: HeaderMap) -> Response {
         out.push_str(&fields.join(","));
         out.push_str("\r\n");
     }
-    (
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"co-so.csv\""),
-        ],
-        out,
-    )
-        .into_response()
+    csv_response("co-so.csv", out)
 }
 
 fn record_link(site: &str, doc: &str) -> String {
@@ -704,17 +710,16 @@ fn report_date(q: &DateQuery) -> Option<chrono::NaiveDate> {
         .ok()
 }
 
-/// The zone reports of `date` for the sites `user` sees: per site, and the total.
-fn zone_reports(
-    web: &Web,
-    user: &User,
-    date: chrono::NaiveDate,
-) -> (Vec<(String, outpost_sync::report::ZoneDay)>, outpost_sync::report::ZoneDay) {
+/// Zone reports: per site (its id), and the total.
+type Reports = (Vec<(String, outpost_sync::report::ZoneDay)>, outpost_sync::report::ZoneDay);
+
+/// The zone reports of `date` for the sites `user` sees.
+fn zone_reports(web: &Web, user: &User, date: chrono::NaiveDate) -> Reports {
     let mut rows = Vec::new();
     let mut total = outpost_sync::report::ZoneDay { date: Some(date), ..Default::default() };
     for entry in web.visible(user) {
         let Some(store) = web.store(&entry) else { continue };
-        let site = store.list::<Site>().ok().and_then(|s| s.into_iter().next()).unwrap_or(Site {
+        let site = site_record(&store).unwrap_or(Site {
             id: entry.id.clone(),
             name: String::new(),
             district: entry.district.clone(),
@@ -774,14 +779,28 @@ fn report_cells(site: &str, d: &outpost_sync::report::ZoneDay) -> [String; 16] {
     ]
 }
 
-async fn reports_page(State(web): State<Web>, headers: HeaderMap, Query(q): Query<DateQuery>) -> Response {
-    let Some((_, user, _)) = web.session(&headers) else { return to_login() };
-    let Some(date) = report_date(&q) else {
-        return (StatusCode::BAD_REQUEST, "Ngày không hợp lệ: dùng dd/mm/yyyy.").into_response();
+/// The day a report request asks for and its reports, computed off the async runtime; or the
+/// answer when the day is unreadable.
+async fn requested_reports(
+    web: &Web,
+    user: &User,
+    q: &DateQuery,
+) -> Result<(chrono::NaiveDate, Reports), Response> {
+    let Some(date) = report_date(q) else {
+        return Err((StatusCode::BAD_REQUEST, "Ngày không hợp lệ: dùng dd/mm/yyyy.").into_response());
     };
     let (w, u) = (web.clone(), user.clone());
-    let Ok((rows, total)) = tokio::task::spawn_blocking(move || zone_reports(&w, &u, date)).await else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    match tokio::task::spawn_blocking(move || zone_reports(&w, &u, date)).await {
+        Ok(reports) => Ok((date, reports)),
+        Err(_) => Err(StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+    }
+}
+
+async fn reports_page(State(web): State<Web>, headers: HeaderMap, Query(q): Query<DateQuery>) -> Response {
+    let Some((_, user, _)) = web.session(&headers) else { return to_login() };
+    let (date, (rows, total)) = match requested_reports(&web, &user, &q).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
     };
     page(
         &format!("Báo cáo khu cách ly ngày {}", date.format("%d/%m/%Y")),
@@ -811,23 +830,14 @@ async fn reports_page(State(web): State<Web>, headers: HeaderMap, Query(q): Quer
 
 async fn reports_csv(State(web): State<Web>, headers: HeaderMap, Query(q): Query<DateQuery>) -> Response {
     let Some((_, user, _)) = web.session(&headers) else { return to_login() };
-    let Some(date) = report_date(&q) else {
-        return (StatusCode::BAD_REQUEST, "Ngày không hợp lệ: dùng dd/mm/yyyy.").into_response();
+    let (date, (rows, total)) = match requested_reports(&web, &user, &q).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
     };
-    let (w, u) = (web.clone(), user);
-    let (rows, total) =
-        tokio::task::spawn_blocking(move || zone_reports(&w, &u, date)).await.unwrap_or_default();
     let mut out = format!("\u{feff}Ngày,{}\r\n", REPORT_COLUMNS.join(","));
     for (site, d) in rows.iter().map(|(s, d)| (s.as_str(), d)).chain([("Toàn bộ", &total)]) {
         let cells: Vec<String> = report_cells(site, d).iter().map(|c| csv_field(c)).collect();
         out.push_str(&format!("{},{}\r\n", date.format("%d/%m/%Y"), cells.join(",")));
     }
-    (
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"bao-cao-khu-cach-ly.csv\""),
-        ],
-        out,
-    )
-        .into_response()
+    csv_response("bao-cao-khu-cach-ly.csv", out)
 }
