@@ -21,7 +21,7 @@ use tokio::sync::{broadcast, Notify};
 
 use crate::{
     audit,
-    clock::Clock,
+    clock::{Clock, CorrectedClock},
     config::Config,
     outbox,
     rules::{self, Schedule, SlotAction, Thresholds},
@@ -65,7 +65,10 @@ pub struct DeclarationInput {
 pub struct Outpost {
     pub store: Store,
     pub config: Config,
+    /// The box's clock (`corrected`, as one trait object).
     pub clock: Arc<dyn Clock>,
+    /// The same clock, with the correction learned from the province.
+    pub corrected: Arc<CorrectedClock>,
     pub schedule: Schedule,
     pub thresholds: Thresholds,
     pub events: broadcast::Sender<Event>,
@@ -89,6 +92,7 @@ pub struct Outpost {
 
 impl Outpost {
     pub fn new(store: Store, config: Config, clock: Arc<dyn Clock>) -> Arc<Outpost> {
+        let corrected = CorrectedClock::new(clock);
         let d = &config.raw.declarations;
         let schedule = Schedule {
             times: config.schedule.clone(),
@@ -105,7 +109,8 @@ impl Outpost {
         Arc::new(Outpost {
             store,
             config,
-            clock,
+            clock: corrected.clone(),
+            corrected,
             schedule,
             thresholds,
             events,

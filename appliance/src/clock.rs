@@ -1,7 +1,10 @@
 //! The injected clock. Everything that asks "what time is it" asks a [`Clock`], so a test can run a whole
 //! quarantine day in milliseconds with a [`ManualClock`]. Nothing here sleeps or schedules.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{
+    atomic::{AtomicI64, Ordering},
+    Arc, Mutex,
+};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
@@ -54,11 +57,62 @@ impl ManualClock {
     }
 }
 
+/// The box's clock: another clock, moved by a correction learned from a better source of time (the
+/// province's, at each exchange). Every part of the box reads this one.
+pub struct CorrectedClock {
+    inner: Arc<dyn Clock>,
+    offset_ms: AtomicI64,
+}
+
+impl CorrectedClock {
+    pub fn new(inner: Arc<dyn Clock>) -> Arc<CorrectedClock> {
+        Arc::new(CorrectedClock { inner, offset_ms: AtomicI64::new(0) })
+    }
+
+    /// How far this clock is moved from the one under it, in milliseconds.
+    pub fn offset_ms(&self) -> i64 {
+        self.offset_ms.load(Ordering::Relaxed)
+    }
+
+    /// Moves the clock by `by_ms` more.
+    pub fn correct(&self, by_ms: i64) {
+        self.offset_ms.fetch_add(by_ms, Ordering::Relaxed);
+    }
+}
+
+impl Clock for CorrectedClock {
+    fn now(&self) -> DateTime<Utc> {
+        let now = self.inner.now();
+        now.checked_add_signed(chrono::Duration::milliseconds(self.offset_ms())).unwrap_or(now)
+    }
+    fn changes(&self) -> Option<watch::Receiver<DateTime<Utc>>> {
+        self.inner.changes()
+    }
+}
+
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         *self.now.lock().unwrap_or_else(|e| e.into_inner())
     }
     fn changes(&self) -> Option<watch::Receiver<DateTime<Utc>>> {
         Some(self.tx.subscribe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_corrected_clock_moves_by_what_it_learns_and_no_more() {
+        let start = Utc::now();
+        let manual = ManualClock::new(start);
+        let clock = CorrectedClock::new(manual.clone());
+        clock.correct(5 * 86_400_000);
+        assert_eq!(clock.now(), start + chrono::Duration::days(5));
+        manual.advance(chrono::Duration::minutes(1));
+        assert_eq!(clock.now(), start + chrono::Duration::days(5) + chrono::Duration::minutes(1));
+        clock.correct(-86_400_000);
+        assert_eq!(clock.offset_ms(), 4 * 86_400_000);
     }
 }

@@ -133,6 +133,8 @@ pub struct RawSync {
     /// `host:port` to answer the province's pulls on; empty: none.
     #[serde(default)]
     pub listen: String,
+    /// Beyond this many seconds from the province's clock, the box takes the province's time; 0: never.
+    pub follow_province_clock_seconds: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

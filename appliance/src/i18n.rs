@@ -255,6 +255,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("health.sync_last", "Lần thành công gần nhất", "Last success"),
     ("health.sync_pending", "Thay đổi chờ gửi", "Changes waiting"),
     ("health.sync_refused", "Tài liệu không gộp được", "Documents that could not be merged"),
+    ("health.clock_corrected", "Đồng hồ của hộp đã chỉnh theo giờ của tỉnh", "The box's clock was set to the province's time by"),
     ("health.sync_off", "Chưa đăng ký với tỉnh (outpost enroll).", "Not enrolled with the province (outpost enroll)."),
     ("health.tls_failed", "Bắt tay TLS thất bại", "Failed TLS handshakes"),
     ("health.logins_refused", "Đăng nhập bị từ chối", "Logins refused"),
@@ -320,6 +321,24 @@ pub fn td(lang: Lang, key: &str) -> String {
     }
 }
 
+/// A signed span of time in days, hours and minutes: `+5 ngày 2 giờ`, `-3 phút`.
+pub fn span(lang: Lang, seconds: i64) -> String {
+    let sign = if seconds < 0 { '-' } else { '+' };
+    let m = seconds.unsigned_abs() / 60;
+    let (d, h, m) = (m / 1440, m / 60 % 24, m % 60);
+    let units = match lang {
+        Lang::Vi => ["ngày", "giờ", "phút"],
+        Lang::En => ["d", "h", "min"],
+    };
+    let parts: Vec<String> =
+        [d, h, m].iter().zip(units).filter(|(n, _)| **n > 0).map(|(n, u)| format!("{n} {u}")).collect();
+    if parts.is_empty() {
+        format!("{sign}0 {}", units[2])
+    } else {
+        format!("{sign}{}", parts.join(" "))
+    }
+}
+
 /// The SMS reminder for a missed declaration.
 pub fn reminder_sms(slot: &str, link: &str) -> String {
     format!("Outpost: Ban chua khai bao y te luc {slot}. Vui long khai bao ngay tai {link}")
@@ -350,6 +369,13 @@ mod tests {
             assert!(seen.insert(*k), "duplicate key {k}");
             assert!(!vi.is_empty() && !en.is_empty(), "{k}");
         }
+    }
+
+    #[test]
+    fn spans_read_in_days_hours_and_minutes() {
+        assert_eq!(span(Lang::Vi, 5 * 86_400 + 2 * 3_600), "+5 ngày 2 giờ");
+        assert_eq!(span(Lang::En, -180), "-3 min");
+        assert_eq!(span(Lang::Vi, 30), "+0 phút");
     }
 
     #[test]

@@ -148,7 +148,9 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
             }));
             let _ = app.sync.set(status.clone());
             tracing::info!(province = %enrolment.province, "Sync with the province started.");
-            let site = outpost_province::link::SiteLink::new(app.store.clone(), enrolment.bundle);
+            let clock = app.clock.clone();
+            let site = outpost_province::link::SiteLink::new(app.store.clone(), enrolment.bundle)
+                .with_clock(Arc::new(move || clock.now()));
             let listen = app.config.raw.sync.listen.clone();
             if !listen.is_empty() {
                 let listener = tokio::net::TcpListener::bind(&listen)

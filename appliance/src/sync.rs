@@ -83,17 +83,26 @@ pub struct SyncStatus {
     /// Change-log positions past the province's acknowledged cursor (documents changed since, each
     /// counted once; merges from the province count too).
     pub pending: u64,
+    /// How far the box has moved its clock to the province's since it started, in seconds.
+    pub clock_corrected_seconds: i64,
 }
 
 impl SyncStatus {
-    /// Takes in the outcome of an exchange at `now`, either way.
-    fn record(
-        &mut self,
-        now: DateTime<Utc>,
-        outcome: &anyhow::Result<Exchanged>,
-        store: &outpost_sync::Store,
-    ) {
+    /// Takes in the outcome of an exchange begun at `now`, either way; takes the province's time if
+    /// the box's clock is too far from it.
+    fn record(&mut self, app: &Outpost, now: DateTime<Utc>, outcome: &anyhow::Result<Exchanged>) {
+        let store = &app.store;
         self.link.record(now, outcome.as_ref());
+        if let Ok(Exchanged { peer_clock_ahead_ms: Some(ahead), .. }) = outcome {
+            follow_province_clock(app, *ahead);
+        }
+        self.clock_corrected_seconds = app.corrected.offset_ms() / 1000;
+        self.refresh(store);
+    }
+
+    /// Reads what is waiting and what was set aside from the store now (writes since the last
+    /// exchange count at once).
+    fn refresh(&mut self, store: &outpost_sync::Store) {
         self.pending = store
             .get_local::<outpost_sync::protocol::PeerState>(link::PEER_KEY)
             .ok()
@@ -101,6 +110,33 @@ impl SyncStatus {
             .map_or(store.last_seq(), |s| store.last_seq().saturating_sub(s.cursor));
         self.refused = store.sync_refused().map(|r| r.len()).unwrap_or(0);
     }
+
+    /// The box's link status as of now.
+    pub fn current(app: &Outpost) -> Option<SyncStatus> {
+        let mut status = app.sync.get()?.lock().ok()?.clone();
+        status.refresh(&app.store);
+        Some(status)
+    }
+}
+
+/// Moves the box's clock to the province's when an exchange shows it `ahead_ms` ahead, beyond
+/// `sync.follow_province_clock_seconds`. A Raspberry Pi has no battery clock: after a power cut it
+/// starts from the time it last saved, and a site without internet has no NTP. The sync itself is
+/// ordered by change-log positions and hashes, never by time; this keeps the records' times, and so
+/// the daily reports' days, right from then on.
+fn follow_province_clock(app: &Outpost, ahead_ms: i64) {
+    let limit = u64::from(app.config.raw.sync.follow_province_clock_seconds) * 1000;
+    if limit == 0 || ahead_ms.unsigned_abs() <= limit {
+        return;
+    }
+    let before = app.now();
+    app.corrected.correct(ahead_ms);
+    tracing::warn!(
+        from = %before.to_rfc3339(),
+        to = %app.now().to_rfc3339(),
+        "The box's clock was {} minutes off the province's; it now keeps the province's time.",
+        ahead_ms / 60_000
+    );
 }
 
 /// Answers the province's pulls on `listener` until `cancel`.
@@ -111,10 +147,9 @@ pub async fn serve_pulls(
     status: std::sync::Arc<Mutex<SyncStatus>>,
     cancel: tokio_util::sync::CancellationToken,
 ) {
-    let store = site.store.clone();
     let on_pull: link::OnPull = std::sync::Arc::new(move |outcome| {
         if let Ok(mut s) = status.lock() {
-            s.record(app.now(), outcome, &store);
+            s.record(&app, app.now(), outcome);
         }
     });
     tokio::select! {
@@ -184,7 +219,7 @@ pub async fn run(
             }
         }
         if let Ok(mut s) = status.lock() {
-            s.record(now, &result, &app.store);
+            s.record(&app, now, &result);
         }
         if result.is_ok() {
             failures = 0;

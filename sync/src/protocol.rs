@@ -14,11 +14,12 @@
 //! Nothing is recorded as acknowledged before the peer said it is durable; a lost, duplicated,
 //! reordered or cut message only makes the next batch larger.
 //!
-//! Wire format, version 1 (all integers big-endian):
+//! Wire format, version 2 (all integers big-endian; version 1 had no sender's clock):
 //! `"OPSB"`, version `u16`, body length compressed `u32`, body length decoded `u32`, CRC-32 of the
 //! compressed body `u32`, then the body deflated. Lengths and checksum are checked against [`Limits`]
 //! before anything is decompressed, and the
 //! decoded body is read with bounds on every count and length. The body: sender site (string),
+//! the sender's clock when it built the batch (`i64`, milliseconds since 1970, UTC; 0: unknown),
 //! batch id `u64`, acknowledged batch id `u64` (0: none), change-log position covered `u64`,
 //! document count `u32` and per document: id (string), changes (bytes), heads (hashes); then
 //! acknowledgement count `u32` and per acknowledgement: id (string), heads (hashes). A string is a
@@ -32,7 +33,7 @@ use std::{
 use automerge::ChangeHash;
 
 /// The protocol version this build speaks.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 const MAGIC: &[u8; 4] = b"OPSB";
 const HEADER: usize = 4 + 2 + 4 + 4 + 4;
 
@@ -71,6 +72,9 @@ pub struct DocChanges {
 pub struct Batch {
     /// The sending site (`province` for the provincial server).
     pub site: String,
+    /// The sender's clock when it built the batch, in milliseconds since 1970 (0: not given). Only
+    /// for the peer to tell how far apart the two clocks are: nothing here is ordered by time.
+    pub sent_at_ms: i64,
     /// Unique per sender and peer, increasing; never 0.
     pub batch_id: u64,
     /// The peer's batch these acknowledgements answer (0: none).
@@ -296,6 +300,7 @@ pub fn too_large(state: &mut PeerState) {
 pub fn encode(batch: &Batch) -> Vec<u8> {
     let mut body = Vec::new();
     put_str(&mut body, &batch.site);
+    body.extend_from_slice(&batch.sent_at_ms.to_be_bytes());
     body.extend_from_slice(&batch.batch_id.to_be_bytes());
     body.extend_from_slice(&batch.acks_batch.to_be_bytes());
     body.extend_from_slice(&batch.upto.to_be_bytes());
@@ -379,6 +384,7 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Batch, ProtocolError> {
     let mut r = Reader { buf: &body, at: 0 };
     let mut batch = Batch {
         site: r.string()?,
+        sent_at_ms: r.u64()? as i64,
         batch_id: r.u64()?,
         acks_batch: r.u64()?,
         upto: r.u64()?,

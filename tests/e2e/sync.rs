@@ -43,6 +43,18 @@ fn serve_with(data: &std::path::Path, listen: &str, more: &[&str]) -> (ProvinceP
     (ProvinceProcess(server), addr)
 }
 
+/// The box's sync status. A box whose clock was far behind takes the province's time, and the
+/// sessions it began on its old clock end then: this logs in again.
+fn sync_status(c: &mut Client) -> serde_json::Value {
+    let res = c.get("/api/v1/health");
+    if res.status == 401 {
+        c.csrf = None;
+        assert_eq!(c.login("lan.nguyen", PASSWORD).status, 303, "logging in again");
+        return c.get("/api/v1/health").json()["sync"].clone();
+    }
+    res.json()["sync"].clone()
+}
+
 /// `outpost enroll` for the box with `config` and `data`, through `addr`.
 fn enroll(config: &str, data: &std::path::Path, addr: &str, token: &str) -> std::process::Output {
     Command::new(outpost_tests::outpost_bin())
@@ -301,7 +313,7 @@ fn a_link_blocked_for_minutes_of_injected_time_recovers() {
     c.setup_admin(b.setup_link.as_deref().expect("setup"), "lan.nguyen", PASSWORD);
     let res = c.post_bytes("/api/v1/people/import", "text/csv", &district_csv(5, "21/11/2026", "04/12/2026"));
     assert_eq!(res.status, 200, "{}", res.body);
-    let sync = |c: &mut Client| c.get("/api/v1/health").json()["sync"].clone();
+    let sync = sync_status;
     wait_until("the first failure", || sync(&mut c)["failures_in_a_row"].as_u64() >= Some(1));
     for _ in 0..10 {
         b.clock("advance 1m");
@@ -431,4 +443,76 @@ fn nothing_is_lost_when_the_link_and_the_province_fail() {
         assert_eq!(counts["declaration"].as_u64(), Some(*acknowledged as u64), "{site}: {counts}");
         assert_eq!(counts["person"].as_u64(), Some(tokens.len() as u64), "{site}: {counts}");
     }
+}
+
+/// A box whose clock is five days behind (a Raspberry Pi has no battery clock, and a site without
+/// internet has no NTP) takes the province's time at its first exchange: what it records afterwards
+/// carries the right time, so the province's daily report counts it on the right day; the sync
+/// itself never depended on the time.
+#[test]
+fn a_site_clock_days_behind_takes_the_province_time() {
+    use chrono::{Duration as Days, Utc};
+    use outpost_province::server::{Province, Server};
+    use outpost_sync::record::{Person, PersonStatus, Site};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pdata, data) = (dir.path().join("province"), dir.path().join("box"));
+    province(&pdata, &["init"]);
+    let token = province(&pdata, &["site", "add", "demo-site", "--district", "Quận Liên Chiểu"]);
+    let (mut server, addr) = serve(&pdata, "127.0.0.1:0");
+    let config = write_config(dir.path(), "[sync]\ninterval_seconds = 1\nmax_backoff_seconds = 2\n");
+    let out = enroll(&config, &data, &addr, &token);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let behind = Days::days(5);
+    let start = (Utc::now() - behind).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut b = BoxProcess::start("run", &data, &["--config", &config, "--clock", &start]);
+    wait_until("a first exchange", || !province(&pdata, &["site", "list"]).contains("never"));
+    let mut c = Client::new(&b.url);
+    c.setup_admin(b.setup_link.as_deref().expect("setup"), "lan.nguyen", PASSWORD);
+    let corrected = sync_status(&mut c)["clock_corrected_seconds"].as_i64().expect("offset");
+    assert!((corrected - behind.num_seconds()).abs() < 120, "moved by {corrected} s");
+    let page = c.get("/health").body;
+    assert!(page.contains("clock-corrected") && page.contains("+5 ngày"), "the health page says so");
+    let listed = province(&pdata, &["site", "list"]);
+    assert!(listed.contains("\tclock "), "the province shows the site's clock: {listed}");
+
+    // Admitted and converted to F0 today, by the province's calendar (the site is at UTC+7).
+    let today = (Utc::now() + Days::hours(7)).date_naive();
+    let d = |date: chrono::NaiveDate| date.format("%d/%m/%Y").to_string();
+    let res = c.post_bytes(
+        "/api/v1/people/import",
+        "text/csv",
+        &district_csv(3, &d(today), &d(today + Days::days(14))),
+    );
+    assert_eq!(res.status, 200, "{}", res.body);
+    let people = c.get("/api/v1/people").json();
+    let first = people[0]["id"].as_str().expect("id").to_owned();
+    let res = c
+        .post_json(&format!("/api/v1/people/{first}/status"), &serde_json::json!({"status": "converted_f0"}));
+    assert_eq!(res.status, 200, "{}", res.body);
+    // The box's (manual) clock stands still unless moved: a minute at a time, its next exchange comes.
+    wait_until("the province to hold everything", || {
+        b.clock("advance 1m");
+        sync_status(&mut c)["pending"] == 0
+    });
+    let _ = server.kill();
+    let _ = server.wait();
+
+    let store = Server::new(Province::new(&pdata)).store("demo-site").expect("store");
+    let site = store.list::<Site>().expect("site").pop().expect("the site record");
+    let people = store.list::<Person>().expect("people");
+    assert_eq!(people.len(), 3);
+    let converted = people.iter().find(|p| p.id == first).expect("the converted person");
+    let change = converted.status_history.last().expect("history");
+    assert_eq!(change.status, PersonStatus::ConvertedF0);
+    assert!(
+        (change.at - Utc::now()).num_minutes().abs() < 5,
+        "stamped on the province's time: {}",
+        change.at
+    );
+    let report = outpost_sync::report::zone_day(&site, &people, today);
+    assert_eq!(
+        (report.admitted, report.converted_f0, report.last_f0, report.in_quarantine),
+        (3, 1, Some(today), 2),
+        "{report:?}"
+    );
 }

@@ -195,7 +195,7 @@ pub fn health(state: &AppState) -> Result<Value, AppError> {
         "modem": modem,
         "presence": presence,
         "ble_adapter": state.app.ble.get().map(|b| b.to_json()),
-        "sync": state.app.sync.get().and_then(|s| s.lock().ok().map(|s| s.clone())),
+        "sync": crate::sync::SyncStatus::current(&state.app),
         "mqtt": state.app.mqtt.get().map(|m| {
             let overrun = m.counters.lock().map(|c| c.overrun).unwrap_or(0);
             json!({"connections": m.connections.counts(), "overrun": overrun})
@@ -248,6 +248,9 @@ pub async fn health_page(State(state): State<AppState>, ctx: Ctx) -> PageResult 
                             (t(lang, "health.sync_last")) ": " strong { (s["last_success"].as_str().unwrap_or("—")) } " · "
                             (t(lang, "health.sync_pending")) ": " strong { (s["pending"]) } " · "
                             (t(lang, "health.sync_refused")) ": " strong { (s["refused"]) }
+                            @if let Some(secs) = s["clock_corrected_seconds"].as_i64().filter(|s| *s != 0) {
+                                " · " (t(lang, "health.clock_corrected")) ": " strong #clock-corrected { (crate::i18n::span(lang, secs)) }
+                            }
                             @if let Some(e) = s["last_error"].as_str() { " · " (t(lang, "health.last_error")) ": " (e) }
                         },
                         None => (t(lang, "health.sync_off")),
@@ -333,7 +336,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<axum::response::Re
             overrun as f64,
         );
     }
-    if let Some(s) = state.app.sync.get().and_then(|s| s.lock().ok().map(|s| s.clone())) {
+    if let Some(s) = crate::sync::SyncStatus::current(&state.app) {
         gauge("outpost_sync_pending", "Changes the province has not acknowledged yet.", s.pending as f64);
         gauge(
             "outpost_sync_refused",

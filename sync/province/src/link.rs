@@ -83,6 +83,22 @@ pub struct Exchanged {
     pub sent_bytes: usize,
     pub received_docs: usize,
     pub received_bytes: usize,
+    /// How far the peer's clock was ahead of this side's when its batch arrived (negative: behind),
+    /// if it said; seconds of network delay are in it too.
+    pub peer_clock_ahead_ms: Option<i64>,
+}
+
+/// A side's clock, read when a batch is built and when the peer's arrives.
+pub type Now = Arc<dyn Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync>;
+
+/// The machine's clock.
+pub fn system_now() -> Now {
+    Arc::new(chrono::Utc::now)
+}
+
+/// How far the clock that stamped `batch` was ahead of `now`, if it said.
+fn clock_ahead(batch: &protocol::Batch, now: chrono::DateTime<chrono::Utc>) -> Option<i64> {
+    (batch.sent_at_ms != 0).then(|| batch.sent_at_ms.saturating_sub(now.timestamp_millis()))
 }
 
 /// The progress of a link with one peer, whichever side called: what both ends show.
@@ -95,6 +111,10 @@ pub struct LinkLog {
     pub exchanges: u64,
     pub sent_bytes: u64,
     pub received_bytes: u64,
+    /// How far the peer's clock was ahead of this side's at the last exchange, in seconds
+    /// (negative: behind).
+    #[serde(default)]
+    pub peer_clock_ahead_seconds: Option<i64>,
 }
 
 impl LinkLog {
@@ -113,6 +133,9 @@ impl LinkLog {
                 self.exchanges += 1;
                 self.sent_bytes += moved.sent_bytes as u64;
                 self.received_bytes += moved.received_bytes as u64;
+                if let Some(ms) = moved.peer_clock_ahead_ms {
+                    self.peer_clock_ahead_seconds = Some(ms / 1000);
+                }
             }
             Err(error) => {
                 self.last_error = Some(format!("{error:#}"));
@@ -129,6 +152,7 @@ impl Exchanged {
         self.sent_bytes += other.sent_bytes;
         self.received_docs += other.received_docs;
         self.received_bytes += other.received_bytes;
+        self.peer_clock_ahead_ms = other.peer_clock_ahead_ms.or(self.peer_clock_ahead_ms);
     }
 }
 
@@ -147,37 +171,43 @@ fn save_state(store: &Store, state: &PeerState) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The calling side's batch, from what is on disk only (the peer records it as held by this side).
-/// The batch id is used up even if the request then fails: ids never repeat.
-pub fn open_turn(store: &Store, me: &str) -> anyhow::Result<(Vec<u8>, PeerState, usize)> {
+/// The calling side's batch at `now`, from what is on disk only (the peer records it as held by
+/// this side). The batch id is used up even if the request then fails: ids never repeat.
+pub fn open_turn(
+    store: &Store,
+    me: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<(Vec<u8>, PeerState, usize)> {
     let mut state: PeerState = store.get_local(PEER_KEY)?.unwrap_or_default();
-    let batch = protocol::build(store, &mut state, me, is_urgent);
+    let mut batch = protocol::build(store, &mut state, me, is_urgent);
+    batch.sent_at_ms = now.timestamp_millis();
     // Its flush comes after building: every change in the batch is on disk before it leaves (a
     // change sent and then lost in a crash would be made again with the same actor and sequence).
     save_state(store, &state)?;
     Ok((protocol::encode(&batch), state, batch.docs.len()))
 }
 
-/// Takes the answer from `peer` in, durably; the number of documents it carried.
+/// Takes the answer from `peer`, arrived at `now`, in, durably; the number of documents it carried
+/// and how far the peer's clock was ahead.
 pub fn close_turn(
     store: &Store,
     mut state: PeerState,
     peer: &str,
-    answer: &[u8],
+    (answer, now): (&[u8], chrono::DateTime<chrono::Utc>),
     limits: &Limits,
-) -> anyhow::Result<usize> {
+) -> anyhow::Result<(usize, Option<i64>)> {
     let mut docs = store.clone();
     let batch = protocol::receive(&mut docs, &mut state, peer, answer, limits)?;
     save_state(store, &state)?;
-    Ok(batch.docs.len())
+    Ok((batch.docs.len(), clock_ahead(&batch, now)))
 }
 
-/// The answering side: applies `peer`'s batch durably and answers with this side's own; the
-/// answer's bytes and what moved. A refused batch is a [`protocol::ReceiveError`] (downcast to tell
-/// it from a failure of this side).
+/// The answering side, at `now`: applies `peer`'s batch durably and answers with this side's own;
+/// the answer's bytes and what moved. A refused batch is a [`protocol::ReceiveError`] (downcast to
+/// tell it from a failure of this side).
 pub fn answer_turn(
     store: &Store,
-    me: &str,
+    (me, now): (&str, chrono::DateTime<chrono::Utc>),
     peer: &str,
     bytes: &[u8],
     limits: &Limits,
@@ -185,7 +215,8 @@ pub fn answer_turn(
     let mut docs = store.clone();
     let mut state: PeerState = store.get_local(PEER_KEY)?.unwrap_or_default();
     let received = protocol::receive(&mut docs, &mut state, peer, bytes, limits)?;
-    let answer = protocol::build(store, &mut state, me, is_urgent);
+    let mut answer = protocol::build(store, &mut state, me, is_urgent);
+    answer.sent_at_ms = now.timestamp_millis();
     // Only what is on disk goes out (the peer records it as held by this side): flushed with the state.
     save_state(store, &state)?;
     let encoded = protocol::encode(&answer);
@@ -194,6 +225,7 @@ pub fn answer_turn(
         sent_bytes: encoded.len(),
         received_docs: received.docs.len(),
         received_bytes: bytes.len(),
+        peer_clock_ahead_ms: clock_ahead(&received, now),
     };
     Ok((encoded, moved))
 }
@@ -243,17 +275,17 @@ pub fn text(status: u16, msg: String) -> Resp {
     (status, "text/plain; charset=utf-8", format!("{msg}\n").into_bytes())
 }
 
-/// One exchange called by `me` towards `peer_id` at `target`: this side's batch out, the answer
-/// in, both durable. Store work runs on the blocking pool.
+/// One exchange called by `me` (whose clock is `now`) towards `peer_id` at `target`: this side's
+/// batch out, the answer in, both durable. Store work runs on the blocking pool.
 pub async fn call(
     store: &Store,
-    me: &str,
+    (me, now): (&str, &Now),
     peer_id: &str,
     target: Peer<'_>,
     tls: Arc<rustls::ClientConfig>,
 ) -> anyhow::Result<Exchanged> {
-    let (s, who) = (store.clone(), me.to_owned());
-    let (request, state, sent_docs) = tokio::task::spawn_blocking(move || open_turn(&s, &who)).await??;
+    let (s, who, at) = (store.clone(), me.to_owned(), now());
+    let (request, state, sent_docs) = tokio::task::spawn_blocking(move || open_turn(&s, &who, at)).await??;
     let sent_bytes = request.len();
     let limits = Limits::default();
     let (status, answer) =
@@ -278,9 +310,10 @@ pub async fn call(
     );
     let (s, peer) = (store.clone(), peer_id.to_owned());
     let received_bytes = answer.len();
-    let received_docs =
-        tokio::task::spawn_blocking(move || close_turn(&s, state, &peer, &answer, &limits)).await??;
-    Ok(Exchanged { sent_docs, sent_bytes, received_docs, received_bytes })
+    let at = now();
+    let (received_docs, peer_clock_ahead_ms) =
+        tokio::task::spawn_blocking(move || close_turn(&s, state, &peer, (&answer, at), &limits)).await??;
+    Ok(Exchanged { sent_docs, sent_bytes, received_docs, received_bytes, peer_clock_ahead_ms })
 }
 
 /// A site's end of the link: its store, its enrolment, and the turn that keeps its pushes and the
@@ -290,6 +323,7 @@ pub struct SiteLink {
     pub store: Store,
     pub bundle: ca::Bundle,
     turn: Arc<tokio::sync::Mutex<()>>,
+    now: Now,
 }
 
 impl std::fmt::Debug for SiteLink {
@@ -303,7 +337,12 @@ pub type OnPull = Arc<dyn Fn(&anyhow::Result<Exchanged>) + Send + Sync>;
 
 impl SiteLink {
     pub fn new(store: Store, bundle: ca::Bundle) -> SiteLink {
-        SiteLink { store, bundle, turn: Arc::default() }
+        SiteLink { store, bundle, turn: Arc::default(), now: system_now() }
+    }
+
+    /// The site's clock, if not the machine's (the box's injected clock).
+    pub fn with_clock(self, now: Now) -> SiteLink {
+        SiteLink { now, ..self }
     }
 
     /// One push to the province at `addr`.
@@ -311,7 +350,7 @@ impl SiteLink {
         let b = &self.bundle;
         let tls = net::client_config(&b.ca_pem, Some((&b.cert_pem, &b.key_pem)))?;
         let _turn = self.turn.lock().await;
-        call(&self.store, &b.site_id, PROVINCE, Peer::province(addr), tls).await
+        call(&self.store, (&b.site_id, &self.now), PROVINCE, Peer::province(addr), tls).await
     }
 
     /// Answers one pull: only the province's certificate may, and only with the province's batch.
@@ -325,9 +364,9 @@ impl SiteLink {
         }
         // A push in progress: the province is waiting for it to end, do not wait for the province.
         let Ok(_turn) = self.turn.try_lock() else { return (busy(), None) };
-        let (store, me) = (self.store.clone(), self.bundle.site_id.clone());
+        let (store, me, now) = (self.store.clone(), self.bundle.site_id.clone(), (self.now)());
         let work = tokio::task::spawn_blocking(move || {
-            answer_turn(&store, &me, PROVINCE, &req.body, &Limits::default())
+            answer_turn(&store, (&me, now), PROVINCE, &req.body, &Limits::default())
         })
         .await
         .unwrap_or_else(|e| Err(anyhow::anyhow!("the exchange stopped: {e}")));

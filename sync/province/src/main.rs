@@ -172,7 +172,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let log = province.sync_log(&s.id);
                 let last = log.link.last_success.map_or_else(|| "never".to_owned(), |t| t.to_rfc3339());
                 let address = s.address.as_deref().unwrap_or("push");
-                println!("{}\t{}\t{state}\t{address}\t{last}", s.id, s.district);
+                let clock = log
+                    .link
+                    .peer_clock_ahead_seconds
+                    .map_or_else(String::new, |s| format!("\tclock {s:+} s"));
+                println!("{}\t{}\t{state}\t{address}\t{last}{clock}", s.id, s.district);
             }
         }
         Command::Site { command: SiteCommand::Show { id } } => {

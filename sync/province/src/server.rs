@@ -384,9 +384,9 @@ impl Server {
         // for it (each side would wait for the other).
         let lock = self.site_lock(&batch.site);
         let Ok(_guard) = lock.try_lock() else { return link::busy() };
-        let work = self
-            .store(&batch.site)
-            .and_then(|store| link::answer_turn(&store, link::PROVINCE, &batch.site, bytes, &self.limits));
+        let work = self.store(&batch.site).and_then(|store| {
+            link::answer_turn(&store, (link::PROVINCE, chrono::Utc::now()), &batch.site, bytes, &self.limits)
+        });
         let (resp, outcome) = link::answer_response(work);
         self.province.record(&batch.site, "push", outcome.as_ref());
         resp
@@ -411,7 +411,7 @@ impl Server {
         let store = self.store(id)?;
         let lock = self.site_lock(id);
         let _guard = lock.lock().await;
-        let outcome = link::call(&store, link::PROVINCE, id, target, tls).await;
+        let outcome = link::call(&store, (link::PROVINCE, &link::system_now()), id, target, tls).await;
         if outcome.as_ref().is_err_and(link::is_busy) {
             return outcome;
         }

@@ -68,6 +68,9 @@ struct SiteView {
     last_sync: Option<DateTime<Utc>>,
     in_quarantine: usize,
     open_alerts: usize,
+    /// How far the site's clock was from the province's at the last exchange, in hours, when more
+    /// than two minutes (the box then takes the province's time).
+    clock_off_hours: Option<f64>,
 }
 
 fn page(title: &str, user: Option<&User>, body: Markup) -> Markup {
@@ -244,7 +247,9 @@ impl Web {
             in_quarantine = store.index_scan("person_status", "in_quarantine").map_or(0, |v| v.len());
             open_alerts = store.index_scan("alert_state", "open|").map_or(0, |v| v.len());
         }
-        SiteView { entry, name, online, last_sync, in_quarantine, open_alerts }
+        let clock_off_hours =
+            log.link.peer_clock_ahead_seconds.filter(|s| s.unsigned_abs() > 120).map(|s| s as f64 / 3600.0);
+        SiteView { entry, name, online, last_sync, in_quarantine, open_alerts, clock_off_hours }
     }
 }
 
@@ -375,6 +380,11 @@ async fn overview(State(web): State<Web>, headers: HeaderMap) -> Response {
                                 @if v.entry.revoked { span.off { "đã thu hồi" } }
                                 @else if v.online { span.on { "trực tuyến" } }
                                 @else { span.off { "ngoại tuyến" } }
+                                @if let Some(h) = v.clock_off_hours {
+                                    " " span.off.clock title="Đồng hồ của cơ sở lệch so với giờ của tỉnh ở lần đồng bộ gần nhất; hộp đã tự chỉnh theo giờ của tỉnh." {
+                                        "đồng hồ lệch " (format!("{h:+.1}").replace('.', ",")) " giờ"
+                                    }
+                                }
                             }
                             td { (fmt_time(v.last_sync)) }
                             td { (v.in_quarantine) } td { (v.open_alerts) }
