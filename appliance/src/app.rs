@@ -134,7 +134,7 @@ impl Outpost {
         self.schedule.local(self.now()).date()
     }
 
-    fn emit(&self, kind: &'static str, id: impl Into<String>) {
+    pub(crate) fn emit(&self, kind: &'static str, id: impl Into<String>) {
         let _ = self.events.send(Event { kind, id: id.into() });
     }
 

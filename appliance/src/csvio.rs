@@ -64,12 +64,9 @@ pub struct ParsedList {
 #[derive(Debug, Clone, PartialEq)]
 pub struct FileError(pub Problem);
 
-/// Parses a list. `known_id` tells whether an ID number is already registered at the site.
-pub fn parse(
-    bytes: &[u8],
-    today: NaiveDate,
-    known_id: &dyn Fn(&str) -> bool,
-) -> Result<ParsedList, FileError> {
+/// Opens a CSV file as districts and laboratories send them (UTF-8 with or without a BOM, comma or
+/// semicolon separated): its header row and a reader of the rest.
+pub fn open_table(bytes: &[u8]) -> Result<(csv::StringRecord, csv::Reader<&[u8]>), FileError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
         return Err(FileError(Problem::new(
@@ -107,6 +104,33 @@ pub fn parse(
             ))
         })?
         .clone();
+    Ok((headers, reader))
+}
+
+/// A row the reader could not read.
+pub fn unreadable(line: usize, e: &csv::Error) -> RowError {
+    RowError {
+        line,
+        problems: vec![Problem::new(
+            "row",
+            format!("Dòng không đọc được: {e}."),
+            format!("Unreadable row: {e}."),
+        )],
+    }
+}
+
+/// The error for a file without data rows.
+pub fn no_rows() -> FileError {
+    FileError(Problem::new("file", "Tệp không có dòng dữ liệu nào.", "The file has no data rows."))
+}
+
+/// Parses a list. `known_id` tells whether an ID number is already registered at the site.
+pub fn parse(
+    bytes: &[u8],
+    today: NaiveDate,
+    known_id: &dyn Fn(&str) -> bool,
+) -> Result<ParsedList, FileError> {
+    let (headers, mut reader) = open_table(bytes)?;
     let mut fields: Vec<Option<&str>> = Vec::new();
     let mut period_col = None;
     let mut unknown = Vec::new();
@@ -151,14 +175,7 @@ pub fn parse(
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                out.errors.push(RowError {
-                    line,
-                    problems: vec![Problem::new(
-                        "row",
-                        format!("Dòng không đọc được: {e}."),
-                        format!("Unreadable row: {e}."),
-                    )],
-                });
+                out.errors.push(unreadable(line, &e));
                 continue;
             }
         };
@@ -204,11 +221,7 @@ pub fn parse(
         }
     }
     if out.valid.is_empty() && out.errors.is_empty() {
-        return Err(FileError(Problem::new(
-            "file",
-            "Tệp không có dòng dữ liệu nào.",
-            "The file has no data rows.",
-        )));
+        return Err(no_rows());
     }
     Ok(out)
 }

@@ -218,6 +218,29 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("presence.present", "Có mặt", "Present"),
     ("presence.unseen", "Tạm không thấy", "Unseen"),
     ("presence.away", "Rời khu vực", "Away"),
+    ("nav.testing", "Xét nghiệm", "Testing"),
+    ("test.title", "Xét nghiệm", "Testing"),
+    ("test.none", "Chưa lấy mẫu lần nào.", "Not sampled yet."),
+    ("test.round", "Lần lấy mẫu", "Round"),
+    ("test.next_round", "lần tiếp theo", "the next one"),
+    ("test.sampled_on", "Ngày lấy mẫu", "Sampled on"),
+    ("test.result", "Kết quả", "Result"),
+    ("test.pending", "Chờ kết quả", "Pending"),
+    ("test.negative", "Âm tính", "Negative"),
+    ("test.positive", "Dương tính", "Positive"),
+    ("test.record", "Ghi nhận lấy mẫu", "Record sampling"),
+    ("test.recorded", "Đã ghi nhận lấy mẫu:", "Sampling recorded:"),
+    ("test.desk", "Lấy mẫu: quét mã QR hoặc nhập số CMND/CCCD", "Sampling: scan the QR code or type the ID number"),
+    ("test.code", "Mã QR hoặc số CMND/CCCD", "QR code or ID number"),
+    ("test.scan", "Quét bằng camera", "Scan with the camera"),
+    ("test.import", "Nhập kết quả từ danh sách của phòng xét nghiệm", "Import the laboratory's results"),
+    ("test.import_help", "Tệp CSV với các cột Số CMND/CCCD, Lần lấy mẫu, Kết quả (Âm tính/Dương tính) và có thể Ngày lấy mẫu. Có dòng lỗi thì không nhập dòng nào. Mỗi kết quả được nhắn tin ngay cho người được xét nghiệm.", "A CSV file with the columns Số CMND/CCCD, Lần lấy mẫu, Kết quả (Âm tính/Dương tính) and optionally Ngày lấy mẫu. With any bad row nothing is imported. Each result is sent to the person by SMS at once."),
+    ("test.import_errors", "Danh sách có lỗi. Chưa nhập kết quả nào.", "The list has errors. No result was imported."),
+    ("test.imported", "Đã nhập kết quả:", "Results imported:"),
+    ("test.unchanged", "đã có từ trước:", "already recorded:"),
+    ("test.on_day", "Lấy mẫu ngày", "Samplings of"),
+    ("test.by", "Người lấy mẫu", "Sampled by"),
+    ("alert.test_positive", "Xét nghiệm dương tính", "Positive test"),
     ("alert.band_away", "Rời khu vực (vòng không được thấy)", "Away (band not seen)"),
     ("alert.strap_opened", "Dây đeo bị mở", "Strap opened"),
     ("alert.band_battery_low", "Pin vòng yếu", "Band battery low"),
@@ -342,6 +365,21 @@ pub fn span(lang: Lang, seconds: i64) -> String {
 /// The SMS reminder for a missed declaration.
 pub fn reminder_sms(slot: &str, link: &str) -> String {
     format!("Outpost: Ban chua khai bao y te luc {slot}. Vui long khai bao ngay tai {link}")
+}
+
+/// A test result for the person, in one GSM part.
+pub fn result_sms(
+    round: u32,
+    sampled_on: chrono::NaiveDate,
+    result: outpost_sync::record::TestResult,
+) -> String {
+    let day = sampled_on.format("%d/%m");
+    match result {
+        outpost_sync::record::TestResult::Positive => format!(
+            "Outpost: Ket qua xet nghiem lan {round} (lay mau {day}): DUONG TINH. Vui long o yen trong phong; nhan vien y te se lien he ban ngay."
+        ),
+        _ => format!("Outpost: Ket qua xet nghiem lan {round} (lay mau {day}): AM TINH."),
+    }
 }
 
 /// The answer to a declaration received by SMS.

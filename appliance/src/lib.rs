@@ -42,6 +42,7 @@ pub mod server;
 pub mod smsdecl;
 pub mod sync;
 pub mod templates;
+pub mod testing;
 pub mod tls;
 pub mod validate;
 pub mod web;

@@ -69,6 +69,7 @@ pub fn project(kind: &str, value: serde_json::Value) -> Result<Projection, Proje
         FollowUp::KIND => as_record::<FollowUp>(value),
         Band::KIND => as_record::<Band>(value),
         PresenceDay::KIND => as_record::<PresenceDay>(value),
+        Sample::KIND => as_record::<Sample>(value),
         other => Err(ProjectError::UnknownKind(other.to_owned())),
     }
 }
@@ -382,6 +383,8 @@ pub enum AlertKind {
     StrapOpened,
     /// The band's battery fell to the low mark.
     BandBatteryLow,
+    /// A test result was positive (the F1 → F0 workflow starts).
+    TestPositive,
 }
 
 impl AlertKind {
@@ -394,6 +397,7 @@ impl AlertKind {
             AlertKind::BandAway => "band_away",
             AlertKind::StrapOpened => "strap_opened",
             AlertKind::BandBatteryLow => "band_battery_low",
+            AlertKind::TestPositive => "test_positive",
         }
     }
 
@@ -407,6 +411,7 @@ impl AlertKind {
             AlertKind::BandAway => "Rời khu vực (vòng không được thấy)",
             AlertKind::StrapOpened => "Dây đeo bị mở",
             AlertKind::BandBatteryLow => "Pin vòng yếu",
+            AlertKind::TestPositive => "Xét nghiệm dương tính",
         }
     }
 }
@@ -582,6 +587,75 @@ impl Record for FollowUp {
     }
     fn index_entries(&self) -> Vec<(&'static str, String)> {
         vec![("followup_date", format!("{}|{}", self.date, self.person_id))]
+    }
+}
+
+/// A test result [M10].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TestResult {
+    /// Sampled, no result yet.
+    Pending,
+    Negative,
+    Positive,
+}
+
+impl TestResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TestResult::Pending => "pending",
+            TestResult::Negative => "negative",
+            TestResult::Positive => "positive",
+        }
+    }
+
+    /// The result in Vietnamese, as the box's pages and the laboratory's lists name it.
+    pub fn vi(self) -> &'static str {
+        match self {
+            TestResult::Pending => "Chờ kết quả",
+            TestResult::Negative => "Âm tính",
+            TestResult::Positive => "Dương tính",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TestResult> {
+        [TestResult::Pending, TestResult::Negative, TestResult::Positive]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+}
+
+/// One sampling of one person in one round (lần lấy mẫu 1, 2, 3, …) and its result [M10]. Its id is
+/// the person's and the round's, so a round is recorded once whichever box or list records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub person_id: String,
+    pub round: u32,
+    /// The site's calendar day of the sampling (the daily report counts it there).
+    pub sampled_on: NaiveDate,
+    pub sampled_at: DateTime<Utc>,
+    pub sampled_by: String,
+    pub result: TestResult,
+    pub result_at: Option<DateTime<Utc>>,
+    pub result_by: Option<String>,
+}
+
+impl Sample {
+    pub fn make_id(person_id: &str, round: u32) -> String {
+        format!("{person_id}/{round}")
+    }
+}
+
+impl Record for Sample {
+    const KIND: &'static str = "sample";
+    fn id(&self) -> String {
+        Sample::make_id(&self.person_id, self.round)
+    }
+    fn index_entries(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("sample_person", format!("{}|{:03}", self.person_id, self.round)),
+            ("sample_day", format!("{}|{}", self.sampled_on, self.id())),
+        ]
     }
 }
 

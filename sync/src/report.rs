@@ -1,15 +1,13 @@
 //! The zone daily report's figures [M11], computed from the records: pure, for one site and one day
 //! (the site's own calendar day, by its UTC offset). The province adds the sites' figures up.
 //!
-//! Sampling rounds are not recorded yet (testing comes with the site operations); their figures are
-//! empty until then.
 
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use crate::record::{Person, PersonStatus, Site};
+use crate::record::{Person, PersonStatus, Sample, Site};
 
 /// One site's figures for one day.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -58,8 +56,9 @@ impl ZoneDay {
     }
 }
 
-/// `site`'s figures for `date` from its `people`.
-pub fn zone_day(site: &Site, people: &[Person], date: NaiveDate) -> ZoneDay {
+/// `site`'s figures for `date` from its `people` and their `samples` (any days; those of `date`
+/// count).
+pub fn zone_day(site: &Site, people: &[Person], samples: &[Sample], date: NaiveDate) -> ZoneDay {
     let offset = chrono::Duration::minutes(site.utc_offset_minutes.into());
     let local_day = |at: chrono::DateTime<chrono::Utc>| (at + offset).date_naive();
     let mut day = ZoneDay {
@@ -70,6 +69,9 @@ pub fn zone_day(site: &Site, people: &[Person], date: NaiveDate) -> ZoneDay {
         management_level: site.management_level.clone(),
         ..ZoneDay::default()
     };
+    for s in samples.iter().filter(|s| s.sampled_on == date) {
+        *day.sampled_by_round.entry(s.round).or_default() += 1;
+    }
     for p in people {
         if p.quarantine_start > date {
             continue;
@@ -191,13 +193,25 @@ mod tests {
             person(d(7), &[(PersonStatus::Released, at(21, 9))], false), // released
             person(d(22), &[], false),                                   // not yet
         ];
-        let day = zone_day(&site(), &people, d(21));
+        let sample = |round: u32, on: NaiveDate| Sample {
+            person_id: "p".into(),
+            round,
+            sampled_on: on,
+            sampled_at: at(1, 0),
+            sampled_by: "t".into(),
+            result: crate::record::TestResult::Pending,
+            result_at: None,
+            result_by: None,
+        };
+        let samples = [sample(1, d(21)), sample(2, d(21)), sample(1, d(21)), sample(1, d(20))];
+        let day = zone_day(&site(), &people, &samples, d(21));
+        assert_eq!(day.sampled_by_round, BTreeMap::from([(1, 2), (2, 1)]));
         assert_eq!((day.in_quarantine, day.admitted, day.admitted_workers), (1, 1, 1), "{day:?}");
         assert_eq!(
             (day.converted_f0, day.last_f0, day.transferred_after_f0, day.released),
             (1, Some(d(21)), 1, 1)
         );
-        let before = zone_day(&site(), &people, d(20));
+        let before = zone_day(&site(), &people, &samples, d(20));
         assert_eq!(
             (before.in_quarantine, before.converted_f0, before.last_f0),
             (2, 0, Some(d(15))),
@@ -206,5 +220,6 @@ mod tests {
         let mut total = day.clone();
         total.add(&before);
         assert_eq!((total.in_quarantine, total.last_f0), (3, Some(d(21))));
+        assert_eq!(total.sampled_by_round, BTreeMap::from([(1, 3), (2, 1)]));
     }
 }

@@ -549,9 +549,23 @@ impl Store {
 
     /// The records whose `index` value is exactly `value`.
     pub fn find<R: Record>(&self, index: &str, value: &str) -> Result<Vec<R>> {
+        self.find_where(index, value, |v| v == value)
+    }
+
+    /// The records whose `index` value starts with `prefix`, in value order.
+    pub fn find_prefix<R: Record>(&self, index: &str, prefix: &str) -> Result<Vec<R>> {
+        self.find_where(index, prefix, |_| true)
+    }
+
+    fn find_where<R: Record>(
+        &self,
+        index: &str,
+        prefix: &str,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Vec<R>> {
         let mut out = Vec::new();
-        for (v, id) in self.index_scan(index, value)? {
-            if v == value {
+        for (v, id) in self.index_scan(index, prefix)? {
+            if keep(&v) {
                 if let Some(r) = self.get::<R>(&id)? {
                     out.push(r);
                 }

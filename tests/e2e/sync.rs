@@ -509,7 +509,7 @@ fn a_site_clock_days_behind_takes_the_province_time() {
         "stamped on the province's time: {}",
         change.at
     );
-    let report = outpost_sync::report::zone_day(&site, &people, today);
+    let report = outpost_sync::report::zone_day(&site, &people, &[], today);
     assert_eq!(
         (report.admitted, report.converted_f0, report.last_f0, report.in_quarantine),
         (3, 1, Some(today), 2),

@@ -20,7 +20,7 @@ use crate::{
     validate::{self, PersonInput, Problem},
 };
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(super) type ApiResult<T> = Result<T, ApiError>;
 
 /// A JSON body whose rejections are clear 4xx answers in the API's error shape.
 pub struct JsonBody<T>(pub T);
@@ -40,7 +40,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     }
 }
 
-fn staff_name(ctx: &Ctx) -> ApiResult<String> {
+pub(super) fn staff_name(ctx: &Ctx) -> ApiResult<String> {
     Ok(ctx.staff()?.username.clone())
 }
 

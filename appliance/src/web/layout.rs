@@ -33,6 +33,7 @@ pub fn page(lang: Lang, staff: Option<&Staff>, title: &str, body: Markup) -> Mar
                             a href="/people" { (t(lang, "nav.people")) }
                             a href="/alerts" { (t(lang, "nav.alerts")) }
                             a href="/followup" { (t(lang, "nav.followup")) }
+                            a href="/testing" { (t(lang, "nav.testing")) }
                             a href="/bands" { (t(lang, "nav.bands")) }
                             a href="/outbox" { (t(lang, "nav.outbox")) }
                             a href="/inbox" { (t(lang, "nav.inbox")) }

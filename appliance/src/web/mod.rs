@@ -13,6 +13,7 @@ mod bands;
 mod layout;
 pub mod pages;
 mod sms;
+mod testing;
 
 use std::{collections::HashMap, sync::Arc, sync::Mutex};
 
@@ -126,6 +127,11 @@ pub fn routes() -> Vec<RouteDef> {
         r(M::POST, "/people/{id}/status", Writer, post(pages::change_status)),
         r(M::POST, "/people/{id}/declarations", Writer, post(pages::staff_declare)),
         r(M::GET, "/people/{id}/presence", Staff, get(bands::person_presence)),
+        r(M::POST, "/people/{id}/samples", Writer, post(testing::record_for_person)),
+        r(M::POST, "/people/{id}/samples/{round}/result", Writer, post(testing::result_for_person)),
+        r(M::GET, "/testing", Staff, get(testing::desk)),
+        r(M::POST, "/testing/sample", Writer, post(testing::desk_sample)),
+        r(M::POST, "/testing/import", Writer, post(testing::desk_import)),
         r(M::GET, "/bands", Staff, get(bands::pool)),
         r(M::POST, "/bands", Writer, post(bands::register)),
         r(M::GET, "/bands/{id}", Staff, get(bands::band)),
@@ -162,6 +168,11 @@ pub fn routes() -> Vec<RouteDef> {
         r(M::POST, "/api/v1/people/{id}/status", Writer, post(api::change_status)),
         r(M::GET, "/api/v1/people/{id}/declarations", Staff, get(api::declarations)),
         r(M::POST, "/api/v1/people/{id}/declarations", Writer, post(api::staff_declare)),
+        r(M::GET, "/api/v1/people/{id}/samples", Staff, get(testing::api_person_samples)),
+        r(M::POST, "/api/v1/people/{id}/samples", Writer, post(testing::api_record)),
+        r(M::POST, "/api/v1/people/{id}/samples/{round}/result", Writer, post(testing::api_result)),
+        r(M::GET, "/api/v1/samples", Staff, get(testing::api_day)),
+        r(M::POST, "/api/v1/samples/import", Writer, post(testing::api_import)),
         r(M::GET, "/api/v1/alerts", Staff, get(api::alerts)),
         r(M::POST, "/api/v1/alerts/{id}/ack", Writer, post(api::ack_alert)),
         r(M::POST, "/api/v1/alerts/{id}/resolve", Writer, post(api::resolve_alert)),

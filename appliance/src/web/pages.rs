@@ -865,6 +865,7 @@ pub async fn person(
         .map(|a| (a, p.full_name.clone()))
         .collect();
     let link = format!("{}/d/{}", state.app.config.public_url, p.declare_token);
+    let testing = super::testing::person_section(&state, &ctx, &p).map_err(|e| (e, lang))?;
     let csrf = csrf_of(&ctx);
     let yesno = |b: bool| {
         if b {
@@ -921,6 +922,7 @@ pub async fn person(
                             button type="submit" { (t(lang, "decl.submit")) }
                         }
                     }
+                    (testing)
                     h2 { (t(lang, "people.alerts")) }
                     @if alerts.is_empty() { p.muted { (t(lang, "dash.none")) } } @else { (alert_rows(&state, &ctx, &alerts)) }
                     h2 { (t(lang, "people.declarations")) }
@@ -1023,9 +1025,8 @@ pub async fn import_page(ctx: Ctx) -> PageResult {
     ))
 }
 
-pub async fn import(State(state): State<AppState>, ctx: Ctx, mut multipart: Multipart) -> PageResult {
-    let lang = ctx.lang;
-    let staff = ctx.staff().map_err(|e| PageError(e, lang))?.username.clone();
+/// The file of an upload form's `file` field.
+pub(super) async fn upload(mut multipart: Multipart, lang: Lang) -> Result<Bytes, PageError> {
     let bad_upload =
         |vi: &str, en: &str| PageError(ApiError::Invalid(vec![Problem::new("file", vi, en)]), lang);
     let mut bytes = None;
@@ -1048,7 +1049,13 @@ pub async fn import(State(state): State<AppState>, ctx: Ctx, mut multipart: Mult
             Err(_) => return Err(bad_upload("Tải tệp lên bị lỗi.", "The upload failed.")),
         }
     }
-    let bytes = bytes.ok_or_else(|| bad_upload("Chưa chọn tệp.", "No file was chosen."))?;
+    bytes.ok_or_else(|| bad_upload("Chưa chọn tệp.", "No file was chosen."))
+}
+
+pub async fn import(State(state): State<AppState>, ctx: Ctx, multipart: Multipart) -> PageResult {
+    let lang = ctx.lang;
+    let staff = ctx.staff().map_err(|e| PageError(e, lang))?.username.clone();
+    let bytes = upload(multipart, lang).await?;
     let app = state.app.clone();
     let list = csvio::parse(&bytes, app.today(), &|id| app.id_number_known(id).unwrap_or(false))
         .map_err(|e| PageError(ApiError::Invalid(vec![e.0]), lang))?;

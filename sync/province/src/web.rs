@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use maud::{html, Markup, DOCTYPE};
 use outpost_sync::secret::random_token;
 use outpost_sync::{
-    record::{Alert, AlertState, Person, Site},
+    record::{Alert, AlertState, Person, Sample, Site},
     Store, WriteSet,
 };
 use serde::Deserialize;
@@ -739,7 +739,8 @@ fn zone_reports(web: &Web, user: &User, date: chrono::NaiveDate) -> Reports {
             utc_offset_minutes: 420,
         });
         let people = store.list::<Person>().unwrap_or_default();
-        let day = outpost_sync::report::zone_day(&site, &people, date);
+        let samples = store.find_prefix::<Sample>("sample_day", &format!("{date}|")).unwrap_or_default();
+        let day = outpost_sync::report::zone_day(&site, &people, &samples, date);
         total.add(&day);
         rows.push((entry.id, day));
     }
@@ -821,7 +822,7 @@ async fn reports_page(State(web): State<Web>, headers: HeaderMap, Query(q): Quer
                 " " button { "Xem" } " · "
                 a href=(format!("/reports.csv?date={date}")) { "Tải CSV" }
             }
-            p { "Tính từ hồ sơ các cơ sở đã đồng bộ; số lấy mẫu theo lần sẽ có khi cơ sở ghi nhận xét nghiệm." }
+            p { "Tính từ hồ sơ các cơ sở đã đồng bộ (người cách ly, lượt lấy mẫu xét nghiệm)." }
             table #reports {
                 thead { tr { @for c in REPORT_COLUMNS { th { (c) } } } }
                 tbody {
