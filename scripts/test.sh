@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: what a developer runs before committing and what CI runs (.ci/run).
 # Installs the system packages the tests drive (Debian's chromium for the browser test, mosquitto
-# clients, dbus-daemon and python3-dbusmock for the mock BlueZ), then
+# clients, dbus-daemon and python3-dbusmock for the mock BlueZ, python3-openpyxl to read the
+# exported .xlsx independently), then
 # formatting, clippy with warnings denied, and every test of the workspace.
 #   OUTPOST_SLOW=1   also run the long variants (e.g. 50 crash-restart cycles instead of 10)
 set -euo pipefail
@@ -13,6 +14,7 @@ command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
 command -v dbus-daemon >/dev/null 2>&1 || need+=(dbus-daemon)
 [ -d /usr/lib/python3/dist-packages/dbusmock ] || need+=(python3-dbusmock)
+[ -d /usr/lib/python3/dist-packages/openpyxl ] || need+=(python3-openpyxl)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "==> installing ${need[*]}"

@@ -257,7 +257,8 @@ impl Client {
         }
         let location = res.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let status = res.status().as_u16();
-        let body = res.body_mut().read_to_string()?;
+        // Lossy: a download (an .xlsx) is not text, and a test of its status should not fail on it.
+        let body = String::from_utf8_lossy(&res.body_mut().read_to_vec()?).into_owned();
         Ok(Answer { status, location, body })
     }
 
@@ -278,6 +279,14 @@ impl Client {
         let req = self.with_auth(self.agent.get(&self.url(path)));
         let res = req.call();
         self.finish(res)
+    }
+
+    /// The body of a successful GET as bytes (a download).
+    pub fn get_bytes(&mut self, path: &str) -> Vec<u8> {
+        let req = self.with_auth(self.agent.get(&self.url(path)));
+        let mut res = req.call().expect("HTTP request");
+        assert_eq!(res.status().as_u16(), 200, "GET {path}");
+        res.body_mut().read_to_vec().expect("body")
     }
 
     /// Like [`Client::get`], but a connection failure is `None`.

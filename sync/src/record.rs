@@ -70,6 +70,7 @@ pub fn project(kind: &str, value: serde_json::Value) -> Result<Projection, Proje
         Band::KIND => as_record::<Band>(value),
         PresenceDay::KIND => as_record::<PresenceDay>(value),
         Sample::KIND => as_record::<Sample>(value),
+        ZoneReport::KIND => as_record::<ZoneReport>(value),
         other => Err(ProjectError::UnknownKind(other.to_owned())),
     }
 }
@@ -353,10 +354,14 @@ impl Record for Declaration {
         self.id.clone()
     }
     fn index_entries(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut ix = vec![
             ("decl_slot", format!("{}|{}", slot_key(self.slot), self.person_id)),
             ("decl_person", format!("{}|{}", self.person_id, slot_key(self.slot))),
-        ]
+        ];
+        if self.on_time {
+            ix.push(("decl_on_time", format!("{}|{}", slot_key(self.slot), self.person_id)));
+        }
+        ix
     }
 }
 
@@ -656,6 +661,25 @@ impl Record for Sample {
             ("sample_person", format!("{}|{:03}", self.person_id, self.round)),
             ("sample_day", format!("{}|{}", self.sampled_on, self.id())),
         ]
+    }
+}
+
+/// A zone daily report as the zone's manager confirmed it [M11]: the figures of that moment, which
+/// the province adds up. Confirming again (after a late entry) replaces them; the document's history
+/// keeps the earlier ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ZoneReport {
+    pub site_id: String,
+    pub date: NaiveDate,
+    pub figures: crate::report::ZoneDay,
+    pub confirmed_by: String,
+    pub confirmed_at: DateTime<Utc>,
+}
+
+impl Record for ZoneReport {
+    const KIND: &'static str = "zonereport";
+    fn id(&self) -> String {
+        self.date.to_string()
     }
 }
 

@@ -5,12 +5,12 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::record::{Person, PersonStatus, Sample, Site};
 
 /// One site's figures for one day.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ZoneDay {
     pub date: Option<NaiveDate>,
     pub district: String,
@@ -53,6 +53,75 @@ impl ZoneDay {
         self.last_f0 = self.last_f0.max(other.last_f0);
         self.transferred_after_f0 += other.transferred_after_f0;
         self.released += other.released;
+    }
+}
+
+/// The report's columns, as the Dong Nai form names them (the first is the site's id).
+pub const COLUMNS: [&str; 19] = [
+    "Mã cơ sở",
+    "Huyện/thành phố",
+    "Xã/phường/thị trấn",
+    "Tên khu cách ly",
+    "Cấp quản lý",
+    "Số người đang cách ly",
+    "Tiếp nhận trong ngày",
+    "Trong đó: công nhân",
+    "Trẻ em",
+    "Phụ nữ có thai",
+    "Người nước ngoài",
+    "Số người lấy mẫu lần 1",
+    "Số người lấy mẫu lần 2",
+    "Số người lấy mẫu lần 3",
+    "Số người lấy mẫu lần 4 trở đi",
+    "F1 chuyển F0 trong ngày",
+    "Ngày có F0 gần nhất",
+    "Chuyển viện sau khi thành F0",
+    "Hoàn thành cách ly trong ngày",
+];
+
+/// One cell of a report row: text, or a count (a spreadsheet keeps it a number).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cell {
+    Text(String),
+    Count(usize),
+}
+
+impl std::fmt::Display for Cell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cell::Text(s) => f.write_str(s),
+            Cell::Count(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl ZoneDay {
+    /// The report's row for `site`, in [`COLUMNS`] order.
+    pub fn cells(&self, site: &str) -> Vec<Cell> {
+        let round = |r: u32| self.sampled_by_round.get(&r).copied().unwrap_or(0);
+        let later: usize = self.sampled_by_round.range(4..).map(|(_, n)| n).sum();
+        let text = |s: &str| Cell::Text(s.to_owned());
+        vec![
+            text(site),
+            text(&self.district),
+            text(&self.commune),
+            text(&self.zone_name),
+            text(&self.management_level),
+            Cell::Count(self.in_quarantine),
+            Cell::Count(self.admitted),
+            Cell::Count(self.admitted_workers),
+            Cell::Count(self.admitted_children),
+            Cell::Count(self.admitted_pregnant),
+            Cell::Count(self.admitted_foreigners),
+            Cell::Count(round(1)),
+            Cell::Count(round(2)),
+            Cell::Count(round(3)),
+            Cell::Count(later),
+            Cell::Count(self.converted_f0),
+            Cell::Text(self.last_f0.map(|d| d.format("%d/%m/%Y").to_string()).unwrap_or_default()),
+            Cell::Count(self.transferred_after_f0),
+            Cell::Count(self.released),
+        ]
     }
 }
 

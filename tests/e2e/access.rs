@@ -13,6 +13,7 @@ fn concrete(path: &str) -> String {
         .replace("{token}", "0123456789abcdef0123456789abcdef")
         .replace("{person}", "x")
         .replace("{date}", "2026-11-21")
+        .replace("{round}", "1")
         .replace("{name}", "x")
         .replace("{file}", "app.css")
 }

@@ -10,6 +10,7 @@
 //! - [`bands`]: the wristband part of a quarantine day: hand-over, away, strap, battery, return.
 //! - [`mqtt`]: real MQTT clients against the embedded broker, into the presence engine.
 //! - [`sync`]: a box enrols with the provincial server and pushes its records (real processes).
+//! - [`reports`]: the zone daily report, its confirmation, CSV and .xlsx (read by openpyxl).
 //! - [`testing`]: samplings at the desk, a laboratory's list, results by SMS, the F0 workflow.
 //! - [`sms`]: custom messages, the inbox, failures, and SIGKILL while sending 200 messages.
 //! - [`browser`]: headless Chromium logs in, imports a list, declares through a personal link and sees
@@ -26,6 +27,7 @@ mod day;
 mod demo;
 mod mqtt;
 mod province;
+mod reports;
 mod sms;
 mod sync;
 mod testing;

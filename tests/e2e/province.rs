@@ -24,8 +24,10 @@ use outpost_tests::Client;
 
 use crate::PASSWORD;
 
-/// A site's store with `people` seeded from number `first` and one fever alert `alert_id`.
-fn site_store(dir: &std::path::Path, site: &str, first: usize, alert_id: &str) -> Store {
+/// A site's store with `people` seeded from number `first` and one fever alert `alert_id`. With
+/// `confirm`, the zone manager confirms the day's report and then one person is released: the
+/// confirmed figures and the records then differ.
+fn site_store(dir: &std::path::Path, site: &str, first: usize, alert_id: &str, confirm: bool) -> Store {
     let data = dir.join(site);
     let mut raw = Config::from_toml("").expect("defaults").raw;
     raw.store.data_dir = data.clone();
@@ -40,6 +42,15 @@ fn site_store(dir: &std::path::Path, site: &str, first: usize, alert_id: &str) -
     let mut w = WriteSet::new();
     w.put(&alert).expect("put");
     store.commit_blocking(w).expect("commit");
+    if confirm {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 21).expect("date");
+        rt.block_on(app.ensure_site()).expect("site record");
+        rt.block_on(app.confirm_report(day, "truong.khu")).expect("confirm");
+        let first = store.list::<Person>().expect("people").remove(0);
+        rt.block_on(app.change_status(&first.id, outpost_sync::record::PersonStatus::Released, "", "lan"))
+            .expect("release");
+    }
     store
 }
 
@@ -75,11 +86,11 @@ fn district_officers_see_only_their_district_and_acknowledgements_reach_the_site
 
     // Two sites' records reach the province by sync.
     let mut sites = Vec::new();
-    for (site, token, first, alert) in
-        [("site-a", &token_a, 0, "a-fever"), ("site-b", &token_b, 100, "b-fever")]
+    for (site, token, first, alert, confirm) in
+        [("site-a", &token_a, 0, "a-fever", true), ("site-b", &token_b, 100, "b-fever", false)]
     {
         let bundle = rt.block_on(link::enroll(&sync_addr, token)).expect("enrol");
-        let site = SiteLink::new(site_store(dir.path(), site, first, alert), bundle);
+        let site = SiteLink::new(site_store(dir.path(), site, first, alert, confirm), bundle);
         while rt.block_on(site.push(&sync_addr)).expect("push").sent_docs > 0 {}
         sites.push(site);
     }
@@ -99,7 +110,7 @@ fn district_officers_see_only_their_district_and_acknowledgements_reach_the_site
     let home = officer.get("/");
     assert!(home.body.contains("data-site=\"site-a\"") && !home.body.contains("site-b"), "{}", home.body);
     assert!(home.body.contains("<span class=\"on\">trực tuyến"), "{}", home.body);
-    assert!(home.body.contains("<div id=\"total-people\">4"), "{}", home.body);
+    assert!(home.body.contains("<div id=\"total-people\">3"), "one of four released: {}", home.body);
     let own = officer.get("/people?q=050000000000");
     assert_eq!(own.body.matches("data-person=").count(), 1, "{}", own.body);
     let partial = officer.get("/people?q=05000000000");
@@ -112,13 +123,15 @@ fn district_officers_see_only_their_district_and_acknowledgements_reach_the_site
         "{}",
         alerts.body
     );
-    // The zone report of the day the sites were seeded (four people admitted at each).
+    // The zone report of the day the sites were seeded (four people admitted at each): site-a's as
+    // its manager confirmed it (four in quarantine, though one was released after).
     let report = officer.get("/reports?date=21/11/2026");
     assert!(
         report.body.contains("data-site=\"site-a\"") && !report.body.contains("site-b"),
         "{}",
         report.body
     );
+    assert!(report.body.contains("đã xác nhận (truong.khu)"), "{}", report.body);
     let total = report.body.split("id=\"report-total\"").nth(1).expect("a total row");
     assert!(
         total.starts_with("><th>Toàn bộ</th><td></td><td></td><td></td><td></td><th>4</th><th>4</th>"),
@@ -190,7 +203,7 @@ fn district_officers_see_only_their_district_and_acknowledgements_reach_the_site
     assert_eq!(res.status, 303);
     let home = admin.get("/");
     assert!(home.body.contains("data-site=\"site-a\"") && home.body.contains("data-site=\"site-b\""));
-    assert!(home.body.contains("<div id=\"total-people\">8"), "{}", home.body);
+    assert!(home.body.contains("<div id=\"total-people\">7"), "one released at site-a: {}", home.body);
     let report = admin.get("/reports?date=2026-11-21");
     let total = report.body.split("id=\"report-total\"").nth(1).expect("a total row");
     assert!(total.contains("<th>8</th><th>8</th>"), "both sites add up: {total}");

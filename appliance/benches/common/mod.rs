@@ -10,7 +10,9 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-/// A `kB` field (`VmRSS:`, `VmHWM:`) of `/proc/<pid>/status`; 0 if unreadable.
+/// A `kB` field (`VmRSS:`, `VmHWM:`) of `/proc/<pid>/status`; 0 if unreadable. (Not every bench
+/// reads memory.)
+#[allow(dead_code)]
 pub fn proc_status_kb(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()

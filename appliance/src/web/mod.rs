@@ -12,6 +12,7 @@ pub mod api;
 mod bands;
 mod layout;
 pub mod pages;
+mod reports;
 mod sms;
 mod testing;
 
@@ -130,6 +131,10 @@ pub fn routes() -> Vec<RouteDef> {
         r(M::POST, "/people/{id}/samples", Writer, post(testing::record_for_person)),
         r(M::POST, "/people/{id}/samples/{round}/result", Writer, post(testing::result_for_person)),
         r(M::GET, "/testing", Staff, get(testing::desk)),
+        r(M::GET, "/reports", Staff, get(reports::page_of_day)),
+        r(M::POST, "/reports/{date}/confirm", Admin, post(reports::confirm)),
+        r(M::GET, "/reports/{date}/export.csv", Staff, get(reports::export_csv)),
+        r(M::GET, "/reports/{date}/export.xlsx", Staff, get(reports::export_xlsx)),
         r(M::POST, "/testing/sample", Writer, post(testing::desk_sample)),
         r(M::POST, "/testing/import", Writer, post(testing::desk_import)),
         r(M::GET, "/bands", Staff, get(bands::pool)),
@@ -172,6 +177,9 @@ pub fn routes() -> Vec<RouteDef> {
         r(M::POST, "/api/v1/people/{id}/samples", Writer, post(testing::api_record)),
         r(M::POST, "/api/v1/people/{id}/samples/{round}/result", Writer, post(testing::api_result)),
         r(M::GET, "/api/v1/samples", Staff, get(testing::api_day)),
+        r(M::GET, "/api/v1/reports", Staff, get(reports::api_series)),
+        r(M::GET, "/api/v1/reports/{date}", Staff, get(reports::api_day)),
+        r(M::POST, "/api/v1/reports/{date}/confirm", Admin, post(reports::api_confirm)),
         r(M::POST, "/api/v1/samples/import", Writer, post(testing::api_import)),
         r(M::GET, "/api/v1/alerts", Staff, get(api::alerts)),
         r(M::POST, "/api/v1/alerts/{id}/ack", Writer, post(api::ack_alert)),

@@ -176,8 +176,7 @@ fn desk_page(
                             } }
                         } }
                     }
-                    form.inline method="post" action="/testing/import" enctype="multipart/form-data" {
-                        (csrf_field(&csrf))
+                    form.inline method="post" action=(format!("/testing/import?csrf={csrf}")) enctype="multipart/form-data" {
                         input type="file" name="file" accept=".csv,text/csv" required;
                         button type="submit" { (t(lang, "import.check")) }
                     }

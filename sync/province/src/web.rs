@@ -20,11 +20,11 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use maud::{html, Markup, DOCTYPE};
-use outpost_sync::secret::random_token;
 use outpost_sync::{
-    record::{Alert, AlertState, Person, Sample, Site},
+    record::{Alert, AlertState, Person, Sample, Site, ZoneReport},
     Store, WriteSet,
 };
+use outpost_sync::{report, secret::random_token};
 use serde::Deserialize;
 
 use crate::{
@@ -720,8 +720,16 @@ fn report_date(q: &DateQuery) -> Option<chrono::NaiveDate> {
         .ok()
 }
 
-/// Zone reports: per site (its id), and the total.
-type Reports = (Vec<(String, outpost_sync::report::ZoneDay)>, outpost_sync::report::ZoneDay);
+/// One site's row of a day: its id, its figures, and who confirmed them at the site (`None`: not
+/// confirmed, computed here from the site's records).
+struct SiteReport {
+    site: String,
+    day: report::ZoneDay,
+    confirmed_by: Option<String>,
+}
+
+/// Zone reports: per site, and the total.
+type Reports = (Vec<SiteReport>, report::ZoneDay);
 
 /// The zone reports of `date` for the sites `user` sees.
 fn zone_reports(web: &Web, user: &User, date: chrono::NaiveDate) -> Reports {
@@ -738,56 +746,20 @@ fn zone_reports(web: &Web, user: &User, date: chrono::NaiveDate) -> Reports {
             schedule: Vec::new(),
             utc_offset_minutes: 420,
         });
-        let people = store.list::<Person>().unwrap_or_default();
-        let samples = store.find_prefix::<Sample>("sample_day", &format!("{date}|")).unwrap_or_default();
-        let day = outpost_sync::report::zone_day(&site, &people, &samples, date);
+        // The zone manager's confirmed figures when the site sent them; else computed here.
+        let (day, confirmed_by) = match store.get::<ZoneReport>(&date.to_string()).ok().flatten() {
+            Some(confirmed) => (confirmed.figures, Some(confirmed.confirmed_by)),
+            None => {
+                let people = store.list::<Person>().unwrap_or_default();
+                let samples =
+                    store.find_prefix::<Sample>("sample_day", &format!("{date}|")).unwrap_or_default();
+                (report::zone_day(&site, &people, &samples, date), None)
+            }
+        };
         total.add(&day);
-        rows.push((entry.id, day));
+        rows.push(SiteReport { site: entry.id, day, confirmed_by });
     }
     (rows, total)
-}
-
-/// The report's columns, as the Dong Nai form names them.
-const REPORT_COLUMNS: [&str; 16] = [
-    "Mã cơ sở",
-    "Huyện/thành phố",
-    "Xã/phường/thị trấn",
-    "Tên khu cách ly",
-    "Cấp quản lý",
-    "Số người đang cách ly",
-    "Tiếp nhận trong ngày",
-    "Trong đó: công nhân",
-    "Trẻ em",
-    "Phụ nữ có thai",
-    "Người nước ngoài",
-    "Số người đã lấy mẫu (theo lần)",
-    "F1 chuyển F0 trong ngày",
-    "Ngày có F0 gần nhất",
-    "Chuyển viện sau khi thành F0",
-    "Hoàn thành cách ly trong ngày",
-];
-
-fn report_cells(site: &str, d: &outpost_sync::report::ZoneDay) -> [String; 16] {
-    let rounds =
-        d.sampled_by_round.iter().map(|(r, n)| format!("lần {r}: {n}")).collect::<Vec<_>>().join("; ");
-    [
-        site.to_owned(),
-        d.district.clone(),
-        d.commune.clone(),
-        d.zone_name.clone(),
-        d.management_level.clone(),
-        d.in_quarantine.to_string(),
-        d.admitted.to_string(),
-        d.admitted_workers.to_string(),
-        d.admitted_children.to_string(),
-        d.admitted_pregnant.to_string(),
-        d.admitted_foreigners.to_string(),
-        rounds,
-        d.converted_f0.to_string(),
-        d.last_f0.map(|d| d.format("%d/%m/%Y").to_string()).unwrap_or_default(),
-        d.transferred_after_f0.to_string(),
-        d.released.to_string(),
-    ]
 }
 
 /// The day a report request asks for and its reports, computed off the async runtime; or the
@@ -822,16 +794,22 @@ async fn reports_page(State(web): State<Web>, headers: HeaderMap, Query(q): Quer
                 " " button { "Xem" } " · "
                 a href=(format!("/reports.csv?date={date}")) { "Tải CSV" }
             }
-            p { "Tính từ hồ sơ các cơ sở đã đồng bộ (người cách ly, lượt lấy mẫu xét nghiệm)." }
+            p { "Số liệu của mỗi cơ sở là báo cáo trưởng khu đã xác nhận; cơ sở chưa xác nhận thì tính từ hồ sơ đã đồng bộ (người cách ly, lượt lấy mẫu xét nghiệm)." }
             table #reports {
-                thead { tr { @for c in REPORT_COLUMNS { th { (c) } } } }
+                thead { tr { @for c in report::COLUMNS { th { (c) } } th { "Xác nhận" } } }
                 tbody {
-                    @for (site, d) in &rows {
-                        tr data-site=(site) { @for cell in report_cells(site, d) { td { (cell) } } }
+                    @for r in &rows {
+                        tr data-site=(r.site) {
+                            @for cell in r.day.cells(&r.site) { td { (cell) } }
+                            td.confirmation { @match &r.confirmed_by {
+                                Some(by) => span.on { "đã xác nhận (" (by) ")" },
+                                None => span.off { "chưa xác nhận" },
+                            } }
+                        }
                     }
-                    tr #report-total { @for (i, cell) in report_cells("Toàn bộ", &total).iter().enumerate() {
+                    tr #report-total { @for (i, cell) in total.cells("Toàn bộ").iter().enumerate() {
                         @if (1..5).contains(&i) { td {} } @else { th { (cell) } }
-                    } }
+                    } td {} }
                 }
             }
         },
@@ -845,10 +823,12 @@ async fn reports_csv(State(web): State<Web>, headers: HeaderMap, Query(q): Query
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    let mut out = format!("\u{feff}Ngày,{}\r\n", REPORT_COLUMNS.join(","));
-    for (site, d) in rows.iter().map(|(s, d)| (s.as_str(), d)).chain([("Toàn bộ", &total)]) {
-        let cells: Vec<String> = report_cells(site, d).iter().map(|c| csv_field(c)).collect();
-        out.push_str(&format!("{},{}\r\n", date.format("%d/%m/%Y"), cells.join(",")));
+    let mut out = format!("\u{feff}Ngày,{},Đã xác nhận\r\n", report::COLUMNS.join(","));
+    let confirmed = |r: &SiteReport| if r.confirmed_by.is_some() { "có" } else { "không" };
+    let lines = rows.iter().map(|r| (r.site.as_str(), &r.day, confirmed(r))).chain([("Toàn bộ", &total, "")]);
+    for (site, d, confirmed) in lines {
+        let cells: Vec<String> = d.cells(site).iter().map(|c| csv_field(&c.to_string())).collect();
+        out.push_str(&format!("{},{},{confirmed}\r\n", date.format("%d/%m/%Y"), cells.join(",")));
     }
     csv_response("bao-cao-khu-cach-ly.csv", out)
 }
