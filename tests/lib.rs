@@ -281,6 +281,11 @@ impl Client {
         self.finish(res)
     }
 
+    /// A cookie the box set, if it did.
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies.get(name).map(String::as_str)
+    }
+
     /// The body of a successful GET as bytes (a download).
     pub fn get_bytes(&mut self, path: &str) -> Vec<u8> {
         let req = self.with_auth(self.agent.get(&self.url(path)));
@@ -428,6 +433,38 @@ pub fn district_csv(n: usize, start: &str, end: &str) -> Vec<u8> {
         ));
     }
     s.into_bytes()
+}
+
+/// A box on the manual clock at `clock`, with the modem simulator `modem` and configuration `extra`
+/// (TOML), its first administrator `lan.nguyen` signed in, and `people` imported from a district
+/// list admitted on 21/11/2026: the box, the signed-in client and the people's ids.
+pub fn site_with_people(
+    dir: &Path,
+    modem: &Path,
+    extra: &str,
+    clock: &str,
+    people: usize,
+    password: &str,
+) -> (BoxProcess, Client, Vec<String>) {
+    let config = write_config(
+        dir,
+        &format!("[modem]\nport = \"{}\"\n[outbox]\nmin_interval_ms = 1\n{extra}", modem.display()),
+    );
+    let b = BoxProcess::start("run", &dir.join("data"), &["--config", &config, "--clock", clock]);
+    let mut c = Client::new(&b.url);
+    c.setup_admin(b.setup_link.as_deref().expect("setup"), "lan.nguyen", password);
+    let res =
+        c.post_bytes("/api/v1/people/import", "text/csv", &district_csv(people, "21/11/2026", "05/12/2026"));
+    assert_eq!(res.status, 200, "{}", res.body);
+    let ids = c
+        .get("/api/v1/people")
+        .json()
+        .as_array()
+        .expect("people")
+        .iter()
+        .map(|p| p["id"].as_str().expect("id").to_owned())
+        .collect();
+    (b, c, ids)
 }
 
 /// Publishes one QoS 1 message with Debian's `mosquitto_pub` (a real MQTT client) to the plain port;

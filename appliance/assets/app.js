@@ -50,3 +50,76 @@
     });
   });
 })();
+
+// The gate poster's print button (no inline script: the pages' CSP allows none).
+(function () {
+  var button = document.getElementById("print");
+  if (button) button.addEventListener("click", function () { window.print(); });
+})();
+
+// The person's own page reports the phone's position every 5 minutes while it is open.
+(function () {
+  var el = document.getElementById("position");
+  if (!el || !navigator.geolocation) return;
+  var url = el.getAttribute("data-url");
+  function report() {
+    navigator.geolocation.getCurrentPosition(function (p) {
+      fetch(url, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ latitude: p.coords.latitude, longitude: p.coords.longitude, accuracy: p.coords.accuracy })
+      }).then(function (r) { el.setAttribute("data-last", r.ok ? "sent" : "refused " + r.status); });
+    }, function () {}, { enableHighAccuracy: true, maximumAge: 60000, timeout: 30000 });
+  }
+  report();
+  setInterval(report, 5 * 60 * 1000);
+})();
+
+// Staff setting a home geofence while standing at the home: fill in this phone's position.
+(function () {
+  var button = document.getElementById("use-my-position");
+  if (!button || !navigator.geolocation) return;
+  button.hidden = false;
+  button.addEventListener("click", function () {
+    navigator.geolocation.getCurrentPosition(function (p) {
+      var form = button.form;
+      form.elements.latitude.value = p.coords.latitude.toFixed(6);
+      form.elements.longitude.value = p.coords.longitude.toFixed(6);
+    });
+  });
+})();
+
+// The spot-check page: the phone's position fills the form, and the photo is shrunk (800 px, JPEG)
+// before it is sent, so it travels quickly over the site's Wi-Fi and fits the box's limit.
+(function () {
+  var form = document.getElementById("spot-form");
+  if (!form) return;
+  var status = document.getElementById("spot-position");
+  if (navigator.geolocation) {
+    navigator.geolocation.getCurrentPosition(function (p) {
+      form.elements.latitude.value = p.coords.latitude;
+      form.elements.longitude.value = p.coords.longitude;
+      form.elements.accuracy.value = p.coords.accuracy;
+      status.textContent = "✓ " + p.coords.latitude.toFixed(5) + ", " + p.coords.longitude.toFixed(5) + " (±" + Math.round(p.coords.accuracy) + " m)";
+    }, function () { status.textContent = "⚠"; }, { enableHighAccuracy: true, timeout: 30000 });
+  }
+  form.addEventListener("submit", function (e) {
+    var file = document.getElementById("spot-photo").files[0];
+    if (!file || !window.createImageBitmap || !window.fetch) return;
+    e.preventDefault();
+    createImageBitmap(file).then(function (img) {
+      var scale = Math.min(1, 800 / Math.max(img.width, img.height));
+      var canvas = document.createElement("canvas");
+      canvas.width = Math.round(img.width * scale);
+      canvas.height = Math.round(img.height * scale);
+      canvas.getContext("2d").drawImage(img, 0, 0, canvas.width, canvas.height);
+      canvas.toBlob(function (blob) {
+        var data = new FormData(form);
+        data.set("photo", blob, "photo.jpg");
+        fetch(form.action, { method: "POST", body: data, credentials: "same-origin" })
+          .then(function (r) { return r.text(); })
+          .then(function (html) { document.open(); document.write(html); document.close(); });
+      }, "image/jpeg", 0.85);
+    }, function () { form.submit(); });
+  });
+})();

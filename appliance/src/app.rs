@@ -213,6 +213,7 @@ impl Outpost {
             created_at: now,
             updated_at: now,
             purged_at: None,
+            home_geofence: None,
         }
     }
 
@@ -590,6 +591,7 @@ impl Outpost {
                 }
             }
         }
+        report.spot_checks = self.spot_check_tick(&watched).await?;
         if let Some(p) = self.presence.get() {
             report.presence = p.tick(now).await;
         }
@@ -604,6 +606,9 @@ impl Outpost {
         };
         if purge_due {
             report.purged = self.purge(now).await?;
+            self.purge_check_ins(now).await?;
+            self.purge_positions(now)?;
+            self.purge_photos(now)?;
         }
         if report.reminders + report.escalations > 0 {
             self.outbox_wake.notify_one();
@@ -840,6 +845,8 @@ pub struct TickReport {
     pub purged: usize,
     /// Presence events acted on (bands away, back, moved…).
     pub presence: usize,
+    /// Spot checks sent or marked missed.
+    pub spot_checks: usize,
 }
 
 /// The symptoms a form may name.

@@ -25,6 +25,17 @@ pub struct RawConfig {
     pub store: RawStore,
     pub modem: RawModem,
     pub outbox: RawOutbox,
+    pub spot_checks: RawSpotChecks,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSpotChecks {
+    pub per_person_per_day: u32,
+    pub waking_from: String,
+    pub waking_to: String,
+    pub deadline_minutes: u32,
+    pub max_photo_bytes: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,6 +83,12 @@ pub enum AdapterChoice {
 #[serde(deny_unknown_fields)]
 pub struct RawPrivacy {
     pub purge_after_days: u32,
+    /// Days the gate's entry log is kept for tracing.
+    pub checkin_days: u32,
+    /// Days raw positions are kept on the box.
+    pub position_days: u32,
+    /// Days spot-check photos are kept on the box.
+    pub photo_days: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -93,6 +110,13 @@ pub struct RawSite {
     pub commune: String,
     pub management_level: String,
     pub utc_offset: String,
+    /// The site's centre and the radius around it people in quarantine at the site must stay within
+    /// [M8]; no site geofence without both coordinates.
+    #[serde(default)]
+    pub latitude: Option<f64>,
+    #[serde(default)]
+    pub longitude: Option<f64>,
+    pub geofence_m: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -169,6 +193,9 @@ pub struct Config {
     pub schedule: Vec<NaiveTime>,
     pub listen: SocketAddr,
     pub public_url: String,
+    /// Random spot checks fall between these site-local times.
+    pub spot_wake_from: NaiveTime,
+    pub spot_wake_to: NaiveTime,
 }
 
 /// Which SMS sender the box uses.
@@ -328,6 +355,17 @@ impl Config {
                 "expected an address and port, such as 0.0.0.0:8444, or \"\"",
             ));
         }
+        if raw.privacy.position_days == 0 {
+            return Err(invalid("privacy.position_days", "must be at least 1"));
+        }
+        if raw.site.latitude.is_some_and(|l| !(-90.0..=90.0).contains(&l))
+            || raw.site.longitude.is_some_and(|l| !(-180.0..=180.0).contains(&l))
+        {
+            return Err(invalid("site.latitude", "latitude must be -90 to 90 and longitude -180 to 180"));
+        }
+        if raw.privacy.checkin_days == 0 {
+            return Err(invalid("privacy.checkin_days", "must be at least 1"));
+        }
         if raw.privacy.purge_after_days == 0 {
             return Err(invalid("privacy.purge_after_days", "must be at least 1"));
         }
@@ -345,7 +383,22 @@ impl Config {
         } else {
             raw.web.public_url.trim_end_matches('/').to_owned()
         };
-        Ok(Config { raw, utc_offset, schedule, listen, public_url })
+        let wake = |field: &'static str, raw: &str| {
+            NaiveTime::parse_from_str(raw, "%H:%M")
+                .map_err(|_| invalid(field, "expected a time such as 07:00"))
+        };
+        let spot_wake_from = wake("spot_checks.waking_from", &raw.spot_checks.waking_from)?;
+        let spot_wake_to = wake("spot_checks.waking_to", &raw.spot_checks.waking_to)?;
+        if spot_wake_to <= spot_wake_from {
+            return Err(invalid("spot_checks.waking_to", "must be after waking_from"));
+        }
+        if raw.spot_checks.deadline_minutes == 0 || raw.privacy.photo_days == 0 {
+            return Err(invalid(
+                "spot_checks.deadline_minutes",
+                "deadline_minutes and privacy.photo_days must be at least 1",
+            ));
+        }
+        Ok(Config { raw, utc_offset, schedule, listen, public_url, spot_wake_from, spot_wake_to })
     }
 
     /// The effective configuration as TOML.

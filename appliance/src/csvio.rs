@@ -394,6 +394,7 @@ mod tests {
                 created_at: now,
                 updated_at: now,
                 purged_at: None,
+                home_geofence: None,
             })
             .collect();
         let bytes = export(&people);

@@ -71,6 +71,8 @@ pub fn project(kind: &str, value: serde_json::Value) -> Result<Projection, Proje
         PresenceDay::KIND => as_record::<PresenceDay>(value),
         Sample::KIND => as_record::<Sample>(value),
         ZoneReport::KIND => as_record::<ZoneReport>(value),
+        LocationDay::KIND => as_record::<LocationDay>(value),
+        SpotCheck::KIND => as_record::<SpotCheck>(value),
         other => Err(ProjectError::UnknownKind(other.to_owned())),
     }
 }
@@ -243,6 +245,128 @@ pub struct Person {
     /// the counts of the daily reports.
     #[serde(default)]
     pub purged_at: Option<DateTime<Utc>>,
+    /// For home quarantine: the home's geofence (else the site's applies) [M8].
+    #[serde(default)]
+    pub home_geofence: Option<Geofence>,
+}
+
+/// A circle on the map: where a person must stay [M8].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Geofence {
+    pub latitude: f64,
+    pub longitude: f64,
+    pub radius_m: u32,
+    /// The address it stands for, as staff typed it.
+    #[serde(default)]
+    pub address: String,
+}
+
+/// Where a spot check is [M7].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpotCheckState {
+    /// Planned for `due_at`, not sent yet.
+    Scheduled,
+    /// The SMS is queued; waiting for the photo until the deadline.
+    Sent,
+    Answered,
+    Missed,
+}
+
+impl SpotCheckState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpotCheckState::Scheduled => "scheduled",
+            SpotCheckState::Sent => "sent",
+            SpotCheckState::Answered => "answered",
+            SpotCheckState::Missed => "missed",
+        }
+    }
+}
+
+/// Staff's verdict on a spot check's photo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpotReview {
+    Pending,
+    Accepted,
+    Rejected,
+}
+
+impl SpotReview {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpotReview::Pending => "pending",
+            SpotReview::Accepted => "accepted",
+            SpotReview::Rejected => "rejected",
+        }
+    }
+}
+
+/// A spot check [M7]: its outcome only (the link's token and the photo stay on the box).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpotCheck {
+    pub id: String,
+    pub person_id: String,
+    pub due_at: DateTime<Utc>,
+    /// `random`, or `staff:<user>` for one staff asked for.
+    pub reason: String,
+    pub state: SpotCheckState,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub deadline: DateTime<Utc>,
+    pub answered_at: Option<DateTime<Utc>>,
+    /// Whether the answer's position was inside the geofence (`None`: not judged).
+    pub position_inside: Option<bool>,
+    pub review: SpotReview,
+    pub reviewed_by: Option<String>,
+    pub reviewed_at: Option<DateTime<Utc>>,
+}
+
+impl SpotCheck {
+    /// The deadline as the site reads it, `HH:MM dd/mm`.
+    pub fn deadline_local(&self, offset: chrono::FixedOffset) -> String {
+        self.deadline.with_timezone(&offset).format("%H:%M %d/%m").to_string()
+    }
+}
+
+impl Record for SpotCheck {
+    const KIND: &'static str = "spotcheck";
+    fn id(&self) -> String {
+        self.id.clone()
+    }
+    fn index_entries(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("spot_state", format!("{}|{}", self.state.as_str(), self.due_at.to_rfc3339())),
+            ("spot_person", format!("{}|{}", self.person_id, self.due_at.to_rfc3339())),
+        ]
+    }
+}
+
+/// A person's location summary for a day [M8], replicated instead of raw positions (which stay on
+/// the box): written on the day's first report and on each crossing of the geofence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LocationDay {
+    pub person_id: String,
+    pub date: NaiveDate,
+    pub first_report_at: DateTime<Utc>,
+    /// How many times the person went outside that day.
+    pub outside_times: u32,
+    pub last_outside_at: Option<DateTime<Utc>>,
+    /// Inside at the last judged position (`None`: none could be judged yet).
+    pub inside: Option<bool>,
+}
+
+impl LocationDay {
+    pub fn make_id(person_id: &str, date: NaiveDate) -> String {
+        format!("{person_id}/{date}")
+    }
+}
+
+impl Record for LocationDay {
+    const KIND: &'static str = "locationday";
+    fn id(&self) -> String {
+        LocationDay::make_id(&self.person_id, self.date)
+    }
 }
 
 impl std::ops::Deref for Person {
@@ -390,6 +514,10 @@ pub enum AlertKind {
     BandBatteryLow,
     /// A test result was positive (the F1 → F0 workflow starts).
     TestPositive,
+    /// A position clearly outside the person's geofence.
+    OutsideGeofence,
+    /// A spot check not answered before its deadline.
+    SpotCheckMissed,
 }
 
 impl AlertKind {
@@ -403,6 +531,8 @@ impl AlertKind {
             AlertKind::StrapOpened => "strap_opened",
             AlertKind::BandBatteryLow => "band_battery_low",
             AlertKind::TestPositive => "test_positive",
+            AlertKind::OutsideGeofence => "outside_geofence",
+            AlertKind::SpotCheckMissed => "spot_check_missed",
         }
     }
 
@@ -417,6 +547,8 @@ impl AlertKind {
             AlertKind::StrapOpened => "Dây đeo bị mở",
             AlertKind::BandBatteryLow => "Pin vòng yếu",
             AlertKind::TestPositive => "Xét nghiệm dương tính",
+            AlertKind::OutsideGeofence => "Ra khỏi vùng cách ly",
+            AlertKind::SpotCheckMissed => "Không trả lời kiểm tra đột xuất",
         }
     }
 }

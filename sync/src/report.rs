@@ -242,6 +242,7 @@ mod tests {
             created_at: Utc::now(),
             updated_at: Utc::now(),
             purged_at: None,
+            home_geofence: None,
         }
     }
 

@@ -56,6 +56,9 @@ fn only_public_routes_answer_without_a_session_and_managers_cannot_write() {
         "/setup/{token}",
         "/d/{token}",
         "/api/v1/declare/{token}",
+        "/c/{token}",
+        "/api/v1/position/{token}",
+        "/s/{token}",
     ];
     let mut anonymous = Client::new(&b.url);
     let mut checked = 0;

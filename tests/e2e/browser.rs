@@ -251,6 +251,95 @@ fn nurse_imports_a_list_and_sees_a_declaration_live() {
     if let Ok(shot) = std::env::var("OUTPOST_SCREENSHOT") {
         d.screenshot(std::path::Path::new(&shot));
     }
+
+    // The sampling desk: an ID number typed in; then the day's report with its chart.
+    d.goto(&format!("{}/testing", b.url));
+    d.type_into("#code", "079000000000");
+    d.click("#sample-desk button[type=submit]");
+    let notice = d.text("p.notice");
+    assert!(notice.contains("Đã ghi nhận lấy mẫu") && notice.contains("Lần lấy mẫu 1"), "{notice}");
+    d.goto(&format!("{}/reports", b.url));
+    d.find("#report-chart svg polyline");
+    let report = d.source();
+    assert!(report.contains("<th>Số người lấy mẫu lần 1</th><td>1</td>"), "{report}");
+    if let Ok(shot) = std::env::var("OUTPOST_REPORT_SCREENSHOT") {
+        d.screenshot(std::path::Path::new(&shot));
+    }
+
+    // The gate: the poster's link opens the check-in form, which a visitor fills in.
+    d.goto(&format!("{}/checkin/poster", b.url));
+    let gate = d.text("#checkin-link");
+    d.goto(&gate);
+    d.type_into("#checkin-form input[name=name]", "Lê Thị Khách");
+    d.type_into("#checkin-form input[name=phone]", "0912345678");
+    d.cmd(
+        "/execute/sync",
+        json!({"script": "document.querySelector('select[name=purpose]').value = 'visit'", "args": []}),
+    );
+    d.click("#checkin-form button[type=submit]");
+    let recorded = d.text("p.notice");
+    assert!(recorded.contains("Đã ghi nhận: Vào"), "{recorded}");
+    d.goto(&format!("{}/checkin", b.url));
+    assert!(d.source().contains("Lê Thị Khách"), "the log lists the visitor");
+
+    // A spot check asked for from a person's page, answered in the browser with a test image as the
+    // camera's photo and a fixed position (the browser's geolocation override), then reviewed.
+    d.goto(&format!("{}/people", b.url));
+    d.click("table tbody tr td a");
+    d.click("form[action$='/spotcheck'] button");
+    // The request queues the SMS with the link (read here from the outbox, as the modem would send it).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let outbox = admin.get("/api/v1/outbox").json();
+        let found =
+            outbox.as_array().expect("outbox").iter().rev().find(|m| m["purpose"] == "spot_check").cloned();
+        if let Some(m) = found {
+            break m["text"].as_str().expect("text").to_owned();
+        }
+        assert!(Instant::now() < deadline, "no spot-check SMS: {outbox}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let link = text[text.find("http").expect("link")..].split_whitespace().next().expect("link").to_owned();
+    d.cmd("/goog/cdp/execute", json!({"cmd": "Browser.grantPermissions", "params": {"origin": b.url, "permissions": ["geolocation"]}}));
+    d.cmd("/goog/cdp/execute", json!({"cmd": "Emulation.setGeolocationOverride", "params": {"latitude": 16.0749, "longitude": 108.1497, "accuracy": 12}}));
+    d.goto(&link);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d.text("#spot-position").starts_with('✓') {
+        assert!(Instant::now() < deadline, "no position: {}", d.source());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The camera's picture: a 640×480 image drawn by the page's own canvas, put in the file input.
+    let script = "const c = document.createElement('canvas'); c.width = 640; c.height = 480; \
+        const g = c.getContext('2d'); g.fillStyle = '#c8926a'; g.fillRect(0, 0, 640, 480); \
+        g.fillStyle = '#333'; g.beginPath(); g.arc(320, 200, 120, 0, 7); g.fill(); \
+        const d = atob(c.toDataURL('image/jpeg').split(',')[1]); const a = new Uint8Array(d.length); \
+        for (let i = 0; i < d.length; i++) a[i] = d.charCodeAt(i); \
+        const t = new DataTransfer(); t.items.add(new File([a], 'camera.jpg', {type: 'image/jpeg'})); \
+        document.getElementById('spot-photo').files = t.files;";
+    d.cmd("/execute/sync", json!({"script": script, "args": []}));
+    d.click("#spot-form button[type=submit]");
+    let thanks = d.text("p.notice");
+    assert!(thanks.contains("Đã nhận ảnh và vị trí"), "{thanks}");
+    d.goto(&format!("{}/spotchecks", b.url));
+    d.find("img.spot-photo");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let width = d.cmd(
+            "/execute/sync",
+            json!({"script": "return document.querySelector('img.spot-photo').naturalWidth", "args": []}),
+        );
+        if width.as_u64() == Some(640) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the photo does not show (width {width})");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    d.click("form[action$='/review'] button");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d.source().contains("Đã chấp nhận") {
+        assert!(Instant::now() < deadline, "the review is not shown: {}", d.source());
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // The dashboard's event stream is still open: the box stops cleanly all the same.
     assert!(b.stop().success());
 }

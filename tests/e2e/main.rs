@@ -10,7 +10,10 @@
 //! - [`bands`]: the wristband part of a quarantine day: hand-over, away, strap, battery, return.
 //! - [`mqtt`]: real MQTT clients against the embedded broker, into the presence engine.
 //! - [`sync`]: a box enrols with the provincial server and pushes its records (real processes).
+//! - [`checkin`]: the gate poster, its public form, staff scans, the log's search and CSV.
+//! - [`location`]: positions judged against the site's and a home geofence, the alert at once.
 //! - [`reports`]: the zone daily report, its confirmation, CSV and .xlsx (read by openpyxl).
+//! - [`spotcheck`]: random and asked-for spot checks, a photo answer reviewed, a missed one, one outside.
 //! - [`testing`]: samplings at the desk, a laboratory's list, results by SMS, the F0 workflow.
 //! - [`sms`]: custom messages, the inbox, failures, and SIGKILL while sending 200 messages.
 //! - [`browser`]: headless Chromium logs in, imports a list, declares through a personal link and sees
@@ -21,14 +24,17 @@ mod bad_input;
 mod bands;
 mod ble;
 mod browser;
+mod checkin;
 mod cli;
 mod crash;
 mod day;
 mod demo;
+mod location;
 mod mqtt;
 mod province;
 mod reports;
 mod sms;
+mod spotcheck;
 mod sync;
 mod testing;
 

@@ -35,6 +35,8 @@ pub fn page(lang: Lang, staff: Option<&Staff>, title: &str, body: Markup) -> Mar
                             a href="/followup" { (t(lang, "nav.followup")) }
                             a href="/testing" { (t(lang, "nav.testing")) }
                             a href="/reports" { (t(lang, "nav.reports")) }
+                            a href="/spotchecks" { (t(lang, "nav.spotchecks")) }
+                            a href="/checkin" { (t(lang, "nav.checkin")) }
                             a href="/bands" { (t(lang, "nav.bands")) }
                             a href="/outbox" { (t(lang, "nav.outbox")) }
                             a href="/inbox" { (t(lang, "nav.inbox")) }

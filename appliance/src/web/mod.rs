@@ -10,10 +10,13 @@
 
 pub mod api;
 mod bands;
+mod checkin;
 mod layout;
+mod location;
 pub mod pages;
 mod reports;
 mod sms;
+mod spotcheck;
 mod testing;
 
 use std::{collections::HashMap, sync::Arc, sync::Mutex};
@@ -110,6 +113,11 @@ pub fn routes() -> Vec<RouteDef> {
         r(M::GET, "/d/{token}", Public, get(pages::declare_page)),
         r(M::POST, "/d/{token}", Public, post(pages::declare)),
         r(M::POST, "/api/v1/declare/{token}", Public, post(api::declare)),
+        r(M::POST, "/api/v1/position/{token}", Public, post(location::api_report)),
+        r(M::GET, "/s/{token}", Public, get(spotcheck::answer_page)),
+        r(M::POST, "/s/{token}", Public, post(spotcheck::answer)),
+        r(M::GET, "/c/{token}", Public, get(checkin::public_form)),
+        r(M::POST, "/c/{token}", Public, post(checkin::public_submit)),
         r(M::POST, "/logout", Staff, post(pages::logout)),
         r(M::GET, "/", Staff, get(pages::dashboard)),
         r(M::GET, "/dashboard/live", Staff, get(pages::dashboard_live)),
@@ -128,10 +136,20 @@ pub fn routes() -> Vec<RouteDef> {
         r(M::POST, "/people/{id}/status", Writer, post(pages::change_status)),
         r(M::POST, "/people/{id}/declarations", Writer, post(pages::staff_declare)),
         r(M::GET, "/people/{id}/presence", Staff, get(bands::person_presence)),
+        r(M::POST, "/people/{id}/geofence", Writer, post(location::set_geofence)),
         r(M::POST, "/people/{id}/samples", Writer, post(testing::record_for_person)),
         r(M::POST, "/people/{id}/samples/{round}/result", Writer, post(testing::result_for_person)),
         r(M::GET, "/testing", Staff, get(testing::desk)),
         r(M::GET, "/reports", Staff, get(reports::page_of_day)),
+        r(M::GET, "/spotchecks", Staff, get(spotcheck::list)),
+        r(M::POST, "/spotchecks/room", Writer, post(spotcheck::request_room)),
+        r(M::GET, "/spotchecks/{id}/photo", Staff, get(spotcheck::photo)),
+        r(M::POST, "/spotchecks/{id}/review", Writer, post(spotcheck::review)),
+        r(M::POST, "/people/{id}/spotcheck", Writer, post(spotcheck::request_person)),
+        r(M::GET, "/checkin", Staff, get(checkin::log)),
+        r(M::GET, "/checkin/poster", Staff, get(checkin::poster)),
+        r(M::GET, "/checkin/export.csv", Staff, get(checkin::export)),
+        r(M::POST, "/checkin/scan", Writer, post(checkin::scan)),
         r(M::POST, "/reports/{date}/confirm", Admin, post(reports::confirm)),
         r(M::GET, "/reports/{date}/export.csv", Staff, get(reports::export_csv)),
         r(M::GET, "/reports/{date}/export.xlsx", Staff, get(reports::export_xlsx)),
@@ -173,11 +191,18 @@ pub fn routes() -> Vec<RouteDef> {
         r(M::POST, "/api/v1/people/{id}/status", Writer, post(api::change_status)),
         r(M::GET, "/api/v1/people/{id}/declarations", Staff, get(api::declarations)),
         r(M::POST, "/api/v1/people/{id}/declarations", Writer, post(api::staff_declare)),
+        r(M::GET, "/api/v1/people/{id}/location", Staff, get(location::api_location)),
+        r(M::POST, "/api/v1/people/{id}/geofence", Writer, post(location::api_set_geofence)),
         r(M::GET, "/api/v1/people/{id}/samples", Staff, get(testing::api_person_samples)),
         r(M::POST, "/api/v1/people/{id}/samples", Writer, post(testing::api_record)),
         r(M::POST, "/api/v1/people/{id}/samples/{round}/result", Writer, post(testing::api_result)),
         r(M::GET, "/api/v1/samples", Staff, get(testing::api_day)),
         r(M::GET, "/api/v1/reports", Staff, get(reports::api_series)),
+        r(M::GET, "/api/v1/spotchecks", Staff, get(spotcheck::api_list)),
+        r(M::POST, "/api/v1/spotchecks", Writer, post(spotcheck::api_request)),
+        r(M::POST, "/api/v1/spotchecks/{id}/review", Writer, post(spotcheck::api_review)),
+        r(M::GET, "/api/v1/checkins", Staff, get(checkin::api_log)),
+        r(M::POST, "/api/v1/checkins/scan", Writer, post(checkin::api_scan)),
         r(M::GET, "/api/v1/reports/{date}", Staff, get(reports::api_day)),
         r(M::POST, "/api/v1/reports/{date}/confirm", Admin, post(reports::api_confirm)),
         r(M::POST, "/api/v1/samples/import", Writer, post(testing::api_import)),

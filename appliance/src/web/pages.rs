@@ -92,18 +92,30 @@ fn cookie_header(state: &AppState, name: &str, value: &str, max_age_secs: i64) -
 }
 
 /// The anonymous CSRF token for public forms: the cookie's, or a new one to set.
-fn public_csrf(headers: &HeaderMap) -> (String, bool) {
+pub(super) fn public_csrf(headers: &HeaderMap) -> (String, bool) {
     match cookie(headers, CSRF_COOKIE).filter(|c| c.len() == 32) {
         Some(c) => (c.to_owned(), false),
         None => (auth::random_token(), true),
     }
 }
 
-fn with_public_csrf(state: &AppState, mut res: Response, token: &str, is_new: bool) -> Response {
+pub(super) fn with_public_csrf(state: &AppState, mut res: Response, token: &str, is_new: bool) -> Response {
     if is_new {
         res.headers_mut().append(header::SET_COOKIE, cookie_header(state, CSRF_COOKIE, token, 86400));
     }
     res
+}
+
+/// A public page with a form (`render` gets the CSRF token its form repeats), setting the anonymous
+/// CSRF cookie when the browser has none yet.
+pub(super) fn public_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    render: impl FnOnce(&str) -> Markup,
+) -> Response {
+    let (csrf, new) = public_csrf(headers);
+    let res = html_response(StatusCode::OK, render(&csrf));
+    with_public_csrf(state, res, &csrf, new)
 }
 
 pub(super) fn csrf_of(ctx: &Ctx) -> String {
@@ -412,6 +424,8 @@ fn declare_form(
             h1 { (t(lang, "decl.title")) }
             p { strong { (person.full_name) } " · " (t(lang, "decl.for_slot")) " " (slot.format("%H:%M %d/%m/%Y")) }
             (problems(lang, list))
+            // The page reports the phone's position every 5 minutes while it is open (app.js).
+            div #position data-url=(format!("/api/v1/position/{}", person.declare_token)) hidden {}
             form.stack method="post" action=(format!("/d/{}", person.declare_token)) {
                 (csrf_field(csrf))
                 (declaration_fields(lang, f))
@@ -428,9 +442,7 @@ pub async fn declare_page(
     Path(token): Path<String>,
 ) -> PageResult {
     let person = state.app.person_by_token(&token).map_err(|e| (e, ctx.lang))?;
-    let (csrf, new) = public_csrf(&headers);
-    let res = html_response(StatusCode::OK, declare_form(&state, ctx.lang, &person, &csrf, &[], None));
-    Ok(with_public_csrf(&state, res, &csrf, new))
+    Ok(public_page(&state, &headers, |csrf| declare_form(&state, ctx.lang, &person, csrf, &[], None)))
 }
 
 pub async fn declare(
@@ -866,6 +878,7 @@ pub async fn person(
         .collect();
     let link = format!("{}/d/{}", state.app.config.public_url, p.declare_token);
     let testing = super::testing::person_section(&state, &ctx, &p).map_err(|e| (e, lang))?;
+    let location = super::location::person_section(&state, &ctx, &p).map_err(|e| (e, lang))?;
     let csrf = csrf_of(&ctx);
     let yesno = |b: bool| {
         if b {
@@ -885,6 +898,9 @@ pub async fn person(
                     @if can_write(&ctx) { p.inline {
                 a.button.secondary href=(format!("/people/{}/edit", p.id)) { (t(lang, "people.edit")) }
                 a.button.secondary href=(format!("/sms/new?p={}", p.id)) { (t(lang, "sms.new")) }
+                form.inline method="post" action=(format!("/people/{}/spotcheck", p.id)) {
+                    (csrf_field(&csrf)) button.secondary type="submit" { (t(lang, "spot.request")) }
+                }
             } }
                     div.scroll { table { tbody {
                         tr { th { (t(lang, "field.birth_year")) } td { (p.birth_year.map(|y| y.to_string()).unwrap_or_default()) } }
@@ -923,6 +939,7 @@ pub async fn person(
                         }
                     }
                     (testing)
+                    (location)
                     h2 { (t(lang, "people.alerts")) }
                     @if alerts.is_empty() { p.muted { (t(lang, "dash.none")) } } @else { (alert_rows(&state, &ctx, &alerts)) }
                     h2 { (t(lang, "people.declarations")) }

@@ -116,7 +116,14 @@ pub async fn page_of_day(State(state): State<AppState>, ctx: Ctx, Query(q): Quer
     ))
 }
 
-pub async fn confirm(State(state): State<AppState>, ctx: Ctx, Path(date): Path<NaiveDate>) -> PageResult {
+/// (The form's body is read, though nothing in it is needed: a request body left unread makes the
+/// server close a kept-alive connection under the client's next request.)
+pub async fn confirm(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(date): Path<NaiveDate>,
+    _body: axum::body::Bytes,
+) -> PageResult {
     let lang = ctx.lang;
     let staff = staff_name(&ctx).map_err(|e| PageError(e, lang))?;
     state.app.confirm_report(date, &staff).await.map_err(|e| (e, lang))?;
@@ -256,6 +263,7 @@ pub async fn api_confirm(
     State(state): State<AppState>,
     ctx: Ctx,
     Path(date): Path<NaiveDate>,
+    _body: axum::body::Bytes,
 ) -> ApiResult<Json<ZoneReport>> {
     Ok(Json(state.app.confirm_report(date, &staff_name(&ctx)?).await?))
 }

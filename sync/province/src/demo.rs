@@ -67,6 +67,7 @@ fn person(site: usize, i: usize, today: NaiveDate, now: DateTime<Utc>) -> Person
         created_at: now,
         updated_at: now,
         purged_at: None,
+        home_geofence: None,
     }
 }
 

@@ -1,0 +1,299 @@
+//! QR check-in pages [M12]: the printable poster, the public form it opens, the entry log with search,
+//! staff scanning a quarantined person's code, and the CSV export.
+
+use axum::{
+    body::Bytes,
+    extract::{Path, Query, State},
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Redirect, Response},
+    Json,
+};
+use chrono::NaiveDate;
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use super::{
+    api::{staff_name, ApiResult, JsonBody},
+    cookie,
+    layout::{csrf_field, page, problems, qr_svg},
+    pages::{can_write, csrf_of, fmt_time, html_response, public_page, FormData, PageResult},
+    ApiError, AppState, Ctx, PageError, CSRF_COOKIE,
+};
+use crate::{
+    app::AppError,
+    checkin::{self, CheckIn, CheckInInput, Direction, PURPOSES},
+    i18n::{t, td, Lang},
+    validate::Problem,
+};
+
+fn direction_of(raw: &str) -> Result<Direction, ApiError> {
+    Direction::parse(raw).ok_or_else(|| {
+        ApiError::Invalid(vec![Problem::new(
+            "direction",
+            "Vui lòng chọn vào hay ra.",
+            "Please choose in or out.",
+        )])
+    })
+}
+
+/// The poster: the site's name and the QR code of its check-in form, to print and put at the gate.
+pub async fn poster(State(state): State<AppState>, ctx: Ctx) -> PageResult {
+    let lang = ctx.lang;
+    let token = state.app.checkin_token().await.map_err(|e| (e, lang))?;
+    let link = format!("{}/c/{token}", state.app.config.public_url);
+    let site = &state.app.config.raw.site;
+    Ok(html_response(
+        StatusCode::OK,
+        page(
+            lang,
+            ctx.staff.as_ref(),
+            t(lang, "checkin.poster"),
+            html! {
+                section.poster {
+                    h1 { (site.name) }
+                    p.lead { (t(lang, "checkin.poster_help")) }
+                    div.qr.big { (qr_svg(&link)) }
+                    p { a #checkin-link href=(link) { (link) } }
+                }
+                p.no-print { button.secondary type="button" #print { (t(lang, "checkin.print")) } }
+            },
+        ),
+    ))
+}
+
+fn form(
+    state: &AppState,
+    lang: Lang,
+    token: &str,
+    csrf: &str,
+    list: &[Problem],
+    f: Option<&FormData>,
+) -> Markup {
+    let value = |name: &str| f.map(|f| f.get(name)).unwrap_or_default();
+    let purpose = value("purpose");
+    let direction = f.map_or_else(|| "in".to_owned(), |f| f.get("direction"));
+    page(
+        lang,
+        None,
+        t(lang, "checkin.title"),
+        html! {
+            h1 { (t(lang, "checkin.title")) }
+            p { strong { (state.app.config.raw.site.name) } }
+            (problems(lang, list))
+            form.stack #checkin-form method="post" action=(format!("/c/{token}")) {
+                (csrf_field(csrf))
+                fieldset.inline {
+                    @for d in ["in", "out"] {
+                        label { input type="radio" name="direction" value=(d) checked[direction == d]; (td(lang, &format!("checkin.{d}"))) }
+                    }
+                }
+                label { (t(lang, "field.full_name")) input name="name" value=(value("name")) autocomplete="name" required; }
+                label { (t(lang, "field.phone")) input name="phone" type="tel" value=(value("phone")) autocomplete="tel" required; }
+                label { (t(lang, "checkin.purpose"))
+                    select name="purpose" required {
+                        option value="" { "—" }
+                        @for p in PURPOSES { option value=(p) selected[purpose == p] { (td(lang, &format!("checkin.purpose.{p}"))) } }
+                    }
+                }
+                label { (t(lang, "field.note")) input name="note" value=(value("note")); }
+                button type="submit" { (t(lang, "checkin.submit")) }
+            }
+        },
+    )
+}
+
+/// The form the poster opens; another site's poster (or a token that is not this site's) is refused.
+pub async fn public_form(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+) -> PageResult {
+    if !state.app.is_checkin_token(&token).map_err(|e| (e, ctx.lang))? {
+        return Ok(not_this_site(ctx.lang));
+    }
+    Ok(public_page(&state, &headers, |csrf| form(&state, ctx.lang, &token, csrf, &[], None)))
+}
+
+/// The answer to a token that is not this site's: 404 with what to do.
+fn not_this_site(lang: Lang) -> Response {
+    let msg = Problem::new(
+        "token",
+        "Mã QR này không phải của khu cách ly này. Vui lòng quét mã dán tại cổng khu.",
+        "This QR code is not this site's. Please scan the code posted at this site's gate.",
+    );
+    html_response(
+        StatusCode::NOT_FOUND,
+        page(
+            lang,
+            None,
+            t(lang, "checkin.title"),
+            html! { h1 { (t(lang, "checkin.title")) } (problems(lang, &[msg])) },
+        ),
+    )
+}
+
+pub async fn public_submit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+    body: Bytes,
+) -> PageResult {
+    let lang = ctx.lang;
+    if !state.app.is_checkin_token(&token).map_err(|e| (e, lang))? {
+        return Ok(not_this_site(lang));
+    }
+    let f = FormData::parse(&body);
+    let input = CheckInInput {
+        name: f.get("name"),
+        phone: f.get("phone"),
+        purpose: f.get("purpose"),
+        note: f.get("note"),
+        direction: f.get("direction"),
+    };
+    match state.app.check_in(&input).await {
+        Ok(entry) => Ok(html_response(
+            StatusCode::OK,
+            page(
+                lang,
+                None,
+                t(lang, "checkin.title"),
+                html! {
+                    h1 { (t(lang, "checkin.title")) }
+                    p.notice { (t(lang, "checkin.thanks")) " " (td(lang, &format!("checkin.{}", entry.direction.as_str()))) " · " (fmt_time(&state, entry.at)) }
+                },
+            ),
+        )),
+        Err(AppError::Invalid(list)) => {
+            let csrf = cookie(&headers, CSRF_COOKIE).unwrap_or("");
+            Ok(html_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                form(&state, lang, &token, csrf, &list, Some(&f)),
+            ))
+        }
+        Err(e) => Err((e, lang).into()),
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct LogQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    date: Option<String>,
+    #[serde(default)]
+    notice: Option<String>,
+}
+
+impl LogQuery {
+    fn date(&self) -> Result<Option<NaiveDate>, ApiError> {
+        match self.date.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+            None => Ok(None),
+            Some(d) => crate::validate::parse_date(d).map(Some).ok_or_else(|| {
+                ApiError::Invalid(vec![Problem::new(
+                    "date",
+                    "Ngày không hợp lệ: dùng dd/mm/yyyy.",
+                    "Not a date: use dd/mm/yyyy.",
+                )])
+            }),
+        }
+    }
+}
+
+fn direction_cell(lang: Lang, c: &CheckIn) -> String {
+    td(lang, &format!("checkin.{}", c.direction.as_str()))
+}
+
+pub async fn log(State(state): State<AppState>, ctx: Ctx, Query(q): Query<LogQuery>) -> PageResult {
+    let lang = ctx.lang;
+    let date = q.date().map_err(|e| PageError(e, lang))?;
+    let entries = state.app.check_ins(date, &q.q).map_err(|e| (e, lang))?;
+    let csrf = csrf_of(&ctx);
+    let export = format!(
+        "/checkin/export.csv?q={}&date={}",
+        super::urlencode(&q.q),
+        date.map(|d| d.to_string()).unwrap_or_default()
+    );
+    Ok(html_response(
+        StatusCode::OK,
+        page(
+            lang,
+            ctx.staff.as_ref(),
+            t(lang, "checkin.log"),
+            html! {
+                h1 { (t(lang, "checkin.log")) }
+                @if let Some(n) = &q.notice { p.notice { (n) } }
+                p { a.button.secondary href="/checkin/poster" { (t(lang, "checkin.poster")) } }
+                @if can_write(&ctx) {
+                    h2 { (t(lang, "checkin.scan")) }
+                    form.inline #checkin-scan method="post" action="/checkin/scan" {
+                        (csrf_field(&csrf))
+                        input name="code" placeholder=(t(lang, "test.code")) required;
+                        select name="direction" { option value="in" { (t(lang, "checkin.in")) } option value="out" { (t(lang, "checkin.out")) } }
+                        button type="submit" { (t(lang, "checkin.record")) }
+                    }
+                }
+                form.inline method="get" action="/checkin" {
+                    input name="q" value=(q.q) placeholder=(t(lang, "checkin.search"));
+                    input name="date" value=(date.map(|d| d.format("%d/%m/%Y").to_string()).unwrap_or_default()) placeholder="dd/mm/yyyy" size="12";
+                    button.secondary type="submit" { (t(lang, "report.show")) }
+                    a.button.secondary href=(export) { "CSV" }
+                }
+                div.scroll { table #checkins {
+                    thead { tr { th { (t(lang, "checkin.time")) } th { (t(lang, "checkin.way")) } th { (t(lang, "field.full_name")) } th { (t(lang, "field.phone")) } th { (t(lang, "checkin.purpose")) } th { (t(lang, "field.note")) } } }
+                    tbody { @for c in &entries {
+                        tr { td { (fmt_time(&state, c.at)) } td { (direction_cell(lang, c)) } td { (c.name) } td { (c.phone) }
+                            td { (td(lang, &format!("checkin.purpose.{}", c.purpose))) } td { (c.note) } }
+                    } }
+                } }
+            },
+        ),
+    ))
+}
+
+pub async fn scan(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> PageResult {
+    let lang = ctx.lang;
+    let staff = staff_name(&ctx).map_err(|e| PageError(e, lang))?;
+    let f = FormData::parse(&body);
+    let direction = direction_of(&f.get("direction")).map_err(|e| PageError(e, lang))?;
+    let entry = state.app.check_in_person(&f.get("code"), direction, &staff).await.map_err(|e| (e, lang))?;
+    let notice = format!("{} · {}", entry.name, direction_cell(lang, &entry));
+    Ok(Redirect::to(&format!("/checkin?notice={}", super::urlencode(&notice))).into_response())
+}
+
+pub async fn export(State(state): State<AppState>, ctx: Ctx, Query(q): Query<LogQuery>) -> PageResult {
+    let date = q.date().map_err(|e| PageError(e, ctx.lang))?;
+    let entries = state.app.check_ins(date, &q.q).map_err(|e| (e, ctx.lang))?;
+    let name = format!("attachment; filename=\"ra-vao-{}.csv\"", date.unwrap_or_else(|| state.app.today()));
+    Ok((
+        [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, name)],
+        checkin::export(&entries, state.app.config.utc_offset),
+    )
+        .into_response())
+}
+
+// ----- API -----
+
+pub async fn api_log(
+    State(state): State<AppState>,
+    Query(q): Query<LogQuery>,
+) -> ApiResult<Json<Vec<CheckIn>>> {
+    Ok(Json(state.app.check_ins(q.date()?, &q.q)?))
+}
+
+#[derive(Deserialize)]
+pub struct ScanInput {
+    code: String,
+    direction: String,
+}
+
+pub async fn api_scan(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    JsonBody(input): JsonBody<ScanInput>,
+) -> ApiResult<Response> {
+    let direction = direction_of(&input.direction)?;
+    let entry = state.app.check_in_person(&input.code, direction, &staff_name(&ctx)?).await?;
+    Ok((StatusCode::CREATED, Json(entry)).into_response())
+}
