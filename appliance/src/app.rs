@@ -88,6 +88,8 @@ pub struct Outpost {
     pub presence: std::sync::OnceLock<crate::presence::Presence>,
     /// When personal data was last looked at for purging (hourly).
     last_purge: std::sync::Mutex<Option<DateTime<Utc>>>,
+    /// One sampling or result write at a time: each reads what is recorded before it decides.
+    pub(crate) testing_turn: tokio::sync::Mutex<()>,
 }
 
 impl Outpost {
@@ -122,6 +124,7 @@ impl Outpost {
             presence: std::sync::OnceLock::new(),
             ble: std::sync::OnceLock::new(),
             last_purge: std::sync::Mutex::new(None),
+            testing_turn: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -697,6 +700,9 @@ impl Outpost {
             }
             p.purged_at = Some(now);
             p.updated_at = now;
+            // A home's address and coordinates, and the last position, are personal too.
+            p.home_geofence = None;
+            w.delete_local(&format!("geo-state/{id}"));
             // New documents without history: a CRDT keeps every earlier value otherwise.
             w.replace(&p)?;
             for mut decl in self.declarations_of(&id)?.into_iter().filter(|d| !d.note.is_empty()) {

@@ -203,14 +203,15 @@ pub fn export(entries: &[CheckIn], offset: chrono::FixedOffset) -> Vec<u8> {
         "Nhân viên ghi",
     ]);
     for c in entries {
+        let safe = |s: &str| outpost_sync::report::spreadsheet_text(s).into_owned();
         let _ = w.write_record([
             (c.at + offset).format("%d/%m/%Y %H:%M").to_string(),
             if c.direction == Direction::In { "Vào" } else { "Ra" }.to_owned(),
-            c.name.clone(),
-            c.phone.clone(),
-            c.purpose.clone(),
-            c.note.clone(),
-            c.recorded_by.clone().unwrap_or_default(),
+            safe(&c.name),
+            safe(&c.phone),
+            safe(&c.purpose),
+            safe(&c.note),
+            safe(c.recorded_by.as_deref().unwrap_or_default()),
         ]);
     }
     w.into_inner().unwrap_or_default()

@@ -78,12 +78,21 @@ impl CorrectedClock {
     pub fn correct(&self, by_ms: i64) {
         self.offset_ms.fetch_add(by_ms, Ordering::Relaxed);
     }
+
+    /// Sets the clock to `time_ms` (milliseconds since 1970) as of now: an absolute correction, so the
+    /// same reading taken in twice moves it once.
+    pub fn follow(&self, time_ms: i64) {
+        let inner = self.inner.now().timestamp_millis();
+        self.offset_ms.store(time_ms.saturating_sub(inner), Ordering::Relaxed);
+    }
 }
 
 impl Clock for CorrectedClock {
     fn now(&self) -> DateTime<Utc> {
         let now = self.inner.now();
-        now.checked_add_signed(chrono::Duration::milliseconds(self.offset_ms())).unwrap_or(now)
+        chrono::Duration::try_milliseconds(self.offset_ms())
+            .and_then(|d| now.checked_add_signed(d))
+            .unwrap_or(now)
     }
     fn changes(&self) -> Option<watch::Receiver<DateTime<Utc>>> {
         self.inner.changes()
@@ -114,5 +123,13 @@ mod tests {
         assert_eq!(clock.now(), start + chrono::Duration::days(5) + chrono::Duration::minutes(1));
         clock.correct(-86_400_000);
         assert_eq!(clock.offset_ms(), 4 * 86_400_000);
+        // An absolute reading taken in twice moves the clock once.
+        let province = start + chrono::Duration::days(2);
+        clock.follow(province.timestamp_millis());
+        clock.follow(province.timestamp_millis());
+        assert_eq!(clock.now(), province);
+        // An offset beyond what time can hold leaves the clock where it is rather than panicking.
+        clock.correct(i64::MAX);
+        assert_eq!(clock.now(), manual.now());
     }
 }

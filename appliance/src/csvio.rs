@@ -293,17 +293,20 @@ pub fn export(people: &[Person]) -> Vec<u8> {
             let start = p.quarantine_start.format("%d/%m/%Y").to_string();
             let end = p.quarantine_end.format("%d/%m/%Y").to_string();
             let status = crate::i18n::td(crate::i18n::Lang::Vi, &format!("status.{}", p.status.as_str()));
+            let safe = |s: &str| outpost_sync::report::spreadsheet_text(s).into_owned();
+            let (name, address, room, decision) =
+                (safe(&p.full_name), safe(&p.address), safe(&p.room), safe(&p.decision_number));
             let _ = w.write_record([
-                p.full_name.as_str(),
+                name.as_str(),
                 &birth,
                 &p.phone,
                 gender,
                 &p.id_number,
-                &p.address,
-                &p.room,
+                &address,
+                &room,
                 &start,
                 &end,
-                &p.decision_number,
+                &decision,
                 category,
                 yes(p.worker),
                 yes(p.child),

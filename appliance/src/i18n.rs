@@ -251,6 +251,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("spot.state.sent", "Đang chờ trả lời", "Waiting for an answer"),
     ("spot.state.answered", "Đã trả lời", "Answered"),
     ("spot.state.missed", "Không trả lời", "Missed"),
+    ("spot.state.skipped", "Bỏ qua (hộp không chạy lúc đến hạn)", "Skipped (the box was not running when due)"),
     ("spot.review.pending", "Chờ xem xét", "To review"),
     ("spot.review.accepted", "Đã chấp nhận", "Accepted"),
     ("spot.review.rejected", "Không chấp nhận", "Rejected"),

@@ -158,7 +158,8 @@ impl Outpost {
             }
         }
         let mut person = self.person(person_id)?;
-        person.home_geofence = fence;
+        person.home_geofence =
+            fence.map(|f| Geofence { address: crate::validate::clip(&f.address, 200), ..f });
         person.updated_at = self.now();
         let mut w = WriteSet::new();
         w.put(&person)?;

@@ -74,7 +74,7 @@ impl Outpost {
         let slots = self.schedule.times.len();
         let mut out = Vec::new();
         for back in (0..i64::from(days)).rev() {
-            let date = last - Duration::days(back);
+            let Some(date) = last.checked_sub_signed(Duration::days(back)) else { continue };
             let d = report::zone_day(&site, &people, &no_samples, date);
             let on_time = self.store.index_scan("decl_on_time", &format!("{date}T"))?.len();
             let due = d.in_quarantine * slots;

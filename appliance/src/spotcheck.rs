@@ -98,7 +98,8 @@ impl Outpost {
 
     fn new_check(&self, person: &Person, due_at: DateTime<Utc>, reason: &str) -> SpotCheck {
         SpotCheck {
-            id: format!("{}-{}", person.id, due_at.timestamp()),
+            // Unique even for two checks of one person in the same second (a room and a person).
+            id: format!("{}-{}-{:04x}", person.id, due_at.timestamp(), rand::random::<u16>()),
             person_id: person.id.clone(),
             due_at,
             reason: reason.to_owned(),
@@ -177,7 +178,9 @@ impl Outpost {
                 continue;
             }
             let Some(person) = self.store.get::<Person>(&check.person_id)? else { continue };
-            if !person.status.is_watched() {
+            if !person.status.is_watched() || now - check.due_at > Duration::hours(1) {
+                check.state = SpotCheckState::Skipped;
+                w.put(&check)?;
                 continue;
             }
             self.stage_send(&mut w, &mut check, &person)?;

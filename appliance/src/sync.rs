@@ -93,8 +93,8 @@ impl SyncStatus {
     fn record(&mut self, app: &Outpost, now: DateTime<Utc>, outcome: &anyhow::Result<Exchanged>) {
         let store = &app.store;
         self.link.record(now, outcome.as_ref());
-        if let Ok(Exchanged { peer_clock_ahead_ms: Some(ahead), .. }) = outcome {
-            follow_province_clock(app, *ahead);
+        if let Ok(Exchanged { peer_clock_ahead_ms: Some(ahead), peer_time_ms: Some(time), .. }) = outcome {
+            follow_province_clock(app, *ahead, *time);
         }
         self.clock_corrected_seconds = app.corrected.offset_ms() / 1000;
         self.refresh(store);
@@ -124,13 +124,16 @@ impl SyncStatus {
 /// starts from the time it last saved, and a site without internet has no NTP. The sync itself is
 /// ordered by change-log positions and hashes, never by time; this keeps the records' times, and so
 /// the daily reports' days, right from then on.
-fn follow_province_clock(app: &Outpost, ahead_ms: i64) {
+fn follow_province_clock(app: &Outpost, ahead_ms: i64, province_ms: i64) {
+    // A province whose own clock is implausible (before this software, or centuries ahead) is not
+    // followed: a Pi starting in 1970 is corrected, a province set to 1970 corrects nobody.
+    const PLAUSIBLE_MS: std::ops::Range<i64> = 1_704_067_200_000..4_102_444_800_000; // 2024 to 2100
     let limit = u64::from(app.config.raw.sync.follow_province_clock_seconds) * 1000;
-    if limit == 0 || ahead_ms.unsigned_abs() <= limit {
+    if limit == 0 || ahead_ms.unsigned_abs() <= limit || !PLAUSIBLE_MS.contains(&province_ms) {
         return;
     }
     let before = app.now();
-    app.corrected.correct(ahead_ms);
+    app.corrected.follow(province_ms);
     tracing::warn!(
         from = %before.to_rfc3339(),
         to = %app.now().to_rfc3339(),

@@ -76,7 +76,8 @@ impl Outpost {
         if let Ok(p) = self.person_by_token(token) {
             return Ok(p);
         }
-        if let Some(p) = self.store.find::<Person>("person_id_number", code)?.into_iter().next() {
+        let id_number = crate::validate::id_number_key(code);
+        if let Some(p) = self.store.find::<Person>("person_id_number", &id_number)?.into_iter().next() {
             return Ok(p);
         }
         match self.person(code) {
@@ -91,6 +92,7 @@ impl Outpost {
 
     /// Records that `person_id` was sampled today in `round` (the round after their last if `None`).
     pub async fn record_sample(&self, person_id: &str, round: Option<u32>, by: &str) -> AppResult<Sample> {
+        let _turn = self.testing_turn.lock().await;
         let person = self.person(person_id)?;
         if !person.status.is_watched() {
             return Err(AppError::Conflict(Problem::new(
@@ -146,6 +148,7 @@ impl Outpost {
         result: TestResult,
         by: &str,
     ) -> AppResult<Sample> {
+        let _turn = self.testing_turn.lock().await;
         let mut sample =
             self.store.get::<Sample>(&Sample::make_id(person_id, round))?.ok_or(AppError::NotFound)?;
         if sample.result == result {
@@ -180,7 +183,7 @@ impl Outpost {
             )));
         };
         let mut out = ParsedResults::default();
-        let mut seen: Vec<(String, u32, usize)> = Vec::new();
+        let mut seen: std::collections::HashMap<(String, u32), usize> = std::collections::HashMap::new();
         for (n, record) in reader.records().enumerate() {
             let line = n + 2;
             let record = match record {
@@ -195,7 +198,10 @@ impl Outpost {
             }
             let cell = |i: usize| record.get(i).unwrap_or("").trim();
             let mut problems = Vec::new();
-            let person = match self.store.find::<Person>("person_id_number", cell(id_col)) {
+            let person = match self
+                .store
+                .find::<Person>("person_id_number", &crate::validate::id_number_key(cell(id_col)))
+            {
                 Ok(found) => found.into_iter().next(),
                 Err(e) => {
                     tracing::error!(error = %e, "The store failed while checking a result list.");
@@ -245,7 +251,7 @@ impl Outpost {
                 out.errors.push(RowError { line, problems });
                 continue;
             };
-            if let Some((_, _, first)) = seen.iter().find(|(p, r, _)| *p == person.id && *r == round) {
+            if let Some(first) = seen.get(&(person.id.clone(), round)) {
                 out.errors.push(RowError {
                     line,
                     problems: vec![Problem::new(
@@ -256,7 +262,7 @@ impl Outpost {
                 });
                 continue;
             }
-            seen.push((person.id.clone(), round, line));
+            seen.insert((person.id.clone(), round), line);
             match self.store.get::<Sample>(&Sample::make_id(&person.id, round)) {
                 Ok(Some(s)) if s.result == result => out.unchanged += 1,
                 Ok(Some(s)) if s.result != TestResult::Pending => {
@@ -276,6 +282,7 @@ impl Outpost {
     /// Applies checked rows of a laboratory's list in one write: a sampling not recorded at the site
     /// is recorded with the list's date (or today).
     pub async fn import_results(&self, rows: &[ResultRow], by: &str) -> AppResult<usize> {
+        let _turn = self.testing_turn.lock().await;
         let now = self.now();
         let mut w = WriteSet::new();
         let mut people: Vec<Person> = Vec::new();

@@ -262,6 +262,17 @@ pub fn host_name(name: &str) -> bool {
 
 /// A Vietnamese mobile number in national form (`0xxxxxxxxx`), from `0…`, `84…` or `+84…` with any
 /// spaces, dots or dashes.
+/// An ID number as the box stores it: no spaces, upper case; 11 digits are a 12-digit CCCD whose
+/// leading zero a spreadsheet dropped.
+pub fn id_number_key(raw: &str) -> String {
+    let s: String = raw.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_uppercase();
+    if s.len() == 11 && s.chars().all(|c| c.is_ascii_digit()) {
+        format!("0{s}")
+    } else {
+        s
+    }
+}
+
 pub fn phone(raw: &str) -> Result<String, Problem> {
     let digits: String = raw.chars().filter(|c| c.is_ascii_digit() || *c == '+').collect();
     let national = if let Some(rest) = digits.strip_prefix("+84") {

@@ -34,6 +34,8 @@ use automerge::ChangeHash;
 
 /// The protocol version this build speaks.
 pub const VERSION: u16 = 2;
+/// The oldest version this build still reads (and answers in, so peers can be upgraded one by one).
+pub const OLDEST_VERSION: u16 = 1;
 const MAGIC: &[u8; 4] = b"OPSB";
 const HEADER: usize = 4 + 2 + 4 + 4 + 4;
 
@@ -75,6 +77,8 @@ pub struct Batch {
     /// The sender's clock when it built the batch, in milliseconds since 1970 (0: not given). Only
     /// for the peer to tell how far apart the two clocks are: nothing here is ordered by time.
     pub sent_at_ms: i64,
+    /// The wire version it came in, or goes out in (0: this build's, [`VERSION`]).
+    pub version: u16,
     /// Unique per sender and peer, increasing; never 0.
     pub batch_id: u64,
     /// The peer's batch these acknowledgements answer (0: none).
@@ -299,8 +303,11 @@ pub fn too_large(state: &mut PeerState) {
 /// Encodes `batch` for the wire.
 pub fn encode(batch: &Batch) -> Vec<u8> {
     let mut body = Vec::new();
+    let version = if batch.version == 0 { VERSION } else { batch.version.clamp(OLDEST_VERSION, VERSION) };
     put_str(&mut body, &batch.site);
-    body.extend_from_slice(&batch.sent_at_ms.to_be_bytes());
+    if version >= 2 {
+        body.extend_from_slice(&batch.sent_at_ms.to_be_bytes());
+    }
     body.extend_from_slice(&batch.batch_id.to_be_bytes());
     body.extend_from_slice(&batch.acks_batch.to_be_bytes());
     body.extend_from_slice(&batch.upto.to_be_bytes());
@@ -322,7 +329,7 @@ pub fn encode(batch: &Batch) -> Vec<u8> {
     let compressed = z.finish().unwrap_or_default();
     let mut out = Vec::with_capacity(HEADER + compressed.len());
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_be_bytes());
+    out.extend_from_slice(&version.to_be_bytes());
     out.extend_from_slice(&(compressed.len() as u32).to_be_bytes());
     out.extend_from_slice(&(body.len() as u32).to_be_bytes());
     out.extend_from_slice(&crc32fast::hash(&compressed).to_be_bytes());
@@ -352,7 +359,7 @@ pub fn check_header(bytes: &[u8], limits: &Limits) -> Result<(usize, usize), Pro
         return Err(ProtocolError::NotABatch);
     }
     let version = u16::from_be_bytes([bytes[4], bytes[5]]);
-    if version != VERSION {
+    if !(OLDEST_VERSION..=VERSION).contains(&version) {
         return Err(ProtocolError::Version(version));
     }
     let compressed = u32::from_be_bytes([bytes[6], bytes[7], bytes[8], bytes[9]]) as usize;
@@ -381,10 +388,14 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Batch, ProtocolError> {
     if body.len() != decoded {
         return Err(ProtocolError::Corrupt("the body length does not match"));
     }
+    let version = u16::from_be_bytes([bytes[4], bytes[5]]);
     let mut r = Reader { buf: &body, at: 0 };
+    let site = r.string()?;
+    let sent_at_ms = if version >= 2 { r.u64()? as i64 } else { 0 };
     let mut batch = Batch {
-        site: r.string()?,
-        sent_at_ms: r.u64()? as i64,
+        site,
+        sent_at_ms,
+        version,
         batch_id: r.u64()?,
         acks_batch: r.u64()?,
         upto: r.u64()?,

@@ -271,6 +271,9 @@ pub enum SpotCheckState {
     Sent,
     Answered,
     Missed,
+    /// Not sent: it fell due while the box was not running (or its clock was behind), more than an
+    /// hour ago; a burst of stale checks would be unfair and useless.
+    Skipped,
 }
 
 impl SpotCheckState {
@@ -280,6 +283,7 @@ impl SpotCheckState {
             SpotCheckState::Sent => "sent",
             SpotCheckState::Answered => "answered",
             SpotCheckState::Missed => "missed",
+            SpotCheckState::Skipped => "skipped",
         }
     }
 }

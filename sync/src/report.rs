@@ -79,6 +79,17 @@ pub const COLUMNS: [&str; 19] = [
     "Hoàn thành cách ly trong ngày",
 ];
 
+/// Text for a spreadsheet cell that a spreadsheet will not run: a leading `=`, `+`, `-`, `@`, tab or
+/// carriage return (a formula, when a name or a note typed on a public form starts with one) gets an
+/// apostrophe in front.
+pub fn spreadsheet_text(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{s}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
 /// One cell of a report row: text, or a count (a spreadsheet keeps it a number).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cell {

@@ -288,6 +288,13 @@ fn bad_messages_are_refused_with_a_reason() {
     let mut other_version = good.clone();
     other_version[5] = 9;
     assert_eq!(protocol::decode(&other_version, &limits), Err(protocol::ProtocolError::Version(9)));
+    // The previous version (no sender's clock) is still read, and is answered in kind.
+    let mut old = protocol::decode(&good, &limits).expect("decodes");
+    old.version = 1;
+    let v1 = protocol::encode(&old);
+    assert_eq!(u16::from_be_bytes([v1[4], v1[5]]), 1);
+    let back = protocol::decode(&v1, &limits).expect("version 1 decodes");
+    assert_eq!((back.version, back.sent_at_ms, back.docs.len()), (1, 0, old.docs.len()));
     let small = Limits { max_wire_bytes: 32, ..limits };
     assert!(matches!(protocol::decode(&good, &small), Err(protocol::ProtocolError::TooLarge(_))));
     let tight = Limits { max_body_bytes: 8, ..limits };

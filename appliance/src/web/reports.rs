@@ -156,7 +156,7 @@ pub async fn export_csv(State(state): State<AppState>, ctx: Ctx, Path(date): Pat
     let mut w =
         csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(b"\xEF\xBB\xBF".to_vec());
     for row in &rows {
-        w.write_record(row.iter().map(ToString::to_string))
+        w.write_record(row.iter().map(|c| report::spreadsheet_text(&c.to_string()).into_owned()))
             .map_err(|e| PageError(ApiError::Internal(e.to_string()), ctx.lang))?;
     }
     let body = w.into_inner().map_err(|e| PageError(ApiError::Internal(e.to_string()), ctx.lang))?;

@@ -133,7 +133,8 @@ pub async fn answer(
             "The phone's position is needed: allow this page to use it and send again.",
         )]);
     };
-    let position = Position { latitude, longitude, accuracy: number("accuracy").unwrap_or(0.0) };
+    // A phone that gives no accuracy: kept, not judged (as a fix coarser than any geofence).
+    let position = Position { latitude, longitude, accuracy: number("accuracy").unwrap_or(1_000.0) };
     match state.app.answer_spot_check(&token, &photo, position).await {
         Ok(_) => Ok(done_page(lang, StatusCode::OK, t(lang, "spot.thanks"))),
         Err(AppError::Invalid(list)) => refuse(list),

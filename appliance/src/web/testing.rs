@@ -215,8 +215,7 @@ pub async fn desk_import(State(state): State<AppState>, ctx: Ctx, multipart: Mul
     let lang = ctx.lang;
     let staff = staff_name(&ctx).map_err(|e| PageError(e, lang))?;
     let bytes = upload(multipart, lang).await?;
-    let parsed =
-        state.app.parse_results(&bytes).map_err(|e| PageError(ApiError::Invalid(vec![e.0]), lang))?;
+    let parsed = parse_off_runtime(&state, bytes.to_vec()).await.map_err(|e| PageError(e, lang))?;
     if !parsed.errors.is_empty() {
         return desk_page(&state, &ctx, StatusCode::UNPROCESSABLE_ENTITY, None, Some(&parsed), None);
     }
@@ -224,6 +223,15 @@ pub async fn desk_import(State(state): State<AppState>, ctx: Ctx, multipart: Mul
     let notice =
         format!("{} {n} · {} {}", t(lang, "test.imported"), t(lang, "test.unchanged"), parsed.unchanged);
     Ok(Redirect::to(&format!("/testing?notice={}", super::urlencode(&notice))).into_response())
+}
+
+/// Checks a laboratory's list on the blocking pool (a long list reads many records).
+async fn parse_off_runtime(state: &AppState, bytes: Vec<u8>) -> Result<ParsedResults, ApiError> {
+    let app = state.app.clone();
+    tokio::task::spawn_blocking(move || app.parse_results(&bytes))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Invalid(vec![e.0]))
 }
 
 // ----- API -----
@@ -277,7 +285,7 @@ pub async fn api_day(
 /// bad row listed).
 pub async fn api_import(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> ApiResult<Response> {
     let staff = staff_name(&ctx)?;
-    let parsed = state.app.parse_results(&body).map_err(|e| ApiError::Invalid(vec![e.0]))?;
+    let parsed = parse_off_runtime(&state, body.to_vec()).await?;
     let errors: Vec<Value> =
         parsed.errors.iter().map(|e| json!({"line": e.line, "problems": e.problems})).collect();
     if !errors.is_empty() {

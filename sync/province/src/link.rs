@@ -86,6 +86,8 @@ pub struct Exchanged {
     /// How far the peer's clock was ahead of this side's when its batch arrived (negative: behind),
     /// if it said; seconds of network delay are in it too.
     pub peer_clock_ahead_ms: Option<i64>,
+    /// The peer's clock when it built its batch (milliseconds since 1970), if it said.
+    pub peer_time_ms: Option<i64>,
 }
 
 /// A side's clock, read when a batch is built and when the peer's arrives.
@@ -153,6 +155,7 @@ impl Exchanged {
         self.received_docs += other.received_docs;
         self.received_bytes += other.received_bytes;
         self.peer_clock_ahead_ms = other.peer_clock_ahead_ms.or(self.peer_clock_ahead_ms);
+        self.peer_time_ms = other.peer_time_ms.or(self.peer_time_ms);
     }
 }
 
@@ -187,19 +190,19 @@ pub fn open_turn(
     Ok((protocol::encode(&batch), state, batch.docs.len()))
 }
 
-/// Takes the answer from `peer`, arrived at `now`, in, durably; the number of documents it carried
-/// and how far the peer's clock was ahead.
+/// Takes the answer from `peer`, arrived at `now`, in, durably; the number of documents it carried,
+/// how far the peer's clock was ahead, and the peer's clock.
 pub fn close_turn(
     store: &Store,
     mut state: PeerState,
     peer: &str,
     (answer, now): (&[u8], chrono::DateTime<chrono::Utc>),
     limits: &Limits,
-) -> anyhow::Result<(usize, Option<i64>)> {
+) -> anyhow::Result<(usize, Option<i64>, Option<i64>)> {
     let mut docs = store.clone();
     let batch = protocol::receive(&mut docs, &mut state, peer, answer, limits)?;
     save_state(store, &state)?;
-    Ok((batch.docs.len(), clock_ahead(&batch, now)))
+    Ok((batch.docs.len(), clock_ahead(&batch, now), (batch.sent_at_ms != 0).then_some(batch.sent_at_ms)))
 }
 
 /// The answering side, at `now`: applies `peer`'s batch durably and answers with this side's own;
@@ -217,6 +220,8 @@ pub fn answer_turn(
     let received = protocol::receive(&mut docs, &mut state, peer, bytes, limits)?;
     let mut answer = protocol::build(store, &mut state, me, is_urgent);
     answer.sent_at_ms = now.timestamp_millis();
+    // Answered in the version the peer spoke: a box not yet upgraded keeps syncing.
+    answer.version = received.version;
     // Only what is on disk goes out (the peer records it as held by this side): flushed with the state.
     save_state(store, &state)?;
     let encoded = protocol::encode(&answer);
@@ -226,6 +231,7 @@ pub fn answer_turn(
         received_docs: received.docs.len(),
         received_bytes: bytes.len(),
         peer_clock_ahead_ms: clock_ahead(&received, now),
+        peer_time_ms: (received.sent_at_ms != 0).then_some(received.sent_at_ms),
     };
     Ok((encoded, moved))
 }
@@ -311,9 +317,9 @@ pub async fn call(
     let (s, peer) = (store.clone(), peer_id.to_owned());
     let received_bytes = answer.len();
     let at = now();
-    let (received_docs, peer_clock_ahead_ms) =
+    let (received_docs, peer_clock_ahead_ms, peer_time_ms) =
         tokio::task::spawn_blocking(move || close_turn(&s, state, &peer, (&answer, at), &limits)).await??;
-    Ok(Exchanged { sent_docs, sent_bytes, received_docs, received_bytes, peer_clock_ahead_ms })
+    Ok(Exchanged { sent_docs, sent_bytes, received_docs, received_bytes, peer_clock_ahead_ms, peer_time_ms })
 }
 
 /// A site's end of the link: its store, its enrolment, and the turn that keeps its pushes and the

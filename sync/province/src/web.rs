@@ -153,7 +153,7 @@ fn fmt_time(t: Option<DateTime<Utc>>) -> String {
 
 /// A CSV field, quoted when it needs to be; a leading formula character is neutralised.
 fn csv_field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_owned() };
+    let s = report::spreadsheet_text(s).into_owned();
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
