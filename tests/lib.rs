@@ -436,21 +436,24 @@ pub fn district_csv(n: usize, start: &str, end: &str) -> Vec<u8> {
 }
 
 /// A box on the manual clock at `clock`, with the modem simulator `modem` and configuration `extra`
-/// (TOML), its first administrator `lan.nguyen` signed in, and `people` imported from a district
-/// list admitted on 21/11/2026: the box, the signed-in client and the people's ids.
+/// (TOML) and `more` arguments, its first administrator `lan.nguyen` signed in with `password`, and
+/// `people` imported from a district list admitted on 21/11/2026: the box, the signed-in client and
+/// the people's ids.
 pub fn site_with_people(
     dir: &Path,
     modem: &Path,
     extra: &str,
     clock: &str,
     people: usize,
-    password: &str,
+    (password, more): (&str, &[&str]),
 ) -> (BoxProcess, Client, Vec<String>) {
     let config = write_config(
         dir,
         &format!("[modem]\nport = \"{}\"\n[outbox]\nmin_interval_ms = 1\n{extra}", modem.display()),
     );
-    let b = BoxProcess::start("run", &dir.join("data"), &["--config", &config, "--clock", clock]);
+    let args: Vec<&str> =
+        ["--config", config.as_str(), "--clock", clock].into_iter().chain(more.iter().copied()).collect();
+    let b = BoxProcess::start("run", &dir.join("data"), &args);
     let mut c = Client::new(&b.url);
     c.setup_admin(b.setup_link.as_deref().expect("setup"), "lan.nguyen", password);
     let res =

@@ -119,6 +119,8 @@ fn start_box(clock: Arc<dyn Clock>) -> BoxParts {
         store,
         clock,
         sink,
+        // No app publishes positions in this benchmark.
+        tokio::sync::mpsc::channel(1).0,
     )
     .expect("broker");
     let _ = app.mqtt.set(mqtt);

@@ -126,8 +126,10 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
         // It waits (up to 5 s) for rumqttd to listen: off the async workers.
         let (max_payload, store, clock, sink) =
             (app.config.raw.mqtt.max_payload_bytes, store.clone(), app.clock.clone(), sink.clone());
+        let (positions, incoming) = tokio::sync::mpsc::channel(1024);
+        tracker.spawn(mqtt_positions(app.clone(), incoming, cancel.clone()));
         let mqtt = tokio::task::spawn_blocking(move || {
-            crate::mqtt::start(listeners, max_payload, store, clock, sink)
+            crate::mqtt::start(listeners, max_payload, store, clock, sink, positions)
         })
         .await?
         .context("cannot start the MQTT broker")?;
@@ -365,6 +367,31 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// Takes positions an app published over MQTT [M8] in, as the personal page's API does. A bad one is
+/// counted in the log at debug level only: its topic holds a person's secret token.
+async fn mqtt_positions(
+    app: Arc<Outpost>,
+    mut incoming: tokio::sync::mpsc::Receiver<crate::mqtt::PositionMessage>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let (token, payload) = tokio::select! {
+            _ = cancel.cancelled() => return,
+            next = incoming.recv() => match next { Some(m) => m, None => return },
+        };
+        let outcome = match serde_json::from_slice::<crate::location::Position>(&payload) {
+            Ok(p) => match app.person_by_token(&token) {
+                Ok(person) => app.report_position(&person, p).await.map(|_| ()),
+                Err(e) => Err(e),
+            },
+            Err(_) => Err(crate::app::AppError::Invalid(Vec::new())),
+        };
+        if let Err(error) = outcome {
+            tracing::debug!(%error, "A position over MQTT was refused.");
+        }
+    }
 }
 
 /// Settles declaration slots and escalations every 30 seconds.

@@ -244,3 +244,149 @@ fn a_quarantine_day() {
 fn phone(i: usize) -> String {
     format!("09{:08}", 30_000_000 + i)
 }
+
+/// The site operations of one quarantine day on the manual clock, with the modem simulator: random
+/// spot checks planned within waking hours, one answered with a photo and a position and one missed
+/// (an alert); a position outside the geofence (an alert at once); a sampling round and a positive
+/// result (its SMS queued in the same minute, the alert, F1 → F0, the transfer); and the day's zone
+/// report, every field checked against values this test computes from what it did.
+#[test]
+fn site_operations_through_a_quarantine_day() {
+    use crate::spotcheck::{answer, JPEG, SITE};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = Simulator::start(&dir.path().join("modem")).expect("simulator");
+    let extra = format!(
+        "[site]\nlatitude = {}\nlongitude = {}\ngeofence_m = 150\n[spot_checks]\nper_person_per_day = 1\n[alerts]\non_duty_phones = [\"0905999888\"]\n",
+        SITE.0, SITE.1
+    );
+    // 06:00 at the site; eight people admitted today (rows 0, 3 and 6 are workers).
+    let (mut b, mut c, ids) = outpost_tests::site_with_people(
+        dir.path(),
+        sim.path(),
+        &extra,
+        "2026-11-20T23:00:00Z",
+        8,
+        (PASSWORD, &[]),
+    );
+    let person = |c: &mut Client, id: &str| c.get(&format!("/api/v1/people/{id}")).json();
+    let people: Vec<Value> = ids.iter().map(|id| person(&mut c, id)).collect();
+    let token = |i: usize| people[i]["declare_token"].as_str().expect("token").to_owned();
+    let phone = |i: usize| people[i]["phone"].as_str().expect("phone").to_owned();
+
+    // The day's plan: one random check each, between 07:00 and 21:00 at the site.
+    b.clock(&at("06:05"));
+    let checks = c.get("/api/v1/spotchecks").json();
+    let planned: Vec<&Value> = checks.as_array().expect("checks").iter().collect();
+    assert_eq!(planned.len(), 8, "{checks}");
+    for x in &planned {
+        let due: chrono::DateTime<chrono::Utc> = x["due_at"].as_str().expect("due").parse().expect("time");
+        let local = (due + chrono::Duration::hours(7)).format("%H:%M").to_string();
+        assert!(("07:00".."21:01").contains(&local.as_str()), "{local}");
+    }
+
+    // 09:00: a position from person 0's page, 400 m out: the alert at once.
+    b.clock(&at("09:00"));
+    let res = Client::new(&b.url).post_json(
+        &format!("/api/v1/position/{}", token(0)),
+        &json!({"latitude": SITE.0 + 0.0036, "longitude": SITE.1, "accuracy": 10.0}),
+    );
+    assert_eq!(res.json()["alerted"], true, "{}", res.body);
+
+    // 10:00: the sampling round; 11:30 the laboratory's list: person 1 positive, the rest negative.
+    b.clock(&at("10:00"));
+    for id in &ids {
+        assert_eq!(c.post_json(&format!("/api/v1/people/{id}/samples"), &json!({})).status, 200);
+    }
+    b.clock(&at("11:30"));
+    let mut list = String::from("Số CMND/CCCD;Lần lấy mẫu;Kết quả\n");
+    for (i, p) in people.iter().enumerate() {
+        let result = if i == 1 { "Dương tính" } else { "Âm tính" };
+        list.push_str(&format!("{};1;{result}\n", p["id_number"].as_str().expect("id number")));
+    }
+    let res = c.post_bytes("/api/v1/samples/import", "text/csv", list.as_bytes());
+    assert_eq!(res.status, 200, "{}", res.body);
+    let outbox = c.get("/api/v1/outbox").json();
+    let results: Vec<&Value> =
+        outbox.as_array().expect("outbox").iter().filter(|m| m["purpose"] == "test_result").collect();
+    assert_eq!(results.len(), 8);
+    assert!(results.iter().all(|m| m["created_at"] == "2026-11-21T04:30:00Z"), "queued the same minute");
+    wait_until("person 1's result", || {
+        sim.sent().iter().any(|m| m.to == phone(1) && m.text.contains("DUONG TINH"))
+    });
+    assert_eq!(person(&mut c, &ids[1])["status"], "converted_f0");
+    b.clock(&at("13:00"));
+    assert_eq!(
+        c.post_json(&format!("/api/v1/people/{}/status", ids[1]), &json!({"status": "transferred"})).status,
+        200
+    );
+
+    // Staff ask for a check of person 2 (answered) and person 3 (never answered).
+    for i in [2, 3] {
+        assert_eq!(c.post_json("/api/v1/spotchecks", &json!({"person_id": ids[i]})).status, 201);
+    }
+    // The link of the check just asked for (person 2 may have had a random one this morning too).
+    let outbox = c.get("/api/v1/outbox").json();
+    let text = outbox
+        .as_array()
+        .expect("outbox")
+        .iter()
+        .filter(|m| m["purpose"] == "spot_check" && m["to"] == phone(2).as_str())
+        .max_by_key(|m| m["created_at"].as_str().map(str::to_owned))
+        .expect("the SMS")["text"]
+        .as_str()
+        .expect("text")
+        .to_owned();
+    let path = text[text.find("/s/").expect("link")..].split_whitespace().next().expect("path").to_owned();
+    let res = answer(&mut Client::new(&b.url), &path, JPEG, SITE.0, SITE.1);
+    assert_eq!(res.status, 200, "{}", res.body);
+    b.clock(&at("13:21"));
+    let alerts = c.get("/api/v1/alerts").json();
+    let kinds = |kind: &str, id: &str| {
+        alerts
+            .as_array()
+            .expect("alerts")
+            .iter()
+            .filter(|a| a["kind"] == kind && a["person_id"] == id)
+            .count()
+    };
+    // Person 3's check was missed; person 2's was answered. (A random check this morning nobody
+    // answered is missed too: count the checks of the day against their alerts.)
+    let day = c.get("/api/v1/spotchecks").json();
+    let missed = |id: &str| {
+        day.as_array()
+            .expect("checks")
+            .iter()
+            .filter(|x| x["person_id"] == id && x["state"] == "missed")
+            .count()
+    };
+    assert!(missed(&ids[3]) >= 1);
+    assert_eq!(kinds("spot_check_missed", &ids[3]), missed(&ids[3]));
+    assert_eq!(kinds("spot_check_missed", &ids[2]), missed(&ids[2]));
+    let answered = day.as_array().expect("checks").iter().filter(|x| x["state"] == "answered").count();
+    assert_eq!(answered, 1, "{day}");
+    assert_eq!(kinds("outside_geofence", &ids[0]), 1);
+    assert_eq!(kinds("test_positive", &ids[1]), 1);
+    // 18:00: person 7 released early (a decision from the district).
+    b.clock(&at("18:00"));
+    c.csrf = None;
+    assert_eq!(c.login("lan.nguyen", PASSWORD).status, 303, "the morning's session has ended");
+    assert_eq!(
+        c.post_json(&format!("/api/v1/people/{}/status", ids[7]), &json!({"status": "released"})).status,
+        200
+    );
+
+    // The day's report, against what this test did.
+    let f = c.get("/api/v1/reports/2026-11-21").json()["figures"].clone();
+    let workers = (0..8).filter(|i| i % 3 == 0).count();
+    assert_eq!(
+        f,
+        json!({
+            "date": "2026-11-21", "district": "Quận Liên Chiểu", "commune": "Phường Hòa Khánh Bắc",
+            "zone_name": "Khu cách ly tập trung Ký túc xá Phía Tây", "management_level": "Quận/Huyện",
+            "in_quarantine": 8 - 2,
+            "admitted": 8, "admitted_workers": workers, "admitted_children": 0, "admitted_pregnant": 0, "admitted_foreigners": 0,
+            "sampled_by_round": {"1": 8},
+            "converted_f0": 1, "last_f0": "2026-11-21", "transferred_after_f0": 1, "released": 1,
+        })
+    );
+}

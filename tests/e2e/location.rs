@@ -15,12 +15,20 @@ const SITE: (f64, f64) = (16.0748, 108.1497);
 fn positions_outside_a_geofence_raise_an_alert_at_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let sim = Simulator::start(&dir.path().join("modem")).expect("simulator");
+    let mqtt_port = outpost_tests::free_port().to_string();
+    let mqtt = format!("127.0.0.1:{mqtt_port}");
     let extra = format!(
         "[site]\nlatitude = {}\nlongitude = {}\ngeofence_m = 150\n[alerts]\non_duty_phones = [\"0905999888\"]\n",
         SITE.0, SITE.1
     );
-    let (b, mut c, ids) =
-        site_with_people(dir.path(), sim.path(), &extra, "2026-11-21T02:00:00Z", 2, PASSWORD);
+    let (b, mut c, ids) = site_with_people(
+        dir.path(),
+        sim.path(),
+        &extra,
+        "2026-11-21T02:00:00Z",
+        2,
+        (PASSWORD, &["--mqtt", &mqtt]),
+    );
     let token = |c: &mut Client, id: &str| {
         c.get(&format!("/api/v1/people/{id}")).json()["declare_token"].as_str().expect("token").to_owned()
     };
@@ -122,4 +130,28 @@ fn positions_outside_a_geofence_raise_an_alert_at_once() {
     );
     assert_eq!(serde_json::from_str::<Value>(&res.body).expect("json")["alerted"], true, "out of the home");
     assert_eq!(count(&mut c), 2);
+
+    // An app publishing over MQTT (documented topic and payload), with a device account.
+    assert_eq!(c.post_form("/mqtt", &[("name", "app-vitri"), ("password", "mat-khau-ung-dung")]).status, 303);
+    let connect = ["-h", "127.0.0.1", "-p", &mqtt_port];
+    let topic = format!("outpost/position/{a}");
+    let publish = |c: &mut Client, lat: f64, verdict: &str| {
+        let payload = json!({"latitude": lat, "longitude": SITE.1, "accuracy": 9.0}).to_string();
+        assert!(outpost_tests::mosquitto_pub(&connect, "app-vitri", "mat-khau-ung-dung", &topic, &payload));
+        wait_until(&format!("the app's position {verdict}"), || {
+            c.get(&format!("/api/v1/people/{}/location", ids[0])).json()["last"]["verdict"] == verdict
+        });
+    };
+    // Person 0 was outside (one alert, still open); back inside, then out again.
+    publish(&mut c, SITE.0, "inside");
+    publish(&mut c, SITE.0 + 0.005, "outside");
+    // The first alert is still open: no second one for person 0 yet.
+    assert_eq!(count(&mut c), 2);
+    assert!(outpost_tests::mosquitto_pub(
+        &connect,
+        "app-vitri",
+        "mat-khau-ung-dung",
+        "outpost/position/not-a-token",
+        "{}"
+    ));
 }

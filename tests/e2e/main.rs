@@ -1,7 +1,8 @@
 //! End-to-end tests: each drives the real `outpost` binary from outside (see `outpost_tests`).
 //!
 //! - [`demo`]: the README's first command.
-//! - [`day`]: one quarantine day on the manual clock, 50 people, reminders and alerts exactly once.
+//! - [`day`]: one quarantine day on the manual clock, 50 people, reminders and alerts exactly once;
+//!   and the site operations of a day (spot checks, a geofence, testing, the zone report).
 //! - [`crash`]: SIGKILL during bursts of acknowledged writes; nothing acknowledged is lost.
 //! - [`cli`]: `print-config` and bad configuration files.
 //! - [`access`]: every route refuses anonymous callers but the public ones; a manager cannot write.

@@ -9,12 +9,19 @@ use serde_json::{json, Value};
 
 use crate::PASSWORD;
 
-const SITE: (f64, f64) = (16.0748, 108.1497);
+pub(crate) const SITE: (f64, f64) = (16.0748, 108.1497);
 /// A JPEG's first bytes and end: the box checks what a file is by its bytes.
-const JPEG: &[u8] = b"\xFF\xD8\xFF\xE0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xFF\xD9";
+pub(crate) const JPEG: &[u8] =
+    b"\xFF\xD8\xFF\xE0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xFF\xD9";
 
 /// Posts the answer form as a phone's browser does (multipart, with the page's CSRF cookie).
-fn answer(phone: &mut Client, link_path: &str, photo: &[u8], lat: f64, lon: f64) -> outpost_tests::Answer {
+pub(crate) fn answer(
+    phone: &mut Client,
+    link_path: &str,
+    photo: &[u8],
+    lat: f64,
+    lon: f64,
+) -> outpost_tests::Answer {
     let page = phone.get(link_path);
     assert_eq!(page.status, 200, "{}", page.body);
     let csrf = phone.cookie("outpost_csrf").expect("the page's CSRF cookie").to_owned();
@@ -45,12 +52,12 @@ fn spot_checks_answered_missed_and_from_outside() {
     let dir = tempfile::tempdir().expect("tempdir");
     let sim = Simulator::start(&dir.path().join("modem")).expect("simulator");
     let extra = format!(
-        "[site]\nlatitude = {}\nlongitude = {}\ngeofence_m = 150\n[spot_checks]\nper_person_per_day = 2\n",
+        "[site]\nlatitude = {}\nlongitude = {}\ngeofence_m = 150\n[spot_checks]\nper_person_per_day = 2\nmax_photo_bytes = 5000\n",
         SITE.0, SITE.1
     );
     // 06:30 at the site.
     let (mut b, mut c, ids) =
-        site_with_people(dir.path(), sim.path(), &extra, "2026-11-20T23:30:00Z", 3, PASSWORD);
+        site_with_people(dir.path(), sim.path(), &extra, "2026-11-20T23:30:00Z", 3, (PASSWORD, &[]));
     let phones: Vec<String> = ids
         .iter()
         .map(|id| c.get(&format!("/api/v1/people/{id}")).json()["phone"].as_str().expect("phone").to_owned())
@@ -101,6 +108,10 @@ fn spot_checks_answered_missed_and_from_outside() {
     let res = answer(&mut phone, &path0, b"%PDF-1.7 not a photo", SITE.0, SITE.1);
     assert_eq!(res.status, 422);
     assert!(res.body.contains("không phải ảnh"), "{}", res.body);
+    let too_large = [JPEG, &[0u8; 6000][..]].concat();
+    let res = answer(&mut phone, &path0, &too_large, SITE.0, SITE.1);
+    assert_eq!(res.status, 422);
+    assert!(res.body.contains("Ảnh quá lớn (tối đa 4 KB)"), "{}", res.body);
     let res = answer(&mut phone, &path0, JPEG, 95.0, SITE.1);
     assert_eq!(res.status, 422);
     assert!(res.body.contains("Vĩ độ phải từ -90 đến 90"), "{}", res.body);

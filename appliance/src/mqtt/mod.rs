@@ -33,6 +33,12 @@ pub use front::{Backends, FrontCounts, FrontStats};
 
 /// Topics the box subscribes to.
 pub const SIGHTING_FILTERS: [&str; 2] = ["espresense/devices/#", "+/+/BTtoMQTT/+"];
+/// Positions from an app [M8]: `outpost/position/<the person's link token>`, payload
+/// `{"latitude": …, "longitude": …, "accuracy": metres}`.
+pub const POSITION_PREFIX: &str = "outpost/position/";
+
+/// A position message: the token from its topic and its payload.
+pub type PositionMessage = (String, Vec<u8>);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Credential {
@@ -122,6 +128,7 @@ pub fn start(
     store: Store,
     clock: Arc<dyn Clock>,
     sink: Sink,
+    positions: tokio::sync::mpsc::Sender<PositionMessage>,
 ) -> anyhow::Result<Mqtt> {
     // The public ports first, so that a port in use is a clear error at start.
     let plain = listeners
@@ -191,7 +198,7 @@ pub fn start(
     let mut broker = Broker::new(config);
     let (mut link_tx, mut link_rx) =
         broker.link("outpost-box").map_err(|e| anyhow::anyhow!("broker link: {e:?}"))?;
-    for filter in SIGHTING_FILTERS {
+    for filter in SIGHTING_FILTERS.into_iter().chain([format!("{POSITION_PREFIX}+").as_str()]) {
         link_tx.subscribe(filter).map_err(|e| anyhow::anyhow!("subscribe {filter}: {e:?}"))?;
     }
     std::thread::Builder::new().name("mqtt-broker".into()).spawn(move || {
@@ -230,6 +237,16 @@ pub fn start(
                 _ => continue,
             };
             let topic = String::from_utf8_lossy(&forward.publish.topic).into_owned();
+            if let Some(token) = topic.strip_prefix(POSITION_PREFIX) {
+                // The app's position goes to the box's async side; a full queue drops it (the
+                // next one comes in minutes) rather than stall the gateways' sightings.
+                if positions.try_send((token.to_owned(), forward.publish.payload.to_vec())).is_err() {
+                    if let Ok(mut c) = c.lock() {
+                        *c.refused.entry("positions_busy".to_owned()).or_default() += 1;
+                    }
+                }
+                continue;
+            }
             // Each subscription has its own log; offsets in it count messages one by one.
             if let Some((_, offset)) = forward.cursor {
                 let filter = usize::from(!topic.starts_with("espresense/"));
