@@ -173,8 +173,15 @@ impl Outpost {
             }
         }
         let mut acted = 0;
-        for mut check in self.spot_checks(SpotCheckState::Scheduled)? {
-            if check.due_at > now {
+        // The index sorts scheduled checks by due time: read only those due (keys first).
+        let prefix = format!("{}|", SpotCheckState::Scheduled.as_str());
+        for (value, id) in self.store.index_scan("spot_state", &prefix)? {
+            let due = value.strip_prefix(&prefix).and_then(|d| DateTime::parse_from_rfc3339(d).ok());
+            if due.is_some_and(|d| d > now) {
+                break;
+            }
+            let Some(mut check) = self.store.get::<SpotCheck>(&id)? else { continue };
+            if check.state != SpotCheckState::Scheduled || check.due_at > now {
                 continue;
             }
             let Some(person) = self.store.get::<Person>(&check.person_id)? else { continue };
