@@ -2,8 +2,9 @@
 # The whole test suite: what a developer runs before committing and what CI runs (.ci/run).
 # Installs the system packages the tests drive (Debian's chromium for the browser test, mosquitto
 # clients, dbus-daemon and python3-dbusmock for the mock BlueZ, python3-openpyxl to read the
-# exported .xlsx independently), then
-# formatting, clippy with warnings denied, and every test of the workspace.
+# exported .xlsx independently), then formatting, clippy with warnings denied, every test of the
+# workspace, and the Debian package's checks (images/test-deb, which installs lintian and
+# debootstrap itself).
 #   OUTPOST_SLOW=1   also run the long variants (e.g. 50 crash-restart cycles instead of 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,3 +34,9 @@ echo "==> cargo build (the binaries the end-to-end tests drive)"
 cargo build --workspace --bins --quiet
 echo "==> cargo test"
 cargo test --workspace --quiet
+echo "==> the Debian package (images/test-deb: lintian, systemd-analyze, installed in a debootstrap root)"
+if [ "$(id -u)" = 0 ]; then
+  images/test-deb
+else
+  echo "==> not run: images/test-deb needs root (debootstrap, chroot)" >&2
+fi
