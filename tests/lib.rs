@@ -281,6 +281,17 @@ impl Client {
         self.finish(res)
     }
 
+    /// The ids of the people the box lists.
+    pub fn people_ids(&mut self) -> Vec<String> {
+        self.get("/api/v1/people")
+            .json()
+            .as_array()
+            .expect("people")
+            .iter()
+            .map(|p| p["id"].as_str().expect("id").to_owned())
+            .collect()
+    }
+
     /// A cookie the box set, if it did.
     pub fn cookie(&self, name: &str) -> Option<&str> {
         self.cookies.get(name).map(String::as_str)
@@ -368,8 +379,10 @@ impl Client {
         self.load_csrf();
     }
 
-    /// Logs in with a password and keeps the session.
+    /// Logs in with a password and keeps the session (a session that ended, with the manual clock
+    /// moved past it, leaves its CSRF token behind: the login form must not repeat it).
     pub fn login(&mut self, username: &str, password: &str) -> Answer {
+        self.csrf = None;
         self.get("/login");
         let res = self.post_form("/login", &[("username", username), ("password", password), ("next", "/")]);
         if res.status == 303 {
@@ -459,14 +472,7 @@ pub fn site_with_people(
     let res =
         c.post_bytes("/api/v1/people/import", "text/csv", &district_csv(people, "21/11/2026", "05/12/2026"));
     assert_eq!(res.status, 200, "{}", res.body);
-    let ids = c
-        .get("/api/v1/people")
-        .json()
-        .as_array()
-        .expect("people")
-        .iter()
-        .map(|p| p["id"].as_str().expect("id").to_owned())
-        .collect();
+    let ids = c.people_ids();
     (b, c, ids)
 }
 

@@ -385,13 +385,7 @@ impl Outpost {
         entered_by: Option<&str>,
     ) -> AppResult<(Declaration, Option<Alert>)> {
         let valid = validate::declaration(input).map_err(AppError::Invalid)?;
-        if !person.status.is_watched() {
-            return Err(AppError::Conflict(Problem::new(
-                "person",
-                "Người này không còn trong diện cách ly.",
-                "This person is no longer in quarantine.",
-            )));
-        }
+        require_watched(person)?;
         let now = self.now();
         let slot = self.schedule.slot_for(now);
         let decl = Declaration {
@@ -853,6 +847,19 @@ pub struct TickReport {
     pub presence: usize,
     /// Spot checks sent or marked missed.
     pub spot_checks: usize,
+}
+
+/// Refuses what only a person still in quarantine may do (declare, be sampled, report a position).
+pub(crate) fn require_watched(person: &Person) -> AppResult<()> {
+    if person.status.is_watched() {
+        Ok(())
+    } else {
+        Err(AppError::Conflict(Problem::new(
+            "person",
+            "Người này không còn trong diện cách ly.",
+            "This person is no longer in quarantine.",
+        )))
+    }
 }
 
 /// The symptoms a form may name.

@@ -191,8 +191,7 @@ impl Outpost {
 
 /// The entries as CSV for Excel (UTF-8 with a BOM, CRLF).
 pub fn export(entries: &[CheckIn], offset: chrono::FixedOffset) -> Vec<u8> {
-    let mut w =
-        csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(b"\xEF\xBB\xBF".to_vec());
+    let mut w = crate::csvio::excel_writer();
     let _ = w.write_record([
         "Thời gian",
         "Vào/Ra",
@@ -214,7 +213,7 @@ pub fn export(entries: &[CheckIn], offset: chrono::FixedOffset) -> Vec<u8> {
             safe(c.recorded_by.as_deref().unwrap_or_default()),
         ]);
     }
-    w.into_inner().unwrap_or_default()
+    crate::csvio::excel_bytes(w)
 }
 
 #[cfg(test)]

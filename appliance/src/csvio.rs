@@ -269,55 +269,61 @@ fn yes(b: bool) -> &'static str {
     }
 }
 
+/// A CSV writer for Excel: UTF-8 with a BOM (Vietnamese stays intact), comma separated, CRLF.
+pub fn excel_writer() -> csv::Writer<Vec<u8>> {
+    csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(b"\xEF\xBB\xBF".to_vec())
+}
+
+/// The bytes an [`excel_writer`] holds (writing to memory cannot fail).
+pub fn excel_bytes(w: csv::Writer<Vec<u8>>) -> Vec<u8> {
+    w.into_inner().unwrap_or_default()
+}
+
 /// Writes people as CSV for Excel: UTF-8 with BOM, CRLF, the import's headers plus status.
 pub fn export(people: &[Person]) -> Vec<u8> {
-    let mut out = b"\xEF\xBB\xBF".to_vec();
-    {
-        let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(&mut out);
-        let mut header: Vec<&str> = COLUMNS.iter().map(|c| c.1).collect();
-        header.push("Trạng thái");
-        let _ = w.write_record(&header);
-        for p in people {
-            let gender = match p.gender {
-                Gender::Male => "Nam",
-                Gender::Female => "Nữ",
-                Gender::Other => "Khác",
-                Gender::Unknown => "",
-            };
-            let category = match p.category {
-                Category::F1 => "F1",
-                Category::F0 => "F0",
-                Category::Traveller => "Nhập cảnh",
-            };
-            let birth = p.birth_year.map(|y| y.to_string()).unwrap_or_default();
-            let start = p.quarantine_start.format("%d/%m/%Y").to_string();
-            let end = p.quarantine_end.format("%d/%m/%Y").to_string();
-            let status = crate::i18n::td(crate::i18n::Lang::Vi, &format!("status.{}", p.status.as_str()));
-            let safe = |s: &str| outpost_sync::report::spreadsheet_text(s).into_owned();
-            let (name, address, room, decision) =
-                (safe(&p.full_name), safe(&p.address), safe(&p.room), safe(&p.decision_number));
-            let _ = w.write_record([
-                name.as_str(),
-                &birth,
-                &p.phone,
-                gender,
-                &p.id_number,
-                &address,
-                &room,
-                &start,
-                &end,
-                &decision,
-                category,
-                yes(p.worker),
-                yes(p.child),
-                yes(p.pregnant),
-                yes(p.foreigner),
-                &status,
-            ]);
-        }
-        let _ = w.flush();
+    let mut w = excel_writer();
+    let mut header: Vec<&str> = COLUMNS.iter().map(|c| c.1).collect();
+    header.push("Trạng thái");
+    let _ = w.write_record(&header);
+    for p in people {
+        let gender = match p.gender {
+            Gender::Male => "Nam",
+            Gender::Female => "Nữ",
+            Gender::Other => "Khác",
+            Gender::Unknown => "",
+        };
+        let category = match p.category {
+            Category::F1 => "F1",
+            Category::F0 => "F0",
+            Category::Traveller => "Nhập cảnh",
+        };
+        let birth = p.birth_year.map(|y| y.to_string()).unwrap_or_default();
+        let start = p.quarantine_start.format("%d/%m/%Y").to_string();
+        let end = p.quarantine_end.format("%d/%m/%Y").to_string();
+        let status = crate::i18n::td(crate::i18n::Lang::Vi, &format!("status.{}", p.status.as_str()));
+        let safe = |s: &str| outpost_sync::report::spreadsheet_text(s).into_owned();
+        let (name, address, room, decision) =
+            (safe(&p.full_name), safe(&p.address), safe(&p.room), safe(&p.decision_number));
+        let _ = w.write_record([
+            name.as_str(),
+            &birth,
+            &p.phone,
+            gender,
+            &p.id_number,
+            &address,
+            &room,
+            &start,
+            &end,
+            &decision,
+            category,
+            yes(p.worker),
+            yes(p.child),
+            yes(p.pregnant),
+            yes(p.foreigner),
+            &status,
+        ]);
     }
-    out
+    excel_bytes(w)
 }
 
 #[cfg(test)]

@@ -68,43 +68,39 @@ pub fn sheet(app: &Outpost, date: NaiveDate) -> AppResult<Vec<Row>> {
 
 /// The sheet as CSV for Excel (UTF-8 with BOM, CRLF), Vietnamese headers.
 pub fn export(rows: &[Row], date: NaiveDate) -> Vec<u8> {
-    let mut out = b"\xEF\xBB\xBF".to_vec();
-    {
-        let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(&mut out);
+    let mut w = crate::csvio::excel_writer();
+    let _ = w.write_record([
+        "Ngày",
+        "Họ và tên",
+        "Phòng",
+        "Số lần phải khai báo",
+        "Khai báo đúng giờ",
+        "Đã khai báo",
+        "Nhiệt độ cao nhất",
+        "Triệu chứng",
+        "Có mặt",
+        "Xét nghiệm",
+        "Ghi chú",
+    ]);
+    for r in rows {
+        let symptoms: Vec<String> = r
+            .symptoms
+            .iter()
+            .map(|s| crate::i18n::td(crate::i18n::Lang::Vi, &format!("sym.{}", s.as_str())))
+            .collect();
         let _ = w.write_record([
-            "Ngày",
-            "Họ và tên",
-            "Phòng",
-            "Số lần phải khai báo",
-            "Khai báo đúng giờ",
-            "Đã khai báo",
-            "Nhiệt độ cao nhất",
-            "Triệu chứng",
-            "Có mặt",
-            "Xét nghiệm",
-            "Ghi chú",
+            date.format("%d/%m/%Y").to_string(),
+            r.full_name.clone(),
+            r.room.clone(),
+            r.owed.to_string(),
+            r.on_time.to_string(),
+            r.declared.to_string(),
+            r.max_temperature.map(|t| format!("{t:.1}")).unwrap_or_default(),
+            symptoms.join(", "),
+            r.presence.clone(),
+            r.tests.clone(),
+            r.notes.clone(),
         ]);
-        for r in rows {
-            let symptoms: Vec<String> = r
-                .symptoms
-                .iter()
-                .map(|s| crate::i18n::td(crate::i18n::Lang::Vi, &format!("sym.{}", s.as_str())))
-                .collect();
-            let _ = w.write_record([
-                date.format("%d/%m/%Y").to_string(),
-                r.full_name.clone(),
-                r.room.clone(),
-                r.owed.to_string(),
-                r.on_time.to_string(),
-                r.declared.to_string(),
-                r.max_temperature.map(|t| format!("{t:.1}")).unwrap_or_default(),
-                symptoms.join(", "),
-                r.presence.clone(),
-                r.tests.clone(),
-                r.notes.clone(),
-            ]);
-        }
-        let _ = w.flush();
     }
-    out
+    crate::csvio::excel_bytes(w)
 }

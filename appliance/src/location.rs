@@ -172,13 +172,7 @@ impl Outpost {
     /// clearly outside.
     pub async fn report_position(&self, person: &Person, p: Position) -> AppResult<Reported> {
         p.check().map_err(AppError::Invalid)?;
-        if !person.status.is_watched() {
-            return Err(AppError::Conflict(Problem::new(
-                "person",
-                "Người này không còn trong diện cách ly.",
-                "This person is no longer in quarantine.",
-            )));
-        }
+        crate::app::require_watched(person)?;
         let now = self.now();
         let value = serde_json::to_vec(&p).unwrap_or_default();
         self.store.series("positions")?.insert(&[Sample {

@@ -3,7 +3,7 @@
 
 use chrono::{Duration, NaiveDate};
 use outpost_sync::{
-    record::{Person, Sample, ZoneReport},
+    record::{Person, Sample, Site, ZoneReport},
     report::{self, ZoneDay},
     WriteSet,
 };
@@ -27,6 +27,9 @@ pub struct DayPoint {
     /// when nobody was in quarantine.
     pub on_time_percent: Option<f64>,
 }
+
+/// A day's figures, its confirmed report if any, and the chart's days up to it.
+pub type ReportPage = (ZoneDay, Option<ZoneReport>, Vec<DayPoint>);
 
 impl Outpost {
     /// The figures of the site's day `date`, from the records as they are now.
@@ -68,14 +71,30 @@ impl Outpost {
 
     /// The `days` days up to `last`, oldest first, for the chart: reads the people once.
     pub fn report_series(&self, last: NaiveDate, days: u32) -> AppResult<Vec<DayPoint>> {
-        let site = self.site()?;
-        let people = self.store.list::<Person>()?;
+        self.series_of(&self.site()?, &self.store.list::<Person>()?, last, days)
+    }
+
+    /// The report page's figures: the day's, as confirmed if it was, and the `days` up to it for the
+    /// chart, reading the people once for both.
+    pub fn report_page(&self, date: NaiveDate, days: u32) -> AppResult<ReportPage> {
+        let (site, people) = (self.site()?, self.store.list::<Person>()?);
+        let day = report::zone_day(&site, &people, &self.samples_on(date)?, date);
+        Ok((day, self.confirmed_report(date)?, self.series_of(&site, &people, date, days)?))
+    }
+
+    fn series_of(
+        &self,
+        site: &Site,
+        people: &[Person],
+        last: NaiveDate,
+        days: u32,
+    ) -> AppResult<Vec<DayPoint>> {
         let no_samples: [Sample; 0] = [];
         let slots = self.schedule.times.len();
         let mut out = Vec::new();
         for back in (0..i64::from(days)).rev() {
             let Some(date) = last.checked_sub_signed(Duration::days(back)) else { continue };
-            let d = report::zone_day(&site, &people, &no_samples, date);
+            let d = report::zone_day(site, people, &no_samples, date);
             let on_time = self.store.index_scan("decl_on_time", &format!("{date}T"))?.len();
             let due = d.in_quarantine * slots;
             out.push(DayPoint {

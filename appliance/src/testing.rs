@@ -94,13 +94,7 @@ impl Outpost {
     pub async fn record_sample(&self, person_id: &str, round: Option<u32>, by: &str) -> AppResult<Sample> {
         let _turn = self.testing_turn.lock().await;
         let person = self.person(person_id)?;
-        if !person.status.is_watched() {
-            return Err(AppError::Conflict(Problem::new(
-                "person",
-                "Người này không còn trong diện cách ly.",
-                "This person is no longer in quarantine.",
-            )));
-        }
+        crate::app::require_watched(&person)?;
         let taken = self.samples_of(person_id)?;
         let round = match round {
             Some(r) => r,

@@ -93,14 +93,7 @@ fn a_quarantine_day_with_bands() {
     assert_eq!(c.post_form("/mqtt", &[("name", GW.0), ("password", GW.1)]).status, 303);
     let res = c.post_bytes("/api/v1/people/import", "text/csv", &district_csv(5, "21/11/2026", "04/12/2026"));
     assert_eq!(res.status, 200, "{}", res.body);
-    let people: Vec<String> = c
-        .get("/api/v1/people")
-        .json()
-        .as_array()
-        .expect("people")
-        .iter()
-        .map(|p| p["id"].as_str().expect("id").to_owned())
-        .collect();
+    let people = c.people_ids();
     let mut site = Site { port, published: 0 };
 
     // Bands switched on at the desk are seen before anyone registers them: unknown, no alert.

@@ -368,7 +368,6 @@ fn site_operations_through_a_quarantine_day() {
     assert_eq!(kinds("test_positive", &ids[1]), 1);
     // 18:00: person 7 released early (a decision from the district).
     b.clock(&at("18:00"));
-    c.csrf = None;
     assert_eq!(c.login("lan.nguyen", PASSWORD).status, 303, "the morning's session has ended");
     assert_eq!(
         c.post_json(&format!("/api/v1/people/{}/status", ids[7]), &json!({"status": "released"})).status,

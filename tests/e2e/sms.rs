@@ -40,9 +40,7 @@ fn staff_messages_inbox_and_failures() {
         &(today + chrono::Duration::days(14)).format("%d/%m/%Y").to_string(),
     );
     assert_eq!(c.post_bytes("/api/v1/people/import", "text/csv", &csv).status, 200);
-    let people = c.get("/api/v1/people").json();
-    let ids: Vec<String> =
-        people.as_array().expect("people").iter().map(|p| p["id"].as_str().expect("id").to_owned()).collect();
+    let ids = c.people_ids();
 
     // The compose form to a selection of two, with the declaration-link template.
     let page = c.get(&format!("/sms/new?p={}&p={}", ids[0], ids[1]));

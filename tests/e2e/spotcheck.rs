@@ -169,7 +169,6 @@ fn spot_checks_answered_missed_and_from_outside() {
         b.clock("advance 1h");
     }
     // (Fifteen hours: the staff session has ended.)
-    c.csrf = None;
     assert_eq!(c.login("lan.nguyen", PASSWORD).status, 303);
     let all = c.get("/api/v1/spotchecks").json();
     assert!(all.as_array().expect("checks").iter().all(|x| x["state"] != "scheduled"), "{all}");

@@ -30,11 +30,8 @@ fn samplings_results_and_the_f0_workflow() {
     c.setup_admin(b.setup_link.as_deref().expect("setup"), "lan.nguyen", PASSWORD);
     let res = c.post_bytes("/api/v1/people/import", "text/csv", &district_csv(3, "21/11/2026", "05/12/2026"));
     assert_eq!(res.status, 200, "{}", res.body);
-    let list: Vec<Value> = c.get("/api/v1/people").json().as_array().expect("people").clone();
-    let mut people: Vec<Value> = list
-        .iter()
-        .map(|p| c.get(&format!("/api/v1/people/{}", p["id"].as_str().expect("id"))).json())
-        .collect();
+    let mut people: Vec<Value> =
+        c.people_ids().iter().map(|id| c.get(&format!("/api/v1/people/{id}")).json()).collect();
     people.sort_by_key(|p| p["id_number"].as_str().map(str::to_owned));
     let field = |i: usize, f: &str| people[i][f].as_str().expect(f).to_owned();
 

@@ -63,9 +63,8 @@ fn rows(site: &str, d: &ZoneDay) -> Vec<(&'static str, Cell)> {
 pub async fn page_of_day(State(state): State<AppState>, ctx: Ctx, Query(q): Query<DayQuery>) -> PageResult {
     let lang = ctx.lang;
     let date = day_of(&state, q.date.as_deref()).map_err(|e| PageError(e, lang))?;
-    let (day, confirmed) = figures(&state, date).await.map_err(|e| (e, lang))?;
     let app = state.app.clone();
-    let series = tokio::task::spawn_blocking(move || app.report_series(date, CHART_DAYS))
+    let (day, confirmed, series) = tokio::task::spawn_blocking(move || app.report_page(date, CHART_DAYS))
         .await
         .map_err(|e| PageError(ApiError::Internal(e.to_string()), lang))?
         .map_err(|e| (e, lang))?;
@@ -153,13 +152,12 @@ fn download(content_type: &str, filename: String, body: Vec<u8>) -> Response {
 
 pub async fn export_csv(State(state): State<AppState>, ctx: Ctx, Path(date): Path<NaiveDate>) -> PageResult {
     let rows = sheet(&state, date).await.map_err(|e| (e, ctx.lang))?;
-    let mut w =
-        csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(b"\xEF\xBB\xBF".to_vec());
+    let mut w = crate::csvio::excel_writer();
     for row in &rows {
         w.write_record(row.iter().map(|c| report::spreadsheet_text(&c.to_string()).into_owned()))
             .map_err(|e| PageError(ApiError::Internal(e.to_string()), ctx.lang))?;
     }
-    let body = w.into_inner().map_err(|e| PageError(ApiError::Internal(e.to_string()), ctx.lang))?;
+    let body = crate::csvio::excel_bytes(w);
     Ok(download("text/csv; charset=utf-8", format!("bao-cao-khu-cach-ly-{date}.csv"), body))
 }
 
