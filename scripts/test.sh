@@ -2,9 +2,9 @@
 # The whole test suite: what a developer runs before committing and what CI runs (.ci/run).
 # Installs the system packages the tests drive (Debian's chromium for the browser test, mosquitto
 # clients, dbus-daemon and python3-dbusmock for the mock BlueZ, python3-openpyxl to read the
-# exported .xlsx independently), then formatting, clippy with warnings denied, every test of the
-# workspace, and the Debian package's checks (images/test-deb, which installs lintian and
-# debootstrap itself).
+# exported .xlsx independently, e2fsprogs for the SD-card failure tests), then formatting, clippy
+# with warnings denied, every test of the workspace, and the Debian package's checks
+# (images/test-deb, which installs lintian, debootstrap and network-manager's nmcli itself).
 #   OUTPOST_SLOW=1   also run the long variants (e.g. 50 crash-restart cycles instead of 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +16,9 @@ command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
 command -v dbus-daemon >/dev/null 2>&1 || need+=(dbus-daemon)
 [ -d /usr/lib/python3/dist-packages/dbusmock ] || need+=(python3-dbusmock)
 [ -d /usr/lib/python3/dist-packages/openpyxl ] || need+=(python3-openpyxl)
+# The SD-card failure tests: a loop-mounted ext4 image in a private mount namespace.
+command -v mkfs.ext4 >/dev/null 2>&1 || need+=(e2fsprogs)
+command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "==> installing ${need[*]}"

@@ -53,7 +53,20 @@ pub struct BoxProcess {
 impl BoxProcess {
     /// Starts `outpost <subcommand> --data DATA --listen 127.0.0.1:0 <extra…>` and waits until it listens.
     pub fn start(subcommand: &str, data: &Path, extra: &[&str]) -> BoxProcess {
-        let mut cmd = Command::new(outpost_bin());
+        BoxProcess::start_wrapped(&[], subcommand, data, extra)
+    }
+
+    /// [`BoxProcess::start`] through a wrapper command, which gets the box's command line as its
+    /// last arguments (`unshare … sh -c '…; exec "$@"' …`, say).
+    pub fn start_wrapped(wrapper: &[&str], subcommand: &str, data: &Path, extra: &[&str]) -> BoxProcess {
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(outpost_bin());
+                c
+            }
+            None => Command::new(outpost_bin()),
+        };
         cmd.arg(subcommand)
             .arg("--data")
             .arg(data)
@@ -282,6 +295,22 @@ impl Client {
     }
 
     /// The ids of the people the box lists.
+    /// Admits one person today, for 14 days, through the API: their id and declaration token.
+    pub fn admit(&mut self, full_name: &str, phone: &str, id_number: &str) -> (String, String) {
+        let today = chrono::Utc::now().date_naive();
+        let res = self.post_json(
+            "/api/v1/people",
+            &serde_json::json!({
+                "full_name": full_name, "phone": phone, "id_number": id_number,
+                "quarantine_start": today.to_string(),
+                "quarantine_end": (today + chrono::Duration::days(14)).to_string(),
+            }),
+        );
+        assert_eq!(res.status, 201, "{}", res.body);
+        let p = res.json();
+        (p["id"].as_str().expect("id").to_owned(), p["declare_token"].as_str().expect("token").to_owned())
+    }
+
     pub fn people_ids(&mut self) -> Vec<String> {
         self.get("/api/v1/people")
             .json()

@@ -8,6 +8,10 @@
 //! 4. the outbox: the box's own time per SMS (queue, `sending`, `sent`, all durable), with a sender that
 //!    answers at once (the modem's own time is not counted); and the memory 10,000 queued messages add.
 //!
+//! 5. a backup of that site (`outpost::backup::write`) while a writer commits without pause: its
+//!    time, its size, and the writer's longest wait during it against before it (the records are
+//!    copied under the writer lock); then the restore of that file into a new folder.
+//!
 //! Goals (issue 2): ≥ 1,000 submissions/s with p99 ≤ 100 ms; dashboard ≤ 20 ms; RSS ≤ 128 MB.
 //! Goals (issue 3): ≤ 5 ms of the box's own time per message; 10,000 queued messages ≤ 20 MB more.
 //! `BENCH_SECONDS` sets the submission run's length (default 10).
@@ -340,6 +344,58 @@ fn first_cookie(res: &ureq::http::Response<ureq::Body>) -> String {
     header.split(';').next().unwrap_or("").to_owned()
 }
 
+/// The longest commit of one small write, over `run`, committing without pause.
+fn worst_commit(store: &Store, run: impl FnOnce()) -> (Duration, usize) {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (store, stop) = (store.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let (mut worst, mut n) = (Duration::ZERO, 0usize);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = Instant::now();
+                let mut w = WriteSet::new();
+                w.put_local("bench/backup-writer", &n).expect("put");
+                store.commit_blocking(w).expect("commit");
+                worst = worst.max(t.elapsed());
+                n += 1;
+            }
+            (worst, n)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    run();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().expect("writer")
+}
+
+fn backup(data: &std::path::Path, now: chrono::DateTime<Utc>) {
+    let store = Store::open(data, &StoreConfig::default()).expect("store");
+    let (before, _) = worst_commit(&store, || std::thread::sleep(Duration::from_secs(2)));
+    let out = tempfile::tempdir().expect("tempdir");
+    let file = out.path().join("site.backup");
+    let mut took = Duration::ZERO;
+    let mut summary = None;
+    let (during, commits) = worst_commit(&store, || {
+        let t = Instant::now();
+        let f = std::io::BufWriter::new(std::fs::File::create(&file).expect("create"));
+        summary = Some(outpost::backup::write(&store, "bench", data, now, f).expect("backup"));
+        took = t.elapsed();
+    });
+    let summary = summary.expect("summary");
+    store.close().expect("close");
+    println!(
+        "backup of {} entries: {:.2} s, {:.1} MB; a writer's longest commit during it {:.1} ms ({commits} commits), before it {:.1} ms",
+        summary.entries,
+        took.as_secs_f64(),
+        std::fs::metadata(&file).expect("size").len() as f64 / 1e6,
+        during.as_secs_f64() * 1e3,
+        before.as_secs_f64() * 1e3,
+    );
+    let t = Instant::now();
+    outpost::backup::restore(&file, &out.path().join("restored"), "bench", now).expect("restore");
+    println!("restore into a new folder: {:.2} s", t.elapsed().as_secs_f64());
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; a filter word runs one part only.
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
@@ -351,7 +407,7 @@ fn main() {
         outbox();
         outbox_memory();
     }
-    if wants("dashboard") || wants("memory") {
+    if wants("dashboard") || wants("memory") || wants("backup") {
         let dir = tempfile::tempdir().expect("tempdir");
         let now = Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).single().expect("time"); // 16:00 at the site
         seed_site(dir.path(), now);
@@ -360,6 +416,9 @@ fn main() {
         }
         if wants("memory") {
             memory(dir.path(), now);
+        }
+        if wants("backup") {
+            backup(dir.path(), now);
         }
     }
 }

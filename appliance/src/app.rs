@@ -90,6 +90,8 @@ pub struct Outpost {
     last_purge: std::sync::Mutex<Option<DateTime<Utc>>>,
     /// One sampling or result write at a time: each reads what is recorded before it decides.
     pub(crate) testing_turn: tokio::sync::Mutex<()>,
+    /// Conditions components report for the health page (`adapter`, `config`), with their detail.
+    conditions: std::sync::Mutex<std::collections::BTreeMap<&'static str, String>>,
 }
 
 impl Outpost {
@@ -124,8 +126,32 @@ impl Outpost {
             presence: std::sync::OnceLock::new(),
             ble: std::sync::OnceLock::new(),
             last_purge: std::sync::Mutex::new(None),
+            conditions: Default::default(),
             testing_turn: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Sets (or, with `None`, clears) a condition shown on the health page; logged when it changes.
+    pub fn set_condition(&self, code: &'static str, detail: Option<String>) {
+        let Ok(mut conditions) = self.conditions.lock() else { return };
+        match detail {
+            Some(d) => {
+                if conditions.get(code) != Some(&d) {
+                    tracing::error!(condition = code, detail = %d, "The box has a problem (shown on its health page).");
+                }
+                conditions.insert(code, d);
+            }
+            None => {
+                if conditions.remove(code).is_some() {
+                    tracing::info!(condition = code, "A problem of the box cleared.");
+                }
+            }
+        }
+    }
+
+    /// The conditions set with [`Outpost::set_condition`].
+    pub fn conditions(&self) -> Vec<(&'static str, String)> {
+        self.conditions.lock().map(|c| c.iter().map(|(k, v)| (*k, v.clone())).collect()).unwrap_or_default()
     }
 
     pub fn now(&self) -> DateTime<Utc> {

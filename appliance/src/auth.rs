@@ -68,6 +68,36 @@ pub fn issue_setup_token(store: &Store, now: DateTime<Utc>) -> Result<Option<Str
     Ok(Some(token))
 }
 
+/// Where the box leaves its setup link for the system to show (the packaged
+/// `outpost-setup-link.path` copies it to the console and the boot partition); removed once the
+/// first administrator exists.
+pub fn setup_link_file(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("setup-link.txt")
+}
+
+/// Writes (`Some`) or removes (`None`) the setup link file; failures are logged, not fatal: the
+/// link is in the journal too.
+pub fn leave_setup_link(data_dir: &std::path::Path, link: Option<&str>) {
+    let path = setup_link_file(data_dir);
+    let result = match link {
+        Some(link) => {
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            options
+                .open(&path)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{link}\n").as_bytes()))
+        }
+        None => match std::fs::remove_file(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        },
+    };
+    if let Err(error) = result {
+        tracing::warn!(%error, path = %path.display(), "Cannot update the setup link file.");
+    }
+}
+
 /// Whether `token` is the current setup link (and no account exists yet).
 pub fn setup_token_valid(store: &Store, token: &str) -> bool {
     !has_users(store)

@@ -22,7 +22,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct Common {
     /// The site's configuration file (TOML); keys it does not set keep their embedded defaults.
     #[arg(long, short)]
@@ -83,6 +83,36 @@ pub enum Command {
         /// (`outpost-province site export`). Delete it from the stick afterwards.
         #[arg(long, conflicts_with_all = ["province", "token"])]
         from_file: Option<PathBuf>,
+    },
+    /// Write a backup of the box's data into a folder: a consistent copy, taken while the box runs
+    /// (through its control socket) or from the data folder when it does not.
+    Backup {
+        #[command(flatten)]
+        common: Common,
+        /// The folder to write `outpost-<site>-<time>.backup` into (a USB stick, say).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Restore a backup into the data folder (stop the box first). The data there is moved aside,
+    /// not overwritten; a backup of another site or from a newer version is refused.
+    Restore {
+        #[command(flatten)]
+        common: Common,
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+    },
+    /// Install an update from a package file (from a USB stick): checks it, backs the data up,
+    /// installs it with dpkg (the data is kept) and waits for the box to answer again. As root.
+    Update {
+        #[command(flatten)]
+        common: Common,
+        /// The package, `outpost_<version>_<arch>.deb`.
+        #[arg(long)]
+        from: PathBuf,
+        /// Where the backup taken first goes (default: `outpost-backups` beside the data folder).
+        #[arg(long)]
+        backup_to: Option<PathBuf>,
     },
     /// Print the effective configuration (defaults with the file laid over them).
     PrintConfig {
@@ -305,6 +335,15 @@ fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
     })
 }
 
+/// The last configuration a box in `--data` started with, when it kept one.
+fn last_good(common: &Common) -> Option<Config> {
+    let kept = server::last_good_config(common.data.as_ref()?);
+    if !kept.exists() {
+        return None;
+    }
+    apply(&Common { config: Some(kept), ..common.clone() }, false).ok()
+}
+
 fn apply(common: &Common, demo: bool) -> anyhow::Result<Config> {
     let mut raw = load_config(common.config.as_ref())?.raw;
     if demo && common.config.is_none() {
@@ -335,16 +374,79 @@ fn apply(common: &Common, demo: bool) -> anyhow::Result<Config> {
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Run(common) => server::run(server::RunOptions {
-            config: apply(&common, false)?,
-            manual_clock: common.clock,
-            demo_people: None,
-        }),
+        Command::Run(common) => {
+            let (config, config_problem) = match apply(&common, false) {
+                Ok(config) => (config, None),
+                Err(error) => {
+                    let Some(config) = last_good(&common) else { return Err(error) };
+                    let problem = format!("{error:#}");
+                    tracing::error!(%problem, "The configuration file cannot be used: running on the last configuration that worked. Fix the file and restart.");
+                    (config, Some(problem))
+                }
+            };
+            server::run(server::RunOptions {
+                config,
+                manual_clock: common.clock,
+                demo_people: None,
+                config_file: common.config.clone().filter(|_| config_problem.is_none()),
+                config_problem,
+            })
+        }
         Command::Demo { common, people } => server::run(server::RunOptions {
             config: apply(&common, true)?,
             manual_clock: common.clock,
             demo_people: Some(people),
+            config_file: None,
+            config_problem: None,
         }),
+        Command::Backup { common, to } => {
+            let config = apply(&common, false)?;
+            let started = std::time::Instant::now();
+            let (path, summary) = crate::backup::backup_to(
+                &to,
+                &config.raw.store.data_dir,
+                &config.raw.site.id,
+                chrono::Utc::now(),
+            )?;
+            let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            println!(
+                "Backup written: {} ({} entries, {} files, {:.1} MB, {:.1} s).",
+                path.display(),
+                summary.entries,
+                summary.files,
+                bytes as f64 / 1e6,
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::Restore { common, from } => {
+            let config = apply(&common, false)?;
+            let restored = crate::backup::restore(
+                &from,
+                &config.raw.store.data_dir,
+                &config.raw.site.id,
+                chrono::Utc::now(),
+            )?;
+            println!(
+                "Restored the backup of site {} made {} by Outpost {} ({} entries, {} files) into {}.",
+                restored.manifest.site_id,
+                restored.manifest.created_at.format("%Y-%m-%d %H:%M UTC"),
+                restored.manifest.version,
+                restored.summary.entries,
+                restored.summary.files,
+                config.raw.store.data_dir.display()
+            );
+            if let Some(previous) = restored.previous {
+                println!(
+                    "The data that was there is kept in {} (delete it when the box runs well).",
+                    previous.display()
+                );
+            }
+            Ok(())
+        }
+        Command::Update { common, from, backup_to } => {
+            crate::update::update(&apply(&common, false)?, &from, backup_to)
+        }
         Command::Enroll { common, province, token, from_file } => {
             let config = apply(&common, false)?;
             let (data_dir, site_id) = (&config.raw.store.data_dir, &config.raw.site.id);

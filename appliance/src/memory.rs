@@ -21,3 +21,35 @@ pub fn limit_arenas() {
         }
     }
 }
+
+/// The space and state of the file system holding `path` (`statvfs`).
+#[derive(Debug, Clone, Copy)]
+pub struct FileSystem {
+    pub total_bytes: u64,
+    pub free_bytes: u64,
+    /// Mounted read-only (an SD card the kernel turned read-only after errors, say).
+    pub read_only: bool,
+}
+
+/// [`FileSystem`] of `path`, or `None` where it cannot be read.
+pub fn file_system(path: &std::path::Path) -> Option<FileSystem> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: `c_path` is a valid NUL-terminated string for the call's duration and `st` points to
+    // writable memory the size of `statvfs`; the struct is read only when the call reports success.
+    #[allow(unsafe_code)]
+    let st = unsafe {
+        if libc::statvfs(c_path.as_ptr(), st.as_mut_ptr()) != 0 {
+            return None;
+        }
+        st.assume_init()
+    };
+    let fragment = st.f_frsize as u64;
+    Some(FileSystem {
+        total_bytes: st.f_blocks as u64 * fragment,
+        // What an unprivileged process may use: the service does not run as root.
+        free_bytes: st.f_bavail as u64 * fragment,
+        read_only: st.f_flag & libc::ST_RDONLY != 0,
+    })
+}

@@ -33,6 +33,16 @@ pub struct RunOptions {
     pub manual_clock: Option<DateTime<Utc>>,
     /// Seed a demo site with this many people when the store has none.
     pub demo_people: Option<usize>,
+    /// The configuration file it was read from, kept as the last one that worked
+    /// (`<data>/last-good-config.toml`).
+    pub config_file: Option<PathBuf>,
+    /// Why the configuration file could not be used, when the box runs on the last one that worked.
+    pub config_problem: Option<String>,
+}
+
+/// Where a box keeps a copy of the last configuration file it started with.
+pub fn last_good_config(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("last-good-config.toml")
 }
 
 /// Runs the box until SIGINT or SIGTERM.
@@ -66,6 +76,7 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
         let cfg = StoreConfig { cache_capacity: config.raw.store.cache_mb * 1024 * 1024 };
         tokio::task::spawn_blocking(move || Store::open(&dir, &cfg)).await??
     };
+    store.set_write_guard(crate::system::write_guard(data_dir.clone()));
     let (clock, manual): (Arc<dyn Clock>, Option<Arc<ManualClock>>) = match options.manual_clock {
         Some(start) => {
             let m = ManualClock::new(start);
@@ -94,6 +105,22 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
         };
     }
     let app = Outpost::new(store.clone(), config, clock);
+    match (&options.config_problem, &options.config_file) {
+        (Some(problem), _) => app.set_condition("config", Some(problem.clone())),
+        (None, Some(file)) => {
+            let kept = std::fs::read(file).and_then(|bytes| {
+                let path = last_good_config(&data_dir);
+                let tmp = path.with_extension("tmp");
+                std::fs::write(&tmp, bytes)?;
+                std::fs::File::open(&tmp)?.sync_all()?;
+                std::fs::rename(&tmp, &path)
+            });
+            if let Err(error) = kept {
+                tracing::warn!(%error, "Cannot keep a copy of the configuration that worked.");
+            }
+        }
+        (None, None) => {}
+    }
     app.ensure_site().await.context("cannot write the site record")?;
     if let Some(n) = options.demo_people {
         let seeded = crate::demo::seed(&app, n).await.context("cannot seed the demo site")?;
@@ -168,6 +195,7 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
         Ok(None) => {}
         Err(error) => tracing::error!(error = %format!("{error:#}"), "Cannot read the enrolment; no sync."),
     }
+    tracker.spawn(crate::backup::serve_control(app.clone(), data_dir.clone(), cancel.clone()));
     let inbox_wake = Arc::new(tokio::sync::Notify::new());
     let (sender, simulator) = start_modem(&app, &data_dir, inbox_wake.clone())?;
     {
@@ -192,6 +220,9 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || auth::issue_setup_token(&store_for_link, now)).await??
     {
         say(&format!("Setup link (one use, creates the first administrator): {console}/setup/{token}"));
+        auth::leave_setup_link(&data_dir, Some(&format!("{}/setup/{token}", app.config.public_url)));
+    } else {
+        auth::leave_setup_link(&data_dir, None);
     }
     say(&format!("Outpost {} listening on {console}", env!("CARGO_PKG_VERSION")));
 
@@ -266,18 +297,32 @@ async fn ble_scanner(
     loop {
         let clock = app.clock.clone();
         let sink = sink.clone();
-        let result = scan::run(
+        let seen = stats.events.load(std::sync::atomic::Ordering::Relaxed);
+        // A problem reported earlier clears once the adapter delivers events again.
+        let recovered = async {
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                if stats.events.load(std::sync::atomic::Ordering::Relaxed) > seen {
+                    app.set_condition("adapter", None);
+                }
+            }
+        };
+        let scan = scan::run(
             config.clone(),
             stats.clone(),
             move || clock.now(),
             move |s| sink.send(s),
             cancel.cancelled(),
-        )
-        .await;
+        );
+        let result = tokio::select! {
+            r = scan => r,
+            () = recovered => Ok(()),
+        };
         match result {
             Ok(()) => return,
             Err(error) => {
-                tracing::error!(%error, "The Bluetooth adapter cannot be used; trying again in a minute.")
+                tracing::error!(%error, "The Bluetooth adapter cannot be used; trying again in a minute.");
+                app.set_condition("adapter", Some(format!("{error:#}")));
             }
         }
         tokio::select! {

@@ -83,12 +83,26 @@ pub enum StoreError {
     Serialize(#[source] serde_json::Error),
     #[error("the store is shutting down")]
     Closed,
+    #[error("a backup could not be written or read")]
+    Backup(#[source] std::io::Error),
+    #[error("writes are refused: {0}")]
+    DiskRefused(String),
     #[error("document {doc_id} from the peer cannot be read")]
     Remote {
         doc_id: String,
         #[source]
         source: record::ProjectError,
     },
+}
+
+impl StoreError {
+    /// Whether the disk refused the write (full, read-only, failing), not the data.
+    pub fn is_disk(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Flush(_) | StoreError::DiskRefused(_) | StoreError::Sled(sled::Error::Io(_))
+        )
+    }
 }
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -183,17 +197,35 @@ struct Flusher {
     wake: Condvar,
     /// Flushes done so far (for metrics and the group-commit test).
     count: std::sync::atomic::AtomicU64,
+    /// Why the last flush failed, until one succeeds (a full or read-only disk).
+    failed: Mutex<Option<String>>,
 }
 
 struct Inner {
     db: sled::Db,
     tree: sled::Tree,
     actor: ActorId,
+    /// Added to sled's generated ids: a store restored from a backup starts above every id the
+    /// backed-up store had handed out (sled's own counter starts again at 0 in a new database).
+    id_floor: u64,
     /// Serialises writers: load, edit, save and allocate a sequence as one step.
     writer: Mutex<u64>,
     flusher: Arc<Flusher>,
     flusher_thread: Mutex<Option<thread::JoinHandle<()>>>,
     closed: AtomicBool,
+    guard: std::sync::OnceLock<WriteGuard>,
+}
+
+/// Asked before every write: `Some(reason)` refuses it (the disk is nearly full or read-only), so
+/// that sled never meets "no space left": an I/O error inside sled stops all its writes until the
+/// process restarts, where a refusal ends as soon as space is freed.
+pub type WriteGuard = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+
+fn guarded(guard: Option<&WriteGuard>) -> Result<()> {
+    match guard.and_then(|g| g()) {
+        Some(reason) => Err(StoreError::DiskRefused(reason)),
+        None => Ok(()),
+    }
 }
 
 /// The box's data. Cheap to clone; all clones share one database and one flusher thread.
@@ -227,6 +259,7 @@ impl Store {
                 actor
             }
         };
+        let id_floor = tree.get(ID_FLOOR)?.map_or(0, |b| u64_from(&b));
         let last_seq = match tree.scan_prefix("l/").next_back() {
             Some(entry) => seq_from_key(&entry?.0),
             None => 0,
@@ -235,6 +268,7 @@ impl Store {
             queue: Mutex::new(FlushQueue { waiters: Vec::new(), closed: false }),
             wake: Condvar::new(),
             count: std::sync::atomic::AtomicU64::new(0),
+            failed: Mutex::new(None),
         });
         let thread = {
             let flusher = flusher.clone();
@@ -249,10 +283,12 @@ impl Store {
                 db,
                 tree,
                 actor,
+                id_floor,
                 writer: Mutex::new(last_seq),
                 flusher,
                 flusher_thread: Mutex::new(Some(thread)),
                 closed: AtomicBool::new(false),
+                guard: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -302,6 +338,7 @@ impl Store {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed);
         }
+        guarded(self.inner.guard.get())?;
         let tree = &self.inner.tree;
         let mut seq = self.inner.writer.lock().map_err(|_| StoreError::Closed)?;
         let mut batch = sled::Batch::default();
@@ -397,6 +434,7 @@ impl Store {
     /// that is not its record type) is set aside and listed by [`Store::sync_refused`]; the rest
     /// goes on. Not yet durable: see [`Store::merge_remote_blocking`].
     pub fn merge_remote(&self, docs: &[DocChanges]) -> Result<(Applied, Vec<DocHeads>)> {
+        guarded(self.inner.guard.get())?;
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed);
         }
@@ -662,7 +700,46 @@ impl Store {
 
     /// A unique, increasing id (across restarts) for box-local sequences.
     pub fn next_id(&self) -> Result<u64> {
-        Ok(self.inner.db.generate_id()?)
+        Ok(self.inner.db.generate_id()? + self.inner.id_floor)
+    }
+
+    /// Reads every entry of the store for a backup, calling `each(tree, key, value)`.
+    ///
+    /// The records' tree comes first, as one consistent view: writers wait while it is copied into
+    /// memory, so every write applied before the call is in it and none applied after is partly in
+    /// it. The box-local trees (time series of samples, each sample standing alone) follow entry by
+    /// entry while writers go on.
+    pub fn export(
+        &self,
+        mut each: impl FnMut(&str, &[u8], &[u8]) -> std::io::Result<()>,
+    ) -> Result<Exported> {
+        let (records, last_seq) = {
+            let seq = self.inner.writer.lock().map_err(|_| StoreError::Closed)?;
+            let records = self.inner.tree.iter().collect::<sled::Result<Vec<_>>>()?;
+            (records, *seq)
+        };
+        let mut exported = Exported { last_seq, next_id: self.next_id()?, entries: 0 };
+        for (k, v) in records {
+            each(RECORDS_TREE, &k, &v).map_err(StoreError::Backup)?;
+            exported.entries += 1;
+        }
+        for name in self.inner.db.tree_names() {
+            let name = String::from_utf8_lossy(&name).into_owned();
+            if !name.starts_with(SERIES_PREFIX) {
+                continue;
+            }
+            for entry in self.inner.db.open_tree(&name)?.iter() {
+                let (k, v) = entry?;
+                each(&name, &k, &v).map_err(StoreError::Backup)?;
+                exported.entries += 1;
+            }
+        }
+        Ok(exported)
+    }
+
+    /// Why writes do not reach the disk, while the last flush failed.
+    pub fn write_error(&self) -> Option<String> {
+        self.inner.flusher.failed.lock().ok().and_then(|f| f.clone())
     }
 
     /// How many flushes (fsyncs) the store has done for committing writers.
@@ -672,7 +749,15 @@ impl Store {
 
     /// The box-local time-series `name` (its own sled tree).
     pub fn series(&self, name: &str) -> Result<Series> {
-        Ok(Series { tree: self.inner.db.open_tree(format!("series/{name}"))? })
+        Ok(Series {
+            tree: self.inner.db.open_tree(format!("{SERIES_PREFIX}{name}"))?,
+            guard: self.inner.guard.get().cloned(),
+        })
+    }
+
+    /// Sets the check every write passes first (once; before series are opened).
+    pub fn set_write_guard(&self, guard: WriteGuard) {
+        let _ = self.inner.guard.set(guard);
     }
 
     /// Bytes the database occupies on disk.
@@ -778,12 +863,94 @@ fn flush_loop(db: &sled::Db, flusher: &Flusher) {
         // Every waiter taken here registered after its write was applied, so this flush covers it.
         flusher.count.fetch_add(1, Ordering::Relaxed);
         let result = db.flush().map(|_| ()).map_err(|e| {
-            tracing::error!(error = %e, "Store flush failed.");
+            tracing::error!(error = %e, "Store flush failed: nothing new is on disk.");
             e.to_string()
         });
+        if let Ok(mut failed) = flusher.failed.lock() {
+            *failed = result.clone().err();
+        }
         for w in waiters {
             let _ = w.send(result.clone());
         }
+    }
+}
+
+/// The tree that holds the records, their indexes, the change log and the box-local keys.
+pub const RECORDS_TREE: &str = "outpost";
+/// Box-local time series live in trees named `series/<name>`.
+const SERIES_PREFIX: &str = "series/";
+const ID_FLOOR: &str = "m/id-floor";
+
+/// What [`Store::export`] read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exported {
+    /// The change-log position the records' view ends at.
+    pub last_seq: u64,
+    /// An id above every box-local id handed out before the view was taken.
+    pub next_id: u64,
+    /// Entries read, across all trees.
+    pub entries: u64,
+}
+
+/// Builds a new store from a backup's entries ([`Store::export`]), in a folder of its own.
+pub struct Importer {
+    db: sled::Db,
+    trees: std::collections::HashMap<String, sled::Tree>,
+    entries: u64,
+}
+
+impl std::fmt::Debug for Importer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Importer").field("entries", &self.entries).finish_non_exhaustive()
+    }
+}
+
+impl Importer {
+    /// Creates the new database at `path`, which must not hold one yet.
+    pub fn create(path: &Path) -> Result<Importer> {
+        if path.join("conf").exists() || path.join("db").exists() {
+            return Err(StoreError::Backup(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!("{} already holds a database", path.display()),
+            )));
+        }
+        let db = sled::Config::new()
+            .path(path)
+            .open()
+            .map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
+        Ok(Importer { db, trees: Default::default(), entries: 0 })
+    }
+
+    /// Adds one entry; only the records' tree and series trees are taken.
+    pub fn insert(&mut self, tree: &str, key: &[u8], value: &[u8]) -> Result<()> {
+        if tree != RECORDS_TREE && !tree.starts_with(SERIES_PREFIX) {
+            return Err(StoreError::Backup(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("unexpected tree {tree:?} in the backup"),
+            )));
+        }
+        let t = match self.trees.get(tree) {
+            Some(t) => t,
+            None => {
+                let t = self.db.open_tree(tree)?;
+                self.trees.entry(tree.to_owned()).or_insert(t)
+            }
+        };
+        t.insert(key, value)?;
+        self.entries += 1;
+        Ok(())
+    }
+
+    /// Makes the new store ready to run, and durable: it writes with an Automerge actor of its own
+    /// (the backed-up box may have written more changes under its actor after the backup, which
+    /// peers may hold; repeating its sequence numbers with other changes would break those
+    /// documents), and its box-local ids start above `next_id` (from [`Exported`]).
+    pub fn finish(self, next_id: u64) -> Result<u64> {
+        let records = self.db.open_tree(RECORDS_TREE)?;
+        records.insert("m/actor", ActorId::random().to_bytes())?;
+        records.insert(ID_FLOOR, &next_id.saturating_add(1).to_be_bytes())?;
+        self.db.flush().map_err(|e| StoreError::Flush(e.into()))?;
+        Ok(self.entries)
     }
 }
 
@@ -812,6 +979,7 @@ fn u64_from(bytes: &[u8]) -> u64 {
 #[derive(Clone)]
 pub struct Series {
     tree: sled::Tree,
+    guard: Option<WriteGuard>,
 }
 
 /// One sample of a [`Series`].
@@ -832,6 +1000,7 @@ fn series_key(at_ms: i64, name: &str) -> Vec<u8> {
 impl Series {
     /// Adds samples in one atomic batch.
     pub fn insert(&self, samples: &[Sample]) -> Result<()> {
+        guarded(self.guard.as_ref())?;
         let mut batch = sled::Batch::default();
         for s in samples {
             batch.insert(series_key(s.at_ms, &s.name), s.value.as_slice());
@@ -869,6 +1038,7 @@ impl Series {
 
     /// Removes every sample older than `before_ms`; returns how many.
     pub fn prune_before(&self, before_ms: i64) -> Result<usize> {
+        guarded(self.guard.as_ref())?;
         let mut removed = 0;
         let mut batch = sled::Batch::default();
         for entry in self.tree.range(..series_key(before_ms, "")) {

@@ -25,20 +25,7 @@ fn sigkill_loses_no_acknowledged_write() {
     let mut b = BoxProcess::start("run", &data, &[]);
     let mut staff = Client::new(&b.url);
     staff.setup_admin(b.setup_link.as_deref().expect("setup link"), "admin.crash", PASSWORD);
-    let res = staff.post_json(
-        "/api/v1/people",
-        &json!({
-            "full_name": "Đỗ Thị Hạnh", "phone": "0905111222", "id_number": "048123456789",
-            "quarantine_start": chrono::Utc::now().date_naive().to_string(),
-            "quarantine_end": (chrono::Utc::now().date_naive() + chrono::Duration::days(14)).to_string(),
-        }),
-    );
-    assert_eq!(res.status, 201, "{}", res.body);
-    let person = res.json();
-    let (person_id, token) = (
-        person["id"].as_str().expect("id").to_owned(),
-        person["declare_token"].as_str().expect("token").to_owned(),
-    );
+    let (person_id, token) = staff.admit("Đỗ Thị Hạnh", "0905111222", "048123456789");
 
     let mut acknowledged: Vec<String> = Vec::new();
     let mut rng = rand::thread_rng();

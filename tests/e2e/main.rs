@@ -4,6 +4,8 @@
 //! - [`day`]: one quarantine day on the manual clock, 50 people, reminders and alerts exactly once;
 //!   and the site operations of a day (spot checks, a geofence, testing, the zone report).
 //! - [`crash`]: SIGKILL during bursts of acknowledged writes; nothing acknowledged is lost.
+//! - [`backup`]: `outpost backup` under write load, `outpost restore`, and every restore refused.
+//! - [`failures`]: a full or read-only SD card, a missing modem or adapter, a broken configuration.
 //! - [`cli`]: `print-config` and bad configuration files.
 //! - [`access`]: every route refuses anonymous callers but the public ones; a manager cannot write.
 //! - [`bad_input`]: every kind of bad input gets a clear 4xx and changes nothing.
@@ -21,6 +23,7 @@
 //!   the dashboard update live.
 
 mod access;
+mod backup;
 mod bad_input;
 mod bands;
 mod ble;
@@ -30,6 +33,7 @@ mod cli;
 mod crash;
 mod day;
 mod demo;
+mod failures;
 mod location;
 mod mqtt;
 mod province;

@@ -177,6 +177,7 @@ pub fn routes() -> Vec<RouteDef> {
         r(M::POST, "/users/{name}", Admin, post(pages::update_user)),
         r(M::POST, "/users/{name}/token", Admin, post(pages::new_token)),
         r(M::GET, "/audit", Admin, get(pages::audit)),
+        r(M::GET, "/admin/backup", Admin, get(pages::download_backup)),
         r(M::GET, "/mqtt", Admin, get(sms::mqtt_devices)),
         r(M::POST, "/mqtt", Admin, post(sms::add_mqtt_device)),
         r(M::GET, "/mqtt/box.crt", Staff, get(sms::mqtt_certificate)),
@@ -532,6 +533,8 @@ pub enum ApiError {
     Locked(DateTime<Utc>),
     /// 503: the store failed; nothing was saved. Details are logged, never sent.
     Internal(String),
+    /// 503: the SD card takes no writes (full, read-only, failing); nothing was saved.
+    Storage(String),
 }
 
 impl From<AppError> for ApiError {
@@ -540,7 +543,15 @@ impl From<AppError> for ApiError {
             AppError::NotFound => ApiError::NotFound,
             AppError::Invalid(p) => ApiError::Invalid(p),
             AppError::Conflict(p) => ApiError::Conflict(p),
-            AppError::Store(e) => ApiError::Internal(format!("{:#}", anyhow::Error::from(e))),
+            AppError::Store(e) => {
+                let disk = e.is_disk();
+                let detail = format!("{:#}", anyhow::Error::from(e));
+                if disk {
+                    ApiError::Storage(detail)
+                } else {
+                    ApiError::Internal(detail)
+                }
+            }
         }
     }
 }
@@ -561,7 +572,7 @@ impl ApiError {
             ApiError::Forbidden | ApiError::Csrf => StatusCode::FORBIDDEN,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Locked(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Internal(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) | ApiError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -582,12 +593,13 @@ impl ApiError {
                 format!("{} {}.", t(Lang::En, "login.locked"), until.format("%H:%M UTC")),
             )],
             ApiError::Internal(_) => one("error.internal"),
+            ApiError::Storage(_) => one("error.storage"),
         }
     }
 
     /// As JSON (for the API) or as a page.
     pub fn respond(self, json: bool, lang: Lang) -> Response {
-        if let ApiError::Internal(detail) = &self {
+        if let ApiError::Internal(detail) | ApiError::Storage(detail) = &self {
             tracing::error!(error = %detail, "Request failed.");
         }
         let status = self.status();
@@ -607,6 +619,7 @@ impl ApiError {
                 ApiError::TooLarge => "too_large",
                 ApiError::Locked(_) => "locked",
                 ApiError::Internal(_) => "unavailable",
+                ApiError::Storage(_) => "storage_failing",
             };
             (status, Json(json!({"error": error, "problems": problems}))).into_response()
         } else {

@@ -141,10 +141,67 @@ fn local_path(next: &str) -> &str {
 
 // ----- public -----
 
+/// Liveness for monitoring: 200 `ok`; 503 `store_unavailable` when the store cannot be read, or
+/// `degraded` when it cannot write (full or read-only card). The problems' codes only: details are
+/// for staff, on the health page.
 pub async fn healthz(State(state): State<AppState>) -> Response {
     let store_ok = state.app.store.get_local::<serde_json::Value>("none").is_ok();
-    let status = if store_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, axum::Json(serde_json::json!({"status": if store_ok {"ok"} else {"store_unavailable"}, "version": env!("CARGO_PKG_VERSION")}))).into_response()
+    let system = crate::system::System::read(&state.app.config.raw.store.data_dir);
+    let problems = crate::system::problems(&state.app, &system);
+    let writes_fail = problems.iter().any(|p| p.writes_fail);
+    let (status, word) = match (store_ok, writes_fail) {
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+        (true, true) => (StatusCode::SERVICE_UNAVAILABLE, "degraded"),
+        (true, false) => (StatusCode::OK, "ok"),
+    };
+    let codes: Vec<&str> = problems.iter().map(|p| p.code).collect();
+    (
+        status,
+        axum::Json(
+            serde_json::json!({"status": word, "version": env!("CARGO_PKG_VERSION"), "problems": codes}),
+        ),
+    )
+        .into_response()
+}
+
+/// A backup of all data, made now while the box runs (administrators; see [`crate::backup`]).
+pub async fn download_backup(State(state): State<AppState>, ctx: Ctx) -> Result<Response, ApiError> {
+    let app = state.app.clone();
+    let data_dir = app.config.raw.store.data_dir.clone();
+    let failed =
+        |e: String| crate::app::AppError::Store(outpost_sync::StoreError::Backup(std::io::Error::other(e)));
+    let (summary, bytes) = tokio::task::spawn_blocking(move || crate::backup::in_memory(&app, &data_dir))
+        .await
+        .map_err(|_| failed("the backup stopped".into()))?
+        .map_err(|e| failed(format!("{e:#}")))?;
+    let name = format!(
+        "outpost-{}-{}.backup",
+        state.app.config.raw.site.id,
+        state.app.now().format("%Y%m%d-%H%M%S")
+    );
+    if let Some(staff) = &ctx.staff {
+        let mut w = WriteSet::new();
+        let detail = format!("{} entries", summary.entries);
+        audit::record(
+            &mut w,
+            &state.app.store,
+            state.app.now(),
+            &staff.username,
+            "backup.download",
+            &name,
+            &detail,
+        )
+        .map_err(crate::app::AppError::from)?;
+        state.app.store.commit(w).await.map_err(crate::app::AppError::from)?;
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 pub async fn static_file(Path(file): Path<String>) -> Response {
@@ -376,6 +433,7 @@ pub async fn setup(
     .map_err(|e| PageError(ApiError::Internal(e.to_string()), ctx.lang))?
     .map_err(|e| (e.into(), ctx.lang))?;
     tracing::info!(user = %username, "First administrator created; the setup link is spent.");
+    auth::leave_setup_link(&state.app.config.raw.store.data_dir, None);
     let mut res = Redirect::to("/").into_response();
     res.headers_mut()
         .append(header::SET_COOKIE, cookie_header(&state, SESSION_COOKIE, &session, i64::from(hours) * 3600));

@@ -191,6 +191,7 @@ pub async fn send(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> PageR
 pub fn health(state: &AppState) -> Result<Value, AppError> {
     let modem = state.app.modem.get().map(|m| m.health());
     let presence = state.app.presence.get().map(|p| p.stats());
+    let system = crate::system::System::read(&state.app.config.raw.store.data_dir);
     Ok(json!({
         "modem": modem,
         "presence": presence,
@@ -203,12 +204,17 @@ pub fn health(state: &AppState) -> Result<Value, AppError> {
         "outbox_waiting": outbox::waiting(&state.app.store)?,
         "store_bytes": state.app.store.size_on_disk(),
         "store_flushes": state.app.store.flushes(),
+        "system": system,
+        "problems": crate::system::problems(&state.app, &system),
     }))
 }
 
 pub async fn health_page(State(state): State<AppState>, ctx: Ctx) -> PageResult {
     let lang = ctx.lang;
     let h = health(&state).map_err(|e| (e, lang))?;
+    let system = crate::system::System::read(&state.app.config.raw.store.data_dir);
+    let problems = crate::system::problems(&state.app, &system);
+    let labelled: Vec<_> = problems.iter().map(|p| (p, td(lang, &format!("problem.{}", p.code)))).collect();
     let modem = state.app.modem.get().map(|m| m.health());
     let yes = |b: bool| if b { t(lang, "common.yes") } else { t(lang, "common.no") };
     Ok(html_response(
@@ -219,6 +225,30 @@ pub async fn health_page(State(state): State<AppState>, ctx: Ctx) -> PageResult 
             t(lang, "health.title"),
             html! {
                 h1 { (t(lang, "health.title")) }
+                h2 { (t(lang, "health.problems")) }
+                @if problems.is_empty() {
+                    p #health-problems.muted { (t(lang, "health.no_problems")) }
+                } @else {
+                    @if problems.iter().any(|p| p.writes_fail) {
+                        p.error { strong { (t(lang, "health.writes_fail")) } }
+                    }
+                    ul #health-problems {
+                        @for (p, label) in &labelled {
+                            li.error data-code=(p.code) { strong { (label) } ": " (p.detail) }
+                        }
+                    }
+                }
+                h2 { (t(lang, "health.system")) }
+                div.scroll { table #system { tbody {
+                    tr { th { (t(lang, "health.disk")) } td { (system.disk_free_bytes >> 20) " MB / " (system.disk_total_bytes >> 20) " MB" } }
+                    tr { th { (t(lang, "health.memory")) } td { (system.memory_rss_bytes >> 20) " MB / " (system.memory_available_bytes >> 20) " MB / " (system.memory_total_bytes >> 20) " MB" } }
+                    tr { th { (t(lang, "health.temperature")) } td { (system.temperature_celsius.map(|c| format!("{c:.1} °C")).unwrap_or_else(|| "—".into())) } }
+                    tr { th { (t(lang, "health.store")) } td { (state.app.store.size_on_disk() / 1_000_000) " MB" } }
+                } } }
+                @if ctx.staff.as_ref().is_some_and(|s| s.role == outpost_sync::record::Role::Admin) {
+                    p { a.button href="/admin/backup" download { (t(lang, "health.backup")) } }
+                    p.muted { (t(lang, "health.backup_hint")) }
+                }
                 h2 { (t(lang, "health.modem")) }
                 @match &modem {
                     None => p.muted { (t(lang, "health.no_modem")) },
@@ -270,7 +300,6 @@ pub async fn health_page(State(state): State<AppState>, ctx: Ctx) -> PageResult 
                 }
                 h2 { (t(lang, "nav.outbox")) }
                 p { (t(lang, "health.outbox")) ": " strong { (h["outbox_waiting"]) } }
-                p { (t(lang, "health.store")) ": " strong { (state.app.store.size_on_disk() / 1_000_000) " MB" } }
             },
         ),
     ))
@@ -289,6 +318,42 @@ pub async fn metrics(State(state): State<AppState>) -> Result<axum::response::Re
         outbox::waiting(&state.app.store).map_err(AppError::from)? as f64,
     );
     gauge("outpost_store_bytes", "Bytes the store takes on disk.", state.app.store.size_on_disk() as f64);
+    let system = crate::system::System::read(&state.app.config.raw.store.data_dir);
+    gauge(
+        "outpost_disk_free_bytes",
+        "Free space on the data folder's file system.",
+        system.disk_free_bytes as f64,
+    );
+    gauge(
+        "outpost_disk_total_bytes",
+        "Size of the data folder's file system.",
+        system.disk_total_bytes as f64,
+    );
+    gauge(
+        "outpost_disk_read_only",
+        "1 when the data folder's file system is read-only.",
+        if system.disk_read_only { 1.0 } else { 0.0 },
+    );
+    gauge(
+        "outpost_memory_rss_bytes",
+        "Resident memory of the box's process.",
+        system.memory_rss_bytes as f64,
+    );
+    gauge(
+        "outpost_memory_available_bytes",
+        "Memory the system has available.",
+        system.memory_available_bytes as f64,
+    );
+    if let Some(c) = system.temperature_celsius {
+        gauge("outpost_temperature_celsius", "The SoC's temperature (first thermal zone).", c);
+    }
+    let problems = crate::system::problems(&state.app, &system);
+    gauge("outpost_problems", "Problems shown on the health page.", problems.len() as f64);
+    gauge(
+        "outpost_store_write_failing",
+        "1 while the store cannot write to disk.",
+        if problems.iter().any(|p| p.writes_fail) { 1.0 } else { 0.0 },
+    );
     gauge(
         "outpost_store_flushes",
         "Flushes done for committing writers (each shared by several).",

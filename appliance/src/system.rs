@@ -1,0 +1,131 @@
+//! The box's own condition, for the health page, `/healthz` and `/metrics` [M16]: the SD card's space
+//! and whether it still takes writes, memory, the SoC's temperature, and the problems staff must hear
+//! about (a full or read-only card, a store that cannot write, a missing modem or Bluetooth adapter,
+//! a configuration file that did not load).
+
+use std::path::Path;
+
+use crate::app::Outpost;
+
+/// What the box reads of itself.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct System {
+    /// The file system of the data folder.
+    pub disk_total_bytes: u64,
+    pub disk_free_bytes: u64,
+    pub disk_read_only: bool,
+    /// This process.
+    pub memory_rss_bytes: u64,
+    pub memory_total_bytes: u64,
+    pub memory_available_bytes: u64,
+    /// The first thermal zone (the SoC on a Pi); none where the machine has none.
+    pub temperature_celsius: Option<f64>,
+}
+
+/// Below this much free space the card counts as nearly full (a warning).
+const DISK_LOW_BYTES: u64 = 256 << 20;
+/// Below this much, the store refuses writes ([`write_guard`]): sled must never meet "no space left".
+pub const DISK_RESERVE_BYTES: u64 = 32 << 20;
+
+/// The store's write guard for a data folder: refuses writes on a read-only file system or with
+/// less than [`DISK_RESERVE_BYTES`] free. One `statvfs` per write (microseconds).
+pub fn write_guard(data_dir: std::path::PathBuf) -> outpost_sync::store::WriteGuard {
+    std::sync::Arc::new(move || {
+        let fs = crate::memory::file_system(&data_dir)?;
+        if fs.read_only {
+            Some(format!("{} is read-only", data_dir.display()))
+        } else if fs.free_bytes < DISK_RESERVE_BYTES {
+            Some(format!("{} MB free on {}", fs.free_bytes >> 20, data_dir.display()))
+        } else {
+            None
+        }
+    })
+}
+
+impl System {
+    pub fn read(data_dir: &Path) -> System {
+        let mut s = System::default();
+        if let Some(fs) = crate::memory::file_system(data_dir) {
+            s.disk_total_bytes = fs.total_bytes;
+            s.disk_free_bytes = fs.free_bytes;
+            s.disk_read_only = fs.read_only;
+        }
+        // ext4 turned read-only after an error ("emergency_ro") still shows as mounted read-write:
+        // creating a file tells.
+        if !s.disk_read_only && data_dir.is_dir() {
+            let probe = data_dir.join(".write-probe");
+            match std::fs::File::create(&probe) {
+                Ok(_) => {
+                    let _ = std::fs::remove_file(&probe);
+                }
+                Err(e) => s.disk_read_only = e.kind() == std::io::ErrorKind::ReadOnlyFilesystem,
+            }
+        }
+        let kb = |text: &str, key: &str| -> u64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .map_or(0, |n| n * 1024)
+        };
+        if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+            s.memory_rss_bytes = kb(&status, "VmRSS:");
+        }
+        if let Ok(info) = std::fs::read_to_string("/proc/meminfo") {
+            s.memory_total_bytes = kb(&info, "MemTotal:");
+            s.memory_available_bytes = kb(&info, "MemAvailable:");
+        }
+        s.temperature_celsius = std::fs::read_to_string("/sys/class/thermal/thermal_zone0/temp")
+            .ok()
+            .and_then(|t| t.trim().parse::<f64>().ok())
+            .map(|milli| milli / 1000.0);
+        s
+    }
+}
+
+/// Something that keeps the box from doing part of its work.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    /// Stable: `disk_read_only`, `disk_full`, `disk_low`, `store_write`, `modem`, `adapter`, `config`.
+    pub code: &'static str,
+    /// Whether records can still be written (false: nothing new can be taken).
+    pub writes_fail: bool,
+    /// What the component said, for whoever fixes it.
+    pub detail: String,
+}
+
+/// The problems of the box now.
+pub fn problems(app: &Outpost, system: &System) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let problem = |code, writes_fail, detail: String| Problem { code, writes_fail, detail };
+    if system.disk_read_only {
+        out.push(problem("disk_read_only", true, app.config.raw.store.data_dir.display().to_string()));
+    } else if system.disk_total_bytes > 0 && system.disk_free_bytes < DISK_LOW_BYTES {
+        let full = system.disk_free_bytes < DISK_RESERVE_BYTES;
+        out.push(problem(
+            if full { "disk_full" } else { "disk_low" },
+            full,
+            format!("{} MB / {} MB", system.disk_free_bytes >> 20, system.disk_total_bytes >> 20),
+        ));
+    }
+    if let Some(error) = app.store.write_error() {
+        out.push(problem("store_write", true, error));
+    }
+    if let Some(m) = app.modem.get().map(|m| m.health()) {
+        if !m.connected {
+            out.push(problem(
+                "modem",
+                false,
+                format!(
+                    "{}: {}",
+                    app.config.raw.modem.port,
+                    m.last_error.unwrap_or_else(|| "no answer".into())
+                ),
+            ));
+        }
+    }
+    for (code, detail) in app.conditions() {
+        out.push(problem(code, false, detail));
+    }
+    out
+}
