@@ -6,14 +6,17 @@
 //! version, site), then a deflate stream of frames, each a tag byte and length-prefixed fields
 //! (integers big-endian):
 //! - `E` tree (`u16` + UTF-8), key (`u32` + bytes), value (`u32` + bytes): one store entry;
+//! - `D` tree, key: an entry given earlier is gone (written while the backup was read);
 //! - `F` path relative to the data folder (`u16` + UTF-8), mode (`u32`), contents (`u32` + bytes):
 //!   the box's certificate (`tls/`) and its enrolment with the province (`sync/`);
-//! - `Z` summary (`u32` + JSON, [`Summary`]) and the SHA-256 of the manifest line and every frame
-//!   before it. A file without it is truncated; one whose hash differs is corrupt. Either is refused
-//!   before anything is written.
+//! - `Z` summary (`u32` + JSON, [`Summary`]), then 32 bytes: the SHA-256 of the manifest line,
+//!   every frame and the summary. A file without it is truncated; one whose hash differs is
+//!   corrupt. Either is refused before anything is put in place.
 //!
 //! The store's records are read as one consistent view ([`outpost_sync::store::Store::export`]):
-//! every write acknowledged before the backup began is in it.
+//! every write acknowledged before the backup began is in it. Nothing holds the whole backup in
+//! memory: it streams to the file, the control socket or the download. A backup holds password
+//! hashes, keys and personal data: its file and folder are its owner's only.
 //!
 //! A restore builds the new data folder beside the old one, checks it whole, then moves the old
 //! folder aside (`<data>.before-restore-<time>`) and the new one into place: nothing is overwritten.
@@ -21,6 +24,7 @@
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
+    os::unix::fs::{DirBuilderExt, OpenOptionsExt},
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -116,8 +120,9 @@ pub fn write(
     };
     frames.hash.update(&line);
     let exported = store
-        .export(|tree, key, value| {
-            frames.frame(b'E', &[(tree.as_bytes(), true), (key, false), (value, false)])
+        .export(|tree, key, value| match value {
+            Some(value) => frames.frame(b'E', &[(tree.as_bytes(), true), (key, false), (value, false)]),
+            None => frames.frame(b'D', &[(tree.as_bytes(), true), (key, false)]),
         })
         .context("cannot read the store")?;
     let mut files = 0;
@@ -129,8 +134,10 @@ pub fn write(
     }
     let summary =
         Summary { entries: exported.entries, files, last_seq: exported.last_seq, next_id: exported.next_id };
+    // The summary is inside the hash: a damaged id floor must not pass.
+    frames.frame(b'Z', &[(&serde_json::to_vec(&summary)?, false)])?;
     let hash = frames.hash.clone().finalize();
-    frames.frame(b'Z', &[(&serde_json::to_vec(&summary)?, false), (&hash, false)])?;
+    frames.z.write_all(&hash)?;
     frames.z.finish()?.flush()?;
     Ok(summary)
 }
@@ -176,8 +183,17 @@ pub struct Reader<R: Read> {
 /// One frame of a backup.
 #[derive(Debug)]
 pub enum Frame {
-    Entry { tree: String, key: Vec<u8>, value: Vec<u8> },
-    File { path: String, mode: u32, bytes: Vec<u8> },
+    /// A store entry; `None`: removed.
+    Entry {
+        tree: String,
+        key: Vec<u8>,
+        value: Option<Vec<u8>>,
+    },
+    File {
+        path: String,
+        mode: u32,
+        bytes: Vec<u8>,
+    },
     End(Summary),
 }
 
@@ -224,24 +240,25 @@ impl<R: Read> Reader<R> {
         let read = |r: &mut Self| -> anyhow::Result<Frame> {
             let mut tag = [0u8; 1];
             r.z.read_exact(&mut tag)?;
+            r.hash.update(tag);
             if tag[0] == b'Z' {
-                let expected = r.hash.clone().finalize();
-                r.hash.update(tag);
                 let summary = r.field(false)?;
-                let hash = r.field(false)?;
+                let expected = r.hash.clone().finalize();
+                let mut hash = [0u8; 32];
+                r.z.read_exact(&mut hash)?;
                 if hash.as_slice() != expected.as_slice() {
                     bail!("its checksum does not match");
                 }
                 return Ok(Frame::End(serde_json::from_slice(&summary)?));
             }
-            r.hash.update(tag);
             let text = |b: Vec<u8>| String::from_utf8(b).map_err(|_| anyhow::anyhow!("a name is not UTF-8"));
             match tag[0] {
                 b'E' => Ok(Frame::Entry {
                     tree: text(r.field(true)?)?,
                     key: r.field(false)?,
-                    value: r.field(false)?,
+                    value: Some(r.field(false)?),
                 }),
+                b'D' => Ok(Frame::Entry { tree: text(r.field(true)?)?, key: r.field(false)?, value: None }),
                 b'F' => {
                     let path = text(r.field(true)?)?;
                     let mode = r.field(false)?;
@@ -306,12 +323,7 @@ pub struct Restored {
 
 /// Restores `file` into `data_dir` for site `site_id` (the box must not be running).
 pub fn restore(file: &Path, data_dir: &Path, site_id: &str, now: DateTime<Utc>) -> anyhow::Result<Restored> {
-    if control_answers(data_dir) {
-        bail!(
-            "the box is running on {}: stop it first (systemctl stop outpost). Nothing was changed.",
-            data_dir.display()
-        );
-    }
+    ensure_stopped(data_dir)?;
     let input = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
     let mut reader = Reader::open(input).with_context(|| format!("cannot restore {}", file.display()))?;
     check_fits(&reader.manifest, site_id)?;
@@ -326,43 +338,70 @@ pub fn restore(file: &Path, data_dir: &Path, site_id: &str, now: DateTime<Utc>) 
         std::fs::remove_dir_all(&staging).with_context(|| format!("cannot clear {}", staging.display()))?;
     }
     std::fs::create_dir_all(&staging).with_context(|| format!("cannot create {}", staging.display()))?;
-    let built = build(&mut reader, &staging);
-    let summary = match built {
+    let summary = match build(&mut reader, &staging) {
         Ok(s) => s,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&staging);
             return Err(e.context(format!("cannot restore {}; nothing was changed", file.display())));
         }
     };
+    match put_in_place(&staging, data_dir, &parent, &name, now) {
+        Ok(previous) => Ok(Restored { manifest: reader.manifest, summary, previous }),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            Err(e)
+        }
+    }
+}
+
+/// Moves the data folder aside (if it holds anything) and the staged one into its place; if the
+/// second move fails, the first is undone.
+fn put_in_place(
+    staging: &Path,
+    data_dir: &Path,
+    parent: &Path,
+    name: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<PathBuf>> {
     let previous = if std::fs::read_dir(data_dir).is_ok_and(|mut d| d.next().is_some()) {
         let aside = parent.join(format!("{name}.before-restore-{}", now.format("%Y%m%d-%H%M%S")));
-        std::fs::rename(data_dir, &aside)
-            .with_context(|| format!("cannot move {} aside to {}", data_dir.display(), aside.display()))?;
+        std::fs::rename(data_dir, &aside).with_context(|| {
+            format!("cannot move {} aside to {}; nothing was changed", data_dir.display(), aside.display())
+        })?;
         Some(aside)
     } else {
         let _ = std::fs::remove_dir(data_dir);
         None
     };
     // The folder keeps the owner the old one had (the service's user when run as root).
-    if let Ok(meta) = std::fs::metadata(previous.as_deref().unwrap_or(&parent)) {
+    if let Ok(meta) = std::fs::metadata(previous.as_deref().unwrap_or(parent)) {
         use std::os::unix::fs::MetadataExt;
-        chown_tree(&staging, meta.uid(), meta.gid());
+        chown_tree(staging, meta.uid(), meta.gid());
     }
-    std::fs::rename(&staging, data_dir)
-        .with_context(|| format!("cannot move {} to {}", staging.display(), data_dir.display()))?;
-    std::fs::File::open(&parent)?.sync_all()?;
-    Ok(Restored { manifest: reader.manifest, summary, previous })
+    if let Err(e) = std::fs::rename(staging, data_dir) {
+        if let Some(aside) = &previous {
+            let _ = std::fs::rename(aside, data_dir);
+        }
+        return Err(anyhow::Error::from(e).context(format!(
+            "cannot move the restored data to {}; nothing was changed",
+            data_dir.display()
+        )));
+    }
+    std::fs::File::open(parent)?.sync_all()?;
+    Ok(previous)
 }
 
+/// Gives `dir` and everything in it to `uid:gid`, never following a symbolic link (the folder may
+/// belong to the service's user, and this may run as root).
 fn chown_tree(dir: &Path, uid: u32, gid: u32) {
-    let _ = std::os::unix::fs::chown(dir, Some(uid), Some(gid));
+    let _ = std::os::unix::fs::lchown(dir, Some(uid), Some(gid));
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
             let path = entry.path();
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
                 chown_tree(&path, uid, gid);
             } else {
-                let _ = std::os::unix::fs::chown(&path, Some(uid), Some(gid));
+                let _ = std::os::unix::fs::lchown(&path, Some(uid), Some(gid));
             }
         }
     }
@@ -374,7 +413,7 @@ fn build<R: Read>(reader: &mut Reader<R>, staging: &Path) -> anyhow::Result<Summ
     let mut files = 0u64;
     loop {
         match reader.next_frame()? {
-            Frame::Entry { tree, key, value } => importer.insert(&tree, &key, &value)?,
+            Frame::Entry { tree, key, value } => importer.insert(&tree, &key, value.as_deref())?,
             Frame::File { path, mode, bytes } => {
                 let rel = Path::new(&path);
                 let safe = rel.components().all(|c| matches!(c, std::path::Component::Normal(_)))
@@ -388,7 +427,7 @@ fn build<R: Read>(reader: &mut Reader<R>, staging: &Path) -> anyhow::Result<Summ
                 }
                 let mut options = std::fs::OpenOptions::new();
                 options.write(true).create_new(true);
-                std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode & 0o700);
+                options.mode(mode & 0o700);
                 let mut f =
                     options.open(&target).with_context(|| format!("cannot write {}", target.display()))?;
                 f.write_all(&bytes)?;
@@ -418,47 +457,74 @@ pub fn backup_to(
     site_id: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<(PathBuf, Summary)> {
-    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
+    let socket = std::os::unix::net::UnixStream::connect(data_dir.join(CONTROL_SOCKET)).ok();
+    if socket.is_none() && !has_store(data_dir) {
+        bail!("there is no box's data in {} (are --data or [store] data_dir right?)", data_dir.display());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(to)
+        .with_context(|| format!("cannot create {}", to.display()))?;
     let path = to.join(format!("outpost-{site_id}-{}.backup", now.format("%Y%m%d-%H%M%S")));
     let partial = path.with_extension("backup.partial");
-    let file =
-        std::fs::File::create(&partial).with_context(|| format!("cannot write {}", partial.display()))?;
-    let mut out = std::io::BufWriter::new(file);
-    let result = match std::os::unix::net::UnixStream::connect(data_dir.join(CONTROL_SOCKET)) {
-        Ok(mut socket) => {
-            socket.write_all(b"backup\n")?;
-            copy_answer(&mut socket, &mut out)
-        }
-        Err(_) => {
-            let store = Store::open(data_dir, &Default::default()).with_context(|| {
-                format!("no box answers on {}, and its store cannot be opened", data_dir.display())
-            })?;
-            let written = write(&store, site_id, data_dir, now, &mut out);
-            store.close()?;
-            // Opened as root for the service's folder: the files sled made keep the folder's owner.
-            if let Ok(meta) = std::fs::metadata(data_dir) {
-                use std::os::unix::fs::MetadataExt;
-                chown_tree(data_dir, meta.uid(), meta.gid());
+    let result = (|| -> anyhow::Result<Summary> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&partial)
+            .with_context(|| format!("cannot write {}", partial.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        match socket {
+            Some(mut socket) => {
+                socket.write_all(b"backup\n")?;
+                copy_answer(&mut socket, &mut out)?;
             }
-            written
+            None => {
+                let store = Store::open(data_dir, &Default::default()).with_context(|| {
+                    format!("no box answers on {}, and its store cannot be opened", data_dir.display())
+                })?;
+                let written = same_site(&store, site_id, data_dir)
+                    .and_then(|()| write(&store, site_id, data_dir, now, &mut out));
+                store.close()?;
+                // Opened as root for the service's folder: the files sled made keep the folder's owner.
+                if let Ok(meta) = std::fs::metadata(data_dir) {
+                    use std::os::unix::fs::MetadataExt;
+                    chown_tree(data_dir, meta.uid(), meta.gid());
+                }
+                written?;
+            }
         }
-    };
-    let finished = result.and_then(|summary| {
         let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         // Read back whole before it is called a backup.
-        verify(&partial)?;
+        let (_, summary) = verify(&partial)?;
         std::fs::rename(&partial, &path)?;
         std::fs::File::open(to)?.sync_all()?;
         Ok(summary)
-    });
-    match finished {
+    })();
+    match result {
         Ok(summary) => Ok((path, summary)),
         Err(e) => {
             let _ = std::fs::remove_file(&partial);
             Err(e.context(format!("the backup into {} failed; nothing was left there", to.display())))
         }
     }
+}
+
+/// Refuses to label a store with another site's id.
+fn same_site(store: &Store, site_id: &str, data_dir: &Path) -> anyhow::Result<()> {
+    let sites = store.list::<outpost_sync::record::Site>()?;
+    if !sites.is_empty() && !sites.iter().any(|s| s.id == site_id) {
+        bail!(
+            "the data in {} is of site {:?}, and the configuration says {site_id:?}",
+            data_dir.display(),
+            sites[0].id
+        );
+    }
+    Ok(())
 }
 
 /// Reads a whole backup file and checks its checksum.
@@ -471,22 +537,49 @@ pub fn verify(file: &Path) -> anyhow::Result<(Manifest, Summary)> {
     }
 }
 
-/// The control socket's answer: `OK <summary JSON>\n` and the backup, or `ERR <reason>\n`.
-fn copy_answer(socket: &mut std::os::unix::net::UnixStream, out: &mut impl Write) -> anyhow::Result<Summary> {
+/// The control socket's answer: `OK` and the backup, or `ERR <reason>`.
+fn copy_answer(socket: &mut std::os::unix::net::UnixStream, out: &mut impl Write) -> anyhow::Result<()> {
     socket.set_read_timeout(Some(Duration::from_secs(600)))?;
     let mut reader = BufReader::new(socket);
     let mut status = String::new();
-    reader.read_line(&mut status)?;
+    reader.by_ref().take(4096).read_line(&mut status)?;
     let status = status.trim_end();
     if let Some(reason) = status.strip_prefix("ERR ") {
         bail!("the box could not make the backup: {reason}");
     }
-    let summary: Summary = status
-        .strip_prefix("OK ")
-        .and_then(|s| serde_json::from_str(s).ok())
-        .context("the box's control socket gave no answer")?;
+    if status != "OK" {
+        bail!("the box's control socket gave no answer");
+    }
     std::io::copy(&mut reader, out)?;
-    Ok(summary)
+    Ok(())
+}
+
+/// Refuses when a box runs on `data_dir`: it answers on the control socket, or holds the store's
+/// lock (sled locks its folder while open).
+fn ensure_stopped(data_dir: &Path) -> anyhow::Result<()> {
+    let running = || {
+        anyhow::anyhow!(
+            "the box is running on {}: stop it first (systemctl stop outpost). Nothing was changed.",
+            data_dir.display()
+        )
+    };
+    if control_answers(data_dir) {
+        return Err(running());
+    }
+    if has_store(data_dir) {
+        // sled holds an exclusive flock on its `db` file while open; taking it (and letting it go)
+        // changes nothing on disk.
+        let db = std::fs::File::open(data_dir.join("db"))?;
+        if fs2::FileExt::try_lock_exclusive(&db).is_err() {
+            return Err(running());
+        }
+    }
+    Ok(())
+}
+
+/// Whether `data_dir` holds a store.
+fn has_store(data_dir: &Path) -> bool {
+    data_dir.join("conf").exists() && data_dir.join("db").exists()
 }
 
 /// Whether a box answers on the control socket of `data_dir`.
@@ -494,7 +587,7 @@ fn control_answers(data_dir: &Path) -> bool {
     std::os::unix::net::UnixStream::connect(data_dir.join(CONTROL_SOCKET)).is_ok()
 }
 
-/// Serves the control socket of a running box: `backup` writes a backup into memory, then sends it.
+/// Serves the control socket of a running box: `backup` streams a backup.
 pub async fn serve_control(
     app: std::sync::Arc<crate::app::Outpost>,
     data_dir: PathBuf,
@@ -512,6 +605,8 @@ pub async fn serve_control(
         }
     };
     let _ = std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600));
+    // One backup at a time: each reads the whole store.
+    let one_at_a_time = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
     loop {
         let stream = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -520,52 +615,86 @@ pub async fn serve_control(
                 Err(_) => continue,
             },
         };
-        let (app, data_dir) = (app.clone(), data_dir.clone());
+        let (app, data_dir, one_at_a_time) = (app.clone(), data_dir.clone(), one_at_a_time.clone());
         tokio::spawn(async move {
-            use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-            let mut stream = tokio::io::BufReader::new(stream);
-            let mut line = String::new();
-            if stream.read_line(&mut line).await.is_err() {
-                return;
+            if let Err(error) = answer_control(app, data_dir, stream, one_at_a_time).await {
+                tracing::error!(error = %format!("{error:#}"), "The control socket's request failed.");
             }
-            let answer = match line.trim() {
-                "backup" => {
-                    let started = std::time::Instant::now();
-                    match tokio::task::spawn_blocking(move || in_memory(&app, &data_dir)).await {
-                        Ok(Ok((summary, bytes))) => {
-                            tracing::info!(
-                                entries = summary.entries,
-                                bytes = bytes.len(),
-                                ms = started.elapsed().as_millis() as u64,
-                                "Backup made for `outpost backup`."
-                            );
-                            let mut head =
-                                format!("OK {}\n", serde_json::to_string(&summary).unwrap_or_default())
-                                    .into_bytes();
-                            head.extend_from_slice(&bytes);
-                            head
-                        }
-                        Ok(Err(error)) => {
-                            tracing::error!(error = %format!("{error:#}"), "Backup failed.");
-                            format!("ERR {error:#}\n").into_bytes()
-                        }
-                        Err(_) => b"ERR the backup stopped\n".to_vec(),
-                    }
-                }
-                other => format!("ERR unknown command {other:?}\n").into_bytes(),
-            };
-            let _ = stream.get_mut().write_all(&answer).await;
-            let _ = stream.get_mut().shutdown().await;
         });
     }
     let _ = std::fs::remove_file(&path);
 }
 
-/// A backup of the running box, in memory.
-pub fn in_memory(app: &crate::app::Outpost, data_dir: &Path) -> anyhow::Result<(Summary, Vec<u8>)> {
-    let mut bytes = Vec::new();
-    let summary = write(&app.store, &app.config.raw.site.id, data_dir, app.now(), &mut bytes)?;
-    Ok((summary, bytes))
+async fn answer_control(
+    app: std::sync::Arc<crate::app::Outpost>,
+    data_dir: PathBuf,
+    stream: tokio::net::UnixStream,
+    one_at_a_time: std::sync::Arc<tokio::sync::Semaphore>,
+) -> anyhow::Result<()> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::io::BufReader::new(stream);
+    let mut line = String::new();
+    tokio::time::timeout(Duration::from_secs(10), (&mut stream).take(256).read_line(&mut line))
+        .await
+        .context("no command within 10 s")??;
+    let mut stream = stream.into_inner();
+    if line.is_empty() {
+        return Ok(()); // a probe: is a box running here?
+    }
+    if line.trim() != "backup" {
+        stream.write_all(format!("ERR unknown command {:?}\n", line.trim()).as_bytes()).await?;
+        return Ok(());
+    }
+    let _turn = one_at_a_time.acquire_owned().await?;
+    stream.write_all(b"OK\n").await?;
+    let stream = stream.into_std()?;
+    stream.set_nonblocking(false)?;
+    let started = std::time::Instant::now();
+    let summary = tokio::task::spawn_blocking(move || {
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, &stream);
+        let summary = write(&app.store, &app.config.raw.site.id, &data_dir, app.now(), &mut out)?;
+        out.flush()?;
+        anyhow::Ok(summary)
+    })
+    .await??;
+    tracing::info!(
+        entries = summary.entries,
+        ms = started.elapsed().as_millis() as u64,
+        "Backup streamed to `outpost backup`."
+    );
+    Ok(())
+}
+
+/// Writes a backup of the running box into a channel, chunk by chunk, for an HTTP download: the
+/// receiver is the response body. Runs on the blocking pool.
+pub fn stream(
+    app: std::sync::Arc<crate::app::Outpost>,
+) -> tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>> {
+    struct Chunks(tokio::sync::mpsc::Sender<Result<bytes::Bytes, std::io::Error>>);
+    impl Write for Chunks {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .blocking_send(Ok(bytes::Bytes::copy_from_slice(buf)))
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::task::spawn_blocking(move || {
+        let data_dir = app.config.raw.store.data_dir.clone();
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, Chunks(tx.clone()));
+        let written = write(&app.store, &app.config.raw.site.id, &data_dir, app.now(), &mut out)
+            .and_then(|_| out.flush().map_err(anyhow::Error::from));
+        if let Err(error) = written {
+            tracing::error!(error = %format!("{error:#}"), "The backup download failed.");
+            // The body ends in an error: the browser shows the download as failed.
+            let _ = tx.blocking_send(Err(std::io::Error::other("the backup failed")));
+        }
+    });
+    rx
 }
 
 #[cfg(test)]
@@ -619,6 +748,7 @@ mod tests {
         assert_eq!(restored.get_local::<String>("k/1").expect("get").as_deref(), Some("một"));
         assert!(restored.next_id().expect("id") > summary.next_id);
         restored.close().expect("close");
+        drop(restored);
 
         // Another site's backup: refused, and the data stays as it was.
         let e = format!("{:#}", restore(&file, &target, "site-b", Utc::now()).expect_err("other site"));

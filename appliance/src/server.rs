@@ -121,7 +121,14 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
         }
         (None, None) => {}
     }
-    app.ensure_site().await.context("cannot write the site record")?;
+    // A card that takes no writes must not keep the box from starting: it serves what it has and
+    // its health page and /healthz say why nothing new is taken.
+    match app.ensure_site().await {
+        Err(crate::app::AppError::Store(e)) if e.is_disk() => {
+            tracing::error!(error = %e, "Cannot write the site record: the SD card takes no writes.")
+        }
+        other => other.context("cannot write the site record")?,
+    }
     if let Some(n) = options.demo_people {
         let seeded = crate::demo::seed(&app, n).await.context("cannot seed the demo site")?;
         if seeded > 0 {
@@ -201,7 +208,14 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
     {
         let store = store.clone();
         let now = app.now();
-        tokio::task::spawn_blocking(move || outbox::recover(&store, now)).await??;
+        match tokio::task::spawn_blocking(move || outbox::recover(&store, now)).await? {
+            Err(e) if e.is_disk() => {
+                tracing::error!(error = %e, "Cannot recover the outbox now: the SD card takes no writes.")
+            }
+            other => {
+                other?;
+            }
+        }
     }
     tracker.spawn(outbox::run(app.clone(), sender, cancel.clone()));
     tracker.spawn(inbox::run(app.clone(), inbox_wake, cancel.clone()));
@@ -216,9 +230,15 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
 
     let store_for_link = store.clone();
     let now = app.now();
-    if let Some(token) =
-        tokio::task::spawn_blocking(move || auth::issue_setup_token(&store_for_link, now)).await??
-    {
+    let token =
+        match tokio::task::spawn_blocking(move || auth::issue_setup_token(&store_for_link, now)).await? {
+            Err(e) if e.is_disk() => {
+                tracing::error!(error = %e, "Cannot make a setup link: the SD card takes no writes.");
+                None
+            }
+            other => other?,
+        };
+    if let Some(token) = token {
         say(&format!("Setup link (one use, creates the first administrator): {console}/setup/{token}"));
         auth::leave_setup_link(&data_dir, Some(&format!("{}/setup/{token}", app.config.public_url)));
     } else {

@@ -24,17 +24,23 @@ pub struct System {
 
 /// Below this much free space the card counts as nearly full (a warning).
 const DISK_LOW_BYTES: u64 = 256 << 20;
-/// Below this much, the store refuses writes ([`write_guard`]): sled must never meet "no space left".
+/// Below this much, the store refuses writes of records ([`write_guard`]): sled must never meet
+/// "no space left".
 pub const DISK_RESERVE_BYTES: u64 = 32 << 20;
+/// Below this much, it refuses the small box-local writes too (sessions, the audit log, the
+/// outbox's state), which it takes until then so that staff can still sign in and see why.
+const DISK_FLOOR_BYTES: u64 = 8 << 20;
 
-/// The store's write guard for a data folder: refuses writes on a read-only file system or with
-/// less than [`DISK_RESERVE_BYTES`] free. One `statvfs` per write (microseconds).
+/// The store's write guard for a data folder: refuses writes on a read-only file system, records
+/// with less than [`DISK_RESERVE_BYTES`] free and anything with less than [`DISK_FLOOR_BYTES`]. One
+/// `statvfs` per write (microseconds).
 pub fn write_guard(data_dir: std::path::PathBuf) -> outpost_sync::store::WriteGuard {
-    std::sync::Arc::new(move || {
+    std::sync::Arc::new(move |records: bool| {
         let fs = crate::memory::file_system(&data_dir)?;
+        let floor = if records { DISK_RESERVE_BYTES } else { DISK_FLOOR_BYTES };
         if fs.read_only {
             Some(format!("{} is read-only", data_dir.display()))
-        } else if fs.free_bytes < DISK_RESERVE_BYTES {
+        } else if fs.free_bytes < floor {
             Some(format!("{} MB free on {}", fs.free_bytes >> 20, data_dir.display()))
         } else {
             None
@@ -43,7 +49,9 @@ pub fn write_guard(data_dir: std::path::PathBuf) -> outpost_sync::store::WriteGu
 }
 
 impl System {
-    pub fn read(data_dir: &Path) -> System {
+    /// Reads the box's condition; the data folder's is the store's.
+    pub fn read(app: &Outpost) -> System {
+        let data_dir: &Path = &app.config.raw.store.data_dir;
         let mut s = System::default();
         if let Some(fs) = crate::memory::file_system(data_dir) {
             s.disk_total_bytes = fs.total_bytes;
@@ -51,8 +59,8 @@ impl System {
             s.disk_read_only = fs.read_only;
         }
         // ext4 turned read-only after an error ("emergency_ro") still shows as mounted read-write:
-        // creating a file tells.
-        if !s.disk_read_only && data_dir.is_dir() {
+        // once a write has failed, creating a file tells (not on every call: an SD card wears).
+        if !s.disk_read_only && app.store.write_error().is_some() && data_dir.is_dir() {
             let probe = data_dir.join(".write-probe");
             match std::fs::File::create(&probe) {
                 Ok(_) => {

@@ -178,6 +178,34 @@ pub struct Applied {
     pub refused: Vec<(String, String)>,
 }
 
+/// A sled batch that, while a backup reads the store ([`Store::export`]), also remembers the keys it
+/// writes, so the backup can read them again at its end.
+struct Staged {
+    batch: sled::Batch,
+    keys: Option<Vec<Vec<u8>>>,
+    writes: usize,
+}
+
+impl Staged {
+    fn new(track: bool) -> Staged {
+        Staged { batch: sled::Batch::default(), keys: track.then(Vec::new), writes: 0 }
+    }
+    fn insert(&mut self, key: impl AsRef<[u8]>, value: impl Into<sled::IVec>) {
+        if let Some(keys) = &mut self.keys {
+            keys.push(key.as_ref().to_vec());
+        }
+        self.writes += 1;
+        self.batch.insert(key.as_ref(), value);
+    }
+    fn remove(&mut self, key: impl AsRef<[u8]>) {
+        if let Some(keys) = &mut self.keys {
+            keys.push(key.as_ref().to_vec());
+        }
+        self.writes += 1;
+        self.batch.remove(key.as_ref());
+    }
+}
+
 fn local_key(key: &str) -> Vec<u8> {
     format!("x/{key}").into_bytes()
 }
@@ -214,15 +242,18 @@ struct Inner {
     flusher_thread: Mutex<Option<thread::JoinHandle<()>>>,
     closed: AtomicBool,
     guard: std::sync::OnceLock<WriteGuard>,
+    /// While a backup reads the store: every key written since it began (changed under `writer`).
+    written_during_export: Mutex<Option<std::collections::BTreeSet<Vec<u8>>>>,
 }
 
-/// Asked before every write: `Some(reason)` refuses it (the disk is nearly full or read-only), so
-/// that sled never meets "no space left": an I/O error inside sled stops all its writes until the
-/// process restarts, where a refusal ends as soon as space is freed.
-pub type WriteGuard = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+/// Asked before every write, with whether it writes records (documents, samples) or only small
+/// box-local keys (sessions, the audit log, the outbox's state): `Some(reason)` refuses it (the disk
+/// is nearly full or read-only), so that sled never meets "no space left": an I/O error inside sled
+/// stops all its writes until the process restarts, where a refusal ends as soon as space is freed.
+pub type WriteGuard = Arc<dyn Fn(bool) -> Option<String> + Send + Sync>;
 
-fn guarded(guard: Option<&WriteGuard>) -> Result<()> {
-    match guard.and_then(|g| g()) {
+fn guarded(guard: Option<&WriteGuard>, records: bool) -> Result<()> {
+    match guard.and_then(|g| g(records)) {
         Some(reason) => Err(StoreError::DiskRefused(reason)),
         None => Ok(()),
     }
@@ -289,6 +320,7 @@ impl Store {
                 flusher_thread: Mutex::new(Some(thread)),
                 closed: AtomicBool::new(false),
                 guard: std::sync::OnceLock::new(),
+                written_during_export: Mutex::new(None),
             }),
         })
     }
@@ -338,10 +370,9 @@ impl Store {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed);
         }
-        guarded(self.inner.guard.get())?;
         let tree = &self.inner.tree;
         let mut seq = self.inner.writer.lock().map_err(|_| StoreError::Closed)?;
-        let mut batch = sled::Batch::default();
+        let mut batch = Staged::new(self.exporting());
         let mut applied = Applied::default();
         for write in writes.docs {
             let dkey = format!("d/{}", write.doc_id);
@@ -383,8 +414,31 @@ impl Store {
                 None => batch.remove(key),
             }
         }
-        tree.apply_batch(batch)?;
+        let records = !applied.changed.is_empty();
+        self.apply_staged(batch, records)?;
         Ok(applied)
+    }
+
+    fn exporting(&self) -> bool {
+        self.inner.written_during_export.lock().is_ok_and(|w| w.is_some())
+    }
+
+    /// Applies a batch atomically (call holding `writer`), noting its keys for a running export.
+    /// An empty batch writes nothing and is never refused; another passes the write guard first.
+    fn apply_staged(&self, staged: Staged, records: bool) -> Result<()> {
+        if staged.writes == 0 {
+            return Ok(());
+        }
+        guarded(self.inner.guard.get(), records)?;
+        self.inner.tree.apply_batch(staged.batch)?;
+        if let Some(keys) = staged.keys {
+            if let Ok(mut written) = self.inner.written_during_export.lock() {
+                if let Some(w) = written.as_mut() {
+                    w.extend(keys);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Adds to `batch` a document's new state at change-log position `seq`: the saved document, its
@@ -393,7 +447,7 @@ impl Store {
     /// and setting up a deflater for each one was a tenth of the time of every write and merge.
     fn stage(
         &self,
-        batch: &mut sled::Batch,
+        batch: &mut Staged,
         seq: u64,
         doc_id: &str,
         doc: &mut AutoCommit,
@@ -404,7 +458,7 @@ impl Store {
         let tree = &self.inner.tree;
         let skey = format!("s/{doc_id}");
         if let Some(old) = tree.get(&skey)? {
-            batch.remove(log_key(u64_from(&old)).to_vec());
+            batch.remove(log_key(u64_from(&old)));
         }
         let nkey = format!("n/{doc_id}");
         if let Some(old) = tree.get(&nkey)? {
@@ -420,7 +474,7 @@ impl Store {
         batch.insert(nkey.as_bytes(), index_list);
         batch.insert(format!("d/{doc_id}").as_bytes(), saved);
         batch.insert(format!("p/{doc_id}").as_bytes(), projection);
-        batch.insert(log_key(seq).to_vec(), doc_id.as_bytes());
+        batch.insert(log_key(seq), doc_id.as_bytes());
         batch.insert(skey.as_bytes(), &seq.to_be_bytes());
         Ok(())
     }
@@ -434,12 +488,11 @@ impl Store {
     /// that is not its record type) is set aside and listed by [`Store::sync_refused`]; the rest
     /// goes on. Not yet durable: see [`Store::merge_remote_blocking`].
     pub fn merge_remote(&self, docs: &[DocChanges]) -> Result<(Applied, Vec<DocHeads>)> {
-        guarded(self.inner.guard.get())?;
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed);
         }
         let mut seq = self.inner.writer.lock().map_err(|_| StoreError::Closed)?;
-        let mut batch = sled::Batch::default();
+        let mut batch = Staged::new(self.exporting());
         let mut applied = Applied::default();
         let mut heads = Vec::with_capacity(docs.len());
         let mut merged: std::collections::HashMap<&str, AutoCommit> = std::collections::HashMap::new();
@@ -508,7 +561,7 @@ impl Store {
             heads.push((d.doc_id.clone(), doc.get_heads()));
             merged.insert(d.doc_id.as_str(), doc);
         }
-        self.inner.tree.apply_batch(batch)?;
+        self.apply_staged(batch, true)?;
         Ok((applied, heads))
     }
 
@@ -703,26 +756,65 @@ impl Store {
         Ok(self.inner.db.generate_id()? + self.inner.id_floor)
     }
 
-    /// Reads every entry of the store for a backup, calling `each(tree, key, value)`.
+    /// Reads every entry of the store for a backup, calling `each(tree, key, value)`; a `None`
+    /// value removes a key an earlier call gave.
     ///
-    /// The records' tree comes first, as one consistent view: writers wait while it is copied into
-    /// memory, so every write applied before the call is in it and none applied after is partly in
-    /// it. The box-local trees (time series of samples, each sample standing alone) follow entry by
-    /// entry while writers go on.
+    /// The records' tree is read as one consistent view, without stopping writers for the length of
+    /// the read: the keys every write applies are noted from the start; the tree is read while
+    /// writers go on; then, under the writer lock, the keys written meanwhile are read again and
+    /// given once more (or removed). Applied in order, the entries are the tree as it was at that
+    /// moment: every write applied before the call is in it, and no write is partly in it. Writers
+    /// wait only for the re-reading of what they wrote during the read. The box-local trees (time
+    /// series of samples, each sample standing alone) follow entry by entry.
     pub fn export(
         &self,
-        mut each: impl FnMut(&str, &[u8], &[u8]) -> std::io::Result<()>,
+        mut each: impl FnMut(&str, &[u8], Option<&[u8]>) -> std::io::Result<()>,
     ) -> Result<Exported> {
-        let (records, last_seq) = {
-            let seq = self.inner.writer.lock().map_err(|_| StoreError::Closed)?;
-            let records = self.inner.tree.iter().collect::<sled::Result<Vec<_>>>()?;
-            (records, *seq)
-        };
-        let mut exported = Exported { last_seq, next_id: self.next_id()?, entries: 0 };
-        for (k, v) in records {
-            each(RECORDS_TREE, &k, &v).map_err(StoreError::Backup)?;
-            exported.entries += 1;
+        {
+            let _writer = self.inner.writer.lock().map_err(|_| StoreError::Closed)?;
+            *self.inner.written_during_export.lock().map_err(|_| StoreError::Closed)? =
+                Some(Default::default());
         }
+        let stop = |store: &Store| {
+            if let Ok(mut w) = store.inner.written_during_export.lock() {
+                *w = None;
+            }
+        };
+        let mut entries = 0u64;
+        let read = (|| -> Result<()> {
+            for entry in self.inner.tree.iter() {
+                let (k, v) = entry?;
+                each(RECORDS_TREE, &k, Some(&v)).map_err(StoreError::Backup)?;
+                entries += 1;
+            }
+            Ok(())
+        })();
+        if let Err(e) = read {
+            stop(self);
+            return Err(e);
+        }
+        let (again, last_seq) = {
+            let seq = self.inner.writer.lock().map_err(|_| StoreError::Closed)?;
+            let written = self
+                .inner
+                .written_during_export
+                .lock()
+                .map_err(|_| StoreError::Closed)?
+                .take()
+                .unwrap_or_default();
+            let mut again = Vec::with_capacity(written.len());
+            for key in written {
+                let value = self.inner.tree.get(&key)?;
+                again.push((key, value));
+            }
+            (again, *seq)
+        };
+        for (key, value) in &again {
+            each(RECORDS_TREE, key, value.as_deref()).map_err(StoreError::Backup)?;
+            entries += 1;
+        }
+        let mut exported =
+            Exported { last_seq, next_id: self.next_id()?, entries, written_during: again.len() };
         for name in self.inner.db.tree_names() {
             let name = String::from_utf8_lossy(&name).into_owned();
             if !name.starts_with(SERIES_PREFIX) {
@@ -730,7 +822,7 @@ impl Store {
             }
             for entry in self.inner.db.open_tree(&name)?.iter() {
                 let (k, v) = entry?;
-                each(&name, &k, &v).map_err(StoreError::Backup)?;
+                each(&name, &k, Some(&v)).map_err(StoreError::Backup)?;
                 exported.entries += 1;
             }
         }
@@ -888,8 +980,10 @@ pub struct Exported {
     pub last_seq: u64,
     /// An id above every box-local id handed out before the view was taken.
     pub next_id: u64,
-    /// Entries read, across all trees.
+    /// Entries given, across all trees (the keys read again included).
     pub entries: u64,
+    /// Keys written while the records were read, read again at the end.
+    pub written_during: usize,
 }
 
 /// Builds a new store from a backup's entries ([`Store::export`]), in a folder of its own.
@@ -921,8 +1015,9 @@ impl Importer {
         Ok(Importer { db, trees: Default::default(), entries: 0 })
     }
 
-    /// Adds one entry; only the records' tree and series trees are taken.
-    pub fn insert(&mut self, tree: &str, key: &[u8], value: &[u8]) -> Result<()> {
+    /// Adds one entry (or, with `None`, removes it); only the records' tree and series trees are
+    /// taken.
+    pub fn insert(&mut self, tree: &str, key: &[u8], value: Option<&[u8]>) -> Result<()> {
         if tree != RECORDS_TREE && !tree.starts_with(SERIES_PREFIX) {
             return Err(StoreError::Backup(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
@@ -936,7 +1031,10 @@ impl Importer {
                 self.trees.entry(tree.to_owned()).or_insert(t)
             }
         };
-        t.insert(key, value)?;
+        match value {
+            Some(v) => t.insert(key, v)?,
+            None => t.remove(key)?,
+        };
         self.entries += 1;
         Ok(())
     }
@@ -1000,7 +1098,7 @@ fn series_key(at_ms: i64, name: &str) -> Vec<u8> {
 impl Series {
     /// Adds samples in one atomic batch.
     pub fn insert(&self, samples: &[Sample]) -> Result<()> {
-        guarded(self.guard.as_ref())?;
+        guarded(self.guard.as_ref(), true)?;
         let mut batch = sled::Batch::default();
         for s in samples {
             batch.insert(series_key(s.at_ms, &s.name), s.value.as_slice());
@@ -1038,7 +1136,7 @@ impl Series {
 
     /// Removes every sample older than `before_ms`; returns how many.
     pub fn prune_before(&self, before_ms: i64) -> Result<usize> {
-        guarded(self.guard.as_ref())?;
+        guarded(self.guard.as_ref(), false)?;
         let mut removed = 0;
         let mut batch = sled::Batch::default();
         for entry in self.tree.range(..series_key(before_ms, "")) {
@@ -1068,6 +1166,65 @@ mod tests {
     use crate::protocol::DocChanges;
     use crate::record::{Alert, AlertKind, AlertState, Severity};
     use chrono::{TimeZone, Utc};
+
+    /// A backup's view while a writer changes the same documents without pause: applied in order,
+    /// the entries are one consistent state — each document's change-log entry and sequence agree,
+    /// its projection matches its document, and every write done before the export is there.
+    #[test]
+    fn an_export_during_writes_is_one_consistent_state() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("a"), &StoreConfig::default()).expect("open");
+        let mut w = WriteSet::new();
+        for i in 0..200 {
+            w.put(&alert(&format!("a{i}"), AlertState::Open)).expect("put");
+        }
+        store.commit_blocking(w).expect("commit");
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (store, stop) = (store.clone(), stop.clone());
+            thread::spawn(move || {
+                let mut n = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    let state = if n % 2 == 0 { AlertState::Acknowledged } else { AlertState::Open };
+                    let mut w = WriteSet::new();
+                    w.put(&alert(&format!("a{}", n % 200), state)).expect("put");
+                    w.put(&alert(&format!("new{n}"), AlertState::Open)).expect("put");
+                    store.apply(w).expect("apply");
+                    n += 1;
+                }
+                n
+            })
+        };
+        thread::sleep(std::time::Duration::from_millis(20));
+        let mut importer = Importer::create(&dir.path().join("b")).expect("importer");
+        let exported = store
+            .export(|tree, k, v| importer.insert(tree, k, v).map_err(std::io::Error::other))
+            .expect("export");
+        stop.store(true, Ordering::Relaxed);
+        let writes = writer.join().expect("writer");
+        importer.finish(exported.next_id).expect("finish");
+        store.close().expect("close");
+        assert!(writes > 0 && exported.written_during > 0, "writes went on during the export ({writes})");
+
+        let copy = Store::open(&dir.path().join("b"), &StoreConfig::default()).expect("open copy");
+        let alerts: Vec<Alert> = copy.list().expect("list");
+        assert!(alerts.len() >= 200, "{}", alerts.len());
+        let log = copy.changes_since(0, usize::MAX).expect("log");
+        assert_eq!(log.len(), alerts.len(), "one change-log entry per document");
+        assert_eq!(log.last().map(|(seq, _)| *seq), Some(exported.last_seq));
+        for (seq, doc_id) in &log {
+            let at = copy.inner.tree.get(format!("s/{doc_id}")).expect("get").expect("s/ entry");
+            assert_eq!(u64_from(&at), *seq, "{doc_id}");
+            let doc = copy.document(doc_id).expect("doc").expect("the document");
+            let projected: Alert = copy.get(&doc_id["alert/".len()..]).expect("get").expect("projection");
+            assert_eq!(
+                doc::hydrate(&doc)["state"],
+                serde_json::to_value(projected.state).expect("json"),
+                "{doc_id}"
+            );
+        }
+        copy.close().expect("close");
+    }
 
     fn alert(id: &str, state: AlertState) -> Alert {
         let at = Utc.with_ymd_and_hms(2021, 9, 1, 8, 0, 0).single().expect("time");

@@ -158,18 +158,33 @@ fn a_backup_of_another_site_a_newer_version_or_a_damaged_one_is_refused() {
     b.stop();
     let before = listing(&data_b);
     // A backup of site A, taken with no box running (from the data folder itself).
-    let (ok, text) = outpost(&[
-        "backup",
-        "--to",
-        &usb.display().to_string(),
-        "--data",
-        &data_a.display().to_string(),
-        "--config",
-        &site_a,
-    ]);
+    let mut a = BoxProcess::start("run", &data_a, &["--config", &site_a]);
+    Client::new(&a.url).setup_admin(a.setup_link.as_deref().expect("setup link"), "admin.a", PASSWORD);
+    a.stop();
+    let backup_a = |config: &str| {
+        outpost(&[
+            "backup",
+            "--to",
+            &usb.display().to_string(),
+            "--data",
+            &data_a.display().to_string(),
+            "--config",
+            config,
+        ])
+    };
+    let (ok, text) = backup_a(&site_a);
     assert!(ok, "{text}");
     let file = written(&text);
     assert!(file.contains("outpost-kcl-phia-tay-"), "{file}");
+    // Labelled as another site by a wrong configuration: refused.
+    let (ok, text) = backup_a(&site_b);
+    assert!(!ok && text.contains("is of site \"kcl-phia-tay\""), "{text}");
+    // A folder with no box's data in it: refused, nothing created there.
+    let empty = dir.path().join("empty");
+    let (ok, text) =
+        outpost(&["backup", "--to", &usb.display().to_string(), "--data", &empty.display().to_string()]);
+    assert!(!ok && text.contains("there is no box's data in"), "{text}");
+    assert!(!empty.exists());
 
     // `outpost restore --from FILE` into site B's folder, with a site's configuration.
     let restore_into_b = |from: &str, config: &str| {
@@ -217,7 +232,7 @@ fn a_backup_of_another_site_a_newer_version_or_a_damaged_one_is_refused() {
     assert!(!dir.path().join("b.restoring").exists());
 }
 
-/// The file names under `dir`, sorted, with sizes of the non-database files.
+/// The file names under `dir`, sorted.
 fn listing(dir: &Path) -> Vec<String> {
     let mut out: Vec<String> = std::fs::read_dir(dir)
         .expect("dir")

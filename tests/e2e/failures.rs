@@ -108,17 +108,44 @@ fn a_full_sd_card_refuses_new_writes_clearly_and_recovers_when_space_is_freed() 
             .status()
             .expect("nsenter")
     };
-    // The card fills up (a camera's photos, a log gone wild): the filler stops at "no space left".
-    let _ = in_box(r#"head -c 500M /dev/zero > "$0/filler" 2>/dev/null"#);
+    // The card fills up (a camera's photos, a log gone wild) to 16 MB free.
+    let fill = r#"avail=$(df -k --output=avail "$0" | tail -1); head -c $(( (avail - 16384) * 1024 )) /dev/zero > "$0/filler""#;
+    assert!(in_box(fill).success());
     check_refuses_writes_but_serves_reads(&mut c, &person, &token, "disk_full", "Thẻ nhớ đã đầy", &stored);
     let health = c.get("/api/v1/health").json();
     assert!(health["system"]["disk_free_bytes"].as_u64().expect("free") < 32 << 20, "{}", health["system"]);
+    // Staff can still sign in (a session is a small box-local write, taken down to 8 MB) and read why.
+    let mut other = Client::new(&b.url);
+    assert_eq!(other.login("admin.card", PASSWORD).status, 303);
+    assert!(other.get("/health").body.contains("Thẻ nhớ đã đầy"));
 
     // Space freed: writes are taken again and the problems clear.
     assert!(in_box(r#"rm "$0/filler""#).success());
     wait_until("a declaration is taken again", || declare(&mut c, &token).status == 201);
     wait_until("the problems clear", || problems(&mut c).is_empty());
     assert_eq!(c.get("/healthz").status, 200);
+    b.stop();
+}
+
+#[test]
+fn a_box_started_on_a_full_card_comes_up_and_says_so() {
+    if !is_root() {
+        eprintln!("skipped: mounting a small file system needs root (CI runs scripts/test.sh as root)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let card_s = dir.path().display().to_string();
+    // 20 MB free when the box starts: below the records' reserve, above the floor.
+    let script =
+        r#"mount -t tmpfs -o size=64m tmpfs "$0" && head -c 44M /dev/zero > "$0/filler" && exec "$@""#;
+    let wrapper =
+        ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, card_s.as_str()];
+    let mut b = BoxProcess::start_wrapped(&wrapper, "run", &dir.path().join("data"), &[]);
+    let mut c = Client::new(&b.url);
+    let healthz = c.get("/healthz");
+    assert_eq!(healthz.status, 503, "{}", healthz.body);
+    assert_eq!(healthz.json()["status"], "degraded");
+    assert_eq!(healthz.json()["problems"], json!(["disk_full"]));
     b.stop();
 }
 

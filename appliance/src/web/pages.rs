@@ -146,7 +146,7 @@ fn local_path(next: &str) -> &str {
 /// for staff, on the health page.
 pub async fn healthz(State(state): State<AppState>) -> Response {
     let store_ok = state.app.store.get_local::<serde_json::Value>("none").is_ok();
-    let system = crate::system::System::read(&state.app.config.raw.store.data_dir);
+    let system = crate::system::System::read(&state.app);
     let problems = crate::system::problems(&state.app, &system);
     let writes_fail = problems.iter().any(|p| p.writes_fail);
     let (status, word) = match (store_ok, writes_fail) {
@@ -164,44 +164,46 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// A backup of all data, made now while the box runs (administrators; see [`crate::backup`]).
-pub async fn download_backup(State(state): State<AppState>, ctx: Ctx) -> Result<Response, ApiError> {
-    let app = state.app.clone();
-    let data_dir = app.config.raw.store.data_dir.clone();
-    let failed =
-        |e: String| crate::app::AppError::Store(outpost_sync::StoreError::Backup(std::io::Error::other(e)));
-    let (summary, bytes) = tokio::task::spawn_blocking(move || crate::backup::in_memory(&app, &data_dir))
-        .await
-        .map_err(|_| failed("the backup stopped".into()))?
-        .map_err(|e| failed(format!("{e:#}")))?;
+/// A backup of all data, made now while the box runs and streamed as it is read (administrators;
+/// see [`crate::backup`]).
+pub async fn download_backup(State(state): State<AppState>, ctx: Ctx) -> Response {
     let name = format!(
         "outpost-{}-{}.backup",
         state.app.config.raw.site.id,
         state.app.now().format("%Y%m%d-%H%M%S")
     );
     if let Some(staff) = &ctx.staff {
+        // Best effort: a card that takes no writes is when a backup is needed most.
         let mut w = WriteSet::new();
-        let detail = format!("{} entries", summary.entries);
-        audit::record(
+        let logged = audit::record(
             &mut w,
             &state.app.store,
             state.app.now(),
             &staff.username,
             "backup.download",
             &name,
-            &detail,
+            "",
         )
-        .map_err(crate::app::AppError::from)?;
-        state.app.store.commit(w).await.map_err(crate::app::AppError::from)?;
+        .map_err(crate::app::AppError::from);
+        let logged = match logged {
+            Ok(()) => state.app.store.commit(w).await.map(|_| ()).map_err(crate::app::AppError::from),
+            Err(e) => Err(e),
+        };
+        if let Err(error) = logged {
+            tracing::warn!(error = %format!("{:#}", anyhow::Error::from(error)), "The backup download is not in the audit log.");
+        }
     }
-    Ok((
+    let body = axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(
+        crate::backup::stream(state.app.clone()),
+    ));
+    (
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
             (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
         ],
-        bytes,
+        body,
     )
-        .into_response())
+        .into_response()
 }
 
 pub async fn static_file(Path(file): Path<String>) -> Response {

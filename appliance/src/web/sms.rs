@@ -191,7 +191,7 @@ pub async fn send(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> PageR
 pub fn health(state: &AppState) -> Result<Value, AppError> {
     let modem = state.app.modem.get().map(|m| m.health());
     let presence = state.app.presence.get().map(|p| p.stats());
-    let system = crate::system::System::read(&state.app.config.raw.store.data_dir);
+    let system = crate::system::System::read(&state.app);
     Ok(json!({
         "modem": modem,
         "presence": presence,
@@ -212,7 +212,7 @@ pub fn health(state: &AppState) -> Result<Value, AppError> {
 pub async fn health_page(State(state): State<AppState>, ctx: Ctx) -> PageResult {
     let lang = ctx.lang;
     let h = health(&state).map_err(|e| (e, lang))?;
-    let system = crate::system::System::read(&state.app.config.raw.store.data_dir);
+    let system = crate::system::System::read(&state.app);
     let problems = crate::system::problems(&state.app, &system);
     let labelled: Vec<_> = problems.iter().map(|p| (p, td(lang, &format!("problem.{}", p.code)))).collect();
     let modem = state.app.modem.get().map(|m| m.health());
@@ -318,7 +318,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<axum::response::Re
         outbox::waiting(&state.app.store).map_err(AppError::from)? as f64,
     );
     gauge("outpost_store_bytes", "Bytes the store takes on disk.", state.app.store.size_on_disk() as f64);
-    let system = crate::system::System::read(&state.app.config.raw.store.data_dir);
+    let system = crate::system::System::read(&state.app);
     gauge(
         "outpost_disk_free_bytes",
         "Free space on the data folder's file system.",
