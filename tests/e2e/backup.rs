@@ -111,6 +111,13 @@ fn a_backup_under_write_load_restores_every_acknowledged_write() {
     let (ok, text) = outpost(&["restore", "--from", &file, "--data", &restored.display().to_string()]);
     assert!(ok, "{text}");
     assert!(text.contains("Restored the backup of site"), "{text}");
+    // The administrator's download from the health page is a backup as good.
+    let downloaded = backups.join("downloaded.backup");
+    std::fs::write(&downloaded, staff.get_bytes("/admin/backup")).expect("write the download");
+    let from_download = dir.path().join("from-download").display().to_string();
+    let (ok, text) =
+        outpost(&["restore", "--from", &downloaded.display().to_string(), "--data", &from_download]);
+    assert!(ok && text.contains("Restored the backup of site"), "{text}");
     b.stop();
     let mut r = BoxProcess::start("run", &restored, &[]);
     assert!(r.setup_link.is_none(), "the restored box has its accounts");
