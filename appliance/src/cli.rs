@@ -436,6 +436,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 restored.summary.files,
                 config.raw.store.data_dir.display()
             );
+            if config.raw.store.data_dir.join("sync").join("link.json").exists() {
+                println!(
+                    "This box is enrolled with the province: what the old box sent it after the backup stays \
+                     there and is not sent back to this box (docs/sync.md, Known limits)."
+                );
+            }
             if let Some(previous) = restored.previous {
                 println!(
                     "The data that was there is kept in {} (delete it when the box runs well).",
