@@ -438,8 +438,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             );
             if config.raw.store.data_dir.join("sync").join("link.json").exists() {
                 println!(
-                    "This box is enrolled with the province: what the old box sent it after the backup stays \
-                     there and is not sent back to this box (docs/sync.md, Known limits)."
+                    "This box is enrolled with the province: at its first exchange the province sees a \
+                     restored box and sends back what it holds of this site, what the old box sent after \
+                     the backup included."
                 );
             }
             if let Some(previous) = restored.previous {

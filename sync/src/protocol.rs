@@ -14,12 +14,15 @@
 //! Nothing is recorded as acknowledged before the peer said it is durable; a lost, duplicated,
 //! reordered or cut message only makes the next batch larger.
 //!
-//! Wire format, version 2 (all integers big-endian; version 1 had no sender's clock):
+//! Wire format, version 3 (all integers big-endian; version 1 had no sender's clock, version 2 no
+//! incarnation):
 //! `"OPSB"`, version `u16`, body length compressed `u32`, body length decoded `u32`, CRC-32 of the
 //! compressed body `u32`, then the body deflated. Lengths and checksum are checked against [`Limits`]
 //! before anything is decompressed, and the
 //! decoded body is read with bounds on every count and length. The body: sender site (string),
 //! the sender's clock when it built the batch (`i64`, milliseconds since 1970, UTC; 0: unknown),
+//! the sender's incarnation (string: its store's Automerge actor, new when a store is restored from
+//! a backup; a side that sees its peer's change starts over with it, see [`receive`]),
 //! batch id `u64`, acknowledged batch id `u64` (0: none), change-log position covered `u64`,
 //! document count `u32` and per document: id (string), changes (bytes), heads (hashes); then
 //! acknowledgement count `u32` and per acknowledgement: id (string), heads (hashes). A string is a
@@ -33,7 +36,7 @@ use std::{
 use automerge::ChangeHash;
 
 /// The protocol version this build speaks.
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 /// The oldest version this build still reads (and answers in, so peers can be upgraded one by one).
 pub const OLDEST_VERSION: u16 = 1;
 const MAGIC: &[u8; 4] = b"OPSB";
@@ -79,6 +82,8 @@ pub struct Batch {
     pub sent_at_ms: i64,
     /// The wire version it came in, or goes out in (0: this build's, [`VERSION`]).
     pub version: u16,
+    /// The sender's incarnation (empty: not given, version 2 and older).
+    pub incarnation: String,
     /// Unique per sender and peer, increasing; never 0.
     pub batch_id: u64,
     /// The peer's batch these acknowledgements answer (0: none).
@@ -118,6 +123,9 @@ pub struct PeerState {
     pub to_ack: Option<(u64, Vec<DocHeads>)>,
     /// Byte budget for the next batch; halved when the peer answers "too large".
     pub budget: Option<usize>,
+    /// The peer's incarnation, as its last batch gave it.
+    #[serde(default)]
+    pub peer_incarnation: Option<String>,
 }
 
 /// A batch sent and not yet acknowledged.
@@ -161,6 +169,11 @@ pub trait Docs {
         let changes = self.save_after(doc_id, &known)?;
         Ok((heads, Some(changes)))
     }
+    /// This side's incarnation: an id that changes when its documents are restored from a backup
+    /// (the store's Automerge actor). Empty: none.
+    fn incarnation(&self) -> String {
+        String::new()
+    }
     /// Merges the changes of every document into this side, durably; returns each document's heads
     /// afterwards. A document that cannot be merged is set aside and keeps its heads (so the peer
     /// sends it again); an error means nothing at all was applied.
@@ -192,6 +205,15 @@ pub fn receive(
         return Err(ReceiveError::WrongSite { expected: expected_site.to_owned(), got: batch.site });
     }
     let heads = docs.apply(&batch.docs).map_err(ReceiveError::Apply)?;
+    if !batch.incarnation.is_empty() {
+        if state.peer_incarnation.as_deref().is_some_and(|known| known != batch.incarnation) {
+            // The peer's documents were restored from a backup: what it acknowledged before may be
+            // gone. Start over with it: everything is offered again, and only what it lacks is
+            // taken (changes are identified by hash). Batch ids go on increasing.
+            *state = PeerState { last_batch: state.last_batch, ..PeerState::default() };
+        }
+        state.peer_incarnation = Some(batch.incarnation.clone());
+    }
     take_acks(state, &batch);
     applied(state, &batch, heads);
     Ok(batch)
@@ -207,7 +229,7 @@ pub const MIN_BUDGET: usize = 16 << 10;
 pub fn build(docs: &impl Docs, state: &mut PeerState, site: &str, is_urgent: impl Fn(&str) -> bool) -> Batch {
     let budget = state.budget.unwrap_or(DEFAULT_BUDGET);
     let pending = docs.changed_since(state.cursor, usize::MAX);
-    let mut batch = Batch { site: site.to_owned(), ..Batch::default() };
+    let mut batch = Batch { site: site.to_owned(), incarnation: docs.incarnation(), ..Batch::default() };
     let mut size = 0usize;
     let mut included = std::collections::HashSet::new();
     let mut full = false;
@@ -308,6 +330,9 @@ pub fn encode(batch: &Batch) -> Vec<u8> {
     if version >= 2 {
         body.extend_from_slice(&batch.sent_at_ms.to_be_bytes());
     }
+    if version >= 3 {
+        put_str(&mut body, &batch.incarnation);
+    }
     body.extend_from_slice(&batch.batch_id.to_be_bytes());
     body.extend_from_slice(&batch.acks_batch.to_be_bytes());
     body.extend_from_slice(&batch.upto.to_be_bytes());
@@ -392,10 +417,12 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Batch, ProtocolError> {
     let mut r = Reader { buf: &body, at: 0 };
     let site = r.string()?;
     let sent_at_ms = if version >= 2 { r.u64()? as i64 } else { 0 };
+    let incarnation = if version >= 3 { r.string()? } else { String::new() };
     let mut batch = Batch {
         site,
         sent_at_ms,
         version,
+        incarnation,
         batch_id: r.u64()?,
         acks_batch: r.u64()?,
         upto: r.u64()?,

@@ -875,6 +875,9 @@ impl Store {
 /// The store as one side of the sync protocol; `apply` is durable when it returns (call it outside
 /// the async runtime).
 impl Docs for Store {
+    fn incarnation(&self) -> String {
+        self.inner.actor.to_hex_string()
+    }
     fn changed_since(&self, after: u64, limit: usize) -> Vec<(u64, String)> {
         // A failed read sends nothing this time; the cursor stays, the next exchange tries again.
         self.changes_since(after, limit).unwrap_or_default()

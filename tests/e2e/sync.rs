@@ -54,6 +54,23 @@ fn sync_status(c: &mut Client) -> serde_json::Value {
     res.json()["sync"].clone()
 }
 
+/// A province in `pdata` serving on loopback with the site `demo-site`, and the box's data folder
+/// `data` enrolled with it (a configuration in `dir` that syncs every second): the province's process
+/// and the configuration's path.
+fn enrolled(
+    dir: &std::path::Path,
+    pdata: &std::path::Path,
+    data: &std::path::Path,
+) -> (ProvinceProcess, String) {
+    province(pdata, &["init"]);
+    let token = province(pdata, &["site", "add", "demo-site", "--district", "Quận Liên Chiểu"]);
+    let (server, addr) = serve(pdata, "127.0.0.1:0");
+    let config = write_config(dir, "[sync]\ninterval_seconds = 1\nmax_backoff_seconds = 2\n");
+    let out = enroll(&config, data, &addr, &token);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    (server, config)
+}
+
 /// `outpost enroll` for the box with `config` and `data`, through `addr`.
 fn enroll(config: &str, data: &std::path::Path, addr: &str, token: &str) -> std::process::Output {
     Command::new(outpost_tests::outpost_bin())
@@ -451,12 +468,7 @@ fn a_site_clock_days_behind_takes_the_province_time() {
     use outpost_sync::record::{Person, PersonStatus, Site};
     let dir = tempfile::tempdir().expect("tempdir");
     let (pdata, data) = (dir.path().join("province"), dir.path().join("box"));
-    province(&pdata, &["init"]);
-    let token = province(&pdata, &["site", "add", "demo-site", "--district", "Quận Liên Chiểu"]);
-    let (mut server, addr) = serve(&pdata, "127.0.0.1:0");
-    let config = write_config(dir.path(), "[sync]\ninterval_seconds = 1\nmax_backoff_seconds = 2\n");
-    let out = enroll(&config, &data, &addr, &token);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (mut server, config) = enrolled(dir.path(), &pdata, &data);
     let behind = Days::days(5);
     let start = (Utc::now() - behind).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut b = BoxProcess::start("run", &data, &["--config", &config, "--clock", &start]);
@@ -510,4 +522,57 @@ fn a_site_clock_days_behind_takes_the_province_time() {
         (3, 1, Some(today), 2),
         "{report:?}"
     );
+}
+
+/// An enrolled box restored from a backup gets back from the province what the old box sent it after
+/// the backup: the restored store is a new incarnation, and the province starts over with it.
+#[test]
+fn a_box_restored_from_a_backup_gets_back_what_the_province_holds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pdata, data, usb) = (dir.path().join("province"), dir.path().join("box"), dir.path().join("usb"));
+    let (mut server, config) = enrolled(dir.path(), &pdata, &data);
+
+    let mut b = BoxProcess::start("run", &data, &["--config", &config]);
+    let mut c = Client::new(&b.url);
+    c.setup_admin(b.setup_link.as_deref().expect("setup"), "lan.nguyen", PASSWORD);
+    let synced = |c: &mut Client| {
+        wait_until("the province to acknowledge everything", || {
+            let s = sync_status(c);
+            s["pending"] == 0 && s["last_success"].is_string()
+        })
+    };
+    let (before, _) = c.admit("Trần Văn Bảo", "0905000111", "048123456720");
+    synced(&mut c);
+    let backup = Command::new(outpost_tests::outpost_bin())
+        .args(["backup", "--config", &config, "--to"])
+        .arg(&usb)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .expect("outpost backup");
+    assert!(backup.status.success(), "{}", String::from_utf8_lossy(&backup.stderr));
+    let text = String::from_utf8_lossy(&backup.stdout).into_owned();
+    let file = text["Backup written: ".len()..].split(" (").next().expect("path").to_owned();
+    // After the backup: a person admitted, and it reaches the province.
+    let (after, _) = c.admit("Lê Thị Cúc", "0905000222", "048123456721");
+    synced(&mut c);
+    b.stop();
+
+    let restore = Command::new(outpost_tests::outpost_bin())
+        .args(["restore", "--config", &config, "--from", &file, "--data"])
+        .arg(&data)
+        .output()
+        .expect("outpost restore");
+    assert!(restore.status.success(), "{}", String::from_utf8_lossy(&restore.stderr));
+    let said = String::from_utf8_lossy(&restore.stdout);
+    assert!(said.contains("enrolled with the province"), "{said}");
+    let b = BoxProcess::start("run", &data, &["--config", &config]);
+    let mut c = Client::new(&b.url);
+    assert_eq!(c.login("lan.nguyen", PASSWORD).status, 303);
+    assert!(c.people_ids().contains(&before));
+    wait_until("the person admitted after the backup to come back from the province", || {
+        c.people_ids().contains(&after)
+    });
+    let _ = server.kill();
+    let _ = server.wait();
 }
