@@ -323,7 +323,7 @@ pub struct Restored {
 
 /// Restores `file` into `data_dir` for site `site_id` (the box must not be running).
 pub fn restore(file: &Path, data_dir: &Path, site_id: &str, now: DateTime<Utc>) -> anyhow::Result<Restored> {
-    ensure_stopped(data_dir)?;
+    let _locked = ensure_stopped(data_dir)?;
     let input = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
     let mut reader = Reader::open(input).with_context(|| format!("cannot restore {}", file.display()))?;
     check_fits(&reader.manifest, site_id)?;
@@ -555,8 +555,9 @@ fn copy_answer(socket: &mut std::os::unix::net::UnixStream, out: &mut impl Write
 }
 
 /// Refuses when a box runs on `data_dir`: it answers on the control socket, or holds the store's
-/// lock (sled locks its folder while open).
-fn ensure_stopped(data_dir: &Path) -> anyhow::Result<()> {
+/// lock (sled locks its folder while open). Otherwise takes that lock and gives it back to hold
+/// until the restore is done, so no box starts on the folder meanwhile.
+fn ensure_stopped(data_dir: &Path) -> anyhow::Result<Option<std::fs::File>> {
     let running = || {
         anyhow::anyhow!(
             "the box is running on {}: stop it first (systemctl stop outpost). Nothing was changed.",
@@ -567,14 +568,15 @@ fn ensure_stopped(data_dir: &Path) -> anyhow::Result<()> {
         return Err(running());
     }
     if has_store(data_dir) {
-        // sled holds an exclusive flock on its `db` file while open; taking it (and letting it go)
-        // changes nothing on disk.
+        // sled holds an exclusive flock on its `db` file while open; taking it changes nothing on
+        // disk, and it goes with the file when the restore ends.
         let db = std::fs::File::open(data_dir.join("db"))?;
         if fs2::FileExt::try_lock_exclusive(&db).is_err() {
             return Err(running());
         }
+        return Ok(Some(db));
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Whether `data_dir` holds a store.
@@ -649,6 +651,8 @@ async fn answer_control(
     stream.write_all(b"OK\n").await?;
     let stream = stream.into_std()?;
     stream.set_nonblocking(false)?;
+    // A client that stops reading must not hold the export (and the keys it notes) open for ever.
+    stream.set_write_timeout(Some(Duration::from_secs(60)))?;
     let started = std::time::Instant::now();
     let summary = tokio::task::spawn_blocking(move || {
         let mut out = std::io::BufWriter::with_capacity(64 * 1024, &stream);
@@ -673,10 +677,24 @@ pub fn stream(
     struct Chunks(tokio::sync::mpsc::Sender<Result<bytes::Bytes, std::io::Error>>);
     impl Write for Chunks {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0
-                .blocking_send(Ok(bytes::Bytes::copy_from_slice(buf)))
-                .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
-            Ok(buf.len())
+            // A download that stops reading for a minute ends the backup (as the socket's timeout).
+            let mut chunk = Ok(bytes::Bytes::copy_from_slice(buf));
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                match self.0.try_send(chunk) {
+                    Ok(()) => return Ok(buf.len()),
+                    Err(tokio::sync::mpsc::error::TrySendError::Full(back)) => {
+                        if std::time::Instant::now() > deadline {
+                            return Err(std::io::Error::from(std::io::ErrorKind::TimedOut));
+                        }
+                        chunk = back;
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
+                        return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+                    }
+                }
+            }
         }
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())

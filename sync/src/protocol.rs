@@ -126,6 +126,10 @@ pub struct PeerState {
     /// The peer's incarnation, as its last batch gave it.
     #[serde(default)]
     pub peer_incarnation: Option<String>,
+    /// The wire version the peer last spoke: a side that calls speaks it too, so an older peer is
+    /// still reached (it answers in the version it is called in).
+    #[serde(default)]
+    pub peer_version: Option<u16>,
 }
 
 /// A batch sent and not yet acknowledged.
@@ -205,12 +209,24 @@ pub fn receive(
         return Err(ReceiveError::WrongSite { expected: expected_site.to_owned(), got: batch.site });
     }
     let heads = docs.apply(&batch.docs).map_err(ReceiveError::Apply)?;
-    if !batch.incarnation.is_empty() {
-        if state.peer_incarnation.as_deref().is_some_and(|known| known != batch.incarnation) {
-            // The peer's documents were restored from a backup: what it acknowledged before may be
-            // gone. Start over with it: everything is offered again, and only what it lacks is
-            // taken (changes are identified by hash). Batch ids go on increasing.
-            *state = PeerState { last_batch: state.last_batch, ..PeerState::default() };
+    state.peer_version = Some(batch.version);
+    if !batch.incarnation.is_empty() && state.peer_incarnation.as_deref() != Some(batch.incarnation.as_str())
+    {
+        // The peer's documents were restored from a backup, or this is the first incarnation it
+        // gives after acknowledging things (it spoke an older version, and may have been restored
+        // since): what it acknowledged before may be gone. Start over with it: everything is
+        // offered again, and only what it lacks is taken (changes are identified by hash). Batch
+        // ids go on increasing.
+        if state.peer_incarnation.is_some() || !state.acked.is_empty() {
+            tracing::warn!(
+                peer = %batch.site,
+                "The peer's store is another incarnation (restored from a backup?): everything is offered to it again."
+            );
+            *state = PeerState {
+                last_batch: state.last_batch,
+                peer_version: state.peer_version,
+                ..PeerState::default()
+            };
         }
         state.peer_incarnation = Some(batch.incarnation.clone());
     }

@@ -244,6 +244,8 @@ struct Inner {
     guard: std::sync::OnceLock<WriteGuard>,
     /// While a backup reads the store: every key written since it began (changed under `writer`).
     written_during_export: Mutex<Option<std::collections::BTreeSet<Vec<u8>>>>,
+    /// One export at a time: each owns `written_during_export` for its length.
+    export_turn: Mutex<()>,
 }
 
 /// Asked before every write, with whether it writes records (documents, samples) or only small
@@ -321,6 +323,7 @@ impl Store {
                 closed: AtomicBool::new(false),
                 guard: std::sync::OnceLock::new(),
                 written_during_export: Mutex::new(None),
+                export_turn: Mutex::new(()),
             }),
         })
     }
@@ -371,7 +374,11 @@ impl Store {
             return Err(StoreError::Closed);
         }
         let tree = &self.inner.tree;
-        let mut seq = self.inner.writer.lock().map_err(|_| StoreError::Closed)?;
+        let mut last_seq = self.inner.writer.lock().map_err(|_| StoreError::Closed)?;
+        // Sequence numbers are taken for real only once the batch is applied: a refused write leaves
+        // no gap at the end of the change log (the sync's "pending" count is measured against it).
+        let mut next = *last_seq;
+        let seq = &mut next;
         let mut batch = Staged::new(self.exporting());
         let mut applied = Applied::default();
         for write in writes.docs {
@@ -416,6 +423,7 @@ impl Store {
         }
         let records = !applied.changed.is_empty();
         self.apply_staged(batch, records)?;
+        *last_seq = next;
         Ok(applied)
     }
 
@@ -491,7 +499,9 @@ impl Store {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed);
         }
-        let mut seq = self.inner.writer.lock().map_err(|_| StoreError::Closed)?;
+        let mut last_seq = self.inner.writer.lock().map_err(|_| StoreError::Closed)?;
+        let mut next = *last_seq;
+        let seq = &mut next;
         let mut batch = Staged::new(self.exporting());
         let mut applied = Applied::default();
         let mut heads = Vec::with_capacity(docs.len());
@@ -562,6 +572,7 @@ impl Store {
             merged.insert(d.doc_id.as_str(), doc);
         }
         self.apply_staged(batch, true)?;
+        *last_seq = next;
         Ok((applied, heads))
     }
 
@@ -765,33 +776,33 @@ impl Store {
     /// given once more (or removed). Applied in order, the entries are the tree as it was at that
     /// moment: every write applied before the call is in it, and no write is partly in it. Writers
     /// wait only for the re-reading of what they wrote during the read. The box-local trees (time
-    /// series of samples, each sample standing alone) follow entry by entry.
+    /// series of samples, each sample standing alone) follow entry by entry. One export runs at a
+    /// time; another waits for it.
     pub fn export(
         &self,
         mut each: impl FnMut(&str, &[u8], Option<&[u8]>) -> std::io::Result<()>,
     ) -> Result<Exported> {
+        let _turn = self.inner.export_turn.lock().map_err(|_| StoreError::Closed)?;
         {
             let _writer = self.inner.writer.lock().map_err(|_| StoreError::Closed)?;
             *self.inner.written_during_export.lock().map_err(|_| StoreError::Closed)? =
                 Some(Default::default());
         }
-        let stop = |store: &Store| {
-            if let Ok(mut w) = store.inner.written_during_export.lock() {
-                *w = None;
+        // However the export ends (an error, a panic in `each`), writers stop noting their keys.
+        struct Tracking<'a>(&'a Store);
+        impl Drop for Tracking<'_> {
+            fn drop(&mut self) {
+                if let Ok(mut w) = self.0.inner.written_during_export.lock() {
+                    *w = None;
+                }
             }
-        };
+        }
+        let _tracking = Tracking(self);
         let mut entries = 0u64;
-        let read = (|| -> Result<()> {
-            for entry in self.inner.tree.iter() {
-                let (k, v) = entry?;
-                each(RECORDS_TREE, &k, Some(&v)).map_err(StoreError::Backup)?;
-                entries += 1;
-            }
-            Ok(())
-        })();
-        if let Err(e) = read {
-            stop(self);
-            return Err(e);
+        for entry in self.inner.tree.iter() {
+            let (k, v) = entry?;
+            each(RECORDS_TREE, &k, Some(&v)).map_err(StoreError::Backup)?;
+            entries += 1;
         }
         let (again, last_seq) = {
             let seq = self.inner.writer.lock().map_err(|_| StoreError::Closed)?;

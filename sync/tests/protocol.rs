@@ -376,3 +376,28 @@ fn a_peer_restored_from_a_backup_gets_back_what_it_lost() {
         assert!(restored.has_change(doc_id, hash).expect("read"), "{doc_id} lost a change");
     }
 }
+
+/// A peer still on version 2 is remembered as such (the calling side then speaks version 2 to it),
+/// and gives no incarnation; its first incarnation, once upgraded, makes this side start over with
+/// it, since it may have been restored meanwhile.
+#[test]
+fn a_peer_on_an_older_version_is_remembered_and_its_first_incarnation_starts_over() {
+    let (mut rng, mut site, mut province) = pair(5);
+    site.edit(&mut rng);
+    let mut old = protocol::decode(&build(&mut site), &Limits::default()).expect("decodes");
+    old.version = 2;
+    let received = receive(&mut province, &protocol::encode(&old)).expect("version 2 is taken");
+    assert_eq!((received.version, received.incarnation.as_str()), (2, ""));
+    assert_eq!((province.peer.peer_version, province.peer.peer_incarnation.as_deref()), (Some(2), None));
+    assert!(!province.peer.acked.is_empty());
+    // Upgraded: version 3 with an incarnation; what the province had recorded is dropped.
+    site.edit(&mut rng);
+    let upgraded = build(&mut site);
+    receive(&mut province, &upgraded).expect("version 3");
+    assert_eq!(province.peer.peer_version, Some(3));
+    assert_eq!(province.peer.peer_incarnation, Some(site.incarnation()));
+    for _ in 0..2 {
+        exchange(&mut site, &mut province);
+    }
+    assert_eq!(site.heads_of_all(), province.heads_of_all());
+}

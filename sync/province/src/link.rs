@@ -184,6 +184,8 @@ pub fn open_turn(
     let mut state: PeerState = store.get_local(PEER_KEY)?.unwrap_or_default();
     let mut batch = protocol::build(store, &mut state, me, is_urgent);
     batch.sent_at_ms = now.timestamp_millis();
+    // In the version the peer last spoke: a box not yet upgraded is still pulled.
+    batch.version = state.peer_version.unwrap_or(0);
     // Its flush comes after building: every change in the batch is on disk before it leaves (a
     // change sent and then lost in a crash would be made again with the same actor and sequence).
     save_state(store, &state)?;
