@@ -102,8 +102,15 @@ pub struct Problem {
     pub detail: String,
 }
 
+/// The box's condition now and its problems, read once for a page or an answer.
+pub fn read(app: &Outpost) -> (System, Vec<Problem>) {
+    let system = System::read(app);
+    let problems = problems(app, &system);
+    (system, problems)
+}
+
 /// The problems of the box now.
-pub fn problems(app: &Outpost, system: &System) -> Vec<Problem> {
+fn problems(app: &Outpost, system: &System) -> Vec<Problem> {
     let mut out = Vec::new();
     let problem = |code, writes_fail, detail: String| Problem { code, writes_fail, detail };
     if system.disk_read_only {

@@ -146,8 +146,7 @@ fn local_path(next: &str) -> &str {
 /// for staff, on the health page.
 pub async fn healthz(State(state): State<AppState>) -> Response {
     let store_ok = state.app.store.get_local::<serde_json::Value>("none").is_ok();
-    let system = crate::system::System::read(&state.app);
-    let problems = crate::system::problems(&state.app, &system);
+    let (_, problems) = crate::system::read(&state.app);
     let writes_fail = problems.iter().any(|p| p.writes_fail);
     let (status, word) = match (store_ok, writes_fail) {
         (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),

@@ -187,11 +187,14 @@ pub async fn send(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> PageR
     Ok(Redirect::to(&format!("/outbox?notice={}", super::urlencode(&notice))).into_response())
 }
 
-/// The box's health as JSON (also what the page shows).
-pub fn health(state: &AppState) -> Result<Value, AppError> {
+/// The box's health as JSON (also what the page shows), with its condition as
+/// [`crate::system::read`] gave it.
+pub fn health(
+    state: &AppState,
+    (system, problems): (&crate::system::System, &[crate::system::Problem]),
+) -> Result<Value, AppError> {
     let modem = state.app.modem.get().map(|m| m.health());
     let presence = state.app.presence.get().map(|p| p.stats());
-    let system = crate::system::System::read(&state.app);
     Ok(json!({
         "modem": modem,
         "presence": presence,
@@ -205,15 +208,14 @@ pub fn health(state: &AppState) -> Result<Value, AppError> {
         "store_bytes": state.app.store.size_on_disk(),
         "store_flushes": state.app.store.flushes(),
         "system": system,
-        "problems": crate::system::problems(&state.app, &system),
+        "problems": problems,
     }))
 }
 
 pub async fn health_page(State(state): State<AppState>, ctx: Ctx) -> PageResult {
     let lang = ctx.lang;
-    let h = health(&state).map_err(|e| (e, lang))?;
-    let system = crate::system::System::read(&state.app);
-    let problems = crate::system::problems(&state.app, &system);
+    let (system, problems) = crate::system::read(&state.app);
+    let h = health(&state, (&system, &problems)).map_err(|e| (e, lang))?;
     let labelled: Vec<_> = problems.iter().map(|p| (p, td(lang, &format!("problem.{}", p.code)))).collect();
     let modem = state.app.modem.get().map(|m| m.health());
     let yes = |b: bool| if b { t(lang, "common.yes") } else { t(lang, "common.no") };
@@ -318,7 +320,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<axum::response::Re
         outbox::waiting(&state.app.store).map_err(AppError::from)? as f64,
     );
     gauge("outpost_store_bytes", "Bytes the store takes on disk.", state.app.store.size_on_disk() as f64);
-    let system = crate::system::System::read(&state.app);
+    let (system, problems) = crate::system::read(&state.app);
     gauge(
         "outpost_disk_free_bytes",
         "Free space on the data folder's file system.",
@@ -347,7 +349,6 @@ pub async fn metrics(State(state): State<AppState>) -> Result<axum::response::Re
     if let Some(c) = system.temperature_celsius {
         gauge("outpost_temperature_celsius", "The SoC's temperature (first thermal zone).", c);
     }
-    let problems = crate::system::problems(&state.app, &system);
     gauge("outpost_problems", "Problems shown on the health page.", problems.len() as f64);
     gauge(
         "outpost_store_write_failing",
@@ -440,7 +441,8 @@ pub async fn metrics(State(state): State<AppState>) -> Result<axum::response::Re
 // ----- API -----
 
 pub async fn api_health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(health(&state)?))
+    let (system, problems) = crate::system::read(&state.app);
+    Ok(Json(health(&state, (&system, &problems))?))
 }
 
 pub async fn api_inbox(State(state): State<AppState>) -> Result<Json<Vec<inbox::InboxMessage>>, ApiError> {
