@@ -311,6 +311,12 @@ impl Client {
         (p["id"].as_str().expect("id").to_owned(), p["declare_token"].as_str().expect("token").to_owned())
     }
 
+    /// The open alerts of `kind` (`/api/v1/alerts`).
+    pub fn alerts_of(&mut self, kind: &str) -> Vec<Value> {
+        let alerts = self.get("/api/v1/alerts").json();
+        alerts.as_array().expect("alerts").iter().filter(|a| a["kind"] == kind).cloned().collect()
+    }
+
     pub fn people_ids(&mut self) -> Vec<String> {
         self.get("/api/v1/people")
             .json()

@@ -48,14 +48,7 @@ fn positions_outside_a_geofence_raise_an_alert_at_once() {
     // About 330 m north: clearly out. The alert comes at once, and to the on-duty phone.
     let (_, v) = report(&a, SITE.0 + 0.003, SITE.1, 15.0);
     assert_eq!((v["verdict"].as_str(), v["alerted"].as_bool()), (Some("outside"), Some(true)), "{v}");
-    let alerts = c.get("/api/v1/alerts").json();
-    let alert = alerts
-        .as_array()
-        .expect("alerts")
-        .iter()
-        .find(|x| x["kind"] == "outside_geofence")
-        .expect("an alert")
-        .clone();
+    let alert = c.alerts_of("outside_geofence").first().expect("an alert").clone();
     assert_eq!(
         (alert["person_id"].as_str(), alert["severity"].as_str()),
         (Some(ids[0].as_str()), Some("severe"))
@@ -69,16 +62,7 @@ fn positions_outside_a_geofence_raise_an_alert_at_once() {
     assert_eq!(v["alerted"], false, "{v}");
     let (_, v) = report(&a, SITE.0 + 0.02, SITE.1, 900.0);
     assert_eq!(v["verdict"], "unsure", "{v}");
-    let count = |c: &mut Client| {
-        c.get("/api/v1/alerts")
-            .json()
-            .as_array()
-            .expect("alerts")
-            .iter()
-            .filter(|x| x["kind"] == "outside_geofence")
-            .count()
-    };
-    assert_eq!(count(&mut c), 1);
+    assert_eq!(c.alerts_of("outside_geofence").len(), 1);
     let location = c.get(&format!("/api/v1/people/{}/location", ids[0])).json();
     assert_eq!(
         location["last"]["verdict"], "outside",
@@ -129,7 +113,7 @@ fn positions_outside_a_geofence_raise_an_alert_at_once() {
         &json!({"latitude": SITE.0, "longitude": SITE.1, "accuracy": 8.0}),
     );
     assert_eq!(serde_json::from_str::<Value>(&res.body).expect("json")["alerted"], true, "out of the home");
-    assert_eq!(count(&mut c), 2);
+    assert_eq!(c.alerts_of("outside_geofence").len(), 2);
 
     // An app publishing over MQTT (documented topic and payload), with a device account.
     assert_eq!(c.post_form("/mqtt", &[("name", "app-vitri"), ("password", "mat-khau-ung-dung")]).status, 303);
@@ -146,7 +130,7 @@ fn positions_outside_a_geofence_raise_an_alert_at_once() {
     publish(&mut c, SITE.0, "inside");
     publish(&mut c, SITE.0 + 0.005, "outside");
     // The first alert is still open: no second one for person 0 yet.
-    assert_eq!(count(&mut c), 2);
+    assert_eq!(c.alerts_of("outside_geofence").len(), 2);
     assert!(outpost_tests::mosquitto_pub(
         &connect,
         "app-vitri",

@@ -100,14 +100,7 @@ fn samplings_results_and_the_f0_workflow() {
     }
 
     // F1 → F0: the alert, the status, then the transfer to hospital.
-    let alerts = c.get("/api/v1/alerts").json();
-    let alert = alerts
-        .as_array()
-        .expect("alerts")
-        .iter()
-        .find(|a| a["kind"] == "test_positive")
-        .expect("alert")
-        .clone();
+    let alert = c.alerts_of("test_positive").first().expect("alert").clone();
     assert_eq!(
         (alert["person_id"].as_str(), alert["severity"].as_str()),
         (Some(field(1, "id").as_str()), Some("severe"))
