@@ -27,11 +27,14 @@ use std::{
 
 use chrono::{TimeZone, Utc};
 use outpost::{
-    app::Outpost,
-    auth::Staff,
-    clock::{Clock, ManualClock, SystemClock},
-    config::Config,
-    i18n::Lang,
+    app::{accounts::Staff, outbox::SendResult, Outpost},
+    base::{
+        clock::{Clock, ManualClock, SystemClock},
+        config::Config,
+        i18n::Lang,
+    },
+    platform::backup,
+    services::{outbox::SmsSender, Services},
     web::{self, Ctx},
 };
 use outpost_sync::{
@@ -51,7 +54,7 @@ fn submissions() {
     let dir = tempfile::tempdir().expect("tempdir");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let store = Store::open(dir.path(), &StoreConfig::default()).expect("store");
-    let app = Outpost::new(store, config(dir.path()), Arc::new(SystemClock) as Arc<dyn Clock>);
+    let app = Outpost::new(store.clone(), config(dir.path()), Arc::new(SystemClock) as Arc<dyn Clock>);
     let (url, tokens) = rt.block_on(async {
         app.ensure_site().await.expect("site");
         let mut tokens = Vec::new();
@@ -61,7 +64,9 @@ fn submissions() {
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let router = web::router(web::AppState::new(app.clone(), tokio_util::sync::CancellationToken::new()));
+        let state =
+            web::AppState::new(app.clone(), Services::default(), tokio_util::sync::CancellationToken::new());
+        let router = web::router(state);
         tokio::spawn(async move {
             let _ =
                 axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
@@ -113,7 +118,7 @@ fn submissions() {
         l.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
         errors.lock().expect("lock"),
     );
-    app.store.close().expect("close");
+    store.close().expect("close");
 }
 
 /// 2,000 people, each with 14 days × 3 declarations (84,000 documents), written in bulk.
@@ -153,7 +158,7 @@ fn dir_size(dir: &std::path::Path) -> u64 {
 fn dashboard(data: &std::path::Path, now: chrono::DateTime<Utc>) {
     let store = Store::open(data, &StoreConfig::default()).expect("store");
     let app = Outpost::new(store.clone(), config(data), ManualClock::new(now) as Arc<dyn Clock>);
-    let state = web::AppState::new(app, tokio_util::sync::CancellationToken::new());
+    let state = web::AppState::new(app, Services::default(), tokio_util::sync::CancellationToken::new());
     let ctx = Ctx {
         lang: Lang::Vi,
         staff: Some(Staff {
@@ -168,7 +173,7 @@ fn dashboard(data: &std::path::Path, now: chrono::DateTime<Utc>) {
     let mut size = 0;
     for _ in 0..60 {
         let t = Instant::now();
-        let page = web::pages::dashboard_markup(&state, &ctx).map_err(|_| "render").expect("dashboard");
+        let page = web::dashboard::markup(&state, &ctx).map_err(|_| "render").expect("dashboard");
         times.push(t.elapsed());
         size = page.into_string().len();
     }
@@ -228,26 +233,29 @@ fn memory(data: &std::path::Path, now: chrono::DateTime<Utc>) {
     let _ = child.wait();
 }
 
-/// Queues `n` reminders (one GSM part each) in batches.
-fn queue_reminders(store: &Store, n: usize) {
-    let now = Utc::now();
-    for chunk in 0..n / 500 {
-        let mut w = WriteSet::new();
-        for i in 0..500 {
-            let text = format!("Outpost: Ban chua khai bao y te luc 08:00. Vui long khai bao ngay tai http://outpost.local:8080/d/{chunk:016}{i:016}");
-            outpost::outbox::enqueue(&mut w, store, now, "0905123456", &text, "reminder", None)
-                .expect("enqueue");
-        }
-        store.commit_blocking(w).expect("commit");
+/// Queues `n` messages of a reminder's length (one GSM part each) in batches of 500, through the
+/// staff's message operation (to people not registered: only their phone is used).
+fn queue_reminders(app: &Outpost, n: usize) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let today = app.today();
+    let details = outpost::demo::person_input(0, today).validate(today).expect("valid");
+    let person = app.new_person(&details, "bench");
+    let text = format!(
+        "Outpost: Ban chua khai bao y te luc 08:00. Vui long khai bao ngay tai http://outpost.local:8080/d/{}",
+        "0".repeat(32)
+    );
+    for _ in 0..n / 500 {
+        let people = vec![person.clone(); 500];
+        rt.block_on(app.send_custom(&people, None, &text, Lang::Vi, "bench")).expect("queue");
     }
 }
 
 /// A sender that answers at once: what is left is the box's own work.
 struct Instant_;
 
-impl outpost::outbox::SmsSender for Instant_ {
-    fn send(&self, _: &str, _: &str, _: &str, _: u8) -> outpost::outbox::SendResult {
-        outpost::outbox::SendResult::Sent { references: vec![1] }
+impl SmsSender for Instant_ {
+    fn send(&self, _: &str, _: &str, _: &str, _: u8) -> SendResult {
+        SendResult::Sent { references: vec![1] }
     }
 }
 
@@ -258,15 +266,17 @@ fn outbox() {
     let store =
         Store::open(dir.path(), &StoreConfig { cache_capacity: cache_mb * 1024 * 1024 }).expect("store");
     let mut cfg = config(dir.path());
-    cfg.raw.outbox.min_interval_ms = 0;
+    cfg.outbox.min_interval = Duration::ZERO;
     let app = Outpost::new(store.clone(), cfg, Arc::new(SystemClock) as Arc<dyn Clock>);
-    queue_reminders(&store, 10_000);
+    queue_reminders(&app, 10_000);
     let cancel = tokio_util::sync::CancellationToken::new();
     let started = Instant::now();
-    let worker = rt.spawn(outpost::outbox::run(app.clone(), Arc::new(Instant_), cancel.clone()));
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let worker =
+        rt.spawn(outpost::services::outbox::run(app.clone(), Arc::new(Instant_), wake, cancel.clone()));
     let n = 2_000;
     rt.block_on(async {
-        while outpost::outbox::waiting(&store).unwrap_or(usize::MAX) > 10_000 - n {
+        while app.outbox_waiting().unwrap_or(usize::MAX) > 10_000 - n {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     });
@@ -289,7 +299,9 @@ fn outbox_memory() {
     let queued = dir.path().join("queued");
     {
         let store = Store::open(&queued, &StoreConfig::default()).expect("store");
-        queue_reminders(&store, 10_000);
+        let app =
+            Outpost::new(store.clone(), crate::config(&queued), Arc::new(SystemClock) as Arc<dyn Clock>);
+        queue_reminders(&app, 10_000);
         store.close().expect("close");
     }
     let rss_of = |data: &std::path::Path| -> u64 {
@@ -378,7 +390,7 @@ fn backup(data: &std::path::Path, now: chrono::DateTime<Utc>) {
     let (during, commits) = worst_commit(&store, || {
         let t = Instant::now();
         let f = std::io::BufWriter::new(std::fs::File::create(&file).expect("create"));
-        summary = Some(outpost::backup::write(&store, "bench", data, now, f).expect("backup"));
+        summary = Some(backup::write(&store, "bench", data, now, f).expect("backup"));
         took = t.elapsed();
     });
     let summary = summary.expect("summary");
@@ -392,7 +404,7 @@ fn backup(data: &std::path::Path, now: chrono::DateTime<Utc>) {
         before.as_secs_f64() * 1e3,
     );
     let t = Instant::now();
-    outpost::backup::restore(&file, &out.path().join("restored"), "bench", now).expect("restore");
+    backup::restore(&file, &out.path().join("restored"), "bench", now).expect("restore");
     println!("restore into a new folder: {:.2} s", t.elapsed().as_secs_f64());
 }
 

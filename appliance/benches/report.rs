@@ -16,8 +16,10 @@ use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use common::percentile;
 use outpost::{
     app::Outpost,
-    clock::{Clock, ManualClock},
-    config::Config,
+    base::{
+        clock::{Clock, ManualClock},
+        config::Config,
+    },
     demo::person_input,
 };
 use outpost_sync::{
@@ -54,7 +56,8 @@ fn main() {
             input.id_number = format!("0{:011}", 60_000_000_000u64 + i as u64);
             let valid = input.validate(start).expect("valid");
             let mut p: Person = app.new_person(&valid, "seed");
-            let at = |day: NaiveDate, hour: u32| app.schedule.utc(day.and_hms_opt(hour, 0, 0).expect("time"));
+            let at =
+                |day: NaiveDate, hour: u32| app.schedule().utc(day.and_hms_opt(hour, 0, 0).expect("time"));
             p.status_history[0].at = at(start, 8);
             let mut change = |status: PersonStatus, day: NaiveDate| {
                 if day <= today {

@@ -29,9 +29,14 @@ use std::{
 use chrono::{TimeZone, Utc};
 use outpost::{
     app::Outpost,
-    clock::{Clock, ManualClock},
-    config::Config,
-    presence::Presence,
+    base::{
+        clock::{Clock, ManualClock, SystemClock},
+        config::Config,
+    },
+    services::{
+        mqtt::{self, Mqtt},
+        presence::{self, PresenceView},
+    },
 };
 use outpost_sync::{
     record::{Band, BandState},
@@ -83,7 +88,8 @@ type Receipts = Arc<Mutex<Vec<(usize, u16, Instant)>>>;
 /// The box's parts in this process: store, app (on `clock`), presence thread and broker.
 struct BoxParts {
     _dir: tempfile::TempDir,
-    app: Arc<Outpost>,
+    presence: PresenceView,
+    mqtt: Mqtt,
     addr: SocketAddr,
 }
 
@@ -98,8 +104,7 @@ fn start_box(clock: Arc<dyn Clock>) -> BoxParts {
     }
     let config = Config::validate(raw).expect("config");
     let store =
-        Store::open(dir.path(), &StoreConfig { cache_capacity: config.raw.store.cache_mb * 1024 * 1024 })
-            .expect("store");
+        Store::open(dir.path(), &StoreConfig { cache_capacity: config.store.cache_bytes }).expect("store");
     let app = Outpost::new(store.clone(), config, clock.clone());
     let now = clock.now();
     let mut w = WriteSet::new();
@@ -108,24 +113,22 @@ fn start_box(clock: Arc<dyn Clock>) -> BoxParts {
         band.change(BandState::Ready, None, "bench", "", now);
         w.put(&band).expect("band");
     }
-    outpost::mqtt::add_credential(&mut w, USER, PASS, now).expect("credential");
     store.commit_blocking(w).expect("commit");
-    let presence = Presence::start(app.clone()).expect("presence");
-    let sink = presence.sink();
-    let _ = app.presence.set(presence);
-    let mqtt = outpost::mqtt::start(
-        outpost::mqtt::Listeners { plain: Some(addr), tls: None },
-        4096,
-        store,
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(app.add_device(USER, PASS, "bench")).expect("credential");
+    let presence =
+        PresenceView::start(app.clone(), store.series("sightings").expect("series"), presence::channel())
+            .expect("presence");
+    let subscriber = mqtt::Subscriber {
         clock,
-        sink,
+        sink: presence.sink(),
         // No app publishes positions in this benchmark.
-        tokio::sync::mpsc::channel(1).0,
-    )
-    .expect("broker");
-    let _ = app.mqtt.set(mqtt);
+        positions: tokio::sync::mpsc::channel(1).0,
+    };
+    let mqtt =
+        mqtt::start(mqtt::Listeners { plain: Some(addr), tls: None }, 4096, app, subscriber).expect("broker");
     std::thread::sleep(Duration::from_millis(300));
-    BoxParts { _dir: dir, app, addr }
+    BoxParts { _dir: dir, presence, mqtt, addr }
 }
 
 fn client(addr: SocketAddr, id: &str, auth: bool) -> (Client, rumqttc::Connection) {
@@ -264,10 +267,10 @@ fn report(name: &str, sent: &[Vec<Instant>], receipts: &Receipts) {
 }
 
 fn run_box(rounds: usize, rate: usize) {
-    let parts = start_box(Arc::new(outpost::clock::SystemClock));
+    let parts = start_box(Arc::new(SystemClock));
     let receipts: Receipts = Arc::new(Mutex::new(Vec::with_capacity(rounds * BANDS)));
     let r = receipts.clone();
-    parts.app.presence.get().expect("presence").set_tap(Box::new(move |s| {
+    parts.presence.set_tap(Box::new(move |s| {
         if let (Some(b), Some(d)) = (band_index(&s.band), s.parsed.band) {
             if let Ok(mut r) = r.lock() {
                 r.push((b, d.counter, Instant::now()));
@@ -278,15 +281,13 @@ fn run_box(rounds: usize, rate: usize) {
     settle(&receipts);
     println!("  (published for {:.1} s)", wall.as_secs_f64());
     report("outpost (front → rumqttd → subscriber → presence engine)", &sent, &receipts);
-    let stats = parts.app.presence.get().map(|p| p.stats()).unwrap_or_default();
-    let overrun = parts.app.mqtt.get().and_then(|m| m.counters.lock().ok().map(|c| c.overrun)).unwrap_or(0);
+    let stats = parts.presence.stats();
+    let overrun = parts.mqtt.counters.lock().map(|c| c.overrun).unwrap_or(0);
     println!(
         "  presence thread: {} taken, {} dropped (queue full); broker log overrun: {overrun} (counted by the box)",
         stats.sightings, stats.dropped
     );
-    if let Some(p) = parts.app.presence.get() {
-        p.stop();
-    }
+    parts.presence.stop();
 }
 
 fn run_mosquitto(rounds: usize, rate: usize) {
@@ -343,7 +344,7 @@ fn memory() {
     let idle = proc_status_kb(std::process::id(), "VmRSS:");
     println!("memory: idle with {BANDS} pool bands: {:.1} MB", idle as f64 / 1024.0);
     // Two gateways hear every band every 10 s; one simulated hour is 360 rounds.
-    let taken = |parts: &BoxParts| parts.app.presence.get().map(|p| p.stats().sightings).unwrap_or(0);
+    let taken = |parts: &BoxParts| parts.presence.stats().sightings;
     let mut conns = Vec::new();
     for g in 0..2 {
         let (c, mut conn) = client(parts.addr, &format!("mem-gw-{g}"), true);
@@ -371,7 +372,7 @@ fn memory() {
         }
         clock.advance(chrono::Duration::seconds(10));
         if (round + 1) % 60 == 0 {
-            let stats = parts.app.presence.get().map(|p| p.stats()).unwrap_or_default();
+            let stats = parts.presence.stats();
             println!(
                 "memory: after {:2} simulated minutes: {:.1} MB (+{:.1} MB); {} sightings taken, {} kept as raw samples",
                 (round + 1) / 6,
@@ -390,7 +391,7 @@ fn memory() {
 
 fn main() {
     // As the `outpost` binary does.
-    outpost::memory::limit_arenas();
+    outpost::platform::memory::limit_arenas();
     let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let want = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
     let seconds: usize = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);

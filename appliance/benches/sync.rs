@@ -18,14 +18,14 @@ use std::{sync::Arc, time::Instant};
 use automerge::sync::SyncDoc;
 use outpost::{
     app::Outpost,
-    clock::{Clock, ManualClock},
-    config::Config,
+    base::{
+        clock::{Clock, ManualClock},
+        config::Config,
+    },
     demo::{seed_history, HistoryExtras},
 };
-use outpost_province::{
-    link::{self, SiteLink},
-    server::{Province, Server, Token},
-};
+use outpost_link::{exchange, site::SiteLink, token::Token};
+use outpost_province::server::{Province, Server};
 use outpost_sync::{Store, StoreConfig};
 
 fn now() -> chrono::DateTime<chrono::Utc> {
@@ -47,7 +47,7 @@ fn seeded_site(data: &std::path::Path, site: &str, people: usize, days: u32, cac
 }
 
 /// Enrols `site` at `province` without the network (the token's secret straight to the registry).
-fn enrol(province: &Province, site: &str) -> outpost_province::ca::Bundle {
+fn enrol(province: &Province, site: &str) -> outpost_link::ca::Bundle {
     let token = Token::parse(&province.add_site(site, "Quận Liên Chiểu").expect("add")).expect("token");
     province.enroll(site, &token.secret, None).expect("enrol")
 }
@@ -171,7 +171,7 @@ fn pull_cycle(rt: &tokio::runtime::Runtime, dir: &std::path::Path) {
         let started = Instant::now();
         let outcomes = rt.block_on(server.pull_sites(reachable.clone(), 16, 50));
         let took = started.elapsed();
-        let mut all = link::Exchanged::default();
+        let mut all = exchange::Exchanged::default();
         for (id, outcome) in &outcomes {
             all.add(outcome.as_ref().unwrap_or_else(|e| panic!("{id}: {e:#}")));
         }

@@ -1,5 +1,6 @@
-//! The command line: `outpost run`, `outpost demo`, `outpost print-config`. Parses flags with clap,
-//! reads the configuration file, and hands a validated [`crate::server::RunOptions`] to the server.
+//! The command line: `outpost run`, `outpost demo`, `outpost print-config`, and the tools (backup,
+//! restore, update, enrolment, SMS, modem and BLE diagnostics). Parses flags with clap, reads the
+//! configuration file, and hands a validated [`crate::run::RunOptions`] to the box.
 
 use std::path::PathBuf;
 
@@ -7,7 +8,12 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 
-use crate::{config::Config, server};
+use crate::{
+    base::config::{Config, RawConfig},
+    platform::{backup, update},
+    run,
+    services::{link, mqtt},
+};
 
 /// Outpost — the offline box of a quarantine site.
 #[derive(Debug, Parser)]
@@ -237,7 +243,7 @@ fn ble_command(command: BleCommand) -> anyhow::Result<()> {
             )?;
             let (host, port) = mqtt.rsplit_once(':').context("--mqtt takes HOST:PORT")?;
             let port: u16 = port.parse().context("--mqtt takes HOST:PORT")?;
-            rt.block_on(crate::mqtt::listen(host, port, &user, &password, seconds))
+            rt.block_on(mqtt::listen(host, port, &user, &password, seconds))
         }
     }
 }
@@ -324,20 +330,25 @@ fn sms(command: SmsCommand) -> anyhow::Result<()> {
     }
 }
 
-fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+/// The configuration file (or none) over the defaults, as written.
+fn load_raw(path: Option<&PathBuf>) -> anyhow::Result<RawConfig> {
     let text = match path {
         Some(p) => std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
         None => String::new(),
     };
-    Config::from_toml(&text).with_context(|| match path {
+    let context = || match path {
         Some(p) => format!("invalid configuration in {}", p.display()),
         None => "invalid embedded configuration".to_owned(),
-    })
+    };
+    let raw = RawConfig::from_toml(&text).with_context(context)?;
+    // Checked here too, so that a bad file names itself.
+    Config::validate(raw.clone()).with_context(context)?;
+    Ok(raw)
 }
 
 /// The last configuration a box in `--data` started with, when it kept one.
 fn last_good(common: &Common) -> Option<Config> {
-    let kept = server::last_good_config(common.data.as_ref()?);
+    let kept = run::last_good_config(common.data.as_ref()?);
     if !kept.exists() {
         return None;
     }
@@ -345,7 +356,7 @@ fn last_good(common: &Common) -> Option<Config> {
 }
 
 fn apply(common: &Common, demo: bool) -> anyhow::Result<Config> {
-    let mut raw = load_config(common.config.as_ref())?.raw;
+    let mut raw = load_raw(common.config.as_ref())?;
     if demo && common.config.is_none() {
         // The demo's own defaults: its own data folder, a simulated modem and simulated bands.
         raw.store.data_dir = PathBuf::from("outpost-demo-data");
@@ -371,114 +382,119 @@ fn apply(common: &Common, demo: bool) -> anyhow::Result<Config> {
     Config::validate(raw).context("invalid configuration")
 }
 
+/// `outpost run`: on the configuration file, or on the last one that worked when it does not load.
+fn run_box(common: Common) -> anyhow::Result<()> {
+    let (config, config_problem) = match apply(&common, false) {
+        Ok(config) => (config, None),
+        Err(error) => {
+            let Some(config) = last_good(&common) else { return Err(error) };
+            let problem = format!("{error:#}");
+            tracing::error!(%problem, "The configuration file cannot be used: running on the last configuration that worked. Fix the file and restart.");
+            (config, Some(problem))
+        }
+    };
+    run::run(run::RunOptions {
+        config,
+        manual_clock: common.clock,
+        demo_people: None,
+        config_file: common.config.clone().filter(|_| config_problem.is_none()),
+        config_problem,
+    })
+}
+
+fn backup_command(common: Common, to: PathBuf) -> anyhow::Result<()> {
+    let config = apply(&common, false)?;
+    let started = std::time::Instant::now();
+    let (path, summary) =
+        backup::backup_to(&to, &config.store.data_dir, &config.site.id, chrono::Utc::now())?;
+    let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "Backup written: {} ({} entries, {} files, {:.1} MB, {:.1} s).",
+        path.display(),
+        summary.entries,
+        summary.files,
+        bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn restore_command(common: Common, from: PathBuf) -> anyhow::Result<()> {
+    let config = apply(&common, false)?;
+    let data_dir = &config.store.data_dir;
+    let restored = backup::restore(&from, data_dir, &config.site.id, chrono::Utc::now())?;
+    println!(
+        "Restored the backup of site {} made {} by Outpost {} ({} entries, {} files) into {}.",
+        restored.manifest.site_id,
+        restored.manifest.created_at.format("%Y-%m-%d %H:%M UTC"),
+        restored.manifest.version,
+        restored.summary.entries,
+        restored.summary.files,
+        data_dir.display()
+    );
+    if data_dir.join("sync").join("link.json").exists() {
+        println!(
+            "This box is enrolled with the province: at its first exchange the province sees a \
+             restored box and sends back what it holds of this site, what the old box sent after \
+             the backup included."
+        );
+    }
+    if let Some(previous) = restored.previous {
+        println!(
+            "The data that was there is kept in {} (delete it when the box runs well).",
+            previous.display()
+        );
+    }
+    Ok(())
+}
+
+fn enroll_command(
+    common: Common,
+    province: Option<String>,
+    token: Option<String>,
+    from_file: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let config = apply(&common, false)?;
+    let (data_dir, site_id) = (&config.store.data_dir, &config.site.id);
+    let enrolment = match (from_file, province) {
+        (Some(file), _) => link::enroll_from_file(data_dir, site_id, &file)?,
+        (None, Some(province)) => {
+            let token = token
+                .or_else(|| std::env::var("OUTPOST_ENROLL_TOKEN").ok())
+                .context("no enrolment token: set OUTPOST_ENROLL_TOKEN (or --token)")?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(link::enroll(data_dir, site_id, &province, &token))?
+        }
+        (None, None) => anyhow::bail!("say --province HOST:PORT, or --from-file FILE"),
+    };
+    println!("Enrolled as site {} with the province at {}.", enrolment.bundle.site_id, enrolment.province);
+    Ok(())
+}
+
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Run(common) => {
-            let (config, config_problem) = match apply(&common, false) {
-                Ok(config) => (config, None),
-                Err(error) => {
-                    let Some(config) = last_good(&common) else { return Err(error) };
-                    let problem = format!("{error:#}");
-                    tracing::error!(%problem, "The configuration file cannot be used: running on the last configuration that worked. Fix the file and restart.");
-                    (config, Some(problem))
-                }
-            };
-            server::run(server::RunOptions {
-                config,
-                manual_clock: common.clock,
-                demo_people: None,
-                config_file: common.config.clone().filter(|_| config_problem.is_none()),
-                config_problem,
-            })
-        }
-        Command::Demo { common, people } => server::run(server::RunOptions {
+        Command::Run(common) => run_box(common),
+        Command::Demo { common, people } => run::run(run::RunOptions {
             config: apply(&common, true)?,
             manual_clock: common.clock,
             demo_people: Some(people),
             config_file: None,
             config_problem: None,
         }),
-        Command::Backup { common, to } => {
-            let config = apply(&common, false)?;
-            let started = std::time::Instant::now();
-            let (path, summary) = crate::backup::backup_to(
-                &to,
-                &config.raw.store.data_dir,
-                &config.raw.site.id,
-                chrono::Utc::now(),
-            )?;
-            let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            println!(
-                "Backup written: {} ({} entries, {} files, {:.1} MB, {:.1} s).",
-                path.display(),
-                summary.entries,
-                summary.files,
-                bytes as f64 / 1e6,
-                started.elapsed().as_secs_f64()
-            );
-            Ok(())
-        }
-        Command::Restore { common, from } => {
-            let config = apply(&common, false)?;
-            let restored = crate::backup::restore(
-                &from,
-                &config.raw.store.data_dir,
-                &config.raw.site.id,
-                chrono::Utc::now(),
-            )?;
-            println!(
-                "Restored the backup of site {} made {} by Outpost {} ({} entries, {} files) into {}.",
-                restored.manifest.site_id,
-                restored.manifest.created_at.format("%Y-%m-%d %H:%M UTC"),
-                restored.manifest.version,
-                restored.summary.entries,
-                restored.summary.files,
-                config.raw.store.data_dir.display()
-            );
-            if config.raw.store.data_dir.join("sync").join("link.json").exists() {
-                println!(
-                    "This box is enrolled with the province: at its first exchange the province sees a \
-                     restored box and sends back what it holds of this site, what the old box sent after \
-                     the backup included."
-                );
-            }
-            if let Some(previous) = restored.previous {
-                println!(
-                    "The data that was there is kept in {} (delete it when the box runs well).",
-                    previous.display()
-                );
-            }
-            Ok(())
-        }
+        Command::Backup { common, to } => backup_command(common, to),
+        Command::Restore { common, from } => restore_command(common, from),
         Command::Update { common, from, backup_to } => {
-            crate::update::update(&apply(&common, false)?, &from, backup_to)
+            update::update(&apply(&common, false)?, &from, backup_to)
         }
         Command::Enroll { common, province, token, from_file } => {
-            let config = apply(&common, false)?;
-            let (data_dir, site_id) = (&config.raw.store.data_dir, &config.raw.site.id);
-            let enrolment = match (from_file, province) {
-                (Some(file), _) => crate::sync::enroll_from_file(data_dir, site_id, &file)?,
-                (None, Some(province)) => {
-                    let token = token
-                        .or_else(|| std::env::var("OUTPOST_ENROLL_TOKEN").ok())
-                        .context("no enrolment token: set OUTPOST_ENROLL_TOKEN (or --token)")?;
-                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-                    rt.block_on(crate::sync::enroll(data_dir, site_id, &province, &token))?
-                }
-                (None, None) => anyhow::bail!("say --province HOST:PORT, or --from-file FILE"),
-            };
-            println!(
-                "Enrolled as site {} with the province at {}.",
-                enrolment.bundle.site_id, enrolment.province
-            );
-            Ok(())
+            enroll_command(common, province, token, from_file)
         }
         Command::Sms(command) => sms(command),
         Command::Modem(command) => modem_command(command),
         Command::Ble(command) => ble_command(command),
         Command::PrintConfig { config } => {
-            print!("{}", load_config(config.as_ref())?.to_toml());
+            print!("{}", Config::validate(load_raw(config.as_ref())?)?.to_toml());
             Ok(())
         }
     }

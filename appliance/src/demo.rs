@@ -9,8 +9,8 @@ use outpost_sync::{
 };
 
 use crate::{
-    app::{AppResult, Outpost},
-    validate::PersonInput,
+    app::{presence::record_interval, AppError, AppResult, Outpost},
+    base::validate::PersonInput,
 };
 
 const FAMILY: &[&str] = &[
@@ -61,7 +61,7 @@ pub fn person_input(i: usize, today: chrono::NaiveDate) -> PersonInput {
 
 /// Seeds `n` people when the store has none. Returns how many were added.
 pub async fn seed(app: &Outpost, n: usize) -> AppResult<usize> {
-    if app.store.count::<Person>() > 0 {
+    if app.has_people() {
         return Ok(0);
     }
     let today = app.today();
@@ -69,14 +69,14 @@ pub async fn seed(app: &Outpost, n: usize) -> AppResult<usize> {
     let mut w = WriteSet::new();
     let mut people = Vec::new();
     for i in 0..n {
-        let valid = person_input(i, today).validate(today).map_err(crate::app::AppError::Invalid)?;
+        let valid = person_input(i, today).validate(today).map_err(AppError::Invalid)?;
         let mut p = app.new_person(&valid, "demo");
         p.created_at = now - Duration::days(1 + (i % 10) as i64);
         w.put(&p)?;
         people.push(p);
     }
     // Each person wears a simulated band (see `outpost_ble::sim`); a few more wait at the desk.
-    let simulated = app.config.raw.bands.simulated_bands as usize;
+    let simulated = app.config().bands.simulated_bands;
     for i in 0..simulated.max(n) {
         let mut band = Band::new(outpost_ble::sim::address(i), format!("{:03}", i + 1), "demo", now);
         band.change(BandState::Ready, None, "demo", "", now);
@@ -86,7 +86,7 @@ pub async fn seed(app: &Outpost, n: usize) -> AppResult<usize> {
         w.put(&band)?;
     }
     // Today so far: in their rooms since midnight, a few out for a while this morning.
-    let midnight = app.schedule.utc(today.and_hms_opt(0, 0, 0).unwrap_or_default());
+    let midnight = app.schedule().utc(today.and_hms_opt(0, 0, 0).unwrap_or_default());
     for (i, p) in people.iter().enumerate().take(simulated) {
         let mut day = PresenceDay {
             person_id: p.id.clone(),
@@ -95,38 +95,38 @@ pub async fn seed(app: &Outpost, n: usize) -> AppResult<usize> {
             intervals: Default::default(),
         };
         let room = format!("phong-{}", p.room.to_lowercase());
-        crate::presence::record_interval(&mut day, midnight, "present", &room);
+        record_interval(&mut day, midnight, "present", &room);
         let out = midnight + Duration::minutes(9 * 60 + (i as i64 % 50));
         if i % 7 == 3 && out + Duration::minutes(40) < now {
-            crate::presence::record_interval(&mut day, out, "unseen", "");
-            crate::presence::record_interval(&mut day, out + Duration::minutes(9), "away", "");
-            crate::presence::record_interval(&mut day, out + Duration::minutes(40), "present", &room);
+            record_interval(&mut day, out, "unseen", "");
+            record_interval(&mut day, out + Duration::minutes(9), "away", "");
+            record_interval(&mut day, out + Duration::minutes(40), "present", &room);
         }
         w.put(&day)?;
     }
     // The rounds of the last day that are past their grace period: most declared on time, a few late,
     // a few not at all (the box then reminds and alerts as it would have).
-    let local_now = app.schedule.local(now);
+    let local_now = app.schedule().local(now);
     let slots: Vec<_> = [today.pred_opt(), Some(today)]
         .into_iter()
         .flatten()
-        .flat_map(|day| app.schedule.times.iter().map(move |t| day.and_time(*t)))
-        .filter(|s| *s + app.schedule.reminder_after < local_now && local_now - *s < Duration::hours(24))
+        .flat_map(|day| app.schedule().times.iter().map(move |t| day.and_time(*t)))
+        .filter(|s| *s + app.schedule().reminder_after < local_now && local_now - *s < Duration::hours(24))
         .collect();
     for slot in slots {
         for (i, p) in people.iter().enumerate() {
-            if i % 19 == 7 || p.created_at > app.schedule.utc(slot) {
+            if i % 19 == 7 || p.created_at > app.schedule().utc(slot) {
                 continue;
             }
             let late = i % 13 == 5;
             let minutes = if late { 40 } else { (i % 25) as i64 };
-            let submitted = app.schedule.utc(slot) + Duration::minutes(minutes);
+            let submitted = app.schedule().utc(slot) + Duration::minutes(minutes);
             let d = Declaration {
                 id: uuid::Uuid::new_v4().simple().to_string(),
                 person_id: p.id.clone(),
                 slot,
                 submitted_at: submitted,
-                on_time: app.schedule.on_time(slot, submitted),
+                on_time: app.schedule().on_time(slot, submitted),
                 channel: if i % 5 == 0 { Channel::Staff } else { Channel::Personal },
                 entered_by: (i % 5 == 0).then(|| "demo".to_owned()),
                 temperature: 36.3 + (i % 8) as f64 / 10.0,
@@ -137,7 +137,7 @@ pub async fn seed(app: &Outpost, n: usize) -> AppResult<usize> {
             w.put(&d)?;
         }
     }
-    app.store.commit(w).await?;
+    app.write_seed(w).await?;
     Ok(n)
 }
 
@@ -169,14 +169,14 @@ pub fn seed_history(
             input.quarantine_start = (today - Duration::days(i64::from(days) - 1)).to_string();
             input.quarantine_end = (today + Duration::days(1)).to_string();
             input.id_number = format!("0{:011}", 50_000_000_000u64 + i as u64);
-            let valid = input.validate(today).map_err(crate::app::AppError::Invalid)?;
+            let valid = input.validate(today).map_err(AppError::Invalid)?;
             let mut p: Person = app.new_person(&valid, "seed");
             p.created_at = now - Duration::days(days.into());
             for day in 0..i64::from(days) {
                 let date = today - Duration::days(day);
-                for (k, t) in app.schedule.times.iter().enumerate() {
+                for (k, t) in app.schedule().times.iter().enumerate() {
                     let slot = date.and_time(*t);
-                    let at = app.schedule.utc(slot) + Duration::minutes((i % 20) as i64);
+                    let at = app.schedule().utc(slot) + Duration::minutes((i % 20) as i64);
                     if at > now {
                         continue;
                     }
@@ -226,7 +226,7 @@ pub fn seed_history(
                     written += 1;
                 }
                 if extras.daily_records {
-                    let start = app.schedule.utc(date.and_hms_opt(6, 0, 0).unwrap_or_default());
+                    let start = app.schedule().utc(date.and_hms_opt(6, 0, 0).unwrap_or_default());
                     let mut intervals = std::collections::BTreeMap::new();
                     intervals.insert(
                         outpost_sync::record::time_key(&intervals, start),
@@ -257,7 +257,7 @@ pub fn seed_history(
             w.put(&p)?;
             written += 1;
         }
-        app.store.apply(w)?;
+        app.write_seed_in_bulk(w)?;
     }
     Ok(written)
 }

@@ -1,60 +1,11 @@
 //! The zone daily report's figures [M11], computed from the records: pure, for one site and one day
-//! (the site's own calendar day, by its UTC offset). The province adds the sites' figures up.
-//!
-
-use std::collections::BTreeMap;
+//! (the site's own calendar day, by its UTC offset), and its row as the Dong Nai form names the
+//! columns. The figures themselves are a record type ([`ZoneDay`]); the province adds them up.
 
 use chrono::NaiveDate;
-use serde::{Deserialize, Serialize};
 
-use crate::record::{Person, PersonStatus, Sample, Site};
-
-/// One site's figures for one day.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ZoneDay {
-    pub date: Option<NaiveDate>,
-    pub district: String,
-    pub commune: String,
-    pub zone_name: String,
-    pub management_level: String,
-    /// In quarantine at the end of the day.
-    pub in_quarantine: usize,
-    /// Whose quarantine started that day, and of them:
-    pub admitted: usize,
-    pub admitted_workers: usize,
-    pub admitted_children: usize,
-    pub admitted_pregnant: usize,
-    pub admitted_foreigners: usize,
-    /// People sampled that day, by round.
-    pub sampled_by_round: BTreeMap<u32, usize>,
-    /// F1 → F0 that day.
-    pub converted_f0: usize,
-    /// The last day someone was converted to F0, up to this day.
-    pub last_f0: Option<NaiveDate>,
-    /// Transferred to hospital that day after a conversion to F0.
-    pub transferred_after_f0: usize,
-    /// Released at the end of quarantine that day.
-    pub released: usize,
-}
-
-impl ZoneDay {
-    /// Adds another site's figures (the province's total; the dates and names stay this one's).
-    pub fn add(&mut self, other: &ZoneDay) {
-        self.in_quarantine += other.in_quarantine;
-        self.admitted += other.admitted;
-        self.admitted_workers += other.admitted_workers;
-        self.admitted_children += other.admitted_children;
-        self.admitted_pregnant += other.admitted_pregnant;
-        self.admitted_foreigners += other.admitted_foreigners;
-        for (round, n) in &other.sampled_by_round {
-            *self.sampled_by_round.entry(*round).or_default() += n;
-        }
-        self.converted_f0 += other.converted_f0;
-        self.last_f0 = self.last_f0.max(other.last_f0);
-        self.transferred_after_f0 += other.transferred_after_f0;
-        self.released += other.released;
-    }
-}
+pub use crate::record::ZoneDay;
+use crate::record::{Person, PersonStatus, Sample, Site, StatusChange};
 
 /// The report's columns, as the Dong Nai form names them (the first is the site's id).
 pub const COLUMNS: [&str; 19] = [
@@ -156,7 +107,7 @@ pub fn zone_day(site: &Site, people: &[Person], samples: &[Sample], date: NaiveD
         if p.quarantine_start > date {
             continue;
         }
-        let mut history: Vec<&crate::record::StatusChange> = p.status_history.iter().collect();
+        let mut history: Vec<&StatusChange> = p.status_history.iter().collect();
         history.sort_by_key(|c| c.at);
         // The status at the end of the day: the last change on or before it (the first is the
         // registration, in quarantine).
@@ -200,8 +151,9 @@ pub fn zone_day(site: &Site, people: &[Person], samples: &[Sample], date: NaiveD
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{Category, Gender, PersonDetails, StatusChange};
+    use crate::record::{Category, Gender, PersonDetails};
     use chrono::{TimeZone, Utc};
+    use std::collections::BTreeMap;
 
     fn site() -> Site {
         Site {

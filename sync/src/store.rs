@@ -1276,7 +1276,7 @@ mod tests {
         site.commit_blocking(w).expect("commit");
         exchange(&mut site, &mut site_peer, &mut province, &mut province_peer);
         assert_eq!(province.list::<Alert>().expect("list"), site.list::<Alert>().expect("list"));
-        assert_eq!(province.index_scan("alert_state", "open|").expect("scan").len(), 2);
+        assert_eq!(province.index_scan(Alert::BY_STATE, "open|").expect("scan").len(), 2);
 
         // The province acknowledges a1 while the site resolves a2, and both edit a1's detail.
         let mut a1 = province.get::<Alert>("a1").expect("get").expect("a1");
@@ -1309,9 +1309,9 @@ mod tests {
         assert_eq!(at_site[1].state, AlertState::Resolved);
         assert!(["site", "province"].contains(&at_site[0].detail.as_str()), "one value wins");
         for s in [&site, &province] {
-            assert_eq!(s.index_scan("alert_state", "acknowledged|").expect("scan").len(), 1);
-            assert_eq!(s.index_scan("alert_state", "resolved|").expect("scan").len(), 1);
-            assert!(s.index_scan("alert_state", "open|").expect("scan").is_empty());
+            assert_eq!(s.index_scan(Alert::BY_STATE, "acknowledged|").expect("scan").len(), 1);
+            assert_eq!(s.index_scan(Alert::BY_STATE, "resolved|").expect("scan").len(), 1);
+            assert!(s.index_scan(Alert::BY_STATE, "open|").expect("scan").is_empty());
         }
         let sorted = |s: &Store| {
             let mut h = s.heads("alert/a1").expect("heads");
@@ -1423,15 +1423,15 @@ mod tests {
         w.put(&alert("a1", AlertState::Open)).expect("put");
         w.put(&alert("a2", AlertState::Open)).expect("put");
         store.commit(w).await.expect("commit");
-        assert_eq!(store.index_scan("alert_state", "open|").expect("scan").len(), 2);
+        assert_eq!(store.index_scan(Alert::BY_STATE, "open|").expect("scan").len(), 2);
         assert_eq!(store.changes_since(0, 10).expect("log").len(), 2);
 
         let mut w = WriteSet::new();
         w.put(&alert("a1", AlertState::Acknowledged)).expect("put");
         let applied = store.commit(w).await.expect("commit");
         assert_eq!(applied.changed, vec![("alert/a1".to_owned(), 3)]);
-        assert_eq!(store.index_scan("alert_state", "open|").expect("scan").len(), 1);
-        assert_eq!(store.index_scan("alert_state", "acknowledged|").expect("scan").len(), 1);
+        assert_eq!(store.index_scan(Alert::BY_STATE, "open|").expect("scan").len(), 1);
+        assert_eq!(store.index_scan(Alert::BY_STATE, "acknowledged|").expect("scan").len(), 1);
         let log = store.changes_since(0, 10).expect("log");
         assert_eq!(log, vec![(2, "alert/a2".to_owned()), (3, "alert/a1".to_owned())]);
         assert_eq!(store.get::<Alert>("a1").expect("get").expect("some").state, AlertState::Acknowledged);

@@ -6,12 +6,14 @@ use std::sync::Arc;
 
 use outpost::{
     app::Outpost,
-    clock::{Clock, ManualClock},
-    config::Config,
+    base::{
+        clock::{Clock, ManualClock},
+        config::Config,
+    },
     demo::{seed_history, HistoryExtras},
 };
+use outpost_link::site::{self as link, SiteLink};
 use outpost_province::{
-    link::{self, SiteLink},
     server::{Province, Server},
     users::{Scope, Users},
     web::Web,

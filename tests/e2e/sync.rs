@@ -230,14 +230,14 @@ fn the_province_pulls_a_box_it_can_reach() {
 fn fourteen_days_offline_sync_completely_at_the_first_link() {
     use outpost::{
         app::Outpost,
-        clock::{Clock, ManualClock},
-        config::Config,
+        base::{
+            clock::{Clock, ManualClock},
+            config::Config,
+        },
         demo::{seed_history, HistoryExtras},
     };
-    use outpost_province::{
-        link,
-        server::{Province, Server},
-    };
+    use outpost_link::site as link;
+    use outpost_province::server::{Province, Server};
     use outpost_sync::{Store, StoreConfig};
 
     let dir = tempfile::tempdir().expect("tempdir");

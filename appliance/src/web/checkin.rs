@@ -4,8 +4,8 @@
 use axum::{
     body::Bytes,
     extract::{Path, Query, State},
-    http::{header, HeaderMap, StatusCode},
-    response::{IntoResponse, Redirect, Response},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
     Json,
 };
 use chrono::NaiveDate;
@@ -13,17 +13,22 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::{
-    api::{staff_name, ApiResult, JsonBody},
-    cookie,
+    error::ApiError,
+    kit::{
+        download, html, posted_csrf, public_page, staff_page, urlencode, with_notice, Answer, ApiResult,
+        AppState, Ctx, FormData, JsonBody,
+    },
     layout::{csrf_field, page, problems, qr_svg},
-    pages::{can_write, csrf_of, fmt_time, html_response, public_page, FormData, PageResult},
-    ApiError, AppState, Ctx, PageError, CSRF_COOKIE,
 };
 use crate::{
-    app::AppError,
-    checkin::{self, CheckIn, CheckInInput, Direction, PURPOSES},
-    i18n::{t, td, Lang},
-    validate::Problem,
+    app::{
+        checkin::{self, CheckIn, CheckInInput, Direction, PURPOSES},
+        AppError,
+    },
+    base::{
+        i18n::{t, td, Lang},
+        validate::{self, Problem},
+    },
 };
 
 fn direction_of(raw: &str) -> Result<Direction, ApiError> {
@@ -37,28 +42,21 @@ fn direction_of(raw: &str) -> Result<Direction, ApiError> {
 }
 
 /// The poster: the site's name and the QR code of its check-in form, to print and put at the gate.
-pub async fn poster(State(state): State<AppState>, ctx: Ctx) -> PageResult {
+pub async fn poster(State(state): State<AppState>, ctx: Ctx) -> Answer {
     let lang = ctx.lang;
-    let token = state.app.checkin_token().await.map_err(|e| (e, lang))?;
-    let link = format!("{}/c/{token}", state.app.config.public_url);
-    let site = &state.app.config.raw.site;
-    Ok(html_response(
-        StatusCode::OK,
-        page(
-            lang,
-            ctx.staff.as_ref(),
-            t(lang, "checkin.poster"),
-            html! {
-                section.poster {
-                    h1 { (site.name) }
-                    p.lead { (t(lang, "checkin.poster_help")) }
-                    div.qr.big { (qr_svg(&link)) }
-                    p { a #checkin-link href=(link) { (link) } }
-                }
-                p.no-print { button.secondary type="button" #print { (t(lang, "checkin.print")) } }
-            },
-        ),
-    ))
+    let token = state.app.checkin_token().await?;
+    let link = format!("{}/c/{token}", state.app.config().web.public_url);
+    let site = &state.app.config().site;
+    let body = html! {
+            section.poster {
+                h1 { (site.name) }
+                p.lead { (t(lang, "checkin.poster_help")) }
+                div.qr.big { (qr_svg(&link)) }
+                p { a #checkin-link href=(link) { (link) } }
+            }
+            p.no-print { button.secondary type="button" #print { (t(lang, "checkin.print")) } }
+    };
+    Ok(staff_page(&ctx, StatusCode::OK, t(lang, "checkin.poster"), body))
 }
 
 fn form(
@@ -78,7 +76,7 @@ fn form(
         t(lang, "checkin.title"),
         html! {
             h1 { (t(lang, "checkin.title")) }
-            p { strong { (state.app.config.raw.site.name) } }
+            p { strong { (state.app.config().site.name) } }
             (problems(lang, list))
             form.stack #checkin-form method="post" action=(format!("/c/{token}")) {
                 (csrf_field(csrf))
@@ -108,11 +106,11 @@ pub async fn public_form(
     ctx: Ctx,
     headers: HeaderMap,
     Path(token): Path<String>,
-) -> PageResult {
-    if !state.app.is_checkin_token(&token).map_err(|e| (e, ctx.lang))? {
+) -> Answer {
+    if !state.app.is_checkin_token(&token)? {
         return Ok(not_this_site(ctx.lang));
     }
-    Ok(public_page(&state, &headers, |csrf| form(&state, ctx.lang, &token, csrf, &[], None)))
+    Ok(state.public_form(&headers, |csrf| form(&state, ctx.lang, &token, csrf, &[], None)))
 }
 
 /// The answer to a token that is not this site's: 404 with what to do.
@@ -122,7 +120,7 @@ fn not_this_site(lang: Lang) -> Response {
         "Mã QR này không phải của khu cách ly này. Vui lòng quét mã dán tại cổng khu.",
         "This QR code is not this site's. Please scan the code posted at this site's gate.",
     );
-    html_response(
+    html(
         StatusCode::NOT_FOUND,
         page(
             lang,
@@ -139,9 +137,9 @@ pub async fn public_submit(
     headers: HeaderMap,
     Path(token): Path<String>,
     body: Bytes,
-) -> PageResult {
+) -> Answer {
     let lang = ctx.lang;
-    if !state.app.is_checkin_token(&token).map_err(|e| (e, lang))? {
+    if !state.app.is_checkin_token(&token)? {
         return Ok(not_this_site(lang));
     }
     let f = FormData::parse(&body);
@@ -153,26 +151,18 @@ pub async fn public_submit(
         direction: f.get("direction"),
     };
     match state.app.check_in(&input).await {
-        Ok(entry) => Ok(html_response(
-            StatusCode::OK,
-            page(
-                lang,
-                None,
-                t(lang, "checkin.title"),
-                html! {
-                    h1 { (t(lang, "checkin.title")) }
-                    p.notice { (t(lang, "checkin.thanks")) " " (td(lang, &format!("checkin.{}", entry.direction.as_str()))) " · " (fmt_time(&state, entry.at)) }
-                },
-            ),
-        )),
-        Err(AppError::Invalid(list)) => {
-            let csrf = cookie(&headers, CSRF_COOKIE).unwrap_or("");
-            Ok(html_response(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                form(&state, lang, &token, csrf, &list, Some(&f)),
-            ))
+        Ok(entry) => {
+            let body = html! {
+                h1 { (t(lang, "checkin.title")) }
+                p.notice { (t(lang, "checkin.thanks")) " " (td(lang, &format!("checkin.{}", entry.direction.as_str()))) " · " (state.fmt_time(entry.at)) }
+            };
+            Ok(public_page(lang, StatusCode::OK, t(lang, "checkin.title"), body))
         }
-        Err(e) => Err((e, lang).into()),
+        Err(AppError::Invalid(list)) => {
+            let form = form(&state, lang, &token, posted_csrf(&headers), &list, Some(&f));
+            Ok(html(StatusCode::UNPROCESSABLE_ENTITY, form))
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -190,7 +180,7 @@ impl LogQuery {
     fn date(&self) -> Result<Option<NaiveDate>, ApiError> {
         match self.date.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
             None => Ok(None),
-            Some(d) => crate::validate::parse_date(d).map(Some).ok_or_else(|| {
+            Some(d) => validate::parse_date(d).map(Some).ok_or_else(|| {
                 ApiError::Invalid(vec![Problem::new(
                     "date",
                     "Ngày không hợp lệ: dùng dd/mm/yyyy.",
@@ -205,72 +195,65 @@ fn direction_cell(lang: Lang, c: &CheckIn) -> String {
     td(lang, &format!("checkin.{}", c.direction.as_str()))
 }
 
-pub async fn log(State(state): State<AppState>, ctx: Ctx, Query(q): Query<LogQuery>) -> PageResult {
+pub async fn log(State(state): State<AppState>, ctx: Ctx, Query(q): Query<LogQuery>) -> Answer {
     let lang = ctx.lang;
-    let date = q.date().map_err(|e| PageError(e, lang))?;
-    let entries = state.app.check_ins(date, &q.q).map_err(|e| (e, lang))?;
-    let csrf = csrf_of(&ctx);
+    let date = q.date()?;
+    let entries = state.app.check_ins(date, &q.q)?;
+    let csrf = ctx.csrf();
     let export = format!(
         "/checkin/export.csv?q={}&date={}",
-        super::urlencode(&q.q),
+        urlencode(&q.q),
         date.map(|d| d.to_string()).unwrap_or_default()
     );
-    Ok(html_response(
-        StatusCode::OK,
-        page(
-            lang,
-            ctx.staff.as_ref(),
-            t(lang, "checkin.log"),
-            html! {
-                h1 { (t(lang, "checkin.log")) }
-                @if let Some(n) = &q.notice { p.notice { (n) } }
-                p { a.button.secondary href="/checkin/poster" { (t(lang, "checkin.poster")) } }
-                @if can_write(&ctx) {
-                    h2 { (t(lang, "checkin.scan")) }
-                    form.inline #checkin-scan method="post" action="/checkin/scan" {
-                        (csrf_field(&csrf))
-                        input name="code" placeholder=(t(lang, "test.code")) required;
-                        select name="direction" { option value="in" { (t(lang, "checkin.in")) } option value="out" { (t(lang, "checkin.out")) } }
-                        button type="submit" { (t(lang, "checkin.record")) }
-                    }
+    let body = html! {
+            h1 { (t(lang, "checkin.log")) }
+            @if let Some(n) = &q.notice { p.notice { (n) } }
+            p { a.button.secondary href="/checkin/poster" { (t(lang, "checkin.poster")) } }
+            @if ctx.can_write() {
+                h2 { (t(lang, "checkin.scan")) }
+                form.inline #checkin-scan method="post" action="/checkin/scan" {
+                    (csrf_field(&csrf))
+                    input name="code" placeholder=(t(lang, "test.code")) required;
+                    select name="direction" { option value="in" { (t(lang, "checkin.in")) } option value="out" { (t(lang, "checkin.out")) } }
+                    button type="submit" { (t(lang, "checkin.record")) }
                 }
-                form.inline method="get" action="/checkin" {
-                    input name="q" value=(q.q) placeholder=(t(lang, "checkin.search"));
-                    input name="date" value=(date.map(|d| d.format("%d/%m/%Y").to_string()).unwrap_or_default()) placeholder="dd/mm/yyyy" size="12";
-                    button.secondary type="submit" { (t(lang, "report.show")) }
-                    a.button.secondary href=(export) { "CSV" }
-                }
-                div.scroll { table #checkins {
-                    thead { tr { th { (t(lang, "checkin.time")) } th { (t(lang, "checkin.way")) } th { (t(lang, "field.full_name")) } th { (t(lang, "field.phone")) } th { (t(lang, "checkin.purpose")) } th { (t(lang, "field.note")) } } }
-                    tbody { @for c in &entries {
-                        tr { td { (fmt_time(&state, c.at)) } td { (direction_cell(lang, c)) } td { (c.name) } td { (c.phone) }
-                            td { (td(lang, &format!("checkin.purpose.{}", c.purpose))) } td { (c.note) } }
-                    } }
+            }
+            form.inline method="get" action="/checkin" {
+                input name="q" value=(q.q) placeholder=(t(lang, "checkin.search"));
+                input name="date" value=(date.map(|d| d.format("%d/%m/%Y").to_string()).unwrap_or_default()) placeholder="dd/mm/yyyy" size="12";
+                button.secondary type="submit" { (t(lang, "report.show")) }
+                a.button.secondary href=(export) { "CSV" }
+            }
+            div.scroll { table #checkins {
+                thead { tr { th { (t(lang, "checkin.time")) } th { (t(lang, "checkin.way")) } th { (t(lang, "field.full_name")) } th { (t(lang, "field.phone")) } th { (t(lang, "checkin.purpose")) } th { (t(lang, "field.note")) } } }
+                tbody { @for c in &entries {
+                    tr { td { (state.fmt_time(c.at)) } td { (direction_cell(lang, c)) } td { (c.name) } td { (c.phone) }
+                        td { (td(lang, &format!("checkin.purpose.{}", c.purpose))) } td { (c.note) } }
                 } }
-            },
-        ),
-    ))
+            } }
+    };
+    Ok(staff_page(&ctx, StatusCode::OK, t(lang, "checkin.log"), body))
 }
 
-pub async fn scan(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> PageResult {
+pub async fn scan(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> Answer {
     let lang = ctx.lang;
-    let staff = staff_name(&ctx).map_err(|e| PageError(e, lang))?;
+    let staff = ctx.username()?;
     let f = FormData::parse(&body);
-    let direction = direction_of(&f.get("direction")).map_err(|e| PageError(e, lang))?;
-    let entry = state.app.check_in_person(&f.get("code"), direction, &staff).await.map_err(|e| (e, lang))?;
+    let direction = direction_of(&f.get("direction"))?;
+    let entry = state.app.check_in_person(&f.get("code"), direction, &staff).await?;
     let notice = format!("{} · {}", entry.name, direction_cell(lang, &entry));
-    Ok(Redirect::to(&format!("/checkin?notice={}", super::urlencode(&notice))).into_response())
+    Ok(with_notice("/checkin", &notice))
 }
 
-pub async fn export(State(state): State<AppState>, ctx: Ctx, Query(q): Query<LogQuery>) -> PageResult {
-    let date = q.date().map_err(|e| PageError(e, ctx.lang))?;
-    let entries = state.app.check_ins(date, &q.q).map_err(|e| (e, ctx.lang))?;
-    let name = format!("attachment; filename=\"ra-vao-{}.csv\"", date.unwrap_or_else(|| state.app.today()));
-    Ok((
-        [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, name)],
-        checkin::export(&entries, state.app.config.utc_offset),
-    )
-        .into_response())
+pub async fn export(State(state): State<AppState>, Query(q): Query<LogQuery>) -> Answer {
+    let date = q.date()?;
+    let entries = state.app.check_ins(date, &q.q)?;
+    let name = format!("ra-vao-{}.csv", date.unwrap_or_else(|| state.app.today()));
+    Ok(download(
+        "text/csv; charset=utf-8",
+        &name,
+        checkin::export(&entries, state.app.config().site.utc_offset),
+    ))
 }
 
 // ----- API -----
@@ -294,6 +277,6 @@ pub async fn api_scan(
     JsonBody(input): JsonBody<ScanInput>,
 ) -> ApiResult<Response> {
     let direction = direction_of(&input.direction)?;
-    let entry = state.app.check_in_person(&input.code, direction, &staff_name(&ctx)?).await?;
+    let entry = state.app.check_in_person(&input.code, direction, &ctx.username()?).await?;
     Ok((StatusCode::CREATED, Json(entry)).into_response())
 }

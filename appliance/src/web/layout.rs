@@ -5,9 +5,11 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 use outpost_sync::record::Role;
 
 use crate::{
-    auth::Staff,
-    i18n::{t, td, Lang},
-    validate::Problem,
+    app::accounts::Staff,
+    base::{
+        i18n::{t, td, Lang},
+        validate::Problem,
+    },
 };
 
 pub const CSS: &str = include_str!("../../assets/app.css");

@@ -13,16 +13,16 @@ use outpost_sync::record::{Geofence, Person};
 use serde_json::{json, Value};
 
 use super::{
-    api::{staff_name, ApiResult, JsonBody},
+    error::ApiError,
+    kit::{Answer, ApiResult, AppState, Ctx, FormData, JsonBody},
     layout::csrf_field,
-    pages::{can_write, csrf_of, fmt_time, FormData, PageResult},
-    ApiError, AppState, Ctx, PageError,
 };
 use crate::{
-    app::AppError,
-    i18n::t,
-    location::{Position, Verdict},
-    validate::Problem,
+    app::location::{Position, Verdict},
+    base::{
+        i18n::t,
+        validate::{self, Problem},
+    },
 };
 
 /// A position from the person's own page (their link's token), or an app holding it.
@@ -38,13 +38,13 @@ pub async fn api_report(
 }
 
 /// The location part of a person's page: their geofence, the last position, the form to set a home.
-pub fn person_section(state: &AppState, ctx: &Ctx, person: &Person) -> Result<Markup, AppError> {
+pub fn person_section(state: &AppState, ctx: &Ctx, person: &Person) -> Result<Markup, ApiError> {
     let lang = ctx.lang;
     let fence = state.app.geofence_of(person);
     let last = state.app.last_position(&person.id)?;
     let home = person.home_geofence.as_ref();
     let value = |f: fn(&Geofence) -> String| home.map(f).unwrap_or_default();
-    let csrf = csrf_of(ctx);
+    let csrf = ctx.csrf();
     Ok(html! {
         h2 #location { (t(lang, "geo.title")) }
         p {
@@ -57,7 +57,7 @@ pub fn person_section(state: &AppState, ctx: &Ctx, person: &Person) -> Result<Ma
         p #last-position {
             @match last {
                 Some((at, p, inside)) => {
-                    (t(lang, "geo.last")) ": " (fmt_time(state, at)) " · " (format!("{:.5}, {:.5} (±{:.0} m)", p.latitude, p.longitude, p.accuracy)) " · "
+                    (t(lang, "geo.last")) ": " (state.fmt_time(at)) " · " (format!("{:.5}, {:.5} (±{:.0} m)", p.latitude, p.longitude, p.accuracy)) " · "
                     @match inside {
                         Some(true) => span.badge.ok { (t(lang, "geo.inside")) },
                         Some(false) => span.badge.severe { (t(lang, "geo.outside")) },
@@ -67,7 +67,7 @@ pub fn person_section(state: &AppState, ctx: &Ctx, person: &Person) -> Result<Ma
                 None => span.muted { (t(lang, "geo.no_position")) },
             }
         }
-        @if can_write(ctx) {
+        @if ctx.can_write() {
             form.stack #geofence-form method="post" action=(format!("/people/{}/geofence", person.id)) {
                 (csrf_field(&csrf))
                 p.muted { (t(lang, "geo.help")) }
@@ -114,7 +114,7 @@ fn fence_of(f: &FormData) -> Result<Option<Geofence>, ApiError> {
                 "The radius must be a number of metres.",
             )])
         })?,
-        address: crate::validate::clip(&f.get("address"), 200),
+        address: validate::clip(&f.get("address"), 200),
     }))
 }
 
@@ -123,11 +123,10 @@ pub async fn set_geofence(
     ctx: Ctx,
     Path(id): Path<String>,
     body: Bytes,
-) -> PageResult {
-    let lang = ctx.lang;
-    let staff = staff_name(&ctx).map_err(|e| PageError(e, lang))?;
-    let fence = fence_of(&FormData::parse(&body)).map_err(|e| PageError(e, lang))?;
-    state.app.set_home_geofence(&id, fence, &staff).await.map_err(|e| (e, lang))?;
+) -> Answer {
+    let staff = ctx.username()?;
+    let fence = fence_of(&FormData::parse(&body))?;
+    state.app.set_home_geofence(&id, fence, &staff).await?;
     Ok(Redirect::to(&format!("/people/{id}#location")).into_response())
 }
 
@@ -137,7 +136,7 @@ pub async fn api_set_geofence(
     Path(id): Path<String>,
     JsonBody(fence): JsonBody<Option<Geofence>>,
 ) -> ApiResult<Json<Person>> {
-    Ok(Json(state.app.set_home_geofence(&id, fence, &staff_name(&ctx)?).await?))
+    Ok(Json(state.app.set_home_geofence(&id, fence, &ctx.username()?).await?))
 }
 
 pub async fn api_location(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {

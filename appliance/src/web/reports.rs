@@ -4,8 +4,8 @@
 
 use axum::{
     extract::{Path, Query, State},
-    http::{header, StatusCode},
-    response::{IntoResponse, Redirect, Response},
+    http::StatusCode,
+    response::{IntoResponse, Redirect},
     Json,
 };
 use chrono::NaiveDate;
@@ -18,12 +18,14 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    api::{staff_name, ApiResult},
-    layout::{csrf_field, page},
-    pages::{csrf_of, fmt_time, html_response, PageResult},
-    ApiError, AppState, Ctx, PageError,
+    error::ApiError,
+    kit::{download, staff_page, Answer, ApiResult, AppState, Ctx},
+    layout::csrf_field,
 };
-use crate::{app::AppError, i18n::t, reports::DayPoint};
+use crate::{
+    app::{csv, reports::DayPoint, xlsx, AppError},
+    base::i18n::{t, td, Lang},
+};
 
 /// Days in the chart.
 const CHART_DAYS: u32 = 30;
@@ -32,20 +34,6 @@ const CHART_DAYS: u32 = 30;
 pub struct DayQuery {
     #[serde(default)]
     date: Option<String>,
-}
-
-/// The day asked for (`dd/mm/yyyy` or ISO), today by default.
-fn day_of(state: &AppState, raw: Option<&str>) -> Result<NaiveDate, ApiError> {
-    match raw.map(str::trim).filter(|s| !s.is_empty()) {
-        None => Ok(state.app.today()),
-        Some(s) => crate::validate::parse_date(s).ok_or_else(|| {
-            ApiError::Invalid(vec![crate::validate::Problem::new(
-                "date",
-                "Ngày không hợp lệ: dùng dd/mm/yyyy.",
-                "Not a date: use dd/mm/yyyy.",
-            )])
-        }),
-    }
 }
 
 /// The figures, read off the async runtime.
@@ -60,59 +48,51 @@ fn rows(site: &str, d: &ZoneDay) -> Vec<(&'static str, Cell)> {
     report::COLUMNS.iter().copied().zip(d.cells(site)).collect()
 }
 
-pub async fn page_of_day(State(state): State<AppState>, ctx: Ctx, Query(q): Query<DayQuery>) -> PageResult {
+pub async fn page_of_day(State(state): State<AppState>, ctx: Ctx, Query(q): Query<DayQuery>) -> Answer {
     let lang = ctx.lang;
-    let date = day_of(&state, q.date.as_deref()).map_err(|e| PageError(e, lang))?;
+    let date = state.date_param(q.date.as_deref())?;
     let app = state.app.clone();
     let (day, confirmed, series) = tokio::task::spawn_blocking(move || app.report_page(date, CHART_DAYS))
         .await
-        .map_err(|e| PageError(ApiError::Internal(e.to_string()), lang))?
-        .map_err(|e| (e, lang))?;
-    let site = state.app.config.raw.site.id.clone();
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let site = state.app.config().site.id.clone();
     let is_admin = ctx.staff.as_ref().is_some_and(|s| s.role == Role::Admin);
     let changed = confirmed.as_ref().is_some_and(|c| c.figures != day);
-    let csrf = csrf_of(&ctx);
+    let csrf = ctx.csrf();
     let title = format!("{} {}", t(lang, "report.title"), date.format("%d/%m/%Y"));
-    Ok(html_response(
-        StatusCode::OK,
-        page(
-            lang,
-            ctx.staff.as_ref(),
-            &title,
-            html! {
-                h1 { (title) }
-                form.inline method="get" action="/reports" {
-                    input name="date" value=(date.format("%d/%m/%Y")) size="12";
-                    button.secondary type="submit" { (t(lang, "report.show")) }
-                    a.button.secondary href=(format!("/reports/{date}/export.csv")) { "CSV" }
-                    a.button.secondary #xlsx href=(format!("/reports/{date}/export.xlsx")) { "Excel (.xlsx)" }
+    let body = html! {
+            h1 { (title) }
+            form.inline method="get" action="/reports" {
+                input name="date" value=(date.format("%d/%m/%Y")) size="12";
+                button.secondary type="submit" { (t(lang, "report.show")) }
+                a.button.secondary href=(format!("/reports/{date}/export.csv")) { "CSV" }
+                a.button.secondary #xlsx href=(format!("/reports/{date}/export.xlsx")) { "Excel (.xlsx)" }
+            }
+            p #report-state {
+                @match &confirmed {
+                    Some(c) => {
+                        span.badge.ok { (t(lang, "report.confirmed")) } " " (c.confirmed_by) " · " (state.fmt_time(c.confirmed_at))
+                        @if changed { " " span.badge.warning #report-changed { (t(lang, "report.changed")) } }
+                    },
+                    None => span.badge.warning { (t(lang, "report.unconfirmed")) },
                 }
-                p #report-state {
-                    @match &confirmed {
-                        Some(c) => {
-                            span.badge.ok { (t(lang, "report.confirmed")) } " " (c.confirmed_by) " · " (fmt_time(&state, c.confirmed_at))
-                            @if changed { " " span.badge.warning #report-changed { (t(lang, "report.changed")) } }
-                        },
-                        None => span.badge.warning { (t(lang, "report.unconfirmed")) },
-                    }
+            }
+            div.scroll { table #report { tbody {
+                @for (name, cell) in rows(&site, &day) {
+                    tr { th { (name) } td { (cell) } }
                 }
-                div.scroll { table #report { tbody {
-                    @for (name, cell) in rows(&site, &day) {
-                        tr { th { (name) } td { (cell) } }
-                    }
-                } } }
-                @if is_admin && (confirmed.is_none() || changed) && date <= state.app.today() {
-                    form method="post" action=(format!("/reports/{date}/confirm")) {
-                        (csrf_field(&csrf))
-                        button type="submit" #confirm { (t(lang, "report.confirm")) }
-                    }
+            } } }
+            @if is_admin && (confirmed.is_none() || changed) && date <= state.app.today() {
+                form method="post" action=(format!("/reports/{date}/confirm")) {
+                    (csrf_field(&csrf))
+                    button type="submit" #confirm { (t(lang, "report.confirm")) }
                 }
-                h2 { (t(lang, "report.chart")) }
-                figure #report-chart { (chart(lang, &series)) }
-                (legend(lang))
-            },
-        ),
-    ))
+            }
+            h2 { (t(lang, "report.chart")) }
+            figure #report-chart { (chart(lang, &series)) }
+            (legend(lang))
+    };
+    Ok(staff_page(&ctx, StatusCode::OK, &title, body))
 }
 
 /// (The form's body is read, though nothing in it is needed: a request body left unread makes the
@@ -122,10 +102,9 @@ pub async fn confirm(
     ctx: Ctx,
     Path(date): Path<NaiveDate>,
     _body: axum::body::Bytes,
-) -> PageResult {
-    let lang = ctx.lang;
-    let staff = staff_name(&ctx).map_err(|e| PageError(e, lang))?;
-    state.app.confirm_report(date, &staff).await.map_err(|e| (e, lang))?;
+) -> Answer {
+    let staff = ctx.username()?;
+    state.app.confirm_report(date, &staff).await?;
     Ok(Redirect::to(&format!("/reports?date={date}")).into_response())
 }
 
@@ -135,38 +114,27 @@ async fn sheet(state: &AppState, date: NaiveDate) -> Result<Vec<Vec<Cell>>, AppE
     let mut header = vec![Cell::Text("Ngày".into())];
     header.extend(report::COLUMNS.iter().map(|c| Cell::Text((*c).to_owned())));
     let mut row = vec![Cell::Text(date.format("%d/%m/%Y").to_string())];
-    row.extend(day.cells(&state.app.config.raw.site.id));
+    row.extend(day.cells(&state.app.config().site.id));
     Ok(vec![header, row])
 }
 
-fn download(content_type: &str, filename: String, body: Vec<u8>) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, content_type.to_owned()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\"")),
-        ],
-        body,
-    )
-        .into_response()
-}
-
-pub async fn export_csv(State(state): State<AppState>, ctx: Ctx, Path(date): Path<NaiveDate>) -> PageResult {
-    let rows = sheet(&state, date).await.map_err(|e| (e, ctx.lang))?;
-    let mut w = crate::csvio::excel_writer();
+pub async fn export_csv(State(state): State<AppState>, Path(date): Path<NaiveDate>) -> Answer {
+    let rows = sheet(&state, date).await?;
+    let mut w = csv::excel_writer();
     for row in &rows {
         w.write_record(row.iter().map(|c| report::spreadsheet_text(&c.to_string()).into_owned()))
-            .map_err(|e| PageError(ApiError::Internal(e.to_string()), ctx.lang))?;
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
     }
-    let body = crate::csvio::excel_bytes(w);
-    Ok(download("text/csv; charset=utf-8", format!("bao-cao-khu-cach-ly-{date}.csv"), body))
+    let body = csv::excel_bytes(w);
+    Ok(download("text/csv; charset=utf-8", &format!("bao-cao-khu-cach-ly-{date}.csv"), body))
 }
 
-pub async fn export_xlsx(State(state): State<AppState>, ctx: Ctx, Path(date): Path<NaiveDate>) -> PageResult {
-    let rows = sheet(&state, date).await.map_err(|e| (e, ctx.lang))?;
+pub async fn export_xlsx(State(state): State<AppState>, Path(date): Path<NaiveDate>) -> Answer {
+    let rows = sheet(&state, date).await?;
     Ok(download(
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        format!("bao-cao-khu-cach-ly-{date}.xlsx"),
-        crate::xlsx::workbook("Báo cáo", &rows),
+        &format!("bao-cao-khu-cach-ly-{date}.xlsx"),
+        xlsx::workbook("Báo cáo", &rows),
     ))
 }
 
@@ -185,7 +153,7 @@ fn values(p: &DayPoint) -> [usize; 4] {
 }
 
 /// Counts as lines on the left scale, declarations on time as bars on a 0–100 % right scale.
-fn chart(lang: crate::i18n::Lang, series: &[DayPoint]) -> Markup {
+fn chart(lang: Lang, series: &[DayPoint]) -> Markup {
     let (w, h, left, right, top, bottom) = (640.0, 240.0, 40.0, 40.0, 10.0, 30.0);
     let plot_w = w - left - right;
     let plot_h = h - top - bottom;
@@ -241,10 +209,10 @@ fn chart(lang: crate::i18n::Lang, series: &[DayPoint]) -> Markup {
     PreEscaped(svg)
 }
 
-fn legend(lang: crate::i18n::Lang) -> Markup {
+fn legend(lang: Lang) -> Markup {
     html! {
         ul.legend {
-            @for (key, colour) in SERIES { li { span.swatch style=(format!("background:{colour}")) {} (crate::i18n::td(lang, key)) } }
+            @for (key, colour) in SERIES { li { span.swatch style=(format!("background:{colour}")) {} (td(lang, key)) } }
             li { span.swatch style=(format!("background:{ON_TIME_COLOUR}")) {} (t(lang, "report.on_time")) }
         }
     }
@@ -263,14 +231,14 @@ pub async fn api_confirm(
     Path(date): Path<NaiveDate>,
     _body: axum::body::Bytes,
 ) -> ApiResult<Json<ZoneReport>> {
-    Ok(Json(state.app.confirm_report(date, &staff_name(&ctx)?).await?))
+    Ok(Json(state.app.confirm_report(date, &ctx.username()?).await?))
 }
 
 pub async fn api_series(
     State(state): State<AppState>,
     Query(q): Query<DayQuery>,
 ) -> ApiResult<Json<Vec<DayPoint>>> {
-    let last = day_of(&state, q.date.as_deref())?;
+    let last = state.date_param(q.date.as_deref())?;
     let app = state.app.clone();
     let series = tokio::task::spawn_blocking(move || app.report_series(last, CHART_DAYS))
         .await

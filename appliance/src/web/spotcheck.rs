@@ -13,16 +13,16 @@ use outpost_sync::record::{SpotCheck, SpotCheckState, SpotReview};
 use serde::Deserialize;
 
 use super::{
-    api::{staff_name, ApiResult, JsonBody},
+    error::ApiError,
+    kit::{html, posted_csrf, public_page, staff_page, Answer, ApiResult, AppState, Ctx, FormData, JsonBody},
     layout::{badge, csrf_field, page, problems},
-    pages::{can_write, csrf_of, fmt_time, html_response, public_page, FormData, PageResult},
-    ApiError, AppState, Ctx, PageError,
 };
 use crate::{
-    app::AppError,
-    i18n::{t, Lang},
-    location::Position,
-    validate::Problem,
+    app::{location::Position, AppError},
+    base::{
+        i18n::{t, Lang},
+        validate::Problem,
+    },
 };
 
 fn answer_form(
@@ -39,7 +39,7 @@ fn answer_form(
         t(lang, "spot.title"),
         html! {
             h1 { (t(lang, "spot.title")) }
-            p { (t(lang, "spot.before")) " " strong { (fmt_time(state, check.deadline)) } }
+            p { (t(lang, "spot.before")) " " strong { (state.fmt_time(check.deadline)) } }
             (problems(lang, list))
             form.stack #spot-form method="post" action=(format!("/s/{token}?csrf={csrf}")) enctype="multipart/form-data" {
                 label { (t(lang, "spot.photo")) input #spot-photo type="file" name="photo" accept="image/*" capture="user" required; }
@@ -59,23 +59,20 @@ pub async fn answer_page(
     ctx: Ctx,
     headers: HeaderMap,
     Path(token): Path<String>,
-) -> PageResult {
-    let (check, _) = state.app.spot_check_by_token(&token).map_err(|e| (e, ctx.lang))?;
+) -> Answer {
+    let (check, _) = state.app.spot_check_by_token(&token)?;
     if check.state != SpotCheckState::Sent || state.app.now() > check.deadline {
         return Ok(done_page(ctx.lang, StatusCode::GONE, t(ctx.lang, "spot.closed")));
     }
-    Ok(public_page(&state, &headers, |csrf| answer_form(&state, ctx.lang, &token, csrf, &check, &[])))
+    Ok(state.public_form(&headers, |csrf| answer_form(&state, ctx.lang, &token, csrf, &check, &[])))
 }
 
 fn done_page(lang: Lang, status: StatusCode, message: &str) -> Response {
-    html_response(
+    public_page(
+        lang,
         status,
-        page(
-            lang,
-            None,
-            t(lang, "spot.title"),
-            html! { h1 { (t(lang, "spot.title")) } p.notice { (message) } },
-        ),
+        t(lang, "spot.title"),
+        html! { h1 { (t(lang, "spot.title")) } p.notice { (message) } },
     )
 }
 
@@ -86,16 +83,16 @@ pub async fn answer(
     headers: HeaderMap,
     Path(token): Path<String>,
     mut multipart: Multipart,
-) -> PageResult {
+) -> Answer {
     let lang = ctx.lang;
-    let (check, _) = state.app.spot_check_by_token(&token).map_err(|e| (e, lang))?;
+    let (check, _) = state.app.spot_check_by_token(&token)?;
     let mut photo = Vec::new();
     let mut fields = std::collections::HashMap::new();
     loop {
         match multipart.next_field().await {
             Ok(Some(field)) => {
                 let name = field.name().unwrap_or_default().to_owned();
-                let bytes = field.bytes().await.map_err(|_| PageError(ApiError::TooLarge, lang))?;
+                let bytes = field.bytes().await.map_err(|_| ApiError::TooLarge)?;
                 if name == "photo" {
                     photo = bytes.to_vec();
                 } else {
@@ -103,28 +100,14 @@ pub async fn answer(
                 }
             }
             Ok(None) => break,
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                return Err(PageError(ApiError::TooLarge, lang))
-            }
-            Err(_) => {
-                return Err(PageError(
-                    ApiError::Invalid(vec![Problem::new(
-                        "photo",
-                        "Tải ảnh lên bị lỗi.",
-                        "The upload failed.",
-                    )]),
-                    lang,
-                ))
-            }
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(ApiError::TooLarge),
+            Err(_) => return Err(ApiError::invalid("photo", "Tải ảnh lên bị lỗi.", "The upload failed.")),
         }
     }
     let number = |k: &str| fields.get(k).and_then(|v| v.trim().parse::<f64>().ok());
     let refuse = |list: Vec<Problem>| {
-        let csrf = super::cookie(&headers, super::CSRF_COOKIE).unwrap_or("").to_owned();
-        Ok(html_response(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            answer_form(&state, lang, &token, &csrf, &check, &list),
-        ))
+        let csrf = posted_csrf(&headers).to_owned();
+        Ok(html(StatusCode::UNPROCESSABLE_ENTITY, answer_form(&state, lang, &token, &csrf, &check, &list)))
     };
     let (Some(latitude), Some(longitude)) = (number("latitude"), number("longitude")) else {
         return refuse(vec![Problem::new(
@@ -138,7 +121,7 @@ pub async fn answer(
     match state.app.answer_spot_check(&token, &photo, position).await {
         Ok(_) => Ok(done_page(lang, StatusCode::OK, t(lang, "spot.thanks"))),
         Err(AppError::Invalid(list)) => refuse(list),
-        Err(e) => Err((e, lang).into()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -157,13 +140,13 @@ fn state_badge(lang: Lang, c: &SpotCheck) -> Markup {
 }
 
 /// The staff list: sent and waiting, answered (to review, each with its photo), missed.
-pub async fn list(State(state): State<AppState>, ctx: Ctx) -> PageResult {
+pub async fn list(State(state): State<AppState>, ctx: Ctx) -> Answer {
     let lang = ctx.lang;
-    let get = |s| state.app.spot_checks(s).map_err(|e| PageError::from((e, lang)));
+    let get = |s| state.app.spot_checks(s);
     let (sent, answered, missed) =
         (get(SpotCheckState::Sent)?, get(SpotCheckState::Answered)?, get(SpotCheckState::Missed)?);
-    let name = |id: &str| state.app.person(id).map(|p| p.full_name.clone()).unwrap_or_default();
-    let csrf = csrf_of(&ctx);
+    let name = |id: &str| state.app.person_name(id);
+    let csrf = ctx.csrf();
     let rows = |checks: &[SpotCheck], review: bool| {
         html! {
             div.scroll { table {
@@ -171,12 +154,12 @@ pub async fn list(State(state): State<AppState>, ctx: Ctx) -> PageResult {
                 tbody { @for c in checks.iter().rev().take(200) {
                     tr data-check=(c.id) {
                         td { a href=(format!("/people/{}", c.person_id)) { (name(&c.person_id)) } }
-                        td { (fmt_time(&state, c.deadline)) }
+                        td { (state.fmt_time(c.deadline)) }
                         td { (state_badge(lang, c))
                             @if c.position_inside == Some(false) { " " span.badge.severe { (t(lang, "geo.outside")) } } }
                         td { @if review {
                             img.spot-photo src=(format!("/spotchecks/{}/photo", c.id)) alt=(t(lang, "spot.photo")) loading="lazy";
-                            @if c.review == SpotReview::Pending && can_write(&ctx) {
+                            @if c.review == SpotReview::Pending && ctx.can_write() {
                                 @for (value, key) in [("accept", "spot.accept"), ("reject", "spot.reject")] {
                                     form.inline method="post" action=(format!("/spotchecks/{}/review", c.id)) {
                                         (csrf_field(&csrf)) input type="hidden" name="verdict" value=(value);
@@ -190,33 +173,26 @@ pub async fn list(State(state): State<AppState>, ctx: Ctx) -> PageResult {
             } }
         }
     };
-    Ok(html_response(
-        StatusCode::OK,
-        page(
-            lang,
-            ctx.staff.as_ref(),
-            t(lang, "spot.list"),
-            html! {
-                h1 { (t(lang, "spot.list")) }
-                @if can_write(&ctx) {
-                    form.inline method="post" action="/spotchecks/room" {
-                        (csrf_field(&csrf))
-                        input name="room" placeholder=(t(lang, "field.room")) required;
-                        button type="submit" { (t(lang, "spot.request_room")) }
-                    }
+    let body = html! {
+            h1 { (t(lang, "spot.list")) }
+            @if ctx.can_write() {
+                form.inline method="post" action="/spotchecks/room" {
+                    (csrf_field(&csrf))
+                    input name="room" placeholder=(t(lang, "field.room")) required;
+                    button type="submit" { (t(lang, "spot.request_room")) }
                 }
-                h2 { (t(lang, "spot.state.answered")) " (" (answered.len()) ")" } (rows(&answered, true))
-                h2 { (t(lang, "spot.state.sent")) " (" (sent.len()) ")" } (rows(&sent, false))
-                h2 { (t(lang, "spot.state.missed")) " (" (missed.len()) ")" } (rows(&missed, false))
-            },
-        ),
-    ))
+            }
+            h2 { (t(lang, "spot.state.answered")) " (" (answered.len()) ")" } (rows(&answered, true))
+            h2 { (t(lang, "spot.state.sent")) " (" (sent.len()) ")" } (rows(&sent, false))
+            h2 { (t(lang, "spot.state.missed")) " (" (missed.len()) ")" } (rows(&missed, false))
+    };
+    Ok(staff_page(&ctx, StatusCode::OK, t(lang, "spot.list"), body))
 }
 
-pub async fn photo(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> PageResult {
-    match state.app.spot_photo(&id).map_err(|e| (e, ctx.lang))? {
+pub async fn photo(State(state): State<AppState>, Path(id): Path<String>) -> Answer {
+    match state.app.spot_photo(&id)? {
         Some((bytes, content_type)) => Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response()),
-        None => Err(PageError(ApiError::NotFound, ctx.lang)),
+        None => Err(ApiError::NotFound),
     }
 }
 
@@ -225,32 +201,24 @@ pub async fn request_person(
     ctx: Ctx,
     Path(id): Path<String>,
     _body: Bytes,
-) -> PageResult {
-    let lang = ctx.lang;
-    let staff = staff_name(&ctx).map_err(|e| PageError(e, lang))?;
-    let person = state.app.person(&id).map_err(|e| (e, lang))?;
-    state.app.request_spot_checks(&[person], &staff).await.map_err(|e| (e, lang))?;
+) -> Answer {
+    let staff = ctx.username()?;
+    let person = state.app.person(&id)?;
+    state.app.request_spot_checks(&[person], &staff).await?;
     Ok(Redirect::to("/spotchecks").into_response())
 }
 
-pub async fn request_room(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> PageResult {
-    let lang = ctx.lang;
-    let staff = staff_name(&ctx).map_err(|e| PageError(e, lang))?;
-    let people = state.app.people_in_room(&FormData::parse(&body).get("room")).map_err(|e| (e, lang))?;
-    state.app.request_spot_checks(&people, &staff).await.map_err(|e| (e, lang))?;
+pub async fn request_room(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> Answer {
+    let staff = ctx.username()?;
+    let people = state.app.people_in_room(&FormData::parse(&body).get("room"))?;
+    state.app.request_spot_checks(&people, &staff).await?;
     Ok(Redirect::to("/spotchecks").into_response())
 }
 
-pub async fn review(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> PageResult {
-    let lang = ctx.lang;
-    let staff = staff_name(&ctx).map_err(|e| PageError(e, lang))?;
-    let accepted = verdict(&FormData::parse(&body).get("verdict")).map_err(|e| PageError(e, lang))?;
-    state.app.review_spot_check(&id, accepted, &staff).await.map_err(|e| (e, lang))?;
+pub async fn review(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>, body: Bytes) -> Answer {
+    let staff = ctx.username()?;
+    let accepted = verdict(&FormData::parse(&body).get("verdict"))?;
+    state.app.review_spot_check(&id, accepted, &staff).await?;
     Ok(Redirect::to("/spotchecks").into_response())
 }
 
@@ -292,7 +260,7 @@ pub async fn api_request(
             )]))
         }
     };
-    let checks = state.app.request_spot_checks(&people, &staff_name(&ctx)?).await?;
+    let checks = state.app.request_spot_checks(&people, &ctx.username()?).await?;
     Ok((StatusCode::CREATED, Json(checks)).into_response())
 }
 
@@ -317,5 +285,5 @@ pub async fn api_review(
     Path(id): Path<String>,
     JsonBody(input): JsonBody<ReviewInput>,
 ) -> ApiResult<Json<SpotCheck>> {
-    Ok(Json(state.app.review_spot_check(&id, verdict(&input.verdict)?, &staff_name(&ctx)?).await?))
+    Ok(Json(state.app.review_spot_check(&id, verdict(&input.verdict)?, &ctx.username()?).await?))
 }

@@ -156,8 +156,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Site { command: SiteCommand::Revoke { id } } => province.revoke_site(&id)?,
         Command::Site { command: SiteCommand::Export { id, province: address, to } } => {
             let bundle = province.export_bundle(&id)?;
-            let enrolment = outpost_province::link::Enrolment { province: address, bundle };
-            outpost_province::ca::write_private(&to, &serde_json::to_vec_pretty(&enrolment)?)?;
+            let enrolment = outpost_link::site::Enrolment { province: address, bundle };
+            outpost_link::ca::write_private(&to, &serde_json::to_vec_pretty(&enrolment)?)?;
             println!("{}: on the box, `outpost enroll --from-file` it, then delete it.", to.display());
         }
         Command::Site { command: SiteCommand::List } => {

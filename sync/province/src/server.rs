@@ -20,9 +20,9 @@ use outpost_sync::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{
+use outpost_link::{
     ca::{self, Ca},
-    link::{self, Exchanged},
+    exchange::{self, Exchanged},
     net::{self, Peer, Req, Resp},
 };
 
@@ -49,7 +49,7 @@ pub struct SiteEntry {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SyncLog {
     #[serde(flatten)]
-    pub link: link::LinkLog,
+    pub link: exchange::LinkLog,
     /// `push` (the site called) or `pull` (the province did).
     pub last_direction: String,
     /// Successful exchanges the site called, and the province did.
@@ -76,30 +76,6 @@ static REGISTRY: Mutex<()> = Mutex::new(());
 /// Where enrolment tokens carry the CA's fingerprint without colons.
 fn compact(fingerprint: &str) -> String {
     fingerprint.replace(':', "")
-}
-
-/// An enrolment token: `<site>.<secret>.<CA fingerprint>`; the box pins the CA by it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Token {
-    pub site: String,
-    pub secret: String,
-    pub ca_fingerprint: String,
-}
-
-impl Token {
-    pub fn parse(s: &str) -> Option<Token> {
-        let mut parts = s.trim().split('.');
-        let (site, secret, fp) = (parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() || !ca::check_site_id(site) || secret.len() < 16 || fp.len() != 64 {
-            return None;
-        }
-        let fingerprint = (0..32).map(|i| fp.get(i * 2..i * 2 + 2)).collect::<Option<Vec<_>>>()?.join(":");
-        Some(Token {
-            site: site.into(),
-            secret: secret.into(),
-            ca_fingerprint: fingerprint.to_ascii_uppercase(),
-        })
-    }
 }
 
 impl Province {
@@ -360,34 +336,40 @@ impl Server {
     /// One exchange with the site whose certificate `peer_cert` is: its batch in, ours out.
     pub fn exchange(&self, peer_cert: Option<&[u8]>, bytes: &[u8]) -> Resp {
         let Some(cert) = peer_cert else {
-            return link::text(401, "a site certificate is required".into());
+            return exchange::text(401, "a site certificate is required".into());
         };
         // The site this certificate is the current one of, before anything is decoded: an unknown,
         // replaced or revoked certificate costs no decompression.
         let site = match self.province.site_by_cert(&ca::fingerprint(cert)) {
             Ok(Some(site)) if !site.revoked => site,
-            Ok(_) => return link::text(403, "this certificate is unknown, replaced or revoked".into()),
-            Err(e) => return link::answer_response(Err(e)).0,
+            Ok(_) => return exchange::text(403, "this certificate is unknown, replaced or revoked".into()),
+            Err(e) => return exchange::answer_response(Err(e)).0,
         };
         // `decode` checks the sizes and the checksum before it decompresses anything.
         let batch = match protocol::decode(bytes, &self.limits) {
             Ok(b) => b,
             Err(protocol::ProtocolError::TooLarge(n)) => {
-                return link::text(413, format!("the batch is too large ({n})"))
+                return exchange::text(413, format!("the batch is too large ({n})"))
             }
-            Err(e) => return link::text(400, e.to_string()),
+            Err(e) => return exchange::text(400, e.to_string()),
         };
         if batch.site != site.id || !net::cert_names_site(cert, &batch.site) {
-            return link::text(403, format!("this certificate is not site {}'s", batch.site));
+            return exchange::text(403, format!("this certificate is not site {}'s", batch.site));
         }
         // A pull of this site in progress: the site is waiting for our call to end, do not wait
         // for it (each side would wait for the other).
         let lock = self.site_lock(&batch.site);
-        let Ok(_guard) = lock.try_lock() else { return link::busy() };
+        let Ok(_guard) = lock.try_lock() else { return exchange::busy() };
         let work = self.store(&batch.site).and_then(|store| {
-            link::answer_turn(&store, (link::PROVINCE, chrono::Utc::now()), &batch.site, bytes, &self.limits)
+            exchange::answer_turn(
+                &store,
+                (exchange::PROVINCE, chrono::Utc::now()),
+                &batch.site,
+                bytes,
+                &self.limits,
+            )
         });
-        let (resp, outcome) = link::answer_response(work);
+        let (resp, outcome) = exchange::answer_response(work);
         self.province.record(&batch.site, "push", outcome.as_ref());
         resp
     }
@@ -411,8 +393,9 @@ impl Server {
         let store = self.store(id)?;
         let lock = self.site_lock(id);
         let _guard = lock.lock().await;
-        let outcome = link::call(&store, (link::PROVINCE, &link::system_now()), id, target, tls).await;
-        if outcome.as_ref().is_err_and(link::is_busy) {
+        let outcome =
+            exchange::call(&store, (exchange::PROVINCE, &exchange::system_now()), id, target, tls).await;
+        if outcome.as_ref().is_err_and(exchange::is_busy) {
             return outcome;
         }
         let (p, id) = (self.province.clone(), id.to_owned());
@@ -494,13 +477,13 @@ impl Server {
                         failing.remove(&id);
                     }
                     // The site was pushing at that moment: what it had went then.
-                    Err(e) if link::is_busy(&e) => {}
+                    Err(e) if exchange::is_busy(&e) => {}
                     Err(e) => {
                         let failures = failing.get(&id).map_or(0, |f| f.0) + 1;
                         if failures == 1 {
                             tracing::warn!(site = %id, error = %format!("{e:#}"), "A site cannot be pulled; retrying with back-off.");
                         }
-                        let wait = link::backoff(every, max_backoff, failures, rand::random::<f64>());
+                        let wait = exchange::backoff(every, max_backoff, failures, rand::random::<f64>());
                         failing.insert(id, (failures, tokio::time::Instant::now() + wait));
                     }
                 }

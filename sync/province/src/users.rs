@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::{ca, server::SiteEntry};
+use outpost_link::ca;
+
+use crate::server::SiteEntry;
 
 /// What a user may see.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -244,8 +244,8 @@ impl Web {
         let (mut name, mut in_quarantine, mut open_alerts) = (String::new(), 0, 0);
         if let Some(store) = self.store(&entry) {
             name = site_record(&store).map(|s| s.name).unwrap_or_default();
-            in_quarantine = store.index_scan("person_status", "in_quarantine").map_or(0, |v| v.len());
-            open_alerts = store.index_scan("alert_state", "open|").map_or(0, |v| v.len());
+            in_quarantine = store.index_scan(Person::BY_STATUS, "in_quarantine").map_or(0, |v| v.len());
+            open_alerts = store.index_scan(Alert::BY_STATE, "open|").map_or(0, |v| v.len());
         }
         let clock_off_hours =
             log.link.peer_clock_ahead_seconds.filter(|s| s.unsigned_abs() > 120).map(|s| s as f64 / 3600.0);
@@ -403,7 +403,7 @@ fn open_alerts(web: &Web, user: &User) -> Vec<(String, Alert)> {
     let mut out = Vec::new();
     for site in web.visible(user) {
         let Some(store) = web.store(&site) else { continue };
-        for (_, id) in store.index_scan("alert_state", "open|").unwrap_or_default() {
+        for (_, id) in store.index_scan(Alert::BY_STATE, "open|").unwrap_or_default() {
             if let Ok(Some(a)) = store.get::<Alert>(&id) {
                 out.push((site.id.clone(), a));
             }
@@ -482,13 +482,13 @@ fn search(web: &Web, user: &User, q: &str) -> Vec<(String, Person)> {
     for site in web.visible(user) {
         let Some(store) = web.store(&site) else { continue };
         let mut ids = std::collections::BTreeSet::new();
-        for (index, prefix) in [("person_name", q.to_lowercase()), ("person_phone", q.to_owned())] {
+        for (index, prefix) in [(Person::BY_NAME, q.to_lowercase()), (Person::BY_PHONE, q.to_owned())] {
             ids.extend(store.index_scan(index, &prefix).unwrap_or_default().into_iter().map(|(_, id)| id));
         }
         // An ID number only whole: a prefix search would reveal the digits the pages mask.
         ids.extend(
             store
-                .index_scan("person_id_number", q)
+                .index_scan(Person::BY_ID_NUMBER, q)
                 .unwrap_or_default()
                 .into_iter()
                 .filter(|(v, _)| v == q)
@@ -752,7 +752,7 @@ fn zone_reports(web: &Web, user: &User, date: chrono::NaiveDate) -> Reports {
             None => {
                 let people = store.list::<Person>().unwrap_or_default();
                 let samples =
-                    store.find_prefix::<Sample>("sample_day", &format!("{date}|")).unwrap_or_default();
+                    store.find_prefix::<Sample>(Sample::BY_DAY, &format!("{date}|")).unwrap_or_default();
                 (report::zone_day(&site, &people, &samples, date), None)
             }
         };

@@ -6,10 +6,8 @@
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use outpost_province::{
-    link, net,
-    server::{Province, Server},
-};
+use outpost_link::{exchange, net, site};
+use outpost_province::server::{Province, Server};
 use outpost_sync::{
     protocol,
     record::{Alert, AlertKind, AlertState, Severity},
@@ -58,14 +56,14 @@ async fn sites_enrol_once_sync_both_ways_and_stay_apart() {
     let (province, server, addr, [token_a, token_b]) = start_province(dir.path()).await;
 
     // Enrolment: once per token; a token with another CA's fingerprint gets nowhere.
-    let bundle_a = link::enroll(&addr, &token_a).await.expect("enrol site-a");
+    let bundle_a = site::enroll(&addr, &token_a).await.expect("enrol site-a");
     assert_eq!(bundle_a.site_id, "site-a");
-    let again = link::enroll(&addr, &token_a).await.expect_err("a token works once");
+    let again = site::enroll(&addr, &token_a).await.expect_err("a token works once");
     assert!(format!("{again:#}").contains("refused"), "{again:#}");
     let forged = format!("{}{}", &token_b[..token_b.len() - 64], "A".repeat(64));
-    assert!(link::enroll(&addr, &forged).await.is_err(), "the CA is pinned by the token");
+    assert!(site::enroll(&addr, &forged).await.is_err(), "the CA is pinned by the token");
     // A key that is not one is refused, and the token stays good.
-    let parsed = outpost_province::server::Token::parse(&token_b).expect("token");
+    let parsed = outpost_link::token::Token::parse(&token_b).expect("token");
     for bad in ["zz", "04abcd"] {
         let body = serde_json::to_vec(
             &serde_json::json!({"site": "site-b", "secret": parsed.secret, "public_key": bad}),
@@ -84,10 +82,10 @@ async fn sites_enrol_once_sync_both_ways_and_stay_apart() {
         .expect("post");
         assert_eq!(status, 400, "{}", String::from_utf8_lossy(&answer));
     }
-    let bundle_b = link::enroll(&addr, &token_b).await.expect("enrol site-b");
+    let bundle_b = site::enroll(&addr, &token_b).await.expect("enrol site-b");
     // The box made its key: the province signed its public half and never had the private one.
     let key = rcgen::KeyPair::from_pem(&bundle_b.key_pem).expect("the box's key");
-    let cert = outpost_province::ca::first_der(&bundle_b.cert_pem).expect("cert");
+    let cert = outpost_link::ca::first_der(&bundle_b.cert_pem).expect("cert");
     assert!(cert.windows(65).any(|w| w == key.public_key_raw()));
 
     // Records go up; an edit at the province comes back.
@@ -97,18 +95,18 @@ async fn sites_enrol_once_sync_both_ways_and_stay_apart() {
     put(&site_a, &alert("a1")).await;
     put(&site_a, &alert("a2")).await;
     put(&site_b, &alert("b1")).await;
-    let moved = link::SiteLink::new(site_a.clone(), bundle_a.clone()).push(&addr).await.expect("exchange");
+    let moved = site::SiteLink::new(site_a.clone(), bundle_a.clone()).push(&addr).await.expect("exchange");
     assert_eq!(moved.sent_docs, 2);
     let at_province = server.store("site-a").expect("store");
     assert_eq!(at_province.list::<Alert>().expect("list").len(), 2);
     let mut acked = at_province.get::<Alert>("a1").expect("get").expect("a1");
     acked.state = AlertState::Acknowledged;
     put(&at_province, &acked).await;
-    link::SiteLink::new(site_a.clone(), bundle_a.clone()).push(&addr).await.expect("exchange");
+    site::SiteLink::new(site_a.clone(), bundle_a.clone()).push(&addr).await.expect("exchange");
     assert_eq!(site_a.get::<Alert>("a1").expect("get").expect("a1").state, AlertState::Acknowledged);
 
     // Site b gets nothing of site a's, and cannot claim to be site a.
-    let moved = link::SiteLink::new(site_b.clone(), bundle_b.clone()).push(&addr).await.expect("exchange");
+    let moved = site::SiteLink::new(site_b.clone(), bundle_b.clone()).push(&addr).await.expect("exchange");
     assert_eq!(moved.received_docs, 0);
     assert_eq!(site_b.list::<Alert>().expect("list").len(), 1);
     let mut state = protocol::PeerState::default();
@@ -134,7 +132,7 @@ async fn sites_enrol_once_sync_both_ways_and_stay_apart() {
     // Revoked: refused, and nothing it sends is kept.
     province.revoke_site("site-a").expect("revoke");
     put(&site_a, &alert("a3")).await;
-    let error = link::SiteLink::new(site_a.clone(), bundle_a.clone()).push(&addr).await.expect_err("revoked");
+    let error = site::SiteLink::new(site_a.clone(), bundle_a.clone()).push(&addr).await.expect_err("revoked");
     assert!(format!("{error:#}").contains("403"), "{error:#}");
     assert!(server.store("site-a").expect("store").get::<Alert>("a3").expect("get").is_none());
 
@@ -143,18 +141,18 @@ async fn sites_enrol_once_sync_both_ways_and_stay_apart() {
     // before the replacement enrols.
     let renewed = province.add_site("site-a", "").expect("add again");
     assert_eq!(province.site("site-a").expect("site").expect("site-a").district, "Liên Chiểu");
-    assert!(link::SiteLink::new(site_a.clone(), bundle_a.clone()).push(&addr).await.is_err());
-    let replacement = link::enroll(&addr, &renewed).await.expect("enrol the replacement");
+    assert!(site::SiteLink::new(site_a.clone(), bundle_a.clone()).push(&addr).await.is_err());
+    let replacement = site::enroll(&addr, &renewed).await.expect("enrol the replacement");
     assert!(
-        link::SiteLink::new(site_a.clone(), bundle_a.clone()).push(&addr).await.is_err(),
+        site::SiteLink::new(site_a.clone(), bundle_a.clone()).push(&addr).await.is_err(),
         "the old certificate is refused"
     );
-    link::SiteLink::new(site_a.clone(), replacement.clone()).push(&addr).await.expect("the new one works");
+    site::SiteLink::new(site_a.clone(), replacement.clone()).push(&addr).await.expect("the new one works");
     assert!(server.store("site-a").expect("store").get::<Alert>("a3").expect("get").is_some());
 }
 
 /// Starts site `bundle`'s pull server on loopback; its address.
-async fn serve_pulls(site: &link::SiteLink) -> String {
+async fn serve_pulls(site: &site::SiteLink) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     tokio::spawn(site.clone().serve_pulls(listener, std::sync::Arc::new(|_| {})));
@@ -165,12 +163,12 @@ async fn serve_pulls(site: &link::SiteLink) -> String {
 async fn the_province_pulls_the_sites_it_can_reach_and_only_it_can() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (province, server, province_addr, [token_a, token_b]) = start_province(dir.path()).await;
-    let bundle_a = link::enroll(&province_addr, &token_a).await.expect("enrol a");
-    let bundle_b = link::enroll(&province_addr, &token_b).await.expect("enrol b");
+    let bundle_a = site::enroll(&province_addr, &token_a).await.expect("enrol a");
+    let bundle_b = site::enroll(&province_addr, &token_b).await.expect("enrol b");
     let store_a = Store::open(&dir.path().join("a"), &StoreConfig::default()).expect("store a");
     let store_b = Store::open(&dir.path().join("b"), &StoreConfig::default()).expect("store b");
     let (site_a, site_b) =
-        (link::SiteLink::new(store_a.clone(), bundle_a), link::SiteLink::new(store_b, bundle_b.clone()));
+        (site::SiteLink::new(store_a.clone(), bundle_a), site::SiteLink::new(store_b, bundle_b.clone()));
     let (addr_a, addr_b) = (serve_pulls(&site_a).await, serve_pulls(&site_b).await);
 
     // Not pulled before it has an address; an address must look like one.
@@ -206,7 +204,7 @@ async fn the_province_pulls_the_sites_it_can_reach_and_only_it_can() {
         let (pushed, pulled) = tokio::join!(site_a.push(&province_addr), server.pull("site-a"));
         for outcome in [pushed, pulled] {
             if let Err(e) = outcome {
-                assert!(link::is_busy(&e), "{e:#}");
+                assert!(exchange::is_busy(&e), "{e:#}");
             }
         }
     }
@@ -235,13 +233,13 @@ async fn the_province_pulls_the_sites_it_can_reach_and_only_it_can() {
         net::client_config(&bundle_b.ca_pem, Some((&bundle_b.cert_pem, &bundle_b.key_pem))).expect("tls");
     let target = net::Peer { addr: &addr_a, name: "site-a.sites.outpost", pin: None };
     let (status, body) =
-        net::post(target, tls_b, link::EXCHANGE_PATH, claim.clone(), 1 << 20, Duration::from_secs(10))
+        net::post(target, tls_b, exchange::EXCHANGE_PATH, claim.clone(), 1 << 20, Duration::from_secs(10))
             .await
             .expect("post");
     assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
     let anonymous = net::client_config(&bundle_b.ca_pem, None).expect("tls");
     let (status, _) =
-        net::post(target, anonymous, link::EXCHANGE_PATH, claim, 1 << 20, Duration::from_secs(10))
+        net::post(target, anonymous, exchange::EXCHANGE_PATH, claim, 1 << 20, Duration::from_secs(10))
             .await
             .expect("post");
     assert_eq!(status, 403);

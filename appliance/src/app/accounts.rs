@@ -1,0 +1,512 @@
+//! Accounts and access [M13]: the one-time setup link and the first administrator, logins with
+//! throttling, sessions, API tokens, the administration of accounts, and the audit log.
+//!
+//! Secrets are stored only as hashes (`x/cred/<user>` holds Argon2id PHC strings; session, setup and
+//! API tokens are kept as SHA-256 digests under `session/`, `setup` and `apitoken/`), so a copy of
+//! the data folder opens nothing. There is no default account and no default password anywhere.
+//! Argon2 runs off the async runtime.
+
+use std::{collections::HashMap, net::IpAddr, sync::Mutex};
+
+use chrono::{DateTime, Duration, Utc};
+use outpost_sync::{
+    record::{Role, User},
+    secret::{check_password, check_username, hash_password, random_token, verify_password},
+    WriteSet,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{AppError, AppResult, Outpost};
+use crate::base::{
+    audit::{self, AuditEntry},
+    i18n::{t, Lang},
+    validate::{self, Problem},
+};
+
+fn digest(token: &str) -> String {
+    Sha256::digest(token.as_bytes()).iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Constant-time comparison of two secrets.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn credential_key(username: &str) -> String {
+    format!("cred/{username}")
+}
+
+fn session_key(token: &str) -> String {
+    format!("session/{}", digest(token))
+}
+
+fn api_token_key(token: &str) -> String {
+    format!("apitoken/{}", digest(token))
+}
+
+const SETUP_KEY: &str = "setup";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Credential {
+    hash: String,
+}
+
+/// A staff session, stored under the digest of its cookie value.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Session {
+    username: String,
+    csrf: String,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+}
+
+/// An API token for scripts and integrations, stored under its digest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ApiToken {
+    username: String,
+    label: String,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SetupLink {
+    digest: String,
+    created_at: DateTime<Utc>,
+}
+
+/// A staff account with its role, as the web sees who is calling.
+#[derive(Debug, Clone)]
+pub struct Staff {
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    /// The session's CSRF token; `None` for API-token requests.
+    pub csrf: Option<String>,
+}
+
+/// A new account as typed: the setup link's form and the administrator's.
+#[derive(Debug, Clone, Default)]
+pub struct AccountInput {
+    pub username: String,
+    pub display_name: String,
+    pub password: String,
+    pub password2: String,
+}
+
+/// Where the box leaves its setup link for the system to show (the packaged
+/// `outpost-setup-link.path` copies it to the console and the boot partition); removed once the
+/// first administrator exists.
+pub fn setup_link_file(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("setup-link.txt")
+}
+
+/// Writes (`Some`) or removes (`None`) the setup link file; failures are logged, not fatal: the
+/// link is in the journal too.
+pub fn leave_setup_link(data_dir: &std::path::Path, link: Option<&str>) {
+    let path = setup_link_file(data_dir);
+    let result = match link {
+        Some(link) => {
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            options
+                .open(&path)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{link}\n").as_bytes()))
+        }
+        None => match std::fs::remove_file(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        },
+    };
+    if let Err(error) = result {
+        tracing::warn!(%error, path = %path.display(), "Cannot update the setup link file.");
+    }
+}
+
+/// The problems of a new account's fields (`username` already lower-cased).
+fn account_problems(a: &AccountInput) -> Vec<Problem> {
+    let mut list = Vec::new();
+    if !check_username(&a.username) {
+        list.push(Problem::new(
+            "username",
+            t(Lang::Vi, "setup.bad_username"),
+            t(Lang::En, "setup.bad_username"),
+        ));
+    }
+    if a.display_name.trim().is_empty() {
+        list.push(Problem::new("display_name", "Thiếu họ tên.", "Full name is missing."));
+    }
+    if let Err((vi, en)) = check_password(&a.password) {
+        list.push(Problem::new("password", vi, en));
+    }
+    if a.password != a.password2 {
+        list.push(Problem::new("password2", t(Lang::Vi, "setup.mismatch"), t(Lang::En, "setup.mismatch")));
+    }
+    list
+}
+
+/// Runs `work` (Argon2) on the blocking pool.
+async fn off_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> AppResult<T> + Send + 'static,
+) -> AppResult<T> {
+    tokio::task::spawn_blocking(work).await.map_err(|_| AppError::Store(outpost_sync::StoreError::Closed))?
+}
+
+impl Outpost {
+    fn has_users(&self) -> bool {
+        self.store.count::<User>() > 0
+    }
+
+    /// Issues a new one-time setup link token (replacing any earlier one) while no account exists,
+    /// and leaves the link in the data folder. Off the async runtime (at start-up).
+    pub fn issue_setup_link(&self) -> AppResult<Option<String>> {
+        if self.has_users() {
+            leave_setup_link(&self.config.store.data_dir, None);
+            return Ok(None);
+        }
+        let token = random_token();
+        let mut w = WriteSet::new();
+        w.put_local(SETUP_KEY, &SetupLink { digest: digest(&token), created_at: self.now() })?;
+        self.commit_blocking(w)?;
+        let link = format!("{}/setup/{token}", self.config.web.public_url);
+        leave_setup_link(&self.config.store.data_dir, Some(&link));
+        Ok(Some(token))
+    }
+
+    /// Whether `token` is the current setup link (and no account exists yet).
+    pub fn setup_link_valid(&self, token: &str) -> bool {
+        !self.has_users()
+            && self
+                .store
+                .get_local::<SetupLink>(SETUP_KEY)
+                .ok()
+                .flatten()
+                .is_some_and(|s| same_secret(&s.digest, &digest(token)))
+    }
+
+    /// The setup link's form: creates the first administrator, spends the link, and opens a
+    /// session for them; the session's cookie value.
+    pub async fn create_first_admin(
+        self: &std::sync::Arc<Self>,
+        token: &str,
+        input: AccountInput,
+    ) -> AppResult<String> {
+        if !self.setup_link_valid(token) {
+            return Err(AppError::invalid("", t(Lang::Vi, "setup.invalid"), t(Lang::En, "setup.invalid")));
+        }
+        let list = account_problems(&input);
+        if !list.is_empty() {
+            return Err(AppError::Invalid(list));
+        }
+        let user = User {
+            username: input.username.clone(),
+            display_name: validate::clip(&input.display_name, 100),
+            role: Role::Admin,
+            active: true,
+            created_at: self.now(),
+        };
+        let app = self.clone();
+        let session = off_runtime(move || {
+            let mut w = WriteSet::new();
+            app.stage_user(&mut w, &user, &input.password)?;
+            w.delete_local(SETUP_KEY);
+            let session = app.stage_session(&mut w, &user.username)?;
+            app.audit(&mut w, &user.username, "setup.admin", &user.username, "")?;
+            app.commit_blocking(w)?;
+            Ok(session)
+        })
+        .await?;
+        tracing::info!(user = %input.username, "First administrator created; the setup link is spent.");
+        leave_setup_link(&self.config.store.data_dir, None);
+        Ok(session)
+    }
+
+    fn stage_user(&self, w: &mut WriteSet, user: &User, password: &str) -> AppResult<()> {
+        w.put(user)?;
+        w.put_local(&credential_key(&user.username), &Credential { hash: hash_password(password) })?;
+        Ok(())
+    }
+
+    /// A new session for `username` in `w`; its cookie value.
+    fn stage_session(&self, w: &mut WriteSet, username: &str) -> AppResult<String> {
+        let now = self.now();
+        let token = random_token();
+        let session = Session {
+            username: username.to_owned(),
+            csrf: random_token(),
+            created_at: now,
+            expires_at: now + Duration::hours(self.config.web.session_hours.into()),
+        };
+        w.put_local(&session_key(&token), &session)?;
+        Ok(token)
+    }
+
+    /// The account a username and password open, or `None` (unknown, inactive or wrong). Argon2:
+    /// off the async runtime.
+    fn check_login(&self, username: &str, password: &str) -> AppResult<Option<User>> {
+        let user = self.store.get::<User>(username)?;
+        let cred = self.store.get_local::<Credential>(&credential_key(username))?;
+        match (user, cred) {
+            (Some(user), Some(cred)) if user.active && verify_password(password, &cred.hash) => {
+                Ok(Some(user))
+            }
+            (_, None) => {
+                // Spend the same time on unknown accounts as on known ones.
+                let _ = verify_password(password, &hash_password("timing-equaliser"));
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// A login from `ip`: the new session's cookie value, `None` for a wrong name or password, or
+    /// [`AppError::Locked`] after too many failures of the account or the address.
+    pub async fn log_in(
+        self: &std::sync::Arc<Self>,
+        username: &str,
+        password: &str,
+        ip: Option<IpAddr>,
+    ) -> AppResult<Option<String>> {
+        let now = self.now();
+        if let Some(until) = self.throttle.locked_until(username, ip, now) {
+            return Err(AppError::Locked(until));
+        }
+        let (app, u, p) = (self.clone(), username.to_owned(), password.to_owned());
+        let Some(user) = off_runtime(move || app.check_login(&u, &p)).await? else {
+            self.throttle.failed(username, ip, now);
+            tracing::info!(user = %username, "Failed login.");
+            return Ok(None);
+        };
+        self.throttle.succeeded(username);
+        let mut w = WriteSet::new();
+        let token = self.stage_session(&mut w, &user.username)?;
+        self.audit(&mut w, &user.username, "login", "", "")?;
+        self.commit(w).await?;
+        Ok(Some(token))
+    }
+
+    /// Ends the session behind a cookie value.
+    pub async fn log_out(&self, token: Option<&str>) -> AppResult<()> {
+        let mut w = WriteSet::new();
+        if let Some(token) = token {
+            w.delete_local(&session_key(token));
+        }
+        self.commit(w).await?;
+        Ok(())
+    }
+
+    /// The staff member behind a live session's cookie value.
+    pub fn staff_for_session(&self, token: &str) -> Option<Staff> {
+        let s = self.store.get_local::<Session>(&session_key(token)).ok().flatten()?;
+        if s.expires_at <= self.now() {
+            return None;
+        }
+        let u = self.store.get::<User>(&s.username).ok().flatten().filter(|u| u.active)?;
+        Some(Staff { username: u.username, display_name: u.display_name, role: u.role, csrf: Some(s.csrf) })
+    }
+
+    /// The staff member behind an API token.
+    pub fn staff_for_api_token(&self, token: &str) -> Option<Staff> {
+        let t = self.store.get_local::<ApiToken>(&api_token_key(token)).ok().flatten()?;
+        let u = self.store.get::<User>(&t.username).ok().flatten().filter(|u| u.active)?;
+        Some(Staff { username: u.username, display_name: u.display_name, role: u.role, csrf: None })
+    }
+
+    /// Every account, by name.
+    pub fn users(&self) -> AppResult<Vec<User>> {
+        Ok(self.store.list::<User>()?)
+    }
+
+    /// An administrator adds an account; `role` as the form's value parsed.
+    pub async fn add_user(
+        self: &std::sync::Arc<Self>,
+        input: AccountInput,
+        role: Result<Role, Problem>,
+        by: &str,
+    ) -> AppResult<User> {
+        let mut list = account_problems(&input);
+        let role = role.map_err(|p| list.push(p)).ok();
+        if self.store.get::<User>(&input.username)?.is_some() {
+            list.push(Problem::new("username", "Tên đăng nhập đã có.", "This username is taken."));
+        }
+        let Some(role) = role.filter(|_| list.is_empty()) else { return Err(AppError::Invalid(list)) };
+        let user = User {
+            username: input.username.clone(),
+            display_name: validate::clip(&input.display_name, 100),
+            role,
+            active: true,
+            created_at: self.now(),
+        };
+        let (app, by, added) = (self.clone(), by.to_owned(), user.clone());
+        off_runtime(move || {
+            let mut w = WriteSet::new();
+            app.stage_user(&mut w, &added, &input.password)?;
+            app.audit(&mut w, &by, "user.create", &added.username, added.role.as_str())?;
+            app.commit_blocking(w)?;
+            Ok(())
+        })
+        .await?;
+        Ok(user)
+    }
+
+    /// An administrator changes an account's role, whether it is active, and (if not empty) its
+    /// password. Nobody removes their own administrator access.
+    pub async fn update_user(
+        self: &std::sync::Arc<Self>,
+        name: &str,
+        role: Role,
+        active: bool,
+        password: String,
+        by: &str,
+    ) -> AppResult<User> {
+        let mut user = self.store.get::<User>(name)?.ok_or(AppError::NotFound)?;
+        if name == by && (role != Role::Admin || !active) {
+            return Err(AppError::invalid(
+                "role",
+                "Không thể tự bỏ quyền quản trị của mình.",
+                "You cannot remove your own administrator access.",
+            ));
+        }
+        if !password.is_empty() {
+            check_password(&password).map_err(|(vi, en)| AppError::invalid("password", vi, en))?;
+        }
+        user.role = role;
+        user.active = active;
+        let (app, by, updated) = (self.clone(), by.to_owned(), user.clone());
+        off_runtime(move || {
+            let mut w = WriteSet::new();
+            w.put(&updated)?;
+            if !password.is_empty() {
+                w.put_local(
+                    &credential_key(&updated.username),
+                    &Credential { hash: hash_password(&password) },
+                )?;
+            }
+            let detail = format!(
+                "{} active={} password={}",
+                updated.role.as_str(),
+                updated.active,
+                !password.is_empty()
+            );
+            app.audit(&mut w, &by, "user.update", &updated.username, &detail)?;
+            app.commit_blocking(w)?;
+            Ok(())
+        })
+        .await?;
+        Ok(user)
+    }
+
+    /// A new API token for account `name`, shown once.
+    pub async fn new_api_token(&self, name: &str, by: &str) -> AppResult<String> {
+        self.store.get::<User>(name)?.ok_or(AppError::NotFound)?;
+        let token = format!("op_{}{}", random_token(), random_token());
+        let record = ApiToken { username: name.to_owned(), label: "web".into(), created_at: self.now() };
+        let mut w = WriteSet::new();
+        w.put_local(&api_token_key(&token), &record)?;
+        self.audit(&mut w, by, "user.api_token", name, "")?;
+        self.commit(w).await?;
+        Ok(token)
+    }
+
+    /// The audit log, newest first, at most `limit`.
+    pub fn audit_log(&self, limit: usize) -> AppResult<Vec<AuditEntry>> {
+        Ok(audit::recent(&self.store, limit)?)
+    }
+}
+
+/// Counts failed logins per account and per address and locks them for a while after too many.
+#[derive(Debug)]
+pub struct Throttle {
+    max: u32,
+    lockout: Duration,
+    failures: Mutex<HashMap<String, (u32, DateTime<Utc>)>>,
+}
+
+impl Throttle {
+    pub fn new(max: u32, lockout: Duration) -> Throttle {
+        Throttle { max, lockout, failures: Mutex::new(HashMap::new()) }
+    }
+
+    fn keys(username: &str, ip: Option<IpAddr>) -> Vec<String> {
+        let mut k = vec![format!("u:{username}")];
+        if let Some(ip) = ip {
+            k.push(format!("a:{ip}"));
+        }
+        k
+    }
+
+    /// Until when the account or address is locked, if it is.
+    pub fn locked_until(
+        &self,
+        username: &str,
+        ip: Option<IpAddr>,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        Self::keys(username, ip)
+            .iter()
+            .filter_map(|k| map.get(k))
+            .filter(|(n, last)| *n >= self.max && *last + self.lockout > now)
+            .map(|(_, last)| *last + self.lockout)
+            .max()
+    }
+
+    pub fn failed(&self, username: &str, ip: Option<IpAddr>, now: DateTime<Utc>) {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 10_000 {
+            map.retain(|_, (_, last)| *last + self.lockout > now);
+        }
+        for k in Self::keys(username, ip) {
+            let e = map.entry(k).or_insert((0, now));
+            if e.1 + self.lockout <= now {
+                e.0 = 0;
+            }
+            e.0 += 1;
+            e.1 = now;
+        }
+    }
+
+    pub fn succeeded(&self, username: &str) {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(&format!("u:{username}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_hash_with_argon2id() {
+        let h = hash_password("correct horse battery");
+        assert!(h.starts_with("$argon2id$"), "{h}");
+        assert!(verify_password("correct horse battery", &h));
+        assert!(!verify_password("wrong", &h));
+        assert_ne!(h, hash_password("correct horse battery"), "salted");
+    }
+
+    #[test]
+    fn throttle_locks_after_failures_and_expires() {
+        let t = Throttle::new(3, Duration::minutes(15));
+        let now = Utc::now();
+        let ip: IpAddr = "127.0.0.1".parse().expect("ip");
+        for _ in 0..2 {
+            t.failed("lan", Some(ip), now);
+        }
+        assert!(t.locked_until("lan", Some(ip), now).is_none());
+        t.failed("lan", Some(ip), now);
+        assert!(t.locked_until("lan", None, now).is_some());
+        assert!(t.locked_until("other", Some(ip), now).is_some(), "the address is locked too");
+        assert!(t.locked_until("lan", Some(ip), now + Duration::minutes(16)).is_none());
+    }
+
+    #[test]
+    fn tokens_are_random_and_compared_safely() {
+        let (a, b) = (random_token(), random_token());
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
+        assert!(same_secret(&a, &a.clone()));
+        assert!(!same_secret(&a, &b));
+    }
+}

@@ -1,0 +1,14 @@
+//! The box as a machine: what it does to and reads of its own system, below the operations and
+//! knowing nothing of them.
+//!
+//! - [`backup`]: the backup file, `outpost backup` and `outpost restore`.
+//! - [`update`]: `outpost update` from a package file.
+//! - [`system`]: disk, memory, temperature, the problems staff must hear about, the store's write guard.
+//! - [`tls`]: the box's certificate.
+//! - [`memory`]: the allocator's settings and `statvfs` (the crate's two `unsafe` calls).
+
+pub mod backup;
+pub mod memory;
+pub mod system;
+pub mod tls;
+pub mod update;

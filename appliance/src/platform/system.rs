@@ -1,0 +1,177 @@
+//! The box's own condition, for the health page, `/healthz` and `/metrics` [M16]: the SD card's space
+//! and whether it still takes writes, memory, the SoC's temperature, and the problems staff must hear
+//! about (a full or read-only card, a store that cannot write, a missing modem or Bluetooth adapter,
+//! a configuration file that did not load).
+
+use std::{collections::BTreeMap, path::Path, sync::Mutex};
+
+use crate::platform::memory;
+
+/// What the box reads of itself.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct System {
+    /// The file system of the data folder.
+    pub disk_total_bytes: u64,
+    pub disk_free_bytes: u64,
+    pub disk_read_only: bool,
+    /// This process.
+    pub memory_rss_bytes: u64,
+    pub memory_total_bytes: u64,
+    pub memory_available_bytes: u64,
+    /// The first thermal zone (the SoC on a Pi); none where the machine has none.
+    pub temperature_celsius: Option<f64>,
+}
+
+/// Below this much free space the card counts as nearly full (a warning).
+const DISK_LOW_BYTES: u64 = 256 << 20;
+/// Below this much, the store refuses writes of records ([`write_guard`]): sled must never meet
+/// "no space left".
+pub const DISK_RESERVE_BYTES: u64 = 32 << 20;
+/// Below this much, it refuses the small box-local writes too (sessions, the audit log, the
+/// outbox's state), which it takes until then so that staff can still sign in and see why.
+const DISK_FLOOR_BYTES: u64 = 8 << 20;
+
+/// The store's write guard for a data folder: refuses writes on a read-only file system, records
+/// with less than [`DISK_RESERVE_BYTES`] free and anything with less than [`DISK_FLOOR_BYTES`]. One
+/// `statvfs` per write (microseconds).
+pub fn write_guard(data_dir: std::path::PathBuf) -> outpost_sync::store::WriteGuard {
+    std::sync::Arc::new(move |records: bool| {
+        let fs = memory::file_system(&data_dir)?;
+        let floor = if records { DISK_RESERVE_BYTES } else { DISK_FLOOR_BYTES };
+        if fs.read_only {
+            Some(format!("{} is read-only", data_dir.display()))
+        } else if fs.free_bytes < floor {
+            Some(format!("{} MB free on {}", fs.free_bytes >> 20, data_dir.display()))
+        } else {
+            None
+        }
+    })
+}
+
+impl System {
+    /// Reads the box's condition; `data_dir` is the store's folder, `write_error` the store's last
+    /// failed write if any.
+    pub fn read(data_dir: &Path, write_error: Option<&str>) -> System {
+        let mut s = System::default();
+        if let Some(fs) = memory::file_system(data_dir) {
+            s.disk_total_bytes = fs.total_bytes;
+            s.disk_free_bytes = fs.free_bytes;
+            s.disk_read_only = fs.read_only;
+        }
+        // ext4 turned read-only after an error ("emergency_ro") still shows as mounted read-write:
+        // once a write has failed, creating a file tells (not on every call: an SD card wears).
+        if !s.disk_read_only && write_error.is_some() && data_dir.is_dir() {
+            let probe = data_dir.join(".write-probe");
+            match std::fs::File::create(&probe) {
+                Ok(_) => {
+                    let _ = std::fs::remove_file(&probe);
+                }
+                Err(e) => s.disk_read_only = e.kind() == std::io::ErrorKind::ReadOnlyFilesystem,
+            }
+        }
+        let kb = |text: &str, key: &str| -> u64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .map_or(0, |n| n * 1024)
+        };
+        if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+            s.memory_rss_bytes = kb(&status, "VmRSS:");
+        }
+        if let Ok(info) = std::fs::read_to_string("/proc/meminfo") {
+            s.memory_total_bytes = kb(&info, "MemTotal:");
+            s.memory_available_bytes = kb(&info, "MemAvailable:");
+        }
+        s.temperature_celsius = std::fs::read_to_string("/sys/class/thermal/thermal_zone0/temp")
+            .ok()
+            .and_then(|t| t.trim().parse::<f64>().ok())
+            .map(|milli| milli / 1000.0);
+        s
+    }
+}
+
+/// Something that keeps the box from doing part of its work.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    /// Stable: `disk_read_only`, `disk_full`, `disk_low`, `store_write`, `modem`, `adapter`, `config`.
+    pub code: &'static str,
+    /// Whether records can still be written (false: nothing new can be taken).
+    pub writes_fail: bool,
+    /// What the component said, for whoever fixes it.
+    pub detail: String,
+}
+
+/// What the box's parts report of themselves, for [`problems`].
+#[derive(Debug)]
+pub struct Reports<'a> {
+    /// The data folder.
+    pub data_dir: &'a Path,
+    /// The store's last failed write, while it fails.
+    pub write_error: Option<String>,
+    /// The modem's port and health, when the box has one.
+    pub modem: Option<(String, outpost_sms::modem::Health)>,
+    /// What components set on [`Conditions`].
+    pub conditions: Vec<(&'static str, String)>,
+}
+
+/// The problems of the box now.
+pub fn problems(system: &System, reports: Reports<'_>) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let problem = |code, writes_fail, detail: String| Problem { code, writes_fail, detail };
+    if system.disk_read_only {
+        out.push(problem("disk_read_only", true, reports.data_dir.display().to_string()));
+    } else if system.disk_total_bytes > 0 && system.disk_free_bytes < DISK_LOW_BYTES {
+        let full = system.disk_free_bytes < DISK_RESERVE_BYTES;
+        out.push(problem(
+            if full { "disk_full" } else { "disk_low" },
+            full,
+            format!("{} MB / {} MB", system.disk_free_bytes >> 20, system.disk_total_bytes >> 20),
+        ));
+    }
+    if let Some(error) = reports.write_error {
+        out.push(problem("store_write", true, error));
+    }
+    if let Some((port, m)) = reports.modem {
+        if !m.connected {
+            out.push(problem(
+                "modem",
+                false,
+                format!("{port}: {}", m.last_error.unwrap_or_else(|| "no answer".into())),
+            ));
+        }
+    }
+    for (code, detail) in reports.conditions {
+        out.push(problem(code, false, detail));
+    }
+    out
+}
+
+/// Conditions components report for the health page (`adapter`, `config`), with their detail.
+#[derive(Debug, Default)]
+pub struct Conditions(Mutex<BTreeMap<&'static str, String>>);
+
+impl Conditions {
+    /// Sets (or, with `None`, clears) a condition; logged when it changes.
+    pub fn set(&self, code: &'static str, detail: Option<String>) {
+        let Ok(mut conditions) = self.0.lock() else { return };
+        match detail {
+            Some(d) => {
+                if conditions.get(code) != Some(&d) {
+                    tracing::error!(condition = code, detail = %d, "The box has a problem (shown on its health page).");
+                }
+                conditions.insert(code, d);
+            }
+            None => {
+                if conditions.remove(code).is_some() {
+                    tracing::info!(condition = code, "A problem of the box cleared.");
+                }
+            }
+        }
+    }
+
+    /// The conditions set now.
+    pub fn all(&self) -> Vec<(&'static str, String)> {
+        self.0.lock().map(|c| c.iter().map(|(k, v)| (*k, v.clone())).collect()).unwrap_or_default()
+    }
+}

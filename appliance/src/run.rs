@@ -1,0 +1,353 @@
+//! Running the box — the composition root: open the store, build the operations and the services,
+//! start each, serve the web, wait for a signal, stop them in order and close the store. Each
+//! service receives its resources and a cancellation token and returns when cancelled; this module
+//! only wires them.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use outpost_sync::{Store, StoreConfig};
+use tokio::{net::TcpListener, sync::Notify};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    app::{AppError, Outpost, Wiring},
+    base::{
+        clock::{CorrectedClock, ManualClock, SystemClock},
+        config::{AdapterChoice, Config},
+    },
+    platform::{system, tls},
+    services::{
+        self, bands, control, inbox, link, modem, mqtt, outbox, presence::PresenceView, say,
+        scheduler::Scheduler, Services,
+    },
+    web,
+};
+
+/// How the box is run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub config: Config,
+    /// Start a manual clock at this time, moved by `set`/`advance` lines on standard input, instead of
+    /// the system clock.
+    pub manual_clock: Option<DateTime<Utc>>,
+    /// Seed a demo site with this many people when the store has none.
+    pub demo_people: Option<usize>,
+    /// The configuration file it was read from, kept as the last one that worked
+    /// (`<data>/last-good-config.toml`).
+    pub config_file: Option<PathBuf>,
+    /// Why the configuration file could not be used, when the box runs on the last one that worked.
+    pub config_problem: Option<String>,
+}
+
+/// Where a box keeps a copy of the last configuration file it started with.
+pub fn last_good_config(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("last-good-config.toml")
+}
+
+/// Runs the box until SIGINT or SIGTERM.
+pub fn run(options: RunOptions) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("outpost")
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(run_async(options));
+    // A read of standard input (the manual clock) may still be parked on a blocking thread: do not wait
+    // for it.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+/// The box's clocks: the one everything reads (corrected by the province's time), and the manual
+/// clock under it when the box runs on one.
+fn clocks(manual: Option<DateTime<Utc>>) -> (Arc<CorrectedClock>, Option<Arc<ManualClock>>) {
+    match manual {
+        Some(start) => {
+            let m = ManualClock::new(start);
+            (CorrectedClock::new(m.clone()), Some(m))
+        }
+        None => (CorrectedClock::new(Arc::new(SystemClock)), None),
+    }
+}
+
+/// The web listener, and the address to print for someone at the box's console. Sets the address
+/// put in links sent to phones when the configuration does not say.
+async fn listen(config: &mut Config) -> anyhow::Result<(TcpListener, String)> {
+    let listen = config.web.listen;
+    let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let console = if addr.ip().is_unspecified() {
+        format!("http://127.0.0.1:{}", addr.port())
+    } else {
+        format!("http://{addr}")
+    };
+    if !config.web.public_url_given {
+        config.web.public_url = if addr.ip().is_unspecified() {
+            let url = format!("http://outpost.local:{}", addr.port());
+            tracing::warn!(public_url = %url, "web.public_url is not set: links in SMS and QR codes use this address; set it to the address phones reach the box at.");
+            url
+        } else {
+            console.clone()
+        };
+    }
+    Ok((listener, console))
+}
+
+/// Opens the store in the data folder, with the write guard that keeps sled off a full card.
+async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let data_dir = config.store.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create the data folder {}", data_dir.display()))?;
+    let cfg = StoreConfig { cache_capacity: config.store.cache_bytes };
+    let dir = data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&dir, &cfg)).await??;
+    store.set_write_guard(system::write_guard(data_dir));
+    Ok(store)
+}
+
+/// Keeps a copy of the configuration file that worked, or says why the box runs without it.
+fn keep_config(options: &RunOptions, conditions: &system::Conditions) {
+    match (&options.config_problem, &options.config_file) {
+        (Some(problem), _) => conditions.set("config", Some(problem.clone())),
+        (None, Some(file)) => {
+            let kept = std::fs::read(file).and_then(|bytes| {
+                let path = last_good_config(&options.config.store.data_dir);
+                let tmp = path.with_extension("tmp");
+                std::fs::write(&tmp, bytes)?;
+                std::fs::File::open(&tmp)?.sync_all()?;
+                std::fs::rename(&tmp, &path)
+            });
+            if let Err(error) = kept {
+                tracing::warn!(%error, "Cannot keep a copy of the configuration that worked.");
+            }
+        }
+        (None, None) => {}
+    }
+}
+
+/// A card that takes no writes must not keep the box from starting: it serves what it has and its
+/// health page and /healthz say why nothing new is taken.
+fn unless_disk_full<T: Default>(result: Result<T, AppError>, what: &str) -> anyhow::Result<T> {
+    match result {
+        Err(AppError::Store(e)) if e.is_disk() => {
+            tracing::error!(error = %e, "Cannot {what}: the SD card takes no writes.");
+            Ok(T::default())
+        }
+        other => other.with_context(|| format!("cannot {what}")),
+    }
+}
+
+async fn run_async(options: RunOptions) -> anyhow::Result<()> {
+    let mut config = options.config.clone();
+    let store = open_store(&config).await?;
+    let (clock, manual) = clocks(options.manual_clock);
+    let (listener, console) = listen(&mut config).await?;
+    let data_dir = config.store.data_dir.clone();
+    let presence_queue = services::presence::channel();
+    let outbox_wake = Arc::new(Notify::new());
+    let wiring = Wiring { outbox: outbox_wake.clone(), pool: Some(presence_queue.0.pool_notices()) };
+    let app = Outpost::wired(store.clone(), config, clock.clone(), wiring);
+    let mut services = Services::default();
+    keep_config(&options, &services.conditions);
+    unless_disk_full(app.ensure_site().await, "write the site record")?;
+    if let Some(n) = options.demo_people {
+        let seeded = crate::demo::seed(&app, n).await.context("cannot seed the demo site")?;
+        if seeded > 0 {
+            say(&format!("Demo site seeded with {seeded} people."));
+        }
+    }
+
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let presence = PresenceView::start(app.clone(), store.series("sightings")?, presence_queue)
+        .context("cannot start the presence thread")?;
+    services.presence = Some(presence.clone());
+    start_mqtt(&app, &mut services, (clock.clone(), presence.sink()), (&tracker, &cancel)).await?;
+    start_sightings(&app, &mut services, (clock.clone(), presence.sink()), (&tracker, &cancel))?;
+    start_link(&app, &mut services, (store.clone(), clock.clone()), (&tracker, &cancel)).await?;
+    tracker.spawn(control::serve(
+        (store.clone(), app.config().site.id.clone()),
+        data_dir.clone(),
+        clock.clone(),
+        cancel.clone(),
+    ));
+    let simulator = start_sms(&app, &mut services, outbox_wake, (&tracker, &cancel)).await?;
+    let scheduler = Scheduler::new(app.clone(), Some(presence.clone()));
+    match manual {
+        None => tracker.spawn(scheduler.run(cancel.clone())),
+        Some(m) => tracker.spawn(scheduler.run_manual(m, cancel.clone())),
+    };
+    let modem = services.modem.clone();
+    serve_web(listener, web::AppState::new(app.clone(), services, cancel.clone()), (&tracker, &cancel));
+
+    let app_ = app.clone();
+    let token = unless_disk_full(
+        tokio::task::spawn_blocking(move || app_.issue_setup_link()).await?,
+        "make a setup link",
+    )?;
+    if let Some(token) = token {
+        say(&format!("Setup link (one use, creates the first administrator): {console}/setup/{token}"));
+    }
+    say(&format!("Outpost {} listening on {console}", env!("CARGO_PKG_VERSION")));
+
+    shutdown_signal().await;
+    tracing::info!("Shutting down.");
+    cancel.cancel();
+    tracker.close();
+    if tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await.is_err() {
+        tracing::warn!("Some services did not stop within 10 s.");
+    }
+    if let Some(modem) = modem {
+        tokio::task::spawn_blocking(move || modem.stop()).await?;
+    }
+    tokio::task::spawn_blocking(move || presence.stop()).await?;
+    drop(simulator);
+    tokio::task::spawn_blocking(move || store.close()).await?.context("cannot close the store cleanly")?;
+    say("Outpost stopped.");
+    Ok(())
+}
+
+type Tasks<'a> = (&'a TaskTracker, &'a CancellationToken);
+
+/// Serves the web UI on `listener` until cancelled.
+fn serve_web(listener: TcpListener, state: web::AppState, (tracker, cancel): Tasks<'_>) {
+    let router = web::router(state);
+    let cancel = cancel.clone();
+    tracker.spawn(async move {
+        let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        if let Err(error) =
+            axum::serve(listener, service).with_graceful_shutdown(cancel.cancelled_owned()).await
+        {
+            tracing::error!(%error, "Web server stopped.");
+        }
+    });
+}
+
+/// The broker on the ports of `[mqtt]`, when any is open; for TLS, the certificate from `[tls]` or
+/// the box's own, made now if it has none.
+async fn start_mqtt(
+    app: &Arc<Outpost>,
+    services: &mut Services,
+    (clock, sink): (Arc<CorrectedClock>, services::presence::Sink),
+    (tracker, cancel): Tasks<'_>,
+) -> anyhow::Result<()> {
+    let c = app.config();
+    let mut listeners = mqtt::Listeners { plain: c.mqtt.listen, tls: None };
+    if let Some(addr) = c.mqtt.tls_listen {
+        let (own, (cert, key)) = match &c.tls.files {
+            Some(files) => (false, files.clone()),
+            None => (true, tls::default_paths(&c.store.data_dir)),
+        };
+        let name = format!("Outpost {}", c.site.id);
+        let certificate = tls::load_or_create(&cert, &key, own, &name, &tls::names(&c.tls.names))
+            .context("cannot load the box's TLS certificate")?;
+        listeners.tls = Some((addr, tls::server_config(&certificate)?));
+        services.certificate = Some(certificate);
+    }
+    if listeners.plain.is_none() && listeners.tls.is_none() {
+        return Ok(());
+    }
+    let (positions, incoming) = tokio::sync::mpsc::channel(1024);
+    tracker.spawn(mqtt::take_positions(app.clone(), incoming, cancel.clone()));
+    let subscriber = mqtt::Subscriber { clock, sink, positions };
+    let (max, app) = (c.mqtt.max_payload_bytes, app.clone());
+    // It waits (up to 5 s) for rumqttd to listen: off the async workers.
+    let broker = tokio::task::spawn_blocking(move || mqtt::start(listeners, max, app, subscriber))
+        .await?
+        .context("cannot start the MQTT broker")?;
+    services.mqtt = Some(Arc::new(broker));
+    Ok(())
+}
+
+/// The box's own sightings: its adapter or the demo's simulated site.
+fn start_sightings(
+    app: &Arc<Outpost>,
+    services: &mut Services,
+    (clock, sink): (Arc<CorrectedClock>, services::presence::Sink),
+    (tracker, cancel): Tasks<'_>,
+) -> anyhow::Result<()> {
+    match app.config().bands.adapter.clone() {
+        AdapterChoice::None => {}
+        AdapterChoice::Simulator => bands::simulate(app, sink, clock, cancel.clone())?,
+        AdapterChoice::Adapter(name) => {
+            let stats = Arc::new(outpost_ble::scan::ScanStats::default());
+            services.scanner = Some(stats.clone());
+            let resources = (sink, stats, services.conditions.clone());
+            tracker.spawn(bands::scan_with_adapter(app.clone(), name, resources, clock, cancel.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// The sync with the province, once enrolled: pushes, and the pull server on `sync.listen`.
+async fn start_link(
+    app: &Arc<Outpost>,
+    services: &mut Services,
+    (store, clock): (Store, Arc<CorrectedClock>),
+    (tracker, cancel): Tasks<'_>,
+) -> anyhow::Result<()> {
+    let c = app.config();
+    let enrolment = match link::enrolment(&c.store.data_dir) {
+        Ok(Some(enrolment)) => enrolment,
+        Ok(None) => return Ok(()),
+        Err(error) => {
+            tracing::error!(error = %format!("{error:#}"), "Cannot read the enrolment; no sync.");
+            return Ok(());
+        }
+    };
+    tracing::info!(province = %enrolment.province, "Sync with the province started.");
+    let link = Arc::new(link::Link::new(store, enrolment, clock, &c.sync));
+    services.link = Some(link.status());
+    if let Some(listen) = c.sync.listen {
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen for the province's pulls on {listen}"))?;
+        tracing::info!(address = %listener.local_addr()?, "Answering the province's pulls.");
+        tracker.spawn(link.clone().serve_pulls(listener, cancel.clone()));
+    }
+    tracker.spawn(link.run(cancel.clone()));
+    Ok(())
+}
+
+/// The modem (or its simulator, or none), the outbox and inbox workers; the simulator is kept alive
+/// by the caller.
+async fn start_sms(
+    app: &Arc<Outpost>,
+    services: &mut Services,
+    outbox_wake: Arc<Notify>,
+    (tracker, cancel): Tasks<'_>,
+) -> anyhow::Result<Option<outpost_sms::sim::Simulator>> {
+    let inbox_wake = Arc::new(Notify::new());
+    let started = modem::start(app, &app.config().store.data_dir, inbox_wake.clone())?;
+    services.modem = started.modem;
+    let app_ = app.clone();
+    unless_disk_full(
+        tokio::task::spawn_blocking(move || app_.recover_outbox()).await?,
+        "recover the outbox now",
+    )?;
+    tracker.spawn(outbox::run(app.clone(), started.sender, outbox_wake, cancel.clone()));
+    tracker.spawn(inbox::run(app.clone(), inbox_wake, cancel.clone()));
+    Ok(started.simulator)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

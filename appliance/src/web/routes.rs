@@ -1,0 +1,168 @@
+//! The one access table: every route of the box with its access level and handler. The guard
+//! (`super::guard`) enforces it before any handler runs; the access tests (in-process here, and
+//! end to end in `tests/e2e/access.rs`) walk the same table.
+
+use axum::{
+    http::Method,
+    routing::{get, post, put, MethodRouter},
+};
+
+use super::{
+    accounts, alerts, bands, checkin, dashboard, declarations, followup, inbox, location, messages, mqtt,
+    outbox, people, presence, reports, sampling, spotcheck, system, AppState,
+};
+
+/// Who may use a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: login, the setup link, personal declaration pages (which check their token), liveness,
+    /// static assets, the language switch.
+    Public,
+    /// Any signed-in staff member, read-only.
+    Staff,
+    /// Staff who may change records: admin and medical.
+    Writer,
+    /// Administrators only.
+    Admin,
+}
+
+/// A route of the box: method, path, access level and handler.
+pub struct RouteDef {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+    pub(super) handler: MethodRouter<AppState>,
+}
+
+fn r(method: Method, path: &'static str, access: Access, handler: MethodRouter<AppState>) -> RouteDef {
+    RouteDef { method, path, access, handler }
+}
+
+/// Every route of the box.
+pub fn routes() -> Vec<RouteDef> {
+    use Access::*;
+    use Method as M;
+    vec![
+        r(M::GET, "/healthz", Public, get(system::healthz)),
+        r(M::GET, "/static/{file}", Public, get(system::static_file)),
+        r(M::GET, "/lang/{code}", Public, get(accounts::set_lang)),
+        r(M::GET, "/login", Public, get(accounts::login_page)),
+        r(M::POST, "/login", Public, post(accounts::login)),
+        r(M::GET, "/setup/{token}", Public, get(accounts::setup_page)),
+        r(M::POST, "/setup/{token}", Public, post(accounts::setup)),
+        r(M::GET, "/d/{token}", Public, get(declarations::declare_page)),
+        r(M::POST, "/d/{token}", Public, post(declarations::declare)),
+        r(M::POST, "/api/v1/declare/{token}", Public, post(declarations::api_declare)),
+        r(M::POST, "/api/v1/position/{token}", Public, post(location::api_report)),
+        r(M::GET, "/s/{token}", Public, get(spotcheck::answer_page)),
+        r(M::POST, "/s/{token}", Public, post(spotcheck::answer)),
+        r(M::GET, "/c/{token}", Public, get(checkin::public_form)),
+        r(M::POST, "/c/{token}", Public, post(checkin::public_submit)),
+        r(M::POST, "/logout", Staff, post(accounts::logout)),
+        r(M::GET, "/", Staff, get(dashboard::show)),
+        r(M::GET, "/dashboard/live", Staff, get(dashboard::live)),
+        r(M::GET, "/events", Staff, get(dashboard::events)),
+        r(M::GET, "/people", Staff, get(people::list)),
+        r(M::POST, "/people", Writer, post(people::create)),
+        r(M::GET, "/people/new", Writer, get(people::new_form)),
+        r(M::GET, "/people/export.csv", Staff, get(people::export)),
+        r(M::GET, "/people/import", Writer, get(people::import_page)),
+        r(M::POST, "/people/import", Writer, post(people::import)),
+        r(M::POST, "/people/import/{id}", Writer, post(people::import_valid)),
+        r(M::GET, "/people/{id}", Staff, get(people::show)),
+        r(M::POST, "/people/{id}", Writer, post(people::update)),
+        r(M::GET, "/people/{id}/edit", Writer, get(people::edit)),
+        r(M::GET, "/people/{id}/qr.svg", Staff, get(people::qr)),
+        r(M::POST, "/people/{id}/status", Writer, post(people::change_status)),
+        r(M::POST, "/people/{id}/declarations", Writer, post(declarations::staff_declare)),
+        r(M::GET, "/people/{id}/presence", Staff, get(presence::show)),
+        r(M::POST, "/people/{id}/geofence", Writer, post(location::set_geofence)),
+        r(M::POST, "/people/{id}/samples", Writer, post(sampling::record_for_person)),
+        r(M::POST, "/people/{id}/samples/{round}/result", Writer, post(sampling::result_for_person)),
+        r(M::GET, "/testing", Staff, get(sampling::desk)),
+        r(M::GET, "/reports", Staff, get(reports::page_of_day)),
+        r(M::GET, "/spotchecks", Staff, get(spotcheck::list)),
+        r(M::POST, "/spotchecks/room", Writer, post(spotcheck::request_room)),
+        r(M::GET, "/spotchecks/{id}/photo", Staff, get(spotcheck::photo)),
+        r(M::POST, "/spotchecks/{id}/review", Writer, post(spotcheck::review)),
+        r(M::POST, "/people/{id}/spotcheck", Writer, post(spotcheck::request_person)),
+        r(M::GET, "/checkin", Staff, get(checkin::log)),
+        r(M::GET, "/checkin/poster", Staff, get(checkin::poster)),
+        r(M::GET, "/checkin/export.csv", Staff, get(checkin::export)),
+        r(M::POST, "/checkin/scan", Writer, post(checkin::scan)),
+        r(M::POST, "/reports/{date}/confirm", Admin, post(reports::confirm)),
+        r(M::GET, "/reports/{date}/export.csv", Staff, get(reports::export_csv)),
+        r(M::GET, "/reports/{date}/export.xlsx", Staff, get(reports::export_xlsx)),
+        r(M::POST, "/testing/sample", Writer, post(sampling::desk_sample)),
+        r(M::POST, "/testing/import", Writer, post(sampling::desk_import)),
+        r(M::GET, "/bands", Staff, get(bands::pool)),
+        r(M::POST, "/bands", Writer, post(bands::register)),
+        r(M::GET, "/bands/{id}", Staff, get(bands::band)),
+        r(M::POST, "/bands/{id}/state", Writer, post(bands::change_state)),
+        r(M::POST, "/bands/{id}/hand-over", Writer, post(bands::hand_over)),
+        r(M::GET, "/alerts", Staff, get(alerts::list)),
+        r(M::POST, "/alerts/{id}/ack", Writer, post(alerts::acknowledge)),
+        r(M::POST, "/alerts/{id}/resolve", Writer, post(alerts::resolve)),
+        r(M::GET, "/followup", Staff, get(followup::sheet)),
+        r(M::GET, "/followup/export.csv", Staff, get(followup::export)),
+        r(M::POST, "/followup/{person}/{date}", Writer, post(followup::save)),
+        r(M::GET, "/outbox", Staff, get(outbox::page)),
+        r(M::GET, "/inbox", Staff, get(inbox::page)),
+        r(M::GET, "/sms/new", Writer, get(messages::compose)),
+        r(M::POST, "/sms/send", Writer, post(messages::send)),
+        r(M::GET, "/health", Staff, get(system::health_page)),
+        r(M::GET, "/metrics", Staff, get(system::metrics)),
+        r(M::GET, "/users", Admin, get(accounts::users)),
+        r(M::POST, "/users", Admin, post(accounts::add_user)),
+        r(M::POST, "/users/{name}", Admin, post(accounts::update_user)),
+        r(M::POST, "/users/{name}/token", Admin, post(accounts::new_token)),
+        r(M::GET, "/audit", Admin, get(accounts::audit)),
+        r(M::GET, "/admin/backup", Admin, get(system::download_backup)),
+        r(M::GET, "/mqtt", Admin, get(mqtt::devices)),
+        r(M::POST, "/mqtt", Admin, post(mqtt::add_device)),
+        r(M::GET, "/mqtt/box.crt", Staff, get(mqtt::certificate)),
+        r(M::GET, "/api/v1/openapi.json", Staff, get(system::openapi)),
+        r(M::GET, "/api/v1/session", Staff, get(accounts::api_session)),
+        r(M::GET, "/api/v1/dashboard", Staff, get(dashboard::api)),
+        r(M::GET, "/api/v1/people", Staff, get(people::api_list)),
+        r(M::POST, "/api/v1/people", Writer, post(people::api_create)),
+        r(M::POST, "/api/v1/people/import", Writer, post(people::api_import)),
+        r(M::GET, "/api/v1/people/{id}", Staff, get(people::api_person)),
+        r(M::PUT, "/api/v1/people/{id}", Writer, put(people::api_update)),
+        r(M::POST, "/api/v1/people/{id}/status", Writer, post(people::api_change_status)),
+        r(M::GET, "/api/v1/people/{id}/declarations", Staff, get(declarations::api_list)),
+        r(M::POST, "/api/v1/people/{id}/declarations", Writer, post(declarations::api_staff_declare)),
+        r(M::GET, "/api/v1/people/{id}/location", Staff, get(location::api_location)),
+        r(M::POST, "/api/v1/people/{id}/geofence", Writer, post(location::api_set_geofence)),
+        r(M::GET, "/api/v1/people/{id}/samples", Staff, get(sampling::api_person_samples)),
+        r(M::POST, "/api/v1/people/{id}/samples", Writer, post(sampling::api_record)),
+        r(M::POST, "/api/v1/people/{id}/samples/{round}/result", Writer, post(sampling::api_result)),
+        r(M::GET, "/api/v1/samples", Staff, get(sampling::api_day)),
+        r(M::GET, "/api/v1/reports", Staff, get(reports::api_series)),
+        r(M::GET, "/api/v1/spotchecks", Staff, get(spotcheck::api_list)),
+        r(M::POST, "/api/v1/spotchecks", Writer, post(spotcheck::api_request)),
+        r(M::POST, "/api/v1/spotchecks/{id}/review", Writer, post(spotcheck::api_review)),
+        r(M::GET, "/api/v1/checkins", Staff, get(checkin::api_log)),
+        r(M::POST, "/api/v1/checkins/scan", Writer, post(checkin::api_scan)),
+        r(M::GET, "/api/v1/reports/{date}", Staff, get(reports::api_day)),
+        r(M::POST, "/api/v1/reports/{date}/confirm", Admin, post(reports::api_confirm)),
+        r(M::POST, "/api/v1/samples/import", Writer, post(sampling::api_import)),
+        r(M::GET, "/api/v1/alerts", Staff, get(alerts::api_list)),
+        r(M::POST, "/api/v1/alerts/{id}/ack", Writer, post(alerts::api_acknowledge)),
+        r(M::POST, "/api/v1/alerts/{id}/resolve", Writer, post(alerts::api_resolve)),
+        r(M::GET, "/api/v1/outbox", Staff, get(outbox::api)),
+        r(M::POST, "/api/v1/sms", Writer, post(messages::api_send)),
+        r(M::GET, "/api/v1/inbox", Staff, get(inbox::api)),
+        r(M::GET, "/api/v1/health", Staff, get(system::api_health)),
+        r(M::GET, "/api/v1/presence", Staff, get(bands::api_presence)),
+        r(M::GET, "/api/v1/people/{id}/presence", Staff, get(presence::api)),
+        r(M::GET, "/api/v1/bands", Staff, get(bands::api_bands)),
+        r(M::POST, "/api/v1/bands", Writer, post(bands::api_register)),
+        r(M::GET, "/api/v1/bands/unknown", Staff, get(bands::api_unknown)),
+        r(M::GET, "/api/v1/bands/{id}", Staff, get(bands::api_band)),
+        r(M::POST, "/api/v1/bands/{id}/state", Writer, post(bands::api_change_state)),
+        r(M::POST, "/api/v1/bands/{id}/hand-over", Writer, post(bands::api_hand_over)),
+        r(M::GET, "/api/v1/followup", Staff, get(followup::api)),
+        r(M::GET, "/api/v1/audit", Admin, get(accounts::api_audit)),
+    ]
+}

@@ -1,0 +1,330 @@
+//! The box itself on the web [M16]: liveness (`/healthz`), the health page and its JSON, the
+//! Prometheus metrics, the administrator's backup download, the static files and the API's
+//! description.
+
+use axum::{
+    extract::{Path, State},
+    http::{header, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use maud::html;
+use outpost_sync::record::AlertState;
+use serde_json::{json, Value};
+
+use super::{
+    error::ApiError,
+    kit::{download, html as page_response, Answer, AppState, Ctx},
+    layout::{self, page},
+};
+use crate::{
+    base::i18n::{span, t, td},
+    platform::system::{Problem, System},
+};
+
+/// Liveness for monitoring: 200 `ok`; 503 `store_unavailable` when the store cannot be read, or
+/// `degraded` when it cannot write (full or read-only card). The problems' codes only: details are
+/// for staff, on the health page.
+pub async fn healthz(State(state): State<AppState>) -> Response {
+    let store_ok = state.app.storage().readable;
+    let (_, problems) = state.services.condition(&state.app);
+    let writes_fail = problems.iter().any(|p| p.writes_fail);
+    let (status, word) = match (store_ok, writes_fail) {
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+        (true, true) => (StatusCode::SERVICE_UNAVAILABLE, "degraded"),
+        (true, false) => (StatusCode::OK, "ok"),
+    };
+    let codes: Vec<&str> = problems.iter().map(|p| p.code).collect();
+    (status, Json(json!({"status": word, "version": env!("CARGO_PKG_VERSION"), "problems": codes})))
+        .into_response()
+}
+
+pub async fn static_file(Path(file): Path<String>) -> Answer {
+    let (body, mime) = match file.as_str() {
+        "app.css" => (layout::CSS, "text/css; charset=utf-8"),
+        "app.js" => (layout::JS, "text/javascript; charset=utf-8"),
+        _ => return Err(ApiError::NotFound),
+    };
+    Ok(([(header::CONTENT_TYPE, mime), (header::CACHE_CONTROL, "public, max-age=3600")], body)
+        .into_response())
+}
+
+/// The API's description.
+pub async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], include_str!("../../assets/openapi.json")).into_response()
+}
+
+/// A backup of all data, made now while the box runs and streamed as it is read (administrators).
+pub async fn download_backup(State(state): State<AppState>, ctx: Ctx) -> Answer {
+    let (name, chunks) = state.app.backup_download(&ctx.username()?).await;
+    let body = axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(chunks));
+    Ok(download("application/octet-stream", &name, body))
+}
+
+/// The box's health as JSON (also what the page shows), with its condition as read once.
+fn health(state: &AppState, (system, problems): (&System, &[Problem])) -> Result<Value, ApiError> {
+    let s = &state.services;
+    let storage = state.app.storage();
+    Ok(json!({
+        "modem": s.modem.as_ref().map(|m| m.health()),
+        "presence": s.presence.as_ref().map(|p| p.stats()),
+        "ble_adapter": s.scanner.as_ref().map(|b| b.to_json()),
+        "sync": s.link.as_ref().map(|l| l.current()),
+        "mqtt": s.mqtt.as_ref().map(|m| {
+            let overrun = m.counters.lock().map(|c| c.overrun).unwrap_or(0);
+            json!({"connections": m.connections.counts(), "overrun": overrun})
+        }),
+        "outbox_waiting": state.app.outbox_waiting()?,
+        "store_bytes": storage.bytes,
+        "store_flushes": storage.flushes,
+        "system": system,
+        "problems": problems,
+    }))
+}
+
+pub async fn api_health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let (system, problems) = state.services.condition(&state.app);
+    Ok(Json(health(&state, (&system, &problems))?))
+}
+
+pub async fn health_page(State(state): State<AppState>, ctx: Ctx) -> Answer {
+    let lang = ctx.lang;
+    let (system, problems) = state.services.condition(&state.app);
+    let h = health(&state, (&system, &problems))?;
+    let labelled: Vec<_> = problems.iter().map(|p| (p, td(lang, &format!("problem.{}", p.code)))).collect();
+    let modem = state.services.modem.as_ref().map(|m| m.health());
+    let yes = |b: bool| if b { t(lang, "common.yes") } else { t(lang, "common.no") };
+    let body = html! {
+            h1 { (t(lang, "health.title")) }
+            h2 { (t(lang, "health.problems")) }
+            @if problems.is_empty() {
+                p #health-problems.muted { (t(lang, "health.no_problems")) }
+            } @else {
+                @if problems.iter().any(|p| p.writes_fail) {
+                    p.error { strong { (t(lang, "health.writes_fail")) } }
+                }
+                ul #health-problems {
+                    @for (p, label) in &labelled {
+                        li.error data-code=(p.code) { strong { (label) } ": " (p.detail) }
+                    }
+                }
+            }
+            h2 { (t(lang, "health.system")) }
+            div.scroll { table #system { tbody {
+                tr { th { (t(lang, "health.disk")) } td { (system.disk_free_bytes >> 20) " MB / " (system.disk_total_bytes >> 20) " MB" } }
+                tr { th { (t(lang, "health.memory")) } td { (system.memory_rss_bytes >> 20) " MB / " (system.memory_available_bytes >> 20) " MB / " (system.memory_total_bytes >> 20) " MB" } }
+                tr { th { (t(lang, "health.temperature")) } td { (system.temperature_celsius.map(|c| format!("{c:.1} °C")).unwrap_or_else(|| "—".into())) } }
+                tr { th { (t(lang, "health.store")) } td { (state.app.storage().bytes / 1_000_000) " MB" } }
+            } } }
+            @if ctx.is_admin() {
+                p { a.button href="/admin/backup" download { (t(lang, "health.backup")) } }
+                p.muted { (t(lang, "health.backup_hint")) }
+            }
+            h2 { (t(lang, "health.modem")) }
+            @match &modem {
+                None => p.muted { (t(lang, "health.no_modem")) },
+                Some(m) => div.scroll { table #modem { tbody {
+                    tr { th { (t(lang, "health.connected")) } td { (yes(m.connected)) } }
+                    tr { th { (t(lang, "health.registered")) } td { (yes(m.registered)) @if let Some(r) = m.registration { " (" (r) ")" } } }
+                    tr { th { (t(lang, "health.signal")) } td { (m.signal_dbm.map(|d| format!("{d} dBm")).unwrap_or_else(|| "—".into())) } }
+                    tr { th { (t(lang, "health.operator")) } td { (m.operator.clone().unwrap_or_default()) } }
+                    tr { th { (t(lang, "health.sim")) } td { (m.sim.clone().unwrap_or_default()) } }
+                    tr { th { (t(lang, "health.counts")) } td { (m.sent) " / " (m.failed) " / " (m.received) " / " (m.reports) } }
+                    tr { th { (t(lang, "health.last_error")) } td { (m.last_error.clone().unwrap_or_default()) } }
+                } } },
+            }
+            h2 { (t(lang, "nav.bands")) }
+            p #health-bands {
+                (t(lang, "health.sightings")) ": " strong { (h["presence"]["sightings"]) } " · "
+                (t(lang, "health.dropped")) ": " strong { (h["presence"]["dropped"]) } " · "
+                (t(lang, "health.adapter")) ": " strong { (match h["ble_adapter"].as_object() {
+                    Some(a) => format!("{} / {} {}", a["sightings"], a["restarts"], t(lang, "health.restarts")),
+                    None => t(lang, "health.no_adapter").to_owned(),
+                }) }
+            }
+            h2 { (t(lang, "health.sync")) }
+            p #health-sync {
+                @match h["sync"].as_object() {
+                    Some(s) => {
+                        (t(lang, "health.sync_last")) ": " strong { (s["last_success"].as_str().unwrap_or("—")) } " · "
+                        (t(lang, "health.sync_pending")) ": " strong { (s["pending"]) } " · "
+                        (t(lang, "health.sync_refused")) ": " strong { (s["refused"]) }
+                        @if let Some(secs) = s["clock_corrected_seconds"].as_i64().filter(|s| *s != 0) {
+                            " · " (t(lang, "health.clock_corrected")) ": " strong #clock-corrected { (span(lang, secs)) }
+                        }
+                        @if let Some(e) = s["last_error"].as_str() { " · " (t(lang, "health.last_error")) ": " (e) }
+                    },
+                    None => (t(lang, "health.sync_off")),
+                }
+            }
+            h2 { "MQTT" }
+            p #health-mqtt {
+                @match h["mqtt"].as_object() {
+                    Some(m) => {
+                        (t(lang, "mqtt.connections")) ": " strong { (m["connections"]["open"]) } " · "
+                        (t(lang, "health.tls_failed")) ": " strong { (m["connections"]["tls_failed"]) } " · "
+                        (t(lang, "health.logins_refused")) ": " strong { (m["connections"]["logins_refused"]) } " · "
+                        (t(lang, "health.overrun")) ": " strong { (m["overrun"]) }
+                    },
+                    None => (t(lang, "mqtt.off")),
+                }
+            }
+            h2 { (t(lang, "nav.outbox")) }
+            p { (t(lang, "health.outbox")) ": " strong { (h["outbox_waiting"]) } }
+    };
+    Ok(page_response(StatusCode::OK, page(lang, ctx.staff.as_ref(), t(lang, "health.title"), body)))
+}
+
+/// Prometheus text format 0.0.4, gauge by gauge.
+#[derive(Default)]
+struct Metrics(String);
+
+impl Metrics {
+    fn gauge(&mut self, name: &str, help: &str, value: f64) {
+        use std::fmt::Write;
+        let _ = write!(self.0, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n");
+    }
+
+    fn flag(&mut self, name: &str, help: &str, value: bool) {
+        self.gauge(name, help, if value { 1.0 } else { 0.0 });
+    }
+}
+
+/// Prometheus metrics: the store and the card, memory, the outbox, the presence thread, the broker,
+/// the link, the adapter and the modem.
+pub async fn metrics(State(state): State<AppState>) -> Answer {
+    let mut m = Metrics::default();
+    box_metrics(&state, &mut m)?;
+    service_metrics(&state, &mut m);
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], m.0).into_response())
+}
+
+fn box_metrics(state: &AppState, m: &mut Metrics) -> Result<(), ApiError> {
+    let storage = state.app.storage();
+    m.gauge("outpost_outbox_waiting", "SMS waiting to be sent.", state.app.outbox_waiting()? as f64);
+    m.gauge("outpost_store_bytes", "Bytes the store takes on disk.", storage.bytes as f64);
+    let (system, problems) = state.services.condition(&state.app);
+    m.gauge(
+        "outpost_disk_free_bytes",
+        "Free space on the data folder's file system.",
+        system.disk_free_bytes as f64,
+    );
+    m.gauge(
+        "outpost_disk_total_bytes",
+        "Size of the data folder's file system.",
+        system.disk_total_bytes as f64,
+    );
+    m.flag(
+        "outpost_disk_read_only",
+        "1 when the data folder's file system is read-only.",
+        system.disk_read_only,
+    );
+    m.gauge(
+        "outpost_memory_rss_bytes",
+        "Resident memory of the box's process.",
+        system.memory_rss_bytes as f64,
+    );
+    m.gauge(
+        "outpost_memory_available_bytes",
+        "Memory the system has available.",
+        system.memory_available_bytes as f64,
+    );
+    if let Some(c) = system.temperature_celsius {
+        m.gauge("outpost_temperature_celsius", "The SoC's temperature (first thermal zone).", c);
+    }
+    m.gauge("outpost_problems", "Problems shown on the health page.", problems.len() as f64);
+    m.flag(
+        "outpost_store_write_failing",
+        "1 while the store cannot write to disk.",
+        problems.iter().any(|p| p.writes_fail),
+    );
+    m.gauge(
+        "outpost_store_flushes",
+        "Flushes done for committing writers (each shared by several).",
+        storage.flushes as f64,
+    );
+    m.gauge(
+        "outpost_open_alerts",
+        "Alerts nobody acknowledged yet.",
+        state.app.count_alerts(AlertState::Open)? as f64,
+    );
+    Ok(())
+}
+
+fn service_metrics(state: &AppState, m: &mut Metrics) {
+    let s = &state.services;
+    if let Some(p) = &s.presence {
+        let st = p.stats();
+        m.gauge("outpost_sightings_total", "Sightings the presence thread took.", st.sightings as f64);
+        m.gauge(
+            "outpost_sightings_dropped_total",
+            "Sightings dropped: the presence thread was behind.",
+            st.dropped as f64,
+        );
+        m.gauge(
+            "outpost_presence_events_total",
+            "Presence changes of worn bands acted on.",
+            st.events as f64,
+        );
+        m.gauge(
+            "outpost_unknown_bands",
+            "Devices heard that are not in the band pool.",
+            st.unknown.len() as f64,
+        );
+    }
+    if let Some(mqtt) = &s.mqtt {
+        let c = mqtt.connections.counts();
+        m.gauge("outpost_mqtt_connections", "Devices connected to the broker.", c.open as f64);
+        m.gauge("outpost_mqtt_accepted_total", "Connections the broker's ports accepted.", c.accepted as f64);
+        m.gauge("outpost_mqtt_tls_failed_total", "TLS handshakes that failed.", c.tls_failed as f64);
+        m.gauge(
+            "outpost_mqtt_not_mqtt_total",
+            "Connections that did not start with an MQTT CONNECT.",
+            c.not_mqtt as f64,
+        );
+        m.gauge(
+            "outpost_mqtt_logins_refused_total",
+            "Logins with a wrong name or password.",
+            c.logins_refused as f64,
+        );
+        let overrun = mqtt.counters.lock().map(|c| c.overrun).unwrap_or(0);
+        m.gauge(
+            "outpost_mqtt_overrun_total",
+            "Messages the broker's bounded log dropped before the box read them (a burst).",
+            overrun as f64,
+        );
+    }
+    if let Some(link) = &s.link {
+        let st = link.current();
+        m.gauge("outpost_sync_pending", "Changes the province has not acknowledged yet.", st.pending as f64);
+        m.gauge(
+            "outpost_sync_refused",
+            "Documents from the province that could not be merged.",
+            st.refused as f64,
+        );
+        m.gauge(
+            "outpost_sync_failures_in_a_row",
+            "Failed exchanges since the last success.",
+            st.link.failures_in_a_row.into(),
+        );
+        m.gauge("outpost_sync_exchanges_total", "Exchanges with the province.", st.link.exchanges as f64);
+    }
+    if let Some(b) = &s.scanner {
+        let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed) as f64;
+        m.gauge("outpost_ble_events_total", "Events from the box's Bluetooth adapter.", n(&b.events));
+        m.gauge("outpost_ble_scan_restarts_total", "Scans restarted by the watchdog.", n(&b.restarts));
+    }
+    if let Some(h) = s.modem.as_ref().map(|m| m.health()) {
+        m.flag("outpost_modem_connected", "1 when the modem answers.", h.connected);
+        m.flag("outpost_modem_registered", "1 when registered on a network.", h.registered);
+        m.gauge(
+            "outpost_modem_signal_dbm",
+            "Signal strength (dBm); absent when unknown.",
+            h.signal_dbm.map_or(f64::NAN, f64::from),
+        );
+        m.gauge("outpost_modem_sent_total", "Messages the network accepted.", h.sent as f64);
+        m.gauge("outpost_modem_failed_total", "Messages not sent.", h.failed as f64);
+        m.gauge("outpost_modem_received_total", "Message parts received.", h.received as f64);
+        m.gauge("outpost_modem_reopened_total", "Times the port was reopened.", h.reopened as f64);
+    }
+}

@@ -1,0 +1,269 @@
+//! The router in process, through `tower::ServiceExt::oneshot` (no socket, no binary): the access
+//! table enforced for every route and role, the one error path rendering JSON or a page in the
+//! caller's language, and the API description matching the table.
+
+use std::sync::Arc;
+
+use axum::{
+    body::Body,
+    http::{header, Method, Request, StatusCode},
+    response::Response,
+    Router,
+};
+use outpost_sync::record::Role;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use super::{kit::SESSION_COOKIE, router, routes, Access, AppState};
+use crate::{
+    app::{accounts::AccountInput, testing, Outpost},
+    services::Services,
+};
+
+const PASSWORD: &str = "thu-nghiem-mat-khau-2026";
+
+/// A box on a temporary store with three accounts, and each one's session cookie.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    app: Arc<Outpost>,
+    router: Router,
+    /// Each account's session cookie and CSRF token.
+    admin: (String, String),
+    medical: (String, String),
+    manager: (String, String),
+}
+
+fn account(name: &str) -> AccountInput {
+    AccountInput {
+        username: name.into(),
+        display_name: name.into(),
+        password: PASSWORD.into(),
+        password2: PASSWORD.into(),
+    }
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, _, _) = testing::outpost(&dir, "2026-11-21T02:00:00Z", "");
+    let issuing = app.clone();
+    let setup = tokio::task::spawn_blocking(move || issuing.issue_setup_link())
+        .await
+        .expect("joined")
+        .expect("setup")
+        .expect("a link while no account exists");
+    let admin = app.create_first_admin(&setup, account("quantri")).await.expect("first admin");
+    let mut sessions = Vec::new();
+    for (name, role) in [("yte.chau", Role::Medical), ("quanly.binh", Role::Manager)] {
+        app.add_user(account(name), Ok(role), "quantri").await.expect("account");
+        sessions.push(app.log_in(name, PASSWORD, None).await.expect("login").expect("a session"));
+    }
+    let with_csrf = |s: String| {
+        let csrf = app.staff_for_session(&s).and_then(|s| s.csrf).expect("a live session");
+        (s, csrf)
+    };
+    let manager = with_csrf(sessions.pop().expect("manager"));
+    let medical = with_csrf(sessions.pop().expect("medical"));
+    let admin = with_csrf(admin);
+    let state = AppState::new(app.clone(), Services::default(), CancellationToken::new());
+    Fixture { _dir: dir, router: router(state), app, admin, medical, manager }
+}
+
+/// A route's path with its parameters filled.
+fn concrete(path: &str) -> String {
+    path.replace("{id}", "x")
+        .replace("{token}", "0123456789abcdef0123456789abcdef")
+        .replace("{person}", "x")
+        .replace("{date}", "2026-11-21")
+        .replace("{round}", "1")
+        .replace("{name}", "x")
+        .replace("{file}", "app.css")
+        .replace("{code}", "en")
+}
+
+async fn call(router: &Router, req: Request<Body>) -> Response {
+    router.clone().oneshot(req).await.expect("infallible")
+}
+
+/// A request with an empty body for `method`, as `session` (with its CSRF token) if given.
+fn request(method: &Method, path: &str, session: Option<(&str, &str)>) -> Request<Body> {
+    let mut b = Request::builder().method(method.clone()).uri(path);
+    if let Some((s, csrf)) = session {
+        b = b.header(header::COOKIE, format!("{SESSION_COOKIE}={s}")).header("x-csrf-token", csrf);
+    }
+    if *method == Method::GET {
+        b.body(Body::empty()).expect("request")
+    } else {
+        b.header(header::CONTENT_TYPE, "application/json").body(Body::from("{}")).expect("request")
+    }
+}
+
+async fn body(res: Response) -> String {
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.expect("body");
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[tokio::test]
+async fn the_guard_enforces_the_access_table_for_every_route_and_role() {
+    let f = fixture().await;
+    let mut checked = 0;
+    for r in routes() {
+        let path = concrete(r.path);
+        let api = path.starts_with("/api/");
+        // Nobody signed in: only public routes reach their handler.
+        let res = call(&f.router, request(&r.method, &path, None)).await;
+        if r.access == Access::Public {
+            let to = res.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+            assert!(
+                res.status() != StatusCode::FORBIDDEN && !to.starts_with("/login"),
+                "{} {path} is public but answered {}",
+                r.method,
+                res.status()
+            );
+            continue;
+        }
+        if api || r.method != Method::GET {
+            assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{} {path} without a session", r.method);
+        } else {
+            assert_eq!(res.status(), StatusCode::SEE_OTHER, "{} {path} without a session", r.method);
+            let to = res.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+            assert!(to.starts_with("/login?next="), "{path} redirects to {to}");
+        }
+        // Signed in: a role below the route's is refused before any handler.
+        for (session, role) in
+            [(&f.manager, Role::Manager), (&f.medical, Role::Medical), (&f.admin, Role::Admin)]
+        {
+            let allowed = match r.access {
+                Access::Public | Access::Staff => true,
+                Access::Writer => role.can_write(),
+                Access::Admin => role == Role::Admin,
+            };
+            if allowed && path == "/logout" {
+                continue; // it would end the session the next routes use
+            }
+            let res = call(&f.router, request(&r.method, &path, Some((&session.0, &session.1)))).await;
+            if allowed {
+                assert_ne!(
+                    res.status(),
+                    StatusCode::FORBIDDEN,
+                    "{} {path} as {role:?}: {}",
+                    r.method,
+                    body(res).await
+                );
+            } else {
+                assert_eq!(res.status(), StatusCode::FORBIDDEN, "{} {path} as {role:?}", r.method);
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked > 100, "only {checked} guarded routes");
+}
+
+#[tokio::test]
+async fn errors_are_json_for_the_api_and_a_page_in_the_callers_language_elsewhere() {
+    let f = fixture().await;
+    // The API: JSON, with both languages and the caller's.
+    let res =
+        call(&f.router, request(&Method::GET, "/api/v1/people/nobody", Some((&f.admin.0, &f.admin.1)))).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert!(res.headers()[header::CONTENT_TYPE].to_str().unwrap_or("").starts_with("application/json"));
+    let json: serde_json::Value = serde_json::from_str(&body(res).await).expect("json");
+    assert_eq!(json["error"], "not_found");
+    assert_eq!(json["problems"][0]["vi"], "Không tìm thấy.");
+
+    // A page: HTML in Vietnamese by default, in English with the language cookie; the security
+    // headers are on it too.
+    let res = call(&f.router, request(&Method::GET, "/people/nobody", Some((&f.admin.0, &f.admin.1)))).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(res.headers()[header::X_FRAME_OPTIONS], "DENY");
+    let html = body(res).await;
+    assert!(html.contains("<html lang=\"vi\"") && html.contains("Không tìm thấy."), "{html}");
+    let req = Request::get("/people/nobody")
+        .header(header::COOKIE, format!("{SESSION_COOKIE}={}; lang=en", f.admin.0))
+        .body(Body::empty())
+        .expect("request");
+    let html = body(call(&f.router, req).await).await;
+    assert!(html.contains("<html lang=\"en\"") && html.contains("Not found."), "{html}");
+
+    // Invalid input names its field, in JSON.
+    let req = Request::post("/api/v1/people")
+        .header(header::COOKIE, format!("{SESSION_COOKIE}={}", f.admin.0))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("x-csrf-token", "wrong")
+        .body(Body::from("{}"))
+        .expect("request");
+    let res = call(&f.router, req).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN, "the session's CSRF token is needed");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&body(res).await).expect("json")["error"], "csrf");
+    let req = Request::post("/api/v1/people")
+        .header(header::COOKIE, format!("{SESSION_COOKIE}={}", f.admin.0))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("x-csrf-token", &f.admin.1)
+        .body(Body::from(r#"{"full_name": ""}"#))
+        .expect("request");
+    let res = call(&f.router, req).await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let json: serde_json::Value = serde_json::from_str(&body(res).await).expect("json");
+    assert_eq!(json["error"], "invalid");
+    assert!(
+        json["problems"].as_array().expect("problems").iter().any(|p| p["field"] == "full_name"),
+        "{json}"
+    );
+
+    // A refused write with a body closes its connection; an unknown path is a page.
+    let req = Request::post("/people")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::CONTENT_LENGTH, "3")
+        .body(Body::from("a=b"))
+        .expect("request");
+    let res = call(&f.router, req).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(res.headers()[header::CONNECTION], "close");
+    assert!(body(res).await.contains("Vui lòng đăng nhập."));
+    let res = call(&f.router, request(&Method::GET, "/nowhere", None)).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert!(body(res).await.contains("<!DOCTYPE html>"));
+
+    // A body announced larger than the limit: 413 before anything reads it.
+    let too_big = f.app.config().web.max_upload_bytes + 1;
+    let req = Request::post("/api/v1/people/import")
+        .header(header::CONTENT_LENGTH, too_big.to_string())
+        .body(Body::empty())
+        .expect("request");
+    let res = call(&f.router, req).await;
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body(res).await).expect("json")["error"],
+        "too_large"
+    );
+}
+
+#[test]
+fn openapi_documents_exactly_the_api_routes() {
+    let spec: serde_json::Value =
+        serde_json::from_str(include_str!("../../assets/openapi.json")).expect("openapi.json parses");
+    let paths = spec["paths"].as_object().expect("paths");
+    let mut documented = 0;
+    for r in routes().iter().filter(|r| r.path.starts_with("/api/") || r.path == "/healthz") {
+        let op = &paths.get(r.path).unwrap_or_else(|| panic!("{} is not in openapi.json", r.path))
+            [r.method.as_str().to_lowercase()];
+        assert!(op.is_object(), "{} {} is not in openapi.json", r.method, r.path);
+        assert_eq!(
+            op.get("security").is_some(),
+            r.access == Access::Public,
+            "{} {}: public?",
+            r.method,
+            r.path
+        );
+        documented += 1;
+    }
+    let in_spec: usize = paths.values().map(|p| p.as_object().map_or(0, |o| o.len())).sum();
+    assert_eq!(documented, in_spec, "openapi.json documents a route the box does not have");
+}
+
+#[test]
+fn every_route_is_unique() {
+    let mut seen = std::collections::HashSet::new();
+    for r in routes() {
+        assert!(seen.insert((r.method.clone(), r.path)), "{} {}", r.method, r.path);
+    }
+}

@@ -1,0 +1,18 @@
+//! `outpost-link` — what a site's box and the provincial server share to talk to each other.
+//!
+//! - [`ca`]: the province's certificate authority (its certificate, the server's, each site's) and
+//!   the bundle a site receives.
+//! - [`net`]: HTTPS over rustls with mutual authentication: a server that knows each request's site
+//!   certificate, a client that trusts only the province's CA (pinned by fingerprint at enrolment).
+//! - [`token`]: the one-time enrolment token.
+//! - [`exchange`]: one exchange of the sync protocol (`outpost_sync::protocol`) over HTTPS, both
+//!   ends' turns, and a link's progress.
+//! - [`site`]: a site's end: enrolment, pushes, and answering the province's pulls.
+//!
+//! The box depends on this crate, not on the provincial server's.
+
+pub mod ca;
+pub mod exchange;
+pub mod net;
+pub mod site;
+pub mod token;
