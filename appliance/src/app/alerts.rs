@@ -7,7 +7,7 @@ use outpost_sync::{
     WriteSet,
 };
 
-use super::{AppError, AppResult, Outpost};
+use super::{outbox::Purpose, AppError, AppResult, Outpost};
 use crate::base::{
     rules,
     validate::{self, unaccent, Problem},
@@ -137,7 +137,7 @@ impl Outpost {
 
     fn queue_on_duty(&self, w: &mut WriteSet, text: &str) -> AppResult<()> {
         for phone in &self.config.alerts.on_duty_phones {
-            self.queue_sms(w, phone, text, "on_duty", None)?;
+            self.queue_sms(w, phone, text, Purpose::OnDuty, None)?;
         }
         Ok(())
     }

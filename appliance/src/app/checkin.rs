@@ -25,6 +25,7 @@ pub enum Direction {
 }
 
 impl Direction {
+    pub const ALL: [Direction; 2] = [Direction::In, Direction::Out];
     pub fn parse(s: &str) -> Option<Direction> {
         match s {
             "in" => Some(Direction::In),

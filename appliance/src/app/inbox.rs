@@ -17,7 +17,7 @@ use outpost_sync::{record::Channel, WriteSet};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{privacy::ERASED, AppError, AppResult, Outpost};
+use super::{outbox::Purpose, privacy::ERASED, AppError, AppResult, Outpost};
 use crate::base::{i18n, smsdecl, validate};
 
 const PREFIX: &str = "inbox/";
@@ -189,7 +189,7 @@ impl Outpost {
                 Err(AppError::Invalid(_)) => i18n::declaration_help_sms(),
                 Err(e) => return Err(e),
             };
-            self.queue_sms(&mut w, &person.phone, &reply, "reply", Some(&person.id))?;
+            self.queue_sms(&mut w, &person.phone, &reply, Purpose::Reply, Some(&person.id))?;
         }
         w.put_local(&format!("{PREFIX}{id}"), &message)?;
         for p in part_ids {

@@ -3,7 +3,7 @@
 
 use outpost_sync::{record::Person, WriteSet};
 
-use super::{templates, AppError, AppResult, Outpost};
+use super::{outbox::Purpose, templates, AppError, AppResult, Outpost};
 use crate::base::{i18n::Lang, validate};
 
 impl Outpost {
@@ -33,7 +33,7 @@ impl Outpost {
         let mut w = WriteSet::new();
         for p in people {
             let text = templates::render(&body, p, &self.config.web.public_url);
-            self.queue_sms(&mut w, &p.phone, &text, "custom", Some(&p.id))?;
+            self.queue_sms(&mut w, &p.phone, &text, Purpose::Custom, Some(&p.id))?;
         }
         self.audit(&mut w, by, "sms.custom", template.unwrap_or("text"), &people.len().to_string())?;
         self.commit(w).await?;

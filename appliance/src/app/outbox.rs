@@ -37,6 +37,45 @@ fn reference_key(reference: u8) -> String {
     format!("outbox-mr/{reference:03}")
 }
 
+/// What a message is for (the outbox page names it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    /// A missed declaration's reminder.
+    Reminder,
+    /// A severe alert or an escalation, to the on-duty phones.
+    OnDuty,
+    /// A message staff wrote or chose.
+    Custom,
+    /// The answer to a declaration received by SMS.
+    Reply,
+    /// A spot check's request.
+    SpotCheck,
+    /// A test result, to the person.
+    TestResult,
+}
+
+impl Purpose {
+    pub const ALL: [Purpose; 6] = [
+        Purpose::Reminder,
+        Purpose::OnDuty,
+        Purpose::Custom,
+        Purpose::Reply,
+        Purpose::SpotCheck,
+        Purpose::TestResult,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Reminder => "reminder",
+            Purpose::OnDuty => "on_duty",
+            Purpose::Custom => "custom",
+            Purpose::Reply => "reply",
+            Purpose::SpotCheck => "spot_check",
+            Purpose::TestResult => "test_result",
+        }
+    }
+}
+
 /// Where a message stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -49,6 +88,13 @@ pub enum OutboxState {
 }
 
 impl OutboxState {
+    pub const ALL: [OutboxState; 5] = [
+        OutboxState::Queued,
+        OutboxState::Sending,
+        OutboxState::Sent,
+        OutboxState::Delivered,
+        OutboxState::Failed,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             OutboxState::Queued => "queued",
@@ -66,8 +112,7 @@ pub struct OutboxMessage {
     pub id: String,
     pub to: String,
     pub text: String,
-    /// What it is for: `reminder`, `on_duty`, `custom`, `reply`, …
-    pub purpose: String,
+    pub purpose: Purpose,
     pub person_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub state: OutboxState,
@@ -119,7 +164,7 @@ impl Outpost {
         w: &mut WriteSet,
         to: &str,
         text: &str,
-        purpose: &str,
+        purpose: Purpose,
         person_id: Option<&str>,
     ) -> AppResult<String> {
         let id = format!("{:020}", self.store.next_id()?);
@@ -128,7 +173,7 @@ impl Outpost {
             id: id.clone(),
             to: to.to_owned(),
             text: text.to_owned(),
-            purpose: purpose.to_owned(),
+            purpose,
             person_id: person_id.map(str::to_owned),
             created_at: now,
             state: OutboxState::Queued,

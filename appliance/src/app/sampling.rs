@@ -15,6 +15,7 @@ use outpost_sync::{
 
 use super::{
     csv::{self, FileError, RowError},
+    outbox::Purpose,
     people::require_watched,
     AppError, AppResult, Outpost,
 };
@@ -311,7 +312,7 @@ impl Outpost {
         w.put(&*sample)?;
         if !person.phone.is_empty() {
             let text = i18n::result_sms(sample.round, sample.sampled_on, result);
-            self.queue_sms(w, &person.phone, &text, "test_result", Some(&person.id))?;
+            self.queue_sms(w, &person.phone, &text, Purpose::TestResult, Some(&person.id))?;
         }
         if result != TestResult::Positive {
             return Ok(None);

@@ -15,7 +15,7 @@ use outpost_sync::{
 };
 use serde::Serialize;
 
-use super::{AppResult, Outpost};
+use super::{outbox::Purpose, AppResult, Outpost};
 use crate::base::{i18n, rules::SlotAction};
 
 /// What one scheduler pass did.
@@ -86,7 +86,7 @@ impl Outpost {
                             &slot.format("%H:%M").to_string(),
                             &self.personal_link(person),
                         );
-                        self.queue_sms(&mut w, &person.phone, &text, "reminder", Some(&person.id))?;
+                        self.queue_sms(&mut w, &person.phone, &text, Purpose::Reminder, Some(&person.id))?;
                         w.put_local(&reminded, &now)?;
                         reminders += 1;
                     }

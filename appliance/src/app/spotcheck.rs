@@ -19,6 +19,7 @@ use rand::Rng;
 
 use super::{
     location::{Position, Verdict},
+    outbox::Purpose,
     AppError, AppResult, Outpost,
 };
 use crate::base::{i18n, validate::Problem};
@@ -93,7 +94,7 @@ impl Outpost {
         w.put_local(&token_key(&token), &check.id)?;
         let link = format!("{}/s/{token}", self.config.web.public_url);
         let text = i18n::spot_check_sms(&check.deadline_local(self.schedule().offset), &link);
-        self.queue_sms(w, &person.phone, &text, "spot_check", Some(&person.id))?;
+        self.queue_sms(w, &person.phone, &text, Purpose::SpotCheck, Some(&person.id))?;
         Ok(())
     }
 

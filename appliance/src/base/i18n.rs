@@ -177,6 +177,8 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("purpose.on_duty", "Báo trực", "On duty"),
     ("purpose.custom", "Tin của nhân viên", "From staff"),
     ("purpose.reply", "Trả lời", "Reply"),
+    ("purpose.spot_check", "Kiểm tra đột xuất", "Spot check"),
+    ("purpose.test_result", "Kết quả xét nghiệm", "Test result"),
     ("nav.inbox", "Tin nhắn đến", "Inbox"),
     ("nav.health", "Tình trạng hộp", "Box health"),
     ("nav.bands", "Vòng đeo tay", "Wristbands"),
@@ -503,6 +505,140 @@ mod tests {
             assert!(seen.insert(*k), "duplicate key {k}");
             assert!(!vi.is_empty() && !en.is_empty(), "{k}");
         }
+    }
+
+    /// Every key the code names — `t(lang, "key")`, `td(…)`, a badge's — is in the table, and so is
+    /// every key it builds from a prefix and a value (`status.{…}`) for every value the value can
+    /// take. A missing key would show as the key itself.
+    #[test]
+    fn every_key_the_code_uses_is_in_the_table() {
+        let known = |key: &str| TEXTS.iter().any(|(k, _, _)| *k == key);
+        let mut missing = std::collections::BTreeSet::new();
+        let mut named = std::collections::BTreeSet::new();
+        for (file, text) in sources() {
+            for key in literal_keys(&text) {
+                named.insert(key.clone());
+                if !known(&key) {
+                    missing.insert(format!("{key} ({file})"));
+                }
+            }
+            for prefix in built_prefixes(&text) {
+                match values_of(&prefix) {
+                    None => {
+                        missing.insert(format!("{prefix}.* ({file}): list its values in this test"));
+                    }
+                    Some(values) => missing.extend(
+                        values
+                            .into_iter()
+                            .map(|v| format!("{prefix}.{v}"))
+                            .filter(|k| !known(k))
+                            .map(|k| format!("{k} ({file})")),
+                    ),
+                }
+            }
+        }
+        assert!(missing.is_empty(), "keys not in the table: {missing:#?}");
+        assert!(named.len() > 250, "the scan found only {} keys: it no longer reads the code", named.len());
+    }
+
+    /// The crate's source files, with their paths.
+    fn sources() -> Vec<(String, String)> {
+        fn walk(dir: &std::path::Path, out: &mut Vec<(String, String)>) {
+            for entry in std::fs::read_dir(dir).expect("dir").flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).expect("source");
+                    out.push((path.display().to_string(), text));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut out);
+        assert!(out.len() > 50, "the sources were not found");
+        out
+    }
+
+    /// The string literals given as a key: the second argument of `t(` and `td(`, the third of
+    /// `badge(`, the argument of the error pages' `one(`.
+    fn literal_keys(text: &str) -> Vec<String> {
+        let mut keys = Vec::new();
+        for (call, skip) in [("t(", 1), ("td(", 1), ("badge(", 2), ("one(", 0)] {
+            for (at, _) in text.match_indices(call) {
+                let before = text[..at].chars().next_back().unwrap_or(' ');
+                if before.is_alphanumeric() || before == '_' || before == ':' {
+                    continue;
+                }
+                let mut rest = &text[at + call.len()..];
+                for _ in 0..skip {
+                    // Arguments before the key hold no comma of their own in this code.
+                    let Some(comma) = rest.find(',') else { break };
+                    rest = &rest[comma + 1..];
+                }
+                let rest = rest.trim_start();
+                let Some(literal) = rest.strip_prefix('"') else { continue };
+                let Some(end) = literal.find('"') else { continue };
+                let key = &literal[..end];
+                if key.contains('.')
+                    && key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._".contains(c))
+                {
+                    keys.push(key.to_owned());
+                }
+            }
+        }
+        keys
+    }
+
+    /// The prefixes of keys built with `format!("<prefix>.{…}")`.
+    fn built_prefixes(text: &str) -> Vec<String> {
+        text.match_indices("format!(\"")
+            .filter_map(|(at, m)| {
+                let rest = &text[at + m.len()..];
+                let end = rest.find(".{")?;
+                let prefix = &rest[..end];
+                let ok = !prefix.is_empty()
+                    && prefix.chars().all(|c| c.is_ascii_lowercase() || c == '.' || c == '_');
+                ok.then(|| prefix.to_owned())
+            })
+            .collect()
+    }
+
+    /// Every value a built key's last part can take, by prefix.
+    fn values_of(prefix: &str) -> Option<Vec<String>> {
+        use outpost_sync::record::{
+            AlertKind, AlertState, BandState, Category, Gender, PersonStatus, Role, SpotCheckState,
+            SpotReview, Symptom, TestResult,
+        };
+        fn all<T: Copy>(values: &[T], name: fn(T) -> &'static str) -> Vec<String> {
+            values.iter().map(|v| name(*v).to_owned()).collect()
+        }
+        use crate::app::{checkin, outbox};
+        Some(match prefix {
+            "status" => all(&PersonStatus::ALL, PersonStatus::as_str),
+            "category" => all(&Category::ALL, Category::as_str),
+            "gender" => all(&Gender::ALL, Gender::as_str),
+            "sym" => all(&Symptom::ALL, Symptom::as_str),
+            "alert" => all(&AlertKind::ALL, AlertKind::as_str),
+            "state" => all(&AlertState::ALL, AlertState::as_str),
+            "band" => all(&BandState::ALL, BandState::as_str),
+            "role" => all(&Role::ALL, Role::as_str),
+            "test" => all(&TestResult::ALL, TestResult::as_str),
+            "spot.state" => all(&SpotCheckState::ALL, SpotCheckState::as_str),
+            "spot.review" => all(&SpotReview::ALL, SpotReview::as_str),
+            "purpose" => all(&outbox::Purpose::ALL, outbox::Purpose::as_str),
+            "outbox" => all(&outbox::OutboxState::ALL, outbox::OutboxState::as_str),
+            "checkin" => all(&checkin::Direction::ALL, checkin::Direction::as_str),
+            "checkin.purpose" => {
+                checkin::PURPOSES.iter().chain(&["quarantined"]).map(|p| (*p).to_owned()).collect()
+            }
+            "problem" => crate::platform::system::PROBLEM_CODES.iter().map(|p| (*p).to_owned()).collect(),
+            "presence" => {
+                use outpost_ble::presence::State;
+                all(&[State::Present, State::Unseen, State::Away], crate::app::presence::state_str)
+            }
+            _ => return None,
+        })
     }
 
     #[test]

@@ -91,10 +91,14 @@ impl System {
     }
 }
 
+/// Every problem's code, as [`Problem::code`] holds it (the health page names each).
+pub const PROBLEM_CODES: [&str; 7] =
+    ["disk_read_only", "disk_full", "disk_low", "store_write", "modem", "adapter", "config"];
+
 /// Something that keeps the box from doing part of its work.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Problem {
-    /// Stable: `disk_read_only`, `disk_full`, `disk_low`, `store_write`, `modem`, `adapter`, `config`.
+    /// Stable: one of [`PROBLEM_CODES`].
     pub code: &'static str,
     /// Whether records can still be written (false: nothing new can be taken).
     pub writes_fail: bool,

@@ -1,6 +1,6 @@
 //! The web UI and the JSON API, served by axum.
 //!
-//! Access control is declarative: [`routes`] lists every route with its [`Access`] level, and one
+//! Access control is declarative: [`routes`](fn@routes) lists every route with its [`Access`] level, and one
 //! middleware (`guard`) enforces it before any handler runs — authentication (session cookie or API
 //! token), the role, and CSRF on every state-changing request. Errors have one path: handlers return
 //! `Result<_, ApiError>` and one middleware (`render_errors`) writes each error as JSON for the API
@@ -10,7 +10,7 @@
 //! (server-rendered HTML with maud, Vietnamese first) and its `/api/v1` handlers (JSON): [`people`],
 //! [`declarations`], [`alerts`], [`dashboard`], [`followup`], [`outbox`], [`inbox`], [`messages`],
 //! [`bands`], [`presence`], [`location`], [`spotcheck`], [`sampling`], [`checkin`], [`reports`],
-//! [`accounts`], [`mqtt`], [`system`]. Beside them: [`routes`] (the access table), [`kit`] (state,
+//! [`accounts`], [`mqtt`], [`system`]. Beside them: [`routes`](mod@routes) (the access table), [`kit`] (state,
 //! the caller, forms, cookies, CSRF), [`error`], [`layout`] (the page frame). Handlers call only
 //! operations and read models; they never touch the store.
 

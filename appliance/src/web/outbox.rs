@@ -40,7 +40,7 @@ pub async fn page(State(state): State<AppState>, ctx: Ctx, Query(q): Query<Notic
                     tr data-state=(m.state.as_str()) {
                         td { (state.fmt_time(m.created_at)) }
                         td { (m.to) }
-                        td { (td(lang, &format!("purpose.{}", m.purpose))) }
+                        td { (td(lang, &format!("purpose.{}", m.purpose.as_str()))) }
                         td { (m.text) }
                         td {
                             (badge(lang, match m.state {

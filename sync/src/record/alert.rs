@@ -32,6 +32,18 @@ pub enum AlertKind {
 }
 
 impl AlertKind {
+    pub const ALL: [AlertKind; 10] = [
+        AlertKind::Fever,
+        AlertKind::LowSpo2,
+        AlertKind::ShortnessOfBreath,
+        AlertKind::MissingDeclaration,
+        AlertKind::BandAway,
+        AlertKind::StrapOpened,
+        AlertKind::BandBatteryLow,
+        AlertKind::TestPositive,
+        AlertKind::OutsideGeofence,
+        AlertKind::SpotCheckMissed,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             AlertKind::Fever => "fever",
@@ -82,6 +94,7 @@ pub enum AlertState {
 }
 
 impl AlertState {
+    pub const ALL: [AlertState; 3] = [AlertState::Open, AlertState::Acknowledged, AlertState::Resolved];
     pub fn as_str(self) -> &'static str {
         match self {
             AlertState::Open => "open",
@@ -90,9 +103,7 @@ impl AlertState {
         }
     }
     pub fn parse(s: &str) -> Option<AlertState> {
-        [AlertState::Open, AlertState::Acknowledged, AlertState::Resolved]
-            .into_iter()
-            .find(|c| c.as_str() == s)
+        AlertState::ALL.into_iter().find(|c| c.as_str() == s)
     }
 }
 

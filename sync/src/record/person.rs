@@ -86,6 +86,7 @@ pub enum Gender {
 }
 
 impl Gender {
+    pub const ALL: [Gender; 4] = [Gender::Male, Gender::Female, Gender::Other, Gender::Unknown];
     pub fn as_str(self) -> &'static str {
         match self {
             Gender::Male => "male",
@@ -95,7 +96,7 @@ impl Gender {
         }
     }
     pub fn parse(s: &str) -> Option<Gender> {
-        [Gender::Male, Gender::Female, Gender::Other, Gender::Unknown].into_iter().find(|g| g.as_str() == s)
+        Gender::ALL.into_iter().find(|g| g.as_str() == s)
     }
 }
 

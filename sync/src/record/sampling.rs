@@ -16,6 +16,7 @@ pub enum TestResult {
 }
 
 impl TestResult {
+    pub const ALL: [TestResult; 3] = [TestResult::Pending, TestResult::Negative, TestResult::Positive];
     pub fn as_str(self) -> &'static str {
         match self {
             TestResult::Pending => "pending",
@@ -34,9 +35,7 @@ impl TestResult {
     }
 
     pub fn parse(s: &str) -> Option<TestResult> {
-        [TestResult::Pending, TestResult::Negative, TestResult::Positive]
-            .into_iter()
-            .find(|r| r.as_str() == s)
+        TestResult::ALL.into_iter().find(|r| r.as_str() == s)
     }
 }
 

@@ -21,6 +21,13 @@ pub enum SpotCheckState {
 }
 
 impl SpotCheckState {
+    pub const ALL: [SpotCheckState; 5] = [
+        SpotCheckState::Scheduled,
+        SpotCheckState::Sent,
+        SpotCheckState::Answered,
+        SpotCheckState::Missed,
+        SpotCheckState::Skipped,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             SpotCheckState::Scheduled => "scheduled",
@@ -42,6 +49,7 @@ pub enum SpotReview {
 }
 
 impl SpotReview {
+    pub const ALL: [SpotReview; 3] = [SpotReview::Pending, SpotReview::Accepted, SpotReview::Rejected];
     pub fn as_str(self) -> &'static str {
         match self {
             SpotReview::Pending => "pending",
