@@ -30,8 +30,9 @@
 //!   record, storage, backups).
 //! - [`platform`]: the box as a machine — [`platform::backup`], [`platform::update`],
 //!   [`platform::system`] (its condition and problems), [`platform::tls`], [`platform::memory`].
-//! - [`base`]: [`base::clock`], [`base::config`] (typed once), [`base::validate`],
-//!   [`base::rules`] (pure), [`base::smsdecl`], [`base::i18n`], [`base::audit`].
+//! - [`base`]: [`base::clock`], [`base::config`] (typed once, over [`base::config::raw`], the
+//!   file as written), [`base::validate`], [`base::rules`] (pure), [`base::smsdecl`],
+//!   [`base::i18n`], [`base::audit`].
 //!
 //! Hardware is not touched here: the modem and BLE drivers are their own crates under `drivers/`;
 //! the records, the store and the sync protocol are `outpost-sync`; what the box shares with the

@@ -161,7 +161,8 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
 
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let presence = PresenceView::start(app.clone(), store.series("sightings")?, presence_queue)
+    let series = store.series("sightings").context("cannot open the sightings' series")?;
+    let presence = PresenceView::start(app.clone(), series, presence_queue)
         .context("cannot start the presence thread")?;
     services.presence = Some(presence.clone());
     start_mqtt(&app, &mut services, (clock.clone(), presence.sink()), (&tracker, &cancel)).await?;

@@ -168,7 +168,11 @@ impl Outpost {
         let token = random_token();
         let mut w = WriteSet::new();
         w.put_local(SETUP_KEY, &SetupLink { digest: digest(&token), created_at: self.now() })?;
-        self.commit_blocking(w)?;
+        if let Err(e) = self.commit_blocking(w) {
+            // No new link: none is left to show either.
+            leave_setup_link(&self.config.store.data_dir, None);
+            return Err(e);
+        }
         let link = format!("{}/setup/{token}", self.config.web.public_url);
         leave_setup_link(&self.config.store.data_dir, Some(&link));
         Ok(Some(token))
@@ -355,12 +359,13 @@ impl Outpost {
     pub async fn update_user(
         self: &std::sync::Arc<Self>,
         name: &str,
-        role: Role,
+        role: Result<Role, Problem>,
         active: bool,
         password: String,
         by: &str,
     ) -> AppResult<User> {
         let mut user = self.store.get::<User>(name)?.ok_or(AppError::NotFound)?;
+        let role = role.map_err(|p| AppError::Invalid(vec![p]))?;
         if name == by && (role != Role::Admin || !active) {
             return Err(AppError::invalid(
                 "role",

@@ -81,7 +81,8 @@ impl Outpost {
         let mut alerts = self.alerts(AlertState::Open, 20)?;
         alerts.extend(self.alerts(AlertState::Acknowledged, 20usize.saturating_sub(alerts.len()))?);
         for a in alerts {
-            let name = self.person_name(&a.person_id);
+            let name =
+                self.store.get::<Person>(&a.person_id)?.map(|p| p.details.full_name).unwrap_or_default();
             d.alerts.push((a, name));
         }
         Ok(d)

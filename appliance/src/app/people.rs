@@ -274,13 +274,16 @@ impl Outpost {
             .collect())
     }
 
-    /// The people a message goes to: those named by id, and everyone in `status` if given; each once.
-    pub fn recipients(&self, ids: &[String], status: Option<PersonStatus>) -> AppResult<Vec<Person>> {
+    /// The people a message goes to: those named by id, and everyone in `status` (as typed; empty:
+    /// nobody more); each once.
+    pub fn recipients(&self, ids: &[String], status: &str) -> AppResult<Vec<Person>> {
         let mut people = Vec::new();
         for id in ids {
             people.push(self.person(id)?);
         }
-        if let Some(status) = status {
+        if !status.is_empty() {
+            let status = validate::required("status", status, PersonStatus::parse)
+                .map_err(|p| AppError::Invalid(vec![p]))?;
             people.extend(self.people("", Some(status), None)?);
         }
         people.sort_by(|a, b| a.id.cmp(&b.id));

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, NaiveDate, Utc};
 use outpost_ble::presence::{PresenceEvent, State};
 use outpost_sync::{
-    record::{Alert, AlertKind, AlertState, PresenceDay, PresenceInterval, Severity},
+    record::{Alert, AlertKind, AlertState, Person, PresenceDay, PresenceInterval, Severity},
     WriteSet,
 };
 
@@ -187,7 +187,7 @@ impl Outpost {
         let alert = Alert::new(id, kind, severity, &person_id, &band, detail, at);
         w.put(&alert)?;
         w.put_local(&marker(kind, &band), &alert.id)?;
-        if let Ok(person) = self.person(&person_id) {
+        if let Some(person) = self.store.get::<Person>(&person_id)? {
             staged.sms |= severity == Severity::Severe && self.has_on_duty_phones();
             self.notify_on_duty(w, &alert, &person)?;
         }

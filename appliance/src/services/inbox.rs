@@ -25,7 +25,7 @@ impl ModemEvents for InboxEvents {
                 true
             }
             Err(e) => {
-                tracing::error!(error = %anyhow::Error::from(e), "Cannot store an incoming SMS; it stays on the SIM.");
+                tracing::error!(error = %format!("{:#}", anyhow::Error::from(e)), "Cannot store an incoming SMS; it stays on the SIM.");
                 false
             }
         }
@@ -38,7 +38,7 @@ impl ModemEvents for InboxEvents {
             pdu::Outcome::Pending => return,
         };
         if let Err(e) = self.app.delivery_report(report.reference, delivered, report.status) {
-            tracing::error!(error = %anyhow::Error::from(e), "Cannot record a delivery report.");
+            tracing::error!(error = %format!("{:#}", anyhow::Error::from(e)), "Cannot record a delivery report.");
         }
     }
 }
@@ -47,7 +47,7 @@ impl ModemEvents for InboxEvents {
 pub async fn run(app: Arc<Outpost>, wake: Arc<Notify>, cancel: CancellationToken) {
     loop {
         if let Err(error) = app.inbox_pass().await {
-            tracing::error!(error = %anyhow::Error::from(error), "Inbox pass failed.");
+            tracing::error!(error = %format!("{:#}", anyhow::Error::from(error)), "Inbox pass failed.");
         }
         tokio::select! {
             _ = cancel.cancelled() => return,

@@ -68,7 +68,7 @@ pub async fn run(
         let sent_any = match send_due(&app, &sender, pause, &cancel).await {
             Ok(n) => n > 0,
             Err(error) => {
-                tracing::error!(error = %anyhow::Error::from(error), "Outbox pass failed.");
+                tracing::error!(error = %format!("{:#}", anyhow::Error::from(error)), "Outbox pass failed.");
                 false
             }
         };

@@ -324,7 +324,7 @@ struct Worker {
 impl Worker {
     fn run(mut self, rx: &Receiver<Input>) {
         if let Err(error) = self.reload(true) {
-            tracing::error!(error = %anyhow::Error::from(error), "Cannot read the band pool.");
+            tracing::error!(error = %format!("{:#}", anyhow::Error::from(error)), "Cannot read the band pool.");
         }
         let mut last_pass = Instant::now();
         loop {
@@ -369,13 +369,13 @@ impl Worker {
         match notice {
             PoolNotice::Changed => {
                 if let Err(error) = self.reload(false) {
-                    tracing::error!(error = %anyhow::Error::from(error), "Cannot read the band pool.");
+                    tracing::error!(error = %format!("{:#}", anyhow::Error::from(error)), "Cannot read the band pool.");
                 }
             }
             PoolNotice::Unassigned { band, person_id, at } => {
                 self.worn.remove(&band);
                 if let Err(error) = self.app.close_presence(&person_id, &band, at) {
-                    tracing::error!(error = %anyhow::Error::from(error), "Cannot close a presence interval.");
+                    tracing::error!(error = %format!("{:#}", anyhow::Error::from(error)), "Cannot close a presence interval.");
                 }
             }
         }
@@ -487,7 +487,7 @@ impl Worker {
         let today = self.app.schedule().local(now).date();
         if self.today.is_some_and(|d| d < today) {
             if let Err(error) = self.app.carry_presence_over(&self.worn, today) {
-                tracing::error!(error = %anyhow::Error::from(error), "Cannot carry presence over midnight.");
+                tracing::error!(error = %format!("{:#}", anyhow::Error::from(error)), "Cannot carry presence over midnight.");
             }
         }
         self.today = Some(today);
@@ -543,7 +543,9 @@ impl Worker {
                     s.events += n as u64;
                 }
             }
-            Err(error) => tracing::error!(error = %anyhow::Error::from(error), "Cannot record presence."),
+            Err(error) => {
+                tracing::error!(error = %format!("{:#}", anyhow::Error::from(error)), "Cannot record presence.")
+            }
         }
         n
     }

@@ -33,11 +33,15 @@ impl Scheduler {
 
     /// One pass at the box's current time.
     pub async fn pass(&mut self) -> AppResult<TickReport> {
-        let mut report = self.app.tick().await?;
         let now = self.app.now();
-        if let Some(p) = &self.presence {
-            report.presence = p.tick(now).await;
-        }
+        let ticked = self.app.tick().await;
+        // The presence engine's pass does not wait on the operations' (it writes on its own thread).
+        let presence = match &self.presence {
+            Some(p) => p.tick(now).await,
+            None => 0,
+        };
+        let mut report = ticked?;
+        report.presence = presence;
         if self.last_purge.is_none_or(|t| now - t >= chrono::Duration::hours(1)) {
             self.last_purge = Some(now);
             report.purged = self.app.purge_expired(now).await?;
@@ -49,7 +53,7 @@ impl Scheduler {
     pub async fn run(mut self, cancel: CancellationToken) {
         loop {
             if let Err(error) = self.pass().await {
-                tracing::error!(error = %anyhow::Error::from(error), "Scheduler pass failed.");
+                tracing::error!(error = %format!("{:#}", anyhow::Error::from(error)), "Scheduler pass failed.");
             }
             tokio::select! {
                 _ = cancel.cancelled() => return,

@@ -263,7 +263,7 @@ pub async fn update_user(
 ) -> Answer {
     let admin = ctx.username()?;
     let f = FormData::parse(&body);
-    let role = validate::required("role", &f.get("role"), Role::parse)?;
+    let role = validate::required("role", &f.get("role"), Role::parse);
     let active = f.opt("active").is_some();
     let done = state.app.update_user(&name, role, active, f.get("password"), &admin).await.map(|_| ());
     after_change(&state, &ctx, done)

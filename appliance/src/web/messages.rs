@@ -16,18 +16,14 @@ use crate::{
     app::templates,
     base::{
         i18n::{t, td, Lang},
-        validate::{self, Problem},
+        validate::Problem,
     },
 };
 
 /// The people a compose form names: `p` ids, or everyone in `status`.
 fn recipients(state: &AppState, pairs: &[(String, String)]) -> Result<Vec<Person>, ApiError> {
     let ids: Vec<String> = pairs.iter().filter(|(k, _)| k == "p").map(|(_, v)| v.clone()).collect();
-    let status = pairs
-        .iter()
-        .find(|(k, v)| k == "status" && !v.is_empty())
-        .map(|(_, s)| validate::required("status", s, PersonStatus::parse))
-        .transpose()?;
+    let status = pairs.iter().find(|(k, v)| k == "status" && !v.is_empty()).map_or("", |(_, s)| s.as_str());
     Ok(state.app.recipients(&ids, status)?)
 }
 

@@ -3,176 +3,22 @@
 //! parsed, times as durations, choices as enums, the declaration [`Schedule`] and alert
 //! [`Thresholds`] built. Reading the file is the caller's job; this module does no IO.
 //!
-//! The raw form stays beside the typed one for `outpost print-config` (and for a tool that changes a
-//! value and validates again); nothing else reads it.
+//! The raw form ([`raw`]: one struct per table, exactly the file's keys) stays beside the typed one
+//! for `outpost print-config` (and for a tool that changes a value and validates again); nothing
+//! else reads it.
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration as StdDuration};
 
 use chrono::{Duration, FixedOffset, NaiveTime};
 use outpost_sync::record::Geofence;
-use serde::{Deserialize, Serialize};
 
 use crate::base::rules::{Schedule, Thresholds};
 
+pub mod raw;
+pub use raw::*;
+
 /// The embedded defaults, printed by `outpost print-config` and overridden key by key by a site's file.
-pub const DEFAULT_TOML: &str = include_str!("../../assets/default.toml");
-
-/// The configuration as written in TOML.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawConfig {
-    pub site: RawSite,
-    pub declarations: RawDeclarations,
-    pub alerts: RawAlerts,
-    pub web: RawWeb,
-    pub mqtt: RawMqtt,
-    pub tls: RawTls,
-    pub bands: RawBands,
-    pub privacy: RawPrivacy,
-    pub sync: RawSync,
-    pub store: RawStore,
-    pub modem: RawModem,
-    pub outbox: RawOutbox,
-    pub spot_checks: RawSpotChecks,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawSpotChecks {
-    pub per_person_per_day: u32,
-    pub waking_from: String,
-    pub waking_to: String,
-    pub deadline_minutes: u32,
-    pub max_photo_bytes: usize,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawMqtt {
-    pub listen: String,
-    pub tls_listen: String,
-    pub max_payload_bytes: usize,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawTls {
-    pub cert_file: String,
-    pub key_file: String,
-    pub names: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawBands {
-    pub adapter: String,
-    pub watchdog_seconds: u64,
-    pub unseen_after_seconds: u32,
-    pub away_after_minutes: u32,
-    pub battery_low_percent: u8,
-    pub handover_min_battery_percent: u8,
-    pub handover_seen_within_seconds: u32,
-    pub sample_seconds: u32,
-    pub retention_hours: u32,
-    pub simulated_bands: u32,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawPrivacy {
-    pub purge_after_days: u32,
-    /// Days the gate's entry log is kept for tracing.
-    pub checkin_days: u32,
-    /// Days raw positions are kept on the box.
-    pub position_days: u32,
-    /// Days spot-check photos are kept on the box.
-    pub photo_days: u32,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawModem {
-    pub port: String,
-    pub pin: String,
-    pub baud: u32,
-    pub validity_hours: u32,
-    pub multipart_timeout_minutes: u32,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawSite {
-    pub id: String,
-    pub name: String,
-    pub district: String,
-    pub commune: String,
-    pub management_level: String,
-    pub utc_offset: String,
-    /// The site's centre and the radius around it people in quarantine at the site must stay within
-    /// [M8]; no site geofence without both coordinates.
-    #[serde(default)]
-    pub latitude: Option<f64>,
-    #[serde(default)]
-    pub longitude: Option<f64>,
-    pub geofence_m: u32,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawDeclarations {
-    pub schedule: Vec<String>,
-    pub open_before_minutes: u32,
-    pub reminder_after_minutes: u32,
-    pub alert_after_reminder_minutes: u32,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawAlerts {
-    pub fever_celsius: f64,
-    pub spo2_below: u8,
-    pub escalate_after_minutes: u32,
-    pub on_duty_phones: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawWeb {
-    pub listen: String,
-    pub public_url: String,
-    pub secure_cookies: bool,
-    pub session_hours: u32,
-    pub max_upload_bytes: usize,
-    pub login_attempts: u32,
-    pub login_lockout_minutes: u32,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawSync {
-    pub interval_seconds: u32,
-    pub max_backoff_seconds: u32,
-    /// `host:port` to answer the province's pulls on; empty: none.
-    #[serde(default)]
-    pub listen: String,
-    /// Beyond this many seconds from the province's clock, the box takes the province's time; 0: never.
-    pub follow_province_clock_seconds: u32,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawStore {
-    pub data_dir: PathBuf,
-    pub cache_mb: u64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawOutbox {
-    pub min_interval_ms: u64,
-    pub retry_seconds: u64,
-    pub max_retry_seconds: u64,
-}
+pub const DEFAULT_TOML: &str = include_str!("../../../assets/default.toml");
 
 /// A configuration that does not parse or does not make sense.
 #[derive(Debug, thiserror::Error)]
