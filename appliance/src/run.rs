@@ -149,8 +149,8 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
     let outbox_wake = Arc::new(Notify::new());
     let wiring = Wiring { outbox: outbox_wake.clone(), pool: Some(presence_queue.0.pool_notices()) };
     let app = Outpost::wired(store.clone(), config, clock.clone(), wiring);
-    let mut services = Services::default();
-    keep_config(&options, &services.conditions);
+    let services = Services::default();
+    keep_config(&options, services.conditions());
     unless_disk_full(app.ensure_site().await, "write the site record")?;
     if let Some(n) = options.demo_people {
         let seeded = crate::demo::seed(&app, n).await.context("cannot seed the demo site")?;
@@ -161,27 +161,31 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
 
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
+    // The web first: it answers while the rest starts (their handles appear as they do).
+    serve_web(
+        listener,
+        web::AppState::new(app.clone(), services.clone(), cancel.clone()),
+        (&tracker, &cancel),
+    );
     let series = store.series("sightings").context("cannot open the sightings' series")?;
     let presence = PresenceView::start(app.clone(), series, presence_queue)
         .context("cannot start the presence thread")?;
-    services.presence = Some(presence.clone());
-    start_mqtt(&app, &mut services, (clock.clone(), presence.sink()), (&tracker, &cancel)).await?;
-    start_sightings(&app, &mut services, (clock.clone(), presence.sink()), (&tracker, &cancel))?;
-    start_link(&app, &mut services, (store.clone(), clock.clone()), (&tracker, &cancel)).await?;
+    services.set_presence(presence.clone());
+    start_mqtt(&app, &services, (clock.clone(), presence.sink()), (&tracker, &cancel)).await?;
+    start_sightings(&app, &services, (clock.clone(), presence.sink()), (&tracker, &cancel))?;
+    start_link(&app, &services, (store.clone(), clock.clone()), (&tracker, &cancel)).await?;
     tracker.spawn(control::serve(
         (store.clone(), app.config().site.id.clone()),
         data_dir.clone(),
         clock.clone(),
         cancel.clone(),
     ));
-    let simulator = start_sms(&app, &mut services, outbox_wake, (&tracker, &cancel)).await?;
+    let simulator = start_sms(&app, &services, outbox_wake, (&tracker, &cancel)).await?;
     let scheduler = Scheduler::new(app.clone(), Some(presence.clone()));
     match manual {
         None => tracker.spawn(scheduler.run(cancel.clone())),
         Some(m) => tracker.spawn(scheduler.run_manual(m, cancel.clone())),
     };
-    let modem = services.modem.clone();
-    serve_web(listener, web::AppState::new(app.clone(), services, cancel.clone()), (&tracker, &cancel));
 
     let app_ = app.clone();
     let token = unless_disk_full(
@@ -200,7 +204,7 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
     if tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await.is_err() {
         tracing::warn!("Some services did not stop within 10 s.");
     }
-    if let Some(modem) = modem {
+    if let Some(modem) = services.modem().cloned() {
         tokio::task::spawn_blocking(move || modem.stop()).await?;
     }
     tokio::task::spawn_blocking(move || presence.stop()).await?;
@@ -230,7 +234,7 @@ fn serve_web(listener: TcpListener, state: web::AppState, (tracker, cancel): Tas
 /// the box's own, made now if it has none.
 async fn start_mqtt(
     app: &Arc<Outpost>,
-    services: &mut Services,
+    services: &Services,
     (clock, sink): (Arc<CorrectedClock>, services::presence::Sink),
     (tracker, cancel): Tasks<'_>,
 ) -> anyhow::Result<()> {
@@ -245,7 +249,7 @@ async fn start_mqtt(
         let certificate = tls::load_or_create(&cert, &key, own, &name, &tls::names(&c.tls.names))
             .context("cannot load the box's TLS certificate")?;
         listeners.tls = Some((addr, tls::server_config(&certificate)?));
-        services.certificate = Some(certificate);
+        services.set_certificate(certificate);
     }
     if listeners.plain.is_none() && listeners.tls.is_none() {
         return Ok(());
@@ -258,14 +262,14 @@ async fn start_mqtt(
     let broker = tokio::task::spawn_blocking(move || mqtt::start(listeners, max, app, subscriber))
         .await?
         .context("cannot start the MQTT broker")?;
-    services.mqtt = Some(Arc::new(broker));
+    services.set_mqtt(broker);
     Ok(())
 }
 
 /// The box's own sightings: its adapter or the demo's simulated site.
 fn start_sightings(
     app: &Arc<Outpost>,
-    services: &mut Services,
+    services: &Services,
     (clock, sink): (Arc<CorrectedClock>, services::presence::Sink),
     (tracker, cancel): Tasks<'_>,
 ) -> anyhow::Result<()> {
@@ -274,8 +278,8 @@ fn start_sightings(
         AdapterChoice::Simulator => bands::simulate(app, sink, clock, cancel.clone())?,
         AdapterChoice::Adapter(name) => {
             let stats = Arc::new(outpost_ble::scan::ScanStats::default());
-            services.scanner = Some(stats.clone());
-            let resources = (sink, stats, services.conditions.clone());
+            services.set_scanner(stats.clone());
+            let resources = (sink, stats, services.conditions().clone());
             tracker.spawn(bands::scan_with_adapter(app.clone(), name, resources, clock, cancel.clone()));
         }
     }
@@ -285,7 +289,7 @@ fn start_sightings(
 /// The sync with the province, once enrolled: pushes, and the pull server on `sync.listen`.
 async fn start_link(
     app: &Arc<Outpost>,
-    services: &mut Services,
+    services: &Services,
     (store, clock): (Store, Arc<CorrectedClock>),
     (tracker, cancel): Tasks<'_>,
 ) -> anyhow::Result<()> {
@@ -300,7 +304,7 @@ async fn start_link(
     };
     tracing::info!(province = %enrolment.province, "Sync with the province started.");
     let link = Arc::new(link::Link::new(store, enrolment, clock, &c.sync));
-    services.link = Some(link.status());
+    services.set_link(link.status());
     if let Some(listen) = c.sync.listen {
         let listener = TcpListener::bind(listen)
             .await
@@ -316,13 +320,15 @@ async fn start_link(
 /// by the caller.
 async fn start_sms(
     app: &Arc<Outpost>,
-    services: &mut Services,
+    services: &Services,
     outbox_wake: Arc<Notify>,
     (tracker, cancel): Tasks<'_>,
 ) -> anyhow::Result<Option<outpost_sms::sim::Simulator>> {
     let inbox_wake = Arc::new(Notify::new());
     let started = modem::start(app, &app.config().store.data_dir, inbox_wake.clone())?;
-    services.modem = started.modem;
+    if let Some(modem) = started.modem {
+        services.set_modem(modem);
+    }
     let app_ = app.clone();
     unless_disk_full(
         tokio::task::spawn_blocking(move || app_.recover_outbox()).await?,

@@ -9,8 +9,9 @@
 //! - [`link`]: the sync with the province (enrolment, pushes, answering pulls).
 //! - [`control`]: the control socket `outpost backup` talks to.
 //!
-//! [`Services`] holds the handles the running workers give back: read-only views for the health
-//! page, `/metrics` and the band pages. Workers hear from the operations only through channels made
+//! [`Services`] holds the handles the running workers give back, each set once when its worker has
+//! started (what the old `Outpost` kept in slots): read-only views for the health page, `/metrics`
+//! and the band pages. Workers hear from the operations only through channels made
 //! before they start (`crate::app::Wiring`).
 
 pub mod bands;
@@ -23,7 +24,7 @@ pub mod outbox;
 pub mod presence;
 pub mod scheduler;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use outpost_ble::scan::ScanStats;
 use outpost_sms::modem::Modem;
@@ -36,26 +37,85 @@ use crate::{
     },
 };
 
-/// What the running services let others see. Empty parts are services not running.
+/// What the running services let others see: each handle is set once, by `crate::run`, when its
+/// service has started, so the web can serve from the first moment (a part not set is a service not
+/// running, or not yet). Cheap to clone.
 #[derive(Clone, Default)]
-pub struct Services {
-    /// The modem driver, when the box has one.
-    pub modem: Option<Arc<Modem>>,
-    /// The MQTT broker, when enabled.
-    pub mqtt: Option<Arc<mqtt::Mqtt>>,
-    /// The certificate the box presents over TLS, once loaded.
-    pub certificate: Option<BoxCertificate>,
-    /// The link with the province, once enrolled.
-    pub link: Option<link::LinkStatus>,
-    /// The box's own Bluetooth scanner, when configured.
-    pub scanner: Option<Arc<ScanStats>>,
-    /// The presence thread.
-    pub presence: Option<presence::PresenceView>,
-    /// Conditions components report for the health page.
-    pub conditions: Arc<Conditions>,
+pub struct Services(Arc<Handles>);
+
+#[derive(Default)]
+struct Handles {
+    modem: OnceLock<Arc<Modem>>,
+    mqtt: OnceLock<Arc<mqtt::Mqtt>>,
+    certificate: OnceLock<BoxCertificate>,
+    link: OnceLock<link::LinkStatus>,
+    scanner: OnceLock<Arc<ScanStats>>,
+    presence: OnceLock<presence::PresenceView>,
+    conditions: Arc<Conditions>,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services").finish_non_exhaustive()
+    }
 }
 
 impl Services {
+    /// The modem driver, when the box has one.
+    pub fn modem(&self) -> Option<&Arc<Modem>> {
+        self.0.modem.get()
+    }
+
+    /// The MQTT broker, when enabled.
+    pub fn mqtt(&self) -> Option<&mqtt::Mqtt> {
+        self.0.mqtt.get().map(|m| &**m)
+    }
+
+    /// The certificate the box presents over TLS, once loaded.
+    pub fn certificate(&self) -> Option<&BoxCertificate> {
+        self.0.certificate.get()
+    }
+
+    /// The link with the province, once enrolled.
+    pub fn link(&self) -> Option<&link::LinkStatus> {
+        self.0.link.get()
+    }
+
+    /// The box's own Bluetooth scanner, when configured.
+    pub fn scanner(&self) -> Option<&Arc<ScanStats>> {
+        self.0.scanner.get()
+    }
+
+    /// The presence thread.
+    pub fn presence(&self) -> Option<&presence::PresenceView> {
+        self.0.presence.get()
+    }
+
+    /// Conditions components report for the health page.
+    pub fn conditions(&self) -> &Arc<Conditions> {
+        &self.0.conditions
+    }
+
+    // Set once each, as the services start (a second call is ignored).
+    pub fn set_modem(&self, modem: Arc<Modem>) {
+        let _ = self.0.modem.set(modem);
+    }
+    pub fn set_mqtt(&self, mqtt: mqtt::Mqtt) {
+        let _ = self.0.mqtt.set(Arc::new(mqtt));
+    }
+    pub fn set_certificate(&self, certificate: BoxCertificate) {
+        let _ = self.0.certificate.set(certificate);
+    }
+    pub fn set_link(&self, link: link::LinkStatus) {
+        let _ = self.0.link.set(link);
+    }
+    pub fn set_scanner(&self, scanner: Arc<ScanStats>) {
+        let _ = self.0.scanner.set(scanner);
+    }
+    pub fn set_presence(&self, presence: presence::PresenceView) {
+        let _ = self.0.presence.set(presence);
+    }
+
     /// The box's condition now and its problems, read once for a page or an answer.
     pub fn condition(&self, app: &Outpost) -> (System, Vec<Problem>) {
         let storage = app.storage();
@@ -64,8 +124,8 @@ impl Services {
         let reports = system::Reports {
             data_dir,
             write_error: storage.write_error,
-            modem: self.modem.as_ref().map(|m| (app.config().modem.port.to_string(), m.health())),
-            conditions: self.conditions.all(),
+            modem: self.modem().map(|m| (app.config().modem.port.to_string(), m.health())),
+            conditions: self.conditions().all(),
         };
         let problems = system::problems(&system, reports);
         (system, problems)
@@ -73,7 +133,7 @@ impl Services {
 
     /// What the presence thread last heard of a band.
     pub fn reading(&self, band: &str) -> Option<Reading> {
-        self.presence.as_ref().and_then(|p| p.reading(band))
+        self.presence().and_then(|p| p.reading(band))
     }
 }
 

@@ -32,7 +32,7 @@ use crate::{
 
 /// A band with what the presence engine knows of it, for lists.
 fn band_json(state: &AppState, b: &Band) -> Value {
-    let presence = state.services.presence.as_ref().and_then(|p| p.band(&b.id));
+    let presence = state.services.presence().and_then(|p| p.band(&b.id));
     json!({
         "id": b.id, "label": b.label, "state": b.state, "person_id": b.person_id,
         "registered_at": b.registered_at, "updated_at": b.updated_at,
@@ -46,7 +46,7 @@ fn reading_of(state: &AppState, raw_id: &str) -> Option<Reading> {
 }
 
 fn battery_of(state: &AppState, id: &str) -> Option<u8> {
-    state.services.presence.as_ref().and_then(|p| p.reading(id)).and_then(|r| r.battery_percent)
+    state.services.presence().and_then(|p| p.reading(id)).and_then(|r| r.battery_percent)
 }
 
 // ----- pages -----
@@ -58,8 +58,8 @@ pub async fn pool(State(state): State<AppState>, ctx: Ctx) -> Answer {
 fn pool_page(state: &AppState, ctx: &Ctx, list: &[Problem], status: StatusCode) -> Answer {
     let lang = ctx.lang;
     let bands = state.app.bands()?;
-    let unknown = state.services.presence.as_ref().map(|p| p.unknown()).unwrap_or_default();
-    let stats = state.services.presence.as_ref().map(|p| p.stats()).unwrap_or_default();
+    let unknown = state.services.presence().map(|p| p.unknown()).unwrap_or_default();
+    let stats = state.services.presence().map(|p| p.stats()).unwrap_or_default();
     let low_mark = state.app.config().bands.battery_low_percent;
     let low: Vec<(&Band, u8)> = bands
         .iter()
@@ -94,7 +94,7 @@ fn pool_page(state: &AppState, ctx: &Ctx, list: &[Problem], status: StatusCode) 
                     th { (t(lang, "bands.person")) } th { (t(lang, "bands.battery")) } th { (t(lang, "bands.place")) } th { (t(lang, "bands.last_seen")) }
                 } }
                 tbody { @for b in &bands {
-                    @let pr = state.services.presence.as_ref().and_then(|p| p.band(&b.id));
+                    @let pr = state.services.presence().and_then(|p| p.band(&b.id));
                     tr data-state=(b.state.as_str()) {
                         td { a href=(format!("/bands/{}", b.id)) { (b.id) } }
                         td { (b.label) }
@@ -150,12 +150,11 @@ pub async fn band(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String
 fn band_page(state: &AppState, ctx: &Ctx, id: &str, list: &[Problem], status: StatusCode) -> Answer {
     let lang = ctx.lang;
     let b = state.app.band(id)?;
-    let pr = state.services.presence.as_ref().and_then(|p| p.band(&b.id));
-    let reading = state.services.presence.as_ref().and_then(|p| p.reading(&b.id));
+    let pr = state.services.presence().and_then(|p| p.band(&b.id));
+    let reading = state.services.presence().and_then(|p| p.reading(&b.id));
     let sightings = state
         .services
-        .presence
-        .as_ref()
+        .presence()
         .map(|p| p.sightings(&b.id, state.app.now() - Duration::hours(1), 200))
         .unwrap_or_default();
     let csrf = ctx.csrf();
@@ -322,15 +321,15 @@ pub async fn api_hand_over(
 }
 
 pub async fn api_unknown(State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    let list = state.services.presence.as_ref().map(|p| p.unknown()).unwrap_or_default();
+    let list = state.services.presence().map(|p| p.unknown()).unwrap_or_default();
     Ok(Json(json!(list)))
 }
 
 /// Every band the engine tracks, and the counters of the sources.
 pub async fn api_presence(State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    let bands = state.services.presence.as_ref().map(|p| p.snapshot()).unwrap_or_default();
-    let stats = state.services.presence.as_ref().map(|p| p.stats());
-    let mqtt = state.services.mqtt.as_ref().map(|m| m.counters.lock().map(|c| c.clone()).unwrap_or_default());
-    let adapter = state.services.scanner.as_ref().map(|s| s.to_json());
+    let bands = state.services.presence().map(|p| p.snapshot()).unwrap_or_default();
+    let stats = state.services.presence().map(|p| p.stats());
+    let mqtt = state.services.mqtt().map(|m| m.counters.lock().map(|c| c.clone()).unwrap_or_default());
+    let adapter = state.services.scanner().map(|s| s.to_json());
     Ok(Json(json!({"bands": bands, "stats": stats, "counters": mqtt, "adapter": adapter})))
 }

@@ -22,7 +22,7 @@ use crate::{
 fn devices_page(state: &AppState, ctx: &Ctx, list: &[Problem]) -> Answer {
     let lang = ctx.lang;
     let names = state.app.devices()?;
-    let mqtt = state.services.mqtt.as_deref();
+    let mqtt = state.services.mqtt();
     let counters = mqtt.map(|m| m.counters.lock().map(|c| c.clone()).unwrap_or_default());
     let status = if list.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let body = html! {
@@ -46,7 +46,7 @@ fn devices_page(state: &AppState, ctx: &Ctx, list: &[Problem]) -> Answer {
                 },
                 _ => p.muted { (t(lang, "mqtt.off")) },
             }
-            @if let Some(cert) = &state.services.certificate {
+            @if let Some(cert) = state.services.certificate() {
                 h2 { (t(lang, "mqtt.certificate")) }
                 p { (t(lang, "mqtt.certificate_help")) }
                 p { a href="/mqtt/box.crt" download="outpost-box.crt" { "outpost-box.crt" } }
@@ -68,7 +68,7 @@ fn devices_page(state: &AppState, ctx: &Ctx, list: &[Problem]) -> Answer {
 
 /// The certificate the box presents over TLS, for gateways and phones to trust.
 pub async fn certificate(State(state): State<AppState>) -> Answer {
-    match &state.services.certificate {
+    match state.services.certificate() {
         Some(cert) => {
             Ok(([(header::CONTENT_TYPE, "application/x-pem-file")], cert.cert_pem.clone()).into_response())
         }

@@ -66,11 +66,11 @@ fn health(state: &AppState, (system, problems): (&System, &[Problem])) -> Result
     let s = &state.services;
     let storage = state.app.storage();
     Ok(json!({
-        "modem": s.modem.as_ref().map(|m| m.health()),
-        "presence": s.presence.as_ref().map(|p| p.stats()),
-        "ble_adapter": s.scanner.as_ref().map(|b| b.to_json()),
-        "sync": s.link.as_ref().map(|l| l.current()),
-        "mqtt": s.mqtt.as_ref().map(|m| {
+        "modem": s.modem().map(|m| m.health()),
+        "presence": s.presence().map(|p| p.stats()),
+        "ble_adapter": s.scanner().map(|b| b.to_json()),
+        "sync": s.link().map(|l| l.current()),
+        "mqtt": s.mqtt().map(|m| {
             let overrun = m.counters.lock().map(|c| c.overrun).unwrap_or(0);
             json!({"connections": m.connections.counts(), "overrun": overrun})
         }),
@@ -92,7 +92,7 @@ pub async fn health_page(State(state): State<AppState>, ctx: Ctx) -> Answer {
     let (system, problems) = state.services.condition(&state.app);
     let h = health(&state, (&system, &problems))?;
     let labelled: Vec<_> = problems.iter().map(|p| (p, td(lang, &format!("problem.{}", p.code)))).collect();
-    let modem = state.services.modem.as_ref().map(|m| m.health());
+    let modem = state.services.modem().map(|m| m.health());
     let yes = |b: bool| if b { t(lang, "common.yes") } else { t(lang, "common.no") };
     let body = html! {
             h1 { (t(lang, "health.title")) }
@@ -253,7 +253,7 @@ fn box_metrics(state: &AppState, m: &mut Metrics) -> Result<(), ApiError> {
 
 fn service_metrics(state: &AppState, m: &mut Metrics) {
     let s = &state.services;
-    if let Some(p) = &s.presence {
+    if let Some(p) = s.presence() {
         let st = p.stats();
         m.gauge("outpost_sightings_total", "Sightings the presence thread took.", st.sightings as f64);
         m.gauge(
@@ -272,7 +272,7 @@ fn service_metrics(state: &AppState, m: &mut Metrics) {
             st.unknown.len() as f64,
         );
     }
-    if let Some(mqtt) = &s.mqtt {
+    if let Some(mqtt) = s.mqtt() {
         let c = mqtt.connections.counts();
         m.gauge("outpost_mqtt_connections", "Devices connected to the broker.", c.open as f64);
         m.gauge("outpost_mqtt_accepted_total", "Connections the broker's ports accepted.", c.accepted as f64);
@@ -294,7 +294,7 @@ fn service_metrics(state: &AppState, m: &mut Metrics) {
             overrun as f64,
         );
     }
-    if let Some(link) = &s.link {
+    if let Some(link) = s.link() {
         let st = link.current();
         m.gauge("outpost_sync_pending", "Changes the province has not acknowledged yet.", st.pending as f64);
         m.gauge(
@@ -309,12 +309,12 @@ fn service_metrics(state: &AppState, m: &mut Metrics) {
         );
         m.gauge("outpost_sync_exchanges_total", "Exchanges with the province.", st.link.exchanges as f64);
     }
-    if let Some(b) = &s.scanner {
+    if let Some(b) = s.scanner() {
         let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed) as f64;
         m.gauge("outpost_ble_events_total", "Events from the box's Bluetooth adapter.", n(&b.events));
         m.gauge("outpost_ble_scan_restarts_total", "Scans restarted by the watchdog.", n(&b.restarts));
     }
-    if let Some(h) = s.modem.as_ref().map(|m| m.health()) {
+    if let Some(h) = s.modem().map(|m| m.health()) {
         m.flag("outpost_modem_connected", "1 when the modem answers.", h.connected);
         m.flag("outpost_modem_registered", "1 when registered on a network.", h.registered);
         m.gauge(
