@@ -68,62 +68,62 @@ fn pool_page(state: &AppState, ctx: &Ctx, list: &[Problem], status: StatusCode) 
         .collect();
     let csrf = ctx.csrf();
     let body = html! {
-            h1 { (t(lang, "bands.title")) }
-            ul.counts #band-counts {
-                @for s in BandState::ALL {
-                    li data-state=(s.as_str()) { strong { (bands.iter().filter(|b| b.state == s).count()) } " " (td(lang, &format!("band.{}", s.as_str()))) }
-                }
+        h1 { (t(lang, "bands.title")) }
+        ul.counts #band-counts {
+            @for s in BandState::ALL {
+                li data-state=(s.as_str()) { strong { (bands.iter().filter(|b| b.state == s).count()) } " " (td(lang, &format!("band.{}", s.as_str()))) }
             }
-            (problems(lang, list))
-            h2 { (t(lang, "bands.low_battery")) " (≤ " (low_mark) "%)" }
-            @if low.is_empty() { p.muted { (t(lang, "dash.none")) } }
-            @else { ul.plain #low-battery { @for (b, pct) in &low { li { a href=(format!("/bands/{}", b.id)) { (b.id) } " · " (pct) "% · " (td(lang, &format!("band.{}", b.state.as_str()))) } } } }
-            @if ctx.can_write() {
-                h2 { (t(lang, "bands.register")) }
-                form.inline method="post" action="/bands" {
-                    (csrf_field(&csrf))
-                    input name="id" required placeholder="AA:BB:CC:DD:EE:FF" aria-label=(t(lang, "bands.id"));
-                    input name="label" placeholder=(t(lang, "bands.label")) aria-label=(t(lang, "bands.label"));
-                    button type="submit" { (t(lang, "bands.register")) }
-                }
+        }
+        (problems(lang, list))
+        h2 { (t(lang, "bands.low_battery")) " (≤ " (low_mark) "%)" }
+        @if low.is_empty() { p.muted { (t(lang, "dash.none")) } }
+        @else { ul.plain #low-battery { @for (b, pct) in &low { li { a href=(format!("/bands/{}", b.id)) { (b.id) } " · " (pct) "% · " (td(lang, &format!("band.{}", b.state.as_str()))) } } } }
+        @if ctx.can_write() {
+            h2 { (t(lang, "bands.register")) }
+            form.inline method="post" action="/bands" {
+                (csrf_field(&csrf))
+                input name="id" required placeholder="AA:BB:CC:DD:EE:FF" aria-label=(t(lang, "bands.id"));
+                input name="label" placeholder=(t(lang, "bands.label")) aria-label=(t(lang, "bands.label"));
+                button type="submit" { (t(lang, "bands.register")) }
             }
-            h2 { (t(lang, "bands.all")) " (" (bands.len()) ")" }
-            div.scroll { table #bands {
-                thead { tr {
-                    th { (t(lang, "bands.id")) } th { (t(lang, "bands.label")) } th { (t(lang, "field.status")) }
-                    th { (t(lang, "bands.person")) } th { (t(lang, "bands.battery")) } th { (t(lang, "bands.place")) } th { (t(lang, "bands.last_seen")) }
-                } }
-                tbody { @for b in &bands {
-                    @let pr = state.services.presence().and_then(|p| p.band(&b.id));
-                    tr data-state=(b.state.as_str()) {
-                        td { a href=(format!("/bands/{}", b.id)) { (b.id) } }
-                        td { (b.label) }
-                        td { (badge(lang, b.state.as_str(), &format!("band.{}", b.state.as_str()))) }
-                        td { @if let Some(p) = &b.person_id { a href=(format!("/people/{p}")) { (person_label(state, p)) } } }
-                        td { (battery_of(state, &b.id).map(|p| format!("{p}%")).unwrap_or_default()) }
-                        td { @if let Some(pr) = &pr { (pr.place.clone().unwrap_or_default()) " " (badge(lang, state_str(pr.state), &format!("presence.{}", state_str(pr.state)))) } }
-                        td { @if let Some(pr) = &pr { (state.fmt_time(pr.last_seen)) } }
-                    }
-                } }
+        }
+        h2 { (t(lang, "bands.all")) " (" (bands.len()) ")" }
+        div.scroll { table #bands {
+            thead { tr {
+                th { (t(lang, "bands.id")) } th { (t(lang, "bands.label")) } th { (t(lang, "field.status")) }
+                th { (t(lang, "bands.person")) } th { (t(lang, "bands.battery")) } th { (t(lang, "bands.place")) } th { (t(lang, "bands.last_seen")) }
             } }
-            h2 { (t(lang, "bands.unknown")) " (" (unknown.len()) ")" }
-            p.muted { (t(lang, "bands.unknown_help")) " " (stats.sightings) " / " (stats.dropped) }
-            div.scroll { table #unknown-bands {
-                thead { tr { th { (t(lang, "bands.id")) } th { (t(lang, "bands.scanner")) } th { "RSSI" } th { (t(lang, "bands.battery")) } th { (t(lang, "bands.last_seen")) } th { "" } } }
-                tbody { @for u in unknown.iter().take(100) {
-                    tr {
-                        td { (u.band) } td { (u.scanner) } td { (u.rssi) }
-                        td { (u.battery_percent.map(|p| format!("{p}%")).unwrap_or_default()) }
-                        td { (state.fmt_time(u.last_seen)) }
-                        td { @if ctx.can_write() {
-                            form.inline method="post" action="/bands" {
-                                (csrf_field(&csrf)) input type="hidden" name="id" value=(u.band);
-                                button.secondary type="submit" { (t(lang, "bands.register")) }
-                            }
-                        } }
-                    }
-                } }
+            tbody { @for b in &bands {
+                @let pr = state.services.presence().and_then(|p| p.band(&b.id));
+                tr data-state=(b.state.as_str()) {
+                    td { a href=(format!("/bands/{}", b.id)) { (b.id) } }
+                    td { (b.label) }
+                    td { (badge(lang, b.state.as_str(), &format!("band.{}", b.state.as_str()))) }
+                    td { @if let Some(p) = &b.person_id { a href=(format!("/people/{p}")) { (person_label(state, p)) } } }
+                    td { (battery_of(state, &b.id).map(|p| format!("{p}%")).unwrap_or_default()) }
+                    td { @if let Some(pr) = &pr { (pr.place.clone().unwrap_or_default()) " " (badge(lang, state_str(pr.state), &format!("presence.{}", state_str(pr.state)))) } }
+                    td { @if let Some(pr) = &pr { (state.fmt_time(pr.last_seen)) } }
+                }
             } }
+        } }
+        h2 { (t(lang, "bands.unknown")) " (" (unknown.len()) ")" }
+        p.muted { (t(lang, "bands.unknown_help")) " " (stats.sightings) " / " (stats.dropped) }
+        div.scroll { table #unknown-bands {
+            thead { tr { th { (t(lang, "bands.id")) } th { (t(lang, "bands.scanner")) } th { "RSSI" } th { (t(lang, "bands.battery")) } th { (t(lang, "bands.last_seen")) } th { "" } } }
+            tbody { @for u in unknown.iter().take(100) {
+                tr {
+                    td { (u.band) } td { (u.scanner) } td { (u.rssi) }
+                    td { (u.battery_percent.map(|p| format!("{p}%")).unwrap_or_default()) }
+                    td { (state.fmt_time(u.last_seen)) }
+                    td { @if ctx.can_write() {
+                        form.inline method="post" action="/bands" {
+                            (csrf_field(&csrf)) input type="hidden" name="id" value=(u.band);
+                            button.secondary type="submit" { (t(lang, "bands.register")) }
+                        }
+                    } }
+                }
+            } }
+        } }
     };
     Ok(staff_page(ctx, status, t(lang, "bands.title"), body))
 }
@@ -170,55 +170,55 @@ fn band_page(state: &AppState, ctx: &Ctx, id: &str, list: &[Problem], status: St
         Vec::new()
     };
     let body = html! {
-            h1 { (t(lang, "bands.band")) " " (b.id) " " (badge(lang, b.state.as_str(), &format!("band.{}", b.state.as_str()))) }
-            (problems(lang, list))
-            div.scroll { table { tbody {
-                tr { th { (t(lang, "bands.label")) } td { (b.label) } }
-                tr { th { (t(lang, "bands.person")) } td #band-person { @if let Some(p) = &b.person_id { a href=(format!("/people/{p}")) { (person_label(state, p)) } " · " a href=(format!("/people/{p}/presence")) { (t(lang, "presence.timeline")) } } } }
-                tr { th { (t(lang, "bands.battery")) } td #band-battery { (reading.and_then(|r| r.battery_percent).map(|p| format!("{p}%")).unwrap_or_else(|| "—".into())) } }
-                tr { th { (t(lang, "bands.last_seen")) } td { (reading.map(|r| state.fmt_time(r.last_seen)).unwrap_or_else(|| "—".into())) } }
-                @if let Some(pr) = &pr {
-                    tr { th { (t(lang, "bands.place")) } td #band-presence data-state=(state_str(pr.state)) {
-                        (pr.place.clone().unwrap_or_default()) " " (badge(lang, state_str(pr.state), &format!("presence.{}", state_str(pr.state))))
-                        @if let Some(r) = pr.rssi { " · " (r) " dBm" }
-                        @if pr.strap_closed == Some(false) { " · " (badge(lang, "severe", "bands.strap_open")) }
-                    } }
-                }
-            } } }
-            @if ctx.can_write() {
-                @if b.state.can_hand_over() {
-                    h2 { (t(lang, "bands.hand_over")) }
-                    form.inline method="post" action=(format!("/bands/{}/hand-over", b.id)) {
-                        (csrf_field(&csrf))
-                        select name="person" aria-label=(t(lang, "bands.person")) { @for p in &candidates { option value=(p.id) { (p.full_name) " · " (p.room) } } }
-                        button type="submit" { (t(lang, "bands.hand_over")) }
-                    }
-                }
-                h2 { (t(lang, "bands.change")) }
-                form.inline method="post" action=(format!("/bands/{}/state", b.id)) {
+        h1 { (t(lang, "bands.band")) " " (b.id) " " (badge(lang, b.state.as_str(), &format!("band.{}", b.state.as_str()))) }
+        (problems(lang, list))
+        div.scroll { table { tbody {
+            tr { th { (t(lang, "bands.label")) } td { (b.label) } }
+            tr { th { (t(lang, "bands.person")) } td #band-person { @if let Some(p) = &b.person_id { a href=(format!("/people/{p}")) { (person_label(state, p)) } " · " a href=(format!("/people/{p}/presence")) { (t(lang, "presence.timeline")) } } } }
+            tr { th { (t(lang, "bands.battery")) } td #band-battery { (reading.and_then(|r| r.battery_percent).map(|p| format!("{p}%")).unwrap_or_else(|| "—".into())) } }
+            tr { th { (t(lang, "bands.last_seen")) } td { (reading.map(|r| state.fmt_time(r.last_seen)).unwrap_or_else(|| "—".into())) } }
+            @if let Some(pr) = &pr {
+                tr { th { (t(lang, "bands.place")) } td #band-presence data-state=(state_str(pr.state)) {
+                    (pr.place.clone().unwrap_or_default()) " " (badge(lang, state_str(pr.state), &format!("presence.{}", state_str(pr.state))))
+                    @if let Some(r) = pr.rssi { " · " (r) " dBm" }
+                    @if pr.strap_closed == Some(false) { " · " (badge(lang, "severe", "bands.strap_open")) }
+                } }
+            }
+        } } }
+        @if ctx.can_write() {
+            @if b.state.can_hand_over() {
+                h2 { (t(lang, "bands.hand_over")) }
+                form.inline method="post" action=(format!("/bands/{}/hand-over", b.id)) {
                     (csrf_field(&csrf))
-                    select name="state" { @for s in b.state.next_by_hand() { option value=(s.as_str()) { (td(lang, &format!("band.{}", s.as_str()))) } } }
-                    input name="note" placeholder=(t(lang, "field.note"));
-                    button type="submit" { (t(lang, "people.save")) }
+                    select name="person" aria-label=(t(lang, "bands.person")) { @for p in &candidates { option value=(p.id) { (p.full_name) " · " (p.room) } } }
+                    button type="submit" { (t(lang, "bands.hand_over")) }
                 }
             }
-            h2 { (t(lang, "bands.history")) }
-            div.scroll { table #band-history {
-                thead { tr { th { (t(lang, "common.time")) } th { (t(lang, "field.status")) } th { (t(lang, "bands.person")) } th { (t(lang, "bands.by")) } th { (t(lang, "field.note")) } } }
-                tbody { @for c in b.history.values().rev() {
-                    tr data-to=(c.to.as_str()) {
-                        td { (state.fmt_time(c.at)) }
-                        td { @if let Some(f) = c.from { (td(lang, &format!("band.{}", f.as_str()))) " → " } (td(lang, &format!("band.{}", c.to.as_str()))) }
-                        td { @if let Some(p) = &c.person_id { a href=(format!("/people/{p}")) { (person_label(state, p)) } } }
-                        td { (c.by) }
-                        td { (c.note) }
-                    }
-                } }
+            h2 { (t(lang, "bands.change")) }
+            form.inline method="post" action=(format!("/bands/{}/state", b.id)) {
+                (csrf_field(&csrf))
+                select name="state" { @for s in b.state.next_by_hand() { option value=(s.as_str()) { (td(lang, &format!("band.{}", s.as_str()))) } } }
+                input name="note" placeholder=(t(lang, "field.note"));
+                button type="submit" { (t(lang, "people.save")) }
+            }
+        }
+        h2 { (t(lang, "bands.history")) }
+        div.scroll { table #band-history {
+            thead { tr { th { (t(lang, "common.time")) } th { (t(lang, "field.status")) } th { (t(lang, "bands.person")) } th { (t(lang, "bands.by")) } th { (t(lang, "field.note")) } } }
+            tbody { @for c in b.history.values().rev() {
+                tr data-to=(c.to.as_str()) {
+                    td { (state.fmt_time(c.at)) }
+                    td { @if let Some(f) = c.from { (td(lang, &format!("band.{}", f.as_str()))) " → " } (td(lang, &format!("band.{}", c.to.as_str()))) }
+                    td { @if let Some(p) = &c.person_id { a href=(format!("/people/{p}")) { (person_label(state, p)) } } }
+                    td { (c.by) }
+                    td { (c.note) }
+                }
             } }
-            h2 { (t(lang, "bands.sightings")) " (" (sightings.len()) ")" }
-            div.scroll { table { tbody { @for s in sightings.iter().rev().take(50) {
-                tr { td { (state.fmt_time(s.at)) } td { (s.scanner) } td { (s.rssi) " dBm" } td { (s.battery.map(|p| format!("{p}%")).unwrap_or_default()) } }
-            } } } }
+        } }
+        h2 { (t(lang, "bands.sightings")) " (" (sightings.len()) ")" }
+        div.scroll { table { tbody { @for s in sightings.iter().rev().take(50) {
+            tr { td { (state.fmt_time(s.at)) } td { (s.scanner) } td { (s.rssi) " dBm" } td { (s.battery.map(|p| format!("{p}%")).unwrap_or_default()) } }
+        } } } }
     };
     Ok(staff_page(ctx, status, &b.id, body))
 }

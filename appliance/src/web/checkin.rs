@@ -48,13 +48,13 @@ pub async fn poster(State(state): State<AppState>, ctx: Ctx) -> Answer {
     let link = format!("{}/c/{token}", state.app.config().web.public_url);
     let site = &state.app.config().site;
     let body = html! {
-            section.poster {
-                h1 { (site.name) }
-                p.lead { (t(lang, "checkin.poster_help")) }
-                div.qr.big { (qr_svg(&link)) }
-                p { a #checkin-link href=(link) { (link) } }
-            }
-            p.no-print { button.secondary type="button" #print { (t(lang, "checkin.print")) } }
+        section.poster {
+            h1 { (site.name) }
+            p.lead { (t(lang, "checkin.poster_help")) }
+            div.qr.big { (qr_svg(&link)) }
+            p { a #checkin-link href=(link) { (link) } }
+        }
+        p.no-print { button.secondary type="button" #print { (t(lang, "checkin.print")) } }
     };
     Ok(staff_page(&ctx, StatusCode::OK, t(lang, "checkin.poster"), body))
 }
@@ -206,31 +206,31 @@ pub async fn log(State(state): State<AppState>, ctx: Ctx, Query(q): Query<LogQue
         date.map(|d| d.to_string()).unwrap_or_default()
     );
     let body = html! {
-            h1 { (t(lang, "checkin.log")) }
-            @if let Some(n) = &q.notice { p.notice { (n) } }
-            p { a.button.secondary href="/checkin/poster" { (t(lang, "checkin.poster")) } }
-            @if ctx.can_write() {
-                h2 { (t(lang, "checkin.scan")) }
-                form.inline #checkin-scan method="post" action="/checkin/scan" {
-                    (csrf_field(&csrf))
-                    input name="code" placeholder=(t(lang, "test.code")) required;
-                    select name="direction" { option value="in" { (t(lang, "checkin.in")) } option value="out" { (t(lang, "checkin.out")) } }
-                    button type="submit" { (t(lang, "checkin.record")) }
-                }
+        h1 { (t(lang, "checkin.log")) }
+        @if let Some(n) = &q.notice { p.notice { (n) } }
+        p { a.button.secondary href="/checkin/poster" { (t(lang, "checkin.poster")) } }
+        @if ctx.can_write() {
+            h2 { (t(lang, "checkin.scan")) }
+            form.inline #checkin-scan method="post" action="/checkin/scan" {
+                (csrf_field(&csrf))
+                input name="code" placeholder=(t(lang, "test.code")) required;
+                select name="direction" { option value="in" { (t(lang, "checkin.in")) } option value="out" { (t(lang, "checkin.out")) } }
+                button type="submit" { (t(lang, "checkin.record")) }
             }
-            form.inline method="get" action="/checkin" {
-                input name="q" value=(q.q) placeholder=(t(lang, "checkin.search"));
-                input name="date" value=(date.map(|d| d.format("%d/%m/%Y").to_string()).unwrap_or_default()) placeholder="dd/mm/yyyy" size="12";
-                button.secondary type="submit" { (t(lang, "report.show")) }
-                a.button.secondary href=(export) { "CSV" }
-            }
-            div.scroll { table #checkins {
-                thead { tr { th { (t(lang, "checkin.time")) } th { (t(lang, "checkin.way")) } th { (t(lang, "field.full_name")) } th { (t(lang, "field.phone")) } th { (t(lang, "checkin.purpose")) } th { (t(lang, "field.note")) } } }
-                tbody { @for c in &entries {
-                    tr { td { (state.fmt_time(c.at)) } td { (direction_cell(lang, c)) } td { (c.name) } td { (c.phone) }
-                        td { (td(lang, &format!("checkin.purpose.{}", c.purpose))) } td { (c.note) } }
-                } }
+        }
+        form.inline method="get" action="/checkin" {
+            input name="q" value=(q.q) placeholder=(t(lang, "checkin.search"));
+            input name="date" value=(date.map(|d| d.format("%d/%m/%Y").to_string()).unwrap_or_default()) placeholder="dd/mm/yyyy" size="12";
+            button.secondary type="submit" { (t(lang, "report.show")) }
+            a.button.secondary href=(export) { "CSV" }
+        }
+        div.scroll { table #checkins {
+            thead { tr { th { (t(lang, "checkin.time")) } th { (t(lang, "checkin.way")) } th { (t(lang, "field.full_name")) } th { (t(lang, "field.phone")) } th { (t(lang, "checkin.purpose")) } th { (t(lang, "field.note")) } } }
+            tbody { @for c in &entries {
+                tr { td { (state.fmt_time(c.at)) } td { (direction_cell(lang, c)) } td { (c.name) } td { (c.phone) }
+                    td { (td(lang, &format!("checkin.purpose.{}", c.purpose))) } td { (c.note) } }
             } }
+        } }
     };
     Ok(staff_page(&ctx, StatusCode::OK, t(lang, "checkin.log"), body))
 }

@@ -32,41 +32,41 @@ pub async fn sheet(State(state): State<AppState>, ctx: Ctx, Query(q): Query<Date
     let rows = state.app.follow_up_sheet(date)?;
     let csrf = ctx.csrf();
     let body = html! {
-            h1 { (t(lang, "followup.title")) }
-            form.filters method="get" action="/followup" {
-                input type="date" name="date" value=(date.to_string());
-                button type="submit" { (t(lang, "people.filter")) }
-                a.button.secondary href=(format!("/followup/export.csv?date={date}")) { (t(lang, "people.export")) }
-            }
-            div.scroll { table {
-                thead { tr {
-                    th { (t(lang, "common.person")) } th { (t(lang, "field.room")) } th { (t(lang, "followup.on_time")) }
-                    th { (t(lang, "followup.max_temp")) } th { (t(lang, "decl.symptoms")) }
-                    th { (t(lang, "followup.presence")) " / " (t(lang, "followup.tests")) " / " (t(lang, "followup.notes")) }
-                } }
-                tbody { @for r in &rows {
-                    tr {
-                        td { a href=(format!("/people/{}", r.person_id)) { (r.full_name) } }
-                        td { (r.room) }
-                        td { (r.on_time) " / " (r.owed) }
-                        td { (r.max_temperature.map(|t| format!("{t:.1}")).unwrap_or_default()) }
-                        td { (r.symptoms.iter().map(|s| td(lang, &format!("sym.{}", s.as_str()))).collect::<Vec<_>>().join(", ")) }
-                        td {
-                            @if ctx.can_write() {
-                                form.inline method="post" action=(format!("/followup/{}/{}", r.person_id, date)) {
-                                    (csrf_field(&csrf))
-                                    input name="presence" value=(r.presence) placeholder=(t(lang, "followup.presence"));
-                                    input name="tests" value=(r.tests) placeholder=(t(lang, "followup.tests"));
-                                    input name="notes" value=(r.notes) placeholder=(t(lang, "followup.notes"));
-                                    button.secondary type="submit" { (t(lang, "people.save")) }
-                                }
-                            } @else {
-                                (r.presence) " · " (r.tests) " · " (r.notes)
+        h1 { (t(lang, "followup.title")) }
+        form.filters method="get" action="/followup" {
+            input type="date" name="date" value=(date.to_string());
+            button type="submit" { (t(lang, "people.filter")) }
+            a.button.secondary href=(format!("/followup/export.csv?date={date}")) { (t(lang, "people.export")) }
+        }
+        div.scroll { table {
+            thead { tr {
+                th { (t(lang, "common.person")) } th { (t(lang, "field.room")) } th { (t(lang, "followup.on_time")) }
+                th { (t(lang, "followup.max_temp")) } th { (t(lang, "decl.symptoms")) }
+                th { (t(lang, "followup.presence")) " / " (t(lang, "followup.tests")) " / " (t(lang, "followup.notes")) }
+            } }
+            tbody { @for r in &rows {
+                tr {
+                    td { a href=(format!("/people/{}", r.person_id)) { (r.full_name) } }
+                    td { (r.room) }
+                    td { (r.on_time) " / " (r.owed) }
+                    td { (r.max_temperature.map(|t| format!("{t:.1}")).unwrap_or_default()) }
+                    td { (r.symptoms.iter().map(|s| td(lang, &format!("sym.{}", s.as_str()))).collect::<Vec<_>>().join(", ")) }
+                    td {
+                        @if ctx.can_write() {
+                            form.inline method="post" action=(format!("/followup/{}/{}", r.person_id, date)) {
+                                (csrf_field(&csrf))
+                                input name="presence" value=(r.presence) placeholder=(t(lang, "followup.presence"));
+                                input name="tests" value=(r.tests) placeholder=(t(lang, "followup.tests"));
+                                input name="notes" value=(r.notes) placeholder=(t(lang, "followup.notes"));
+                                button.secondary type="submit" { (t(lang, "people.save")) }
                             }
+                        } @else {
+                            (r.presence) " · " (r.tests) " · " (r.notes)
                         }
                     }
-                } }
+                }
             } }
+        } }
     };
     Ok(staff_page(&ctx, StatusCode::OK, t(lang, "followup.title"), body))
 }

@@ -33,33 +33,33 @@ pub async fn compose(State(state): State<AppState>, ctx: Ctx, uri: axum::http::U
     let people = recipients(&state, &pairs)?;
     let csrf = ctx.csrf();
     let body = html! {
-            h1 { (t(lang, "sms.new")) }
-            form.stack method="post" action="/sms/send" {
-                (csrf_field(&csrf))
-                fieldset {
-                    legend { (t(lang, "sms.recipients")) }
-                    @for p in &people {
-                        label.check { input type="checkbox" name="p" value=(p.id) checked; (p.full_name) " · " (p.phone) }
-                    }
-                    label { (t(lang, "sms.everyone_in")) select name="status" {
-                        option value="" { "—" }
-                        @for s in PersonStatus::ALL { option value=(s.as_str()) { (td(lang, &format!("status.{}", s.as_str()))) } }
-                    } }
+        h1 { (t(lang, "sms.new")) }
+        form.stack method="post" action="/sms/send" {
+            (csrf_field(&csrf))
+            fieldset {
+                legend { (t(lang, "sms.recipients")) }
+                @for p in &people {
+                    label.check { input type="checkbox" name="p" value=(p.id) checked; (p.full_name) " · " (p.phone) }
                 }
-                fieldset {
-                    legend { (t(lang, "sms.template")) }
-                    label.check { input type="radio" name="template" value="" checked; (t(lang, "sms.none_template")) }
-                    @for tpl in templates::TEMPLATES {
-                        label.check { input type="radio" name="template" value=(tpl.key); (tpl.label(lang)) span.muted { " — " (tpl.text(lang)) } }
-                    }
-                    label { (t(lang, "sms.language")) select name="lang" {
-                        option value="vi" selected[lang == Lang::Vi] { "Tiếng Việt" }
-                        option value="en" selected[lang == Lang::En] { "English" }
-                    } }
-                }
-                label { (t(lang, "sms.custom_text")) textarea name="text" rows="3" maxlength="1000" {} }
-                button type="submit" { (t(lang, "sms.send")) }
+                label { (t(lang, "sms.everyone_in")) select name="status" {
+                    option value="" { "—" }
+                    @for s in PersonStatus::ALL { option value=(s.as_str()) { (td(lang, &format!("status.{}", s.as_str()))) } }
+                } }
             }
+            fieldset {
+                legend { (t(lang, "sms.template")) }
+                label.check { input type="radio" name="template" value="" checked; (t(lang, "sms.none_template")) }
+                @for tpl in templates::TEMPLATES {
+                    label.check { input type="radio" name="template" value=(tpl.key); (tpl.label(lang)) span.muted { " — " (tpl.text(lang)) } }
+                }
+                label { (t(lang, "sms.language")) select name="lang" {
+                    option value="vi" selected[lang == Lang::Vi] { "Tiếng Việt" }
+                    option value="en" selected[lang == Lang::En] { "English" }
+                } }
+            }
+            label { (t(lang, "sms.custom_text")) textarea name="text" rows="3" maxlength="1000" {} }
+            button type="submit" { (t(lang, "sms.send")) }
+        }
     };
     Ok(staff_page(&ctx, StatusCode::OK, t(lang, "sms.new"), body))
 }

@@ -26,42 +26,42 @@ fn devices_page(state: &AppState, ctx: &Ctx, list: &[Problem]) -> Answer {
     let counters = mqtt.map(|m| m.counters.lock().map(|c| c.clone()).unwrap_or_default());
     let status = if list.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let body = html! {
-            h1 { "MQTT" }
-            @match (mqtt, &counters) {
-                (Some(m), Some(c)) => {
-                    @let connections = m.connections.counts();
-                    dl #mqtt-status {
-                        dt { (t(lang, "mqtt.ports")) }
-                        dd {
-                            @if let Some(a) = m.listen { (a) " (MQTT 3.1.1, 5)" }
-                            @if let Some(a) = m.tls_listen { " · " (a) " (TLS, MQTT 3.1.1, 5)" }
-                        }
-                        dt { (t(lang, "mqtt.connections")) }
-                        dd { (connections.open) }
-                        dt { (t(lang, "mqtt.sightings")) }
-                        dd { (c.sightings) }
-                        dt { (t(lang, "mqtt.refused")) }
-                        dd { (serde_json::to_string(&c.refused).unwrap_or_default()) }
+        h1 { "MQTT" }
+        @match (mqtt, &counters) {
+            (Some(m), Some(c)) => {
+                @let connections = m.connections.counts();
+                dl #mqtt-status {
+                    dt { (t(lang, "mqtt.ports")) }
+                    dd {
+                        @if let Some(a) = m.listen { (a) " (MQTT 3.1.1, 5)" }
+                        @if let Some(a) = m.tls_listen { " · " (a) " (TLS, MQTT 3.1.1, 5)" }
                     }
-                },
-                _ => p.muted { (t(lang, "mqtt.off")) },
-            }
-            @if let Some(cert) = state.services.certificate() {
-                h2 { (t(lang, "mqtt.certificate")) }
-                p { (t(lang, "mqtt.certificate_help")) }
-                p { a href="/mqtt/box.crt" download="outpost-box.crt" { "outpost-box.crt" } }
-                p { "SHA-256: " code #mqtt-fingerprint { (cert.fingerprint) } }
-                p.muted { (cert.names.join(", ")) }
-            }
-            h2 { (t(lang, "mqtt.devices")) }
-            (problems(lang, list))
-            ul.plain #mqtt-devices { @for n in &names { li { (n) } } }
-            form.stack method="post" action="/mqtt" {
-                (csrf_field(&ctx.csrf()))
-                label { (t(lang, "login.username")) input name="name" required; }
-                label { (t(lang, "login.password")) input name="password" type="password" required minlength="10" autocomplete="new-password"; }
-                button type="submit" { (t(lang, "users.add")) }
-            }
+                    dt { (t(lang, "mqtt.connections")) }
+                    dd { (connections.open) }
+                    dt { (t(lang, "mqtt.sightings")) }
+                    dd { (c.sightings) }
+                    dt { (t(lang, "mqtt.refused")) }
+                    dd { (serde_json::to_string(&c.refused).unwrap_or_default()) }
+                }
+            },
+            _ => p.muted { (t(lang, "mqtt.off")) },
+        }
+        @if let Some(cert) = state.services.certificate() {
+            h2 { (t(lang, "mqtt.certificate")) }
+            p { (t(lang, "mqtt.certificate_help")) }
+            p { a href="/mqtt/box.crt" download="outpost-box.crt" { "outpost-box.crt" } }
+            p { "SHA-256: " code #mqtt-fingerprint { (cert.fingerprint) } }
+            p.muted { (cert.names.join(", ")) }
+        }
+        h2 { (t(lang, "mqtt.devices")) }
+        (problems(lang, list))
+        ul.plain #mqtt-devices { @for n in &names { li { (n) } } }
+        form.stack method="post" action="/mqtt" {
+            (csrf_field(&ctx.csrf()))
+            label { (t(lang, "login.username")) input name="name" required; }
+            label { (t(lang, "login.password")) input name="password" type="password" required minlength="10" autocomplete="new-password"; }
+            button type="submit" { (t(lang, "users.add")) }
+        }
     };
     Ok(staff_page(ctx, status, "MQTT", body))
 }

@@ -49,51 +49,51 @@ pub async fn list(State(state): State<AppState>, ctx: Ctx, Query(q): Query<Peopl
     let category = Category::parse(&q.category);
     let list = state.app.people(&q.q, status, category)?;
     let body = html! {
-            h1 { (t(lang, "people.title")) " " span.muted { (list.len()) " " (t(lang, "people.count")) } }
-            @if let Some(n) = &q.notice { p.notice { (n) } }
-            p.inline {
-                @if ctx.can_write() {
-                    a.button href="/people/new" { (t(lang, "people.new")) }
-                    a.button.secondary href="/people/import" { (t(lang, "people.import")) }
-                }
-                a.button.secondary href="/people/export.csv" { (t(lang, "people.export")) }
+        h1 { (t(lang, "people.title")) " " span.muted { (list.len()) " " (t(lang, "people.count")) } }
+        @if let Some(n) = &q.notice { p.notice { (n) } }
+        p.inline {
+            @if ctx.can_write() {
+                a.button href="/people/new" { (t(lang, "people.new")) }
+                a.button.secondary href="/people/import" { (t(lang, "people.import")) }
             }
-            form.filters method="get" action="/people" {
-                input name="q" value=(q.q) placeholder=(t(lang, "people.search"));
-                select name="status" {
-                    option value="" { (t(lang, "people.all")) }
-                    @for s in PersonStatus::ALL { option value=(s.as_str()) selected[status == Some(s)] { (td(lang, &format!("status.{}", s.as_str()))) } }
-                }
-                select name="category" {
-                    option value="" { (t(lang, "people.all")) }
-                    @for c in Category::ALL { option value=(c.as_str()) selected[category == Some(c)] { (td(lang, &format!("category.{}", c.as_str()))) } }
-                }
-                button type="submit" { (t(lang, "people.filter")) }
+            a.button.secondary href="/people/export.csv" { (t(lang, "people.export")) }
+        }
+        form.filters method="get" action="/people" {
+            input name="q" value=(q.q) placeholder=(t(lang, "people.search"));
+            select name="status" {
+                option value="" { (t(lang, "people.all")) }
+                @for s in PersonStatus::ALL { option value=(s.as_str()) selected[status == Some(s)] { (td(lang, &format!("status.{}", s.as_str()))) } }
             }
-            form method="get" action="/sms/new" {
-                @if ctx.can_write() { p { button.secondary type="submit" { (t(lang, "sms.to_selected")) } } }
-                div.scroll { table #people {
-                    thead { tr {
-                        @if ctx.can_write() { th { "" } }
-                        th { (t(lang, "field.full_name")) } th { (t(lang, "field.birth_year")) } th { (t(lang, "field.room")) }
-                        th { (t(lang, "field.phone")) } th { (t(lang, "field.id_number")) } th { (t(lang, "field.category")) }
-                        th { (t(lang, "field.status")) } th { (t(lang, "field.quarantine_end")) }
-                    } }
-                    tbody { @for p in &list {
-                        tr {
-                            @if ctx.can_write() { td { input type="checkbox" name="p" value=(p.id) aria-label=(p.full_name); } }
-                            td { a href=(format!("/people/{}", p.id)) { (p.full_name) } }
-                            td { (p.birth_year.map(|y| y.to_string()).unwrap_or_default()) }
-                            td { (p.room) }
-                            td { (p.phone) }
-                            td { (masked(&p.id_number)) }
-                            td { (td(lang, &format!("category.{}", p.category.as_str()))) }
-                            td { (td(lang, &format!("status.{}", p.status.as_str()))) }
-                            td { (p.quarantine_end.format("%d/%m/%Y")) }
-                        }
-                    } }
+            select name="category" {
+                option value="" { (t(lang, "people.all")) }
+                @for c in Category::ALL { option value=(c.as_str()) selected[category == Some(c)] { (td(lang, &format!("category.{}", c.as_str()))) } }
+            }
+            button type="submit" { (t(lang, "people.filter")) }
+        }
+        form method="get" action="/sms/new" {
+            @if ctx.can_write() { p { button.secondary type="submit" { (t(lang, "sms.to_selected")) } } }
+            div.scroll { table #people {
+                thead { tr {
+                    @if ctx.can_write() { th { "" } }
+                    th { (t(lang, "field.full_name")) } th { (t(lang, "field.birth_year")) } th { (t(lang, "field.room")) }
+                    th { (t(lang, "field.phone")) } th { (t(lang, "field.id_number")) } th { (t(lang, "field.category")) }
+                    th { (t(lang, "field.status")) } th { (t(lang, "field.quarantine_end")) }
                 } }
-            }
+                tbody { @for p in &list {
+                    tr {
+                        @if ctx.can_write() { td { input type="checkbox" name="p" value=(p.id) aria-label=(p.full_name); } }
+                        td { a href=(format!("/people/{}", p.id)) { (p.full_name) } }
+                        td { (p.birth_year.map(|y| y.to_string()).unwrap_or_default()) }
+                        td { (p.room) }
+                        td { (p.phone) }
+                        td { (masked(&p.id_number)) }
+                        td { (td(lang, &format!("category.{}", p.category.as_str()))) }
+                        td { (td(lang, &format!("status.{}", p.status.as_str()))) }
+                        td { (p.quarantine_end.format("%d/%m/%Y")) }
+                    }
+                } }
+            } }
+        }
     };
     Ok(staff_page(&ctx, StatusCode::OK, t(lang, "people.title"), body))
 }
@@ -159,8 +159,8 @@ pub async fn new_form(State(state): State<AppState>, ctx: Ctx) -> Answer {
     let lang = ctx.lang;
     let v = state.app.person_form_defaults();
     let body = html! {
-            h1 { (t(lang, "people.new")) }
-            (person_form(lang, &ctx.csrf(), "/people", &[], &v))
+        h1 { (t(lang, "people.new")) }
+        (person_form(lang, &ctx.csrf(), "/people", &[], &v))
     };
     Ok(staff_page(&ctx, StatusCode::OK, t(lang, "people.new"), body))
 }
@@ -173,8 +173,8 @@ fn form_error_page(ctx: &Ctx, title: &'static str, action: &str, input: &PersonI
         e => return Err(e.into()),
     };
     let body = html! {
-            h1 { (t(lang, title)) }
-            (person_form(lang, &ctx.csrf(), action, &list, input))
+        h1 { (t(lang, title)) }
+        (person_form(lang, &ctx.csrf(), action, &list, input))
     };
     Ok(staff_page(ctx, StatusCode::UNPROCESSABLE_ENTITY, t(lang, title), body))
 }
@@ -192,8 +192,8 @@ pub async fn edit(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String
     let lang = ctx.lang;
     let p = state.app.person(&id)?;
     let body = html! {
-            h1 { (t(lang, "people.edit")) ": " (p.full_name) }
-            (person_form(lang, &ctx.csrf(), &format!("/people/{}", p.id), &[], &input_of(&p)))
+        h1 { (t(lang, "people.edit")) ": " (p.full_name) }
+        (person_form(lang, &ctx.csrf(), &format!("/people/{}", p.id), &[], &input_of(&p)))
     };
     Ok(staff_page(&ctx, StatusCode::OK, t(lang, "people.edit"), body))
 }
@@ -374,22 +374,22 @@ pub async fn import(State(state): State<AppState>, ctx: Ctx, multipart: Multipar
     }
     let csrf = ctx.csrf();
     let body = html! {
-            h1 { (title) }
-            div.problems role="alert" { (t(lang, "import.errors")) }
-            div.scroll { table #import-errors {
-                thead { tr { th { (t(lang, "import.row")) } th { (t(lang, "import.problem")) } } }
-                tbody { @for e in &list.errors {
-                    tr { td { (e.line) } td { ul.plain { @for p in &e.problems { li { (p.text(lang)) } } } } }
-                } }
+        h1 { (title) }
+        div.problems role="alert" { (t(lang, "import.errors")) }
+        div.scroll { table #import-errors {
+            thead { tr { th { (t(lang, "import.row")) } th { (t(lang, "import.problem")) } } }
+            tbody { @for e in &list.errors {
+                tr { td { (e.line) } td { ul.plain { @for p in &e.problems { li { (p.text(lang)) } } } } }
             } }
-            @if valid_count > 0 {
-                form method="post" action=(format!("/people/import/{id}")) {
-                    (csrf_field(&csrf))
-                    button type="submit" { (t(lang, "import.valid_rows")) " (" (valid_count) ")" }
-                }
+        } }
+        @if valid_count > 0 {
+            form method="post" action=(format!("/people/import/{id}")) {
+                (csrf_field(&csrf))
+                button type="submit" { (t(lang, "import.valid_rows")) " (" (valid_count) ")" }
             }
-            h2 { (t(lang, "import.title")) }
-            (import_form(lang, &csrf))
+        }
+        h2 { (t(lang, "import.title")) }
+        (import_form(lang, &csrf))
     };
     Ok(staff_page(&ctx, StatusCode::UNPROCESSABLE_ENTITY, title, body))
 }

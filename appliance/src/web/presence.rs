@@ -33,17 +33,17 @@ pub async fn show(
     let band = state.app.band_of(&id)?;
     let (prev, next) = (date.pred_opt(), date.succ_opt());
     let body = html! {
-            h1 { (t(lang, "presence.timeline")) ": " a href=(format!("/people/{id}")) { (person.full_name) } }
-            p.inline {
-                @if let Some(d) = prev { a.button.secondary href=(format!("/people/{id}/presence?date={d}")) { "← " (d.format("%d/%m")) } }
-                strong { (date.format("%d/%m/%Y")) }
-                @if let Some(d) = next { a.button.secondary href=(format!("/people/{id}/presence?date={d}")) { (d.format("%d/%m")) " →" } }
-                @if let Some(b) = &band { " · " (t(lang, "bands.band")) " " a href=(format!("/bands/{}", b.id)) { (b.id) } }
-            }
-            @match &day {
-                None => p.muted #no-presence { (t(lang, "presence.none")) },
-                Some(day) => (timeline_svg(&state, lang, day, date)),
-            }
+        h1 { (t(lang, "presence.timeline")) ": " a href=(format!("/people/{id}")) { (person.full_name) } }
+        p.inline {
+            @if let Some(d) = prev { a.button.secondary href=(format!("/people/{id}/presence?date={d}")) { "← " (d.format("%d/%m")) } }
+            strong { (date.format("%d/%m/%Y")) }
+            @if let Some(d) = next { a.button.secondary href=(format!("/people/{id}/presence?date={d}")) { (d.format("%d/%m")) " →" } }
+            @if let Some(b) = &band { " · " (t(lang, "bands.band")) " " a href=(format!("/bands/{}", b.id)) { (b.id) } }
+        }
+        @match &day {
+            None => p.muted #no-presence { (t(lang, "presence.none")) },
+            Some(day) => (timeline_svg(&state, lang, day, date)),
+        }
     };
     Ok(staff_page(&ctx, StatusCode::OK, t(lang, "presence.timeline"), body))
 }

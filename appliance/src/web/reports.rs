@@ -61,36 +61,36 @@ pub async fn page_of_day(State(state): State<AppState>, ctx: Ctx, Query(q): Quer
     let csrf = ctx.csrf();
     let title = format!("{} {}", t(lang, "report.title"), date.format("%d/%m/%Y"));
     let body = html! {
-            h1 { (title) }
-            form.inline method="get" action="/reports" {
-                input name="date" value=(date.format("%d/%m/%Y")) size="12";
-                button.secondary type="submit" { (t(lang, "report.show")) }
-                a.button.secondary href=(format!("/reports/{date}/export.csv")) { "CSV" }
-                a.button.secondary #xlsx href=(format!("/reports/{date}/export.xlsx")) { "Excel (.xlsx)" }
+        h1 { (title) }
+        form.inline method="get" action="/reports" {
+            input name="date" value=(date.format("%d/%m/%Y")) size="12";
+            button.secondary type="submit" { (t(lang, "report.show")) }
+            a.button.secondary href=(format!("/reports/{date}/export.csv")) { "CSV" }
+            a.button.secondary #xlsx href=(format!("/reports/{date}/export.xlsx")) { "Excel (.xlsx)" }
+        }
+        p #report-state {
+            @match &confirmed {
+                Some(c) => {
+                    span.badge.ok { (t(lang, "report.confirmed")) } " " (c.confirmed_by) " · " (state.fmt_time(c.confirmed_at))
+                    @if changed { " " span.badge.warning #report-changed { (t(lang, "report.changed")) } }
+                },
+                None => span.badge.warning { (t(lang, "report.unconfirmed")) },
             }
-            p #report-state {
-                @match &confirmed {
-                    Some(c) => {
-                        span.badge.ok { (t(lang, "report.confirmed")) } " " (c.confirmed_by) " · " (state.fmt_time(c.confirmed_at))
-                        @if changed { " " span.badge.warning #report-changed { (t(lang, "report.changed")) } }
-                    },
-                    None => span.badge.warning { (t(lang, "report.unconfirmed")) },
-                }
+        }
+        div.scroll { table #report { tbody {
+            @for (name, cell) in rows(&site, &day) {
+                tr { th { (name) } td { (cell) } }
             }
-            div.scroll { table #report { tbody {
-                @for (name, cell) in rows(&site, &day) {
-                    tr { th { (name) } td { (cell) } }
-                }
-            } } }
-            @if is_admin && (confirmed.is_none() || changed) && date <= state.app.today() {
-                form method="post" action=(format!("/reports/{date}/confirm")) {
-                    (csrf_field(&csrf))
-                    button type="submit" #confirm { (t(lang, "report.confirm")) }
-                }
+        } } }
+        @if is_admin && (confirmed.is_none() || changed) && date <= state.app.today() {
+            form method="post" action=(format!("/reports/{date}/confirm")) {
+                (csrf_field(&csrf))
+                button type="submit" #confirm { (t(lang, "report.confirm")) }
             }
-            h2 { (t(lang, "report.chart")) }
-            figure #report-chart { (chart(lang, &series)) }
-            (legend(lang))
+        }
+        h2 { (t(lang, "report.chart")) }
+        figure #report-chart { (chart(lang, &series)) }
+        (legend(lang))
     };
     Ok(staff_page(&ctx, StatusCode::OK, &title, body))
 }

@@ -144,41 +144,41 @@ fn desk_page(
     let csrf = ctx.csrf();
     let title = t(lang, "test.title");
     let body = html! {
-            h1 { (title) }
-            @if let Some(n) = notice { p.notice { (n) } }
-            @if ctx.can_write() {
-                h2 { (t(lang, "test.desk")) }
-                form.stack #sample-desk method="post" action="/testing/sample" {
-                    (csrf_field(&csrf))
-                    label { (t(lang, "test.code")) input #code name="code" autocomplete="off" required autofocus; }
-                    div #scanner hidden { video #scanner-video playsinline muted {} button.secondary type="button" #scan { (t(lang, "test.scan")) } }
-                    label { (t(lang, "test.round")) input name="round" type="number" min="1" max="20" placeholder=(t(lang, "test.next_round")); }
-                    button type="submit" { (t(lang, "test.record")) }
-                }
-                h2 { (t(lang, "test.import")) }
-                p.muted { (t(lang, "test.import_help")) }
-                @if let Some(parsed) = import_errors {
-                    div.problems role="alert" { (t(lang, "test.import_errors")) }
-                    div.scroll { table #import-errors {
-                        thead { tr { th { (t(lang, "import.row")) } th { (t(lang, "import.problem")) } } }
-                        tbody { @for e in &parsed.errors {
-                            tr { td { (e.line) } td { ul.plain { @for p in &e.problems { li { (p.text(lang)) } } } } }
-                        } }
-                    } }
-                }
-                form.inline method="post" action=(format!("/testing/import?csrf={csrf}")) enctype="multipart/form-data" {
-                    input type="file" name="file" accept=".csv,text/csv" required;
-                    button type="submit" { (t(lang, "import.check")) }
-                }
+        h1 { (title) }
+        @if let Some(n) = notice { p.notice { (n) } }
+        @if ctx.can_write() {
+            h2 { (t(lang, "test.desk")) }
+            form.stack #sample-desk method="post" action="/testing/sample" {
+                (csrf_field(&csrf))
+                label { (t(lang, "test.code")) input #code name="code" autocomplete="off" required autofocus; }
+                div #scanner hidden { video #scanner-video playsinline muted {} button.secondary type="button" #scan { (t(lang, "test.scan")) } }
+                label { (t(lang, "test.round")) input name="round" type="number" min="1" max="20" placeholder=(t(lang, "test.next_round")); }
+                button type="submit" { (t(lang, "test.record")) }
             }
-            h2 { (t(lang, "test.on_day")) " " (date.format("%d/%m/%Y")) " (" (samples.len()) ")" }
-            div.scroll { table #day-samples {
-                thead { tr { th { (t(lang, "field.full_name")) } th { (t(lang, "test.round")) } th { (t(lang, "test.result")) } th { (t(lang, "test.by")) } } }
-                tbody { @for (s, name) in samples.iter().zip(&names) {
-                    tr { td { a href=(format!("/people/{}#testing", s.person_id)) { (name) } } td { (s.round) }
-                        td { (result_badge(lang, s.result)) } td { (s.sampled_by) } }
+            h2 { (t(lang, "test.import")) }
+            p.muted { (t(lang, "test.import_help")) }
+            @if let Some(parsed) = import_errors {
+                div.problems role="alert" { (t(lang, "test.import_errors")) }
+                div.scroll { table #import-errors {
+                    thead { tr { th { (t(lang, "import.row")) } th { (t(lang, "import.problem")) } } }
+                    tbody { @for e in &parsed.errors {
+                        tr { td { (e.line) } td { ul.plain { @for p in &e.problems { li { (p.text(lang)) } } } } }
+                    } }
                 } }
+            }
+            form.inline method="post" action=(format!("/testing/import?csrf={csrf}")) enctype="multipart/form-data" {
+                input type="file" name="file" accept=".csv,text/csv" required;
+                button type="submit" { (t(lang, "import.check")) }
+            }
+        }
+        h2 { (t(lang, "test.on_day")) " " (date.format("%d/%m/%Y")) " (" (samples.len()) ")" }
+        div.scroll { table #day-samples {
+            thead { tr { th { (t(lang, "field.full_name")) } th { (t(lang, "test.round")) } th { (t(lang, "test.result")) } th { (t(lang, "test.by")) } } }
+            tbody { @for (s, name) in samples.iter().zip(&names) {
+                tr { td { a href=(format!("/people/{}#testing", s.person_id)) { (name) } } td { (s.round) }
+                    td { (result_badge(lang, s.result)) } td { (s.sampled_by) } }
             } }
+        } }
     };
     Ok(staff_page(ctx, status, title, body))
 }

@@ -174,17 +174,17 @@ pub async fn list(State(state): State<AppState>, ctx: Ctx) -> Answer {
         }
     };
     let body = html! {
-            h1 { (t(lang, "spot.list")) }
-            @if ctx.can_write() {
-                form.inline method="post" action="/spotchecks/room" {
-                    (csrf_field(&csrf))
-                    input name="room" placeholder=(t(lang, "field.room")) required;
-                    button type="submit" { (t(lang, "spot.request_room")) }
-                }
+        h1 { (t(lang, "spot.list")) }
+        @if ctx.can_write() {
+            form.inline method="post" action="/spotchecks/room" {
+                (csrf_field(&csrf))
+                input name="room" placeholder=(t(lang, "field.room")) required;
+                button type="submit" { (t(lang, "spot.request_room")) }
             }
-            h2 { (t(lang, "spot.state.answered")) " (" (answered.len()) ")" } (rows(&answered, true))
-            h2 { (t(lang, "spot.state.sent")) " (" (sent.len()) ")" } (rows(&sent, false))
-            h2 { (t(lang, "spot.state.missed")) " (" (missed.len()) ")" } (rows(&missed, false))
+        }
+        h2 { (t(lang, "spot.state.answered")) " (" (answered.len()) ")" } (rows(&answered, true))
+        h2 { (t(lang, "spot.state.sent")) " (" (sent.len()) ")" } (rows(&sent, false))
+        h2 { (t(lang, "spot.state.missed")) " (" (missed.len()) ")" } (rows(&missed, false))
     };
     Ok(staff_page(&ctx, StatusCode::OK, t(lang, "spot.list"), body))
 }

@@ -95,82 +95,82 @@ pub async fn health_page(State(state): State<AppState>, ctx: Ctx) -> Answer {
     let modem = state.services.modem().map(|m| m.health());
     let yes = |b: bool| if b { t(lang, "common.yes") } else { t(lang, "common.no") };
     let body = html! {
-            h1 { (t(lang, "health.title")) }
-            h2 { (t(lang, "health.problems")) }
-            @if problems.is_empty() {
-                p #health-problems.muted { (t(lang, "health.no_problems")) }
-            } @else {
-                @if problems.iter().any(|p| p.writes_fail) {
-                    p.error { strong { (t(lang, "health.writes_fail")) } }
+        h1 { (t(lang, "health.title")) }
+        h2 { (t(lang, "health.problems")) }
+        @if problems.is_empty() {
+            p #health-problems.muted { (t(lang, "health.no_problems")) }
+        } @else {
+            @if problems.iter().any(|p| p.writes_fail) {
+                p.error { strong { (t(lang, "health.writes_fail")) } }
+            }
+            ul #health-problems {
+                @for (p, label) in &labelled {
+                    li.error data-code=(p.code) { strong { (label) } ": " (p.detail) }
                 }
-                ul #health-problems {
-                    @for (p, label) in &labelled {
-                        li.error data-code=(p.code) { strong { (label) } ": " (p.detail) }
+            }
+        }
+        h2 { (t(lang, "health.system")) }
+        div.scroll { table #system { tbody {
+            tr { th { (t(lang, "health.disk")) } td { (system.disk_free_bytes >> 20) " MB / " (system.disk_total_bytes >> 20) " MB" } }
+            tr { th { (t(lang, "health.memory")) } td { (system.memory_rss_bytes >> 20) " MB / " (system.memory_available_bytes >> 20) " MB / " (system.memory_total_bytes >> 20) " MB" } }
+            tr { th { (t(lang, "health.temperature")) } td { (system.temperature_celsius.map(|c| format!("{c:.1} °C")).unwrap_or_else(|| "—".into())) } }
+            tr { th { (t(lang, "health.store")) } td { (state.app.storage().bytes / 1_000_000) " MB" } }
+        } } }
+        @if ctx.is_admin() {
+            p { a.button href="/admin/backup" download { (t(lang, "health.backup")) } }
+            p.muted { (t(lang, "health.backup_hint")) }
+        }
+        h2 { (t(lang, "health.modem")) }
+        @match &modem {
+            None => p.muted { (t(lang, "health.no_modem")) },
+            Some(m) => div.scroll { table #modem { tbody {
+                tr { th { (t(lang, "health.connected")) } td { (yes(m.connected)) } }
+                tr { th { (t(lang, "health.registered")) } td { (yes(m.registered)) @if let Some(r) = m.registration { " (" (r) ")" } } }
+                tr { th { (t(lang, "health.signal")) } td { (m.signal_dbm.map(|d| format!("{d} dBm")).unwrap_or_else(|| "—".into())) } }
+                tr { th { (t(lang, "health.operator")) } td { (m.operator.clone().unwrap_or_default()) } }
+                tr { th { (t(lang, "health.sim")) } td { (m.sim.clone().unwrap_or_default()) } }
+                tr { th { (t(lang, "health.counts")) } td { (m.sent) " / " (m.failed) " / " (m.received) " / " (m.reports) } }
+                tr { th { (t(lang, "health.last_error")) } td { (m.last_error.clone().unwrap_or_default()) } }
+            } } },
+        }
+        h2 { (t(lang, "nav.bands")) }
+        p #health-bands {
+            (t(lang, "health.sightings")) ": " strong { (h["presence"]["sightings"]) } " · "
+            (t(lang, "health.dropped")) ": " strong { (h["presence"]["dropped"]) } " · "
+            (t(lang, "health.adapter")) ": " strong { (match h["ble_adapter"].as_object() {
+                Some(a) => format!("{} / {} {}", a["sightings"], a["restarts"], t(lang, "health.restarts")),
+                None => t(lang, "health.no_adapter").to_owned(),
+            }) }
+        }
+        h2 { (t(lang, "health.sync")) }
+        p #health-sync {
+            @match h["sync"].as_object() {
+                Some(s) => {
+                    (t(lang, "health.sync_last")) ": " strong { (s["last_success"].as_str().unwrap_or("—")) } " · "
+                    (t(lang, "health.sync_pending")) ": " strong { (s["pending"]) } " · "
+                    (t(lang, "health.sync_refused")) ": " strong { (s["refused"]) }
+                    @if let Some(secs) = s["clock_corrected_seconds"].as_i64().filter(|s| *s != 0) {
+                        " · " (t(lang, "health.clock_corrected")) ": " strong #clock-corrected { (span(lang, secs)) }
                     }
-                }
+                    @if let Some(e) = s["last_error"].as_str() { " · " (t(lang, "health.last_error")) ": " (e) }
+                },
+                None => (t(lang, "health.sync_off")),
             }
-            h2 { (t(lang, "health.system")) }
-            div.scroll { table #system { tbody {
-                tr { th { (t(lang, "health.disk")) } td { (system.disk_free_bytes >> 20) " MB / " (system.disk_total_bytes >> 20) " MB" } }
-                tr { th { (t(lang, "health.memory")) } td { (system.memory_rss_bytes >> 20) " MB / " (system.memory_available_bytes >> 20) " MB / " (system.memory_total_bytes >> 20) " MB" } }
-                tr { th { (t(lang, "health.temperature")) } td { (system.temperature_celsius.map(|c| format!("{c:.1} °C")).unwrap_or_else(|| "—".into())) } }
-                tr { th { (t(lang, "health.store")) } td { (state.app.storage().bytes / 1_000_000) " MB" } }
-            } } }
-            @if ctx.is_admin() {
-                p { a.button href="/admin/backup" download { (t(lang, "health.backup")) } }
-                p.muted { (t(lang, "health.backup_hint")) }
+        }
+        h2 { "MQTT" }
+        p #health-mqtt {
+            @match h["mqtt"].as_object() {
+                Some(m) => {
+                    (t(lang, "mqtt.connections")) ": " strong { (m["connections"]["open"]) } " · "
+                    (t(lang, "health.tls_failed")) ": " strong { (m["connections"]["tls_failed"]) } " · "
+                    (t(lang, "health.logins_refused")) ": " strong { (m["connections"]["logins_refused"]) } " · "
+                    (t(lang, "health.overrun")) ": " strong { (m["overrun"]) }
+                },
+                None => (t(lang, "mqtt.off")),
             }
-            h2 { (t(lang, "health.modem")) }
-            @match &modem {
-                None => p.muted { (t(lang, "health.no_modem")) },
-                Some(m) => div.scroll { table #modem { tbody {
-                    tr { th { (t(lang, "health.connected")) } td { (yes(m.connected)) } }
-                    tr { th { (t(lang, "health.registered")) } td { (yes(m.registered)) @if let Some(r) = m.registration { " (" (r) ")" } } }
-                    tr { th { (t(lang, "health.signal")) } td { (m.signal_dbm.map(|d| format!("{d} dBm")).unwrap_or_else(|| "—".into())) } }
-                    tr { th { (t(lang, "health.operator")) } td { (m.operator.clone().unwrap_or_default()) } }
-                    tr { th { (t(lang, "health.sim")) } td { (m.sim.clone().unwrap_or_default()) } }
-                    tr { th { (t(lang, "health.counts")) } td { (m.sent) " / " (m.failed) " / " (m.received) " / " (m.reports) } }
-                    tr { th { (t(lang, "health.last_error")) } td { (m.last_error.clone().unwrap_or_default()) } }
-                } } },
-            }
-            h2 { (t(lang, "nav.bands")) }
-            p #health-bands {
-                (t(lang, "health.sightings")) ": " strong { (h["presence"]["sightings"]) } " · "
-                (t(lang, "health.dropped")) ": " strong { (h["presence"]["dropped"]) } " · "
-                (t(lang, "health.adapter")) ": " strong { (match h["ble_adapter"].as_object() {
-                    Some(a) => format!("{} / {} {}", a["sightings"], a["restarts"], t(lang, "health.restarts")),
-                    None => t(lang, "health.no_adapter").to_owned(),
-                }) }
-            }
-            h2 { (t(lang, "health.sync")) }
-            p #health-sync {
-                @match h["sync"].as_object() {
-                    Some(s) => {
-                        (t(lang, "health.sync_last")) ": " strong { (s["last_success"].as_str().unwrap_or("—")) } " · "
-                        (t(lang, "health.sync_pending")) ": " strong { (s["pending"]) } " · "
-                        (t(lang, "health.sync_refused")) ": " strong { (s["refused"]) }
-                        @if let Some(secs) = s["clock_corrected_seconds"].as_i64().filter(|s| *s != 0) {
-                            " · " (t(lang, "health.clock_corrected")) ": " strong #clock-corrected { (span(lang, secs)) }
-                        }
-                        @if let Some(e) = s["last_error"].as_str() { " · " (t(lang, "health.last_error")) ": " (e) }
-                    },
-                    None => (t(lang, "health.sync_off")),
-                }
-            }
-            h2 { "MQTT" }
-            p #health-mqtt {
-                @match h["mqtt"].as_object() {
-                    Some(m) => {
-                        (t(lang, "mqtt.connections")) ": " strong { (m["connections"]["open"]) } " · "
-                        (t(lang, "health.tls_failed")) ": " strong { (m["connections"]["tls_failed"]) } " · "
-                        (t(lang, "health.logins_refused")) ": " strong { (m["connections"]["logins_refused"]) } " · "
-                        (t(lang, "health.overrun")) ": " strong { (m["overrun"]) }
-                    },
-                    None => (t(lang, "mqtt.off")),
-                }
-            }
-            h2 { (t(lang, "nav.outbox")) }
-            p { (t(lang, "health.outbox")) ": " strong { (h["outbox_waiting"]) } }
+        }
+        h2 { (t(lang, "nav.outbox")) }
+        p { (t(lang, "health.outbox")) ": " strong { (h["outbox_waiting"]) } }
     };
     Ok(page_response(StatusCode::OK, page(lang, ctx.staff.as_ref(), t(lang, "health.title"), body)))
 }
