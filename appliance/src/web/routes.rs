@@ -34,6 +34,22 @@ pub struct RouteDef {
     pub(super) handler: MethodRouter<AppState>,
 }
 
+impl RouteDef {
+    /// The route's path with each parameter filled by a well-formed example (an unknown record, a
+    /// token of the right length): what the access tests, in-process and end to end, call.
+    pub fn example_path(&self) -> String {
+        self.path
+            .replace("{id}", "x")
+            .replace("{token}", "0123456789abcdef0123456789abcdef")
+            .replace("{person}", "x")
+            .replace("{date}", "2026-11-21")
+            .replace("{round}", "1")
+            .replace("{name}", "x")
+            .replace("{file}", "app.css")
+            .replace("{code}", "en")
+    }
+}
+
 fn r(method: Method, path: &'static str, access: Access, handler: MethodRouter<AppState>) -> RouteDef {
     RouteDef { method, path, access, handler }
 }

@@ -68,18 +68,6 @@ async fn fixture() -> Fixture {
     Fixture { _dir: dir, router: router(state), app, admin, medical, manager }
 }
 
-/// A route's path with its parameters filled.
-fn concrete(path: &str) -> String {
-    path.replace("{id}", "x")
-        .replace("{token}", "0123456789abcdef0123456789abcdef")
-        .replace("{person}", "x")
-        .replace("{date}", "2026-11-21")
-        .replace("{round}", "1")
-        .replace("{name}", "x")
-        .replace("{file}", "app.css")
-        .replace("{code}", "en")
-}
-
 async fn call(router: &Router, req: Request<Body>) -> Response {
     router.clone().oneshot(req).await.expect("infallible")
 }
@@ -107,7 +95,7 @@ async fn the_guard_enforces_the_access_table_for_every_route_and_role() {
     let f = fixture().await;
     let mut checked = 0;
     for r in routes() {
-        let path = concrete(r.path);
+        let path = r.example_path();
         let api = path.starts_with("/api/");
         // Nobody signed in: only public routes reach their handler.
         let res = call(&f.router, request(&r.method, &path, None)).await;
