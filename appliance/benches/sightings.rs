@@ -28,7 +28,7 @@ use std::{
 
 use chrono::{TimeZone, Utc};
 use outpost::{
-    app::Outpost,
+    app::{mqtt::DeviceKind, Outpost},
     base::{
         clock::{Clock, ManualClock, SystemClock},
         config::Config,
@@ -46,7 +46,8 @@ use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 
 const BANDS: usize = 2_000;
 const GATEWAYS: usize = 10;
-const USER: &str = "bench-gw";
+/// Every gateway's password; gateway `g` is device `gw-<g>` and publishes under that name (the
+/// front lets a gateway publish only its own topics).
 const PASS: &str = "bench-password-1";
 
 fn band_address(i: usize) -> String {
@@ -115,7 +116,10 @@ fn start_box(clock: Arc<dyn Clock>) -> BoxParts {
     }
     store.commit_blocking(w).expect("commit");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    rt.block_on(app.add_device(USER, PASS, "bench")).expect("credential");
+    for g in 0..GATEWAYS {
+        rt.block_on(app.add_device(&format!("gw-{g}"), PASS, DeviceKind::Gateway, "bench"))
+            .expect("credential");
+    }
     let presence =
         PresenceView::start(app.clone(), store.series("sightings").expect("series"), presence::channel())
             .expect("presence");
@@ -131,12 +135,12 @@ fn start_box(clock: Arc<dyn Clock>) -> BoxParts {
     BoxParts { _dir: dir, presence, mqtt, addr }
 }
 
-fn client(addr: SocketAddr, id: &str, auth: bool) -> (Client, rumqttc::Connection) {
+fn client(addr: SocketAddr, id: &str, user: Option<String>) -> (Client, rumqttc::Connection) {
     let mut o = MqttOptions::new(id, addr.ip().to_string(), addr.port());
     o.set_keep_alive(Duration::from_secs(30));
     o.set_max_packet_size(64 * 1024, 64 * 1024);
-    if auth {
-        o.set_credentials(USER, PASS);
+    if let Some(user) = user {
+        o.set_credentials(user, PASS);
     }
     let (c, conn) = Client::new(o, 10_000);
     (c, conn)
@@ -153,7 +157,7 @@ fn publish(addr: SocketAddr, auth: bool, rounds: usize, per_second: usize) -> (V
         .map(|g| {
             let connected = connected.clone();
             std::thread::spawn(move || {
-                let (c, mut conn) = client(addr, &format!("gw-{g}"), auth);
+                let (c, mut conn) = client(addr, &format!("gw-{g}"), auth.then(|| format!("gw-{g}")));
                 let (acked, ack) = std::sync::mpsc::channel();
                 let driver = std::thread::spawn(move || {
                     for event in conn.iter() {
@@ -305,7 +309,7 @@ fn run_mosquitto(rounds: usize, rate: usize) {
         .expect("mosquitto is missing: apt-get install mosquitto");
     std::thread::sleep(Duration::from_millis(500));
     let receipts: Receipts = Arc::new(Mutex::new(Vec::with_capacity(rounds * BANDS)));
-    let (sub, mut conn) = client(addr, "subscriber", false);
+    let (sub, mut conn) = client(addr, "subscriber", None);
     sub.subscribe("+/+/BTtoMQTT/+", QoS::AtMostOnce).expect("subscribe");
     let r = receipts.clone();
     let reader = std::thread::spawn(move || {
@@ -347,7 +351,7 @@ fn memory() {
     let taken = |parts: &BoxParts| parts.presence.stats().sightings;
     let mut conns = Vec::new();
     for g in 0..2 {
-        let (c, mut conn) = client(parts.addr, &format!("mem-gw-{g}"), true);
+        let (c, mut conn) = client(parts.addr, &format!("mem-gw-{g}"), Some(format!("gw-{g}")));
         let driver = std::thread::spawn(move || for _ in conn.iter().take_while(|e| e.is_ok()) {});
         conns.push((c, driver));
     }

@@ -17,7 +17,8 @@
 //! - [`services`]: the long-running workers, each given its resources and a cancellation token:
 //!   [`services::scheduler`], [`services::outbox`], [`services::inbox`], [`services::modem`],
 //!   [`services::presence`], [`services::bands`] (the box's adapter, the demo's simulated site),
-//!   [`services::mqtt`] (the broker, with [`services::mqtt::front`] on the public ports),
+//!   [`services::mqtt`] (the broker, with [`services::mqtt::front`] on the public ports enforcing each
+//!   device's rights, reading MQTT with [`services::mqtt::packet`]),
 //!   [`services::link`] (the province), [`services::control`] (the control socket);
 //!   [`services::Services`] holds the read-only handles they give back.
 //! - [`app`]: the operations — [`app::Outpost`], `impl Outpost` split by domain, each operation

@@ -115,13 +115,23 @@ fn positions_outside_a_geofence_raise_an_alert_at_once() {
     assert_eq!(serde_json::from_str::<Value>(&res.body).expect("json")["alerted"], true, "out of the home");
     assert_eq!(c.alerts_of("outside_geofence").len(), 2);
 
-    // An app publishing over MQTT (documented topic and payload), with a device account.
-    assert_eq!(c.post_form("/mqtt", &[("name", "app-vitri"), ("password", "mat-khau-ung-dung")]).status, 303);
+    // Person 0's app publishing over MQTT (documented topic and payload), with a device account of
+    // its own bound to the person: its topic names the device, never the person's link.
+    let app = [
+        ("name", "app-vitri"),
+        ("password", "mat-khau-ung-dung"),
+        ("kind", "app"),
+        ("person", ids[0].as_str()),
+    ];
+    assert_eq!(c.post_form("/mqtt", &app).status, 303);
+    let nobody =
+        [("name", "app-x"), ("password", "mat-khau-ung-dung"), ("kind", "app"), ("person", "p-none")];
+    assert_eq!(c.post_form("/mqtt", &nobody).status, 422, "an app for no one");
     let connect = ["-h", "127.0.0.1", "-p", &mqtt_port];
-    let topic = format!("outpost/position/{a}");
+    let topic = "outpost/position/app-vitri";
     let publish = |c: &mut Client, lat: f64, verdict: &str| {
         let payload = json!({"latitude": lat, "longitude": SITE.1, "accuracy": 9.0}).to_string();
-        assert!(outpost_tests::mosquitto_pub(&connect, "app-vitri", "mat-khau-ung-dung", &topic, &payload));
+        assert!(outpost_tests::mosquitto_pub(&connect, "app-vitri", "mat-khau-ung-dung", topic, &payload));
         wait_until(&format!("the app's position {verdict}"), || {
             c.get(&format!("/api/v1/people/{}/location", ids[0])).json()["last"]["verdict"] == verdict
         });
@@ -131,11 +141,15 @@ fn positions_outside_a_geofence_raise_an_alert_at_once() {
     publish(&mut c, SITE.0 + 0.005, "outside");
     // The first alert is still open: no second one for person 0 yet.
     assert_eq!(c.alerts_of("outside_geofence").len(), 2);
+    // The old topic with a person's link is no topic any device may publish to.
     assert!(outpost_tests::mosquitto_pub(
         &connect,
         "app-vitri",
         "mat-khau-ung-dung",
-        "outpost/position/not-a-token",
-        "{}"
+        &format!("outpost/position/{a}"),
+        &json!({"latitude": SITE.0, "longitude": SITE.1, "accuracy": 9.0}).to_string(),
     ));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(c.get(&format!("/api/v1/people/{}/location", ids[0])).json()["last"]["verdict"], "outside");
+    assert!(c.get("/api/v1/health").json()["mqtt"]["connections"]["denied"].as_u64() >= Some(1));
 }

@@ -12,6 +12,7 @@
 //! - [`ble`]: `outpost ble scan` against a mock BlueZ on a private D-Bus.
 //! - [`bands`]: the wristband part of a quarantine day: hand-over, away, strap, battery, return.
 //! - [`mqtt`]: real MQTT clients against the embedded broker, into the presence engine.
+//! - [`hostile`]: a compromised gateway's rights, floods of wrong logins and of half-open connections.
 //! - [`sync`]: a box enrols with the provincial server and pushes its records (real processes).
 //! - [`checkin`]: the gate poster, its public form, staff scans, the log's search and CSV.
 //! - [`location`]: positions judged against the site's and a home geofence, the alert at once.
@@ -34,6 +35,7 @@ mod crash;
 mod day;
 mod demo;
 mod failures;
+mod hostile;
 mod location;
 mod mqtt;
 mod province;

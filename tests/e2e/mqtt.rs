@@ -14,9 +14,16 @@ fn gateways_publish_sightings_to_the_embedded_broker() {
     let b = BoxProcess::start("run", &dir.path().join("data"), &["--mqtt", &listen]);
     let mut c = Client::new(&b.url);
     c.setup_admin(b.setup_link.as_deref().expect("setup"), "admin.mqtt", PASSWORD);
-    let res = c.post_form("/mqtt", &[("name", "gw-khu-a"), ("password", "mat-khau-gateway-1")]);
+    // Two gateways (an ESPresense in room phong_a12, a Theengs gateway gw-khu-b), and a monitor for
+    // whoever installs them.
+    for name in ["phong_a12", "gw-khu-b"] {
+        let res = c.post_form("/mqtt", &[("name", name), ("password", "mat-khau-gateway-1")]);
+        assert_eq!(res.status, 303, "{}", res.body);
+    }
+    let res =
+        c.post_form("/mqtt", &[("name", "cai-dat"), ("password", "mat-khau-theo-doi"), ("kind", "monitor")]);
     assert_eq!(res.status, 303, "{}", res.body);
-    assert!(c.get("/mqtt").body.contains("gw-khu-a"));
+    assert!(c.get("/mqtt").body.contains("gw-khu-b"));
     assert_eq!(c.post_form("/mqtt", &[("name", "x"), ("password", "short")]).status, 422);
 
     // One band is in the pool, the other is not (yet).
@@ -26,11 +33,11 @@ fn gateways_publish_sightings_to_the_embedded_broker() {
     std::thread::sleep(std::time::Duration::from_millis(2500));
     // No anonymous access, no wrong password.
     assert!(
-        !publish(port, "gw-khu-a", "wrong-password-1", "espresense/devices/x/y", "{}"),
+        !publish(port, "phong_a12", "wrong-password-1", "espresense/devices/x/phong_a12", "{}"),
         "wrong password refused"
     );
     assert!(
-        !publish(port, "nobody", "mat-khau-gateway-1", "espresense/devices/x/y", "{}"),
+        !publish(port, "nobody", "mat-khau-gateway-1", "espresense/devices/x/nobody", "{}"),
         "unknown device refused"
     );
 
@@ -43,7 +50,7 @@ fn gateways_publish_sightings_to_the_embedded_broker() {
                 "--mqtt",
                 &format!("127.0.0.1:{port}"),
                 "--user",
-                "gw-khu-a",
+                "cai-dat",
                 "--seconds",
                 "6",
             ])
@@ -56,11 +63,11 @@ fn gateways_publish_sightings_to_the_embedded_broker() {
     let refused = listen("wrong-password-1").wait_with_output().expect("listen");
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("wrong name or password"));
-    let listener = listen("mat-khau-gateway-1");
+    let listener = listen("mat-khau-theo-doi");
     std::thread::sleep(std::time::Duration::from_millis(2000));
     assert!(publish(
         port,
-        "gw-khu-a",
+        "phong_a12",
         "mat-khau-gateway-1",
         "espresense/devices/mac:d4e6f1a2b3c4/phong_a12",
         r#"{"id":"mac:d4e6f1a2b3c4","mac":"d4e6f1a2b3c4","rssi@1m":-59,"rssi":-62,"distance":1.4}"#
@@ -68,21 +75,21 @@ fn gateways_publish_sightings_to_the_embedded_broker() {
     // A Theengs gateway: an Outpost band at 41 %, strap open.
     assert!(publish(
         port,
-        "gw-khu-a",
+        "gw-khu-b",
         "mat-khau-gateway-1",
         "home/gw-khu-b/BTtoMQTT/AABBCCDDEE01",
         r#"{"id":"AA:BB:CC:DD:EE:01","rssi":-70,"manufacturerdata":"ffff0129000700"}"#
     ));
     assert!(publish(
         port,
-        "gw-khu-a",
+        "phong_a12",
         "mat-khau-gateway-1",
         "espresense/devices/mac:d4e6f1a2b3c4/phong_a12",
         "not json"
     ));
     assert!(publish(
         port,
-        "gw-khu-a",
+        "phong_a12",
         "mat-khau-gateway-1",
         "espresense/devices/mac:d4e6f1a2b3c4/phong_a12",
         r#"{"rssi":42}"#
@@ -143,7 +150,7 @@ fn gateways_publish_sightings_to_the_embedded_broker() {
     let burst: String =
         (0..3000).map(|i| format!("{{\"id\":\"D4:E6:F1:A2:B3:C4\",\"rssi\":-{}}}\n", 50 + i % 30)).collect();
     let mut pubber = std::process::Command::new("mosquitto_pub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-u", "gw-khu-a", "-P", "mat-khau-gateway-1"])
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-u", "gw-khu-b", "-P", "mat-khau-gateway-1"])
         .args(["-q", "0", "-t", "home/gw-khu-b/BTtoMQTT/D4E6F1A2B3C4", "-l"])
         .stdin(std::process::Stdio::piped())
         .spawn()
@@ -167,7 +174,13 @@ fn devices_connect_over_tls_and_mqtt_5() {
     let b = BoxProcess::start("run", &data, &["--mqtt", &plain, "--mqtt-tls", &tls]);
     let mut c = Client::new(&b.url);
     c.setup_admin(b.setup_link.as_deref().expect("setup"), "admin.mqtt", PASSWORD);
-    assert_eq!(c.post_form("/mqtt", &[("name", "gw-tls"), ("password", "mat-khau-gateway-2")]).status, 303);
+    // The gateway in room phong_b07, and a monitor that reads what gateways send.
+    assert_eq!(
+        c.post_form("/mqtt", &[("name", "phong_b07"), ("password", "mat-khau-gateway-2")]).status,
+        303
+    );
+    let monitor = [("name", "theo-doi"), ("password", "mat-khau-theo-doi"), ("kind", "monitor")];
+    assert_eq!(c.post_form("/mqtt", &monitor).status, 303);
     assert_eq!(c.post_json("/api/v1/bands", &serde_json::json!({"id": "d4e6f1a2b3c5"})).status, 201);
 
     // The certificate is downloadable and is the one the box keeps in its data folder.
@@ -188,9 +201,9 @@ fn devices_connect_over_tls_and_mqtt_5() {
         .args(tls_v5)
         .args([
             "-u",
-            "gw-tls",
+            "theo-doi",
             "-P",
-            "mat-khau-gateway-2",
+            "mat-khau-theo-doi",
             "-t",
             "espresense/devices/#",
             "-C",
@@ -205,7 +218,7 @@ fn devices_connect_over_tls_and_mqtt_5() {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let topic = "espresense/devices/mac:d4e6f1a2b3c5/phong_b07";
     let payload = r#"{"id":"mac:d4e6f1a2b3c5","rssi":-64,"distance":2.1}"#;
-    assert!(publish(port, "gw-tls", "mat-khau-gateway-2", topic, payload), "3.1.1 on the plain port");
+    assert!(publish(port, "phong_b07", "mat-khau-gateway-2", topic, payload), "3.1.1 on the plain port");
     let heard = subscriber.wait_with_output().expect("mosquitto_sub");
     assert!(heard.status.success(), "{}", String::from_utf8_lossy(&heard.stderr));
     assert_eq!(String::from_utf8_lossy(&heard.stdout).trim(), payload);
@@ -214,8 +227,8 @@ fn devices_connect_over_tls_and_mqtt_5() {
     let tls_v311 = ["-h", "localhost", "-p", &tls_port.to_string(), "--cafile", cafile, "-V", "mqttv311"];
     let plain_v5 = ["-h", "127.0.0.1", "-p", &port.to_string(), "-V", "mqttv5"];
     for connect in [&tls_v5[..], &tls_v311[..], &plain_v5[..]] {
-        assert!(mosquitto_pub(connect, "gw-tls", "mat-khau-gateway-2", topic, payload), "{connect:?}");
-        assert!(!mosquitto_pub(connect, "gw-tls", "wrong-password-2", topic, payload), "{connect:?}");
+        assert!(mosquitto_pub(connect, "phong_b07", "mat-khau-gateway-2", topic, payload), "{connect:?}");
+        assert!(!mosquitto_pub(connect, "phong_b07", "wrong-password-2", topic, payload), "{connect:?}");
     }
     wait_until("the four sightings in the presence engine", || {
         c.get("/api/v1/presence").json()["counters"]["sightings"].as_u64() == Some(4)
@@ -235,9 +248,9 @@ fn devices_connect_over_tls_and_mqtt_5() {
     .expect("another certificate");
     let other_cert = other_cert.to_str().expect("path");
     let untrusted = ["-h", "localhost", "-p", &tls_port.to_string(), "--cafile", other_cert];
-    assert!(!mosquitto_pub(&untrusted, "gw-tls", "mat-khau-gateway-2", topic, payload));
+    assert!(!mosquitto_pub(&untrusted, "phong_b07", "mat-khau-gateway-2", topic, payload));
     let no_tls = ["-h", "127.0.0.1", "-p", &tls_port.to_string()];
-    assert!(!mosquitto_pub(&no_tls, "gw-tls", "mat-khau-gateway-2", topic, payload));
+    assert!(!mosquitto_pub(&no_tls, "phong_b07", "mat-khau-gateway-2", topic, payload));
     let health = c.get("/api/v1/health").json();
     assert!(health["mqtt"]["connections"]["tls_failed"].as_u64() >= Some(2), "{health}");
     assert_eq!(health["mqtt"]["connections"]["logins_refused"].as_u64(), Some(3), "{health}");
@@ -252,5 +265,5 @@ fn devices_connect_over_tls_and_mqtt_5() {
     let mut c = Client::new(&b.url);
     c.login("admin.mqtt", PASSWORD);
     assert_eq!(fingerprint(&c.get("/mqtt").body), before);
-    assert!(mosquitto_pub(&tls_v5, "gw-tls", "mat-khau-gateway-2", topic, payload));
+    assert!(mosquitto_pub(&tls_v5, "phong_b07", "mat-khau-gateway-2", topic, payload));
 }

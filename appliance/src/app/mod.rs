@@ -68,6 +68,12 @@ pub enum AppError {
     /// Too many failed logins for the account or the address, until then.
     #[error("locked until {0}")]
     Locked(DateTime<Utc>),
+    /// Too many password checks wait in the hashing pool: try again in a moment.
+    #[error("busy")]
+    Busy,
+    /// A public endpoint's rate limit: too many requests from this address or link for now.
+    #[error("too many requests")]
+    TooMany,
     #[error("the store failed")]
     Store(#[from] StoreError),
 }
@@ -107,7 +113,7 @@ pub struct Outpost {
     /// One sampling or result write at a time: each reads what is recorded before it decides.
     sampling_turn: tokio::sync::Mutex<()>,
     /// Failed logins per account and per address.
-    throttle: accounts::Throttle,
+    throttle: outpost_sync::secret::Throttle,
 }
 
 impl std::fmt::Debug for Outpost {
@@ -125,7 +131,10 @@ impl Outpost {
     /// The operations of a running box: `wiring` reaches its workers.
     pub fn wired(store: Store, config: Config, clock: Arc<dyn Clock>, wiring: Wiring) -> Arc<Outpost> {
         let (events, _) = broadcast::channel(256);
-        let throttle = accounts::Throttle::new(config.web.login_attempts, config.web.login_lockout);
+        let throttle = outpost_sync::secret::Throttle::new(
+            outpost_sync::secret::Limits::from_attempts(config.web.login_attempts),
+            config.web.login_lockout,
+        );
         Arc::new(Outpost {
             store,
             config,

@@ -27,6 +27,7 @@ pub mod scheduler;
 use std::sync::{Arc, OnceLock};
 
 use outpost_ble::scan::ScanStats;
+use outpost_link::gate::{Gate, Limits};
 use outpost_sms::modem::Modem;
 
 use crate::{
@@ -52,7 +53,14 @@ struct Handles {
     scanner: OnceLock<Arc<ScanStats>>,
     presence: OnceLock<presence::PresenceView>,
     conditions: Arc<Conditions>,
+    web_gate: OnceLock<Arc<Gate>>,
 }
+
+/// The web listener's caps: staff phones and the people's own (a browser opens up to six
+/// connections and the dashboard keeps one for its events), half-open connections closed after a
+/// minute of silence (the dashboard's events send a keep-alive every 15 s).
+pub const WEB_LIMITS: Limits =
+    Limits { total: 512, per_address: 32, idle: std::time::Duration::from_secs(60) };
 
 impl std::fmt::Debug for Services {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -64,6 +72,11 @@ impl Services {
     /// The modem driver, when the box has one.
     pub fn modem(&self) -> Option<&Arc<Modem>> {
         self.0.modem.get()
+    }
+
+    /// The web listener's gate (its caps and counts).
+    pub fn web_gate(&self) -> &Arc<Gate> {
+        self.0.web_gate.get_or_init(|| Gate::new("web", WEB_LIMITS))
     }
 
     /// The MQTT broker, when enabled.

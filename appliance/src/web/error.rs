@@ -40,6 +40,10 @@ pub enum ApiError {
     TooLarge,
     /// 429: too many failed logins.
     Locked(DateTime<Utc>),
+    /// 429: a public endpoint's rate limit.
+    TooMany,
+    /// 503: the password checks' queue is full.
+    Busy,
     /// 503: the store failed; nothing was saved. Details are logged, never sent.
     Internal(String),
     /// 503: the SD card takes no writes (full, read-only, failing); nothing was saved.
@@ -53,6 +57,8 @@ impl From<AppError> for ApiError {
             AppError::Invalid(p) => ApiError::Invalid(p),
             AppError::Conflict(p) => ApiError::Conflict(p),
             AppError::Locked(until) => ApiError::Locked(until),
+            AppError::TooMany => ApiError::TooMany,
+            AppError::Busy => ApiError::Busy,
             AppError::Store(e) => {
                 let disk = e.is_disk();
                 let detail = format!("{:#}", anyhow::Error::from(e));
@@ -86,8 +92,8 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden | ApiError::Csrf => StatusCode::FORBIDDEN,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Locked(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Internal(_) | ApiError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Locked(_) | ApiError::TooMany => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Internal(_) | ApiError::Storage(_) | ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -102,6 +108,8 @@ impl ApiError {
             ApiError::Csrf => "csrf",
             ApiError::TooLarge => "too_large",
             ApiError::Locked(_) => "locked",
+            ApiError::TooMany => "too_many_requests",
+            ApiError::Busy => "busy",
             ApiError::Internal(_) => "unavailable",
             ApiError::Storage(_) => "storage_failing",
         }
@@ -123,6 +131,8 @@ impl ApiError {
                 format!("{} {}.", t(Lang::Vi, "login.locked"), until.format("%H:%M UTC")),
                 format!("{} {}.", t(Lang::En, "login.locked"), until.format("%H:%M UTC")),
             )],
+            ApiError::TooMany => one("error.too_many"),
+            ApiError::Busy => one("error.busy"),
             ApiError::Internal(_) => one("error.internal"),
             ApiError::Storage(_) => one("error.storage"),
         }

@@ -15,13 +15,13 @@ use super::{
     layout::{csrf_field, problems},
 };
 use crate::{
-    app::AppError,
+    app::{mqtt::DeviceKind, AppError},
     base::{i18n::t, validate::Problem},
 };
 
 fn devices_page(state: &AppState, ctx: &Ctx, list: &[Problem]) -> Answer {
     let lang = ctx.lang;
-    let names = state.app.devices()?;
+    let devices = state.app.devices()?;
     let mqtt = state.services.mqtt();
     let counters = mqtt.map(|m| m.counters.lock().map(|c| c.clone()).unwrap_or_default());
     let status = if list.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
@@ -38,6 +38,8 @@ fn devices_page(state: &AppState, ctx: &Ctx, list: &[Problem]) -> Answer {
                     }
                     dt { (t(lang, "mqtt.connections")) }
                     dd { (connections.open) }
+                    dt { (t(lang, "mqtt.denied")) }
+                    dd { (connections.denied) }
                     dt { (t(lang, "mqtt.sightings")) }
                     dd { (c.sightings) }
                     dt { (t(lang, "mqtt.refused")) }
@@ -55,11 +57,35 @@ fn devices_page(state: &AppState, ctx: &Ctx, list: &[Problem]) -> Answer {
         }
         h2 { (t(lang, "mqtt.devices")) }
         (problems(lang, list))
-        ul.plain #mqtt-devices { @for n in &names { li { (n) } } }
+        p.muted { (t(lang, "mqtt.kinds_help")) }
+        ul.plain #mqtt-devices {
+            @for d in &devices {
+                li {
+                    (d.name) " · "
+                    @match &d.kind {
+                        DeviceKind::Gateway => (t(lang, "mqtt.kind_gateway")),
+                        DeviceKind::Monitor => (t(lang, "mqtt.kind_monitor")),
+                        DeviceKind::App(person) => {
+                            (t(lang, "mqtt.kind_app")) " "
+                            a href=(format!("/people/{person}")) { (person) }
+                        },
+                    }
+                }
+            }
+        }
         form.stack method="post" action="/mqtt" {
             (csrf_field(&ctx.csrf()))
             label { (t(lang, "login.username")) input name="name" required; }
             label { (t(lang, "login.password")) input name="password" type="password" required minlength="10" autocomplete="new-password"; }
+            label {
+                (t(lang, "mqtt.kind"))
+                select name="kind" {
+                    option value="gateway" selected { (t(lang, "mqtt.kind_gateway")) }
+                    option value="app" { (t(lang, "mqtt.kind_app")) }
+                    option value="monitor" { (t(lang, "mqtt.kind_monitor")) }
+                }
+            }
+            label { (t(lang, "mqtt.person")) input name="person"; }
             button type="submit" { (t(lang, "users.add")) }
         }
     };
@@ -82,7 +108,19 @@ pub async fn devices(State(state): State<AppState>, ctx: Ctx) -> Answer {
 
 pub async fn add_device(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> Answer {
     let f = FormData::parse(&body);
-    match state.app.add_device(f.get("name").trim(), &f.get("password"), &ctx.username()?).await {
+    let kind = match f.get("kind").as_str() {
+        "" | "gateway" => DeviceKind::Gateway,
+        "monitor" => DeviceKind::Monitor,
+        "app" => DeviceKind::App(f.get("person").trim().to_owned()),
+        _ => {
+            return devices_page(
+                &state,
+                &ctx,
+                &[Problem::new("kind", "Loại thiết bị không đúng.", "Unknown device kind.")],
+            )
+        }
+    };
+    match state.app.add_device(f.get("name").trim(), &f.get("password"), kind, &ctx.username()?).await {
         Ok(()) => Ok(Redirect::to("/mqtt").into_response()),
         Err(AppError::Invalid(list)) => devices_page(&state, &ctx, &list),
         Err(e) => Err(e.into()),

@@ -17,7 +17,7 @@ use rustls::{
 };
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::ca;
+use crate::{ca, gate};
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -168,23 +168,30 @@ pub type Resp = (u16, &'static str, Vec<u8>);
 /// What serves requests.
 pub type Handler = Arc<dyn Fn(Req) -> Pin<Box<dyn Future<Output = Resp> + Send>> + Send + Sync>;
 
-/// Connections served at once; more wait in the kernel's backlog.
-const MAX_CONNECTIONS: usize = 256;
+/// The sync listener's caps: connections at once, from one address (sites behind one carrier's
+/// NAT share one), and the idle time after which a connection is closed.
+pub const LIMITS: gate::Limits = gate::Limits { total: 256, per_address: 32, idle: Duration::from_secs(30) };
 
-/// Serves HTTPS on `listener` for ever; bodies over `max_body` are refused with 413. A connection
-/// has 10 s for TLS and for each request's headers, and 120 s for a body.
-pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, max_body: usize, handler: Handler) {
+/// How long a request's body may take: a site (with its certificate) sends batches of up to
+/// `max_body`; anyone else only enrols, with a few hundred bytes.
+const BODY_TIME_SITE: Duration = Duration::from_secs(120);
+const BODY_TIME_ANONYMOUS: Duration = Duration::from_secs(10);
+
+/// Serves HTTPS on `listener` for ever through `gate`; bodies over `max_body` are refused with 413.
+/// A connection has 10 s for TLS and for each request's headers, and 120 s for a body (10 s without
+/// a site's certificate).
+pub async fn serve(
+    listener: TcpListener,
+    gate: Arc<gate::Gate>,
+    tls: Arc<rustls::ServerConfig>,
+    max_body: usize,
+    handler: Handler,
+) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else { return };
-        let Ok((stream, peer)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        };
+        let (stream, peer) = gate.accept(&listener).await;
         let (acceptor, handler) = (acceptor.clone(), handler.clone());
         tokio::spawn(async move {
-            let _slot = slot;
             let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await
             else {
                 return;
@@ -195,23 +202,23 @@ pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, max_bo
                 async move {
                     let (parts, body) = req.into_parts();
                     let body = Limited::new(body, max_body).collect();
-                    let (status, kind, bytes) =
-                        match tokio::time::timeout(Duration::from_secs(120), body).await {
-                            Ok(Ok(body)) => {
-                                let req = Req {
-                                    method: parts.method,
-                                    path: parts.uri.path().to_owned(),
-                                    body: body.to_bytes(),
-                                    peer_cert,
-                                    peer,
-                                };
-                                handler(req).await
-                            }
-                            Ok(Err(_)) => {
-                                (413, "text/plain", b"the request is too large or was cut short\n".to_vec())
-                            }
-                            Err(_) => (408, "text/plain", b"the request took too long\n".to_vec()),
-                        };
+                    let time = if peer_cert.is_some() { BODY_TIME_SITE } else { BODY_TIME_ANONYMOUS };
+                    let (status, kind, bytes) = match tokio::time::timeout(time, body).await {
+                        Ok(Ok(body)) => {
+                            let req = Req {
+                                method: parts.method,
+                                path: parts.uri.path().to_owned(),
+                                body: body.to_bytes(),
+                                peer_cert,
+                                peer,
+                            };
+                            handler(req).await
+                        }
+                        Ok(Err(_)) => {
+                            (413, "text/plain", b"the request is too large or was cut short\n".to_vec())
+                        }
+                        Err(_) => (408, "text/plain", b"the request took too long\n".to_vec()),
+                    };
                     Response::builder()
                         .status(status)
                         .header(http::header::CONTENT_TYPE, kind)

@@ -132,7 +132,8 @@ impl SiteLink {
                 resp
             })
         });
-        net::serve(listener, tls, Limits::default().max_wire_bytes, handler).await;
+        let gate = crate::gate::Gate::new("sync", net::LIMITS);
+        net::serve(listener, gate, tls, Limits::default().max_wire_bytes, handler).await;
         Ok(())
     }
 }

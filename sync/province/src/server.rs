@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 use outpost_link::{
     ca::{self, Ca},
     exchange::{self, Exchanged},
+    gate,
     net::{self, Peer, Req, Resp},
 };
 
@@ -537,7 +538,7 @@ impl Server {
                 ))
             })
         });
-        net::serve(listener, tls, max, handler).await;
+        net::serve(listener, gate::Gate::new("sync", net::LIMITS), tls, max, handler).await;
         Ok(())
     }
 }

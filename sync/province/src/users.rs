@@ -8,6 +8,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use outpost_link::ca;
+use outpost_sync::secret::{verify_password, Busy, DUMMY_HASH};
 
 use crate::server::SiteEntry;
 
@@ -87,21 +88,13 @@ impl Users {
         ca::write_private(&self.path, &serde_json::to_vec_pretty(&users)?)
     }
 
-    /// The user `username` if `password` is theirs.
-    pub fn verify(&self, username: &str, password: &str) -> Option<User> {
-        let user = self.all().ok()?.into_iter().find(|u| u.username == username);
-        match user {
-            Some(u) if outpost_sync::secret::verify_password(password, &u.password_hash) => Some(u),
-            Some(_) => None,
-            None => {
-                // As long as a wrong password: the answer does not tell which names exist.
-                outpost_sync::secret::verify_password(password, DUMMY_HASH);
-                None
-            }
-        }
+    /// The user `username` if `password` is theirs; `Err(Busy)` when the hashing pool's queue is
+    /// full. An unknown name costs one hash as a known one does: the answer does not tell which
+    /// names exist.
+    pub fn verify(&self, username: &str, password: &str) -> Result<Option<User>, Busy> {
+        let user = self.all().ok().and_then(|all| all.into_iter().find(|u| u.username == username));
+        let hash = user.as_ref().map_or(DUMMY_HASH, |u| u.password_hash.as_str());
+        let right = verify_password(password, hash)?;
+        Ok(user.filter(|_| right))
     }
 }
-
-/// A hash of nothing anyone knows, checked for unknown names.
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0cN8Yg3mRzq6m3bIrj8yD3M9r5Zb0x0m3N2eYyXy5sA";

@@ -12,7 +12,7 @@ use std::{
 };
 
 use axum::{
-    extract::{Query, State},
+    extract::{ConnectInfo, Query, State},
     http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
@@ -24,8 +24,13 @@ use outpost_sync::{
     record::{Alert, AlertState, Person, Sample, Site, ZoneReport},
     Store, WriteSet,
 };
-use outpost_sync::{report, secret::random_token};
+use outpost_sync::{
+    report,
+    secret::{random_token, Limits, Throttle},
+};
 use serde::Deserialize;
+
+use outpost_link::gate;
 
 use crate::{
     server::{Server, SiteEntry},
@@ -33,12 +38,13 @@ use crate::{
 };
 
 const COOKIE: &str = "province_session";
-/// Wrong passwords in a row before a user name is locked, and for how long.
+/// The web listener's caps: officers at their desks, a few tabs each.
+const WEB_LIMITS: gate::Limits =
+    gate::Limits { total: 512, per_address: 32, idle: std::time::Duration::from_secs(60) };
+/// Login attempts one person may get wrong from one address, and the window they are counted in
+/// (an address gets four times as many, a name ten times: [`Limits::from_attempts`]).
 const MAX_FAILURES: u32 = 5;
 const LOCKOUT_MINUTES: i64 = 15;
-
-/// Wrong passwords in a row for a user name, and until when it is locked.
-type Failures = (u32, DateTime<Utc>);
 
 struct Session {
     user: User,
@@ -52,10 +58,8 @@ pub struct Web {
     server: Server,
     users: Users,
     sessions: Arc<Mutex<HashMap<String, Session>>>,
-    /// Failed logins in a row per user name, and until when the name is locked.
-    failures: Arc<Mutex<HashMap<String, Failures>>>,
-    /// Password checks at once (each is an Argon2id hash of 19 MiB).
-    hashing: Arc<tokio::sync::Semaphore>,
+    /// Login attempts per name and address, counted before the password is checked.
+    throttle: Arc<Throttle>,
     /// A site whose last exchange is older than this is shown offline.
     online_within: chrono::Duration,
 }
@@ -168,8 +172,10 @@ impl Web {
             server,
             users,
             sessions: Arc::default(),
-            failures: Arc::default(),
-            hashing: Arc::new(tokio::sync::Semaphore::new(2)),
+            throttle: Arc::new(Throttle::new(
+                Limits::from_attempts(MAX_FAILURES),
+                chrono::Duration::minutes(LOCKOUT_MINUTES),
+            )),
             online_within,
         }
     }
@@ -191,7 +197,10 @@ impl Web {
 
     /// Serves the UI on `listener` for ever.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
-        axum::serve(listener, self.router()).await?;
+        use axum::serve::ListenerExt;
+        let listener = gate::Gated { listener, gate: gate::Gate::new("web", WEB_LIMITS) }.tap_io(|_| ());
+        axum::serve(listener, self.router().into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .await?;
         Ok(())
     }
 
@@ -302,40 +311,31 @@ fn login_form(error: Option<&str>) -> Markup {
     )
 }
 
-async fn login(State(web): State<Web>, Form(form): Form<LoginForm>) -> Response {
+async fn login(
+    State(web): State<Web>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    Form(form): Form<LoginForm>,
+) -> Response {
     let name = form.username.trim().to_lowercase();
-    let now = Utc::now();
-    let locked = web
-        .failures
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&name)
-        .is_some_and(|(_, until)| *until > now);
-    if locked {
+    if web.throttle.attempt(&name, Some(peer.ip()), Utc::now()).is_err() {
         let msg =
             format!("Tài khoản tạm khoá vì đăng nhập sai nhiều lần; thử lại sau {LOCKOUT_MINUTES} phút.");
         return (StatusCode::TOO_MANY_REQUESTS, login_form(Some(&msg))).into_response();
     }
-    let Ok(_permit) = web.hashing.clone().acquire_owned().await else {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    };
     let (users, checked) = (web.users.clone(), name.clone());
-    let user =
-        tokio::task::spawn_blocking(move || users.verify(&checked, &form.password)).await.ok().flatten();
+    let user = match tokio::task::spawn_blocking(move || users.verify(&checked, &form.password)).await {
+        Ok(Ok(user)) => user,
+        Ok(Err(_busy)) => {
+            let msg = "Máy chủ đang bận kiểm tra mật khẩu; vui lòng thử lại sau vài giây.";
+            return (StatusCode::SERVICE_UNAVAILABLE, login_form(Some(msg))).into_response();
+        }
+        Err(_) => None,
+    };
     let Some(user) = user else {
-        let mut failures = web.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if failures.len() > 10_000 {
-            failures.retain(|_, (_, until)| *until > now);
-        }
-        let entry = failures.entry(name).or_insert((0, now));
-        entry.0 += 1;
-        if entry.0 >= MAX_FAILURES {
-            *entry = (0, now + chrono::Duration::minutes(LOCKOUT_MINUTES));
-        }
         return (StatusCode::UNAUTHORIZED, login_form(Some("Sai tên đăng nhập hoặc mật khẩu.")))
             .into_response();
     };
-    web.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&name);
+    web.throttle.succeeded(&name, Some(peer.ip()));
     let token = random_token();
     let session = Session { user, csrf: random_token(), expires: Utc::now() + chrono::Duration::hours(12) };
     web.sessions.lock().unwrap_or_else(|p| p.into_inner()).insert(token.clone(), session);

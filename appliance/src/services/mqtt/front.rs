@@ -1,24 +1,43 @@
-//! The broker's front door: the ports devices connect to.
+//! The broker's front door: the ports devices connect to, and each device's rights.
 //!
-//! rumqttd serves MQTT 3.1.1 and MQTT 5 from separate listeners and terminates no TLS we can hand a
-//! certificate made at run time to. The box therefore runs both rumqttd servers on loopback ports of
-//! its own and listens on the configured ports itself: it takes TLS off (8883), reads the CONNECT
-//! packet's protocol level (4 for 3.1.1, 5 for 5) and joins the client to the matching server, bytes
-//! passed through unchanged. A device configures one port whatever its MQTT version.
+//! rumqttd serves MQTT 3.1.1 and MQTT 5 from separate listeners, terminates no TLS we can hand a
+//! certificate made at run time to, and has no rights per account. The box therefore runs both
+//! rumqttd servers on loopback ports of its own and listens on the configured ports itself:
+//! - each connection comes in through a [`Gate`] (a cap in all and per address, an idle timeout);
+//! - it takes TLS off (8883) and reads the whole CONNECT;
+//! - it checks the device's name and password itself ([`Door`]): attempts counted per device and
+//!   address before the hash, the hash in the process's bounded pool, a cap of connections per
+//!   device, a will only on a topic the device may publish, never retained;
+//! - it joins the client to the rumqttd server of its version with the client id made the
+//!   device's own (`<device>:<client id>`: one device cannot take another's session), and vouches
+//!   for it to rumqttd's login hook;
+//! - then it reads every packet the device sends: a PUBLISH to a topic the device may not use is
+//!   dropped (QoS 1 answered with a refusing PUBACK; QoS 2 closes the connection), retained flags
+//!   are cleared, a SUBSCRIBE to a filter it may not read is answered with a refusing SUBACK. The
+//!   rules are [`Device::may_publish`] and [`Device::may_subscribe`].
 
 use std::{
-    net::SocketAddr,
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
     sync::{
         atomic::{AtomicU64, Ordering},
-        Arc,
+        Arc, Mutex,
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
+use outpost_link::gate::Gate;
+use outpost_sync::secret::{Limits, Throttle};
 use serde::Serialize;
 use tokio::{
-    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader},
     net::{TcpListener, TcpStream},
+};
+
+use super::packet::{self, Connect, Refusal, Version};
+use crate::app::{
+    mqtt::{check_name, Device},
+    Outpost,
 };
 
 /// The loopback ports of the two rumqttd servers.
@@ -37,8 +56,10 @@ pub struct FrontStats {
     pub tls_failed: AtomicU64,
     /// First packets that were not an MQTT 3.1.1 or 5 CONNECT.
     pub not_mqtt: AtomicU64,
-    /// Logins with a wrong name or password.
+    /// Logins with a wrong name or password, or refused by the throttle or a cap.
     pub logins_refused: AtomicU64,
+    /// Publishes and subscribes a device had no right to.
+    pub denied: AtomicU64,
 }
 
 /// A snapshot of [`FrontStats`].
@@ -49,6 +70,7 @@ pub struct FrontCounts {
     pub tls_failed: u64,
     pub not_mqtt: u64,
     pub logins_refused: u64,
+    pub denied: u64,
 }
 
 impl FrontStats {
@@ -59,175 +81,387 @@ impl FrontStats {
             tls_failed: self.tls_failed.load(Ordering::Relaxed),
             not_mqtt: self.not_mqtt.load(Ordering::Relaxed),
             logins_refused: self.logins_refused.load(Ordering::Relaxed),
+            denied: self.denied.load(Ordering::Relaxed),
         }
     }
 }
 
 /// How long a new connection has to finish TLS and send its CONNECT.
 const HANDSHAKE: Duration = Duration::from_secs(10);
+/// Connections one device may hold at once (a gateway reconnecting overlaps its old connection).
+pub const PER_DEVICE: usize = 4;
+/// The front's caps: rumqttd's router takes 256 connections; a phone or gateway needs one or two.
+pub const LIMITS: outpost_link::gate::Limits =
+    outpost_link::gate::Limits { total: 250, per_address: 16, idle: Duration::from_secs(300) };
+/// MQTT 5 topic aliases a connection may set (each maps a number to a topic it may publish).
+const MAX_ALIASES: usize = 64;
 
-/// MQTT protocol versions a CONNECT can name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Version {
-    V311,
-    V5,
+/// Who may come in, and the bookkeeping of who has.
+pub struct Door {
+    app: Arc<Outpost>,
+    pub stats: Arc<FrontStats>,
+    /// Attempts per device and address, counted before the hash.
+    throttle: Throttle,
+    /// Connections open per device.
+    per_device: Mutex<HashMap<String, usize>>,
+    /// Client ids the front has just checked, for rumqttd's login hook: (device, when).
+    vouched: Mutex<HashMap<String, (String, Instant)>>,
+    /// The largest packet a device may send.
+    max_packet: usize,
+    last_log: Mutex<Option<Instant>>,
 }
 
-/// Reads the protocol level from the start of a CONNECT packet: `Ok(None)` if more bytes are needed,
-/// `Err` if this is not an MQTT 3.1.1 or 5 CONNECT.
-pub fn connect_version(buf: &[u8]) -> Result<Option<Version>, &'static str> {
-    let Some(&first) = buf.first() else { return Ok(None) };
-    if first != 0x10 {
-        return Err("the first packet is not CONNECT");
-    }
-    // Remaining length: 1 to 4 bytes, 7 bits each, the high bit meaning "more".
-    let mut at = 1;
-    loop {
-        let Some(&b) = buf.get(at) else { return Ok(None) };
-        at += 1;
-        if b & 0x80 == 0 {
-            break;
+/// A device's place among its connections; given back when dropped.
+struct Seat<'a> {
+    door: &'a Door,
+    name: String,
+}
+
+impl Drop for Seat<'_> {
+    fn drop(&mut self) {
+        let mut map = self.door.per_device.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.name) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.name);
+            }
         }
-        if at == 5 {
-            return Err("malformed remaining length");
-        }
-    }
-    let (Some(&hi), Some(&lo)) = (buf.get(at), buf.get(at + 1)) else { return Ok(None) };
-    let name_len = usize::from(u16::from_be_bytes([hi, lo]));
-    if name_len != 4 {
-        return Err("not the MQTT protocol name");
-    }
-    let Some(name) = buf.get(at + 2..at + 6) else { return Ok(None) };
-    if name != b"MQTT" {
-        return Err("not the MQTT protocol name");
-    }
-    match buf.get(at + 6) {
-        None => Ok(None),
-        Some(4) => Ok(Some(Version::V311)),
-        Some(5) => Ok(Some(Version::V5)),
-        Some(_) => Err("an MQTT version other than 3.1.1 and 5"),
     }
 }
 
-/// Accepts connections on `listener` for ever, each on its own task; with `tls`, TLS is taken off
-/// first.
+impl Door {
+    pub fn new(app: Arc<Outpost>, max_payload: usize) -> Door {
+        Door {
+            app,
+            stats: Arc::new(FrontStats::default()),
+            throttle: Throttle::new(Limits::from_attempts(5), chrono::Duration::minutes(15)),
+            per_device: Mutex::new(HashMap::new()),
+            vouched: Mutex::new(HashMap::new()),
+            // A PUBLISH's topic and properties on top of its payload.
+            max_packet: max_payload + 4096,
+            last_log: Mutex::new(None),
+        }
+    }
+
+    /// Logs a refusal at most once a minute: a device retrying must not fill the journal.
+    fn warn_once_a_minute(&self, what: &str, device: &str) {
+        let mut last = self.last_log.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+            *last = Some(Instant::now());
+            let device = if check_name(device) { device } else { "(not a device name)" };
+            tracing::warn!(device, "{what} (counted; further ones this minute are not logged).");
+        }
+    }
+
+    /// Checks a CONNECT from `ip`: the device it opens and its seat, or why not.
+    async fn admit(&self, connect: &Connect, ip: IpAddr) -> Result<(Device, Seat<'_>), Refusal> {
+        let refuse = |refusal: Refusal, name: &str| {
+            self.stats.logins_refused.fetch_add(1, Ordering::Relaxed);
+            self.warn_once_a_minute("MQTT login refused", name);
+            refusal
+        };
+        let (Some(name), Some(password)) = (&connect.username, &connect.password) else {
+            return Err(refuse(Refusal::BadCredentials, ""));
+        };
+        let Ok(password) = String::from_utf8(password.clone()) else {
+            return Err(refuse(Refusal::BadCredentials, name));
+        };
+        if self.throttle.attempt(name, Some(ip), chrono::Utc::now()).is_err() {
+            return Err(refuse(Refusal::Throttled, name));
+        }
+        let (app, checked) = (self.app.clone(), name.clone());
+        let device = match tokio::task::spawn_blocking(move || app.device_login(&checked, &password)).await {
+            Ok(Ok(Some(device))) => device,
+            Ok(Ok(None)) => return Err(refuse(Refusal::BadCredentials, name)),
+            Ok(Err(_)) | Err(_) => return Err(refuse(Refusal::Unavailable, name)),
+        };
+        self.throttle.succeeded(name, Some(ip));
+        if connect.will_topic.as_deref().is_some_and(|t| !device.may_publish(t)) {
+            return Err(refuse(Refusal::NotAuthorized, name));
+        }
+        {
+            let mut map = self.per_device.lock().unwrap_or_else(|e| e.into_inner());
+            let n = map.entry(device.name.clone()).or_default();
+            if *n >= PER_DEVICE {
+                return Err(refuse(Refusal::Quota, name));
+            }
+            *n += 1;
+        }
+        let seat = Seat { door: self, name: device.name.clone() };
+        Ok((device, seat))
+    }
+
+    /// Notes that the front has checked the client now connecting to rumqttd as `client_id`.
+    fn vouch(&self, client_id: &str, device: &str) {
+        let mut map = self.vouched.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, (_, at)| at.elapsed() < HANDSHAKE);
+        map.insert(client_id.to_owned(), (device.to_owned(), Instant::now()));
+    }
+
+    /// rumqttd's login hook: only clients the front has just checked, as the device it checked.
+    pub fn vouched_for(&self, client_id: &str, user: &str) -> bool {
+        let mut map = self.vouched.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(client_id).is_some_and(|(device, at)| device == user && at.elapsed() < HANDSHAKE)
+    }
+}
+
+/// Accepts connections on `listener` for ever through `gate`, each on its own task; with `tls`, TLS
+/// is taken off first.
 pub async fn serve(
     listener: TcpListener,
+    gate: Arc<Gate>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     backends: Backends,
-    stats: Arc<FrontStats>,
+    door: Arc<Door>,
 ) {
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // Out of file descriptors and the like: wait rather than spin.
-                tracing::warn!(%error, "MQTT accept failed.");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        stats.accepted.fetch_add(1, Ordering::Relaxed);
-        let tls = tls.clone();
-        let stats = stats.clone();
+        let (stream, peer) = gate.accept(&listener).await;
+        door.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        let (tls, door) = (tls.clone(), door.clone());
         tokio::spawn(async move {
-            stats.open.fetch_add(1, Ordering::Relaxed);
+            door.stats.open.fetch_add(1, Ordering::Relaxed);
             match tls {
-                None => join(stream, peer, backends, &stats).await,
+                None => session(stream, peer, backends, &door).await,
                 Some(acceptor) => match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
-                    Ok(Ok(stream)) => join(stream, peer, backends, &stats).await,
+                    Ok(Ok(stream)) => session(stream, peer, backends, &door).await,
                     Ok(Err(error)) => {
-                        stats.tls_failed.fetch_add(1, Ordering::Relaxed);
+                        door.stats.tls_failed.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!(%peer, %error, "MQTT TLS handshake failed.");
                     }
                     Err(_) => {
-                        stats.tls_failed.fetch_add(1, Ordering::Relaxed);
+                        door.stats.tls_failed.fetch_add(1, Ordering::Relaxed);
                     }
                 },
             }
-            stats.open.fetch_sub(1, Ordering::Relaxed);
+            door.stats.open.fetch_sub(1, Ordering::Relaxed);
         });
     }
 }
 
-/// Reads the CONNECT's protocol level, then joins `client` to the matching server until either side
-/// closes.
-async fn join<S: AsyncRead + AsyncWrite + Unpin>(
-    mut client: S,
+/// One device's connection: its CONNECT checked, then joined to the server of its version with
+/// every packet it sends checked, until either side closes.
+async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+    client: S,
     peer: SocketAddr,
     backends: Backends,
-    stats: &FrontStats,
+    door: &Door,
 ) {
-    let mut head = Vec::with_capacity(64);
-    let version = tokio::time::timeout(HANDSHAKE, async {
-        let mut chunk = [0u8; 64];
-        loop {
-            match connect_version(&head) {
-                Ok(Some(version)) => return Some(version),
-                Ok(None) => {}
-                Err(reason) => {
-                    tracing::debug!(%peer, reason, "Not an MQTT connection.");
-                    return None;
-                }
-            }
-            match client.read(&mut chunk).await {
-                Ok(0) | Err(_) => return None,
-                Ok(n) => head.extend_from_slice(&chunk[..n]),
-            }
+    let (client_r, mut client_w) = tokio::io::split(client);
+    let mut client_r = BufReader::new(client_r);
+    let Some((raw, connect)) = first_connect(&mut client_r, peer, door).await else { return };
+    let (device, _seat) = match door.admit(&connect, peer.ip()).await {
+        Ok(admitted) => admitted,
+        Err(refusal) => {
+            let _ = client_w.write_all(&packet::connack(connect.version, refusal)).await;
+            let _ = client_w.shutdown().await;
+            return;
         }
-    })
-    .await
-    .ok()
-    .flatten();
-    let Some(version) = version else {
-        if !head.is_empty() {
-            stats.not_mqtt.fetch_add(1, Ordering::Relaxed);
-        }
-        return;
     };
-    let backend = match version {
+    let client_id = if connect.client_id.is_empty() {
+        format!("{}:~{}", device.name, outpost_sync::secret::random_token())
+    } else {
+        format!("{}:{}", device.name, connect.client_id)
+    };
+    let Ok(rewritten) = connect.rewrite(&raw, &client_id) else { return };
+    let backend = match connect.version {
         Version::V311 => backends.v4,
         Version::V5 => backends.v5,
     };
-    let mut server = match TcpStream::connect(backend).await {
+    let server = match TcpStream::connect(backend).await {
         Ok(server) => server,
         Err(error) => {
-            tracing::error!(%error, ?version, "The MQTT broker cannot be reached on loopback.");
+            tracing::error!(%error, "The MQTT broker cannot be reached on loopback.");
+            let _ = client_w.write_all(&packet::connack(connect.version, Refusal::Unavailable)).await;
             return;
         }
     };
     let _ = server.set_nodelay(true);
-    if server.write_all(&head).await.is_err() {
+    let (server_r, mut server_w) = server.into_split();
+    door.vouch(&client_id, &device.name);
+    if server_w.write_all(&rewritten).await.is_err() {
         return;
     }
-    // Either side closing ends both; errors here are a device going away.
-    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+    let client = Side { read: client_r, write: client_w };
+    let server = Side { read: BufReader::new(server_r), write: server_w };
+    join(client, server, connect.version, &device, door).await;
+}
+
+/// The first packet of a connection, if it is an MQTT 3.1.1 or 5 CONNECT sent within
+/// [`HANDSHAKE`]: its bytes and what it says.
+async fn first_connect<R: AsyncRead + Unpin>(
+    client: &mut R,
+    peer: SocketAddr,
+    door: &Door,
+) -> Option<(Vec<u8>, Connect)> {
+    match tokio::time::timeout(HANDSHAKE, packet::read(client, door.max_packet)).await {
+        Ok(Ok(Some(raw))) => match Connect::parse(&raw) {
+            Ok(connect) => Some((raw, connect)),
+            Err(reason) => {
+                door.stats.not_mqtt.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%peer, %reason, "Not an MQTT connection.");
+                None
+            }
+        },
+        Ok(Err(_)) => {
+            door.stats.not_mqtt.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+        Ok(Ok(None)) | Err(_) => None,
+    }
+}
+
+/// One end of a joined connection.
+struct Side<R, W> {
+    read: R,
+    write: W,
+}
+
+/// Passes packets both ways until either side ends: the device's checked against its rights, the
+/// server's as they are; the device receives whole packets, the server's and the front's refusals.
+async fn join<CR, CW, SR, SW>(
+    mut client: Side<CR, CW>,
+    mut server: Side<SR, SW>,
+    version: Version,
+    device: &Device,
+    door: &Door,
+) where
+    CR: AsyncRead + Unpin,
+    CW: AsyncWrite + Unpin,
+    SR: AsyncRead + Unpin,
+    SW: AsyncWrite + Unpin,
+{
+    let (to_client, mut outgoing) = tokio::sync::mpsc::channel::<Vec<u8>>(32);
+    let up = async {
+        let mut aliases = HashMap::<u16, String>::new();
+        while let Ok(Some(p)) = packet::read(&mut client.read, door.max_packet).await {
+            let verdict = check(version, device, p, &mut aliases);
+            if !matches!(verdict, Verdict::Pass(_)) {
+                door.stats.denied.fetch_add(1, Ordering::Relaxed);
+                door.warn_once_a_minute("An MQTT device used a topic it has no right to", &device.name);
+            }
+            let passed = match verdict {
+                Verdict::Pass(p) => server.write.write_all(&p).await.is_ok(),
+                Verdict::Refuse(None) => true,
+                Verdict::Refuse(Some(answer)) => to_client.send(answer).await.is_ok(),
+                Verdict::Close => false,
+            };
+            if !passed {
+                return;
+            }
+        }
+    };
+    let down = {
+        let to_client = to_client.clone();
+        async move {
+            // What the broker sends is bounded by what it accepted from devices.
+            while let Ok(Some(p)) = packet::read(&mut server.read, 16 * 1024 * 1024).await {
+                if to_client.send(p).await.is_err() {
+                    return;
+                }
+            }
+        }
+    };
+    let write = async {
+        while let Some(p) = outgoing.recv().await {
+            if client.write.write_all(&p).await.is_err() {
+                return;
+            }
+        }
+    };
+    // Whichever side ends first ends the connection.
+    tokio::select! {
+        () = up => {}
+        () = down => {}
+        () = write => {}
+    }
+}
+
+/// What the front does with a packet from a device.
+enum Verdict {
+    /// Passed to the broker (retain flag cleared).
+    Pass(Vec<u8>),
+    /// Not passed on; the answer, if any, goes back to the device.
+    Refuse(Option<Vec<u8>>),
+    /// The connection is closed.
+    Close,
+}
+
+/// Checks one packet from `device` against its rights.
+fn check(version: Version, device: &Device, p: Vec<u8>, aliases: &mut HashMap<u16, String>) -> Verdict {
+    match packet::kind(&p) {
+        packet::PUBLISH => {
+            let Ok(publish) = packet::publish(version, &p) else { return Verdict::Close };
+            let topic = match (publish.topic.is_empty(), publish.alias) {
+                (false, Some(alias)) => {
+                    if aliases.len() >= MAX_ALIASES && !aliases.contains_key(&alias) {
+                        return Verdict::Close;
+                    }
+                    aliases.insert(alias, publish.topic.clone());
+                    publish.topic
+                }
+                (false, None) => publish.topic,
+                (true, Some(alias)) => match aliases.get(&alias) {
+                    Some(topic) => topic.clone(),
+                    None => return Verdict::Close,
+                },
+                (true, None) => return Verdict::Close,
+            };
+            if device.may_publish(&topic) {
+                return Verdict::Pass(packet::without_retain(p));
+            }
+            match (publish.qos, publish.packet_id) {
+                (0, _) => Verdict::Refuse(None),
+                (1, Some(id)) => Verdict::Refuse(Some(packet::puback_refused(version, id))),
+                _ => Verdict::Close,
+            }
+        }
+        packet::SUBSCRIBE => match packet::subscribe(version, &p) {
+            Ok((_, filters)) if filters.iter().all(|f| device.may_subscribe(f)) => Verdict::Pass(p),
+            Ok((id, filters)) => Verdict::Refuse(Some(packet::suback_refused(version, id, filters.len()))),
+            Err(_) => Verdict::Close,
+        },
+        packet::CONNECT => Verdict::Close,
+        _ => Verdict::Pass(p),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::mqtt::DeviceKind;
+
+    fn publish(version: Version, topic: &str, qos: u8, retain: bool) -> Vec<u8> {
+        let mut body = (topic.len() as u16).to_be_bytes().to_vec();
+        body.extend_from_slice(topic.as_bytes());
+        if qos > 0 {
+            body.extend_from_slice(&[0, 5]);
+        }
+        if version == Version::V5 {
+            body.push(0);
+        }
+        body.extend_from_slice(b"{}");
+        let mut p = vec![0x30 | (qos << 1) | u8::from(retain), body.len() as u8];
+        p.extend(body);
+        p
+    }
 
     #[test]
-    fn the_connect_packet_names_its_version() {
-        // CONNECT, remaining length 16, "MQTT", level 4.
-        let v311 = [0x10, 16, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60];
-        assert_eq!(connect_version(&v311), Ok(Some(Version::V311)));
-        let mut v5 = v311;
-        v5[8] = 5;
-        assert_eq!(connect_version(&v5), Ok(Some(Version::V5)));
-        // A two-byte remaining length.
-        let long = [0x10, 0x80 | 20, 1, 0, 4, b'M', b'Q', b'T', b'T', 5];
-        assert_eq!(connect_version(&long), Ok(Some(Version::V5)));
-        for cut in 0..9 {
-            assert_eq!(connect_version(&v311[..cut]), Ok(None), "{cut} bytes are not enough");
+    fn a_device_publishes_only_where_it_may_and_never_retained() {
+        let gw = Device { name: "phong-1".into(), kind: DeviceKind::Gateway };
+        let mut aliases = HashMap::new();
+        let own = publish(Version::V311, "home/phong-1/BTtoMQTT/AABBCCDDEEFF", 0, true);
+        match check(Version::V311, &gw, own, &mut aliases) {
+            Verdict::Pass(p) => assert_eq!(p[0] & 0x01, 0, "retain cleared"),
+            _ => panic!("its own topic passes"),
         }
-        assert!(connect_version(b"GET / HTTP/1.1\r\n").is_err());
-        assert!(connect_version(&[0x10, 12, 0, 6, b'M', b'Q', b'I', b's', b'd', b'p', 3]).is_err());
-        assert!(connect_version(&[0x10, 0xFF, 0xFF, 0xFF, 0xFF, 0]).is_err());
-        let mut v3 = v311;
-        v3[8] = 3;
-        assert!(connect_version(&v3).is_err());
+        let forged = publish(Version::V311, "home/phong-2/BTtoMQTT/AABBCCDDEEFF", 0, false);
+        assert!(matches!(check(Version::V311, &gw, forged, &mut aliases), Verdict::Refuse(None)));
+        let forged = publish(Version::V5, "outpost/position/app-lan", 1, false);
+        match check(Version::V5, &gw, forged, &mut aliases) {
+            Verdict::Refuse(Some(ack)) => assert_eq!(ack, vec![0x40, 3, 0, 5, 0x87]),
+            _ => panic!("a refused QoS 1 publish is acknowledged as refused"),
+        }
+        let forged = publish(Version::V311, "home/phong-2/LWT", 2, false);
+        assert!(matches!(check(Version::V311, &gw, forged, &mut aliases), Verdict::Close));
     }
 }

@@ -1,13 +1,14 @@
 //! The embedded MQTT broker [M15] (rumqttd, on its own thread) and the box's own subscriber.
 //!
-//! No anonymous access: each gateway or phone has named credentials, added by an administrator
-//! (`crate::app::mqtt`), checked by rumqttd's authentication hook. The broker is sized for a Pi: a small in-memory log and a payload limit fit for
-//! gateway messages. The box subscribes through rumqttd's in-process link, not a socket: gateway
+//! No anonymous access: each gateway, phone app or monitor has named credentials and a kind, added
+//! by an administrator (`crate::app::mqtt`), checked and enforced by the box's front ([`front`]);
+//! rumqttd's login hook lets in only the connections the front vouched for. The broker is sized for
+//! a Pi: a small in-memory log and a payload limit fit for gateway messages. The box subscribes through rumqttd's in-process link, not a socket: gateway
 //! sightings (ESPresense, Theengs/OpenMQTTGateway) go to the presence engine; payloads that are not
 //! sightings are counted by reason, never fatal.
 //!
 //! Devices connect to the box's front ([`front`]): one plain port and one TLS port, each for MQTT
-//! 3.1.1 and 5, joined to rumqttd's servers on loopback.
+//! 3.1.1 and 5, joined to rumqttd's servers on loopback; [`packet`] is the MQTT the front reads.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -26,20 +27,20 @@ use tokio_util::sync::CancellationToken;
 
 use super::presence::Sink;
 use crate::{
-    app::{location::Position, mqtt::check_name, AppError, Outpost},
+    app::{location::Position, mqtt::POSITION_PREFIX, AppError, Outpost},
     base::clock::Clock,
 };
 
 pub mod front;
-pub use front::{Backends, FrontCounts, FrontStats};
+pub mod packet;
+pub use front::{Backends, Door, FrontCounts, FrontStats};
 
 /// Topics the box subscribes to.
 pub const SIGHTING_FILTERS: [&str; 2] = ["espresense/devices/#", "+/+/BTtoMQTT/+"];
-/// Positions from an app [M8]: `outpost/position/<the person's link token>`, payload
-/// `{"latitude": …, "longitude": …, "accuracy": metres}`.
-pub const POSITION_PREFIX: &str = "outpost/position/";
 
-/// A position message: the token from its topic and its payload.
+/// A position message [M8] from a person's app, published to `outpost/position/<its device name>`
+/// with `{"latitude": …, "longitude": …, "accuracy": metres}`: the device's name from the topic
+/// (the front lets an app publish only its own) and the payload.
 pub type PositionMessage = (String, Vec<u8>);
 
 /// What the subscriber has seen, for the health page and the API.
@@ -61,6 +62,8 @@ pub struct Mqtt {
     pub tls_listen: Option<SocketAddr>,
     pub counters: Arc<Mutex<Counters>>,
     pub connections: Arc<FrontStats>,
+    /// The front's connection caps.
+    pub gate: Arc<outpost_link::gate::Gate>,
 }
 
 /// The ports devices connect to.
@@ -109,9 +112,11 @@ pub fn start(
             anyhow::Ok((listener, tokio_rustls::TlsAcceptor::from(config)))
         })
         .transpose()?;
-    let stats = Arc::new(FrontStats::default());
+    let door = Arc::new(Door::new(app, max_payload));
+    let stats = door.stats.clone();
+    let gate = outpost_link::gate::Gate::new("mqtt", front::LIMITS);
     let backends = Backends { v4: loopback_port()?, v5: loopback_port()? };
-    let mut broker = Broker::new(broker_config(backends, connections(max_payload, app, stats.clone())));
+    let mut broker = Broker::new(broker_config(backends, connections(max_payload, door.clone())));
     let (mut link_tx, link_rx) =
         broker.link("outpost-box").map_err(|e| anyhow::anyhow!("broker link: {e:?}"))?;
     for filter in SIGHTING_FILTERS.into_iter().chain([format!("{POSITION_PREFIX}+").as_str()]) {
@@ -133,7 +138,7 @@ pub fn start(
         plain.as_ref().and_then(|l| l.local_addr().ok()),
         tls.as_ref().and_then(|(l, _)| l.local_addr().ok()),
     );
-    let front_stats = stats.clone();
+    let front_gate = gate.clone();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     std::thread::Builder::new().name("mqtt-front".into()).spawn(move || {
         runtime.block_on(async move {
@@ -141,21 +146,21 @@ pub fn start(
             let listener =
                 |l: std::net::TcpListener| TcpListener::from_std(l).expect("a non-blocking listener");
             if let Some(l) = plain {
-                tasks.spawn(front::serve(listener(l), None, backends, front_stats.clone()));
+                tasks.spawn(front::serve(listener(l), front_gate.clone(), None, backends, door.clone()));
             }
             if let Some((l, acceptor)) = tls {
-                tasks.spawn(front::serve(listener(l), Some(acceptor), backends, front_stats));
+                tasks.spawn(front::serve(listener(l), front_gate, Some(acceptor), backends, door));
             }
             tasks.join_all().await;
         })
     })?;
     tracing::info!(?listen, ?tls_listen, "MQTT broker started (3.1.1 and 5).");
-    Ok(Mqtt { listen, tls_listen, counters, connections: stats })
+    Ok(Mqtt { listen, tls_listen, counters, connections: stats, gate })
 }
 
-/// The connection settings of both rumqttd servers, with the login check: a device's name and
-/// password against the box's credentials, off the runtime (Argon2).
-fn connections(max_payload: usize, app: Arc<Outpost>, stats: Arc<FrontStats>) -> ConnectionSettings {
+/// The connection settings of both rumqttd servers, with the login check: only connections the
+/// front has checked and vouched for (the Argon2 check is the front's, once).
+fn connections(max_payload: usize, door: Arc<Door>) -> ConnectionSettings {
     let mut connections = ConnectionSettings {
         connection_timeout_ms: 5_000,
         max_payload_size: max_payload,
@@ -164,26 +169,9 @@ fn connections(max_payload: usize, app: Arc<Outpost>, stats: Arc<FrontStats>) ->
         external_auth: None,
         dynamic_filters: true,
     };
-    let last_refusal_log = Arc::new(Mutex::new(None::<Instant>));
-    connections.set_auth_handler(move |_client: String, user: String, pass: String| {
-        let (app, stats, last_log) = (app.clone(), stats.clone(), last_refusal_log.clone());
-        async move {
-            let name = user.clone();
-            let ok = tokio::task::spawn_blocking(move || app.device_login_ok(&user, &pass)).await.unwrap_or(false);
-            if !ok {
-                stats.logins_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                // At most once a minute: a device retrying with a wrong password must not fill the
-                // journal (rumqttd's own log is off by default for the same reason).
-                if let Ok(mut last) = last_log.lock() {
-                    if last.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
-                        *last = Some(Instant::now());
-                        let name = if check_name(&name) { name } else { "(not a device name)".into() };
-                        tracing::warn!(device = %name, "MQTT login refused: wrong name or password (counted; further ones this minute are not logged).");
-                    }
-                }
-            }
-            ok
-        }
+    connections.set_auth_handler(move |client: String, user: String, _pass: String| {
+        let ok = door.vouched_for(&client, &user);
+        async move { ok }
     });
     connections
 }
@@ -242,10 +230,10 @@ fn subscribe(mut link_rx: rumqttd::local::LinkRx, counters: &Mutex<Counters>, to
             _ => continue,
         };
         let topic = String::from_utf8_lossy(&forward.publish.topic).into_owned();
-        if let Some(token) = topic.strip_prefix(POSITION_PREFIX) {
+        if let Some(device) = topic.strip_prefix(POSITION_PREFIX) {
             // The app's position goes to the box's async side; a full queue drops it (the
             // next one comes in minutes) rather than stall the gateways' sightings.
-            if to.positions.try_send((token.to_owned(), forward.publish.payload.to_vec())).is_err() {
+            if to.positions.try_send((device.to_owned(), forward.publish.payload.to_vec())).is_err() {
                 if let Ok(mut c) = counters.lock() {
                     *c.refused.entry("positions_busy".to_owned()).or_default() += 1;
                 }
@@ -285,22 +273,23 @@ fn subscribe(mut link_rx: rumqttd::local::LinkRx, counters: &Mutex<Counters>, to
     }
 }
 
-/// Takes positions an app published over MQTT [M8] in, as the personal page's API does. A bad one is
-/// counted in the log at debug level only: its topic holds a person's secret token.
+/// Takes positions an app published over MQTT [M8] in, as the personal page's API does, for the
+/// person the app's device is bound to. A bad one is in the log at debug level only.
 pub async fn take_positions(
     app: Arc<Outpost>,
     mut incoming: tokio::sync::mpsc::Receiver<PositionMessage>,
     cancel: CancellationToken,
 ) {
     loop {
-        let (token, payload) = tokio::select! {
+        let (device, payload) = tokio::select! {
             _ = cancel.cancelled() => return,
             next = incoming.recv() => match next { Some(m) => m, None => return },
         };
         let outcome = match serde_json::from_slice::<Position>(&payload) {
-            Ok(p) => match app.person_by_token(&token) {
-                Ok(person) => app.report_position(&person, p).await.map(|_| ()),
-                Err(e) => Err(e),
+            Ok(p) => match app.app_person(&device).map(|id| app.person(&id)) {
+                Some(Ok(person)) => app.report_position(&person, p).await.map(|_| ()),
+                Some(Err(e)) => Err(e),
+                None => Err(AppError::NotFound),
             },
             Err(_) => Err(AppError::Invalid(Vec::new())),
         };

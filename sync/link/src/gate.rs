@@ -1,0 +1,311 @@
+//! Connection hygiene for every listener of the box and the province (web, MQTT, sync, enrolment):
+//! a cap on the connections open at once, a smaller cap per address, and an idle timeout.
+//!
+//! A phone on the site's Wi-Fi that opens connections and sends nothing must not exhaust the
+//! process's file descriptors: past its address's cap a new connection is closed at once (the
+//! kernel's backlog never fills, so other addresses are still answered), and a connection that
+//! moves no byte for the idle time is closed. Refusals are counted; accept errors (out of file
+//! descriptors) and refusals are logged at most once a minute, so a flood cannot fill the journal.
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    io,
+    net::{IpAddr, SocketAddr},
+    pin::Pin,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::{TcpListener, TcpStream},
+    time::Sleep,
+};
+
+/// A listener's caps.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections open at once.
+    pub total: usize,
+    /// Connections open at once from one address.
+    pub per_address: usize,
+    /// A connection that reads and writes nothing for this long is closed.
+    pub idle: Duration,
+}
+
+/// Counts for the health page and `/metrics`.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct GateCounts {
+    pub open: u64,
+    /// Connections closed at once because a cap was reached.
+    pub refused: u64,
+    /// Connections closed for moving nothing for the idle time.
+    pub idle_closed: u64,
+}
+
+/// The caps of one listener, and what is open through it.
+#[derive(Debug)]
+pub struct Gate {
+    name: &'static str,
+    limits: Limits,
+    open: Mutex<(usize, HashMap<IpAddr, usize>)>,
+    refused: AtomicU64,
+    idle_closed: AtomicU64,
+    last_log: Mutex<Option<Instant>>,
+}
+
+/// A connection let in: gives its place back when dropped.
+#[derive(Debug)]
+pub struct Pass {
+    gate: Arc<Gate>,
+    ip: IpAddr,
+}
+
+impl Drop for Pass {
+    fn drop(&mut self) {
+        let mut open = self.gate.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.0 = open.0.saturating_sub(1);
+        if let Some(n) = open.1.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.1.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl Gate {
+    /// A gate named `name` in the log (`web`, `mqtt`, `sync`, …).
+    pub fn new(name: &'static str, limits: Limits) -> Arc<Gate> {
+        Arc::new(Gate {
+            name,
+            limits,
+            open: Mutex::new((0, HashMap::new())),
+            refused: AtomicU64::new(0),
+            idle_closed: AtomicU64::new(0),
+            last_log: Mutex::new(None),
+        })
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    pub fn counts(&self) -> GateCounts {
+        GateCounts {
+            open: self.open.lock().map_or(0, |o| o.0 as u64),
+            refused: self.refused.load(Ordering::Relaxed),
+            idle_closed: self.idle_closed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A place for a connection from `ip`, or `None` past a cap.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Pass> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let from = open.1.get(&ip).copied().unwrap_or(0);
+        if open.0 >= self.limits.total || from >= self.limits.per_address {
+            return None;
+        }
+        open.0 += 1;
+        *open.1.entry(ip).or_default() += 1;
+        Some(Pass { gate: self.clone(), ip })
+    }
+
+    /// Logs `what` at most once a minute for this gate.
+    fn warn_once_a_minute(&self, what: &str, detail: &dyn std::fmt::Display) {
+        let mut last = self.last_log.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+            *last = Some(Instant::now());
+            tracing::warn!(listener = self.name, %detail, "{what} (counted; further ones this minute are not logged).");
+        }
+    }
+
+    /// The next connection this gate lets in, with its idle timeout. Connections past a cap are
+    /// closed at once; accept errors (out of file descriptors) wait 100 ms rather than spin.
+    pub async fn accept(self: &Arc<Self>, listener: &TcpListener) -> (Idle<TcpStream>, SocketAddr) {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    self.warn_once_a_minute("Accepting a connection failed", &error);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            match self.admit(peer.ip()) {
+                Some(pass) => {
+                    let _ = stream.set_nodelay(true);
+                    return (Idle::new(stream, self.limits.idle, Some(pass)), peer);
+                }
+                None => {
+                    self.refused.fetch_add(1, Ordering::Relaxed);
+                    self.warn_once_a_minute("A connection over the cap was closed", &peer.ip());
+                    drop(stream);
+                }
+            }
+        }
+    }
+}
+
+/// A stream that fails with `TimedOut` once it has read and written nothing for its idle time.
+#[derive(Debug)]
+pub struct Idle<S> {
+    inner: S,
+    idle: Duration,
+    deadline: Pin<Box<Sleep>>,
+    pass: Option<Pass>,
+}
+
+impl<S> Idle<S> {
+    pub fn new(inner: S, idle: Duration, pass: Option<Pass>) -> Idle<S> {
+        Idle { inner, idle, deadline: Box::pin(tokio::time::sleep(idle)), pass }
+    }
+
+    /// The stream inside.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    fn moved(&mut self) {
+        let next = tokio::time::Instant::now() + self.idle;
+        // Resetting a timer costs a lock: only when the deadline moves by a second or more.
+        if next > self.deadline.deadline() + Duration::from_secs(1) {
+            self.deadline.as_mut().reset(next);
+        }
+    }
+
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            if let Some(pass) = &self.pass {
+                pass.gate.idle_closed.fetch_add(1, Ordering::Relaxed);
+            }
+            return true;
+        }
+        false
+    }
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "the connection was idle too long")
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Idle<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(r) => {
+                if buf.filled().len() > before {
+                    self.moved();
+                }
+                Poll::Ready(r)
+            }
+            Poll::Pending if self.expired(cx) => Poll::Ready(Err(timed_out())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Idle<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write(cx, data) {
+            Poll::Ready(r) => {
+                if matches!(r, Ok(n) if n > 0) {
+                    self.moved();
+                }
+                Poll::Ready(r)
+            }
+            Poll::Pending if self.expired(cx) => Poll::Ready(Err(timed_out())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// A listener for `axum::serve` that lets connections in through a [`Gate`]. Wrap it with
+/// `axum::serve::ListenerExt::tap_io` to have `ConnectInfo<SocketAddr>`.
+#[derive(Debug)]
+pub struct Gated {
+    pub listener: TcpListener,
+    pub gate: Arc<Gate>,
+}
+
+impl axum::serve::Listener for Gated {
+    type Io = Idle<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        self.gate.accept(&self.listener).await
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.listener.local_addr()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn caps_per_address_and_in_all_and_idle_connections_close() {
+        let gate = Gate::new("test", Limits { total: 3, per_address: 2, idle: Duration::from_millis(300) });
+        let (a, b, c): (IpAddr, IpAddr, IpAddr) = (
+            "10.0.0.2".parse().expect("ip"),
+            "10.0.0.3".parse().expect("ip"),
+            "10.0.0.4".parse().expect("ip"),
+        );
+        let a1 = gate.admit(a).expect("first");
+        let _a2 = gate.admit(a).expect("second");
+        assert!(gate.admit(a).is_none(), "a third from one address");
+        let _b1 = gate.admit(b).expect("another address");
+        assert!(gate.admit(c).is_none(), "over the total");
+        drop(a1);
+        assert!(gate.admit(c).is_some(), "a place given back");
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let gate = Gate::new("test", Limits { total: 10, per_address: 1, idle: Duration::from_millis(300) });
+        let (tx, mut outcome) = tokio::sync::mpsc::channel(4);
+        let server = gate.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = server.accept(&listener).await;
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 8];
+                    let n = s.read(&mut buf).await.unwrap_or(0);
+                    let _ = s.write_all(&buf[..n]).await;
+                    let _ = tx.send(s.read(&mut buf).await.map_err(|e| e.kind())).await;
+                });
+            }
+        });
+        let mut one = TcpStream::connect(addr).await.expect("connect");
+        one.write_all(b"x").await.expect("write");
+        let mut buf = [0u8; 1];
+        one.read_exact(&mut buf).await.expect("echo");
+        // A second connection from the same address is closed at once.
+        let mut two = TcpStream::connect(addr).await.expect("connect");
+        assert_eq!(two.read(&mut buf).await.unwrap_or(0), 0);
+        // The first, idle, is closed by the server.
+        assert_eq!(outcome.recv().await, Some(Err(io::ErrorKind::TimedOut)));
+        assert_eq!(gate.counts().refused, 1);
+        assert_eq!(gate.counts().idle_closed, 1);
+    }
+}

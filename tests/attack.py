@@ -1,0 +1,118 @@
+"""Floods for the hostile-network tests (tests/e2e/hostile.rs), on loopback only.
+
+  attack.py logins WEB_PORT MQTT_PORT N   N wrong web logins and N wrong MQTT logins at once, each
+                                          from its own loopback address and with its own name
+  attack.py halfopen PORT N web|mqtt      N connections from one address (127.0.0.2) that send
+                                          half a request and then nothing; held until killed
+
+Prints a one-line summary (for `logins`, when done; for `halfopen`, `ready …` once opened).
+"""
+
+import collections
+import resource
+import socket
+import struct
+import sys
+import threading
+import time
+
+HOST = "127.0.0.1"
+
+
+def raise_fd_limit():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def connect_from(source, port, timeout=10.0):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.bind((source, 0))
+    s.connect((HOST, port))
+    return s
+
+
+def web_login(i, port, results, start):
+    csrf = "%032x" % i
+    body = "csrf=%s&username=ghost%d&password=wrong-password-%d&next=/" % (csrf, i, i)
+    request = (
+        "POST /login HTTP/1.1\r\nHost: outpost.local\r\nCookie: outpost_csrf=%s\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n"
+        "Connection: close\r\n\r\n%s" % (csrf, len(body), body)
+    )
+    start.wait()
+    try:
+        s = connect_from("127.0.0.%d" % (2 + i % 250), port, timeout=60)
+        s.sendall(request.encode())
+        status = s.recv(64).split(b" ")[1].decode()
+        s.close()
+    except Exception as e:  # noqa: BLE001 - any failure is a result to count
+        status = type(e).__name__
+    results["web " + status] += 1
+
+
+def mqtt_string(s):
+    b = s.encode()
+    return struct.pack(">H", len(b)) + b
+
+
+def mqtt_login(i, port, results, start):
+    body = mqtt_string("MQTT") + bytes([4, 0xC2, 0, 60])
+    body += mqtt_string("flood-%d" % i) + mqtt_string("ghost%d" % i) + mqtt_string("wrong-password-%d" % i)
+    packet = bytes([0x10, len(body)]) + body
+    start.wait()
+    try:
+        s = connect_from("127.0.1.%d" % (2 + i % 250), port, timeout=60)
+        s.sendall(packet)
+        ack = s.recv(4)
+        code = "connack %d" % ack[3] if len(ack) == 4 else "closed"
+        s.close()
+    except Exception as e:  # noqa: BLE001
+        code = type(e).__name__
+    results["mqtt " + code] += 1
+
+
+def logins(web_port, mqtt_port, n):
+    results = collections.Counter()
+    start = threading.Barrier(2 * n + 1)
+    threads = [threading.Thread(target=web_login, args=(i, web_port, results, start)) for i in range(n)]
+    threads += [threading.Thread(target=mqtt_login, args=(i, mqtt_port, results, start)) for i in range(n)]
+    for t in threads:
+        t.start()
+    began = time.monotonic()
+    start.wait()
+    for t in threads:
+        t.join()
+    print("%d logins in %.1f s: %s" % (2 * n, time.monotonic() - began, dict(sorted(results.items()))))
+
+
+def halfopen(port, n, kind):
+    raise_fd_limit()
+    held, failed = [], 0
+    # Half a request: an HTTP request line and one header; the first bytes of an MQTT CONNECT.
+    first = b"GET / HTTP/1.1\r\nHost: outpost.local\r\n" if kind == "web" else b"\x10\x20\x00"
+    for _ in range(n):
+        try:
+            s = connect_from("127.0.0.2", port, timeout=2.0)
+            try:
+                s.send(first)
+            except OSError:
+                pass
+            held.append(s)
+        except OSError:
+            failed += 1
+    print("ready opened=%d failed=%d" % (len(held), failed), flush=True)
+    time.sleep(120)
+
+
+def main():
+    if sys.argv[1] == "logins":
+        logins(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+    elif sys.argv[1] == "halfopen":
+        halfopen(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()

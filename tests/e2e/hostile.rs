@@ -1,0 +1,296 @@
+//! The box attacked from the site's own network, as a curious phone owner or a compromised gateway
+//! would, against the real binary (`docs/security.md`): each test is an attack that used to work.
+//!
+//! - A device account reads no one else's data and speaks for no one else over MQTT.
+//! - A flood of wrong logins (web and MQTT, from many addresses) keeps the box's memory bounded and
+//!   `/healthz` answering.
+//! - Thousands of half-open connections on each listener leave `/healthz` answering and a real
+//!   gateway connected.
+//!
+//! Attackers use source addresses other than 127.0.0.1 (all of 127.0.0.0/8 is loopback), as phones
+//! on the Wi-Fi each have their own.
+
+use std::{
+    sync::mpsc::{channel, Receiver},
+    time::{Duration, Instant},
+};
+
+use outpost_tests::{free_port, wait_until, write_config, BoxProcess, Client};
+use rumqttc::{Event, MqttOptions, Packet, QoS, SubscribeReasonCode};
+use serde_json::json;
+
+use crate::PASSWORD;
+
+const SITE: (f64, f64) = (16.0748, 108.1497);
+const GW_PASSWORD: &str = "mat-khau-gateway-1";
+
+/// What a device's connection saw: packets in, or the error that ended it.
+enum Seen {
+    Packet(Packet),
+    Ended(String),
+}
+
+/// A device connected with rumqttc (MQTT 3.1.1) as `user`, client id `id`: its client and what it sees.
+fn device(port: u16, id: &str, user: &str, password: &str) -> (rumqttc::Client, Receiver<Seen>) {
+    let mut o = MqttOptions::new(id, "127.0.0.1", port);
+    o.set_credentials(user, password);
+    o.set_keep_alive(Duration::from_secs(30));
+    let (client, mut connection) = rumqttc::Client::new(o, 64);
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for event in connection.iter() {
+            let seen = match event {
+                Ok(Event::Incoming(p)) => Seen::Packet(p),
+                Ok(Event::Outgoing(_)) => continue,
+                Err(e) => Seen::Ended(e.to_string()),
+            };
+            let ended = matches!(seen, Seen::Ended(_));
+            if tx.send(seen).is_err() || ended {
+                return;
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(Seen::Packet(Packet::ConnAck(_))) => {}
+        Ok(Seen::Packet(p)) => panic!("{user}: {p:?} before CONNACK"),
+        Ok(Seen::Ended(e)) => panic!("{user} was not let in: {e}"),
+        Err(e) => panic!("{user}: no CONNACK: {e}"),
+    }
+    (client, rx)
+}
+
+/// The next SUBACK's codes, skipping other packets.
+fn suback(rx: &Receiver<Seen>) -> Vec<SubscribeReasonCode> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(Seen::Packet(Packet::SubAck(s))) => return s.return_codes,
+            Ok(Seen::Packet(_)) => continue,
+            Ok(Seen::Ended(e)) => panic!("the connection ended: {e}"),
+            Err(_) => break,
+        }
+    }
+    panic!("no SUBACK")
+}
+
+/// The publishes `rx` receives within `wait`, and whether its connection ended.
+fn heard(rx: &Receiver<Seen>, wait: Duration) -> (Vec<String>, bool) {
+    let (mut topics, deadline) = (Vec::new(), Instant::now() + wait);
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(Seen::Packet(Packet::Publish(p))) => topics.push(p.topic),
+            Ok(Seen::Packet(_)) => {}
+            Ok(Seen::Ended(_)) => return (topics, true),
+            Err(_) => break,
+        }
+    }
+    (topics, false)
+}
+
+fn sightings(c: &mut Client) -> u64 {
+    c.get("/api/v1/presence").json()["counters"]["sightings"].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn a_device_account_reads_no_one_else_and_speaks_for_no_one_else() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let config = write_config(
+        dir.path(),
+        &format!("[site]\nlatitude = {}\nlongitude = {}\ngeofence_m = 150\n", SITE.0, SITE.1),
+    );
+    let mqtt = format!("127.0.0.1:{port}");
+    let b = BoxProcess::start("run", &dir.path().join("data"), &["--config", &config, "--mqtt", &mqtt]);
+    let mut c = Client::new(&b.url);
+    c.setup_admin(b.setup_link.as_deref().expect("setup"), "admin.mqtt", PASSWORD);
+    let csv = outpost_tests::district_csv(2, "21/11/2026", "05/12/2026");
+    assert_eq!(c.post_bytes("/api/v1/people/import", "text/csv", &csv).status, 200);
+    let ids = c.people_ids();
+    for gw in ["phong-1", "phong-2"] {
+        assert_eq!(c.post_form("/mqtt", &[("name", gw), ("password", GW_PASSWORD)]).status, 303);
+    }
+    let app = [("name", "app-lan"), ("password", "mat-khau-ung-dung"), ("kind", "app"), ("person", &ids[0])];
+    assert_eq!(c.post_form("/mqtt", &app).status, 303);
+
+    // The honest gateway, connected with its usual client id.
+    let (gw1, gw1_rx) = device(port, "espresense-phong-1", "phong-1", GW_PASSWORD);
+    // The compromised one tries to read every position, every sighting, everything.
+    let (evil, evil_rx) = device(port, "evil", "phong-2", GW_PASSWORD);
+    for filter in ["outpost/position/+", "espresense/devices/#", "+/+/BTtoMQTT/+", "#", "home/phong-1/#"] {
+        evil.subscribe(filter, QoS::AtMostOnce).expect("subscribe");
+        assert_eq!(suback(&evil_rx), vec![SubscribeReasonCode::Failure], "{filter}");
+    }
+    // Its own command topic is allowed.
+    evil.subscribe("home/phong-2/commands/#", QoS::AtMostOnce).expect("subscribe");
+    assert_eq!(suback(&evil_rx), vec![SubscribeReasonCode::Success(QoS::AtMostOnce)]);
+
+    // The person's app publishes its position; the compromised gateway hears nothing of it.
+    let (phone, _phone_rx) = device(port, "phone", "app-lan", "mat-khau-ung-dung");
+    let inside = json!({"latitude": SITE.0, "longitude": SITE.1, "accuracy": 9.0}).to_string();
+    phone.publish("outpost/position/app-lan", QoS::AtLeastOnce, false, inside).expect("publish");
+    let location = format!("/api/v1/people/{}/location", ids[0]);
+    wait_until("the app's position", || c.get(&location).json()["last"]["verdict"] == "inside");
+
+    // Forged positions: the gateway under the app's topic, the app for another person's topic.
+    let outside = json!({"latitude": SITE.0 + 0.01, "longitude": SITE.1, "accuracy": 9.0}).to_string();
+    evil.publish("outpost/position/app-lan", QoS::AtLeastOnce, false, outside.clone()).expect("publish");
+    phone.publish("outpost/position/app-mai", QoS::AtLeastOnce, false, outside.clone()).expect("publish");
+
+    // A forged sighting under the honest gateway's name: strap opened, battery flat, band moved.
+    let band = "D4E6F1A2B3C4";
+    let strap_open = json!({"id": "D4:E6:F1:A2:B3:C4", "rssi": -40, "manufacturerdata": "ffff0105000700"});
+    evil.publish(format!("home/phong-1/BTtoMQTT/{band}"), QoS::AtLeastOnce, false, strap_open.to_string())
+        .expect("publish");
+    evil.publish(
+        "espresense/devices/mac:d4e6f1a2b3c4/phong-1",
+        QoS::AtMostOnce,
+        false,
+        json!({"id": "mac:d4e6f1a2b3c4", "rssi": -40}).to_string(),
+    )
+    .expect("publish");
+    // A retained message on the honest gateway's status topic, for whoever subscribes later.
+    evil.publish("espresense/rooms/phong-1/status", QoS::AtLeastOnce, true, "offline").expect("publish");
+    // The honest gateway's own sighting, published last: once it is in, the forged ones had their
+    // chance.
+    let honest = json!({"id": "D4:E6:F1:A2:B3:C4", "rssi": -70, "manufacturerdata": "ffff015a010100"});
+    gw1.publish(format!("home/phong-1/BTtoMQTT/{band}"), QoS::AtLeastOnce, false, honest.to_string())
+        .expect("publish");
+    wait_until("the honest sighting", || sightings(&mut c) >= 1);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(sightings(&mut c), 1, "only the honest gateway's sighting was taken");
+    let unknown = c.get("/api/v1/bands/unknown").json();
+    let seen =
+        unknown.as_array().expect("unknown").iter().find(|b| b["band"] == "D4:E6:F1:A2:B3:C4").cloned();
+    assert_eq!(seen.as_ref().map(|b| b["strap_closed"].clone()), Some(json!(true)), "{unknown}");
+    assert_eq!(c.get(&location).json()["last"]["verdict"], "inside", "no forged position was taken");
+    assert!(c.alerts_of("outside_geofence").is_empty());
+    let health = c.get("/api/v1/health").json();
+    assert!(health["mqtt"]["connections"]["denied"].as_u64() >= Some(9), "{health}");
+
+    // Retained flags from devices are cleared: a later subscriber gets no stored message.
+    let (later, later_rx) = device(port, "espresense-phong-1-b", "phong-1", GW_PASSWORD);
+    gw1.publish("espresense/rooms/phong-1/status", QoS::AtLeastOnce, true, "online").expect("publish");
+    std::thread::sleep(Duration::from_millis(300));
+    later.subscribe("espresense/rooms/phong-1/#", QoS::AtMostOnce).expect("subscribe");
+    assert_eq!(suback(&later_rx), vec![SubscribeReasonCode::Success(QoS::AtMostOnce)]);
+    assert_eq!(heard(&later_rx, Duration::from_millis(1500)).0, Vec::<String>::new(), "nothing retained");
+
+    // The compromised gateway takes the honest one's client id: the honest one stays connected.
+    let (_thief, _thief_rx) = device(port, "espresense-phong-1", "phong-2", GW_PASSWORD);
+    let (_, ended) = heard(&gw1_rx, Duration::from_millis(1500));
+    assert!(!ended, "the honest gateway was not disconnected");
+    gw1.publish(format!("home/phong-1/BTtoMQTT/{band}"), QoS::AtLeastOnce, false, honest.to_string())
+        .expect("publish");
+    wait_until("the honest gateway's next sighting", || sightings(&mut c) == 2);
+
+    // One device holds at most four connections (its two so far and two more).
+    let extra: Vec<_> = (0..2).map(|i| device(port, &format!("x{i}"), "phong-2", GW_PASSWORD)).collect();
+    let mut o = MqttOptions::new("x-fifth", "127.0.0.1", port);
+    o.set_credentials("phong-2", GW_PASSWORD);
+    let (_fifth, mut conn) = rumqttc::Client::new(o, 4);
+    let refused = conn.iter().next().map(|e| e.is_err());
+    assert_eq!(refused, Some(true), "a fifth connection of one device is refused");
+    drop(extra);
+}
+
+/// VmRSS of `pid`, in MB.
+fn rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// How long `/healthz` takes to answer 200 (panics past 5 s).
+fn healthz(url: &str) -> Duration {
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(5))).build(),
+    );
+    let started = Instant::now();
+    let res = agent.get(&format!("{url}/healthz")).call();
+    assert!(res.is_ok_and(|r| r.status() == 200), "/healthz did not answer");
+    started.elapsed()
+}
+
+/// Starts `tests/attack.py` with `args`.
+fn attack(args: &[&str]) -> std::process::Child {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("attack.py");
+    std::process::Command::new("python3")
+        .arg(script)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3")
+}
+
+/// Waits for the attack's line `ready …` and returns it.
+fn ready(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let out = child.stdout.as_mut().expect("stdout");
+    let mut line = String::new();
+    std::io::BufReader::new(out).read_line(&mut line).expect("attack output");
+    assert!(line.starts_with("ready"), "{line}");
+    line
+}
+
+#[test]
+fn floods_of_wrong_logins_and_half_open_connections_leave_the_box_answering() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let mqtt = format!("127.0.0.1:{port}");
+    let b = BoxProcess::start("run", &dir.path().join("data"), &["--mqtt", &mqtt]);
+    let mut c = Client::new(&b.url);
+    c.setup_admin(b.setup_link.as_deref().expect("setup"), "admin.flood", PASSWORD);
+    assert_eq!(c.post_form("/mqtt", &[("name", "phong-1"), ("password", GW_PASSWORD)]).status, 303);
+    let (gw, gw_rx) = device(port, "espresense-phong-1", "phong-1", GW_PASSWORD);
+    let web_port = b.url.rsplit(':').next().expect("port").to_owned();
+    let mqtt_port = port.to_string();
+    let pid = b.pid();
+    let before = rss_mb(pid);
+
+    // 200 wrong web logins and 200 wrong MQTT logins at once, each from its own address and name:
+    // no throttle stops them before the hash, only the bounded pool.
+    let mut flood = attack(&["logins", &web_port, &mqtt_port, "200"]);
+    let (mut most, mut slowest) = (before, Duration::ZERO);
+    while flood.try_wait().expect("attack").is_none() {
+        most = most.max(rss_mb(pid));
+        slowest = slowest.max(healthz(&b.url));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut summary = String::new();
+    std::io::Read::read_to_string(flood.stdout.as_mut().expect("stdout"), &mut summary).expect("summary");
+    println!(
+        "login flood: {summary} resident {before:.0} → at most {most:.0} MB; /healthz at most {slowest:?}"
+    );
+    assert!(most < 300.0, "resident memory reached {most:.0} MB");
+    assert!(slowest < Duration::from_secs(1), "/healthz took {slowest:?}");
+
+    // 2,000 half-open connections on the web and on MQTT from one phone's address, held.
+    for (listener, kind) in [(&web_port, "web"), (&mqtt_port, "mqtt")] {
+        let mut held = attack(&["halfopen", listener, "2000", kind]);
+        let line = ready(&mut held);
+        let mut slowest = Duration::ZERO;
+        for _ in 0..10 {
+            slowest = slowest.max(healthz(&b.url));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        println!("half-open flood on {listener}: {} /healthz at most {slowest:?}", line.trim());
+        assert!(slowest < Duration::from_secs(1), "/healthz took {slowest:?} under the flood on {listener}");
+        // A new device still gets in, and the connected gateway still publishes.
+        let (_other, _) = device(port, "espresense-phong-1-b", "phong-1", GW_PASSWORD);
+        let n = c.get("/api/v1/presence").json()["counters"]["sightings"].as_u64().unwrap_or(0);
+        let payload = json!({"id": "D4:E6:F1:A2:B3:C4", "rssi": -60}).to_string();
+        gw.publish("home/phong-1/BTtoMQTT/D4E6F1A2B3C4", QoS::AtLeastOnce, false, payload).expect("publish");
+        wait_until("the gateway's sighting during the flood", || {
+            c.get("/api/v1/presence").json()["counters"]["sightings"].as_u64() == Some(n + 1)
+        });
+        let _ = held.kill();
+        let _ = held.wait();
+    }
+    let (_, ended) = heard(&gw_rx, Duration::from_millis(200));
+    assert!(!ended, "the gateway stayed connected through both floods");
+    let health = c.get("/api/v1/health").json();
+    println!("after the floods: {}", health["mqtt"]);
+}
