@@ -4,6 +4,9 @@
                                           from its own loopback address and with its own name
   attack.py halfopen PORT N web|mqtt      N connections from one address (127.0.0.2) that send
                                           half a request and then nothing; held until killed
+  attack.py posts PORT PATH COOKIE BODY N SOURCE
+                                          N form posts at once (SOURCE: one address, or `spread`
+                                          for one address each); the count of each status
 
 Prints a one-line summary (for `logins`, when done; for `halfopen`, `ready …` once opened).
 """
@@ -105,11 +108,45 @@ def halfopen(port, n, kind):
     time.sleep(120)
 
 
+def post(port, path, cookie, body, source, results, start):
+    request = (
+        "POST %s HTTP/1.1\r\nHost: outpost.local\r\nCookie: %s\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n"
+        "Connection: close\r\n\r\n%s" % (path, cookie, len(body.encode()), body)
+    )
+    start.wait()
+    try:
+        s = connect_from(source, port, timeout=60)
+        s.sendall(request.encode())
+        status = s.recv(64).split(b" ")[1].decode()
+        s.close()
+    except Exception as e:  # noqa: BLE001
+        status = type(e).__name__
+    results[status] += 1
+
+
+def posts(port, path, cookie, body, n, source):
+    results = collections.Counter()
+    start = threading.Barrier(n + 1)
+    sources = ["127.0.0.%d" % (2 + i % 250) if source == "spread" else source for i in range(n)]
+    threads = [
+        threading.Thread(target=post, args=(port, path, cookie, body, sources[i], results, start)) for i in range(n)
+    ]
+    for t in threads:
+        t.start()
+    start.wait()
+    for t in threads:
+        t.join()
+    print(" ".join("%s=%d" % kv for kv in sorted(results.items())))
+
+
 def main():
     if sys.argv[1] == "logins":
         logins(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
     elif sys.argv[1] == "halfopen":
         halfopen(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+    elif sys.argv[1] == "posts":
+        posts(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6]), sys.argv[7])
     else:
         sys.exit(__doc__)
 

@@ -48,7 +48,9 @@ fn a_backup_under_write_load_restores_every_acknowledged_write() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (data, restored, backups) =
         (dir.path().join("data"), dir.path().join("restored"), dir.path().join("usb"));
-    let mut b = BoxProcess::start("run", &data, &[]);
+    // Writers declare on one link without pause: the load, not a phone, so no rate limit.
+    let unlimited = write_config(dir.path(), "[web]\nrate_limits = false\n");
+    let mut b = BoxProcess::start("run", &data, &["--config", &unlimited]);
     // The setup link is also left in the data folder for the system to show (console, boot
     // partition), and gone once it is spent.
     let link_file = data.join("setup-link.txt");
@@ -119,7 +121,7 @@ fn a_backup_under_write_load_restores_every_acknowledged_write() {
         outpost(&["restore", "--from", &downloaded.display().to_string(), "--data", &from_download]);
     assert!(ok && text.contains("Restored the backup of site"), "{text}");
     b.stop();
-    let mut r = BoxProcess::start("run", &restored, &[]);
+    let mut r = BoxProcess::start("run", &restored, &["--config", &unlimited]);
     assert!(r.setup_link.is_none(), "the restored box has its accounts");
     let mut c = Client::new(&r.url);
     assert_eq!(c.login("admin.backup", PASSWORD).status, 303);

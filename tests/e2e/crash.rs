@@ -22,7 +22,9 @@ fn sigkill_loses_no_acknowledged_write() {
     let cycles: usize = std::env::var("OUTPOST_CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let mut b = BoxProcess::start("run", &data, &[]);
+    // Writers declare on one link in bursts: the load, not a phone, so no rate limit.
+    let unlimited = outpost_tests::write_config(dir.path(), "[web]\nrate_limits = false\n");
+    let mut b = BoxProcess::start("run", &data, &["--config", &unlimited]);
     let mut staff = Client::new(&b.url);
     staff.setup_admin(b.setup_link.as_deref().expect("setup link"), "admin.crash", PASSWORD);
     let (person_id, token) = staff.admit("Đỗ Thị Hạnh", "0905111222", "048123456789");
@@ -57,7 +59,7 @@ fn sigkill_loses_no_acknowledged_write() {
         }
         acknowledged.extend(acked.lock().expect("lock").drain(..));
 
-        b = BoxProcess::start("run", &data, &[]);
+        b = BoxProcess::start("run", &data, &["--config", &unlimited]);
         staff = Client::new(&b.url);
         assert_eq!(staff.login("admin.crash", PASSWORD).status, 303, "cycle {cycle}: login after restart");
         let stored = staff.get(&format!("/api/v1/people/{person_id}/declarations"));

@@ -6,11 +6,15 @@
 //!   `/healthz` answering.
 //! - Thousands of half-open connections on each listener leave `/healthz` answering and a real
 //!   gateway connected.
+//! - Parallel requests cannot beat a check: the login limit, the one-time setup link, a new
+//!   account's name; an attacker's failed logins do not lock the real user out.
+//! - Redirects stay on the box.
 //!
 //! Attackers use source addresses other than 127.0.0.1 (all of 127.0.0.0/8 is loopback), as phones
 //! on the Wi-Fi each have their own.
 
 use std::{
+    collections::HashMap,
     sync::mpsc::{channel, Receiver},
     time::{Duration, Instant},
 };
@@ -293,4 +297,137 @@ fn floods_of_wrong_logins_and_half_open_connections_leave_the_box_answering() {
     assert!(!ended, "the gateway stayed connected through both floods");
     let health = c.get("/api/v1/health").json();
     println!("after the floods: {}", health["mqtt"]);
+}
+
+/// `attack.py posts`: `n` posts of `body` to `path` at once, from `source`; the count of each status.
+fn posts(port: &str, path: &str, cookie: &str, body: &str, n: usize, source: &str) -> HashMap<String, usize> {
+    let out = attack(&["posts", port, path, cookie, body, &n.to_string(), source])
+        .wait_with_output()
+        .expect("attack");
+    let line = String::from_utf8_lossy(&out.stdout).to_string();
+    line.split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.parse().unwrap_or(0)))
+        .collect()
+}
+
+const CSRF: &str = "0123456789abcdef0123456789abcdef";
+
+#[test]
+fn parallel_requests_cannot_beat_a_check() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = BoxProcess::start("run", &dir.path().join("data"), &[]);
+    let port = b.url.rsplit(':').next().expect("port").to_owned();
+    let cookie = format!("outpost_csrf={CSRF}");
+
+    // Eight posts of the setup link at once make one administrator.
+    let link = b.setup_link.as_deref().expect("setup");
+    let path = &link[link.find("/setup/").expect("setup path")..];
+    let form = |name: &str| {
+        format!("csrf={CSRF}&display_name=Quan+tri&username={name}&password={PASSWORD}&password2={PASSWORD}")
+    };
+    let made = posts(&port, path, &cookie, &form("quantri"), 8, "spread");
+    assert_eq!(made.get("303"), Some(&1), "one administrator: {made:?}");
+    let mut c = Client::new(&b.url);
+    assert_eq!(c.login("quantri", PASSWORD).status, 303);
+    // Each account has one row on the accounts page, with its API token button.
+    let accounts = |c: &mut Client| c.get("/users").body.matches("/token\"").count();
+    assert_eq!(accounts(&mut c), 1);
+
+    // Eight posts of one new account at once make one account.
+    let session = c.cookie(outpost::web::kit::SESSION_COOKIE).expect("a session").to_owned();
+    let csrf = c.csrf.clone().expect("the session's CSRF token");
+    let cookie_session = format!("{}={session}; {cookie}", outpost::web::kit::SESSION_COOKIE);
+    let add = format!(
+        "csrf={csrf}&display_name=Y+te&username=yte.lan&password={PASSWORD}&password2={PASSWORD}&role=medical"
+    );
+    let added = posts(&port, "/users", &cookie_session, &add, 8, "127.0.0.2");
+    assert_eq!(added.get("303"), Some(&1), "one account: {added:?}");
+    assert_eq!(accounts(&mut c), 2);
+
+    // A hundred wrong logins at once from one phone: five are checked, the rest refused unchecked
+    // (429, or closed at once past the address's 32 connections).
+    let wrong = format!("csrf={CSRF}&username=yte.lan&password=sai-mat-khau-1&next=/");
+    let tried = posts(&port, "/login", &cookie, &wrong, 100, "127.0.0.2");
+    assert_eq!(tried.get("401"), Some(&5), "{tried:?}");
+    let refused =
+        tried.get("429").copied().unwrap_or(0) + tried.get("ConnectionResetError").copied().unwrap_or(0);
+    assert_eq!(refused, 95, "{tried:?}");
+    // The real user, on their own phone, still gets in.
+    let right = format!("csrf={CSRF}&username=yte.lan&password={PASSWORD}&next=/");
+    assert_eq!(posts(&port, "/login", &cookie, &right, 1, "127.0.0.3").get("303"), Some(&1));
+    // A phone trying name after name stops at its address's limit (20), whatever the names.
+    let mut checked = 0;
+    for name in ["an", "binh", "chau", "dung", "em"] {
+        let guess = format!("csrf={CSRF}&username={name}&password=sai-mat-khau-1&next=/");
+        checked += posts(&port, "/login", &cookie, &guess, 8, "127.0.0.4").get("401").copied().unwrap_or(0);
+    }
+    assert_eq!(checked, 20);
+    let right = format!("csrf={CSRF}&username=quantri&password={PASSWORD}&next=/");
+    assert_eq!(posts(&port, "/login", &cookie, &right, 1, "127.0.0.4").get("429"), Some(&1));
+}
+
+#[test]
+fn public_links_and_the_gate_form_have_a_budget() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = BoxProcess::start("run", &dir.path().join("data"), &[]);
+    let mut staff = Client::new(&b.url);
+    staff.setup_admin(b.setup_link.as_deref().expect("setup"), "lan.nguyen", PASSWORD);
+    let (person, token) = staff.admit("Phan Thị Mai", "0905333444", "048123456700");
+
+    // Thirty fevers on one link at once: ten are taken, the rest refused with a message in
+    // Vietnamese, and only the ten raise alerts.
+    let mut phone = Client::new(&b.url);
+    let fever = json!({"temperature": "39.5", "symptoms": []});
+    let statuses: Vec<u16> =
+        (0..30).map(|_| phone.post_json(&format!("/api/v1/declare/{token}"), &fever).status).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 10, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 20, "{statuses:?}");
+    let refused = phone.post_json(&format!("/api/v1/declare/{token}"), &fever);
+    assert_eq!(refused.json()["error"], "too_many_requests", "{}", refused.body);
+    assert!(refused.body.contains("Gửi quá nhiều lần"), "{}", refused.body);
+    let page = phone.post_form(&format!("/d/{token}"), &[("temperature", "39.5")]);
+    assert_eq!(page.status, 429);
+    assert!(page.body.contains("Vui lòng chờ một phút"), "a page in Vietnamese: {}", page.body);
+    let alerts = staff.get("/api/v1/alerts").json();
+    let mine =
+        alerts.as_array().expect("alerts").iter().filter(|a| a["person_id"] == person.as_str()).count();
+    assert!(mine <= 10, "{mine} alerts from one link");
+    // Another person's link is not affected.
+    let (_, other) = staff.admit("Lê Văn Hùng", "0905333555", "048123456701");
+    assert_eq!(phone.post_json(&format!("/api/v1/declare/{other}"), &fever).status, 201);
+
+    // The gate poster's form: one phone gets ten entries in a row, then waits.
+    let poster = staff.get("/checkin/poster");
+    let at = poster.body.find("id=\"checkin-link\" href=\"").expect("the link") + 24;
+    let link = poster.body[at..].split('"').next().expect("link").to_owned();
+    let path = &link[link.find("/c/").expect("/c/")..];
+    let mut visitor = Client::new(&b.url);
+    visitor.get(path);
+    let entry = [("direction", "in"), ("name", "Khách"), ("phone", "0905123456"), ("purpose", "delivery")];
+    let statuses: Vec<u16> = (0..15).map(|_| visitor.post_form(path, &entry).status).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 10, "{statuses:?}");
+    assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
+}
+
+#[test]
+fn an_import_of_a_million_bad_rows_is_refused_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = BoxProcess::start("run", &dir.path().join("data"), &[]);
+    let mut c = Client::new(&b.url);
+    c.setup_admin(b.setup_link.as_deref().expect("setup"), "lan.nguyen", PASSWORD);
+    let before = rss_mb(b.pid());
+    // Just under the upload limit (2 MiB): a header and a million one-letter rows.
+    let mut csv =
+        "Họ và tên;Số điện thoại;Số CMND/CCCD;Ngày bắt đầu cách ly;Ngày kết thúc cách ly\n".to_owned();
+    csv.push_str(&"x\n".repeat(1_000_000));
+    let started = Instant::now();
+    let res = c.post_bytes("/api/v1/people/import", "text/csv", csv.as_bytes());
+    let took = started.elapsed();
+    assert_eq!(res.status, 422, "{}", &res.body[..res.body.len().min(500)]);
+    assert!(res.body.contains("5000") && res.body.len() < 10_000, "{}", &res.body[..res.body.len().min(500)]);
+    let after = rss_mb(b.pid());
+    println!("a million bad rows: refused in {took:?}; resident {before:.0} → {after:.0} MB");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert!(after < 300.0, "{after:.0} MB");
 }

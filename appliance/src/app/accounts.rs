@@ -67,7 +67,31 @@ struct ApiToken {
     username: String,
     label: String,
     created_at: DateTime<Utc>,
+    /// Tokens from before expiry existed end [`API_TOKEN_DAYS`] after they were made.
+    #[serde(default)]
+    expires_at: Option<DateTime<Utc>>,
 }
+
+/// How long an API token lives.
+pub const API_TOKEN_DAYS: i64 = 90;
+
+impl ApiToken {
+    fn expires(&self) -> DateTime<Utc> {
+        self.expires_at.unwrap_or(self.created_at + Duration::days(API_TOKEN_DAYS))
+    }
+}
+
+/// An API token as an administrator sees it: never the token, only the start of its digest.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenInfo {
+    pub id: String,
+    pub label: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The part of a token's digest that names it to administrators.
+const TOKEN_ID_LEN: usize = 12;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct SetupLink {
@@ -196,6 +220,7 @@ impl Outpost {
         token: &str,
         input: AccountInput,
     ) -> AppResult<String> {
+        let _turn = self.accounts_turn.lock().await;
         if !self.setup_link_valid(token) {
             return Err(AppError::invalid("", t(Lang::Vi, "setup.invalid"), t(Lang::En, "setup.invalid")));
         }
@@ -304,9 +329,12 @@ impl Outpost {
         Some(Staff { username: u.username, display_name: u.display_name, role: u.role, csrf: Some(s.csrf) })
     }
 
-    /// The staff member behind an API token.
+    /// The staff member behind a live API token.
     pub fn staff_for_api_token(&self, token: &str) -> Option<Staff> {
         let t = self.store.get_local::<ApiToken>(&api_token_key(token)).ok().flatten()?;
+        if t.expires() <= self.now() {
+            return None;
+        }
         let u = self.store.get::<User>(&t.username).ok().flatten().filter(|u| u.active)?;
         Some(Staff { username: u.username, display_name: u.display_name, role: u.role, csrf: None })
     }
@@ -325,6 +353,7 @@ impl Outpost {
     ) -> AppResult<User> {
         let mut list = account_problems(&input);
         let role = role.map_err(|p| list.push(p)).ok();
+        let _turn = self.accounts_turn.lock().await;
         if self.store.get::<User>(&input.username)?.is_some() {
             list.push(Problem::new("username", "Tên đăng nhập đã có.", "This username is taken."));
         }
@@ -382,8 +411,15 @@ impl Outpost {
                     &Credential { hash: hash_password(&password) },
                 )?;
             }
+            // A new password or a disabled account ends every session and token: whoever had the
+            // old password, or the account, keeps nothing (and re-enabling revives nothing).
+            let revoked = if !password.is_empty() || !updated.active {
+                app.stage_revoke_all(&mut w, &updated.username)?
+            } else {
+                0
+            };
             let detail = format!(
-                "{} active={} password={}",
+                "{} active={} password={} revoked={revoked}",
                 updated.role.as_str(),
                 updated.active,
                 !password.is_empty()
@@ -396,11 +432,72 @@ impl Outpost {
         Ok(user)
     }
 
-    /// A new API token for account `name`, shown once.
+    /// Stages the end of every session and API token of `username`; how many.
+    fn stage_revoke_all(&self, w: &mut WriteSet, username: &str) -> AppResult<usize> {
+        let sessions = self.store.scan_local::<Session>("session/")?;
+        let tokens = self.store.scan_local::<ApiToken>("apitoken/")?;
+        let mut n = 0;
+        for key in sessions
+            .into_iter()
+            .filter(|(_, s)| s.username == username)
+            .map(|(k, _)| k)
+            .chain(tokens.into_iter().filter(|(_, t)| t.username == username).map(|(k, _)| k))
+        {
+            w.delete_local(&key);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// The API tokens of account `name`, newest first.
+    pub fn api_tokens(&self, name: &str) -> AppResult<Vec<TokenInfo>> {
+        let mut list: Vec<TokenInfo> = self
+            .store
+            .scan_local::<ApiToken>("apitoken/")?
+            .into_iter()
+            .filter(|(_, t)| t.username == name)
+            .map(|(k, t)| TokenInfo {
+                id: k.trim_start_matches("apitoken/").chars().take(TOKEN_ID_LEN).collect(),
+                label: t.label.clone(),
+                created_at: t.created_at,
+                expires_at: t.expires(),
+            })
+            .collect();
+        list.sort_by_key(|t| std::cmp::Reverse(t.created_at));
+        Ok(list)
+    }
+
+    /// Ends the API token `id` ([`TokenInfo::id`]) of account `name`.
+    pub async fn revoke_api_token(&self, name: &str, id: &str, by: &str) -> AppResult<()> {
+        let key = self
+            .store
+            .scan_local::<ApiToken>("apitoken/")?
+            .into_iter()
+            .find(|(k, t)| {
+                t.username == name
+                    && id.len() == TOKEN_ID_LEN
+                    && k.trim_start_matches("apitoken/").starts_with(id)
+            })
+            .map(|(k, _)| k)
+            .ok_or(AppError::NotFound)?;
+        let mut w = WriteSet::new();
+        w.delete_local(&key);
+        self.audit(&mut w, by, "user.api_token_revoke", name, id)?;
+        self.commit(w).await?;
+        Ok(())
+    }
+
+    /// A new API token for account `name`, shown once; it ends after [`API_TOKEN_DAYS`].
     pub async fn new_api_token(&self, name: &str, by: &str) -> AppResult<String> {
         self.store.get::<User>(name)?.ok_or(AppError::NotFound)?;
         let token = format!("op_{}{}", random_token(), random_token());
-        let record = ApiToken { username: name.to_owned(), label: "web".into(), created_at: self.now() };
+        let now = self.now();
+        let record = ApiToken {
+            username: name.to_owned(),
+            label: "web".into(),
+            created_at: now,
+            expires_at: Some(now + Duration::days(API_TOKEN_DAYS)),
+        };
         let mut w = WriteSet::new();
         w.put_local(&api_token_key(&token), &record)?;
         self.audit(&mut w, by, "user.api_token", name, "")?;
@@ -425,6 +522,55 @@ mod tests {
         assert_eq!(verify_password("correct horse battery", &h), Ok(true));
         assert_eq!(verify_password("wrong", &h), Ok(false));
         assert_ne!(h, hash_password("correct horse battery"), "salted");
+    }
+
+    #[tokio::test]
+    async fn a_new_password_or_a_disabled_account_ends_every_session_and_token() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (app, clock, _) = super::super::testing::outpost(&dir, "2026-11-21T02:00:00Z", "");
+        let link = {
+            let app = app.clone();
+            tokio::task::spawn_blocking(move || app.issue_setup_link()).await.expect("joined")
+        };
+        let input = |name: &str| AccountInput {
+            username: name.into(),
+            display_name: name.into(),
+            password: "mot-mat-khau-dai-2026".into(),
+            password2: "mot-mat-khau-dai-2026".into(),
+        };
+        let link = link.expect("setup").expect("a link");
+        app.create_first_admin(&link, input("quantri")).await.expect("admin");
+        app.add_user(input("yte.chau"), Ok(Role::Medical), "quantri").await.expect("user");
+        let session =
+            app.log_in("yte.chau", "mot-mat-khau-dai-2026", None).await.expect("login").expect("session");
+        let token = app.new_api_token("yte.chau", "quantri").await.expect("token");
+        assert!(app.staff_for_session(&session).is_some() && app.staff_for_api_token(&token).is_some());
+
+        let update = |active: bool, password: &str| {
+            app.update_user("yte.chau", Ok(Role::Medical), active, password.to_owned(), "quantri")
+        };
+        update(true, "mat-khau-moi-2026-xyz").await.expect("new password");
+        assert!(app.staff_for_session(&session).is_none(), "the old session ended");
+        assert!(app.staff_for_api_token(&token).is_none(), "the old token ended");
+
+        let token = app.new_api_token("yte.chau", "quantri").await.expect("token");
+        update(false, "").await.expect("disabled");
+        update(true, "").await.expect("enabled again");
+        assert!(app.staff_for_api_token(&token).is_none(), "re-enabling revives nothing");
+
+        // Listed by the start of their digest, revoked one by one, ending after 90 days.
+        let (a, b) = (
+            app.new_api_token("yte.chau", "quantri").await.expect("token"),
+            app.new_api_token("yte.chau", "quantri").await.expect("token"),
+        );
+        let listed = app.api_tokens("yte.chau").expect("tokens");
+        assert_eq!(listed.len(), 2);
+        let id_of_a = digest(&a)[..TOKEN_ID_LEN].to_owned();
+        assert!(listed.iter().any(|t| t.id == id_of_a) && !listed.iter().any(|t| a.contains(&t.id)));
+        app.revoke_api_token("yte.chau", &id_of_a, "quantri").await.expect("revoked");
+        assert!(app.staff_for_api_token(&a).is_none() && app.staff_for_api_token(&b).is_some());
+        clock.advance(Duration::days(API_TOKEN_DAYS) + Duration::minutes(1));
+        assert!(app.staff_for_api_token(&b).is_none(), "expired");
     }
 
     #[test]

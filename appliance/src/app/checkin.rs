@@ -190,29 +190,20 @@ impl Outpost {
 
 /// The entries as CSV for Excel (UTF-8 with a BOM, CRLF).
 pub fn export(entries: &[CheckIn], offset: chrono::FixedOffset) -> Vec<u8> {
-    let mut w = super::csv::excel_writer();
-    let _ = w.write_record([
-        "Thời gian",
-        "Vào/Ra",
-        "Họ và tên",
-        "Số điện thoại",
-        "Mục đích",
-        "Ghi chú",
-        "Nhân viên ghi",
-    ]);
+    let mut w = super::csv::ExcelCsv::default();
+    w.row(["Thời gian", "Vào/Ra", "Họ và tên", "Số điện thoại", "Mục đích", "Ghi chú", "Nhân viên ghi"]);
     for c in entries {
-        let safe = |s: &str| outpost_sync::report::spreadsheet_text(s).into_owned();
-        let _ = w.write_record([
-            (c.at + offset).format("%d/%m/%Y %H:%M").to_string(),
-            if c.direction == Direction::In { "Vào" } else { "Ra" }.to_owned(),
-            safe(&c.name),
-            safe(&c.phone),
-            safe(&c.purpose),
-            safe(&c.note),
-            safe(c.recorded_by.as_deref().unwrap_or_default()),
+        w.row([
+            (c.at + offset).format("%d/%m/%Y %H:%M").to_string().as_str(),
+            if c.direction == Direction::In { "Vào" } else { "Ra" },
+            &c.name,
+            &c.phone,
+            &c.purpose,
+            &c.note,
+            c.recorded_by.as_deref().unwrap_or_default(),
         ]);
     }
-    super::csv::excel_bytes(w)
+    w.into_bytes()
 }
 
 #[cfg(test)]

@@ -8,7 +8,10 @@
 //! exported file imports again.
 
 use chrono::NaiveDate;
-use outpost_sync::record::{Category, Gender, Person};
+use outpost_sync::{
+    record::{Category, Gender, Person},
+    report::spreadsheet_text,
+};
 
 use super::{AppResult, Outpost};
 use crate::base::{
@@ -123,6 +126,20 @@ pub fn unreadable(line: usize, e: &::csv::Error) -> RowError {
     }
 }
 
+/// The most data rows an import reads (a district's list for a site of 2,000 people, with room);
+/// past it the whole file is refused before any row is checked further, so a file of a million
+/// bad rows costs no more than a list's worth of work.
+pub const MAX_ROWS: usize = 5_000;
+
+/// The error for a file with more than [`MAX_ROWS`] data rows.
+pub fn too_many_rows() -> FileError {
+    FileError(Problem::new(
+        "file",
+        format!("Tệp có hơn {MAX_ROWS} dòng dữ liệu. Vui lòng chia thành nhiều tệp nhỏ hơn."),
+        format!("The file has more than {MAX_ROWS} data rows. Please split it into smaller files."),
+    ))
+}
+
 /// The error for a file without data rows.
 pub fn no_rows() -> FileError {
     FileError(Problem::new("file", "Tệp không có dòng dữ liệu nào.", "The file has no data rows."))
@@ -173,8 +190,11 @@ pub fn parse(
         )));
     }
     let mut out = ParsedList::default();
-    let mut seen_ids: Vec<String> = Vec::new();
+    let mut seen_ids = std::collections::HashSet::new();
     for (n, record) in reader.records().enumerate() {
+        if n >= MAX_ROWS {
+            return Err(too_many_rows());
+        }
         let line = n + 2;
         let record = match record {
             Ok(r) => r,
@@ -214,7 +234,7 @@ pub fn parse(
                         "This ID number is already registered at the site.",
                     ));
                 }
-                seen_ids.push(valid.id_number.clone());
+                seen_ids.insert(valid.id_number.clone());
                 if problems.is_empty() {
                     out.valid.push((line, valid));
                 } else {
@@ -285,22 +305,44 @@ impl Outpost {
     }
 }
 
-/// A CSV writer for Excel: UTF-8 with a BOM (Vietnamese stays intact), comma separated, CRLF.
-pub fn excel_writer() -> ::csv::Writer<Vec<u8>> {
-    ::csv::WriterBuilder::new().terminator(::csv::Terminator::CRLF).from_writer(b"\xEF\xBB\xBF".to_vec())
+/// The one CSV writer of every export, for Excel: UTF-8 with a BOM (Vietnamese stays intact), comma
+/// separated, CRLF, and every cell through [`spreadsheet_text`] — a name, a note or a purpose typed on
+/// a public form that starts like a formula (`=HYPERLINK(…)`, `-cmd|…`) is written as text, never as
+/// a formula a spreadsheet would run.
+pub struct ExcelCsv(::csv::Writer<Vec<u8>>);
+
+impl Default for ExcelCsv {
+    fn default() -> Self {
+        ExcelCsv(
+            ::csv::WriterBuilder::new()
+                .terminator(::csv::Terminator::CRLF)
+                .from_writer(b"\xEF\xBB\xBF".to_vec()),
+        )
+    }
 }
 
-/// The bytes an [`excel_writer`] holds (writing to memory cannot fail).
-pub fn excel_bytes(w: ::csv::Writer<Vec<u8>>) -> Vec<u8> {
-    w.into_inner().unwrap_or_default()
+impl ExcelCsv {
+    /// Writes one row (writing to memory cannot fail).
+    pub fn row<I, S>(&mut self, cells: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let _ = self.0.write_record(cells.into_iter().map(|c| spreadsheet_text(c.as_ref()).into_owned()));
+    }
+
+    /// The file's bytes.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0.into_inner().unwrap_or_default()
+    }
 }
 
 /// Writes people as CSV for Excel: UTF-8 with BOM, CRLF, the import's headers plus status.
 pub fn export(people: &[Person]) -> Vec<u8> {
-    let mut w = excel_writer();
+    let mut w = ExcelCsv::default();
     let mut header: Vec<&str> = COLUMNS.iter().map(|c| c.1).collect();
     header.push("Trạng thái");
-    let _ = w.write_record(&header);
+    w.row(&header);
     for p in people {
         let gender = match p.gender {
             Gender::Male => "Nam",
@@ -317,20 +359,17 @@ pub fn export(people: &[Person]) -> Vec<u8> {
         let start = p.quarantine_start.format("%d/%m/%Y").to_string();
         let end = p.quarantine_end.format("%d/%m/%Y").to_string();
         let status = td(Lang::Vi, &format!("status.{}", p.status.as_str()));
-        let safe = |s: &str| outpost_sync::report::spreadsheet_text(s).into_owned();
-        let (name, address, room, decision) =
-            (safe(&p.full_name), safe(&p.address), safe(&p.room), safe(&p.decision_number));
-        let _ = w.write_record([
-            name.as_str(),
+        w.row([
+            p.full_name.as_str(),
             &birth,
             &p.phone,
             gender,
             &p.id_number,
-            &address,
-            &room,
+            &p.address,
+            &p.room,
             &start,
             &end,
-            &decision,
+            &p.decision_number,
             category,
             yes(p.worker),
             yes(p.child),
@@ -339,7 +378,7 @@ pub fn export(people: &[Person]) -> Vec<u8> {
             &status,
         ]);
     }
-    excel_bytes(w)
+    w.into_bytes()
 }
 
 #[cfg(test)]
@@ -357,6 +396,16 @@ mod tests {
     const GOOD: &str = "Họ và tên;Năm sinh;Số điện thoại;Giới tính;Số CMND/CCCD;Địa chỉ cách ly;Thời gian cách ly;Số Quyết định\n\
         Nguyễn Văn An;1985;0905123456;Nam;201234567;KTX A phòng 101;01/09/2021 - 14/09/2021;12/QĐ-UBND\n\
         Trần Thị Bình;1990;0905123457;Nữ;201234568;KTX A phòng 102;01/09/2021 - 14/09/2021;12/QĐ-UBND\n";
+
+    #[test]
+    fn a_file_past_the_row_limit_is_refused_whole() {
+        let header = GOOD.lines().next().expect("header");
+        let at_limit = format!("{header}\n{}", "x;;;;;;;\n".repeat(MAX_ROWS));
+        let list = check(at_limit.as_bytes());
+        assert_eq!(list.errors.len(), MAX_ROWS, "every row at the limit is checked");
+        let past = format!("{header}\n{}", "x;;;;;;;\n".repeat(MAX_ROWS + 1));
+        assert_eq!(parse(past.as_bytes(), today(), &|_| false).err(), Some(too_many_rows()));
+    }
 
     #[test]
     fn semicolon_with_bom_and_period_column() {

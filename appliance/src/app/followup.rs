@@ -123,8 +123,8 @@ impl Outpost {
 
 /// The sheet as CSV for Excel (UTF-8 with BOM, CRLF), Vietnamese headers.
 pub fn export(rows: &[Row], date: NaiveDate) -> Vec<u8> {
-    let mut w = super::csv::excel_writer();
-    let _ = w.write_record([
+    let mut w = super::csv::ExcelCsv::default();
+    w.row([
         "Ngày",
         "Họ và tên",
         "Phòng",
@@ -140,7 +140,7 @@ pub fn export(rows: &[Row], date: NaiveDate) -> Vec<u8> {
     for r in rows {
         let symptoms: Vec<String> =
             r.symptoms.iter().map(|s| td(Lang::Vi, &format!("sym.{}", s.as_str()))).collect();
-        let _ = w.write_record([
+        w.row([
             date.format("%d/%m/%Y").to_string(),
             r.full_name.clone(),
             r.room.clone(),
@@ -154,5 +154,39 @@ pub fn export(rows: &[Row], date: NaiveDate) -> Vec<u8> {
             r.notes.clone(),
         ]);
     }
-    super::csv::excel_bytes(w)
+    w.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_export_writes_typed_text_never_as_a_formula() {
+        let row = Row {
+            person_id: "p-1".into(),
+            full_name: "-cmd|' /C calc'!A0".into(),
+            room: "@SUM(A1)".into(),
+            owed: 2,
+            on_time: 1,
+            declared: 2,
+            max_temperature: Some(37.5),
+            symptoms: Vec::new(),
+            presence: String::new(),
+            tests: "+1".into(),
+            notes: "=HYPERLINK(\"http://evil.example\",\"xem\")".into(),
+        };
+        let date = NaiveDate::from_ymd_opt(2026, 11, 21).expect("date");
+        let csv = String::from_utf8(export(&[row], date)).expect("utf-8");
+        let line = csv.lines().nth(1).expect("the row");
+        for cell in [
+            "'-cmd|' /C calc'!A0",
+            "'@SUM(A1)",
+            "'+1",
+            "\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"xem\"\")\"",
+        ] {
+            assert!(line.contains(cell), "{cell} in {line}");
+        }
+        assert!(line.contains(",37.5,"), "numbers stay numbers: {line}");
+    }
 }

@@ -112,8 +112,12 @@ pub struct Outpost {
     wiring: Wiring,
     /// One sampling or result write at a time: each reads what is recorded before it decides.
     sampling_turn: tokio::sync::Mutex<()>,
-    /// Failed logins per account and per address.
+    /// Login attempts per account and per address, counted before the password is checked.
     throttle: outpost_sync::secret::Throttle,
+    /// One account creation at a time (the setup link, a new user): each checks what exists and
+    /// writes in one turn, so parallel requests cannot both pass the check. The store is this
+    /// process's alone (sled locks its folder), so a lock in the process makes the turn atomic.
+    accounts_turn: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Outpost {
@@ -143,6 +147,7 @@ impl Outpost {
             wiring,
             sampling_turn: tokio::sync::Mutex::new(()),
             throttle,
+            accounts_turn: tokio::sync::Mutex::new(()),
         })
     }
 

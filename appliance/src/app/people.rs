@@ -197,7 +197,8 @@ impl Outpost {
         Ok(self.person_by_id_number(id_number)?.is_some())
     }
 
-    /// People, filtered: `query` matches name, phone, room or ID number; `status` and `category` exact.
+    /// People, filtered: `query` matches part of a name, phone or room, or a whole ID number (never a
+    /// part of one: guessing a number digit by digit finds no one); `status` and `category` exact.
     pub fn people(
         &self,
         query: &str,
@@ -205,6 +206,7 @@ impl Outpost {
         category: Option<Category>,
     ) -> AppResult<Vec<Person>> {
         let q = validate::fold(query);
+        let id_key = validate::id_number_key(query);
         let mut people: Vec<Person> = self
             .store
             .list::<Person>()?
@@ -215,12 +217,35 @@ impl Outpost {
                 q.is_empty()
                     || validate::fold(&p.full_name).contains(&q)
                     || p.phone.contains(&q)
-                    || p.id_number.contains(query.trim())
+                    || (!id_key.is_empty() && p.id_number == id_key)
                     || validate::fold(&p.room).contains(&q)
             })
             .collect();
         people.sort_by(|a, b| a.room.cmp(&b.room).then_with(|| a.full_name.cmp(&b.full_name)));
         Ok(people)
+    }
+
+    /// [`Outpost::people`] for a staff member's search: a search that finds someone by their ID number
+    /// is audited, as a view of that number is.
+    pub async fn search_people(
+        &self,
+        query: &str,
+        status: Option<PersonStatus>,
+        category: Option<Category>,
+        by: &str,
+    ) -> AppResult<Vec<Person>> {
+        let list = self.people(query, status, category)?;
+        let id_key = validate::id_number_key(query);
+        let found: Vec<&Person> =
+            list.iter().filter(|p| !id_key.is_empty() && p.id_number == id_key).collect();
+        if !found.is_empty() {
+            let mut w = WriteSet::new();
+            for p in found {
+                self.audit(&mut w, by, "person.search_id_number", &p.id, "")?;
+            }
+            self.commit(w).await?;
+        }
+        Ok(list)
     }
 
     /// Everyone, for an export staff asked for: the export is audited.

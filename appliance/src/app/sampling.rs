@@ -160,6 +160,9 @@ impl Outpost {
         let mut out = ParsedResults::default();
         let mut seen: std::collections::HashMap<(String, u32), usize> = std::collections::HashMap::new();
         for (n, record) in reader.records().enumerate() {
+            if n >= csv::MAX_ROWS {
+                return Err(csv::too_many_rows());
+            }
             let line = n + 2;
             let record = match record {
                 Ok(r) => r,

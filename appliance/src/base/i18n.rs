@@ -395,6 +395,8 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("mqtt.devices", "Thiết bị được phép kết nối", "Devices allowed to connect"),
     ("users.role", "Vai trò", "Role"),
     ("users.active", "Đang hoạt động", "Active"),
+    ("users.token_expires", "hết hạn", "expires"),
+    ("users.token_revoke", "Thu hồi", "Revoke"),
     ("users.tokens", "Mã truy cập API", "API tokens"),
     ("users.new_token", "Tạo mã API cho tôi", "Create an API token for me"),
     ("users.token_once", "Mã này chỉ hiện một lần, hãy lưu lại:", "This token is shown once; keep it now:"),

@@ -216,6 +216,14 @@ fn users_page(state: &AppState, ctx: &Ctx, list: &[Problem], token: Option<&str>
                             form.inline method="post" action=(format!("/users/{}/token", u.username)) {
                                 (csrf_field(&csrf)) button.secondary type="submit" { (t(lang, "users.tokens")) }
                             }
+                            @for tok in state.app.api_tokens(&u.username)? {
+                                form.inline.token method="post" action=(format!("/users/{}/tokens/{}/revoke", u.username, tok.id)) {
+                                    (csrf_field(&csrf))
+                                    code { (tok.id) } " "
+                                    span.muted { (t(lang, "users.token_expires")) " " (state.fmt_time(tok.expires_at)) } " "
+                                    button.secondary type="submit" { (t(lang, "users.token_revoke")) }
+                                }
+                            }
                         }
                     }
                 } }
@@ -272,6 +280,15 @@ pub async fn update_user(
 pub async fn new_token(State(state): State<AppState>, ctx: Ctx, Path(name): Path<String>) -> Answer {
     let token = state.app.new_api_token(&name, &ctx.username()?).await?;
     users_page(&state, &ctx, &[], Some(&token))
+}
+
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path((name, id)): Path<(String, String)>,
+) -> Answer {
+    state.app.revoke_api_token(&name, &id, &ctx.username()?).await?;
+    Ok(Redirect::to("/users").into_response())
 }
 
 pub async fn audit(State(state): State<AppState>, ctx: Ctx) -> Answer {

@@ -99,7 +99,9 @@ pub async fn declare(
 ) -> Answer {
     let person = state.app.person_by_token(&token)?;
     let f = FormData::parse(&body);
-    match state.app.declare(&person, &f.declaration(), Channel::Personal, None).await {
+    // Staff who use a person's link are named on what they entered.
+    let by = ctx.staff.as_ref().map(|s| s.username.as_str());
+    match state.app.declare(&person, &f.declaration(), Channel::Personal, by).await {
         Ok((_, alert)) => {
             let lang = ctx.lang;
             let body = html! {
@@ -183,11 +185,13 @@ pub async fn api_staff_declare(
 /// A quarantined person's own declaration, authorised by their personal token.
 pub async fn api_declare(
     State(state): State<AppState>,
+    ctx: Ctx,
     Path(token): Path<String>,
     JsonBody(input): JsonBody<DeclarationInput>,
 ) -> Answer {
     let person = state.app.person_by_token(&token)?;
-    let (declaration, alert) = state.app.declare(&person, &input, Channel::Personal, None).await?;
+    let by = ctx.staff.as_ref().map(|s| s.username.as_str());
+    let (declaration, alert) = state.app.declare(&person, &input, Channel::Personal, by).await?;
     let answer = json!({"id": declaration.id, "slot": declaration.slot, "on_time": declaration.on_time, "alerted": alert.is_some()});
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }

@@ -52,11 +52,13 @@ pub struct AppState {
     pub imports: Arc<Mutex<HashMap<String, PendingImport>>>,
     /// Ends live streams on shutdown.
     pub shutdown: CancellationToken,
+    /// How often each link and address used the public writes ([`super::routes::budgets`]).
+    pub rates: Arc<outpost_link::gate::Rates>,
 }
 
 impl AppState {
     pub fn new(app: Arc<Outpost>, services: Services, shutdown: CancellationToken) -> AppState {
-        AppState { app, services, imports: Arc::default(), shutdown }
+        AppState { app, services, imports: Arc::default(), shutdown, rates: Arc::default() }
     }
 
     /// A time as the site reads it.
@@ -284,9 +286,14 @@ pub async fn upload(mut multipart: Multipart) -> Result<Bytes, ApiError> {
     bytes.ok_or_else(|| ApiError::invalid("file", "Chưa chọn tệp.", "No file was chosen."))
 }
 
-/// A safe local redirect target.
+/// `next` if it is a path on this site, else `/`: one leading `/`, and no backslash, whitespace or
+/// control character. Browsers drop tabs and newlines from a URL and read `\` as `/`, so
+/// `/\t/host` and `/\host` lead to another site; a CR or LF cannot go in a `Location` header.
 pub fn local_path(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+    let safe = next.starts_with('/')
+        && !next.starts_with("//")
+        && next.chars().all(|c| !c.is_control() && !c.is_whitespace() && c != '\\');
+    if safe {
         next
     } else {
         "/"
@@ -358,6 +365,24 @@ pub fn urlencode(s: &str) -> String {
 /// A redirect to `path` with a notice for the page to show.
 pub fn with_notice(path: &str, notice: &str) -> Response {
     axum::response::Redirect::to(&format!("{path}?notice={}", urlencode(notice))).into_response()
+}
+
+/// `text` with the secret of every personal (`/d/…`) and spot-check (`/s/…`) link in it replaced by
+/// `…`: for staff who may read the outbox but must not act as a person (managers).
+pub fn without_link_secrets(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = ["/d/", "/s/"].iter().filter_map(|m| rest.find(m)).min() {
+        out.push_str(&rest[..at + 3]);
+        rest = &rest[at + 3..];
+        let secret = rest.find(|c: char| !c.is_ascii_alphanumeric()).unwrap_or(rest.len());
+        if secret > 0 {
+            out.push('…');
+        }
+        rest = &rest[secret..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]

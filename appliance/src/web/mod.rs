@@ -222,6 +222,24 @@ async fn check_csrf(
     }
 }
 
+/// Whether a public write fits its route's budgets ([`routes::budgets`]) for its link and its
+/// caller's address; counted if it does.
+fn within_budget(state: &AppState, parts: &Parts) -> bool {
+    if !state.app.config().web.rate_limits {
+        return true;
+    }
+    let Some(route) = parts.extensions.get::<axum::extract::MatchedPath>() else { return true };
+    let ip = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let link = parts.uri.path().rsplit('/').next().unwrap_or("");
+    routes::budgets(route.as_str()).iter().all(|(what, per, budget)| {
+        let key = match per {
+            routes::Per::Link => format!("{what}/link/{link}"),
+            routes::Per::Address => format!("{what}/addr/{}", ip.map(|i| i.to_string()).unwrap_or_default()),
+        };
+        state.rates.allow(&key, *budget)
+    })
+}
+
 /// Authenticates, authorises and checks CSRF for one route.
 async fn guard(State((state, access)): State<(AppState, Access)>, req: Request, next: Next) -> Response {
     let writes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
@@ -241,6 +259,9 @@ async fn guard(State((state, access)): State<(AppState, Access)>, req: Request, 
             return Redirect::to(&format!("/login?next={}", urlencode(back))).into_response();
         }
         Err(Refused::Error(e)) => return refuse(e.into_response()),
+    }
+    if writes && access == Access::Public && !within_budget(&state, &parts) {
+        return refuse(ApiError::TooMany.into_response());
     }
     let body = if writes {
         match check_csrf(&state, (access, staff.as_ref()), &parts, body).await {

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::{
     error::ApiError,
-    kit::{staff_page, Answer, AppState, Ctx},
+    kit::{staff_page, without_link_secrets, Answer, AppState, Ctx},
     layout::badge,
 };
 use crate::{
@@ -41,7 +41,7 @@ pub async fn page(State(state): State<AppState>, ctx: Ctx, Query(q): Query<Notic
                     td { (state.fmt_time(m.created_at)) }
                     td { (m.to) }
                     td { (td(lang, &format!("purpose.{}", m.purpose.as_str()))) }
-                    td { (m.text) }
+                    td { @if ctx.can_write() { (m.text) } @else { (without_link_secrets(&m.text)) } }
                     td {
                         (badge(lang, match m.state {
                             OutboxState::Delivered => "resolved",
@@ -59,6 +59,13 @@ pub async fn page(State(state): State<AppState>, ctx: Ctx, Query(q): Query<Notic
     Ok(staff_page(&ctx, StatusCode::OK, t(lang, "outbox.title"), body))
 }
 
-pub async fn api(State(state): State<AppState>) -> Result<Json<Vec<OutboxMessage>>, ApiError> {
-    Ok(Json(state.app.outbox_all()?))
+/// Every message; a manager reads them without the links' secrets.
+pub async fn api(State(state): State<AppState>, ctx: Ctx) -> Result<Json<Vec<OutboxMessage>>, ApiError> {
+    let mut list = state.app.outbox_all()?;
+    if !ctx.can_write() {
+        for m in &mut list {
+            m.text = without_link_secrets(&m.text);
+        }
+    }
+    Ok(Json(list))
 }

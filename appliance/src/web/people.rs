@@ -47,7 +47,7 @@ pub async fn list(State(state): State<AppState>, ctx: Ctx, Query(q): Query<Peopl
     let lang = ctx.lang;
     let status = PersonStatus::parse(&q.status);
     let category = Category::parse(&q.category);
-    let list = state.app.people(&q.q, status, category)?;
+    let list = state.app.search_people(&q.q, status, category, &ctx.username()?).await?;
     let body = html! {
         h1 { (t(lang, "people.title")) " " span.muted { (list.len()) " " (t(lang, "people.count")) } }
         @if let Some(n) = &q.notice { p.notice { (n) } }
@@ -309,10 +309,14 @@ pub async fn show(
             }
         } }
         (details(lang, &p, show_id))
-        h2 { (t(lang, "people.link")) }
-        div.qr { img src=(format!("/people/{}/qr.svg", p.id)) alt="QR"; }
-        p { a #personal-link href=(link) { (link) } }
-        @if ctx.can_write() { (writer_forms(&ctx, &p)) }
+        // The link opens the person's page and declares as them: for those who may act, not for
+        // read-only managers.
+        @if ctx.can_write() {
+            h2 { (t(lang, "people.link")) }
+            div.qr { img src=(format!("/people/{}/qr.svg", p.id)) alt="QR"; }
+            p { a #personal-link href=(link) { (link) } }
+            (writer_forms(&ctx, &p))
+        }
         (testing)
         (location)
         h2 { (t(lang, "people.alerts")) }
@@ -433,11 +437,12 @@ pub struct PersonSummary {
 
 pub async fn api_list(
     State(state): State<AppState>,
+    ctx: Ctx,
     Query(q): Query<ApiPeopleQuery>,
 ) -> Result<Json<Vec<PersonSummary>>, ApiError> {
     let status = validate::choice("status", q.status.as_deref(), PersonStatus::parse)?;
     let category = validate::choice("category", q.category.as_deref(), Category::parse)?;
-    let list = state.app.people(&q.q, status, category)?;
+    let list = state.app.search_people(&q.q, status, category, &ctx.username()?).await?;
     Ok(Json(
         list.into_iter()
             .map(|p| PersonSummary {
@@ -461,7 +466,12 @@ pub async fn api_person(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Json<Person>, ApiError> {
-    Ok(Json(state.app.reveal_person(&id, &ctx.username()?, "api").await?))
+    let mut person = state.app.reveal_person(&id, &ctx.username()?, "api").await?;
+    if !ctx.can_write() {
+        // A read-only manager gets no personal link: it would let them declare as the person.
+        person.declare_token.clear();
+    }
+    Ok(Json(person))
 }
 
 pub async fn api_create(

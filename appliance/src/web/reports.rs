@@ -120,12 +120,11 @@ async fn sheet(state: &AppState, date: NaiveDate) -> Result<Vec<Vec<Cell>>, AppE
 
 pub async fn export_csv(State(state): State<AppState>, Path(date): Path<NaiveDate>) -> Answer {
     let rows = sheet(&state, date).await?;
-    let mut w = csv::excel_writer();
+    let mut w = csv::ExcelCsv::default();
     for row in &rows {
-        w.write_record(row.iter().map(|c| report::spreadsheet_text(&c.to_string()).into_owned()))
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        w.row(row.iter().map(ToString::to_string));
     }
-    let body = csv::excel_bytes(w);
+    let body = w.into_bytes();
     Ok(download("text/csv; charset=utf-8", &format!("bao-cao-khu-cach-ly-{date}.csv"), body))
 }
 

@@ -6,6 +6,7 @@ use axum::{
     http::Method,
     routing::{get, post, put, MethodRouter},
 };
+use outpost_link::gate::Budget;
 
 use super::{
     accounts, alerts, bands, checkin, dashboard, declarations, followup, inbox, location, messages, mqtt,
@@ -88,7 +89,7 @@ pub fn routes() -> Vec<RouteDef> {
         r(M::GET, "/people/{id}", Staff, get(people::show)),
         r(M::POST, "/people/{id}", Writer, post(people::update)),
         r(M::GET, "/people/{id}/edit", Writer, get(people::edit)),
-        r(M::GET, "/people/{id}/qr.svg", Staff, get(people::qr)),
+        r(M::GET, "/people/{id}/qr.svg", Writer, get(people::qr)),
         r(M::POST, "/people/{id}/status", Writer, post(people::change_status)),
         r(M::POST, "/people/{id}/declarations", Writer, post(declarations::staff_declare)),
         r(M::GET, "/people/{id}/presence", Staff, get(presence::show)),
@@ -132,6 +133,7 @@ pub fn routes() -> Vec<RouteDef> {
         r(M::POST, "/users", Admin, post(accounts::add_user)),
         r(M::POST, "/users/{name}", Admin, post(accounts::update_user)),
         r(M::POST, "/users/{name}/token", Admin, post(accounts::new_token)),
+        r(M::POST, "/users/{name}/tokens/{id}/revoke", Admin, post(accounts::revoke_token)),
         r(M::GET, "/audit", Admin, get(accounts::audit)),
         r(M::GET, "/admin/backup", Admin, get(system::download_backup)),
         r(M::GET, "/mqtt", Admin, get(mqtt::devices)),
@@ -181,4 +183,39 @@ pub fn routes() -> Vec<RouteDef> {
         r(M::GET, "/api/v1/followup", Staff, get(followup::api)),
         r(M::GET, "/api/v1/audit", Admin, get(accounts::api_audit)),
     ]
+}
+
+/// What a public write's budget is counted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Per {
+    /// The link: the token in the path (one person's, or the gate poster's).
+    Link,
+    /// The caller's address.
+    Address,
+}
+
+/// How often a public write may be used: each budget of `(what, counted by, rate)` in turn
+/// (`docs/security.md`). Routes of one kind share `what` (a declaration by form or by API counts
+/// once against the same link). The login has its own throttle; other routes have none.
+pub fn budgets(path: &str) -> &'static [(&'static str, Per, Budget)] {
+    const fn every(burst: u32, seconds: u64) -> Budget {
+        Budget { burst, every: std::time::Duration::from_secs(seconds) }
+    }
+    // A person declares two or three times a day: a few corrections, not hundreds of alerts.
+    const DECLARE: [(&str, Per, Budget); 1] = [("declare", Per::Link, every(10, 360))];
+    // Every 5 minutes while the page is open, a few more on reloads.
+    const POSITION: [(&str, Per, Budget); 1] = [("position", Per::Link, every(20, 60))];
+    const SPOT: [(&str, Per, Budget); 1] = [("spot", Per::Link, every(5, 120))];
+    // The poster is public: each phone a few entries, the poster a busy gate's worth.
+    const GATE: [(&str, Per, Budget); 2] =
+        [("gate", Per::Address, every(10, 30)), ("gate", Per::Link, every(120, 1))];
+    const SETUP: [(&str, Per, Budget); 1] = [("setup", Per::Address, every(10, 60))];
+    match path {
+        "/d/{token}" | "/api/v1/declare/{token}" => &DECLARE,
+        "/api/v1/position/{token}" => &POSITION,
+        "/s/{token}" => &SPOT,
+        "/c/{token}" => &GATE,
+        "/setup/{token}" => &SETUP,
+        _ => &[],
+    }
 }

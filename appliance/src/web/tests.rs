@@ -21,6 +21,8 @@ use crate::{
 };
 
 const PASSWORD: &str = "thu-nghiem-mat-khau-2026";
+/// A public form's CSRF token, as its cookie and its field.
+const CSRF: &str = "0123456789abcdef0123456789abcdef";
 
 /// A box on a temporary store with three accounts, and each one's session cookie.
 struct Fixture {
@@ -223,6 +225,110 @@ async fn errors_are_json_for_the_api_and_a_page_in_the_callers_language_elsewher
         serde_json::from_str::<serde_json::Value>(&body(res).await).expect("json")["error"],
         "too_large"
     );
+}
+
+/// A JSON request as `session`.
+fn json_request(
+    method: Method,
+    path: &str,
+    session: &(String, String),
+    json: serde_json::Value,
+) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::COOKIE, format!("{SESSION_COOKIE}={}", session.0))
+        .header("x-csrf-token", &session.1)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(json.to_string()))
+        .expect("request")
+}
+
+#[tokio::test]
+async fn a_manager_reads_no_personal_link_and_guesses_no_id_number() {
+    let f = fixture().await;
+    let person = serde_json::json!({
+        "full_name": "Phan Thị Mai", "phone": "0905333444", "id_number": "048123456700",
+        "quarantine_start": "2026-11-21", "quarantine_end": "2026-12-05",
+    });
+    let res = call(&f.router, json_request(Method::POST, "/api/v1/people", &f.admin, person)).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let created: serde_json::Value = serde_json::from_str(&body(res).await).expect("json");
+    let id = created["id"].as_str().expect("id");
+    let get = |path: &str, who: &(String, String)| request(&Method::GET, path, Some((&who.0, &who.1)));
+
+    // A part of the number finds no one; the whole number finds the person, and says who looked.
+    for partial in ["0481", "048123", "04812345670"] {
+        let res = call(&f.router, get(&format!("/api/v1/people?q={partial}"), &f.manager)).await;
+        assert_eq!(body(res).await, "[]", "{partial}");
+    }
+    let res = call(&f.router, get("/api/v1/people?q=048123456700", &f.manager)).await;
+    let found: serde_json::Value = serde_json::from_str(&body(res).await).expect("json");
+    assert_eq!(found.as_array().map(Vec::len), Some(1));
+    let audited = f.app.audit_log(20).expect("audit");
+    assert!(
+        audited
+            .iter()
+            .any(|e| e.action == "person.search_id_number" && e.user == "quanly.binh" && e.target == id),
+        "{audited:?}"
+    );
+
+    // The record without the link for a manager, with it for those who may act.
+    let res = call(&f.router, get(&format!("/api/v1/people/{id}"), &f.manager)).await;
+    let seen: serde_json::Value = serde_json::from_str(&body(res).await).expect("json");
+    assert_eq!(seen["declare_token"], "", "{seen}");
+    let res = call(&f.router, get(&format!("/api/v1/people/{id}"), &f.medical)).await;
+    let seen: serde_json::Value = serde_json::from_str(&body(res).await).expect("json");
+    assert_eq!(seen["declare_token"], created["declare_token"]);
+    let res = call(&f.router, get(&format!("/people/{id}/qr.svg"), &f.manager)).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let page = body(call(&f.router, get(&format!("/people/{id}"), &f.manager)).await).await;
+    assert!(!page.contains(created["declare_token"].as_str().expect("token")), "no link on the page");
+}
+
+#[test]
+fn the_secret_of_a_link_is_hidden_from_text() {
+    use super::kit::without_link_secrets;
+    assert_eq!(
+        without_link_secrets(
+            "Outpost: khai bao tai http://outpost.local/d/0123abcd. Kiem tra: http://x/s/ffee99"
+        ),
+        "Outpost: khai bao tai http://outpost.local/d/…. Kiem tra: http://x/s/…"
+    );
+    assert_eq!(without_link_secrets("no link here"), "no link here");
+}
+
+#[tokio::test]
+async fn redirects_stay_on_the_box() {
+    let f = fixture().await;
+    let location = |res: &Response| {
+        res.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+    };
+    for back in [
+        "/%09/evil.example",
+        "//evil.example",
+        "/%5Cevil.example",
+        "https://evil.example",
+        "/%0D%0ASet-Cookie:%20x=1",
+        "/%20/evil.example",
+    ] {
+        let res = call(&f.router, request(&Method::GET, &format!("/lang/en?back={back}"), None)).await;
+        assert!(res.status().is_redirection(), "{back}: {}", res.status());
+        assert_eq!(location(&res), "/", "{back}");
+        let form = format!("csrf={CSRF}&username=quantri&password={PASSWORD}&next={back}");
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/login")
+            .header(header::COOKIE, format!("outpost_csrf={CSRF}"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(form))
+            .expect("request");
+        let res = call(&f.router, req).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{back}");
+        assert_eq!(location(&res), "/", "{back}");
+    }
+    let res = call(&f.router, request(&Method::GET, "/lang/en?back=/people%3Fq%3Dlan", None)).await;
+    assert_eq!(location(&res), "/people?q=lan", "a local path is kept");
 }
 
 #[test]

@@ -237,6 +237,52 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Idle<S> {
     }
 }
 
+/// A rate: at most `burst` at once, then one more each `every`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub burst: u32,
+    pub every: Duration,
+}
+
+/// Token buckets by key (a link, an address): how often a public endpoint may be used. Counted in
+/// real time, like the timeouts: the site's clock may be moved by staff or a test. At most
+/// [`Rates::MAX_KEYS`] keys are kept; past that, full buckets are forgotten first.
+#[derive(Debug, Default)]
+pub struct Rates {
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl Rates {
+    pub const MAX_KEYS: usize = 50_000;
+
+    /// Whether one more use under `key` fits `budget` now (and counts it if so).
+    pub fn allow(&self, key: &str, budget: Budget) -> bool {
+        self.allow_at(key, budget, Instant::now())
+    }
+
+    fn allow_at(&self, key: &str, budget: Budget, now: Instant) -> bool {
+        let refill = |(tokens, at): (f64, Instant)| {
+            let earned =
+                now.saturating_duration_since(at).as_secs_f64() / budget.every.as_secs_f64().max(1e-3);
+            (tokens + earned).min(f64::from(budget.burst))
+        };
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if buckets.len() >= Self::MAX_KEYS && !buckets.contains_key(key) {
+            let full = f64::from(budget.burst);
+            buckets.retain(|_, b| refill(*b) < full);
+            if buckets.len() >= Self::MAX_KEYS {
+                return false;
+            }
+        }
+        let tokens = buckets.get(key).map_or(f64::from(budget.burst), |b| refill(*b));
+        if tokens < 1.0 {
+            return false;
+        }
+        buckets.insert(key.to_owned(), (tokens - 1.0, now));
+        true
+    }
+}
+
 /// A listener for `axum::serve` that lets connections in through a [`Gate`]. Wrap it with
 /// `axum::serve::ListenerExt::tap_io` to have `ConnectInfo<SocketAddr>`.
 #[derive(Debug)]
@@ -262,6 +308,19 @@ impl axum::serve::Listener for Gated {
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn a_budget_allows_its_burst_then_one_each_period() {
+        let rates = Rates::default();
+        let budget = Budget { burst: 3, every: Duration::from_secs(60) };
+        let t0 = Instant::now();
+        assert!((0..3).all(|_| rates.allow_at("/d/a", budget, t0)));
+        assert!(!rates.allow_at("/d/a", budget, t0), "past the burst");
+        assert!(rates.allow_at("/d/b", budget, t0), "another link has its own");
+        assert!(!rates.allow_at("/d/a", budget, t0 + Duration::from_secs(30)));
+        assert!(rates.allow_at("/d/a", budget, t0 + Duration::from_secs(61)), "one more a minute later");
+        assert!(!rates.allow_at("/d/a", budget, t0 + Duration::from_secs(62)));
+    }
 
     #[tokio::test]
     async fn caps_per_address_and_in_all_and_idle_connections_close() {

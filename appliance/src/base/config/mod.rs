@@ -83,6 +83,8 @@ pub struct WebConfig {
     pub session_hours: u32,
     pub max_upload_bytes: usize,
     pub login_attempts: u32,
+    /// Rate limits on the public links and forms.
+    pub rate_limits: bool,
     pub login_lockout: Duration,
 }
 
@@ -368,6 +370,7 @@ fn web(raw: &RawWeb) -> Result<WebConfig, ConfigError> {
         session_hours: raw.session_hours,
         max_upload_bytes: raw.max_upload_bytes,
         login_attempts: raw.login_attempts,
+        rate_limits: raw.rate_limits,
         login_lockout: minutes(raw.login_lockout_minutes),
     })
 }

@@ -133,6 +133,13 @@ pub struct RawWeb {
     pub max_upload_bytes: usize,
     pub login_attempts: u32,
     pub login_lockout_minutes: u32,
+    /// Rate limits on the public links and forms (`docs/security.md`); off only for load tests.
+    #[serde(default = "yes")]
+    pub rate_limits: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
