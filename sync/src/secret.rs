@@ -27,6 +27,11 @@ pub fn random_token() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// Constant-time comparison of two secrets (CSRF tokens, setup links).
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// Usernames: 3–32 lower-case letters, digits, `.`, `-`, `_`.
 pub fn check_username(name: &str) -> bool {
     (3..=32).contains(&name.len())
@@ -200,13 +205,25 @@ impl Throttle {
     }
 }
 
-/// Password rules: at least 10 characters, at most 200. The problem in Vietnamese and English.
-pub fn check_password(password: &str) -> Result<(), (&'static str, &'static str)> {
+/// The strength a password must reach on zxcvbn's scale of 0–4: 3, "safely unguessable" (about
+/// 10^8 guesses or more), against a memory-hard hash on a stolen card.
+pub const MIN_STRENGTH: u8 = 3;
+
+/// Password rules: 10 to 200 characters, and not easy to guess (zxcvbn, Dropbox's estimator: common
+/// passwords, names, words, keyboard patterns, repeats, sequences and dates, and `user_inputs` — the
+/// account's own name). The problem in Vietnamese and English.
+pub fn check_password(password: &str, user_inputs: &[&str]) -> Result<(), (&'static str, &'static str)> {
     if password.chars().count() < 10 {
         return Err(("Mật khẩu cần ít nhất 10 ký tự.", "The password needs at least 10 characters."));
     }
     if password.chars().count() > 200 {
         return Err(("Mật khẩu quá dài.", "The password is too long."));
+    }
+    if u8::from(zxcvbn::zxcvbn(password, user_inputs).score()) < MIN_STRENGTH {
+        return Err((
+            "Mật khẩu quá dễ đoán (từ thông dụng, tên, chuỗi lặp hay dãy phím). Hãy dùng vài từ ít gặp ghép lại.",
+            "The password is too easy to guess (a common word, a name, a repeat or a keyboard run). Use a few uncommon words together.",
+        ));
     }
     Ok(())
 }
@@ -224,7 +241,14 @@ mod tests {
         assert_eq!(verify_password("anything", "not a hash"), Ok(false));
         assert!(PasswordHash::new(DUMMY_HASH).is_ok(), "the dummy hash is checked, not refused unread");
         assert_eq!(verify_password("anything", DUMMY_HASH), Ok(false));
-        assert!(check_password("short").is_err());
+        assert!(check_password("short", &[]).is_err());
+        for weak in ["aaaaaaaaaa", "1234567890", "password123", "qwertyuiop", "lan.nguyen2026", "matkhau123"]
+        {
+            assert!(check_password(weak, &["lan.nguyen"]).is_err(), "{weak}");
+        }
+        for strong in ["mot-mat-khau-dai-2026", "gio-thoi-qua-song-han", "thu-nghiem-mat-khau-2026"] {
+            assert_eq!(check_password(strong, &["lan.nguyen"]), Ok(()), "{strong}");
+        }
     }
 
     #[test]

@@ -101,11 +101,14 @@ fn district_officers_see_only_their_district_and_acknowledgements_reach_the_site
     let mut officer = Client::new(&url);
     let res = officer.get("/");
     assert_eq!((res.status, res.location.as_deref()), (303, Some("/login")));
-    let res =
-        officer.post_form_raw("/login", &[("username", "lien.chieu"), ("password", "not the password")]);
+    // A login posted without the form's token (from another site) is refused.
+    let res = officer.post_form_raw("/login", &[("username", "lien.chieu"), ("password", PASSWORD)]);
+    assert_eq!(res.status, 403, "{}", res.body);
+    officer.get("/login");
+    let res = officer.post_form("/login", &[("username", "lien.chieu"), ("password", "not the password")]);
     assert_eq!(res.status, 401);
     assert!(res.body.contains("Sai tên đăng nhập hoặc mật khẩu"), "{}", res.body);
-    let res = officer.post_form_raw("/login", &[("username", "lien.chieu"), ("password", PASSWORD)]);
+    let res = officer.post_form("/login", &[("username", "lien.chieu"), ("password", PASSWORD)]);
     assert_eq!(res.status, 303, "{}", res.body);
 
     // The officer's overview, search, alerts and CSV hold site-a only.
@@ -201,7 +204,8 @@ fn district_officers_see_only_their_district_and_acknowledgements_reach_the_site
 
     // The provincial administrator sees both districts.
     let mut admin = Client::new(&url);
-    let res = admin.post_form_raw("/login", &[("username", "tinh.admin"), ("password", PASSWORD)]);
+    admin.get("/login");
+    let res = admin.post_form("/login", &[("username", "tinh.admin"), ("password", PASSWORD)]);
     assert_eq!(res.status, 303);
     let home = admin.get("/");
     assert!(home.body.contains("data-site=\"site-a\"") && home.body.contains("data-site=\"site-b\""));
@@ -214,12 +218,13 @@ fn district_officers_see_only_their_district_and_acknowledgements_reach_the_site
 
     // Five wrong passwords lock the name for a while: then even the right one is refused.
     let mut guesser = Client::new(&url);
+    guesser.get("/login");
     for _ in 0..5 {
         let res =
-            guesser.post_form_raw("/login", &[("username", "lien.chieu"), ("password", "doan-mat-khau-123")]);
+            guesser.post_form("/login", &[("username", "lien.chieu"), ("password", "doan-mat-khau-123")]);
         assert_eq!(res.status, 401);
     }
-    let res = guesser.post_form_raw("/login", &[("username", "lien.chieu"), ("password", PASSWORD)]);
+    let res = guesser.post_form("/login", &[("username", "lien.chieu"), ("password", PASSWORD)]);
     assert_eq!(res.status, 429, "{}", res.body);
     assert!(res.body.contains("tạm khoá"), "{}", res.body);
 }
@@ -253,7 +258,8 @@ fn the_province_demo_starts_with_its_sites_and_users() {
     }
     let password = officer_password.expect("the officer's password is printed");
     let mut officer = Client::new(&format!("http://127.0.0.1:{web_port}"));
-    let res = officer.post_form_raw("/login", &[("username", "lien.chieu"), ("password", &password)]);
+    officer.get("/login");
+    let res = officer.post_form("/login", &[("username", "lien.chieu"), ("password", &password)]);
     assert_eq!(res.status, 303, "{}", res.body);
     let home = officer.get("/");
     assert_eq!(home.body.matches("data-site=").count(), 2, "two sites in Quận Liên Chiểu: {}", home.body);

@@ -28,10 +28,7 @@ fn digest(token: &str) -> String {
     Sha256::digest(token.as_bytes()).iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Constant-time comparison of two secrets.
-pub fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
+pub use outpost_sync::secret::same_secret;
 
 fn credential_key(username: &str) -> String {
     format!("cred/{username}")
@@ -161,7 +158,8 @@ fn account_problems(a: &AccountInput) -> Vec<Problem> {
     if a.display_name.trim().is_empty() {
         list.push(Problem::new("display_name", "Thiếu họ tên.", "Full name is missing."));
     }
-    if let Err((vi, en)) = check_password(&a.password) {
+    list.extend(validate::control_characters("display_name", &a.display_name));
+    if let Err((vi, en)) = check_password(&a.password, &[&a.username, &a.display_name]) {
         list.push(Problem::new("password", vi, en));
     }
     if a.password != a.password2 {
@@ -397,7 +395,7 @@ impl Outpost {
             ));
         }
         if !password.is_empty() {
-            check_password(&password).map_err(|(vi, en)| AppError::invalid("password", vi, en))?;
+            check_password(&password, &[name]).map_err(|(vi, en)| AppError::invalid("password", vi, en))?;
         }
         user.role = role;
         user.active = active;

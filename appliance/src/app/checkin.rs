@@ -99,6 +99,9 @@ impl Outpost {
         if name.is_empty() {
             problems.push(Problem::new("name", "Vui lòng nhập họ và tên.", "Please enter your name."));
         }
+        problems.extend(validate::control_characters("name", &name));
+        let note = validate::clip(&input.note, 200).replace(['\r', '\n', '\t'], " ");
+        problems.extend(validate::control_characters("note", &note));
         let phone = validate::phone(&input.phone).map_err(|p| problems.push(p)).unwrap_or_default();
         if !PURPOSES.contains(&input.purpose.as_str()) {
             problems.push(Problem::new("purpose", "Vui lòng chọn mục đích.", "Please choose a purpose."));
@@ -116,7 +119,7 @@ impl Outpost {
             name,
             phone,
             purpose: input.purpose.clone(),
-            note: validate::clip(&input.note, 200),
+            note,
             person_id: None,
             recorded_by: None,
         };

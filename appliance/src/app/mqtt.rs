@@ -142,7 +142,7 @@ impl Outpost {
                 "Device name: 3–32 letters, digits, . - _",
             ));
         }
-        if let Err((vi, en)) = check_password(password) {
+        if let Err((vi, en)) = check_password(password, &[name]) {
             list.push(Problem::new("password", vi, en));
         }
         if !list.is_empty() {

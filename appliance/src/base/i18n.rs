@@ -278,6 +278,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("checkin.log", "Nhật ký ra vào", "Gate log"),
     ("checkin.scan", "Nhân viên quét mã người cách ly", "Staff: scan a quarantined person's code"),
     ("checkin.record", "Ghi nhận", "Record"),
+    ("common.page", "Trang", "Page"),
     ("checkin.search", "Tên hoặc số điện thoại", "Name or phone"),
     ("nav.reports", "Báo cáo ngày", "Daily report"),
     ("report.title", "Báo cáo khu cách ly ngày", "Zone report of"),

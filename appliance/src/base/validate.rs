@@ -68,6 +68,7 @@ impl PersonInput {
         } else if full_name.chars().count() > 100 {
             problems.push(Problem::new("full_name", "Họ và tên quá dài.", "Full name is too long."));
         }
+        problems.extend(control_characters("full_name", &full_name));
         let birth_year = match self.birth_year.trim() {
             "" => None,
             s => match s.parse::<i32>() {
@@ -144,10 +145,13 @@ impl PersonInput {
             }
         };
         let mut text = |v: &str, field: &str, max: usize| {
-            let v = nfc(v.trim());
+            // A line break in a spreadsheet cell (Alt+Enter) is a space here; other control
+            // characters are refused.
+            let v = nfc(v.trim()).replace(['\r', '\n', '\t'], " ");
             if v.chars().count() > max {
                 problems.push(Problem::new(field, "Nội dung quá dài.", "Too long."));
             }
+            problems.extend(control_characters(field, &v));
             v
         };
         let address = text(&self.address, "address", 300);
@@ -244,6 +248,14 @@ pub fn nfc(s: &str) -> String {
 }
 
 /// Trims and cuts a free text to `max` characters.
+/// The problem with `value` typed in `field` if it holds a control character (a NUL, an escape, a
+/// line break in a one-line field): it would corrupt a log line, a CSV cell or an SMS.
+pub fn control_characters(field: &str, value: &str) -> Option<Problem> {
+    value.chars().any(char::is_control).then(|| {
+        Problem::new(field, "Có ký tự không hợp lệ (ký tự điều khiển).", "Contains a control character.")
+    })
+}
+
 pub fn clip(s: &str, max: usize) -> String {
     nfc(s.trim()).chars().take(max).collect()
 }
@@ -427,6 +439,26 @@ pub fn declaration(input: &DeclarationInput) -> Result<ValidDeclaration, Vec<Pro
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn control_characters_are_refused_in_names_and_line_breaks_become_spaces() {
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 21).expect("date");
+        let mut input = super::PersonInput {
+            full_name: "Nguyễn\u{0}Văn An".into(),
+            phone: "0905123456".into(),
+            id_number: "201234567".into(),
+            quarantine_start: "21/11/2026".into(),
+            quarantine_end: "05/12/2026".into(),
+            address: "KTX A\nphòng 101".into(),
+            ..Default::default()
+        };
+        let problems = input.validate(today).expect_err("a NUL in a name");
+        assert_eq!(problems.iter().map(|p| p.field.as_str()).collect::<Vec<_>>(), vec!["full_name"]);
+        input.full_name = "Nguyễn Văn An".into();
+        assert_eq!(input.validate(today).expect("valid").address, "KTX A phòng 101");
+        input.room = "A\u{1b}[31m".into();
+        assert!(input.validate(today).is_err(), "an escape in a room");
+    }
+
     use super::*;
 
     #[test]

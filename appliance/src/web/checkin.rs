@@ -174,7 +174,14 @@ pub struct LogQuery {
     date: Option<String>,
     #[serde(default)]
     notice: Option<String>,
+    /// The page of the log shown (1 is the newest).
+    #[serde(default)]
+    page: Option<usize>,
 }
+
+/// Entries on one page of the log: a public poster can add thousands a day, and a phone must still
+/// open the page.
+const LOG_PAGE: usize = 200;
 
 impl LogQuery {
     fn date(&self) -> Result<Option<NaiveDate>, ApiError> {
@@ -198,7 +205,14 @@ fn direction_cell(lang: Lang, c: &CheckIn) -> String {
 pub async fn log(State(state): State<AppState>, ctx: Ctx, Query(q): Query<LogQuery>) -> Answer {
     let lang = ctx.lang;
     let date = q.date()?;
-    let entries = state.app.check_ins(date, &q.q)?;
+    let all = state.app.check_ins(date, &q.q)?;
+    let pages = all.len().div_ceil(LOG_PAGE).max(1);
+    let page = q.page.unwrap_or(1).clamp(1, pages);
+    let entries = &all[(page - 1) * LOG_PAGE..(page * LOG_PAGE).min(all.len())];
+    let page_link = |n: usize| {
+        let date = date.map(|d| d.to_string()).unwrap_or_default();
+        format!("/checkin?q={}&date={date}&page={n}", urlencode(&q.q))
+    };
     let csrf = ctx.csrf();
     let export = format!(
         "/checkin/export.csv?q={}&date={}",
@@ -226,11 +240,18 @@ pub async fn log(State(state): State<AppState>, ctx: Ctx, Query(q): Query<LogQue
         }
         div.scroll { table #checkins {
             thead { tr { th { (t(lang, "checkin.time")) } th { (t(lang, "checkin.way")) } th { (t(lang, "field.full_name")) } th { (t(lang, "field.phone")) } th { (t(lang, "checkin.purpose")) } th { (t(lang, "field.note")) } } }
-            tbody { @for c in &entries {
+            tbody { @for c in entries {
                 tr { td { (state.fmt_time(c.at)) } td { (direction_cell(lang, c)) } td { (c.name) } td { (c.phone) }
                     td { (td(lang, &format!("checkin.purpose.{}", c.purpose))) } td { (c.note) } }
             } }
         } }
+        @if pages > 1 {
+            p.inline #checkin-pages {
+                @if page > 1 { a.button.secondary href=(page_link(page - 1)) { "‹" } }
+                " " (t(lang, "common.page")) " " (page) " / " (pages) " (" (all.len()) ") "
+                @if page < pages { a.button.secondary href=(page_link(page + 1)) { "›" } }
+            }
+        }
     };
     Ok(staff_page(&ctx, StatusCode::OK, t(lang, "checkin.log"), body))
 }

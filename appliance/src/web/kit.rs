@@ -123,17 +123,7 @@ pub fn download(content_type: &str, filename: &str, body: impl IntoResponse) -> 
         .into_response()
 }
 
-/// A cookie's value from the request headers.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
+pub use outpost_link::headers::cookie;
 
 /// The caller's language (their cookie; Vietnamese first).
 pub fn lang_of(headers: &HeaderMap) -> Lang {

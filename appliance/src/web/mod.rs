@@ -42,7 +42,7 @@ mod tests;
 use axum::{
     body::Body,
     extract::{DefaultBodyLimit, Request, State},
-    http::{header, request::Parts, HeaderValue, Method},
+    http::{header, request::Parts, Method},
     middleware::{self, Next},
     response::{IntoResponse, Redirect, Response},
     Router,
@@ -70,7 +70,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(limit, refuse_oversize))
         .layer(middleware::from_fn(render_errors))
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn(outpost_link::headers::security))
         .with_state(state)
 }
 
@@ -128,22 +128,6 @@ async fn render_errors(req: Request, next: Next) -> Response {
         }
     }
     rendered
-}
-
-async fn security_headers(req: Request, next: Next) -> Response {
-    let mut res = next.run(req).await;
-    let h = res.headers_mut();
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'",
-        ),
-    );
-    res
 }
 
 /// Who is calling: the account behind a bearer token (a wrong one is refused), else behind the

@@ -286,6 +286,29 @@ async fn a_manager_reads_no_personal_link_and_guesses_no_id_number() {
     assert!(!page.contains(created["declare_token"].as_str().expect("token")), "no link on the page");
 }
 
+#[tokio::test]
+async fn the_gate_log_is_shown_a_page_at_a_time() {
+    let f = fixture().await;
+    let entry = crate::app::checkin::CheckInInput {
+        direction: "in".into(),
+        name: "Khách".into(),
+        phone: "0905123456".into(),
+        purpose: "delivery".into(),
+        note: String::new(),
+    };
+    for _ in 0..450 {
+        f.app.check_in(&entry).await.expect("entry");
+    }
+    let get = |path: &str| request(&Method::GET, path, Some((&f.admin.0, &f.admin.1)));
+    let first = body(call(&f.router, get("/checkin")).await).await;
+    assert_eq!(first.matches("<tr><td>").count(), 200, "one page");
+    assert!(first.contains("Trang 1 / 3 (450)"), "{}", &first[first.len().saturating_sub(2000)..]);
+    let last = body(call(&f.router, get("/checkin?page=3")).await).await;
+    assert_eq!(last.matches("<tr><td>").count(), 50);
+    let past = body(call(&f.router, get("/checkin?page=99")).await).await;
+    assert!(past.contains("Trang 3 / 3"), "a page past the end shows the last");
+}
+
 #[test]
 fn the_secret_of_a_link_is_hidden_from_text() {
     use super::kit::without_link_secrets;

@@ -5,6 +5,7 @@
 //! - [`net`]: HTTPS over rustls with mutual authentication: a server that knows each request's site
 //!   certificate, a client that trusts only the province's CA (pinned by fingerprint at enrolment).
 //! - [`gate`]: connection hygiene for every listener (caps in all and per address, idle timeout).
+//! - [`headers`]: the security headers of every page, the box's and the province's.
 //! - [`token`]: the one-time enrolment token.
 //! - [`exchange`]: one exchange of the sync protocol (`outpost_sync::protocol`) over HTTPS, both
 //!   ends' turns, and a link's progress.
@@ -15,6 +16,7 @@
 pub mod ca;
 pub mod exchange;
 pub mod gate;
+pub mod headers;
 pub mod net;
 pub mod site;
 pub mod token;

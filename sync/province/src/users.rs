@@ -75,7 +75,8 @@ impl Users {
         if let Scope::District(d) = &scope {
             anyhow::ensure!(!d.trim().is_empty(), "a district officer needs a district");
         }
-        outpost_sync::secret::check_password(password).map_err(|(_, en)| anyhow::anyhow!(en))?;
+        outpost_sync::secret::check_password(password, &[username, display_name])
+            .map_err(|(_, en)| anyhow::anyhow!(en))?;
         let mut users = self.all()?;
         users.retain(|u| u.username != username);
         users.push(User {

@@ -26,11 +26,11 @@ use outpost_sync::{
 };
 use outpost_sync::{
     report,
-    secret::{random_token, Limits, Throttle},
+    secret::{random_token, same_secret, Limits, Throttle},
 };
 use serde::Deserialize;
 
-use outpost_link::gate;
+use outpost_link::{gate, headers::cookie};
 
 use crate::{
     server::{Server, SiteEntry},
@@ -122,7 +122,20 @@ td,th{border-bottom:1px solid #ddd;padding:.35em .5em;text-align:left}.off{color
 pub struct LoginForm {
     username: String,
     password: String,
+    #[serde(default)]
+    csrf: String,
 }
+
+/// The form of a signed-in action that carries nothing but its CSRF token.
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// The cookie a login form's CSRF token is repeated in (double submit: a page on another site can
+/// neither read it nor set it).
+const LOGIN_CSRF_COOKIE: &str = "outpost_csrf";
 
 #[derive(Deserialize)]
 pub struct AckForm {
@@ -192,6 +205,7 @@ impl Web {
             .route("/record", get(record_page))
             .route("/reports", get(reports_page))
             .route("/reports.csv", get(reports_csv))
+            .layer(axum::middleware::from_fn(outpost_link::headers::security))
             .with_state(self)
     }
 
@@ -205,12 +219,7 @@ impl Web {
     }
 
     fn session(&self, headers: &HeaderMap) -> Option<(String, User, String)> {
-        let token = headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .find_map(|c| c.trim().strip_prefix(&format!("{COOKIE}=")).map(str::to_owned))?;
+        let token = cookie(headers, COOKIE)?.to_owned();
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         let now = Utc::now();
         sessions.retain(|_, s| s.expires > now);
@@ -292,17 +301,23 @@ fn to_login() -> Response {
     Redirect::to("/login").into_response()
 }
 
-async fn login_page() -> Markup {
-    login_form(None)
+/// The login form, with the CSRF token of the caller's cookie (a new one if it has none).
+async fn login_page(headers: HeaderMap) -> Response {
+    let csrf = cookie(&headers, LOGIN_CSRF_COOKIE)
+        .filter(|c| c.len() == 32)
+        .map_or_else(random_token, str::to_owned);
+    let set = format!("{LOGIN_CSRF_COOKIE}={csrf}; Path=/; HttpOnly; SameSite=Strict; Max-Age=86400");
+    ([(header::SET_COOKIE, set)], login_form(None, &csrf)).into_response()
 }
 
-fn login_form(error: Option<&str>) -> Markup {
+fn login_form(error: Option<&str>, csrf: &str) -> Markup {
     page(
         "Đăng nhập",
         None,
         html! {
             @if let Some(e) = error { p.error { (e) } }
             form method="post" action="/login" {
+                input type="hidden" name="csrf" value=(csrf);
                 p { label { "Tên đăng nhập " input name="username" autocomplete="username" required; } }
                 p { label { "Mật khẩu " input name="password" type="password" autocomplete="current-password" required; } }
                 button type="submit" { "Đăng nhập" }
@@ -314,25 +329,32 @@ fn login_form(error: Option<&str>) -> Markup {
 async fn login(
     State(web): State<Web>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
+    let csrf = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or("");
+    if csrf.is_empty() || !same_secret(csrf, &form.csrf) {
+        let msg = "Trang đăng nhập đã hết hạn; vui lòng tải lại trang rồi thử lại.";
+        return (StatusCode::FORBIDDEN, login_form(Some(msg), csrf)).into_response();
+    }
+    let csrf = csrf.to_owned();
     let name = form.username.trim().to_lowercase();
     if web.throttle.attempt(&name, Some(peer.ip()), Utc::now()).is_err() {
         let msg =
             format!("Tài khoản tạm khoá vì đăng nhập sai nhiều lần; thử lại sau {LOCKOUT_MINUTES} phút.");
-        return (StatusCode::TOO_MANY_REQUESTS, login_form(Some(&msg))).into_response();
+        return (StatusCode::TOO_MANY_REQUESTS, login_form(Some(&msg), &csrf)).into_response();
     }
     let (users, checked) = (web.users.clone(), name.clone());
     let user = match tokio::task::spawn_blocking(move || users.verify(&checked, &form.password)).await {
         Ok(Ok(user)) => user,
         Ok(Err(_busy)) => {
             let msg = "Máy chủ đang bận kiểm tra mật khẩu; vui lòng thử lại sau vài giây.";
-            return (StatusCode::SERVICE_UNAVAILABLE, login_form(Some(msg))).into_response();
+            return (StatusCode::SERVICE_UNAVAILABLE, login_form(Some(msg), &csrf)).into_response();
         }
         Err(_) => None,
     };
     let Some(user) = user else {
-        return (StatusCode::UNAUTHORIZED, login_form(Some("Sai tên đăng nhập hoặc mật khẩu.")))
+        return (StatusCode::UNAUTHORIZED, login_form(Some("Sai tên đăng nhập hoặc mật khẩu."), &csrf))
             .into_response();
     };
     web.throttle.succeeded(&name, Some(peer.ip()));
@@ -343,8 +365,11 @@ async fn login(
     ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
 }
 
-async fn logout(State(web): State<Web>, headers: HeaderMap) -> Response {
-    if let Some((token, _, _)) = web.session(&headers) {
+async fn logout(State(web): State<Web>, headers: HeaderMap, Form(form): Form<CsrfOnly>) -> Response {
+    if let Some((token, _, csrf)) = web.session(&headers) {
+        if !same_secret(&csrf, &form.csrf) {
+            return StatusCode::FORBIDDEN.into_response();
+        }
         web.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(&token);
     }
     let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
