@@ -219,19 +219,9 @@ type Tasks<'a> = (&'a TaskTracker, &'a CancellationToken);
 /// Serves the web UI on `listener` through the web's [`Gate`](outpost_link::gate::Gate) until
 /// cancelled.
 fn serve_web(listener: TcpListener, state: web::AppState, (tracker, cancel): Tasks<'_>) {
-    use axum::serve::ListenerExt;
     let gate = state.services.web_gate().clone();
     let router = web::router(state);
-    let cancel = cancel.clone();
-    tracker.spawn(async move {
-        let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        let listener = outpost_link::gate::Gated { listener, gate }.tap_io(|_| ());
-        if let Err(error) =
-            axum::serve(listener, service).with_graceful_shutdown(cancel.cancelled_owned()).await
-        {
-            tracing::error!(%error, "Web server stopped.");
-        }
-    });
+    tracker.spawn(outpost_link::gate::serve_router(listener, gate, router, cancel.clone().cancelled_owned()));
 }
 
 /// The broker on the ports of `[mqtt]`, when any is open; for TLS, the certificate from `[tls]` or

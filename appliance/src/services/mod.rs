@@ -24,7 +24,10 @@ pub mod outbox;
 pub mod presence;
 pub mod scheduler;
 
-use std::sync::{Arc, OnceLock};
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use outpost_ble::scan::ScanStats;
 use outpost_link::gate::{Gate, Limits};
@@ -60,7 +63,7 @@ struct Handles {
 /// connections and the dashboard keeps one for its events), half-open connections closed after a
 /// minute of silence (the dashboard's events send a keep-alive every 15 s).
 pub const WEB_LIMITS: Limits =
-    Limits { total: 512, per_address: 32, idle: std::time::Duration::from_secs(60) };
+    Limits { total: 512, per_address: 32, idle: Duration::from_secs(60), header: Duration::from_secs(10) };
 
 impl std::fmt::Debug for Services {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -36,6 +36,10 @@ pub struct Limits {
     pub per_address: usize,
     /// A connection that reads and writes nothing for this long is closed.
     pub idle: Duration,
+    /// How long a client has to send its first message's head (a request's headers, an MQTT
+    /// CONNECT, a TLS handshake); for HTTP also how long a kept-alive connection waits for its next
+    /// request.
+    pub header: Duration,
 }
 
 /// Counts for the health page and `/metrics`.
@@ -283,31 +287,96 @@ impl Rates {
     }
 }
 
-/// A listener for `axum::serve` that lets connections in through a [`Gate`]. Wrap it with
-/// `axum::serve::ListenerExt::tap_io` to have `ConnectInfo<SocketAddr>`.
-#[derive(Debug)]
-pub struct Gated {
-    pub listener: TcpListener,
-    pub gate: Arc<Gate>,
-}
-
-impl axum::serve::Listener for Gated {
-    type Io = Idle<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        self.gate.accept(&self.listener).await
+/// Serves `router` over HTTP/1.1 on `listener`, connections let in through `gate`: each request's
+/// headers within the gate's [`Limits::header`], the caller's address as `ConnectInfo<SocketAddr>`. When
+/// `shutdown` resolves, no new connection is taken and each open one finishes the request it is
+/// serving (at most 10 s). The box's web and the province's use it (`axum::serve` has no header
+/// timeout).
+pub async fn serve_router(
+    listener: TcpListener,
+    gate: Arc<Gate>,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    use tower::ServiceExt;
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let header = gate.limits().header;
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (io, peer) = tokio::select! {
+            accepted = gate.accept(&listener) => accepted,
+            () = &mut shutdown => break,
+        };
+        let (router, mut stopping) = (router.clone(), stopping.clone());
+        connections.spawn(async move {
+            let service =
+                hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                    router.clone().oneshot(req)
+                });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header)
+                .serve_connection(hyper_util::rt::TokioIo::new(io), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stopping.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+        while connections.try_join_next().is_some() {}
     }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.listener.local_addr()
-    }
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn a_request_whose_headers_come_too_slowly_is_closed() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let limits = Limits {
+            total: 10,
+            per_address: 5,
+            idle: Duration::from_secs(5),
+            header: Duration::from_millis(400),
+        };
+        let router = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        tokio::spawn(serve_router(listener, Gate::new("test", limits), router, std::future::pending()));
+        // A whole request is answered.
+        let mut fast = TcpStream::connect(addr).await.expect("connect");
+        fast.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.expect("write");
+        let mut answer = String::new();
+        fast.read_to_string(&mut answer).await.expect("read");
+        assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("ok"), "{answer}");
+        // Headers a byte at a time, each within the idle time: closed once the header time is up.
+        let mut slow = TcpStream::connect(addr).await.expect("connect");
+        let started = std::time::Instant::now();
+        let mut closed = false;
+        for b in b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".iter() {
+            if slow.write_all(&[*b]).await.is_err() {
+                closed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(2), slow.read_to_end(&mut rest)).await;
+        closed |= read.is_ok();
+        assert!(closed, "the slow request was closed");
+        assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    }
 
     #[test]
     fn a_budget_allows_its_burst_then_one_each_period() {
@@ -324,7 +393,15 @@ mod tests {
 
     #[tokio::test]
     async fn caps_per_address_and_in_all_and_idle_connections_close() {
-        let gate = Gate::new("test", Limits { total: 3, per_address: 2, idle: Duration::from_millis(300) });
+        let gate = Gate::new(
+            "test",
+            Limits {
+                total: 3,
+                per_address: 2,
+                idle: Duration::from_millis(300),
+                header: Duration::from_secs(1),
+            },
+        );
         let (a, b, c): (IpAddr, IpAddr, IpAddr) = (
             "10.0.0.2".parse().expect("ip"),
             "10.0.0.3".parse().expect("ip"),
@@ -340,7 +417,15 @@ mod tests {
 
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let gate = Gate::new("test", Limits { total: 10, per_address: 1, idle: Duration::from_millis(300) });
+        let gate = Gate::new(
+            "test",
+            Limits {
+                total: 10,
+                per_address: 1,
+                idle: Duration::from_millis(300),
+                header: Duration::from_secs(1),
+            },
+        );
         let (tx, mut outcome) = tokio::sync::mpsc::channel(4);
         let server = gate.clone();
         tokio::spawn(async move {

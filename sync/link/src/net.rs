@@ -170,7 +170,12 @@ pub type Handler = Arc<dyn Fn(Req) -> Pin<Box<dyn Future<Output = Resp> + Send>>
 
 /// The sync listener's caps: connections at once, from one address (sites behind one carrier's
 /// NAT share one), and the idle time after which a connection is closed.
-pub const LIMITS: gate::Limits = gate::Limits { total: 256, per_address: 32, idle: Duration::from_secs(30) };
+pub const LIMITS: gate::Limits = gate::Limits {
+    total: 256,
+    per_address: 32,
+    idle: Duration::from_secs(30),
+    header: Duration::from_secs(10),
+};
 
 /// How long a request's body may take: a site (with its certificate) sends batches of up to
 /// `max_body`; anyone else only enrols, with a few hundred bytes.
@@ -192,8 +197,7 @@ pub async fn serve(
         let (stream, peer) = gate.accept(&listener).await;
         let (acceptor, handler) = (acceptor.clone(), handler.clone());
         tokio::spawn(async move {
-            let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await
-            else {
+            let Ok(Ok(tls)) = tokio::time::timeout(LIMITS.header, acceptor.accept(stream)).await else {
                 return;
             };
             let peer_cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
@@ -227,7 +231,7 @@ pub async fn serve(
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
+                .header_read_timeout(LIMITS.header)
                 .serve_connection(TokioIo::new(tls), service)
                 .await;
         });

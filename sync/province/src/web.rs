@@ -39,8 +39,12 @@ use crate::{
 
 const COOKIE: &str = "province_session";
 /// The web listener's caps: officers at their desks, a few tabs each.
-const WEB_LIMITS: gate::Limits =
-    gate::Limits { total: 512, per_address: 32, idle: std::time::Duration::from_secs(60) };
+const WEB_LIMITS: gate::Limits = gate::Limits {
+    total: 512,
+    per_address: 32,
+    idle: std::time::Duration::from_secs(60),
+    header: std::time::Duration::from_secs(10),
+};
 /// Login attempts one person may get wrong from one address, and the window they are counted in
 /// (an address gets four times as many, a name ten times: [`Limits::from_attempts`]).
 const MAX_FAILURES: u32 = 5;
@@ -211,10 +215,8 @@ impl Web {
 
     /// Serves the UI on `listener` for ever.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
-        use axum::serve::ListenerExt;
-        let listener = gate::Gated { listener, gate: gate::Gate::new("web", WEB_LIMITS) }.tap_io(|_| ());
-        axum::serve(listener, self.router().into_make_service_with_connect_info::<std::net::SocketAddr>())
-            .await?;
+        let gate = gate::Gate::new("web", WEB_LIMITS);
+        gate::serve_router(listener, gate, self.router(), std::future::pending()).await;
         Ok(())
     }
 

@@ -91,8 +91,12 @@ const HANDSHAKE: Duration = Duration::from_secs(10);
 /// Connections one device may hold at once (a gateway reconnecting overlaps its old connection).
 pub const PER_DEVICE: usize = 4;
 /// The front's caps: rumqttd's router takes 256 connections; a phone or gateway needs one or two.
-pub const LIMITS: outpost_link::gate::Limits =
-    outpost_link::gate::Limits { total: 250, per_address: 16, idle: Duration::from_secs(300) };
+pub const LIMITS: outpost_link::gate::Limits = outpost_link::gate::Limits {
+    total: 250,
+    per_address: 16,
+    idle: Duration::from_secs(300),
+    header: HANDSHAKE,
+};
 /// MQTT 5 topic aliases a connection may set (each maps a number to a topic it may publish).
 const MAX_ALIASES: usize = 64;
 
