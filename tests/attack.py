@@ -2,7 +2,7 @@
 
   attack.py logins WEB_PORT MQTT_PORT N   N wrong web logins and N wrong MQTT logins at once, each
                                           from its own loopback address and with its own name
-  attack.py halfopen PORT N web|mqtt      N connections from one address (127.0.0.2) that send
+  attack.py halfopen PORT N web|mqtt|tls  N connections from one address (127.0.0.2) that send
                                           half a request and then nothing; held until killed
   attack.py posts PORT PATH COOKIE BODY N SOURCE
                                           N form posts at once (SOURCE: one address, or `spread`
@@ -92,8 +92,13 @@ def logins(web_port, mqtt_port, n):
 def halfopen(port, n, kind):
     raise_fd_limit()
     held, failed = [], 0
-    # Half a request: an HTTP request line and one header; the first bytes of an MQTT CONNECT.
-    first = b"GET / HTTP/1.1\r\nHost: outpost.local\r\n" if kind == "web" else b"\x10\x20\x00"
+    # Half a request: an HTTP request line and one header; the first bytes of an MQTT CONNECT; the
+    # header of a TLS handshake record announcing 512 bytes.
+    first = {
+        "web": b"GET / HTTP/1.1\r\nHost: outpost.local\r\n",
+        "mqtt": b"\x10\x20\x00",
+        "tls": b"\x16\x03\x01\x02\x00",
+    }[kind]
     for _ in range(n):
         try:
             s = connect_from("127.0.0.2", port, timeout=2.0)

@@ -9,6 +9,7 @@
 //! - Parallel requests cannot beat a check: the login limit, the one-time setup link, a new
 //!   account's name; an attacker's failed logins do not lock the real user out.
 //! - Redirects stay on the box.
+//! - The province's sync (enrolment) and web ports answer through the same floods.
 //!
 //! Attackers use source addresses other than 127.0.0.1 (all of 127.0.0.0/8 is loopback), as phones
 //! on the Wi-Fi each have their own.
@@ -430,4 +431,48 @@ fn an_import_of_a_million_bad_rows_is_refused_at_once() {
     println!("a million bad rows: refused in {took:?}; resident {before:.0} → {after:.0} MB");
     assert!(took < Duration::from_secs(10), "{took:?}");
     assert!(after < 300.0, "{after:.0} MB");
+}
+
+#[test]
+fn the_province_answers_through_floods_on_its_sync_and_web_ports() {
+    use outpost_province::{
+        server::{Province, Server},
+        web::Web,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let province = Province::new(&dir.path().join("province"));
+    province.init(&[]).expect("init");
+    let tokens: Vec<String> =
+        (0..2).map(|i| province.add_site(&format!("site-{i}"), "Quận Liên Chiểu").expect("add")).collect();
+    let server = Server::new(province);
+    let sync = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+    let sync_addr = sync.local_addr().expect("addr");
+    rt.spawn(server.clone().serve(sync));
+    let web = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+    let url = format!("http://{}", web.local_addr().expect("addr"));
+    rt.spawn(Web::new(server.clone(), chrono::Duration::minutes(15)).serve(web));
+
+    let sync_port = sync_addr.port().to_string();
+    let web_port = url.rsplit(':').next().expect("port").to_owned();
+    for (i, (port, kind)) in [(&sync_port, "tls"), (&web_port, "web")].into_iter().enumerate() {
+        let mut held = attack(&["halfopen", port, "2000", kind]);
+        let line = ready(&mut held);
+        // The login page answers, and a site enrols (TLS, its token, its bundle) while the flood holds.
+        let started = Instant::now();
+        let page = ureq::get(&format!("{url}/login")).call().expect("the login page");
+        assert_eq!(page.status(), 200);
+        let login = started.elapsed();
+        let started = Instant::now();
+        rt.block_on(outpost_link::site::enroll(&sync_addr.to_string(), &tokens[i])).expect("enrolment");
+        let enrol = started.elapsed();
+        println!(
+            "half-open flood on the province's {kind} port: {} login page {login:?}, enrolment {enrol:?}",
+            line.trim()
+        );
+        assert!(login < Duration::from_secs(1) && enrol < Duration::from_secs(5), "{login:?} {enrol:?}");
+        let _ = held.kill();
+        let _ = held.wait();
+    }
 }
