@@ -475,4 +475,20 @@ fn the_province_answers_through_floods_on_its_sync_and_web_ports() {
         let _ = held.kill();
         let _ = held.wait();
     }
+    // Enrolment is open to anyone with or without a token: ten tries an address, then one a minute.
+    let answers: Vec<String> = (0..10)
+        .map(|_| match rt.block_on(outpost_link::site::enroll(&sync_addr.to_string(), &tokens[0])) {
+            Ok(_) => "enrolled".to_owned(),
+            Err(e) => format!("{e:#}"),
+        })
+        .collect();
+    let (used, limited) = (
+        answers.iter().filter(|a| a.contains("used or wrong enrolment token")).count(),
+        answers.iter().filter(|a| a.contains("too many enrolments")).count(),
+    );
+    assert_eq!(
+        (used, limited),
+        (8, 2),
+        "two enrolled above, eight refused for the token, then limited: {answers:?}"
+    );
 }

@@ -309,7 +309,12 @@ pub struct Server {
     /// acknowledgements.
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     pub limits: Limits,
+    /// Enrolments per address ([`ENROLMENTS`]): anyone may try, with a token or without.
+    enrolments: Arc<gate::Rates>,
 }
+
+/// How often one address may try to enrol: a site enrols once, an installer retries a few times.
+pub const ENROLMENTS: gate::Budget = gate::Budget { burst: 10, every: std::time::Duration::from_secs(60) };
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -319,7 +324,13 @@ impl std::fmt::Debug for Server {
 
 impl Server {
     pub fn new(province: Province) -> Server {
-        Server { province, stores: Arc::default(), locks: Arc::default(), limits: Limits::default() }
+        Server {
+            province,
+            stores: Arc::default(),
+            locks: Arc::default(),
+            limits: Limits::default(),
+            enrolments: Arc::default(),
+        }
     }
 
     /// Site `id`'s store, opened once.
@@ -498,6 +509,13 @@ impl Server {
         match (req.method.as_str(), req.path.as_str()) {
             ("GET", "/healthz") => (200, "text/plain", b"ok\n".to_vec()),
             ("POST", "/sync/v1/exchange") => self.exchange(req.peer_cert.as_deref(), &req.body),
+            ("POST", "/sync/v1/enroll") if !self.enrolments.allow(&req.peer.ip().to_string(), ENROLMENTS) => {
+                (
+                    429,
+                    "text/plain",
+                    b"too many enrolments from this address; wait a minute and try again\n".to_vec(),
+                )
+            }
             ("POST", "/sync/v1/enroll") => {
                 #[derive(Deserialize)]
                 struct Enroll {
