@@ -209,7 +209,19 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
     }
     tokio::task::spawn_blocking(move || presence.stop()).await?;
     drop(simulator);
-    tokio::task::spawn_blocking(move || store.close()).await?.context("cannot close the store cleanly")?;
+    let data_dir = app.config().store.data_dir.clone();
+    tokio::task::spawn_blocking(move || {
+        let closed = store.close();
+        // sled's own drop syncs its file and panics when the card takes no writes (an ext4 turned
+        // read-only after an error): nothing more can reach such a card, so this handle is left to
+        // the end of the process.
+        if !system::takes_writes(&data_dir) {
+            std::mem::forget(store);
+        }
+        closed
+    })
+    .await?
+    .context("cannot close the store cleanly")?;
     say("Outpost stopped.");
     Ok(())
 }

@@ -33,9 +33,17 @@ const DISK_FLOOR_BYTES: u64 = 8 << 20;
 
 /// The store's write guard for a data folder: refuses writes on a read-only file system, records
 /// with less than [`DISK_RESERVE_BYTES`] free and anything with less than [`DISK_FLOOR_BYTES`]. One
-/// `statvfs` per write (microseconds).
+/// `statvfs` per write (microseconds), and on ext4 one read of the file system's error count.
+///
+/// ext4 turned read-only after an error ("emergency_ro") still shows as mounted read-write, so
+/// `statvfs` alone lets the next write through: sled then meets the error itself, keeps it, and
+/// refuses even reads that need a page rewritten. The error count tells first: when it moves, a
+/// probe file says whether the card still takes writes (an ext4 mounted `errors=continue` does).
 pub fn write_guard(data_dir: std::path::PathBuf) -> outpost_sync::store::WriteGuard {
     std::sync::Arc::new(move |records: bool| {
+        if turned_read_only(&data_dir) {
+            return Some(format!("{} turned read-only after an error", data_dir.display()));
+        }
         let fs = memory::file_system(&data_dir)?;
         let floor = if records { DISK_RESERVE_BYTES } else { DISK_FLOOR_BYTES };
         if fs.read_only {
@@ -48,6 +56,55 @@ pub fn write_guard(data_dir: std::path::PathBuf) -> outpost_sync::store::WriteGu
     })
 }
 
+/// Whether the ext4 file system holding `dir` turned read-only after an error since the box first
+/// looked: its error count moved, and a probe file could not be made. One small read a call; a
+/// probe only when the count moves. `false` where the file system is not ext4.
+fn turned_read_only(dir: &Path) -> bool {
+    type Seen = (Option<std::path::PathBuf>, Option<u64>, bool);
+    static SEEN: Mutex<BTreeMap<std::path::PathBuf, Seen>> = Mutex::new(BTreeMap::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    let entry = seen.entry(dir.to_owned()).or_insert_with(|| {
+        let file = ext4_errors_file(dir);
+        let count = file.as_deref().and_then(read_count);
+        (file, count, false)
+    });
+    let Some(file) = &entry.0 else { return false };
+    let now = read_count(file);
+    if now != entry.1 {
+        entry.1 = now;
+        entry.2 = !takes_writes(dir);
+    }
+    entry.2
+}
+
+/// ext4's count of errors on the file system holding `dir` (`/sys/fs/ext4/<device>/errors_count`),
+/// if it is ext4; `None` elsewhere (tmpfs, an overlay).
+fn ext4_errors_file(dir: &Path) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(dir).ok()?.dev();
+    let device =
+        std::fs::read_link(format!("/sys/dev/block/{}:{}", libc::major(dev), libc::minor(dev))).ok()?;
+    let file = Path::new("/sys/fs/ext4").join(device.file_name()?).join("errors_count");
+    file.exists().then_some(file)
+}
+
+fn read_count(file: &Path) -> Option<u64> {
+    std::fs::read_to_string(file).ok()?.trim().parse().ok()
+}
+
+/// Whether a file can be made in `dir` (one create and remove: only when something changed, and at
+/// the end).
+pub fn takes_writes(dir: &Path) -> bool {
+    let probe = dir.join(".write-probe");
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            true
+        }
+        Err(e) => e.kind() != std::io::ErrorKind::ReadOnlyFilesystem,
+    }
+}
+
 impl System {
     /// Reads the box's condition; `data_dir` is the store's folder, `write_error` the store's last
     /// failed write if any.
@@ -56,18 +113,12 @@ impl System {
         if let Some(fs) = memory::file_system(data_dir) {
             s.disk_total_bytes = fs.total_bytes;
             s.disk_free_bytes = fs.free_bytes;
-            s.disk_read_only = fs.read_only;
+            s.disk_read_only = fs.read_only || turned_read_only(data_dir);
         }
         // ext4 turned read-only after an error ("emergency_ro") still shows as mounted read-write:
         // once a write has failed, creating a file tells (not on every call: an SD card wears).
         if !s.disk_read_only && write_error.is_some() && data_dir.is_dir() {
-            let probe = data_dir.join(".write-probe");
-            match std::fs::File::create(&probe) {
-                Ok(_) => {
-                    let _ = std::fs::remove_file(&probe);
-                }
-                Err(e) => s.disk_read_only = e.kind() == std::io::ErrorKind::ReadOnlyFilesystem,
-            }
+            s.disk_read_only = !takes_writes(data_dir);
         }
         let kb = |text: &str, key: &str| -> u64 {
             text.lines()
