@@ -47,9 +47,11 @@ def web_login(i, port, results, start):
     try:
         s = connect_from("127.0.0.%d" % (2 + i % 250), port, timeout=60)
         s.sendall(request.encode())
-        status = s.recv(64).split(b" ")[1].decode()
+        status = status_of(s)
         s.close()
-    except Exception as e:  # noqa: BLE001 - any failure is a result to count
+    except (ConnectionResetError, BrokenPipeError):
+        status = "closed"
+    except Exception as e:  # noqa: BLE001 - any other failure is a result to count
         status = type(e).__name__
     results["web " + status] += 1
 
@@ -113,6 +115,12 @@ def halfopen(port, n, kind):
     time.sleep(120)
 
 
+def status_of(s):
+    """The HTTP status a server answered on socket `s`, or `closed` if it closed without one."""
+    head = s.recv(64)
+    return head.split(b" ")[1].decode() if head.startswith(b"HTTP/") else "closed"
+
+
 def post(port, path, cookie, body, source, results, start):
     request = (
         "POST %s HTTP/1.1\r\nHost: outpost.local\r\nCookie: %s\r\n"
@@ -123,8 +131,10 @@ def post(port, path, cookie, body, source, results, start):
     try:
         s = connect_from(source, port, timeout=60)
         s.sendall(request.encode())
-        status = s.recv(64).split(b" ")[1].decode()
+        status = status_of(s)
         s.close()
+    except (ConnectionResetError, BrokenPipeError):
+        status = "closed"
     except Exception as e:  # noqa: BLE001
         status = type(e).__name__
     results[status] += 1

@@ -2,7 +2,8 @@
 //! box's staff, its MQTT devices and the province's users.
 //!
 //! Argon2 is memory-hard on purpose (19 MiB a hash), so hashing runs in one bounded pool for the whole
-//! process: at most [`HASH_SLOTS`] at once and [`HASH_QUEUE`] waiting; a check that finds the queue
+//! process: at most [`HASH_SLOTS`] at once (one core always left to everything else) and
+//! [`HASH_QUEUE`] waiting; a check that finds the queue
 //! full is refused at once ([`Busy`]) rather than held. 200 parallel wrong logins therefore cost
 //! at most `HASH_SLOTS × 19 MiB`, not 200 × 19 MiB. [`Throttle`] counts login attempts per account
 //! and address *before* the hash, so parallel attempts cannot all pass the limit.
@@ -40,8 +41,18 @@ pub fn check_username(name: &str) -> bool {
 
 /// Argon2's memory per hash, in KiB: 19 MiB, OWASP's Argon2id minimum.
 pub const HASH_MEMORY_KIB: u32 = 19 * 1024;
-/// Hashes computed at once in the process (one per core of a Pi 3; a login takes ~0.1–0.3 s).
+/// Hashes computed at once in the process, at most: each holds [`HASH_MEMORY_KIB`].
 pub const HASH_SLOTS: usize = 2;
+
+/// Hashes computed at once here: one core is always left to everything else (a Pi 3 or 4 computes
+/// two at once, a 2-core machine one), and never more than [`HASH_SLOTS`].
+fn slots() -> usize {
+    static SLOTS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        cores.saturating_sub(1).clamp(1, HASH_SLOTS)
+    })
+}
 /// Checks that may wait for a slot; one more is refused with [`Busy`].
 pub const HASH_QUEUE: usize = 32;
 
@@ -66,11 +77,11 @@ static FREED: Condvar = Condvar::new();
 fn in_pool<T>(queue: Option<usize>, hash: impl FnOnce() -> T) -> Result<T, Busy> {
     {
         let mut state = POOL.lock().unwrap_or_else(|e| e.into_inner());
-        if state.0 >= HASH_SLOTS && queue.is_some_and(|q| state.1 >= q) {
+        if state.0 >= slots() && queue.is_some_and(|q| state.1 >= q) {
             return Err(Busy);
         }
         state.1 += 1;
-        while state.0 >= HASH_SLOTS {
+        while state.0 >= slots() {
             state = FREED.wait(state).unwrap_or_else(|e| e.into_inner());
         }
         state.1 -= 1;
@@ -257,7 +268,7 @@ mod tests {
         let most = std::sync::atomic::AtomicUsize::new(0);
         let busy = std::sync::atomic::AtomicUsize::new(0);
         std::thread::scope(|s| {
-            for _ in 0..(HASH_SLOTS + HASH_QUEUE + 20) {
+            for _ in 0..(slots() + HASH_QUEUE + 20) {
                 s.spawn(|| {
                     let r = in_pool(Some(HASH_QUEUE), || {
                         use std::sync::atomic::Ordering::SeqCst;
@@ -272,7 +283,8 @@ mod tests {
                 });
             }
         });
-        assert_eq!(most.into_inner(), HASH_SLOTS, "never more hashes at once than slots");
+        assert_eq!(most.into_inner(), slots(), "never more hashes at once than slots");
+        assert!((1..=HASH_SLOTS).contains(&slots()));
         assert!(busy.into_inner() >= 1, "the ones past the queue are refused");
     }
 

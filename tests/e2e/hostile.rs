@@ -27,6 +27,14 @@ use serde_json::json;
 use crate::PASSWORD;
 
 const SITE: (f64, f64) = (16.0748, 108.1497);
+
+/// The floods take the machine's cores while they last: one at a time, so that each measures its
+/// own (other modules' tests still run beside them).
+static FLOODS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_flood_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    FLOODS.lock().unwrap_or_else(|e| e.into_inner())
+}
 const GW_PASSWORD: &str = "mat-khau-gateway-1";
 
 /// What a device's connection saw: packets in, or the error that ended it.
@@ -242,6 +250,7 @@ fn ready(child: &mut std::process::Child) -> String {
 
 #[test]
 fn floods_of_wrong_logins_and_half_open_connections_leave_the_box_answering() {
+    let _turn = one_flood_at_a_time();
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let mqtt = format!("127.0.0.1:{port}");
@@ -316,6 +325,7 @@ const CSRF: &str = "0123456789abcdef0123456789abcdef";
 
 #[test]
 fn parallel_requests_cannot_beat_a_check() {
+    let _turn = one_flood_at_a_time();
     let dir = tempfile::tempdir().expect("tempdir");
     let b = BoxProcess::start("run", &dir.path().join("data"), &[]);
     let port = b.url.rsplit(':').next().expect("port").to_owned();
@@ -351,8 +361,7 @@ fn parallel_requests_cannot_beat_a_check() {
     let wrong = format!("csrf={CSRF}&username=yte.lan&password=sai-mat-khau-1&next=/");
     let tried = posts(&port, "/login", &cookie, &wrong, 100, "127.0.0.2");
     assert_eq!(tried.get("401"), Some(&5), "{tried:?}");
-    let refused =
-        tried.get("429").copied().unwrap_or(0) + tried.get("ConnectionResetError").copied().unwrap_or(0);
+    let refused = tried.get("429").copied().unwrap_or(0) + tried.get("closed").copied().unwrap_or(0);
     assert_eq!(refused, 95, "{tried:?}");
     // The real user, on their own phone, still gets in.
     let right = format!("csrf={CSRF}&username=yte.lan&password={PASSWORD}&next=/");
@@ -435,6 +444,7 @@ fn an_import_of_a_million_bad_rows_is_refused_at_once() {
 
 #[test]
 fn the_province_answers_through_floods_on_its_sync_and_web_ports() {
+    let _turn = one_flood_at_a_time();
     use outpost_province::{
         server::{Province, Server},
         web::Web,
