@@ -306,7 +306,18 @@ fn floods_of_wrong_logins_and_half_open_connections_leave_the_box_answering() {
     let (_, ended) = heard(&gw_rx, Duration::from_millis(200));
     assert!(!ended, "the gateway stayed connected through both floods");
     let health = c.get("/api/v1/health").json();
-    println!("after the floods: {}", health["mqtt"]);
+    println!("after the floods: {} {}", health["mqtt"], health["web"]);
+    // What the gates refused is on the health page and in the metrics, for whoever carries the pager.
+    assert!(health["web"]["gate"]["refused"].as_u64() > Some(1000), "{health}");
+    assert!(health["mqtt"]["gate"]["refused"].as_u64() > Some(1000), "{health}");
+    let metrics = c.get("/metrics").body;
+    for name in ["outpost_web_connections_refused_total", "outpost_mqtt_connections_refused_total"] {
+        let value = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse::<f64>().ok());
+        assert!(value.is_some_and(|v| v > 1000.0), "{name}: {value:?}");
+    }
 }
 
 /// `attack.py posts`: `n` posts of `body` to `path` at once, from `source`; the count of each status.

@@ -72,8 +72,9 @@ fn health(state: &AppState, (system, problems): (&System, &[Problem])) -> Result
         "sync": s.link().map(|l| l.current()),
         "mqtt": s.mqtt().map(|m| {
             let overrun = m.counters.lock().map(|c| c.overrun).unwrap_or(0);
-            json!({"connections": m.connections.counts(), "overrun": overrun})
+            json!({"connections": m.connections.counts(), "overrun": overrun, "gate": m.gate.counts()})
         }),
+        "web": {"gate": s.web_gate().counts()},
         "outbox_waiting": state.app.outbox_waiting()?,
         "store_bytes": storage.bytes,
         "store_flushes": storage.flushes,
@@ -199,7 +200,27 @@ pub async fn metrics(State(state): State<AppState>) -> Answer {
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], m.0).into_response())
 }
 
+/// A listener's gate: connections open, closed at once over a cap, closed idle.
+fn gate_metrics(m: &mut Metrics, listener: &str, c: &outpost_link::gate::GateCounts) {
+    m.gauge(
+        &format!("outpost_{listener}_connections_open"),
+        "Connections open through the listener's gate.",
+        c.open as f64,
+    );
+    m.gauge(
+        &format!("outpost_{listener}_connections_refused_total"),
+        "Connections closed at once because a cap was reached (docs/security.md).",
+        c.refused as f64,
+    );
+    m.gauge(
+        &format!("outpost_{listener}_connections_idle_closed_total"),
+        "Connections closed after moving no byte for the idle time.",
+        c.idle_closed as f64,
+    );
+}
+
 fn box_metrics(state: &AppState, m: &mut Metrics) -> Result<(), ApiError> {
+    gate_metrics(m, "web", &state.services.web_gate().counts());
     let storage = state.app.storage();
     m.gauge("outpost_outbox_waiting", "SMS waiting to be sent.", state.app.outbox_waiting()? as f64);
     m.gauge("outpost_store_bytes", "Bytes the store takes on disk.", storage.bytes as f64);
@@ -284,9 +305,15 @@ fn service_metrics(state: &AppState, m: &mut Metrics) {
         );
         m.gauge(
             "outpost_mqtt_logins_refused_total",
-            "Logins with a wrong name or password.",
+            "Logins with a wrong name or password, or refused by the throttle or a cap.",
             c.logins_refused as f64,
         );
+        m.gauge(
+            "outpost_mqtt_denied_total",
+            "Publishes and subscribes a device had no right to (docs/security.md).",
+            c.denied as f64,
+        );
+        gate_metrics(m, "mqtt", &mqtt.gate.counts());
         let overrun = mqtt.counters.lock().map(|c| c.overrun).unwrap_or(0);
         m.gauge(
             "outpost_mqtt_overrun_total",
