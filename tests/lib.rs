@@ -529,6 +529,14 @@ pub fn mosquitto_pub(connect: &[&str], user: &str, pass: &str, topic: &str, payl
         .success()
 }
 
+/// Another box's certificate, made in `dir`: what a device or a phone that trusts the wrong box has.
+pub fn another_box_certificate(dir: &Path) -> PathBuf {
+    use outpost::platform::tls;
+    let (cert, key) = tls::default_paths(dir);
+    tls::load_or_create(&cert, &key, true, "Outpost other", &tls::names(&[])).expect("another certificate");
+    cert
+}
+
 /// A free TCP port on loopback.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port()

@@ -162,11 +162,26 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
     // The web first: it answers while the rest starts (their handles appear as they do).
+    let https = match app.config().web.tls_listen {
+        Some(addr) => {
+            let certificate = box_certificate(&app, &services)?;
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for HTTPS on {addr}"))?;
+            say(&format!(
+                "HTTPS on {} (the box's certificate: {})",
+                listener.local_addr()?,
+                certificate.fingerprint
+            ));
+            Some((listener, tls::server_config(&certificate)?))
+        }
+        None => None,
+    };
     serve_web(
-        listener,
+        (listener, https),
         web::AppState::new(app.clone(), services.clone(), cancel.clone()),
         (&tracker, &cancel),
-    );
+    )?;
     let series = store.series("sightings").context("cannot open the sightings' series")?;
     let presence = PresenceView::start(app.clone(), series, presence_queue)
         .context("cannot start the presence thread")?;
@@ -228,12 +243,48 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
 
 type Tasks<'a> = (&'a TaskTracker, &'a CancellationToken);
 
-/// Serves the web UI on `listener` through the web's [`Gate`](outpost_link::gate::Gate) until
-/// cancelled.
-fn serve_web(listener: TcpListener, state: web::AppState, (tracker, cancel): Tasks<'_>) {
+/// Serves the web UI through the web's [`Gate`](outpost_link::gate::Gate) until cancelled: on
+/// `listener`, or, with an HTTPS listener, there with TLS while `listener` only redirects to it
+/// (and answers `/healthz`).
+fn serve_web(
+    (listener, https): (TcpListener, Option<(TcpListener, Arc<rustls::ServerConfig>)>),
+    state: web::AppState,
+    (tracker, cancel): Tasks<'_>,
+) -> anyhow::Result<()> {
+    use outpost_link::gate::serve_router;
     let gate = state.services.web_gate().clone();
     let router = web::router(state);
-    tracker.spawn(outpost_link::gate::serve_router(listener, gate, router, cancel.clone().cancelled_owned()));
+    let stop = || cancel.clone().cancelled_owned();
+    match https {
+        None => {
+            tracker.spawn(serve_router(listener, gate, None, router, stop()));
+        }
+        Some((tls_listener, config)) => {
+            let port = tls_listener.local_addr()?.port();
+            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+            tracker.spawn(serve_router(tls_listener, gate.clone(), Some(acceptor), router.clone(), stop()));
+            tracker.spawn(serve_router(listener, gate, None, web::redirect_to_https(port, router), stop()));
+        }
+    }
+    Ok(())
+}
+
+/// The certificate the box presents (HTTPS, MQTT over TLS): from `[tls]`, or its own, made now if it
+/// has none; kept in `services` once loaded.
+fn box_certificate(app: &Outpost, services: &Services) -> anyhow::Result<tls::BoxCertificate> {
+    if let Some(certificate) = services.certificate() {
+        return Ok(certificate.clone());
+    }
+    let c = app.config();
+    let (own, (cert, key)) = match &c.tls.files {
+        Some(files) => (false, files.clone()),
+        None => (true, tls::default_paths(&c.store.data_dir)),
+    };
+    let name = format!("Outpost {}", c.site.id);
+    let certificate = tls::load_or_create(&cert, &key, own, &name, &tls::names(&c.tls.names))
+        .context("cannot load the box's TLS certificate")?;
+    services.set_certificate(certificate.clone());
+    Ok(certificate)
 }
 
 /// The broker on the ports of `[mqtt]`, when any is open; for TLS, the certificate from `[tls]` or
@@ -247,15 +298,8 @@ async fn start_mqtt(
     let c = app.config();
     let mut listeners = mqtt::Listeners { plain: c.mqtt.listen, tls: None };
     if let Some(addr) = c.mqtt.tls_listen {
-        let (own, (cert, key)) = match &c.tls.files {
-            Some(files) => (false, files.clone()),
-            None => (true, tls::default_paths(&c.store.data_dir)),
-        };
-        let name = format!("Outpost {}", c.site.id);
-        let certificate = tls::load_or_create(&cert, &key, own, &name, &tls::names(&c.tls.names))
-            .context("cannot load the box's TLS certificate")?;
+        let certificate = box_certificate(app, services)?;
         listeners.tls = Some((addr, tls::server_config(&certificate)?));
-        services.set_certificate(certificate);
     }
     if listeners.plain.is_none() && listeners.tls.is_none() {
         return Ok(());

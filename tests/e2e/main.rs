@@ -16,6 +16,7 @@
 //! - [`sync`]: a box enrols with the provincial server and pushes its records (real processes).
 //! - [`checkin`]: the gate poster, its public form, staff scans, the log's search and CSV.
 //! - [`location`]: positions judged against the site's and a home geofence, the alert at once.
+//! - [`reach`]: the web over HTTPS by name with the box's certificate; the plain port redirects.
 //! - [`reports`]: the zone daily report, its confirmation, CSV and .xlsx (read by openpyxl).
 //! - [`spotcheck`]: random and asked-for spot checks, a photo answer reviewed, a missed one, one outside.
 //! - [`testing`]: samplings at the desk, a laboratory's list, results by SMS, the F0 workflow.
@@ -39,6 +40,7 @@ mod hostile;
 mod location;
 mod mqtt;
 mod province;
+mod reach;
 mod reports;
 mod sms;
 mod spotcheck;

@@ -236,16 +236,7 @@ fn devices_connect_over_tls_and_mqtt_5() {
 
     // A device that does not trust the box's certificate (it trusts another box's) gets nowhere;
     // nor does plain MQTT on the TLS port.
-    let other = dir.path().join("other");
-    let (other_cert, other_key) = outpost::platform::tls::default_paths(&other);
-    outpost::platform::tls::load_or_create(
-        &other_cert,
-        &other_key,
-        true,
-        "Outpost other",
-        &outpost::platform::tls::names(&[]),
-    )
-    .expect("another certificate");
+    let other_cert = outpost_tests::another_box_certificate(&dir.path().join("other"));
     let other_cert = other_cert.to_str().expect("path");
     let untrusted = ["-h", "localhost", "-p", &tls_port.to_string(), "--cafile", other_cert];
     assert!(!mosquitto_pub(&untrusted, "phong_b07", "mat-khau-gateway-2", topic, payload));

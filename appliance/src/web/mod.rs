@@ -74,6 +74,29 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// `router` for the plain-HTTP listener of a box that serves HTTPS on `https_port`: `/healthz` is
+/// answered, every other request is sent to the same name over HTTPS (308, method and body kept).
+pub fn redirect_to_https(https_port: u16, router: Router) -> Router {
+    router.layer(middleware::from_fn_with_state(https_port, to_https))
+}
+
+async fn to_https(State(port): State<u16>, req: Request, next: Next) -> Response {
+    if req.uri().path() == "/healthz" {
+        return next.run(req).await;
+    }
+    // The name the caller used (a name or an IPv4 address, nothing else), else the box's own.
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name))
+        .filter(|h| crate::base::validate::host_name(h) || h.parse::<std::net::Ipv4Addr>().is_ok())
+        .unwrap_or("outpost.local");
+    let port = if port == 443 { String::new() } else { format!(":{port}") };
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    closing(Redirect::permanent(&format!("https://{host}{port}{path}")).into_response())
+}
+
 /// Bodies up to this size are read and dropped before a 413, so the sender sees the answer.
 const DRAIN_MAX: usize = 16 * 1024 * 1024;
 

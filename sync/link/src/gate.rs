@@ -287,44 +287,35 @@ impl Rates {
     }
 }
 
-/// Serves `router` over HTTP/1.1 on `listener`, connections let in through `gate`: each request's
-/// headers within the gate's [`Limits::header`], the caller's address as `ConnectInfo<SocketAddr>`. When
-/// `shutdown` resolves, no new connection is taken and each open one finishes the request it is
-/// serving (at most 10 s). The box's web and the province's use it (`axum::serve` has no header
-/// timeout).
+/// Serves `router` over HTTP/1.1 on `listener`, connections let in through `gate` and, with `tls`,
+/// TLS taken off first (within the gate's [`Limits::header`]): each request's headers within that
+/// time too, the caller's address as `ConnectInfo<SocketAddr>`. When `shutdown` resolves, no new
+/// connection is taken and each open one finishes the request it is serving (at most 10 s). The
+/// box's web and the province's use it (`axum::serve` has no header timeout).
 pub async fn serve_router(
     listener: TcpListener,
     gate: Arc<Gate>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     router: axum::Router,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    use tower::ServiceExt;
     let (stop, stopping) = tokio::sync::watch::channel(false);
-    let header = gate.limits().header;
     let mut connections = tokio::task::JoinSet::new();
+    let header = gate.limits().header;
     tokio::pin!(shutdown);
     loop {
         let (io, peer) = tokio::select! {
             accepted = gate.accept(&listener) => accepted,
             () = &mut shutdown => break,
         };
-        let (router, mut stopping) = (router.clone(), stopping.clone());
+        let (router, stopping, tls) = (router.clone(), stopping.clone(), tls.clone());
         connections.spawn(async move {
-            let service =
-                hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
-                    router.clone().oneshot(req)
-                });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(header)
-                .serve_connection(hyper_util::rt::TokioIo::new(io), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = stopping.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
+            match tls {
+                None => serve_connection(io, peer, router, header, stopping).await,
+                Some(acceptor) => {
+                    if let Ok(Ok(io)) = tokio::time::timeout(header, acceptor.accept(io)).await {
+                        serve_connection(io, peer, router, header, stopping).await;
+                    }
                 }
             }
         });
@@ -335,6 +326,35 @@ pub async fn serve_router(
         while connections.join_next().await.is_some() {}
     })
     .await;
+}
+
+/// One connection of [`serve_router`], until it closes or `stopping` says so (then gracefully).
+async fn serve_connection<IO>(
+    io: IO,
+    peer: SocketAddr,
+    router: axum::Router,
+    header: Duration,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    use tower::ServiceExt;
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+        router.clone().oneshot(req)
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header)
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stopping.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -353,7 +373,7 @@ mod tests {
             header: Duration::from_millis(400),
         };
         let router = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
-        tokio::spawn(serve_router(listener, Gate::new("test", limits), router, std::future::pending()));
+        tokio::spawn(serve_router(listener, Gate::new("test", limits), None, router, std::future::pending()));
         // A whole request is answered.
         let mut fast = TcpStream::connect(addr).await.expect("connect");
         fast.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.expect("write");

@@ -85,6 +85,9 @@ pub struct WebConfig {
     pub login_attempts: u32,
     /// Rate limits on the public links and forms.
     pub rate_limits: bool,
+    /// The HTTPS listener, if any: then `listen` only redirects to it (and answers `/healthz`), and
+    /// cookies are `Secure`.
+    pub tls_listen: Option<SocketAddr>,
     pub login_lockout: Duration,
 }
 
@@ -356,6 +359,7 @@ fn web(raw: &RawWeb) -> Result<WebConfig, ConfigError> {
     if raw.max_upload_bytes < 1024 {
         return Err(invalid("web.max_upload_bytes", "must be at least 1024"));
     }
+    let tls_listen = address("web.tls_listen", &raw.tls_listen, "0.0.0.0:443")?;
     let public_url_given = !raw.public_url.is_empty();
     let public_url = if public_url_given {
         raw.public_url.trim_end_matches('/').to_owned()
@@ -366,7 +370,8 @@ fn web(raw: &RawWeb) -> Result<WebConfig, ConfigError> {
         listen,
         public_url,
         public_url_given,
-        secure_cookies: raw.secure_cookies,
+        secure_cookies: raw.secure_cookies || tls_listen.is_some(),
+        tls_listen,
         session_hours: raw.session_hours,
         max_upload_bytes: raw.max_upload_bytes,
         login_attempts: raw.login_attempts,

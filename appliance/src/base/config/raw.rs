@@ -136,6 +136,9 @@ pub struct RawWeb {
     /// Rate limits on the public links and forms (`docs/security.md`); off only for load tests.
     #[serde(default = "yes")]
     pub rate_limits: bool,
+    /// `host:port` of the HTTPS listener; empty: none (the web is plain HTTP on `listen`).
+    #[serde(default)]
+    pub tls_listen: String,
 }
 
 fn yes() -> bool {
