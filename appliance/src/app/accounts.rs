@@ -38,8 +38,10 @@ fn session_key(token: &str) -> String {
     format!("session/{}", digest(token))
 }
 
+const API_TOKENS: &str = "apitoken/";
+
 fn api_token_key(token: &str) -> String {
-    format!("apitoken/{}", digest(token))
+    format!("{API_TOKENS}{}", digest(token))
 }
 
 const SETUP_KEY: &str = "setup";
@@ -89,6 +91,11 @@ pub struct TokenInfo {
 
 /// The part of a token's digest that names it to administrators.
 const TOKEN_ID_LEN: usize = 12;
+
+/// The name administrators see for the API token stored under `key`: the start of its digest.
+fn token_id(key: &str) -> String {
+    key.trim_start_matches(API_TOKENS).chars().take(TOKEN_ID_LEN).collect()
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct SetupLink {
@@ -430,16 +437,22 @@ impl Outpost {
         Ok(user)
     }
 
+    /// The API tokens of account `name`: their keys and records.
+    fn tokens_of(&self, name: &str) -> AppResult<Vec<(String, ApiToken)>> {
+        let mut all = self.store.scan_local::<ApiToken>(API_TOKENS)?;
+        all.retain(|(_, t)| t.username == name);
+        Ok(all)
+    }
+
     /// Stages the end of every session and API token of `username`; how many.
     fn stage_revoke_all(&self, w: &mut WriteSet, username: &str) -> AppResult<usize> {
         let sessions = self.store.scan_local::<Session>("session/")?;
-        let tokens = self.store.scan_local::<ApiToken>("apitoken/")?;
         let mut n = 0;
         for key in sessions
             .into_iter()
             .filter(|(_, s)| s.username == username)
             .map(|(k, _)| k)
-            .chain(tokens.into_iter().filter(|(_, t)| t.username == username).map(|(k, _)| k))
+            .chain(self.tokens_of(username)?.into_iter().map(|(k, _)| k))
         {
             w.delete_local(&key);
             n += 1;
@@ -450,12 +463,10 @@ impl Outpost {
     /// The API tokens of account `name`, newest first.
     pub fn api_tokens(&self, name: &str) -> AppResult<Vec<TokenInfo>> {
         let mut list: Vec<TokenInfo> = self
-            .store
-            .scan_local::<ApiToken>("apitoken/")?
+            .tokens_of(name)?
             .into_iter()
-            .filter(|(_, t)| t.username == name)
             .map(|(k, t)| TokenInfo {
-                id: k.trim_start_matches("apitoken/").chars().take(TOKEN_ID_LEN).collect(),
+                id: token_id(&k),
                 label: t.label.clone(),
                 created_at: t.created_at,
                 expires_at: t.expires(),
@@ -468,15 +479,10 @@ impl Outpost {
     /// Ends the API token `id` ([`TokenInfo::id`]) of account `name`.
     pub async fn revoke_api_token(&self, name: &str, id: &str, by: &str) -> AppResult<()> {
         let key = self
-            .store
-            .scan_local::<ApiToken>("apitoken/")?
+            .tokens_of(name)?
             .into_iter()
-            .find(|(k, t)| {
-                t.username == name
-                    && id.len() == TOKEN_ID_LEN
-                    && k.trim_start_matches("apitoken/").starts_with(id)
-            })
             .map(|(k, _)| k)
+            .find(|k| token_id(k) == id)
             .ok_or(AppError::NotFound)?;
         let mut w = WriteSet::new();
         w.delete_local(&key);

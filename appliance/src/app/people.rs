@@ -206,7 +206,7 @@ impl Outpost {
         category: Option<Category>,
     ) -> AppResult<Vec<Person>> {
         let q = validate::fold(query);
-        let id_key = validate::id_number_key(query);
+        let by_id = whole_id_number(query);
         let mut people: Vec<Person> = self
             .store
             .list::<Person>()?
@@ -217,7 +217,7 @@ impl Outpost {
                 q.is_empty()
                     || validate::fold(&p.full_name).contains(&q)
                     || p.phone.contains(&q)
-                    || (!id_key.is_empty() && p.id_number == id_key)
+                    || by_id(p)
                     || validate::fold(&p.room).contains(&q)
             })
             .collect();
@@ -235,9 +235,8 @@ impl Outpost {
         by: &str,
     ) -> AppResult<Vec<Person>> {
         let list = self.people(query, status, category)?;
-        let id_key = validate::id_number_key(query);
-        let found: Vec<&Person> =
-            list.iter().filter(|p| !id_key.is_empty() && p.id_number == id_key).collect();
+        let by_id = whole_id_number(query);
+        let found: Vec<&Person> = list.iter().filter(|p| by_id(p)).collect();
         if !found.is_empty() {
             let mut w = WriteSet::new();
             for p in found {
@@ -320,4 +319,10 @@ impl Outpost {
     pub fn person_name(&self, id: &str) -> String {
         self.store.get::<Person>(id).ok().flatten().map(|p| p.details.full_name).unwrap_or_default()
     }
+}
+
+/// Whether a person is the one whose whole ID number `query` is (never a part of one).
+fn whole_id_number(query: &str) -> impl Fn(&Person) -> bool {
+    let key = validate::id_number_key(query);
+    move |p| !key.is_empty() && p.id_number == key
 }

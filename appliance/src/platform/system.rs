@@ -63,11 +63,13 @@ fn turned_read_only(dir: &Path) -> bool {
     type Seen = (Option<std::path::PathBuf>, Option<u64>, bool);
     static SEEN: Mutex<BTreeMap<std::path::PathBuf, Seen>> = Mutex::new(BTreeMap::new());
     let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
-    let entry = seen.entry(dir.to_owned()).or_insert_with(|| {
+    if !seen.contains_key(dir) {
+        // Found once per folder; every later write only reads the count.
         let file = ext4_errors_file(dir);
         let count = file.as_deref().and_then(read_count);
-        (file, count, false)
-    });
+        seen.insert(dir.to_owned(), (file, count, false));
+    }
+    let Some(entry) = seen.get_mut(dir) else { return false };
     let Some(file) = &entry.0 else { return false };
     let now = read_count(file);
     if now != entry.1 {

@@ -27,6 +27,23 @@ use tokio::{
     time::Sleep,
 };
 
+/// A log line's turn: at most once a minute, so that a flood (of connections, of wrong logins, of
+/// bad messages) cannot fill the journal; what is not logged is counted by the caller.
+#[derive(Debug, Default)]
+pub struct OnceAMinute(Mutex<Option<Instant>>);
+
+impl OnceAMinute {
+    /// Whether a line may be logged now; if so, the next one not before a minute has passed.
+    pub fn due(&self) -> bool {
+        let mut last = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let due = last.is_none_or(|t| t.elapsed() >= Duration::from_secs(60));
+        if due {
+            *last = Some(Instant::now());
+        }
+        due
+    }
+}
+
 /// A listener's caps.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -60,7 +77,7 @@ pub struct Gate {
     open: Mutex<(usize, HashMap<IpAddr, usize>)>,
     refused: AtomicU64,
     idle_closed: AtomicU64,
-    last_log: Mutex<Option<Instant>>,
+    last_log: OnceAMinute,
 }
 
 /// A connection let in: gives its place back when dropped.
@@ -92,7 +109,7 @@ impl Gate {
             open: Mutex::new((0, HashMap::new())),
             refused: AtomicU64::new(0),
             idle_closed: AtomicU64::new(0),
-            last_log: Mutex::new(None),
+            last_log: OnceAMinute::default(),
         })
     }
 
@@ -122,9 +139,7 @@ impl Gate {
 
     /// Logs `what` at most once a minute for this gate.
     fn warn_once_a_minute(&self, what: &str, detail: &dyn std::fmt::Display) {
-        let mut last = self.last_log.lock().unwrap_or_else(|e| e.into_inner());
-        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
-            *last = Some(Instant::now());
+        if self.last_log.due() {
             tracing::warn!(listener = self.name, %detail, "{what} (counted; further ones this minute are not logged).");
         }
     }

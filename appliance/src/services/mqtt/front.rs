@@ -26,7 +26,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use outpost_link::gate::Gate;
+use outpost_link::gate::{Gate, OnceAMinute};
 use outpost_sync::secret::{Limits, Throttle};
 use serde::Serialize;
 use tokio::{
@@ -112,7 +112,7 @@ pub struct Door {
     vouched: Mutex<HashMap<String, (String, Instant)>>,
     /// The largest packet a device may send.
     max_packet: usize,
-    last_log: Mutex<Option<Instant>>,
+    last_log: OnceAMinute,
 }
 
 /// A device's place among its connections; given back when dropped.
@@ -143,15 +143,13 @@ impl Door {
             vouched: Mutex::new(HashMap::new()),
             // A PUBLISH's topic and properties on top of its payload.
             max_packet: max_payload + 4096,
-            last_log: Mutex::new(None),
+            last_log: OnceAMinute::default(),
         }
     }
 
     /// Logs a refusal at most once a minute: a device retrying must not fill the journal.
     fn warn_once_a_minute(&self, what: &str, device: &str) {
-        let mut last = self.last_log.lock().unwrap_or_else(|e| e.into_inner());
-        if last.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
-            *last = Some(Instant::now());
+        if self.last_log.due() {
             let device = if check_name(device) { device } else { "(not a device name)" };
             tracing::warn!(device, "{what} (counted; further ones this minute are not logged).");
         }

@@ -203,7 +203,7 @@ fn broker_config(backends: Backends, connections: ConnectionSettings) -> BrokerC
 /// The box's subscriber, on its own thread: gateway messages into sightings, an app's positions to
 /// the async side, every refusal counted; until the router is gone.
 fn subscribe(mut link_rx: rumqttd::local::LinkRx, counters: &Mutex<Counters>, to: &Subscriber) {
-    let mut last_log = Instant::now() - Duration::from_secs(60);
+    let last_log = outpost_link::gate::OnceAMinute::default();
     let mut last_offset = [None::<u64>; SIGHTING_FILTERS.len()];
     loop {
         // Blocks until the router has something; an error only means the router is gone.
@@ -264,8 +264,7 @@ fn subscribe(mut link_rx: rumqttd::local::LinkRx, counters: &Mutex<Counters>, to
                     *c.refused.entry(error.kind().to_owned()).or_default() += 1;
                 }
                 // Logged at most once a minute: a broken gateway must not fill the journal.
-                if last_log.elapsed() > Duration::from_secs(60) {
-                    last_log = Instant::now();
+                if last_log.due() {
                     tracing::warn!(%error, "A gateway message was refused (counted; further ones this minute are not logged).");
                 }
             }
