@@ -537,6 +537,48 @@ pub fn another_box_certificate(dir: &Path) -> PathBuf {
     cert
 }
 
+/// `outpost-province --data <data> <args>`, which must succeed: what it printed.
+pub fn province_cmd(data: &Path, args: &[&str]) -> String {
+    let out =
+        Command::new(province_bin()).arg("--data").arg(data).args(args).output().expect("outpost-province");
+    assert!(out.status.success(), "outpost-province {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Starts `outpost-province serve --listen <listen> <more>`: the process and the sync address.
+pub fn serve_province<S: AsRef<std::ffi::OsStr>>(
+    data: &Path,
+    listen: &str,
+    more: &[S],
+) -> (ProvinceProcess, String) {
+    let mut server = Command::new(province_bin())
+        .arg("--data")
+        .arg(data)
+        .args(["serve", "--listen", listen])
+        .args(more)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("serve");
+    let mut out = BufReader::new(server.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("listening line");
+    let addr = line.trim().rsplit("https://").next().expect("address").to_owned();
+    // What it prints later still has somewhere to go.
+    std::thread::spawn(move || out.lines().for_each(drop));
+    (ProvinceProcess(server), addr)
+}
+
+/// `outpost enroll` for the box with `config` and `data`, through the province at `addr`.
+pub fn enroll_box(config: &str, data: &Path, addr: &str, token: &str) -> std::process::Output {
+    Command::new(outpost_bin())
+        .args(["enroll", "--config", config, "--data"])
+        .arg(data)
+        .args(["--province", addr, "--token", token])
+        .output()
+        .expect("outpost enroll")
+}
+
 /// A free TCP port on loopback.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port()

@@ -177,8 +177,10 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
         }
         None => None,
     };
+    // Phones from home, handed over by the province through the box's tunnel (see `start_link`).
+    let (phones, tunneled) = tokio::sync::mpsc::channel(64);
     serve_web(
-        (listener, https),
+        (listener, https, tunneled),
         web::AppState::new(app.clone(), services.clone(), cancel.clone()),
         (&tracker, &cancel),
     )?;
@@ -188,7 +190,7 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
     services.set_presence(presence.clone());
     start_mqtt(&app, &services, (clock.clone(), presence.sink()), (&tracker, &cancel)).await?;
     start_sightings(&app, &services, (clock.clone(), presence.sink()), (&tracker, &cancel))?;
-    start_link(&app, &services, (store.clone(), clock.clone()), (&tracker, &cancel)).await?;
+    start_link(&app, &services, (store.clone(), clock.clone(), phones), (&tracker, &cancel)).await?;
     tracker.spawn(control::serve(
         (store.clone(), app.config().site.id.clone()),
         data_dir.clone(),
@@ -243,11 +245,14 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
 
 type Tasks<'a> = (&'a TaskTracker, &'a CancellationToken);
 
+/// Phones from home, as the tunnel hands them to the web.
+type Tunneled = tokio::sync::mpsc::Receiver<outpost_link::tunnel::Phone>;
+
 /// Serves the web UI through the web's [`Gate`](outpost_link::gate::Gate) until cancelled: on
 /// `listener`, or, with an HTTPS listener, there with TLS while `listener` only redirects to it
 /// (and answers `/healthz`).
 fn serve_web(
-    (listener, https): (TcpListener, Option<(TcpListener, Arc<rustls::ServerConfig>)>),
+    (listener, https, tunneled): (TcpListener, Option<(TcpListener, Arc<rustls::ServerConfig>)>, Tunneled),
     state: web::AppState,
     (tracker, cancel): Tasks<'_>,
 ) -> anyhow::Result<()> {
@@ -257,13 +262,22 @@ fn serve_web(
     let stop = || cancel.clone().cancelled_owned();
     match https {
         None => {
-            tracker.spawn(serve_router(listener, gate, None, router, stop()));
+            tracker.spawn(serve_router(listener, gate, None, router, None, stop()));
         }
         Some((tls_listener, config)) => {
             let port = tls_listener.local_addr()?.port();
             let acceptor = tokio_rustls::TlsAcceptor::from(config);
-            tracker.spawn(serve_router(tls_listener, gate.clone(), Some(acceptor), router.clone(), stop()));
-            tracker.spawn(serve_router(listener, gate, None, web::redirect_to_https(port, router), stop()));
+            let tunneled = Some(tunneled);
+            tracker.spawn(serve_router(
+                tls_listener,
+                gate.clone(),
+                Some(acceptor),
+                router.clone(),
+                tunneled,
+                stop(),
+            ));
+            let redirect = web::redirect_to_https(port, router);
+            tracker.spawn(serve_router(listener, gate, None, redirect, None, stop()));
         }
     }
     Ok(())
@@ -340,7 +354,11 @@ fn start_sightings(
 async fn start_link(
     app: &Arc<Outpost>,
     services: &Services,
-    (store, clock): (Store, Arc<CorrectedClock>),
+    (store, clock, phones): (
+        Store,
+        Arc<CorrectedClock>,
+        tokio::sync::mpsc::Sender<outpost_link::tunnel::Phone>,
+    ),
     (tracker, cancel): Tasks<'_>,
 ) -> anyhow::Result<()> {
     let c = app.config();
@@ -361,6 +379,10 @@ async fn start_link(
             .with_context(|| format!("cannot listen for the province's pulls on {listen}"))?;
         tracing::info!(address = %listener.local_addr()?, "Answering the province's pulls.");
         tracker.spawn(link.clone().serve_pulls(listener, cancel.clone()));
+    }
+    if let Some(reach) = &c.sync.reach {
+        tracing::info!(province = %reach, "Keeping a tunnel open to the province for phones from home.");
+        services.set_tunnel(link.keep_tunnel(reach.clone(), phones, tracker, cancel)?);
     }
     tracker.spawn(link.run(cancel.clone()));
     Ok(())

@@ -1,32 +1,47 @@
 //! The box over HTTPS (issue 16, its first part): with `web.tls_listen`, the web UI and API answer
 //! over TLS with the box's certificate to a client that trusts it and reaches the box by name, the
 //! plain port only redirects there (and answers `/healthz`), and cookies are `Secure`.
+//!
+//! Reach from home: a province serving the relay for `*.sites.test`, boxes that keep a tunnel open
+//! to it, and phones (Python's `ssl`, trusting only the box's certificate) that reach a box through
+//! the province by its name; forged names, a flood towards one site, a link cut.
 
-use std::process::Command;
+use std::{path::Path, process::Command, time::Duration};
 
-use outpost_tests::{free_port, write_config, BoxProcess, Client};
+use outpost_tests::{
+    enroll_box, free_port, province_cmd, serve_province, write_config, BoxProcess, Client, ProvinceProcess,
+};
 
-/// `GET path` over TLS to 127.0.0.1:`port` as `outpost.local` (its server name and `Host`), trusting
-/// only `cafile`: the status line and the headers (Python's `ssl`, a client of its own).
-fn https_get(port: u16, cafile: &std::path::Path, path: &str) -> String {
+/// `GET path` over TLS to 127.0.0.1:`port` as `name` (its server name and `Host`), trusting only
+/// `cafile`: the whole answer, or why there was none (Python's `ssl`, a client of its own).
+fn try_https_get(port: u16, cafile: &Path, name: &str, path: &str) -> Result<String, String> {
     let script = r#"
 import socket, ssl, sys
-port, cafile, path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+port, cafile, name, path = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 ctx = ssl.create_default_context(cafile=cafile)
 with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
-    with ctx.wrap_socket(raw, server_hostname="outpost.local") as s:
-        s.sendall(f"GET {path} HTTP/1.1\r\nHost: outpost.local:{port}\r\nConnection: close\r\n\r\n".encode())
+    with ctx.wrap_socket(raw, server_hostname=name) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n".encode())
         data = b""
         while chunk := s.recv(65536):
             data += chunk
-print(data.split(b"\r\n\r\n")[0].decode())
+sys.stdout.write(data.decode(errors="replace"))
 "#;
     let out = Command::new("python3")
-        .args(["-c", script, &port.to_string(), &cafile.display().to_string(), path])
+        .args(["-c", script, &port.to_string(), &cafile.display().to_string(), name, path])
         .output()
         .expect("python3");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// The status line and headers of `GET path` as `outpost.local`.
+fn https_get(port: u16, cafile: &Path, path: &str) -> String {
+    let answer = try_https_get(port, cafile, "outpost.local", path).unwrap_or_else(|e| panic!("{e}"));
+    answer.split("\r\n\r\n").next().unwrap_or_default().to_owned()
 }
 
 #[test]
@@ -68,4 +83,191 @@ fn the_web_answers_over_https_by_name_and_the_plain_port_redirects() {
         .output()
         .expect("python3");
     assert!(!refused.status.success(), "a certificate it does not trust is refused");
+}
+
+/// The zone of the sites' names in these tests.
+const ZONE: &str = "sites.test";
+
+/// `outpost-province serve`'s arguments for the relay on loopback.
+fn relay_args(reach: u16, tunnels: u16, per_site: usize) -> Vec<String> {
+    let local = |port: u16| format!("127.0.0.1:{port}");
+    [
+        "--zone",
+        ZONE,
+        "--reach",
+        &local(reach),
+        "--tunnels",
+        &local(tunnels),
+        "--reach-per-site",
+        &per_site.to_string(),
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// A province serving the relay, with sites `ids` added: the process, its sync address, the relay's
+/// port for phones, its port for tunnels, and each site's enrolment token.
+fn province_with_relay(
+    pdata: &Path,
+    ids: &[&str],
+    per_site: usize,
+) -> (ProvinceProcess, String, u16, u16, Vec<String>) {
+    province_cmd(pdata, &["init"]);
+    let tokens =
+        ids.iter().map(|id| province_cmd(pdata, &["site", "add", id, "--district", "Hòa Vang"])).collect();
+    let (reach, tunnels) = (free_port(), free_port());
+    let (server, addr) = serve_province(pdata, "127.0.0.1:0", &relay_args(reach, tunnels, per_site));
+    (server, addr, reach, tunnels, tokens)
+}
+
+/// A box for site `id` in `dir`, enrolled with the province at `addr` and keeping its tunnel open
+/// at `tunnels`; its certificate names `<id>.sites.test`. The process and its certificate's file.
+fn box_reached_from_home(
+    dir: &Path,
+    id: &str,
+    (addr, tunnels, token): (&str, u16, &str),
+) -> (BoxProcess, std::path::PathBuf) {
+    let https = free_port();
+    let config = write_config(
+        dir,
+        &format!(
+            "[site]\nid = \"{id}\"\n[web]\ntls_listen = \"127.0.0.1:{https}\"\n[tls]\nnames = [\"{id}.{ZONE}\"]\n\
+             [sync]\ninterval_seconds = 5\nmax_backoff_seconds = 10\nreach = \"127.0.0.1:{tunnels}\"\n"
+        ),
+    );
+    let data = dir.join("data");
+    let out = enroll_box(&config, &data, addr, token);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let b = BoxProcess::start("run", &data, &["--config", &config]);
+    (b, data.join("tls/box.crt"))
+}
+
+/// Waits until a phone reaches `name` through the relay at `port`: the answer to `/healthz`.
+fn reached(port: u16, cafile: &Path, name: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let last = loop {
+        match try_https_get(port, cafile, name, "/healthz") {
+            Ok(answer) => break answer,
+            Err(e) => {
+                assert!(std::time::Instant::now() < deadline, "{name} not reached through the relay: {e}")
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    last
+}
+
+#[test]
+fn a_phone_from_home_reaches_the_box_through_the_province_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pdata = dir.path().join("province");
+    let (mut province, addr, reach, tunnels, tokens) = province_with_relay(&pdata, &["hoa-vang-01"], 64);
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(&site).expect("site dir");
+    let (_b, cafile) = box_reached_from_home(&site, "hoa-vang-01", (&addr, tunnels, &tokens[0]));
+    let name = format!("hoa-vang-01.{ZONE}");
+
+    // Through the province, by name, TLS ending at the box: its certificate, its pages.
+    assert!(reached(reach, &cafile, &name).starts_with("HTTP/1.1 200"));
+    let marker = "reach-marker-7Q2";
+    let page = try_https_get(reach, &cafile, &name, &format!("/login?next=/people&{marker}=1"))
+        .expect("the login page");
+    assert!(page.starts_with("HTTP/1.1 200") && page.contains("<form"), "{page}");
+    assert!(page.contains("Secure"), "its cookie is Secure: {page}");
+    // The province carried ciphertext: nothing it keeps or prints holds what the phone asked for.
+    let mut kept = String::new();
+    for entry in walk(&pdata) {
+        kept.push_str(&String::from_utf8_lossy(&std::fs::read(entry).unwrap_or_default()));
+    }
+    assert!(!kept.contains(marker), "the province's folder holds the phone's request");
+
+    // Names that are not a site's under the zone, or a site without a box, go nowhere.
+    for forged in [
+        "other-site.sites.test",
+        "hoa-vang-01.sites.test.evil.test",
+        "sites.test",
+        "hoa-vang-01",
+        "localhost",
+    ] {
+        let refused = try_https_get(reach, &cafile, forged, "/healthz");
+        assert!(refused.is_err(), "{forged} was answered: {refused:?}");
+    }
+
+    // The link cut: the province stops; the phone's connection fails cleanly (refused at once, no
+    // hang). The box dials again by itself when the province is back.
+    province.kill().expect("kill");
+    province.wait().expect("wait");
+    let began = std::time::Instant::now();
+    assert!(try_https_get(reach, &cafile, &name, "/healthz").is_err());
+    assert!(began.elapsed() < Duration::from_secs(5), "a cut link fails at once");
+    let (_province, _) = serve_province(&pdata, &addr, &relay_args(reach, tunnels, 64));
+    assert!(reached(reach, &cafile, &name).starts_with("HTTP/1.1 200"));
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[test]
+fn a_flood_towards_one_site_does_not_starve_another() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pdata = dir.path().join("province");
+    let (_province, addr, reach, tunnels, tokens) = province_with_relay(&pdata, &["site-a", "site-b"], 8);
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&a).expect("a");
+    std::fs::create_dir_all(&b).expect("b");
+    let (_box_a, cert_a) = box_reached_from_home(&a, "site-a", (&addr, tunnels, &tokens[0]));
+    let (_box_b, cert_b) = box_reached_from_home(&b, "site-b", (&addr, tunnels, &tokens[1]));
+    let (name_a, name_b) = (format!("site-a.{ZONE}"), format!("site-b.{ZONE}"));
+    reached(reach, &cert_a, &name_a);
+    reached(reach, &cert_b, &name_b);
+
+    // 40 connections to site A that finish TLS and then say nothing, held for 8 s.
+    let flood = r#"
+import socket, ssl, sys, time
+port, cafile, name = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+ctx = ssl.create_default_context(cafile=cafile)
+held = []
+for _ in range(40):
+    try:
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5), server_hostname=name)
+        held.append(s)
+    except Exception:
+        pass
+print(len(held), flush=True)
+time.sleep(8)
+"#;
+    let mut flood = Command::new("python3")
+        .args(["-c", flood, &reach.to_string(), &cert_a.display().to_string(), &name_a])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut held = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(flood.stdout.as_mut().expect("stdout")),
+        &mut held,
+    )
+    .expect("the flood's count");
+    let held: usize = held.trim().parse().expect("a count");
+    assert!(held <= 8, "site A took {held} phones past its share of the relay (8)");
+    // While A's share is taken: A refuses one more, B answers at once.
+    assert!(try_https_get(reach, &cert_a, &name_a, "/healthz").is_err(), "A past its share");
+    let began = std::time::Instant::now();
+    assert!(try_https_get(reach, &cert_b, &name_b, "/healthz")
+        .expect("B during the flood")
+        .starts_with("HTTP/1.1 200"));
+    assert!(began.elapsed() < Duration::from_secs(3), "B waited {:?}", began.elapsed());
+    let _ = flood.wait();
+    // The flood gone, A answers again.
+    reached(reach, &cert_a, &name_a);
 }

@@ -2,45 +2,18 @@
 //! site's one-time token, the box enrols with it and then pushes what it records; the province
 //! holds it; when the province is killed the box keeps working and says so on its health page.
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::{process::Command, time::Duration};
 
 use outpost_tests::{
-    district_csv, province_bin, wait_until, write_config, BoxProcess, Client, ProvinceProcess,
+    district_csv, enroll_box as enroll, province_cmd as province, serve_province as serve_with, wait_until,
+    write_config, BoxProcess, Client, ProvinceProcess,
 };
 
 use crate::PASSWORD;
 
-fn province(data: &std::path::Path, args: &[&str]) -> String {
-    let out =
-        Command::new(province_bin()).arg("--data").arg(data).args(args).output().expect("outpost-province");
-    assert!(out.status.success(), "outpost-province {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 /// Starts `outpost-province serve` on `listen`; the process and the address it listens on.
 fn serve(data: &std::path::Path, listen: &str) -> (ProvinceProcess, String) {
-    serve_with(data, listen, &[])
-}
-
-/// `serve` with more arguments.
-fn serve_with(data: &std::path::Path, listen: &str, more: &[&str]) -> (ProvinceProcess, String) {
-    let mut server = Command::new(province_bin())
-        .arg("--data")
-        .arg(data)
-        .args(["serve", "--listen", listen])
-        .args(more)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("serve");
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
-    let addr = line.trim().rsplit("https://").next().expect("address").to_owned();
-    (ProvinceProcess(server), addr)
+    serve_with::<&str>(data, listen, &[])
 }
 
 /// The box's sync status. A box whose clock was far behind takes the province's time, and the
@@ -69,16 +42,6 @@ fn enrolled(
     let out = enroll(&config, data, &addr, &token);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     (server, config)
-}
-
-/// `outpost enroll` for the box with `config` and `data`, through `addr`.
-fn enroll(config: &str, data: &std::path::Path, addr: &str, token: &str) -> std::process::Output {
-    Command::new(outpost_tests::outpost_bin())
-        .args(["enroll", "--config", config, "--data"])
-        .arg(data)
-        .args(["--province", addr, "--token", token])
-        .output()
-        .expect("outpost enroll")
 }
 
 #[test]

@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use outpost_link::{
     exchange::{self, backoff, Exchanged, LinkLog},
     site::{self, SiteLink},
+    tunnel,
 };
 use outpost_sync::Store;
 use serde::Serialize;
@@ -212,6 +213,30 @@ impl Link {
     /// The link's progress, for the health page.
     pub fn status(&self) -> LinkStatus {
         self.status.clone()
+    }
+
+    /// Keeps the tunnel to the province's tunnel port `reach` open until `cancel`, with the site's
+    /// certificate: phones from home come through it to `phones` (the web's HTTPS). Its state is
+    /// for the health page.
+    pub fn keep_tunnel(
+        &self,
+        reach: String,
+        phones: tokio::sync::mpsc::Sender<tunnel::Phone>,
+        tracker: &tokio_util::task::TaskTracker,
+        cancel: &CancellationToken,
+    ) -> anyhow::Result<Arc<tunnel::SiteState>> {
+        let b = &self.site.bundle;
+        let tls = outpost_link::net::client_config(&b.ca_pem, Some((&b.cert_pem, &b.key_pem)))?;
+        let state = Arc::new(tunnel::SiteState::default());
+        let kept = tunnel::keep(reach, tls, phones, state.clone());
+        let cancel = cancel.clone();
+        tracker.spawn(async move {
+            tokio::select! {
+                () = kept => {}
+                () = cancel.cancelled() => {}
+            }
+        });
+        Ok(state)
     }
 
     /// Answers the province's pulls on `listener` until `cancel`.

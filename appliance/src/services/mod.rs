@@ -53,6 +53,7 @@ struct Handles {
     mqtt: OnceLock<Arc<mqtt::Mqtt>>,
     certificate: OnceLock<BoxCertificate>,
     link: OnceLock<link::LinkStatus>,
+    tunnel: OnceLock<Arc<outpost_link::tunnel::SiteState>>,
     scanner: OnceLock<Arc<ScanStats>>,
     presence: OnceLock<presence::PresenceView>,
     conditions: Arc<Conditions>,
@@ -97,6 +98,11 @@ impl Services {
         self.0.link.get()
     }
 
+    /// The tunnel for phones from home, when `sync.reach` is set.
+    pub fn tunnel(&self) -> Option<&Arc<outpost_link::tunnel::SiteState>> {
+        self.0.tunnel.get()
+    }
+
     /// The box's own Bluetooth scanner, when configured.
     pub fn scanner(&self) -> Option<&Arc<ScanStats>> {
         self.0.scanner.get()
@@ -124,6 +130,9 @@ impl Services {
     }
     pub fn set_link(&self, link: link::LinkStatus) {
         let _ = self.0.link.set(link);
+    }
+    pub fn set_tunnel(&self, tunnel: Arc<outpost_link::tunnel::SiteState>) {
+        let _ = self.0.tunnel.set(tunnel);
     }
     pub fn set_scanner(&self, scanner: Arc<ScanStats>) {
         let _ = self.0.scanner.set(scanner);

@@ -70,6 +70,7 @@ fn health(state: &AppState, (system, problems): (&System, &[Problem])) -> Result
         "presence": s.presence().map(|p| p.stats()),
         "ble_adapter": s.scanner().map(|b| b.to_json()),
         "sync": s.link().map(|l| l.current()),
+        "reach": s.tunnel().map(|t| t.to_json()),
         "mqtt": s.mqtt().map(|m| {
             let overrun = m.counters.lock().map(|c| c.overrun).unwrap_or(0);
             json!({"connections": m.connections.counts(), "overrun": overrun, "gate": m.gate.counts()})
@@ -156,6 +157,14 @@ pub async fn health_page(State(state): State<AppState>, ctx: Ctx) -> Answer {
                     @if let Some(e) = s["last_error"].as_str() { " · " (t(lang, "health.last_error")) ": " (e) }
                 },
                 None => (t(lang, "health.sync_off")),
+            }
+            @if let Some(r) = h["reach"].as_object() {
+                br;
+                span #health-reach {
+                    (t(lang, "health.reach")) ": "
+                    strong { (if r["up"].as_bool() == Some(true) { t(lang, "health.reach_up") } else { t(lang, "health.reach_down") }) }
+                    " · " (t(lang, "health.reach_phones")) ": " strong { (r["phones"]) }
+                }
             }
         }
         h2 { "MQTT" }
@@ -335,6 +344,16 @@ fn service_metrics(state: &AppState, m: &mut Metrics) {
             st.link.failures_in_a_row.into(),
         );
         m.gauge("outpost_sync_exchanges_total", "Exchanges with the province.", st.link.exchanges as f64);
+    }
+    if let Some(t) = s.tunnel() {
+        let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed) as f64;
+        m.flag(
+            "outpost_reach_tunnel_up",
+            "1 while the tunnel to the province for phones from home is open.",
+            t.up.load(std::sync::atomic::Ordering::Relaxed),
+        );
+        m.gauge("outpost_reach_tunnels_opened_total", "Times the tunnel was opened.", n(&t.opened));
+        m.gauge("outpost_reach_phones_total", "Phones from home the province handed over.", n(&t.phones));
     }
     if let Some(b) = s.scanner() {
         let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed) as f64;

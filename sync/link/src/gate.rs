@@ -304,14 +304,17 @@ impl Rates {
 
 /// Serves `router` over HTTP/1.1 on `listener`, connections let in through `gate` and, with `tls`,
 /// TLS taken off first (within the gate's [`Limits::header`]): each request's headers within that
-/// time too, the caller's address as `ConnectInfo<SocketAddr>`. When `shutdown` resolves, no new
-/// connection is taken and each open one finishes the request it is serving (at most 10 s). The
-/// box's web and the province's use it (`axum::serve` has no header timeout).
+/// time too, the caller's address as `ConnectInfo<SocketAddr>`. Phones from home that the
+/// province's relay hands over through the box's tunnel (`tunneled`) go through the same gate by
+/// their own address, and the same TLS. When `shutdown` resolves, no new connection is taken and
+/// each open one finishes the request it is serving (at most 10 s). The box's web and the
+/// province's use it (`axum::serve` has no header timeout).
 pub async fn serve_router(
     listener: TcpListener,
     gate: Arc<Gate>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     router: axum::Router,
+    mut tunneled: Option<tokio::sync::mpsc::Receiver<crate::tunnel::Phone>>,
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let (stop, stopping) = tokio::sync::watch::channel(false);
@@ -319,21 +322,29 @@ pub async fn serve_router(
     let header = gate.limits().header;
     tokio::pin!(shutdown);
     loop {
-        let (io, peer) = tokio::select! {
-            accepted = gate.accept(&listener) => accepted,
-            () = &mut shutdown => break,
+        let next_phone = async {
+            match tunneled.as_mut() {
+                Some(phones) => phones.recv().await,
+                None => std::future::pending().await,
+            }
         };
         let (router, stopping, tls) = (router.clone(), stopping.clone(), tls.clone());
-        connections.spawn(async move {
-            match tls {
-                None => serve_connection(io, peer, router, header, stopping).await,
-                Some(acceptor) => {
-                    if let Ok(Ok(io)) = tokio::time::timeout(header, acceptor.accept(io)).await {
-                        serve_connection(io, peer, router, header, stopping).await;
+        tokio::select! {
+            (io, peer) = gate.accept(&listener) => {
+                connections.spawn(serve_one(io, peer, tls, router, header, stopping));
+            }
+            phone = next_phone => match phone {
+                Some((io, peer)) => {
+                    // Past the gate's caps the phone's stream is dropped: it sees a closed connection.
+                    if let Some(pass) = gate.admit(peer.ip()) {
+                        let io = Idle::new(io, gate.limits().idle, Some(pass));
+                        connections.spawn(serve_one(io, peer, tls, router, header, stopping));
                     }
                 }
-            }
-        });
+                None => tunneled = None,
+            },
+            () = &mut shutdown => break,
+        }
         while connections.try_join_next().is_some() {}
     }
     let _ = stop.send(true);
@@ -341,6 +352,27 @@ pub async fn serve_router(
         while connections.join_next().await.is_some() {}
     })
     .await;
+}
+
+/// One connection of [`serve_router`]: TLS first if asked (within `header`), then HTTP.
+async fn serve_one<IO>(
+    io: IO,
+    peer: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    router: axum::Router,
+    header: Duration,
+    stopping: tokio::sync::watch::Receiver<bool>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    match tls {
+        None => serve_connection(io, peer, router, header, stopping).await,
+        Some(acceptor) => {
+            if let Ok(Ok(io)) = tokio::time::timeout(header, acceptor.accept(io)).await {
+                serve_connection(io, peer, router, header, stopping).await;
+            }
+        }
+    }
 }
 
 /// One connection of [`serve_router`], until it closes or `stopping` says so (then gracefully).
@@ -388,7 +420,14 @@ mod tests {
             header: Duration::from_millis(400),
         };
         let router = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
-        tokio::spawn(serve_router(listener, Gate::new("test", limits), None, router, std::future::pending()));
+        tokio::spawn(serve_router(
+            listener,
+            Gate::new("test", limits),
+            None,
+            router,
+            None,
+            std::future::pending(),
+        ));
         // A whole request is answered.
         let mut fast = TcpStream::connect(addr).await.expect("connect");
         fast.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.expect("write");

@@ -10,6 +10,7 @@
 //! - [`exchange`]: one exchange of the sync protocol (`outpost_sync::protocol`) over HTTPS, both
 //!   ends' turns, and a link's progress.
 //! - [`site`]: a site's end: enrolment, pushes, and answering the province's pulls.
+//! - [`tunnel`]: the connection a box keeps open to the province, which carries phones from home.
 //!
 //! The box depends on this crate, not on the provincial server's.
 
@@ -20,3 +21,4 @@ pub mod headers;
 pub mod net;
 pub mod site;
 pub mod token;
+pub mod tunnel;

@@ -254,6 +254,26 @@ impl<'a> Peer<'a> {
     }
 }
 
+/// A TLS connection to `peer`, its certificate checked for `peer.name` (and `peer.pin`).
+pub async fn connect(
+    peer: Peer<'_>,
+    tls: Arc<rustls::ClientConfig>,
+) -> anyhow::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let addr = peer.addr;
+    let stream = TcpStream::connect(addr).await.with_context(|| format!("cannot reach {addr}"))?;
+    let name = ServerName::try_from(peer.name.to_owned()).context("server name")?;
+    let tls = tokio_rustls::TlsConnector::from(tls).connect(name, stream).await.context("TLS")?;
+    if let Some(pin) = peer.pin {
+        let shown = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| ca::fingerprint(c));
+        anyhow::ensure!(
+            shown.as_deref() == Some(pin),
+            "{addr} shows a certificate for {} that is not the last one issued",
+            peer.name
+        );
+    }
+    Ok(tls)
+}
+
 /// POSTs `body` to `https://<peer.addr><path>` with `tls`, checking the server's certificate for
 /// `peer.name` (and `peer.pin` before anything is sent); the status and the whole answer (at most
 /// `max_answer`).
@@ -266,19 +286,7 @@ pub async fn post(
     timeout: Duration,
 ) -> anyhow::Result<(u16, Bytes)> {
     let work = async {
-        let addr = peer.addr;
-        let stream = TcpStream::connect(addr).await.with_context(|| format!("cannot reach {addr}"))?;
-        let name = ServerName::try_from(peer.name.to_owned()).context("server name")?;
-        let tls = tokio_rustls::TlsConnector::from(tls).connect(name, stream).await.context("TLS")?;
-        if let Some(pin) = peer.pin {
-            let shown =
-                tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| ca::fingerprint(c));
-            anyhow::ensure!(
-                shown.as_deref() == Some(pin),
-                "{addr} shows a certificate for {} that is not the last one issued",
-                peer.name
-            );
-        }
+        let tls = connect(peer, tls).await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
         tokio::spawn(conn);
         let req = Request::post(path)

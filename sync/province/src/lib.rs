@@ -3,10 +3,13 @@
 //!
 //! - [`server`]: the site registry (add, revoke, one-time enrolment tokens), a store per site, and
 //!   the exchange endpoint that runs the sync protocol (`outpost_sync::protocol`).
+//! - [`relay`]: reach from home: phones' TLS for `<site>.<zone>`, spliced by server name onto the
+//!   tunnel each box keeps open.
 //! - [`demo`]: `outpost-province demo`'s simulated sites.
 //! - [`users`], [`web`]: the province's users (a district officer sees one district) and its web UI.
 
 pub mod demo;
+pub mod relay;
 pub mod server;
 pub mod users;
 pub mod web;

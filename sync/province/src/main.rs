@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use outpost_province::{
+    relay::{self, Relay},
     server::{Province, Server},
     users::{Scope, Users},
     web::Web,
@@ -51,6 +52,8 @@ enum Command {
         /// A site whose last exchange is older than this many minutes shows offline.
         #[arg(long, default_value_t = 15)]
         online_minutes: i64,
+        #[command(flatten)]
+        reach: ReachArgs,
     },
     /// A demo province: a few simulated sites in two districts and two users (passwords printed
     /// once), made in the data folder the first time, then served with the web UI.
@@ -65,6 +68,24 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+}
+
+/// Reach from home (docs/reach.md): phones connect to `<site>.<zone>` here, and each site's box keeps
+/// a tunnel open to carry them.
+#[derive(Debug, clap::Args)]
+struct ReachArgs {
+    /// The zone whose names are the sites' (`<site-id>.<zone>`), in the province's DNS.
+    #[arg(long, default_value = "")]
+    zone: String,
+    /// Where phones connect (the address `*.<zone>` resolves to from the internet), e.g. 0.0.0.0:443.
+    #[arg(long, default_value = "", requires = "zone")]
+    reach: String,
+    /// Where boxes keep their tunnels open (mutual TLS with the site's certificate), e.g. 0.0.0.0:8444.
+    #[arg(long, default_value = "", requires = "reach")]
+    tunnels: String,
+    /// Phones of one site through the relay at once (a flood towards one site leaves the others be).
+    #[arg(long, default_value_t = 256)]
+    reach_per_site: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -219,30 +240,54 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 outpost_province::demo::make(&province)?;
             }
-            serve(province, &listen, 0, 3600, &web, 15)?;
+            let reach = ReachArgs {
+                zone: String::new(),
+                reach: String::new(),
+                tunnels: String::new(),
+                reach_per_site: 0,
+            };
+            serve(province, &listen, (0, 3600), &web, 15, &reach)?;
         }
-        Command::Serve { listen, pull_every, max_backoff, web, online_minutes } => {
-            serve(province, &listen, pull_every, max_backoff, &web, online_minutes)?;
+        Command::Serve { listen, pull_every, max_backoff, web, online_minutes, reach } => {
+            serve(province, &listen, (pull_every, max_backoff), &web, online_minutes, &reach)?;
         }
     }
     Ok(())
 }
 
-/// Serves sites' exchanges on `listen`, the web UI on `web` (if any), and pulls every `pull_every`
-/// seconds (0: never).
+/// Serves sites' exchanges on `listen`, the web UI on `web` (if any), the relay for phones from
+/// home (if asked), and pulls every `pull_every` seconds (0: never).
 fn serve(
     province: Province,
     listen: &str,
-    pull_every: u64,
-    max_backoff: u64,
+    (pull_every, max_backoff): (u64, u64),
     web: &str,
     online_minutes: i64,
+    reach: &ReachArgs,
 ) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(&listen).await?;
         println!("outpost-province listening on https://{}", listener.local_addr()?);
         let server = Server::new(province);
+        if !reach.reach.is_empty() {
+            anyhow::ensure!(
+                !reach.tunnels.is_empty(),
+                "--reach needs --tunnels: where boxes keep their tunnels"
+            );
+            let limits = relay::Limits { per_site: reach.reach_per_site.max(1), ..relay::Limits::default() };
+            let relay = Relay::new(server.clone(), &reach.zone, limits);
+            let phones = tokio::net::TcpListener::bind(&reach.reach).await?;
+            let tunnels = tokio::net::TcpListener::bind(&reach.tunnels).await?;
+            println!(
+                "phones from home for *.{} on {}; tunnels on {}",
+                relay::normal_zone(&reach.zone),
+                phones.local_addr()?,
+                tunnels.local_addr()?
+            );
+            tokio::spawn(relay.clone().serve_tunnels(tunnels));
+            tokio::spawn(relay.serve_phones(phones));
+        }
         if !web.is_empty() {
             let web_listener = tokio::net::TcpListener::bind(&web).await?;
             println!("web UI on http://{}", web_listener.local_addr()?);

@@ -151,6 +151,8 @@ pub struct SyncConfig {
     pub listen: Option<SocketAddr>,
     /// Beyond this far from the province's clock, the box takes the province's time; `None`: never.
     pub follow_province_clock: Option<StdDuration>,
+    /// `host:port` of the province's tunnel port: phones from home reach the box through it.
+    pub reach: Option<String>,
 }
 
 /// `[store]`.
@@ -256,7 +258,7 @@ impl Config {
             tls: tls(&raw.tls)?,
             bands: bands(&raw.bands)?,
             privacy: privacy(&raw.privacy)?,
-            sync: sync(&raw.sync)?,
+            sync: sync(&raw.sync, &raw.web)?,
             store: StoreConfig {
                 data_dir: raw.store.data_dir.clone(),
                 cache_bytes: raw.store.cache_mb << 20,
@@ -475,7 +477,30 @@ fn privacy(raw: &RawPrivacy) -> Result<PrivacyConfig, ConfigError> {
     })
 }
 
-fn sync(raw: &RawSync) -> Result<SyncConfig, ConfigError> {
+/// `host:port`, a name or an address and a port; empty: `None`.
+fn host_port(key: &'static str, value: &str) -> Result<Option<String>, ConfigError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let fits = value.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty()
+            && port.parse::<u16>().is_ok_and(|p| p > 0)
+            && host.chars().all(|c| c.is_ascii_alphanumeric() || "-.[]:".contains(c))
+    });
+    if fits {
+        Ok(Some(value.to_owned()))
+    } else {
+        Err(invalid(key, "expected host:port, such as province.example.vn:8444, or empty"))
+    }
+}
+
+fn sync(raw: &RawSync, web: &RawWeb) -> Result<SyncConfig, ConfigError> {
+    if !raw.reach.is_empty() && web.tls_listen.is_empty() {
+        return Err(invalid(
+            "sync.reach",
+            "phones from home reach the box over HTTPS: set web.tls_listen too",
+        ));
+    }
     if raw.interval_seconds == 0 || raw.max_backoff_seconds < raw.interval_seconds {
         return Err(invalid("sync", "interval_seconds must be ≥ 1 and ≤ max_backoff_seconds"));
     }
@@ -487,6 +512,7 @@ fn sync(raw: &RawSync) -> Result<SyncConfig, ConfigError> {
         listen,
         follow_province_clock: (raw.follow_province_clock_seconds > 0)
             .then(|| seconds(raw.follow_province_clock_seconds)),
+        reach: host_port("sync.reach", &raw.reach)?,
     })
 }
 

@@ -155,6 +155,9 @@ pub struct RawSync {
     pub listen: String,
     /// Beyond this many seconds from the province's clock, the box takes the province's time; 0: never.
     pub follow_province_clock_seconds: u32,
+    /// `host:port` of the province's tunnel port, for phones from home; empty: none.
+    #[serde(default)]
+    pub reach: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
