@@ -2,7 +2,8 @@
 # The whole test suite: what a developer runs before committing and what CI runs (.ci/run).
 # Installs the system packages the tests drive (Debian's chromium for the browser test, mosquitto
 # clients, dbus-daemon and python3-dbusmock for the mock BlueZ, python3-openpyxl to read the
-# exported .xlsx independently, e2fsprogs for the SD-card failure tests), then formatting, clippy
+# exported .xlsx independently, e2fsprogs for the SD-card failure tests, pebble, knot and
+# libnss3-tools for the sites' trusted names), then formatting, clippy
 # with warnings denied, every test of the workspace, and the Debian package's checks
 # (images/test-deb, which installs lintian, debootstrap and network-manager's nmcli itself).
 #   OUTPOST_SLOW=1   also run the long variants (e.g. 50 crash-restart cycles instead of 10)
@@ -19,6 +20,12 @@ command -v dbus-daemon >/dev/null 2>&1 || need+=(dbus-daemon)
 # The SD-card failure tests: a loop-mounted ext4 image in a private mount namespace.
 command -v mkfs.ext4 >/dev/null 2>&1 || need+=(e2fsprogs)
 command -v unshare >/dev/null 2>&1 || need+=(util-linux)
+# The sites' trusted names: Let's Encrypt's ACME test CA, a DNS server taking RFC 2136 updates (and
+# its dig), and an NSS database tool for a browser profile that trusts the test CA.
+command -v pebble >/dev/null 2>&1 || need+=(pebble)
+command -v knotd >/dev/null 2>&1 || need+=(knot)
+command -v kdig >/dev/null 2>&1 || need+=(knot-dnsutils)
+command -v certutil >/dev/null 2>&1 || need+=(libnss3-tools)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "==> installing ${need[*]}"

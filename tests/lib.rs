@@ -579,6 +579,33 @@ pub fn enroll_box(config: &str, data: &Path, addr: &str, token: &str) -> std::pr
         .expect("outpost enroll")
 }
 
+/// `GET path` over TLS to 127.0.0.1:`port` as `name` (its server name and `Host`), trusting only
+/// `cafile`, as a phone would: the whole answer, or why there was none (Python's `ssl`, a client of
+/// its own).
+pub fn https_get_as(port: u16, cafile: &Path, name: &str, path: &str) -> Result<String, String> {
+    let script = r#"
+import socket, ssl, sys
+port, cafile, name, path = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+ctx = ssl.create_default_context(cafile=cafile)
+with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+    with ctx.wrap_socket(raw, server_hostname=name) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+sys.stdout.write(data.decode(errors="replace"))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &port.to_string(), &cafile.display().to_string(), name, path])
+        .output()
+        .expect("python3");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
 /// A free TCP port on loopback.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port()
@@ -659,5 +686,126 @@ impl FlakyProxy {
 
     pub fn set(&self, mode: ProxyMode) {
         *self.mode.lock().expect("mode") = mode;
+    }
+}
+
+/// A Knot DNS server on loopback, authoritative for one zone whose every name resolves to
+/// 127.0.0.1, taking RFC 2136 updates signed with its TSIG key. Stopped when dropped.
+pub struct Knot {
+    child: Child,
+    /// `127.0.0.1:port`, TCP and UDP.
+    pub addr: String,
+    /// The TSIG key as `hmac-sha256:name:base64`, in a file.
+    pub key_file: PathBuf,
+}
+
+impl Knot {
+    pub fn start(dir: &Path, zone: &str) -> Knot {
+        std::fs::create_dir_all(dir.join("db")).expect("knot's folder");
+        let secret: [u8; 32] = rand::random();
+        let secret = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, secret);
+        let port = free_port();
+        let d = dir.display();
+        let conf = format!(
+            "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{port}\ndatabase:\n    storage: \"{d}/db\"\n\
+             key:\n  - id: province-key\n    algorithm: hmac-sha256\n    secret: {secret}\n\
+             acl:\n  - id: update\n    key: province-key\n    action: update\n\
+             template:\n  - id: default\n    storage: \"{d}\"\n    file: \"%s.zone\"\n\
+             zone:\n  - domain: {zone}\n    acl: update\n"
+        );
+        std::fs::write(dir.join("knot.conf"), conf).expect("knot.conf");
+        let records = format!(
+            "$ORIGIN {zone}.\n$TTL 60\n@ SOA ns.{zone}. hostmaster.{zone}. 1 3600 600 86400 60\n@ NS ns\nns A 127.0.0.1\n* A 127.0.0.1\n"
+        );
+        std::fs::write(dir.join(format!("{zone}.zone")), records).expect("the zone file");
+        let key_file = dir.join("tsig.key");
+        std::fs::write(&key_file, format!("hmac-sha256:province-key:{secret}\n")).expect("the key file");
+        let child = Command::new("knotd")
+            .arg("-c")
+            .arg(dir.join("knot.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("knotd (Debian's knot package; scripts/test.sh installs it)");
+        let addr = format!("127.0.0.1:{port}");
+        wait_until("knotd to listen", || std::net::TcpStream::connect(&addr).is_ok());
+        Knot { child, addr, key_file }
+    }
+}
+
+impl Drop for Knot {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Pebble, Let's Encrypt's ACME test CA, on loopback: checking DNS-01 challenges against `dns`,
+/// certificates valid 90 days. Stopped when dropped.
+pub struct Pebble {
+    child: Child,
+    /// The ACME directory URL.
+    pub directory: String,
+    /// The CA certificate of Pebble's own HTTPS (PEM file), for the ACME client.
+    pub https_ca: PathBuf,
+    management: u16,
+}
+
+impl Pebble {
+    pub fn start(dir: &Path, dns: &str) -> Pebble {
+        std::fs::create_dir_all(dir).expect("pebble's folder");
+        let ca = outpost_link::ca::Ca::load_or_create(&dir.join("https-ca"), true)
+            .expect("a CA for pebble's HTTPS");
+        let issued = ca
+            .issue(&["localhost".to_owned()], &[rcgen::ExtendedKeyUsagePurpose::ServerAuth])
+            .expect("pebble's HTTPS certificate");
+        std::fs::write(dir.join("cert.pem"), &issued.cert_pem).expect("cert");
+        std::fs::write(dir.join("key.pem"), &issued.key_pem).expect("key");
+        let https_ca = dir.join("https-ca.pem");
+        std::fs::write(&https_ca, &ca.cert_pem).expect("ca");
+        let (port, management) = (free_port(), free_port());
+        let config = serde_json::json!({"pebble": {
+            "listenAddress": format!("127.0.0.1:{port}"),
+            "managementListenAddress": format!("127.0.0.1:{management}"),
+            "certificate": dir.join("cert.pem"),
+            "privateKey": dir.join("key.pem"),
+            "httpPort": free_port(),
+            "tlsPort": free_port(),
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": false,
+            "certificateValidityPeriod": 90 * 86_400,
+        }});
+        std::fs::write(dir.join("pebble.json"), config.to_string()).expect("pebble.json");
+        let child = Command::new("pebble")
+            .arg("-config")
+            .arg(dir.join("pebble.json"))
+            .args(["-dnsserver", dns])
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_WFE_NONCEREJECT", "0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pebble (Debian's pebble package; scripts/test.sh installs it)");
+        wait_until("pebble to listen", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+        Pebble { child, directory: format!("https://localhost:{port}/dir"), https_ca, management }
+    }
+
+    /// The root that Pebble's issued certificates chain to (PEM), as a phone would trust a public CA.
+    pub fn issuing_root(&self) -> String {
+        let script = "import ssl,sys,urllib.request; ctx=ssl.create_default_context(cafile=sys.argv[2]); \
+                      sys.stdout.write(urllib.request.urlopen(f'https://localhost:{sys.argv[1]}/roots/0', context=ctx).read().decode())";
+        let out = Command::new("python3")
+            .args(["-c", script, &self.management.to_string(), &self.https_ca.display().to_string()])
+            .output()
+            .expect("python3");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Pebble {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

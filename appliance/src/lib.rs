@@ -19,7 +19,7 @@
 //!   [`services::presence`], [`services::bands`] (the box's adapter, the demo's simulated site),
 //!   [`services::mqtt`] (the broker, with [`services::mqtt::front`] on the public ports enforcing each
 //!   device's rights, reading MQTT with [`services::mqtt::packet`]),
-//!   [`services::link`] (the province), [`services::control`] (the control socket);
+//!   [`services::link`] (the province), [`services::names`] (the site's trusted name), [`services::control`] (the control socket);
 //!   [`services::Services`] holds the read-only handles they give back.
 //! - [`app`]: the operations — [`app::Outpost`], `impl Outpost` split by domain, each operation
 //!   one atomic write acknowledged once durable: [`app::people`] with [`app::csv`],

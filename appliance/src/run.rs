@@ -162,21 +162,7 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
     // The web first: it answers while the rest starts (their handles appear as they do).
-    let https = match app.config().web.tls_listen {
-        Some(addr) => {
-            let certificate = box_certificate(&app, &services)?;
-            let listener = TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen for HTTPS on {addr}"))?;
-            say(&format!(
-                "HTTPS on {} (the box's certificate: {})",
-                listener.local_addr()?,
-                certificate.fingerprint
-            ));
-            Some((listener, tls::server_config(&certificate)?))
-        }
-        None => None,
-    };
+    let https = https_listener(&app, &services).await?;
     // Phones from home, handed over by the province through the box's tunnel (see `start_link`).
     let (phones, tunneled) = tokio::sync::mpsc::channel(64);
     serve_web(
@@ -243,6 +229,25 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The HTTPS listener, when `web.tls_listen` is set, with its TLS: the box's own certificate for every
+/// name, the site's trusted one for the site's name (kept in `services`).
+async fn https_listener(
+    app: &Arc<Outpost>,
+    services: &Services,
+) -> anyhow::Result<Option<(TcpListener, Arc<rustls::ServerConfig>)>> {
+    let Some(addr) = app.config().web.tls_listen else { return Ok(None) };
+    let certificate = box_certificate(app, services)?;
+    let listener =
+        TcpListener::bind(addr).await.with_context(|| format!("cannot listen for HTTPS on {addr}"))?;
+    say(&format!("HTTPS on {} (the box's certificate: {})", listener.local_addr()?, certificate.fingerprint));
+    let certs = tls::Certs::new(&certificate, &app.config().store.data_dir)?;
+    if let Some(named) = certs.named() {
+        app.reached_as(&named.name, listener.local_addr()?.port());
+    }
+    services.set_certs(certs.clone());
+    Ok(Some((listener, tls::server_config_named(certs)?)))
+}
+
 type Tasks<'a> = (&'a TaskTracker, &'a CancellationToken);
 
 /// Phones from home, as the tunnel hands them to the web.
@@ -258,6 +263,7 @@ fn serve_web(
 ) -> anyhow::Result<()> {
     use outpost_link::gate::serve_router;
     let gate = state.services.web_gate().clone();
+    let certs = state.services.certs().cloned();
     let router = web::router(state);
     let stop = || cancel.clone().cancelled_owned();
     match https {
@@ -267,15 +273,12 @@ fn serve_web(
         Some((tls_listener, config)) => {
             let port = tls_listener.local_addr()?.port();
             let acceptor = tokio_rustls::TlsAcceptor::from(config);
-            let tunneled = Some(tunneled);
-            tracker.spawn(serve_router(
-                tls_listener,
-                gate.clone(),
-                Some(acceptor),
-                router.clone(),
-                tunneled,
-                stop(),
-            ));
+            let secure = match &certs {
+                Some(certs) => web::on_https(port, certs.clone(), router.clone()),
+                None => router.clone(),
+            };
+            let (tls, tunneled) = (Some(acceptor), Some(tunneled));
+            tracker.spawn(serve_router(tls_listener, gate.clone(), tls, secure, tunneled, stop()));
             let redirect = web::redirect_to_https(port, router);
             tracker.spawn(serve_router(listener, gate, None, redirect, None, stop()));
         }
@@ -371,7 +374,7 @@ async fn start_link(
         }
     };
     tracing::info!(province = %enrolment.province, "Sync with the province started.");
-    let link = Arc::new(link::Link::new(store, enrolment, clock, &c.sync));
+    let link = Arc::new(link::Link::new(store, enrolment, clock.clone(), &c.sync));
     services.set_link(link.status());
     if let Some(listen) = c.sync.listen {
         let listener = TcpListener::bind(listen)
@@ -379,6 +382,18 @@ async fn start_link(
             .with_context(|| format!("cannot listen for the province's pulls on {listen}"))?;
         tracing::info!(address = %listener.local_addr()?, "Answering the province's pulls.");
         tracker.spawn(link.clone().serve_pulls(listener, cancel.clone()));
+    }
+    if let (Some(certs), Some(https)) = (services.certs(), c.web.tls_listen) {
+        let status = services::names::NameStatus::default();
+        services.set_names(status.clone());
+        let keeper = link.name_keeper(certs.clone(), status, (clock.clone(), c.store.data_dir.clone()));
+        let app = app.clone();
+        let named = keeper.certs.clone();
+        tracker.spawn(keeper.run(cancel.clone(), move || {
+            if let Some(n) = named.named() {
+                app.reached_as(&n.name, https.port());
+            }
+        }));
     }
     if let Some(reach) = &c.sync.reach {
         tracing::info!(province = %reach, "Keeping a tunnel open to the province for phones from home.");

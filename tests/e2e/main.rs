@@ -39,6 +39,7 @@ mod failures;
 mod hostile;
 mod location;
 mod mqtt;
+mod names;
 mod province;
 mod reach;
 mod reports;

@@ -9,38 +9,13 @@
 use std::{path::Path, process::Command, time::Duration};
 
 use outpost_tests::{
-    enroll_box, free_port, province_cmd, serve_province, write_config, BoxProcess, Client, ProvinceProcess,
+    enroll_box, free_port, https_get_as, province_cmd, serve_province, write_config, BoxProcess, Client,
+    ProvinceProcess,
 };
-
-/// `GET path` over TLS to 127.0.0.1:`port` as `name` (its server name and `Host`), trusting only
-/// `cafile`: the whole answer, or why there was none (Python's `ssl`, a client of its own).
-fn try_https_get(port: u16, cafile: &Path, name: &str, path: &str) -> Result<String, String> {
-    let script = r#"
-import socket, ssl, sys
-port, cafile, name, path = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-ctx = ssl.create_default_context(cafile=cafile)
-with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
-    with ctx.wrap_socket(raw, server_hostname=name) as s:
-        s.sendall(f"GET {path} HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n".encode())
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-sys.stdout.write(data.decode(errors="replace"))
-"#;
-    let out = Command::new("python3")
-        .args(["-c", script, &port.to_string(), &cafile.display().to_string(), name, path])
-        .output()
-        .expect("python3");
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
 
 /// The status line and headers of `GET path` as `outpost.local`.
 fn https_get(port: u16, cafile: &Path, path: &str) -> String {
-    let answer = try_https_get(port, cafile, "outpost.local", path).unwrap_or_else(|e| panic!("{e}"));
+    let answer = https_get_as(port, cafile, "outpost.local", path).unwrap_or_else(|e| panic!("{e}"));
     answer.split("\r\n\r\n").next().unwrap_or_default().to_owned()
 }
 
@@ -146,7 +121,7 @@ fn box_reached_from_home(
 fn reached(port: u16, cafile: &Path, name: &str) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let last = loop {
-        match try_https_get(port, cafile, name, "/healthz") {
+        match https_get_as(port, cafile, name, "/healthz") {
             Ok(answer) => break answer,
             Err(e) => {
                 assert!(std::time::Instant::now() < deadline, "{name} not reached through the relay: {e}")
@@ -170,7 +145,7 @@ fn a_phone_from_home_reaches_the_box_through_the_province_by_name() {
     // Through the province, by name, TLS ending at the box: its certificate, its pages.
     assert!(reached(reach, &cafile, &name).starts_with("HTTP/1.1 200"));
     let marker = "reach-marker-7Q2";
-    let page = try_https_get(reach, &cafile, &name, &format!("/login?next=/people&{marker}=1"))
+    let page = https_get_as(reach, &cafile, &name, &format!("/login?next=/people&{marker}=1"))
         .expect("the login page");
     assert!(page.starts_with("HTTP/1.1 200") && page.contains("<form"), "{page}");
     assert!(page.contains("Secure"), "its cookie is Secure: {page}");
@@ -189,7 +164,7 @@ fn a_phone_from_home_reaches_the_box_through_the_province_by_name() {
         "hoa-vang-01",
         "localhost",
     ] {
-        let refused = try_https_get(reach, &cafile, forged, "/healthz");
+        let refused = https_get_as(reach, &cafile, forged, "/healthz");
         assert!(refused.is_err(), "{forged} was answered: {refused:?}");
     }
 
@@ -198,7 +173,7 @@ fn a_phone_from_home_reaches_the_box_through_the_province_by_name() {
     province.kill().expect("kill");
     province.wait().expect("wait");
     let began = std::time::Instant::now();
-    assert!(try_https_get(reach, &cafile, &name, "/healthz").is_err());
+    assert!(https_get_as(reach, &cafile, &name, "/healthz").is_err());
     assert!(began.elapsed() < Duration::from_secs(5), "a cut link fails at once");
     let (_province, _) = serve_province(&pdata, &addr, &relay_args(reach, tunnels, 64));
     assert!(reached(reach, &cafile, &name).starts_with("HTTP/1.1 200"));
@@ -261,9 +236,9 @@ time.sleep(8)
     let held: usize = held.trim().parse().expect("a count");
     assert!(held <= 8, "site A took {held} phones past its share of the relay (8)");
     // While A's share is taken: A refuses one more, B answers at once.
-    assert!(try_https_get(reach, &cert_a, &name_a, "/healthz").is_err(), "A past its share");
+    assert!(https_get_as(reach, &cert_a, &name_a, "/healthz").is_err(), "A past its share");
     let began = std::time::Instant::now();
-    assert!(try_https_get(reach, &cert_b, &name_b, "/healthz")
+    assert!(https_get_as(reach, &cert_b, &name_b, "/healthz")
         .expect("B during the flood")
         .starts_with("HTTP/1.1 200"));
     assert!(began.elapsed() < Duration::from_secs(3), "B waited {:?}", began.elapsed());

@@ -202,7 +202,7 @@ impl Outpost {
             leave_setup_link(&self.config.store.data_dir, None);
             return Err(e);
         }
-        let link = format!("{}/setup/{token}", self.config.web.public_url);
+        let link = format!("{}/setup/{token}", self.public_url());
         leave_setup_link(&self.config.store.data_dir, Some(&link));
         Ok(Some(token))
     }

@@ -125,7 +125,7 @@ impl Outpost {
             "Outpost: CANH BAO NGHIEM TRONG - phong {}: {}. {}/alerts",
             unaccent(&person.room),
             unaccent(&alert.detail).replace("°C", "do C"),
-            self.config.web.public_url
+            self.public_url()
         );
         self.queue_on_duty(w, &text)
     }
@@ -160,7 +160,7 @@ impl Outpost {
         // One SMS per on-duty phone for the whole pass, however many alerts escalate: a site with many
         // silent people must not flood the duty phone (or the modem).
         if let Some(first) = escalated.iter().max_by_key(|a| (a.severity, a.escalations)) {
-            let url = &self.config.web.public_url;
+            let url = &self.public_url();
             let text = if escalated.len() == 1 {
                 let room = self.person(&first.person_id).map(|p| p.room.clone()).unwrap_or_default();
                 format!(

@@ -32,7 +32,7 @@ impl Outpost {
         }
         let mut w = WriteSet::new();
         for p in people {
-            let text = templates::render(&body, p, &self.config.web.public_url);
+            let text = templates::render(&body, p, &self.public_url());
             self.queue_sms(&mut w, &p.phone, &text, Purpose::Custom, Some(&p.id))?;
         }
         self.audit(&mut w, by, "sms.custom", template.unwrap_or("text"), &people.len().to_string())?;

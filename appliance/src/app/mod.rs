@@ -118,6 +118,9 @@ pub struct Outpost {
     /// writes in one turn, so parallel requests cannot both pass the check. The store is this
     /// process's alone (sled locks its folder), so a lock in the process makes the turn atomic.
     accounts_turn: tokio::sync::Mutex<()>,
+    /// Where phones reach the box, for links in SMS and QR codes: `web.public_url`, or, when that
+    /// is not set, the site's trusted name once the box serves it.
+    public_url: std::sync::RwLock<String>,
 }
 
 impl std::fmt::Debug for Outpost {
@@ -139,7 +142,9 @@ impl Outpost {
             outpost_sync::secret::Limits::from_attempts(config.web.login_attempts),
             config.web.login_lockout,
         );
+        let public_url = std::sync::RwLock::new(config.web.public_url.clone());
         Arc::new(Outpost {
+            public_url,
             store,
             config,
             clock,
@@ -154,6 +159,26 @@ impl Outpost {
     /// The configuration the box runs with (read-only).
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Where phones reach the box (no trailing `/`), for the links the box sends.
+    pub fn public_url(&self) -> String {
+        self.public_url.read().map(|u| u.clone()).unwrap_or_else(|_| self.config.web.public_url.clone())
+    }
+
+    /// Links name the site's trusted `name` from now on (`https://name`, with `port` unless 443),
+    /// unless `web.public_url` says otherwise.
+    pub fn reached_as(&self, name: &str, port: u16) {
+        if self.config.web.public_url_given {
+            return;
+        }
+        let url = if port == 443 { format!("https://{name}") } else { format!("https://{name}:{port}") };
+        if let Ok(mut u) = self.public_url.write() {
+            if *u != url {
+                tracing::info!(public_url = %url, "Links in SMS and QR codes now use the site's name.");
+                *u = url;
+            }
+        }
     }
 
     /// When declarations are due, and the site's local time.

@@ -69,7 +69,7 @@ impl Outpost {
 
     /// The link of a person's own declaration page (in their QR code and their SMS).
     pub fn personal_link(&self, person: &Person) -> String {
-        format!("{}/d/{}", self.config.web.public_url, person.declare_token)
+        format!("{}/d/{}", self.public_url(), person.declare_token)
     }
 
     /// Builds a new person record from validated input (not yet stored).

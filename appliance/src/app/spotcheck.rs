@@ -92,7 +92,7 @@ impl Outpost {
         check.deadline = now + self.config.spot_checks.deadline;
         w.put(&*check)?;
         w.put_local(&token_key(&token), &check.id)?;
-        let link = format!("{}/s/{token}", self.config.web.public_url);
+        let link = format!("{}/s/{token}", self.public_url());
         let text = i18n::spot_check_sms(&check.deadline_local(self.schedule().offset), &link);
         self.queue_sms(w, &person.phone, &text, Purpose::SpotCheck, Some(&person.id))?;
         Ok(())

@@ -215,6 +215,24 @@ impl Link {
         self.status.clone()
     }
 
+    /// The worker that keeps the site's trusted name current, served by `certs`.
+    pub fn name_keeper(
+        &self,
+        certs: Arc<crate::platform::tls::Certs>,
+        status: super::names::NameStatus,
+        (clock, data_dir): (Arc<CorrectedClock>, std::path::PathBuf),
+    ) -> super::names::Keeper {
+        super::names::Keeper {
+            site: self.site.clone(),
+            province: self.province.clone(),
+            certs,
+            data_dir,
+            clock,
+            every: self.interval,
+            status,
+        }
+    }
+
     /// Keeps the tunnel to the province's tunnel port `reach` open until `cancel`, with the site's
     /// certificate: phones from home come through it to `phones` (the web's HTTPS). Its state is
     /// for the health page.

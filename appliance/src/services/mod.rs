@@ -20,6 +20,7 @@ pub mod inbox;
 pub mod link;
 pub mod modem;
 pub mod mqtt;
+pub mod names;
 pub mod outbox;
 pub mod presence;
 pub mod scheduler;
@@ -54,6 +55,8 @@ struct Handles {
     certificate: OnceLock<BoxCertificate>,
     link: OnceLock<link::LinkStatus>,
     tunnel: OnceLock<Arc<outpost_link::tunnel::SiteState>>,
+    certs: OnceLock<Arc<crate::platform::tls::Certs>>,
+    names: OnceLock<names::NameStatus>,
     scanner: OnceLock<Arc<ScanStats>>,
     presence: OnceLock<presence::PresenceView>,
     conditions: Arc<Conditions>,
@@ -98,6 +101,16 @@ impl Services {
         self.0.link.get()
     }
 
+    /// The certificates the box's HTTPS presents, when `web.tls_listen` is set.
+    pub fn certs(&self) -> Option<&Arc<crate::platform::tls::Certs>> {
+        self.0.certs.get()
+    }
+
+    /// The site's trusted name, once enrolled with HTTPS on.
+    pub fn names(&self) -> Option<&names::NameStatus> {
+        self.0.names.get()
+    }
+
     /// The tunnel for phones from home, when `sync.reach` is set.
     pub fn tunnel(&self) -> Option<&Arc<outpost_link::tunnel::SiteState>> {
         self.0.tunnel.get()
@@ -130,6 +143,12 @@ impl Services {
     }
     pub fn set_link(&self, link: link::LinkStatus) {
         let _ = self.0.link.set(link);
+    }
+    pub fn set_certs(&self, certs: Arc<crate::platform::tls::Certs>) {
+        let _ = self.0.certs.set(certs);
+    }
+    pub fn set_names(&self, names: names::NameStatus) {
+        let _ = self.0.names.set(names);
     }
     pub fn set_tunnel(&self, tunnel: Arc<outpost_link::tunnel::SiteState>) {
         let _ = self.0.tunnel.set(tunnel);

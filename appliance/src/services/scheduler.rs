@@ -118,6 +118,7 @@ fn parse_duration(s: &str) -> Result<chrono::Duration, String> {
         "s" => Ok(chrono::Duration::seconds(n)),
         "m" => Ok(chrono::Duration::minutes(n)),
         "h" => Ok(chrono::Duration::hours(n)),
-        _ => Err(format!("bad duration {s:?} (use s, m or h)")),
+        "d" => Ok(chrono::Duration::days(n)),
+        _ => Err(format!("bad duration {s:?} (use s, m, h or d)")),
     }
 }

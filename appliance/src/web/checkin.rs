@@ -45,7 +45,7 @@ fn direction_of(raw: &str) -> Result<Direction, ApiError> {
 pub async fn poster(State(state): State<AppState>, ctx: Ctx) -> Answer {
     let lang = ctx.lang;
     let token = state.app.checkin_token().await?;
-    let link = format!("{}/c/{token}", state.app.config().web.public_url);
+    let link = format!("{}/c/{token}", state.app.public_url());
     let site = &state.app.config().site;
     let body = html! {
         section.poster {

@@ -39,6 +39,8 @@ pub mod system;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
+
 use axum::{
     body::Body,
     extract::{DefaultBodyLimit, Request, State},
@@ -95,6 +97,42 @@ async fn to_https(State(port): State<u16>, req: Request, next: Next) -> Response
     let port = if port == 443 { String::new() } else { format!(":{port}") };
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
     closing(Redirect::permanent(&format!("https://{host}{port}{path}")).into_response())
+}
+
+/// `router` for the HTTPS listener on `https_port` once the site may have a trusted name (`certs`):
+/// answers for that name carry HSTS (a year: the browser will not fall back to plain HTTP or accept
+/// another certificate for it), and pages asked for as `outpost.local` are sent to the name (308),
+/// so that phones keep the secure origin their permissions belong to. Only once the name is served.
+pub fn on_https(https_port: u16, certs: Arc<crate::platform::tls::Certs>, router: Router) -> Router {
+    router.layer(middleware::from_fn_with_state((https_port, certs), named_host))
+}
+
+async fn named_host(
+    State((port, certs)): State<(u16, Arc<crate::platform::tls::Certs>)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let Some(named) = certs.named() else { return next.run(req).await };
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name).to_ascii_lowercase())
+        .unwrap_or_default();
+    let page = matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD)
+        && req.uri().path() != "/healthz"
+        && !req.uri().path().starts_with("/api/");
+    if host == "outpost.local" && page {
+        let port = if port == 443 { String::new() } else { format!(":{port}") };
+        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        return Redirect::permanent(&format!("https://{}{port}{path}", named.name)).into_response();
+    }
+    let mut res = next.run(req).await;
+    if host == named.name {
+        res.headers_mut()
+            .insert(header::STRICT_TRANSPORT_SECURITY, header::HeaderValue::from_static("max-age=31536000"));
+    }
+    res
 }
 
 /// Bodies up to this size are read and dropped before a 413, so the sender sees the answer.

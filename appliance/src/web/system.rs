@@ -71,6 +71,7 @@ fn health(state: &AppState, (system, problems): (&System, &[Problem])) -> Result
         "ble_adapter": s.scanner().map(|b| b.to_json()),
         "sync": s.link().map(|l| l.current()),
         "reach": s.tunnel().map(|t| t.to_json()),
+        "name": s.names().map(|n| n.current()),
         "mqtt": s.mqtt().map(|m| {
             let overrun = m.counters.lock().map(|c| c.overrun).unwrap_or(0);
             json!({"connections": m.connections.counts(), "overrun": overrun, "gate": m.gate.counts()})
@@ -157,6 +158,18 @@ pub async fn health_page(State(state): State<AppState>, ctx: Ctx) -> Answer {
                     @if let Some(e) = s["last_error"].as_str() { " · " (t(lang, "health.last_error")) ": " (e) }
                 },
                 None => (t(lang, "health.sync_off")),
+            }
+            @if let Some(n) = h["name"].as_object() {
+                br;
+                span #health-name {
+                    (t(lang, "health.name")) ": "
+                    @match (n["name"].as_str(), n["not_after"].as_str()) {
+                        (Some(name), Some(until)) => { strong { (name) } " · " (t(lang, "health.name_until")) " " strong #name-until { (until) } }
+                        (Some(name), None) => { strong { (name) } " · " (t(lang, "health.name_waiting")) }
+                        _ => { (t(lang, "health.name_none")) }
+                    }
+                    @if let Some(e) = n["last_error"].as_str() { " · " (t(lang, "health.last_error")) ": " (e) }
+                }
             }
             @if let Some(r) = h["reach"].as_object() {
                 br;
@@ -344,6 +357,13 @@ fn service_metrics(state: &AppState, m: &mut Metrics) {
             st.link.failures_in_a_row.into(),
         );
         m.gauge("outpost_sync_exchanges_total", "Exchanges with the province.", st.link.exchanges as f64);
+    }
+    if let Some(n) = s.names().map(|n| n.current()) {
+        m.gauge(
+            "outpost_tls_name_not_after_seconds",
+            "When the site's trusted certificate ends (Unix time); absent until the box has one.",
+            n.not_after.map_or(f64::NAN, |t| t.timestamp() as f64),
+        );
     }
     if let Some(t) = s.tunnel() {
         let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed) as f64;

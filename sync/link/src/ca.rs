@@ -33,6 +33,59 @@ pub fn check_site_id(id: &str) -> bool {
         && !id.ends_with('-')
 }
 
+/// A certificate's validity (not before, not after), read from its DER: the TBS certificate's field
+/// after the optional version, the serial, the signature algorithm and the issuer.
+pub fn validity(der: &[u8]) -> Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> {
+    let (_, cert, _) = der_item(der)?;
+    let (_, tbs, _) = der_item(cert)?;
+    let mut rest = tbs;
+    let mut fields = Vec::with_capacity(4);
+    while fields.len() < 4 {
+        let (tag, content, after) = der_item(rest)?;
+        if !(fields.is_empty() && tag == 0xa0) {
+            fields.push((tag, content));
+        }
+        rest = after;
+    }
+    let (tag, validity) = fields[3];
+    if tag != 0x30 {
+        return None;
+    }
+    let (t1, not_before, rest) = der_item(validity)?;
+    let (t2, not_after, _) = der_item(rest)?;
+    Some((der_time(t1, not_before)?, der_time(t2, not_after)?))
+}
+
+/// One DER item: its tag, its content, and what follows it.
+fn der_item(bytes: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = bytes.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        (rest[..n].iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b)), &rest[n..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+/// A UTCTime (`YYMMDDHHMMSSZ`, years 1950–2049) or GeneralizedTime (`YYYYMMDDHHMMSSZ`).
+fn der_time(tag: u8, content: &[u8]) -> Option<chrono::DateTime<chrono::Utc>> {
+    let text = std::str::from_utf8(content).ok()?;
+    let full = match tag {
+        0x17 => {
+            let yy: u32 = text.get(..2)?.parse().ok()?;
+            format!("{}{text}", if yy >= 50 { "19" } else { "20" })
+        }
+        0x18 => text.to_owned(),
+        _ => return None,
+    };
+    chrono::NaiveDateTime::parse_from_str(full.strip_suffix('Z')?, "%Y%m%d%H%M%S").ok().map(|t| t.and_utc())
+}
+
 /// `AB:CD:…` of the SHA-256 of a certificate's DER.
 pub fn fingerprint(der: &[u8]) -> String {
     Sha256::digest(der).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
@@ -204,4 +257,26 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
     std::fs::File::open(&dir)?.sync_all()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_certificate_s_dates_are_read_from_its_der() {
+        let ca = Ca::load_or_create(&tempfile_dir(), true).expect("a CA");
+        let der = first_der(&ca.cert_pem).expect("der");
+        let (from, to) = validity(&der).expect("dates");
+        assert_eq!(from.to_rfc3339(), "2025-01-01T00:00:00+00:00");
+        assert_eq!(to.to_rfc3339(), "2045-01-01T00:00:00+00:00");
+        assert_eq!(validity(&der[..der.len() / 2]), None, "a cut certificate has no dates");
+        assert_eq!(validity(b"\x30\x03\x02\x01\x01"), None);
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("outpost-ca-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
 }

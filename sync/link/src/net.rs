@@ -285,11 +285,24 @@ pub async fn post(
     max_answer: usize,
     timeout: Duration,
 ) -> anyhow::Result<(u16, Bytes)> {
+    call(peer, tls, (http::Method::POST, path, body), max_answer, timeout).await
+}
+
+/// [`post`] with any method.
+pub async fn call(
+    peer: Peer<'_>,
+    tls: Arc<rustls::ClientConfig>,
+    (method, path, body): (http::Method, &str, Vec<u8>),
+    max_answer: usize,
+    timeout: Duration,
+) -> anyhow::Result<(u16, Bytes)> {
     let work = async {
         let tls = connect(peer, tls).await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
         tokio::spawn(conn);
-        let req = Request::post(path)
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
             .header(http::header::HOST, peer.name)
             .header(http::header::CONTENT_TYPE, "application/octet-stream")
             .body(Full::new(Bytes::from(body)))?;
@@ -311,6 +324,13 @@ pub fn cert_names(der: &[u8], name: &str) -> bool {
     let Ok(cert) = webpki::EndEntityCert::try_from(&der) else { return false };
     let Ok(name) = ServerName::try_from(name.to_owned()) else { return false };
     cert.verify_is_valid_for_subject_name(&name).is_ok()
+}
+
+/// The DNS names a certificate carries (its subject alternative names).
+pub fn cert_dns_names(der: &[u8]) -> Vec<String> {
+    let der = CertificateDer::from(der);
+    let Ok(cert) = webpki::EndEntityCert::try_from(&der) else { return Vec::new() };
+    cert.valid_dns_names().map(str::to_owned).collect()
 }
 
 /// Whether the verified client certificate `der` names site `site_id`.

@@ -50,6 +50,19 @@ pub async fn enroll(addr: &str, token: &str) -> anyhow::Result<ca::Bundle> {
     Ok(bundle)
 }
 
+/// What the province holds of a site's publicly trusted name.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct NameAnswer {
+    /// `<site>.<zone>`.
+    pub name: String,
+    /// The last chain issued for it (PEM, leaf first).
+    pub chain_pem: Option<String>,
+    pub not_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// A request waits at the province.
+    pub pending: bool,
+    pub last_error: Option<String>,
+}
+
 /// What a box keeps of its enrolment (`sync/link.json`), and what a USB stick carries to a box
 /// without any link: the province's address and the site's bundle.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -94,6 +107,26 @@ impl SiteLink {
         let tls = net::client_config(&b.ca_pem, Some((&b.cert_pem, &b.key_pem)))?;
         let _turn = self.turn.lock().await;
         call(&self.store, (&b.site_id, &self.now), PROVINCE, Peer::province(addr), tls).await
+    }
+
+    /// What the province at `addr` holds of this site's publicly trusted name; with `csr` (DER), a
+    /// request for it first. `None`: the province gives no names.
+    pub async fn name_certificate(
+        &self,
+        addr: &str,
+        csr: Option<Vec<u8>>,
+    ) -> anyhow::Result<Option<NameAnswer>> {
+        let b = &self.bundle;
+        let tls = net::client_config(&b.ca_pem, Some((&b.cert_pem, &b.key_pem)))?;
+        let method = if csr.is_some() { http::Method::POST } else { http::Method::GET };
+        let request = (method, "/sync/v1/certificate", csr.unwrap_or_default());
+        let (status, answer) =
+            net::call(Peer::province(addr), tls, request, 1 << 20, Duration::from_secs(30)).await?;
+        match status {
+            200 => Ok(Some(serde_json::from_slice(&answer).context("the province's answer about the name")?)),
+            404 => Ok(None),
+            _ => anyhow::bail!("the province refused: {}", String::from_utf8_lossy(&answer).trim()),
+        }
     }
 
     /// Answers one pull: only the province's certificate may, and only with the province's batch.

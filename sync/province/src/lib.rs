@@ -5,10 +5,14 @@
 //!   the exchange endpoint that runs the sync protocol (`outpost_sync::protocol`).
 //! - [`relay`]: reach from home: phones' TLS for `<site>.<zone>`, spliced by server name onto the
 //!   tunnel each box keeps open.
+//! - [`acme`], [`dns`]: the sites' publicly trusted names: ACME DNS-01 orders, the challenge
+//!   published by RFC 2136 updates signed with TSIG.
 //! - [`demo`]: `outpost-province demo`'s simulated sites.
 //! - [`users`], [`web`]: the province's users (a district officer sees one district) and its web UI.
 
+pub mod acme;
 pub mod demo;
+pub mod dns;
 pub mod relay;
 pub mod server;
 pub mod users;

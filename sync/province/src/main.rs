@@ -2,8 +2,11 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use outpost_province::{
+    acme::{AcmeConfig, Issuer},
+    dns::{self, TsigKey},
     relay::{self, Relay},
     server::{Province, Server},
     users::{Scope, Users},
@@ -72,7 +75,7 @@ enum Command {
 
 /// Reach from home (docs/reach.md): phones connect to `<site>.<zone>` here, and each site's box keeps
 /// a tunnel open to carry them.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, clap::Args, Clone, Default)]
 struct ReachArgs {
     /// The zone whose names are the sites' (`<site-id>.<zone>`), in the province's DNS.
     #[arg(long, default_value = "")]
@@ -86,6 +89,44 @@ struct ReachArgs {
     /// Phones of one site through the relay at once (a flood towards one site leaves the others be).
     #[arg(long, default_value_t = 256)]
     reach_per_site: usize,
+    /// The ACME CA's directory URL that issues the sites' names (DNS-01), e.g. Let's Encrypt's
+    /// https://acme-v02.api.letsencrypt.org/directory; none: sites keep their own certificates.
+    #[arg(long, default_value = "", requires_all = ["zone", "dns_server", "tsig_key_file"])]
+    acme_directory: String,
+    /// The CA certificates the ACME server's HTTPS is checked against.
+    #[arg(long, default_value = "/etc/ssl/certs/ca-certificates.crt")]
+    acme_roots: PathBuf,
+    /// A contact address for the CA (mailto:…).
+    #[arg(long)]
+    acme_contact: Option<String>,
+    /// The province's DNS server for the zone, host:port, which takes RFC 2136 updates.
+    #[arg(long, default_value = "")]
+    dns_server: String,
+    /// A file holding the TSIG key for those updates, as `hmac-sha256:key-name:base64-secret`.
+    #[arg(long, default_value = "")]
+    tsig_key_file: String,
+}
+
+impl ReachArgs {
+    /// The issuer of the sites' names, if the CA is given.
+    fn issuer(&self, province: &Province) -> anyhow::Result<Option<std::sync::Arc<Issuer>>> {
+        if self.acme_directory.is_empty() {
+            return Ok(None);
+        }
+        let read = |p: &std::path::Path| {
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+        };
+        let key = TsigKey::parse(&read(std::path::Path::new(&self.tsig_key_file))?)
+            .with_context(|| format!("the TSIG key in {}", self.tsig_key_file))?;
+        let dns = dns::Updater { server: self.dns_server.clone(), zone: relay::normal_zone(&self.zone), key };
+        let config = AcmeConfig {
+            directory: self.acme_directory.clone(),
+            roots_pem: read(&self.acme_roots)?,
+            contact: self.acme_contact.clone(),
+            dns,
+        };
+        Ok(Some(std::sync::Arc::new(Issuer::new(province.clone(), config)?)))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -240,13 +281,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 outpost_province::demo::make(&province)?;
             }
-            let reach = ReachArgs {
-                zone: String::new(),
-                reach: String::new(),
-                tunnels: String::new(),
-                reach_per_site: 0,
-            };
-            serve(province, &listen, (0, 3600), &web, 15, &reach)?;
+            serve(province, &listen, (0, 3600), &web, 15, &ReachArgs::default())?;
         }
         Command::Serve { listen, pull_every, max_backoff, web, online_minutes, reach } => {
             serve(province, &listen, (pull_every, max_backoff), &web, online_minutes, &reach)?;
@@ -269,7 +304,12 @@ fn serve(
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(&listen).await?;
         println!("outpost-province listening on https://{}", listener.local_addr()?);
-        let server = Server::new(province);
+        let mut server = Server::new(province.clone());
+        if let Some(issuer) = reach.issuer(&province)? {
+            println!("names *.{} from {}", issuer.zone(), reach.acme_directory);
+            server = server.with_names(issuer.clone());
+            tokio::spawn(issuer.run());
+        }
         if !reach.reach.is_empty() {
             anyhow::ensure!(
                 !reach.tunnels.is_empty(),

@@ -311,6 +311,8 @@ pub struct Server {
     pub limits: Limits,
     /// Enrolments per address ([`ENROLMENTS`]): anyone may try, with a token or without.
     enrolments: Arc<gate::Rates>,
+    /// The sites' publicly trusted names, when the province has a zone and a CA for them.
+    pub names: Option<Arc<crate::acme::Issuer>>,
 }
 
 /// How often one address may try to enrol: a site enrols once, an installer retries a few times.
@@ -330,7 +332,13 @@ impl Server {
             locks: Arc::default(),
             limits: Limits::default(),
             enrolments: Arc::default(),
+            names: None,
         }
+    }
+
+    /// The same server, issuing the sites' names with `issuer`.
+    pub fn with_names(self, issuer: Arc<crate::acme::Issuer>) -> Server {
+        Server { names: Some(issuer), ..self }
     }
 
     /// Site `id`'s store, opened once.
@@ -347,15 +355,11 @@ impl Server {
 
     /// One exchange with the site whose certificate `peer_cert` is: its batch in, ours out.
     pub fn exchange(&self, peer_cert: Option<&[u8]>, bytes: &[u8]) -> Resp {
-        let Some(cert) = peer_cert else {
-            return exchange::text(401, "a site certificate is required".into());
-        };
         // The site this certificate is the current one of, before anything is decoded: an unknown,
         // replaced or revoked certificate costs no decompression.
-        let site = match self.province.site_by_cert(&ca::fingerprint(cert)) {
-            Ok(Some(site)) if !site.revoked => site,
-            Ok(_) => return exchange::text(403, "this certificate is unknown, replaced or revoked".into()),
-            Err(e) => return exchange::answer_response(Err(e)).0,
+        let (site, cert) = match self.caller(peer_cert) {
+            Ok(found) => found,
+            Err(resp) => return resp,
         };
         // `decode` checks the sizes and the checksum before it decompresses anything.
         let batch = match protocol::decode(bytes, &self.limits) {
@@ -384,6 +388,47 @@ impl Server {
         let (resp, outcome) = exchange::answer_response(work);
         self.province.record(&batch.site, "push", outcome.as_ref());
         resp
+    }
+
+    /// The site whose current certificate `peer_cert` is (not revoked), or the answer refusing it.
+    fn caller<'c>(&self, peer_cert: Option<&'c [u8]>) -> Result<(SiteEntry, &'c [u8]), Resp> {
+        let Some(cert) = peer_cert else {
+            return Err(exchange::text(401, "a site certificate is required".into()));
+        };
+        match self.province.site_by_cert(&ca::fingerprint(cert)) {
+            Ok(Some(site)) if !site.revoked => Ok((site, cert)),
+            Ok(_) => Err(exchange::text(403, "this certificate is unknown, replaced or revoked".into())),
+            Err(e) => Err(exchange::answer_response(Err(e)).0),
+        }
+    }
+
+    /// `/sync/v1/certificate`: GET, what the province holds of the calling site's name (its name,
+    /// the last chain issued and its end, whether a request waits, the last error); POST with a
+    /// certificate request (DER) for that name: taken, the chain comes on a later GET.
+    fn name_certificate(&self, req: &Req) -> Resp {
+        let Some(issuer) = &self.names else {
+            return exchange::text(404, "this province gives no names (it has no zone for them)".into());
+        };
+        let site = match self.caller(req.peer_cert.as_deref()) {
+            Ok((site, _)) => site,
+            Err(resp) => return resp,
+        };
+        let held = if req.method == http::Method::POST {
+            match issuer.request(&site.id, &req.body, chrono::Utc::now()) {
+                Ok(held) => held,
+                Err(e) => return exchange::text(400, format!("{e:#}")),
+            }
+        } else {
+            issuer.name_cert(&site.id)
+        };
+        let answer = serde_json::json!({
+            "name": held.name,
+            "chain_pem": held.chain_pem,
+            "not_after": held.not_after,
+            "pending": held.csr_hex.is_some(),
+            "last_error": held.last_error,
+        });
+        (200, "application/json", answer.to_string().into_bytes())
     }
 
     fn site_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -509,6 +554,7 @@ impl Server {
         match (req.method.as_str(), req.path.as_str()) {
             ("GET", "/healthz") => (200, "text/plain", b"ok\n".to_vec()),
             ("POST", "/sync/v1/exchange") => self.exchange(req.peer_cert.as_deref(), &req.body),
+            ("GET" | "POST", "/sync/v1/certificate") => self.name_certificate(&req),
             ("POST", "/sync/v1/enroll") if !self.enrolments.allow(&req.peer.ip().to_string(), ENROLMENTS) => {
                 (
                     429,

@@ -79,7 +79,13 @@ struct SiteView {
     /// How far the site's clock was from the province's at the last exchange, in hours, when more
     /// than two minutes (the box then takes the province's time).
     clock_off_hours: Option<f64>,
+    /// The site's trusted name and its certificate, when the province gives names.
+    certificate: Option<crate::acme::NameCert>,
 }
+
+/// A site's certificate with fewer days than this left is flagged: renewal (at 30 days before
+/// the end of a 90-day one) has failed for over a week, or the box has not called since.
+const CERT_WARN_DAYS: i64 = 21;
 
 fn page(title: &str, user: Option<&User>, body: Markup) -> Markup {
     html! {
@@ -269,7 +275,8 @@ impl Web {
         }
         let clock_off_hours =
             log.link.peer_clock_ahead_seconds.filter(|s| s.unsigned_abs() > 120).map(|s| s as f64 / 3600.0);
-        SiteView { entry, name, online, last_sync, in_quarantine, open_alerts, clock_off_hours }
+        let certificate = self.server.names.as_ref().map(|n| n.name_cert(&entry.id));
+        SiteView { entry, name, online, last_sync, in_quarantine, open_alerts, clock_off_hours, certificate }
     }
 }
 
@@ -398,7 +405,8 @@ async fn overview(State(web): State<Web>, headers: HeaderMap) -> Response {
             }
             table #sites {
                 thead { tr { th { "Mã" } th { "Tên" } th { "Quận/huyện" } th { "Kết nối" } th { "Đồng bộ gần nhất" }
-                    th { "Đang cách ly" } th { "Cảnh báo mở" } } }
+                    th { "Đang cách ly" } th { "Cảnh báo mở" }
+                    @if web.server.names.is_some() { th { "Chứng chỉ tên miền" } } } }
                 tbody {
                     @for v in &views {
                         tr data-site=(v.entry.id) {
@@ -415,6 +423,7 @@ async fn overview(State(web): State<Web>, headers: HeaderMap) -> Response {
                             }
                             td { (fmt_time(v.last_sync)) }
                             td { (v.in_quarantine) } td { (v.open_alerts) }
+                            @if let Some(c) = &v.certificate { td.certificate { (certificate_cell(c)) } }
                         }
                     }
                 }
@@ -423,6 +432,24 @@ async fn overview(State(web): State<Web>, headers: HeaderMap) -> Response {
         },
     )
     .into_response()
+}
+
+/// A site's name and how long its certificate has left; flagged when near its end or failing.
+fn certificate_cell(c: &crate::acme::NameCert) -> Markup {
+    let left = c.not_after.map(|end| (end - Utc::now()).num_days());
+    html! {
+        span.name { (c.name) } br;
+        @match (c.not_after, left) {
+            (Some(end), Some(days)) if days < CERT_WARN_DAYS => {
+                span.off.expiring title="Chứng chỉ sắp hết hạn: cơ sở chưa gia hạn được (mất kết nối, hoặc lỗi khi cấp)." {
+                    "sắp hết hạn: " (fmt_time(Some(end))) " (còn " (days.max(0)) " ngày)"
+                }
+            }
+            (Some(end), _) => { "đến " (fmt_time(Some(end))) }
+            _ => { span.off { "chưa có" } }
+        }
+        @if let Some(e) = &c.last_error { br; span.off.error title=(e) { "lỗi cấp: " (e) } }
+    }
 }
 
 /// Open alerts of the sites `user` sees: `(site, alert)`, newest first.
@@ -858,4 +885,34 @@ async fn reports_csv(State(web): State<Web>, headers: HeaderMap, Query(q): Query
         out.push_str(&format!("{},{},{confirmed}\r\n", date.format("%d/%m/%Y"), cells.join(",")));
     }
     csv_response("bao-cao-khu-cach-ly.csv", out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_certificate_near_its_end_or_failing_is_flagged() {
+        let cert = |days: i64, error: Option<&str>| crate::acme::NameCert {
+            name: "s1.sites.test".into(),
+            not_after: Some(Utc::now() + chrono::Duration::days(days)),
+            last_error: error.map(str::to_owned),
+            ..Default::default()
+        };
+        let fine = certificate_cell(&cert(80, None)).into_string();
+        assert!(
+            fine.contains("s1.sites.test") && fine.contains("đến ") && !fine.contains("expiring"),
+            "{fine}"
+        );
+        let near = certificate_cell(&cert(10, None)).into_string();
+        assert!(
+            near.contains("expiring") && (near.contains("còn 9 ngày") || near.contains("còn 10 ngày")),
+            "{near}"
+        );
+        let failing = certificate_cell(&cert(80, Some("the CA's checks"))).into_string();
+        assert!(failing.contains("lỗi cấp: the CA"), "{failing}");
+        let none =
+            certificate_cell(&crate::acme::NameCert { name: "s2.sites.test".into(), ..Default::default() });
+        assert!(none.into_string().contains("chưa có"));
+    }
 }
