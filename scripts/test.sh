@@ -26,6 +26,8 @@ command -v pebble >/dev/null 2>&1 || need+=(pebble)
 command -v knotd >/dev/null 2>&1 || need+=(knot)
 command -v kdig >/dev/null 2>&1 || need+=(knot-dnsutils)
 command -v certutil >/dev/null 2>&1 || need+=(libnss3-tools)
+# The access point's DNS (NetworkManager's dnsmasq) answering the site's name.
+command -v dnsmasq >/dev/null 2>&1 || need+=(dnsmasq-base)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "==> installing ${need[*]}"

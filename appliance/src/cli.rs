@@ -39,6 +39,9 @@ pub struct Common {
     /// Address of the web UI (overrides `web.listen`), e.g. 0.0.0.0:8080; port 0 picks a free port.
     #[arg(long)]
     pub listen: Option<String>,
+    /// Address of the web UI over HTTPS (overrides `web.tls_listen`); `off`: plain HTTP only.
+    #[arg(long, value_name = "ADDR|off")]
+    pub tls_listen: Option<String>,
     /// Address of the MQTT broker (overrides `mqtt.listen`); `off` for no broker at all.
     #[arg(long, value_name = "ADDR|off")]
     pub mqtt: Option<String>,
@@ -378,6 +381,9 @@ fn apply(common: &Common, demo: bool) -> anyhow::Result<Config> {
     }
     if let Some(m) = &common.mqtt_tls {
         raw.mqtt.tls_listen = off(m);
+    }
+    if let Some(t) = &common.tls_listen {
+        raw.web.tls_listen = off(t);
     }
     Config::validate(raw).context("invalid configuration")
 }

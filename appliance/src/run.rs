@@ -386,7 +386,10 @@ async fn start_link(
     if let (Some(certs), Some(https)) = (services.certs(), c.web.tls_listen) {
         let status = services::names::NameStatus::default();
         services.set_names(status.clone());
-        let keeper = link.name_keeper(certs.clone(), status, (clock.clone(), c.store.data_dir.clone()));
+        let keeper = services::names::Keeper {
+            dns_hosts: c.web.dns_hosts.clone(),
+            ..link.name_keeper(certs.clone(), status, (clock.clone(), c.store.data_dir.clone()))
+        };
         let app = app.clone();
         let named = keeper.certs.clone();
         tracker.spawn(keeper.run(cancel.clone(), move || {

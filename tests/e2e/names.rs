@@ -65,7 +65,50 @@ struct World {
     https: u16,
     data: PathBuf,
     b: BoxProcess,
+    /// The access point's DNS, reading the hosts file the box writes.
+    dnsmasq: Dnsmasq,
     _dir: tempfile::TempDir,
+}
+
+/// dnsmasq as NetworkManager runs it for a shared connection, reading `hostsdir`.
+struct Dnsmasq(std::process::Child, u16);
+
+impl Dnsmasq {
+    fn start(hostsdir: &Path) -> Dnsmasq {
+        std::fs::create_dir_all(hostsdir).expect("hostsdir");
+        let port = free_port();
+        let child = std::process::Command::new("dnsmasq")
+            .args([
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+                "--bind-interfaces",
+            ])
+            .args(["--listen-address=127.0.0.1", "--user=root", "--pid-file="])
+            .arg(format!("--port={port}"))
+            .arg(format!("--hostsdir={}", hostsdir.display()))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("dnsmasq (Debian's dnsmasq-base; scripts/test.sh installs it)");
+        Dnsmasq(child, port)
+    }
+
+    /// The addresses it answers for `name`.
+    fn resolve(&self, name: &str) -> String {
+        let out = std::process::Command::new("kdig")
+            .args(["@127.0.0.1", "-p", &self.1.to_string(), "A", name, "+short"])
+            .output()
+            .expect("kdig");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 const ZONE: &str = "sites.test";
@@ -99,11 +142,14 @@ impl World {
         .map(str::to_owned)
         .to_vec();
         let (province, addr) = serve_province(&pdata, "127.0.0.1:0", &serve_args);
+        let dnsmasq = Dnsmasq::start(&dir.path().join("dns"));
+        let hosts = dir.path().join("dns/hosts");
         let config = write_config(
             dir.path(),
             &format!(
-                "[site]\nid = \"hoa-vang-01\"\n[web]\ntls_listen = \"127.0.0.1:{https}\"\n\
-                 [sync]\ninterval_seconds = 1\nmax_backoff_seconds = 2\nfollow_province_clock_seconds = 0\nreach = \"127.0.0.1:{tunnels}\"\n"
+                "[site]\nid = \"hoa-vang-01\"\n[web]\ntls_listen = \"127.0.0.1:{https}\"\ndns_hosts_file = \"{}\"\n\
+                 [sync]\ninterval_seconds = 1\nmax_backoff_seconds = 2\nfollow_province_clock_seconds = 0\nreach = \"127.0.0.1:{tunnels}\"\n",
+                hosts.display()
             ),
         );
         let data = dir.path().join("data");
@@ -122,6 +168,7 @@ impl World {
             https,
             data,
             b,
+            dnsmasq,
             _dir: dir,
         }
     }
@@ -173,6 +220,16 @@ fn a_site_gets_its_trusted_name_renews_it_and_loses_it_when_revoked() {
     let at_site = phone_get(w.https, &root, NAME, "/login").expect("at the site");
     assert!(at_site.starts_with("HTTP/1.1 200"), "{at_site}");
     assert!(at_site.contains("strict-transport-security: max-age=31536000"), "{at_site}");
+    // On the site's Wi-Fi the access point's DNS answers the name with the box's address.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while w.dnsmasq.resolve(NAME) != "10.42.0.1" {
+        assert!(
+            Instant::now() < deadline,
+            "the access point's DNS does not answer {NAME}: {:?}",
+            w.dnsmasq.resolve(NAME)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let from_home = phone_get(w.reach, &root, NAME, "/login").expect("from home, through the province");
     assert!(from_home.starts_with("HTTP/1.1 200"), "{from_home}");
     // `outpost.local` keeps the box's own certificate and sends pages on to the name.

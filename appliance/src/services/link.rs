@@ -230,6 +230,7 @@ impl Link {
             clock,
             every: self.interval,
             status,
+            dns_hosts: None,
         }
     }
 

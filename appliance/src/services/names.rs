@@ -69,16 +69,20 @@ pub struct Keeper {
     /// How often the province is asked while all is well (the sync interval).
     pub every: Duration,
     pub status: NameStatus,
+    /// The hosts file the access point's DNS reads, and the box's address there.
+    pub dns_hosts: Option<(PathBuf, std::net::IpAddr)>,
 }
 
 impl Keeper {
     /// Keeps the name's certificate current until `cancel`; `served` hears of each look.
     pub async fn run(self, cancel: CancellationToken, served: impl Fn() + Send) {
+        self.publish_name();
         let mut failures = 0u32;
         loop {
             let wait = match self.step().await {
                 Ok(wait) => {
                     failures = 0;
+                    self.publish_name();
                     served();
                     wait
                 }
@@ -93,6 +97,26 @@ impl Keeper {
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = cancel.cancelled() => return,
+            }
+        }
+    }
+
+    /// Writes the name the box serves a trusted certificate for to the access point's hosts file,
+    /// when it is not there already (the file is on a tmpfs; nothing is written otherwise).
+    fn publish_name(&self) {
+        let (Some((path, address)), Some(named)) = (&self.dns_hosts, self.certs.named()) else { return };
+        let line = format!("{address} {}\n", named.name);
+        if std::fs::read_to_string(path).ok().as_deref() == Some(line.as_str()) {
+            return;
+        }
+        let tmp = path.with_extension("tmp");
+        let written = std::fs::write(&tmp, &line).and_then(|()| std::fs::rename(&tmp, path));
+        match written {
+            Ok(()) => {
+                tracing::info!(name = %named.name, file = %path.display(), "The access point's DNS answers the site's name.")
+            }
+            Err(error) => {
+                tracing::warn!(%error, file = %path.display(), "Cannot write the site's name for the access point's DNS.")
             }
         }
     }

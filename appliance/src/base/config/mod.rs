@@ -88,6 +88,9 @@ pub struct WebConfig {
     /// The HTTPS listener, if any: then `listen` only redirects to it (and answers `/healthz`), and
     /// cookies are `Secure`.
     pub tls_listen: Option<SocketAddr>,
+    /// Where the box writes `<dns_address> <the site's name>` for the access point's DNS, once the
+    /// site's trusted certificate is served.
+    pub dns_hosts: Option<(PathBuf, std::net::IpAddr)>,
     pub login_lockout: Duration,
 }
 
@@ -374,6 +377,7 @@ fn web(raw: &RawWeb) -> Result<WebConfig, ConfigError> {
         public_url_given,
         secure_cookies: raw.secure_cookies || tls_listen.is_some(),
         tls_listen,
+        dns_hosts: dns_hosts(raw)?,
         session_hours: raw.session_hours,
         max_upload_bytes: raw.max_upload_bytes,
         login_attempts: raw.login_attempts,
@@ -391,6 +395,17 @@ fn address(key: &'static str, value: &str, example: &str) -> Result<Option<Socke
         .parse()
         .map(Some)
         .map_err(|_| invalid(key, format!("expected an address such as {example}, or empty")))
+}
+
+fn dns_hosts(raw: &RawWeb) -> Result<Option<(PathBuf, std::net::IpAddr)>, ConfigError> {
+    if raw.dns_hosts_file.is_empty() {
+        return Ok(None);
+    }
+    let address = raw
+        .dns_address
+        .parse()
+        .map_err(|_| invalid("web.dns_address", "expected an IP address such as 10.42.0.1"))?;
+    Ok(Some((PathBuf::from(&raw.dns_hosts_file), address)))
 }
 
 fn mqtt(raw: &RawMqtt) -> Result<MqttConfig, ConfigError> {

@@ -139,6 +139,11 @@ pub struct RawWeb {
     /// `host:port` of the HTTPS listener; empty: none (the web is plain HTTP on `listen`).
     #[serde(default)]
     pub tls_listen: String,
+    /// A hosts file the access point's DNS reads: the site's name → `dns_address`; empty: none.
+    #[serde(default)]
+    pub dns_hosts_file: String,
+    #[serde(default = "default_dns_address")]
+    pub dns_address: String,
 }
 
 fn yes() -> bool {
@@ -173,4 +178,9 @@ pub struct RawOutbox {
     pub min_interval_ms: u64,
     pub retry_seconds: u64,
     pub max_retry_seconds: u64,
+}
+
+/// NetworkManager's address for a shared connection (the box's access point).
+fn default_dns_address() -> String {
+    "10.42.0.1".to_owned()
 }
