@@ -219,12 +219,37 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: &str) -> Client {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .max_redirects(0)
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
+        Client::with_agent(
+            base,
+            ureq::Agent::config_builder()
+                .max_redirects(0)
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(30)))
+                .build()
+                .into(),
+        )
+    }
+
+    /// A client over HTTPS at `base` that trusts only the certificate in `root` (PEM file): the
+    /// box's own (valid for 127.0.0.1), or a CA's.
+    pub fn tls(base: &str, root: &Path) -> Client {
+        let pem = std::fs::read(root).expect("the root certificate");
+        let cert = ureq::tls::Certificate::from_pem(&pem).expect("a PEM certificate").to_owned();
+        let tls =
+            ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::new_with_certs(&[cert])).build();
+        Client::with_agent(
+            base,
+            ureq::Agent::config_builder()
+                .max_redirects(0)
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(30)))
+                .tls_config(tls)
+                .build()
+                .into(),
+        )
+    }
+
+    fn with_agent(base: &str, agent: ureq::Agent) -> Client {
         Client {
             agent,
             base: base.trim_end_matches('/').to_owned(),

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::PASSWORD;
 
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     client: Client,
     session: String,
@@ -31,9 +31,23 @@ impl Drop for Driver {
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 impl Driver {
-    fn start(profile: &std::path::Path) -> Driver {
+    pub(crate) fn start(profile: &std::path::Path) -> Driver {
+        Driver::start_with(profile, None, &[])
+    }
+
+    /// A browser with its profile in `profile`, its home (where Chromium keeps its NSS database of
+    /// trusted CAs, `.pki/nssdb`) in `home` if given, and `more` command-line arguments.
+    pub(crate) fn start_with(
+        profile: &std::path::Path,
+        home: Option<&std::path::Path>,
+        more: &[String],
+    ) -> Driver {
         let port = TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
-        let child = Command::new("chromedriver")
+        let mut command = Command::new("chromedriver");
+        if let Some(home) = home {
+            command.env("HOME", home);
+        }
+        let child = command
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -50,11 +64,24 @@ impl Driver {
             assert!(Instant::now() < deadline, "chromedriver did not start");
             std::thread::sleep(Duration::from_millis(100));
         }
+        let mut args: Vec<String> = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=412,915",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        args.push(format!("--user-data-dir={}", profile.display()));
+        args.extend(more.iter().cloned());
         let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
             "binary": "/usr/bin/chromium",
-            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--window-size=412,915", format!("--user-data-dir={}", profile.display())]
+            "args": args
         }}}});
         let res = client.post_json("/session", &caps);
         assert_eq!(res.status, 200, "new session: {}", res.body);
@@ -67,7 +94,7 @@ impl Driver {
         self.client.try_delete(&url).map(|_| ())
     }
 
-    fn cmd(&mut self, path: &str, body: Value) -> Value {
+    pub(crate) fn cmd(&mut self, path: &str, body: Value) -> Value {
         let res = self.client.post_json(&format!("/session/{}{path}", self.session), &body);
         assert_eq!(res.status, 200, "{path}: {}", res.body);
         res.json()["value"].clone()
@@ -79,11 +106,21 @@ impl Driver {
         res.json()["value"].clone()
     }
 
-    fn goto(&mut self, url: &str) {
+    /// A Chrome DevTools Protocol command, through chromedriver.
+    pub(crate) fn cdp(&mut self, cmd: &str, params: Value) -> Value {
+        self.cmd("/goog/cdp/execute", json!({"cmd": cmd, "params": params}))
+    }
+
+    /// Runs `js` (a function body) in the page; what it returns.
+    pub(crate) fn script(&mut self, js: &str) -> Value {
+        self.cmd("/execute/sync", json!({"script": js, "args": []}))
+    }
+
+    pub(crate) fn goto(&mut self, url: &str) {
         self.cmd("/url", json!({"url": url}));
     }
 
-    fn find(&mut self, css: &str) -> String {
+    pub(crate) fn find(&mut self, css: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let res = self.client.post_json(
@@ -102,19 +139,19 @@ impl Driver {
         }
     }
 
-    fn type_into(&mut self, css: &str, text: &str) {
+    pub(crate) fn type_into(&mut self, css: &str, text: &str) {
         let el = self.find(css);
         self.cmd(&format!("/element/{el}/value"), json!({"text": text}));
     }
 
-    fn click(&mut self, css: &str) {
+    pub(crate) fn click(&mut self, css: &str) {
         let el = self.find(css);
         self.cmd(&format!("/element/{el}/click"), json!({}));
     }
 
     /// The element's text. A live page may replace the element between
     /// finding it and reading it ("stale element reference"): find it again.
-    fn text(&mut self, css: &str) -> String {
+    pub(crate) fn text(&mut self, css: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let el = self.find(css);
@@ -128,42 +165,24 @@ impl Driver {
         }
     }
 
-    fn source(&mut self) -> String {
+    pub(crate) fn source(&mut self) -> String {
         self.get("/source").as_str().unwrap_or("").to_owned()
     }
 
-    fn url(&mut self) -> String {
+    pub(crate) fn url(&mut self) -> String {
         self.get("/url").as_str().unwrap_or("").to_owned()
     }
 
-    fn screenshot(&mut self, path: &std::path::Path) {
+    pub(crate) fn screenshot(&mut self, path: &std::path::Path) {
         use std::io::Write;
         let b64 = self.get("/screenshot");
-        let bytes = decode_base64(b64.as_str().unwrap_or(""));
+        let bytes =
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64.as_str().unwrap_or(""))
+                .unwrap_or_default();
         if let Ok(mut f) = std::fs::File::create(path) {
             let _ = f.write_all(&bytes);
         }
     }
-}
-
-fn decode_base64(s: &str) -> Vec<u8> {
-    let val = |c: u8| match c {
-        b'A'..=b'Z' => Some(c - b'A'),
-        b'a'..=b'z' => Some(c - b'a' + 26),
-        b'0'..=b'9' => Some(c - b'0' + 52),
-        b'+' => Some(62),
-        b'/' => Some(63),
-        _ => None,
-    };
-    let digits: Vec<u8> = s.bytes().filter_map(val).collect();
-    digits
-        .chunks(4)
-        .flat_map(|c| {
-            let n = c.iter().enumerate().fold(0u32, |acc, (i, d)| acc | (u32::from(*d) << (18 - 6 * i)));
-            let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-            bytes[..c.len().saturating_sub(1)].to_vec()
-        })
-        .collect()
 }
 
 #[test]

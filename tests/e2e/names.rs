@@ -8,10 +8,13 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::{browser::Driver, PASSWORD};
 use outpost_province::dns::{TsigKey, Updater};
 use outpost_tests::{
-    enroll_box, free_port, https_get_as, province_cmd, serve_province, write_config, BoxProcess, Knot,
-    Pebble, ProvinceProcess,
+    district_csv, enroll_box, free_port, https_get_as, province_cmd, serve_province, write_config,
+    BoxProcess, Client, Knot, Pebble, ProvinceProcess,
 };
 
 #[test]
@@ -112,6 +115,8 @@ impl Drop for Dnsmasq {
 }
 
 const ZONE: &str = "sites.test";
+/// The site: Ký túc xá Phía Tây, Đà Nẵng, 150 m around it.
+const SITE: (f64, f64) = (16.0748, 108.1497);
 const NAME: &str = "hoa-vang-01.sites.test";
 
 impl World {
@@ -147,8 +152,10 @@ impl World {
         let config = write_config(
             dir.path(),
             &format!(
-                "[site]\nid = \"hoa-vang-01\"\n[web]\ntls_listen = \"127.0.0.1:{https}\"\ndns_hosts_file = \"{}\"\n\
+                "[site]\nid = \"hoa-vang-01\"\nlatitude = {}\nlongitude = {}\ngeofence_m = 150\n[web]\ntls_listen = \"127.0.0.1:{https}\"\ndns_hosts_file = \"{}\"\n\
                  [sync]\ninterval_seconds = 1\nmax_backoff_seconds = 2\nfollow_province_clock_seconds = 0\nreach = \"127.0.0.1:{tunnels}\"\n",
+                SITE.0,
+                SITE.1,
                 hosts.display()
             ),
         );
@@ -266,4 +273,170 @@ fn a_site_gets_its_trusted_name_renews_it_and_loses_it_when_revoked() {
     )
     .expect("json");
     assert!(held["csr_hex"].is_null(), "no request of a revoked site waits: {held}");
+}
+
+/// A fresh browser home whose NSS database trusts `root` (PEM) as a CA, as a phone trusts a public CA.
+fn browser_home_trusting(home: &Path, root: &Path) -> PathBuf {
+    let db = home.join(".pki/nssdb");
+    std::fs::create_dir_all(&db).expect("nssdb");
+    let db_arg = format!("sql:{}", db.display());
+    let ok = |args: &[&str]| {
+        let out =
+            std::process::Command::new("certutil").args(args).output().expect("certutil (libnss3-tools)");
+        assert!(out.status.success(), "certutil {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    ok(&["-N", "-d", &db_arg, "--empty-password"]);
+    ok(&["-A", "-d", &db_arg, "-n", "ACME test CA", "-t", "C,,", "-i", &root.display().to_string()]);
+    home.to_owned()
+}
+
+/// Waits until the personal page says its last position was sent.
+fn position_sent(d: &mut Driver) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let last = d.script("return document.getElementById('position').getAttribute('data-last')");
+        if last == json!("sent") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the page sent no position: {last}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The last position the box holds of person `id`: its time and verdict.
+fn last_position(c: &mut Client, id: &str) -> (String, String) {
+    let v = c.get(&format!("/api/v1/people/{id}/location")).json();
+    (
+        v["last"]["at"].as_str().unwrap_or_default().to_owned(),
+        v["last"]["verdict"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+#[test]
+fn a_phone_browser_reaches_the_box_by_name_over_trusted_https_at_the_site_and_from_home() {
+    let mut w = World::new();
+    let dir = w.data.parent().expect("dir").to_owned();
+    let root = dir.join("pebble-root.pem");
+    std::fs::write(&root, w.pebble.issuing_root()).expect("the root");
+    w.name_cert_after(None);
+
+    // Staff set the site up over HTTPS (the box's own certificate, at its address).
+    let mut c = Client::tls(&format!("https://127.0.0.1:{}", w.https), &w.data.join("tls/box.crt"));
+    let link = w.b.setup_link.clone().expect("a setup link");
+    c.setup_admin(&link[link.find("/setup/").expect("setup path")..], "lan.nguyen", PASSWORD);
+    let today = Utc::now().date_naive();
+    let list = district_csv(
+        1,
+        &today.format("%d/%m/%Y").to_string(),
+        &(today + chrono::Duration::days(14)).format("%d/%m/%Y").to_string(),
+    );
+    let res = c.post_bytes("/api/v1/people/import", "text/csv", &list);
+    assert_eq!(res.status, 200, "{}", res.body);
+    let id = c.people_ids().remove(0);
+    let token =
+        c.get(&format!("/api/v1/people/{id}")).json()["declare_token"].as_str().expect("token").to_owned();
+
+    // A phone: a fresh profile trusting only the public CA, reaching the box by its name.
+    let home = browser_home_trusting(&dir.join("phone-home"), &root);
+    let rules = format!("--host-resolver-rules=MAP {NAME} 127.0.0.1");
+    let mut d = Driver::start_with(&dir.join("phone-profile"), Some(&home), &[rules]);
+    let origin = format!("https://{NAME}:{}", w.https);
+    d.cdp("Browser.grantPermissions", json!({"origin": origin, "permissions": ["geolocation"]}));
+    d.cdp(
+        "Emulation.setGeolocationOverride",
+        json!({"latitude": SITE.0 + 0.0003, "longitude": SITE.1, "accuracy": 10}),
+    );
+    d.goto(&format!("{origin}/d/{token}"));
+    d.find("input[name=temperature]");
+    assert!(d.url().starts_with(&origin), "no certificate warning: {}", d.url());
+    assert_eq!(d.script("return window.isSecureContext"), json!(true));
+    assert_eq!(
+        d.script("return !!(navigator.mediaDevices && navigator.mediaDevices.getUserMedia)"),
+        json!(true)
+    );
+    position_sent(&mut d);
+    assert_eq!(last_position(&mut c, &id).1, "inside");
+
+    // From home: the same name through the province's relay (here on its own port). The page, its
+    // position and a declaration reach the box; TLS still ends there.
+    let relay = format!("https://{NAME}:{}", w.reach);
+    d.cdp("Browser.grantPermissions", json!({"origin": relay, "permissions": ["geolocation"]}));
+    d.goto(&format!("{relay}/d/{token}"));
+    d.find("input[name=temperature]");
+    assert_eq!(d.script("return window.isSecureContext"), json!(true));
+    position_sent(&mut d);
+    d.type_into("input[name=temperature]", "36,8");
+    d.click("button[type=submit]");
+    let thanks = d.text("p.notice");
+    assert!(thanks.contains("Đã nhận khai báo"), "{thanks}");
+    let declarations = c.get(&format!("/api/v1/people/{id}/declarations")).json();
+    assert!(declarations.to_string().contains("36.8"), "{declarations}");
+    // A spot check: its SMS names the site by its name; answered from home with a photo and the
+    // phone's position, through the province, to the box.
+    let res = c.post_json("/api/v1/spotchecks", &json!({"person_id": id}));
+    assert_eq!(res.status, 201, "{}", res.body);
+    let check = res.json()[0]["id"].as_str().expect("id").to_owned();
+    let outbox = c.get("/api/v1/outbox").json().to_string();
+    let at = outbox.find(&format!("https://{NAME}:{}/s/", w.https)).expect("the SMS links to the name");
+    let path = outbox[at..].split(['/', ' ', '"']).nth(4).map(|t| format!("/s/{t}")).expect("the link");
+    d.goto(&format!("{relay}{path}"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d.text("#spot-position").starts_with('✓') {
+        assert!(Instant::now() < deadline, "the spot-check page has no position");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let photo = dir.join("selfie.jpg");
+    std::fs::write(&photo, crate::spotcheck::JPEG).expect("photo");
+    d.type_into("#spot-photo", &photo.display().to_string());
+    d.click("#spot-form button[type=submit]");
+    assert!(d.text("p.notice").contains("Đã nhận ảnh và vị trí"));
+    let checks = c.get("/api/v1/spotchecks").json();
+    let answered = checks
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|k| k["id"] == json!(check))
+        .expect("the check")
+        .clone();
+    assert_eq!(
+        (answered["state"].as_str(), answered["position_inside"].as_bool()),
+        (Some("answered"), Some(true)),
+        "{answered}"
+    );
+    assert_eq!(c.get_bytes(&format!("/spotchecks/{check}/photo")), crate::spotcheck::JPEG);
+    // Back at the site's page: its position now. Its timer is watched (the page's own `setInterval`,
+    // recorded as it is asked for: the test does not wait five real minutes for it to fire).
+    d.cdp(
+        "Page.addScriptToEvaluateOnNewDocument",
+        json!({"source": "window.__timers = []; const si = window.setInterval.bind(window); \
+                          window.setInterval = function (f, ms) { window.__timers.push({f: f, ms: ms}); return si(f, ms); };"}),
+    );
+    d.goto(&format!("{origin}/d/{token}"));
+    position_sent(&mut d);
+    let (first_at, verdict) = last_position(&mut c, &id);
+    assert_eq!(verdict, "inside");
+    assert_eq!(
+        d.script("return window.__timers.map(function (t) { return t.ms; })"),
+        json!([300_000]),
+        "every 5 minutes"
+    );
+    // Five minutes later, on the box's manual clock and the page's timer: the phone is 330 m away,
+    // and the box raises the alert at once.
+    w.b.clock("advance 5m");
+    d.cdp(
+        "Emulation.setGeolocationOverride",
+        json!({"latitude": SITE.0 + 0.003, "longitude": SITE.1, "accuracy": 15}),
+    );
+    // The page takes a fix up to a minute old (`maximumAge`): the phone's new place shows after it.
+    std::thread::sleep(Duration::from_secs(61));
+    d.script("document.getElementById('position').removeAttribute('data-last'); window.__timers[0].f();");
+    position_sent(&mut d);
+    let (at, verdict) = last_position(&mut c, &id);
+    assert_eq!(verdict, "outside");
+    let minutes = (DateTime::parse_from_rfc3339(&at).expect("time")
+        - DateTime::parse_from_rfc3339(&first_at).expect("time"))
+    .num_minutes();
+    assert_eq!(minutes, 5, "{first_at} → {at}");
+    let alerts = c.alerts_of("outside_geofence");
+    assert!(alerts.iter().any(|a| a["person_id"] == json!(id)), "{alerts:?}");
 }

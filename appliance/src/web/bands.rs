@@ -58,7 +58,7 @@ pub async fn pool(State(state): State<AppState>, ctx: Ctx) -> Answer {
 fn pool_page(state: &AppState, ctx: &Ctx, list: &[Problem], status: StatusCode) -> Answer {
     let lang = ctx.lang;
     let bands = state.app.bands()?;
-    let unknown = state.services.presence().map(|p| p.unknown()).unwrap_or_default();
+    let unknown = unknown_bands(state, &bands);
     let stats = state.services.presence().map(|p| p.stats()).unwrap_or_default();
     let low_mark = state.app.config().bands.battery_low_percent;
     let low: Vec<(&Band, u8)> = bands
@@ -321,8 +321,17 @@ pub async fn api_hand_over(
 }
 
 pub async fn api_unknown(State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    let list = state.services.presence().map(|p| p.unknown()).unwrap_or_default();
+    let list = unknown_bands(&state, &state.app.bands()?);
     Ok(Json(json!(list)))
+}
+
+/// Bands seen but not in the pool. The presence thread learns of a registration through its queue;
+/// the pool (`bands`, read now) is what was acknowledged, so a band registered a moment ago is
+/// never listed as unknown.
+fn unknown_bands(state: &AppState, bands: &[Band]) -> Vec<crate::services::presence::UnknownBand> {
+    let mut list = state.services.presence().map(|p| p.unknown()).unwrap_or_default();
+    list.retain(|u| !bands.iter().any(|b| b.id == u.band));
+    list
 }
 
 /// Every band the engine tracks, and the counters of the sources.
