@@ -237,6 +237,8 @@ fn a_site_gets_its_trusted_name_renews_it_and_loses_it_when_revoked() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    let login = https_get_as(w.https, &root, NAME, "/login").expect("the login page");
+    assert!(!login.contains("trust-box"), "a trusted site needs no instructions to trust it");
     let from_home = phone_get(w.reach, &root, NAME, "/login").expect("from home, through the province");
     assert!(from_home.starts_with("HTTP/1.1 200"), "{from_home}");
     // `outpost.local` keeps the box's own certificate and sends pages on to the name.

@@ -50,6 +50,17 @@ fn the_web_answers_over_https_by_name_and_the_plain_port_redirects() {
         head.lines().find(|l| l.to_lowercase().starts_with("set-cookie: outpost_csrf=")).expect("a cookie");
     assert!(cookie.contains("; Secure"), "{cookie}");
     assert!(https_get(https, &cafile, "/healthz").starts_with("HTTP/1.1 200"));
+    // With no trusted certificate yet, the login page says how to trust the box's own, which anyone
+    // may download.
+    let fingerprint =
+        b.printed.iter().find_map(|l| l.split("the box's certificate: ").nth(1)).expect("printed");
+    let login = https_get_as(https, &cafile, "outpost.local", "/login").expect("login");
+    assert!(
+        login.contains("id=\"trust-box\"") && login.contains(fingerprint.trim_end_matches(')')),
+        "{login}"
+    );
+    let own = https_get_as(https, &cafile, "outpost.local", "/box.crt").expect("the certificate");
+    assert!(own.starts_with("HTTP/1.1 200") && own.contains("-----BEGIN CERTIFICATE-----"), "{own}");
 
     // A client that does not trust the certificate gets nowhere.
     let other = outpost_tests::another_box_certificate(&dir.path().join("other"));

@@ -379,6 +379,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("health.sync_pending", "Thay đổi chờ gửi", "Changes waiting"),
     ("health.sync_refused", "Tài liệu không gộp được", "Documents that could not be merged"),
     ("health.clock_corrected", "Đồng hồ của hộp đã chỉnh theo giờ của tỉnh", "The box's clock was set to the province's time by"),
+    ("login.trust", "Trạm chưa có chứng chỉ tin cậy từ tỉnh: trình duyệt sẽ cảnh báo. Để điện thoại tin trạm, tải chứng chỉ của trạm, đối chiếu mã SHA-256 với quản trị viên của trạm, rồi cài vào điện thoại (Cài đặt › Bảo mật › Cài chứng chỉ).", "The box has no trusted certificate from the province yet: browsers will warn. To make a phone trust the box, download its certificate, check its SHA-256 with the site's administrator, and install it on the phone (Settings › Security › Install a certificate)."),
     ("health.name", "Tên miền của trạm (chứng chỉ tin cậy)", "The site's name (trusted certificate)"),
     ("health.name_until", "hiệu lực đến", "valid until"),
     ("health.name_waiting", "đang chờ tỉnh cấp chứng chỉ", "waiting for the province to obtain its certificate"),

@@ -54,7 +54,21 @@ pub async fn set_lang(
     res
 }
 
-fn login_form(lang: Lang, csrf: &str, next: &str, list: &[Problem], username: &str) -> Markup {
+/// The fingerprint of the box's own certificate while the box serves HTTPS without a trusted
+/// certificate for the site's name: staff phones must then trust the box's own, and the login page
+/// says how.
+fn own_certificate(state: &AppState) -> Option<String> {
+    let certs = state.services.certs()?;
+    certs.named().is_none().then(|| state.services.certificate().map(|c| c.fingerprint.clone())).flatten()
+}
+
+fn login_form(
+    (lang, trust): (Lang, Option<String>),
+    csrf: &str,
+    next: &str,
+    list: &[Problem],
+    username: &str,
+) -> Markup {
     page(
         lang,
         None,
@@ -68,6 +82,12 @@ fn login_form(lang: Lang, csrf: &str, next: &str, list: &[Problem], username: &s
                 label { (t(lang, "login.username")) input name="username" autocomplete="username" required value=(username); }
                 label { (t(lang, "login.password")) input name="password" type="password" autocomplete="current-password" required; }
                 button type="submit" { (t(lang, "login.submit")) }
+            }
+            @if let Some(fingerprint) = trust {
+                aside #trust-box.muted {
+                    p { (t(lang, "login.trust")) }
+                    p { a href="/box.crt" download="outpost-box.crt" { "outpost-box.crt" } " · SHA-256: " code { (fingerprint) } }
+                }
             }
         },
     )
@@ -85,7 +105,8 @@ pub async fn login_page(
     Query(q): Query<Next>,
 ) -> Response {
     let next = q.next.unwrap_or_else(|| "/".into());
-    state.public_form(&headers, |csrf| login_form(ctx.lang, csrf, local_path(&next), &[], ""))
+    let trust = own_certificate(&state);
+    state.public_form(&headers, |csrf| login_form((ctx.lang, trust), csrf, local_path(&next), &[], ""))
 }
 
 /// The session cookie for `token` (an empty one with no age ends it).
@@ -100,7 +121,8 @@ pub async fn login(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap, 
     let next = f.get("next");
     let Some(token) = state.app.log_in(&username, &password, ctx.ip).await? else {
         let list = [Problem::new("", t(Lang::Vi, "login.failed"), t(Lang::En, "login.failed"))];
-        let form = login_form(ctx.lang, posted_csrf(&headers), local_path(&next), &list, &username);
+        let trust = own_certificate(&state);
+        let form = login_form((ctx.lang, trust), posted_csrf(&headers), local_path(&next), &list, &username);
         return Ok((StatusCode::UNAUTHORIZED, form).into_response());
     };
     let mut res = Redirect::to(local_path(&next)).into_response();

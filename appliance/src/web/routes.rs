@@ -64,6 +64,9 @@ pub fn routes() -> Vec<RouteDef> {
         r(M::GET, "/static/{file}", Public, get(system::static_file)),
         r(M::GET, "/lang/{code}", Public, get(accounts::set_lang)),
         r(M::GET, "/login", Public, get(accounts::login_page)),
+        // The box's own certificate: public (a certificate is no secret), for phones to trust it
+        // while the site has no trusted one.
+        r(M::GET, "/box.crt", Public, get(mqtt::certificate)),
         r(M::POST, "/login", Public, post(accounts::login)),
         r(M::GET, "/setup/{token}", Public, get(accounts::setup_page)),
         r(M::POST, "/setup/{token}", Public, post(accounts::setup)),

@@ -261,6 +261,9 @@ pub async fn connect(
 ) -> anyhow::Result<tokio_rustls::client::TlsStream<TcpStream>> {
     let addr = peer.addr;
     let stream = TcpStream::connect(addr).await.with_context(|| format!("cannot reach {addr}"))?;
+    // Small writes go at once: a tunnel carries phones' requests, and Nagle's wait for an ACK
+    // (delayed up to 40 ms by the peer) would hold each of them.
+    let _ = stream.set_nodelay(true);
     let name = ServerName::try_from(peer.name.to_owned()).context("server name")?;
     let tls = tokio_rustls::TlsConnector::from(tls).connect(name, stream).await.context("TLS")?;
     if let Some(pin) = peer.pin {

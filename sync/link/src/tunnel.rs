@@ -112,6 +112,8 @@ where
     };
     let mut config = yamux::Config::default();
     config.set_max_num_streams(MAX_STREAMS);
+    // Frames written between two flushes leave in one TLS record and one write to the socket.
+    let io = tokio::io::BufWriter::with_capacity(16 << 10, io);
     let connection = yamux::Connection::new(io.compat(), config, mode);
     let (open_tx, open_rx) = mpsc::channel(64);
     let (phone_tx, phones) = mpsc::channel(64);

@@ -317,16 +317,15 @@ fn serve(
             );
             let limits = relay::Limits { per_site: reach.reach_per_site.max(1), ..relay::Limits::default() };
             let relay = Relay::new(server.clone(), &reach.zone, limits);
-            let phones = tokio::net::TcpListener::bind(&reach.reach).await?;
-            let tunnels = tokio::net::TcpListener::bind(&reach.tunnels).await?;
+            let phones = std::net::TcpListener::bind(&reach.reach)?;
+            let tunnels = std::net::TcpListener::bind(&reach.tunnels)?;
             println!(
                 "phones from home for *.{} on {}; tunnels on {}",
                 relay::normal_zone(&reach.zone),
                 phones.local_addr()?,
                 tunnels.local_addr()?
             );
-            tokio::spawn(relay.clone().serve_tunnels(tunnels));
-            tokio::spawn(relay.serve_phones(phones));
+            relay.start(phones, tunnels)?;
         }
         if !web.is_empty() {
             let web_listener = tokio::net::TcpListener::bind(&web).await?;

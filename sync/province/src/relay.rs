@@ -37,20 +37,19 @@ pub struct Limits {
     pub per_site: usize,
     /// A phone's TLS hello must come within this time.
     pub hello_within: Duration,
-    /// A spliced connection with no bytes either way for this long is closed.
-    pub idle: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { per_site: 256, hello_within: Duration::from_secs(10), idle: Duration::from_secs(120) }
+        Limits { per_site: 256, hello_within: Duration::from_secs(10) }
     }
 }
 
 /// The largest TLS hello read before giving up on a connection.
 const MAX_HELLO: usize = 16 << 10;
 
-/// The public port's gate: many phones share a carrier's address.
+/// The public port's gate: many phones share a carrier's address; a spliced connection with no
+/// bytes either way for two minutes is closed.
 pub const PHONE_GATE: gate::Limits = gate::Limits {
     total: 8192,
     per_address: 256,
@@ -149,6 +148,31 @@ impl Relay {
         let name = server_name.trim_end_matches('.').to_ascii_lowercase();
         let label = name.strip_suffix(&self.inner.zone)?.strip_suffix('.')?;
         ca::check_site_id(label).then(|| label.to_owned())
+    }
+
+    /// Serves phones on `phones` and boxes' tunnels on `tunnels` on a thread of its own, with a
+    /// single-threaded runtime: the relay's work is many small steps (a hello, a stream, a few
+    /// frames), which one thread does without handing tasks between threads. The web UI and the
+    /// sync keep the process's other threads.
+    pub fn start(self, phones: std::net::TcpListener, tunnels: std::net::TcpListener) -> anyhow::Result<()> {
+        phones.set_nonblocking(true)?;
+        tunnels.set_nonblocking(true)?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        std::thread::Builder::new().name("relay".into()).spawn(move || {
+            runtime.block_on(async move {
+                let (Ok(phones), Ok(tunnels)) =
+                    (TcpListener::from_std(phones), TcpListener::from_std(tunnels))
+                else {
+                    tracing::error!("The relay's listeners cannot be used.");
+                    return;
+                };
+                tokio::spawn(self.clone().serve_tunnels(tunnels));
+                if let Err(error) = self.serve_phones(phones).await {
+                    tracing::error!(error = %format!("{error:#}"), "The relay stopped.");
+                }
+            });
+        })?;
+        Ok(())
     }
 
     /// Takes boxes' tunnels on `listener` for ever (mutual TLS with the province's certificate).
@@ -269,13 +293,12 @@ impl Relay {
             return;
         };
         counts.spliced.fetch_add(1, Ordering::Relaxed);
-        let sent = async {
-            stream.write_all(&tunnel::phone_header(peer)).await?;
-            stream.write_all(&hello).await
-        };
-        if sent.await.is_ok() {
-            let mut phone = gate::Idle::new(io, self.inner.limits.idle, None);
-            let _ = tokio::io::copy_bidirectional(&mut phone, &mut stream).await;
+        // The header and the hello in one frame.
+        let mut first = Vec::with_capacity(19 + hello.len());
+        first.extend_from_slice(&tunnel::phone_header(peer));
+        first.extend_from_slice(&hello);
+        if stream.write_all(&first).await.is_ok() {
+            let _ = tokio::io::copy_bidirectional(&mut io, &mut stream).await;
         }
     }
 
