@@ -43,6 +43,8 @@ fn only_public_routes_answer_without_a_session_and_managers_cannot_write() {
         "/static/{file}",
         "/lang/{code}",
         "/login",
+        // The box's own certificate (public by nature), for phones to trust it before logging in.
+        "/box.crt",
         "/setup/{token}",
         "/d/{token}",
         "/api/v1/declare/{token}",

@@ -250,6 +250,43 @@ fn a_site_gets_its_trusted_name_renews_it_and_loses_it_when_revoked() {
     let local = phone_get(w.https, &own, "outpost.local", "/login?next=/people").expect("outpost.local");
     assert!(local.contains(&format!("location: https://{NAME}:{}/login?next=/people", w.https)), "{local}");
 
+    // A request for another site's name, sent with this site's certificate: the province orders
+    // only this site's name, and the CA refuses a request whose names are not the order's.
+    let enrolment: outpost_link::site::Enrolment =
+        serde_json::from_slice(&std::fs::read(w.data.join("sync/link.json")).expect("link.json"))
+            .expect("enrolment");
+    let b = &enrolment.bundle;
+    let tls = outpost_link::net::client_config(&b.ca_pem, Some((&b.cert_pem, &b.key_pem))).expect("tls");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let csr = rcgen::CertificateParams::new(vec![format!("other-site.{ZONE}")])
+        .expect("params")
+        .serialize_request(&key)
+        .expect("csr");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let request = (http::Method::POST, "/sync/v1/certificate", csr.der().to_vec());
+    let peer = outpost_link::net::Peer::province(&w.addr);
+    let (status, _) = rt
+        .block_on(outpost_link::net::call(peer, tls, request, 1 << 20, Duration::from_secs(10)))
+        .expect("the call");
+    assert_eq!(status, 200);
+    let name_json = w.pdata.join("sites/hoa-vang-01/name.json");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let held = loop {
+        let held: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&name_json).expect("name.json")).expect("json");
+        if held["last_error"].is_string() {
+            break held;
+        }
+        assert!(Instant::now() < deadline, "the forged request was not refused: {held}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert!(
+        held["last_error"].as_str().expect("error").contains("refused the certificate request"),
+        "{held}"
+    );
+    assert!(held["csr_hex"].is_null(), "a refused request is not tried again: {held}");
+    assert_eq!(w.name_cert_after(None), first, "nothing issued for another name");
+
     // Renewal two thirds into its life, on the box's clock (which, here, does not follow the
     // province's, so that it can be moved on).
     w.b.clock("advance 61d");

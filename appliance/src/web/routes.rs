@@ -17,7 +17,7 @@ use super::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     /// Anyone: login, the setup link, personal declaration pages (which check their token), liveness,
-    /// static assets, the language switch.
+    /// static assets, the language switch, the box's own certificate.
     Public,
     /// Any signed-in staff member, read-only.
     Staff,

@@ -64,6 +64,14 @@ pub struct NameCert {
     pub next_attempt: Option<DateTime<Utc>>,
 }
 
+/// Why an issuance failed.
+enum Failure {
+    /// The CA refused the box's certificate request itself: sending it again would not help.
+    Request(anyhow::Error),
+    /// Anything else (the CA, the DNS server, the network): tried again later.
+    Other(anyhow::Error),
+}
+
 /// The largest certificate request taken.
 pub const MAX_CSR: usize = 8 << 10;
 
@@ -165,7 +173,16 @@ impl Issuer {
                                 ..cert
                             };
                         }
-                        Ok(Err(error)) => self.failed(&site.id, &mut cert, format!("{error:#}"), now),
+                        Ok(Err(Failure::Request(error))) => {
+                            // The same request would be refused again: dropped; the box sends a new
+                            // one at its next look (at most once a day).
+                            tracing::warn!(site = %site.id, error = %format!("{error:#}"), "A site's certificate request was refused.");
+                            cert.csr_hex = None;
+                            cert.last_error = Some(format!("{error:#}"));
+                        }
+                        Ok(Err(Failure::Other(error))) => {
+                            self.failed(&site.id, &mut cert, format!("{error:#}"), now)
+                        }
                         Err(_) => {
                             self.failed(&site.id, &mut cert, "no certificate within 5 minutes".into(), now)
                         }
@@ -213,7 +230,18 @@ impl Issuer {
 
     /// One issuance of `name` for `csr`: the order, the DNS-01 challenge published and then removed,
     /// the CSR, the chain. The chain and its leaf's end.
-    async fn issue(&self, name: &str, csr: &[u8]) -> anyhow::Result<(String, DateTime<Utc>)> {
+    async fn issue(&self, name: &str, csr: &[u8]) -> Result<(String, DateTime<Utc>), Failure> {
+        let mut csr_refused = false;
+        let issued = self.try_issue(name, csr, &mut csr_refused).await;
+        issued.map_err(|e| if csr_refused { Failure::Request(e) } else { Failure::Other(e) })
+    }
+
+    async fn try_issue(
+        &self,
+        name: &str,
+        csr: &[u8],
+        csr_refused: &mut bool,
+    ) -> anyhow::Result<(String, DateTime<Utc>)> {
         let account = self.account().await?;
         let identifiers = [Identifier::Dns(name.to_owned())];
         let mut order = account.new_order(&NewOrder::new(&identifiers)).await.context("the order")?;
@@ -240,7 +268,11 @@ impl Issuer {
         }
         let status = ready.context("the CA's checks")?;
         anyhow::ensure!(status == OrderStatus::Ready, "the order is {status:?}, not ready");
-        order.finalize_csr(csr).await.context("the certificate request (its names must be the site's)")?;
+        if let Err(error) = order.finalize_csr(csr).await {
+            *csr_refused = matches!(error, instant_acme::Error::Api(_));
+            return Err(anyhow::Error::new(error)
+                .context("the CA refused the certificate request (its names must be the site's)"));
+        }
         let chain = order.poll_certificate(&RetryPolicy::new()).await.context("the certificate")?;
         let leaf = ca::first_der(&chain).context("the CA sent no certificate")?;
         anyhow::ensure!(outpost_link::net::cert_names(&leaf, name), "the CA's certificate is not for {name}");
