@@ -576,13 +576,23 @@ pub fn serve_province<S: AsRef<std::ffi::OsStr>>(
     listen: &str,
     more: &[S],
 ) -> (ProvinceProcess, String) {
+    serve_province_logging(data, listen, more, Stdio::inherit())
+}
+
+/// [`serve_province`] with its log (standard error) going to `log`.
+pub fn serve_province_logging<S: AsRef<std::ffi::OsStr>>(
+    data: &Path,
+    listen: &str,
+    more: &[S],
+    log: Stdio,
+) -> (ProvinceProcess, String) {
     let mut server = Command::new(province_bin())
         .arg("--data")
         .arg(data)
         .args(["serve", "--listen", listen])
         .args(more)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(log)
         .spawn()
         .expect("serve");
     let mut out = BufReader::new(server.stdout.take().expect("stdout"));

@@ -9,8 +9,8 @@
 use std::{path::Path, process::Command, time::Duration};
 
 use outpost_tests::{
-    enroll_box, free_port, https_get_as, province_cmd, serve_province, write_config, BoxProcess, Client,
-    ProvinceProcess,
+    enroll_box, free_port, https_get_as, province_cmd, serve_province, serve_province_logging, write_config,
+    BoxProcess, Client, ProvinceProcess,
 };
 
 /// The status line and headers of `GET path` as `outpost.local`.
@@ -102,7 +102,9 @@ fn province_with_relay(
     let tokens =
         ids.iter().map(|id| province_cmd(pdata, &["site", "add", id, "--district", "Hòa Vang"])).collect();
     let (reach, tunnels) = (free_port(), free_port());
-    let (server, addr) = serve_province(pdata, "127.0.0.1:0", &relay_args(reach, tunnels, per_site));
+    let log = std::fs::File::create(pdata.with_extension("log")).expect("the province's log");
+    let (server, addr) =
+        serve_province_logging(pdata, "127.0.0.1:0", &relay_args(reach, tunnels, per_site), log.into());
     (server, addr, reach, tunnels, tokens)
 }
 
@@ -166,6 +168,8 @@ fn a_phone_from_home_reaches_the_box_through_the_province_by_name() {
         kept.push_str(&String::from_utf8_lossy(&std::fs::read(entry).unwrap_or_default()));
     }
     assert!(!kept.contains(marker), "the province's folder holds the phone's request");
+    let log = std::fs::read_to_string(pdata.with_extension("log")).expect("the province's log");
+    assert!(log.contains("hoa-vang-01") && !log.contains(marker), "the province logged the request: {log}");
 
     // Names that are not a site's under the zone, or a site without a box, go nowhere.
     for forged in [
