@@ -75,6 +75,44 @@
   setInterval(report, 5 * 60 * 1000);
 })();
 
+// The declaration form: sent by the page; when the box cannot be reached (a phone at home while the
+// box's link is down), it is kept on the phone and sent again every 15 s and when the phone is back
+// online. The box's answer (thanks, or the form with its problems) replaces the page.
+(function () {
+  var form = document.querySelector("form[data-retry]");
+  if (!form || !window.fetch || !window.localStorage || !window.URLSearchParams) return;
+  var key = "outpost-pending " + form.getAttribute("action");
+  var status = document.getElementById("retry-status");
+  function send(body) {
+    return fetch(form.getAttribute("action"), {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: body,
+      credentials: "same-origin"
+    }).then(function (r) {
+      return r.text().then(function (html) {
+        localStorage.removeItem(key);
+        document.open(); document.write(html); document.close();
+      });
+    });
+  }
+  function retry() {
+    var body = localStorage.getItem(key);
+    if (body) send(body).catch(function () { if (status) status.hidden = false; });
+  }
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    var body = new URLSearchParams(new FormData(form)).toString();
+    send(body).catch(function () {
+      localStorage.setItem(key, body);
+      if (status) status.hidden = false;
+    });
+  });
+  retry();
+  setInterval(retry, 15000);
+  window.addEventListener("online", retry);
+})();
+
 // Staff setting a home geofence while standing at the home: fill in this phone's position.
 (function () {
   var button = document.getElementById("use-my-position");

@@ -128,6 +128,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("decl.symptoms", "Triệu chứng", "Symptoms"),
     ("decl.note", "Ghi chú thêm", "Anything else"),
     ("decl.submit", "Gửi khai báo", "Send declaration"),
+    ("decl.kept", "Chưa gửi được: điện thoại không kết nối được với trạm. Khai báo đã được giữ lại và sẽ tự gửi khi có kết nối — hãy giữ trang này mở. Nếu có triệu chứng nặng, hãy gọi hoặc nhắn tin cho trạm ngay.", "Not sent yet: the phone cannot reach the box. The declaration is kept and will be sent by itself once there is a connection — keep this page open. With severe symptoms, call or text the site now."),
     ("decl.thanks", "Đã nhận khai báo. Cảm ơn bạn!", "Declaration received. Thank you!"),
     ("decl.alerted", "Nhân viên y tế đã được báo và sẽ liên hệ với bạn.", "Medical staff have been alerted and will contact you."),
     ("decl.on_time", "Đúng giờ", "On time"),

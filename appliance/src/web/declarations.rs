@@ -71,11 +71,14 @@ fn declare_form(
             (problems(lang, list))
             // The page reports the phone's position every 5 minutes while it is open (app.js).
             div #position data-url=(format!("/api/v1/position/{}", person.declare_token)) hidden {}
-            form.stack method="post" action=(format!("/d/{}", person.declare_token)) {
+            // Sent by the page itself (app.js): when the box cannot be reached (a phone at home,
+            // the box's link down), the declaration is kept on the phone and sent again.
+            form.stack method="post" action=(format!("/d/{}", person.declare_token)) data-retry {
                 (csrf_field(csrf))
                 (declaration_fields(lang, f))
                 button type="submit" { (t(lang, "decl.submit")) }
             }
+            p.kept #retry-status hidden { (t(lang, "decl.kept")) }
         },
     )
 }
