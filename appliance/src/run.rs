@@ -264,6 +264,7 @@ fn serve_web(
     use outpost_link::gate::serve_router;
     let gate = state.services.web_gate().clone();
     let certs = state.services.certs().cloned();
+    let local_dns = state.app.config().web.dns_hosts.is_some();
     let router = web::router(state);
     let stop = || cancel.clone().cancelled_owned();
     match https {
@@ -274,7 +275,7 @@ fn serve_web(
             let port = tls_listener.local_addr()?.port();
             let acceptor = tokio_rustls::TlsAcceptor::from(config);
             let secure = match &certs {
-                Some(certs) => web::on_https(port, certs.clone(), router.clone()),
+                Some(certs) => web::on_https((port, local_dns), certs.clone(), router.clone()),
                 None => router.clone(),
             };
             let (tls, tunneled) = (Some(acceptor), Some(tunneled));

@@ -103,12 +103,18 @@ async fn to_https(State(port): State<u16>, req: Request, next: Next) -> Response
 /// answers for that name carry HSTS (a year: the browser will not fall back to plain HTTP or accept
 /// another certificate for it), and pages asked for as `outpost.local` are sent to the name (308),
 /// so that phones keep the secure origin their permissions belong to. Only once the name is served.
-pub fn on_https(https_port: u16, certs: Arc<crate::platform::tls::Certs>, router: Router) -> Router {
-    router.layer(middleware::from_fn_with_state((https_port, certs), named_host))
+/// The redirect only when the box answers the name on its own access point (`local_dns`): a box on
+/// a network it does not serve DNS for keeps `outpost.local`, which avahi answers there.
+pub fn on_https(
+    (https_port, local_dns): (u16, bool),
+    certs: Arc<crate::platform::tls::Certs>,
+    router: Router,
+) -> Router {
+    router.layer(middleware::from_fn_with_state((https_port, local_dns, certs), named_host))
 }
 
 async fn named_host(
-    State((port, certs)): State<(u16, Arc<crate::platform::tls::Certs>)>,
+    State((port, local_dns, certs)): State<(u16, bool, Arc<crate::platform::tls::Certs>)>,
     req: Request,
     next: Next,
 ) -> Response {
@@ -122,7 +128,7 @@ async fn named_host(
     let page = matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD)
         && req.uri().path() != "/healthz"
         && !req.uri().path().starts_with("/api/");
-    if host == "outpost.local" && page {
+    if host == "outpost.local" && page && local_dns {
         let port = if port == 443 { String::new() } else { format!(":{port}") };
         let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
         return Redirect::permanent(&format!("https://{}{port}{path}", named.name)).into_response();
