@@ -219,15 +219,7 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: &str) -> Client {
-        Client::with_agent(
-            base,
-            ureq::Agent::config_builder()
-                .max_redirects(0)
-                .http_status_as_error(false)
-                .timeout_global(Some(Duration::from_secs(30)))
-                .build()
-                .into(),
-        )
+        Client::with_agent(base, None)
     }
 
     /// A client over HTTPS at `base` that trusts only the certificate in `root` (PEM file): the
@@ -237,19 +229,20 @@ impl Client {
         let cert = ureq::tls::Certificate::from_pem(&pem).expect("a PEM certificate").to_owned();
         let tls =
             ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::new_with_certs(&[cert])).build();
-        Client::with_agent(
-            base,
-            ureq::Agent::config_builder()
-                .max_redirects(0)
-                .http_status_as_error(false)
-                .timeout_global(Some(Duration::from_secs(30)))
-                .tls_config(tls)
-                .build()
-                .into(),
-        )
+        Client::with_agent(base, Some(tls))
     }
 
-    fn with_agent(base: &str, agent: ureq::Agent) -> Client {
+    /// A client at `base` that follows no redirect, reads every status, waits at most 30 s, and
+    /// speaks TLS with `tls` if given.
+    fn with_agent(base: &str, tls: Option<ureq::tls::TlsConfig>) -> Client {
+        let config = ureq::Agent::config_builder()
+            .max_redirects(0)
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)));
+        let agent: ureq::Agent = match tls {
+            Some(tls) => config.tls_config(tls).build().into(),
+            None => config.build().into(),
+        };
         Client {
             agent,
             base: base.trim_end_matches('/').to_owned(),
@@ -602,6 +595,21 @@ pub fn serve_province_logging<S: AsRef<std::ffi::OsStr>>(
     // What it prints later still has somewhere to go.
     std::thread::spawn(move || out.lines().for_each(drop));
     (ProvinceProcess(server), addr)
+}
+
+/// `outpost-province serve`'s arguments for the relay for `*.<zone>` on loopback: phones on port
+/// `reach`, boxes' tunnels on `tunnels`, then `more`.
+pub fn relay_args(zone: &str, (reach, tunnels): (u16, u16), more: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        "--zone".to_owned(),
+        zone.to_owned(),
+        "--reach".to_owned(),
+        format!("127.0.0.1:{reach}"),
+        "--tunnels".to_owned(),
+        format!("127.0.0.1:{tunnels}"),
+    ];
+    args.extend(more.iter().map(|a| (*a).to_owned()));
+    args
 }
 
 /// `outpost enroll` for the box with `config` and `data`, through the province at `addr`.

@@ -261,7 +261,7 @@ fn serve_web(
     state: web::AppState,
     (tracker, cancel): Tasks<'_>,
 ) -> anyhow::Result<()> {
-    use outpost_link::gate::serve_router;
+    use outpost_link::gate::{serve_router, serve_router_with};
     let gate = state.services.web_gate().clone();
     let certs = state.services.certs().cloned();
     let local_dns = state.app.config().web.dns_hosts.is_some();
@@ -269,7 +269,7 @@ fn serve_web(
     let stop = || cancel.clone().cancelled_owned();
     match https {
         None => {
-            tracker.spawn(serve_router(listener, gate, None, router, None, stop()));
+            tracker.spawn(serve_router(listener, gate, None, router, stop()));
         }
         Some((tls_listener, config)) => {
             let port = tls_listener.local_addr()?.port();
@@ -279,9 +279,9 @@ fn serve_web(
                 None => router.clone(),
             };
             let (tls, tunneled) = (Some(acceptor), Some(tunneled));
-            tracker.spawn(serve_router(tls_listener, gate.clone(), tls, secure, tunneled, stop()));
+            tracker.spawn(serve_router_with(tls_listener, gate.clone(), tls, secure, tunneled, stop()));
             let redirect = web::redirect_to_https(port, router);
-            tracker.spawn(serve_router(listener, gate, None, redirect, None, stop()));
+            tracker.spawn(serve_router(listener, gate, None, redirect, stop()));
         }
     }
     Ok(())
@@ -387,10 +387,12 @@ async fn start_link(
     if let (Some(certs), Some(https)) = (services.certs(), c.web.tls_listen) {
         let status = services::names::NameStatus::default();
         services.set_names(status.clone());
-        let keeper = services::names::Keeper {
-            dns_hosts: c.web.dns_hosts.clone(),
-            ..link.name_keeper(certs.clone(), status, (clock.clone(), c.store.data_dir.clone()))
-        };
+        let keeper = link.name_keeper(
+            certs.clone(),
+            status,
+            (clock.clone(), c.store.data_dir.clone()),
+            c.web.dns_hosts.clone(),
+        );
         let app = app.clone();
         let named = keeper.certs.clone();
         tracker.spawn(keeper.run(cancel.clone(), move || {

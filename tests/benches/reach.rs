@@ -23,7 +23,8 @@ use std::{
 
 use outpost_link::{site::Enrolment, tunnel};
 use outpost_tests::{
-    enroll_box, free_port, province_cmd, serve_province, write_config, BoxProcess, Client, ProvinceProcess,
+    enroll_box, free_port, province_cmd, relay_args, serve_province, write_config, BoxProcess, Client,
+    ProvinceProcess,
 };
 use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -96,14 +97,7 @@ fn ttfb(dir: &Path) {
     province_cmd(&pdata, &["init"]);
     let token = province_cmd(&pdata, &["site", "add", "hoa-vang-01"]);
     let (reach, tunnels, https) = (free_port(), free_port(), free_port());
-    let args = [
-        "--zone",
-        ZONE,
-        "--reach",
-        &format!("127.0.0.1:{reach}"),
-        "--tunnels",
-        &format!("127.0.0.1:{tunnels}"),
-    ];
+    let args = relay_args(ZONE, (reach, tunnels), &[]);
     let (_province, addr) = serve_province(&pdata, "127.0.0.1:0", &args);
     let site = dir.join("site");
     std::fs::create_dir_all(&site).expect("site");
@@ -234,18 +228,7 @@ fn relay_load(dir: &Path) {
             serde_json::from_slice::<Enrolment>(&std::fs::read(&file).expect("export")).expect("enrolment"),
         );
     }
-    let args = [
-        "--zone",
-        ZONE,
-        "--reach",
-        &format!("127.0.0.1:{reach}"),
-        "--tunnels",
-        &format!("127.0.0.1:{tunnels}"),
-        "--reach-per-site",
-        "256",
-        "--pull-every",
-        "0",
-    ];
+    let args = relay_args(ZONE, (reach, tunnels), &["--reach-per-site", "256", "--pull-every", "0"]);
     let (province, _addr): (ProvinceProcess, String) = serve_province(&pdata, "127.0.0.1:0", &args);
     let pid = province.0.id();
 

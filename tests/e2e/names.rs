@@ -13,8 +13,8 @@ use serde_json::json;
 use crate::{browser::Driver, PASSWORD};
 use outpost_province::dns::{TsigKey, Updater};
 use outpost_tests::{
-    district_csv, enroll_box, free_port, https_get_as, province_cmd, serve_province, write_config,
-    BoxProcess, Client, Knot, Pebble, ProvinceProcess,
+    district_csv, enroll_box, free_port, https_get_as, province_cmd, relay_args, serve_province,
+    write_config, BoxProcess, Client, Knot, Pebble, ProvinceProcess,
 };
 
 #[test]
@@ -128,24 +128,21 @@ impl World {
         province_cmd(&pdata, &["init"]);
         let token = province_cmd(&pdata, &["site", "add", "hoa-vang-01", "--district", "Hòa Vang"]);
         let (reach, tunnels, https) = (free_port(), free_port(), free_port());
-        let serve_args: Vec<String> = [
-            "--zone",
+        let (roots, key) = (pebble.https_ca.display().to_string(), knot.key_file.display().to_string());
+        let serve_args = relay_args(
             ZONE,
-            "--reach",
-            &format!("127.0.0.1:{reach}"),
-            "--tunnels",
-            &format!("127.0.0.1:{tunnels}"),
-            "--acme-directory",
-            &pebble.directory,
-            "--acme-roots",
-            &pebble.https_ca.display().to_string(),
-            "--dns-server",
-            &knot.addr,
-            "--tsig-key-file",
-            &knot.key_file.display().to_string(),
-        ]
-        .map(str::to_owned)
-        .to_vec();
+            (reach, tunnels),
+            &[
+                "--acme-directory",
+                &pebble.directory,
+                "--acme-roots",
+                &roots,
+                "--dns-server",
+                &knot.addr,
+                "--tsig-key-file",
+                &key,
+            ],
+        );
         let (province, addr) = serve_province(&pdata, "127.0.0.1:0", &serve_args);
         let dnsmasq = Dnsmasq::start(&dir.path().join("dns"));
         let hosts = dir.path().join("dns/hosts");

@@ -9,8 +9,8 @@
 use std::{path::Path, process::Command, time::Duration};
 
 use outpost_tests::{
-    enroll_box, free_port, https_get_as, province_cmd, serve_province, serve_province_logging, write_config,
-    BoxProcess, Client, ProvinceProcess,
+    enroll_box, free_port, https_get_as, province_cmd, relay_args, serve_province, serve_province_logging,
+    write_config, BoxProcess, Client, ProvinceProcess,
 };
 
 /// The status line and headers of `GET path` as `outpost.local`.
@@ -74,23 +74,6 @@ fn the_web_answers_over_https_by_name_and_the_plain_port_redirects() {
 /// The zone of the sites' names in these tests.
 const ZONE: &str = "sites.test";
 
-/// `outpost-province serve`'s arguments for the relay on loopback.
-fn relay_args(reach: u16, tunnels: u16, per_site: usize) -> Vec<String> {
-    let local = |port: u16| format!("127.0.0.1:{port}");
-    [
-        "--zone",
-        ZONE,
-        "--reach",
-        &local(reach),
-        "--tunnels",
-        &local(tunnels),
-        "--reach-per-site",
-        &per_site.to_string(),
-    ]
-    .map(str::to_owned)
-    .to_vec()
-}
-
 /// A province serving the relay, with sites `ids` added: the process, its sync address, the relay's
 /// port for phones, its port for tunnels, and each site's enrolment token.
 fn province_with_relay(
@@ -103,8 +86,12 @@ fn province_with_relay(
         ids.iter().map(|id| province_cmd(pdata, &["site", "add", id, "--district", "Hòa Vang"])).collect();
     let (reach, tunnels) = (free_port(), free_port());
     let log = std::fs::File::create(pdata.with_extension("log")).expect("the province's log");
-    let (server, addr) =
-        serve_province_logging(pdata, "127.0.0.1:0", &relay_args(reach, tunnels, per_site), log.into());
+    let (server, addr) = serve_province_logging(
+        pdata,
+        "127.0.0.1:0",
+        &relay_args(ZONE, (reach, tunnels), &["--reach-per-site", &per_site.to_string()]),
+        log.into(),
+    );
     (server, addr, reach, tunnels, tokens)
 }
 
@@ -190,7 +177,7 @@ fn a_phone_from_home_reaches_the_box_through_the_province_by_name() {
     let began = std::time::Instant::now();
     assert!(https_get_as(reach, &cafile, &name, "/healthz").is_err());
     assert!(began.elapsed() < Duration::from_secs(5), "a cut link fails at once");
-    let (_province, _) = serve_province(&pdata, &addr, &relay_args(reach, tunnels, 64));
+    let (_province, _) = serve_province(&pdata, &addr, &relay_args(ZONE, (reach, tunnels), &[]));
     assert!(reached(reach, &cafile, &name).starts_with("HTTP/1.1 200"));
 }
 

@@ -221,6 +221,7 @@ impl Link {
         certs: Arc<crate::platform::tls::Certs>,
         status: super::names::NameStatus,
         (clock, data_dir): (Arc<CorrectedClock>, std::path::PathBuf),
+        dns_hosts: Option<(std::path::PathBuf, std::net::IpAddr)>,
     ) -> super::names::Keeper {
         super::names::Keeper {
             site: self.site.clone(),
@@ -230,7 +231,7 @@ impl Link {
             clock,
             every: self.interval,
             status,
-            dns_hosts: None,
+            dns_hosts,
         }
     }
 

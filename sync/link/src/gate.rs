@@ -304,19 +304,32 @@ impl Rates {
 
 /// Serves `router` over HTTP/1.1 on `listener`, connections let in through `gate` and, with `tls`,
 /// TLS taken off first (within the gate's [`Limits::header`]): each request's headers within that
-/// time too, the caller's address as `ConnectInfo<SocketAddr>`. Phones from home that the
-/// province's relay hands over through the box's tunnel (`tunneled`) go through the same gate by
-/// their own address, and the same TLS. When `shutdown` resolves, no new connection is taken and
-/// each open one finishes the request it is serving (at most 10 s). The box's web and the
-/// province's use it (`axum::serve` has no header timeout).
+/// time too, the caller's address as `ConnectInfo<SocketAddr>`. When `shutdown` resolves, no new
+/// connection is taken and each open one finishes the request it is serving (at most 10 s). The
+/// box's web and the province's use it (`axum::serve` has no header timeout).
 pub async fn serve_router(
     listener: TcpListener,
     gate: Arc<Gate>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     router: axum::Router,
-    mut tunneled: Option<tokio::sync::mpsc::Receiver<crate::tunnel::Phone>>,
     shutdown: impl Future<Output = ()> + Send,
 ) {
+    serve_router_with::<TcpStream>(listener, gate, tls, router, None, shutdown).await;
+}
+
+/// [`serve_router`], also serving the connections that come through `tunneled` with their
+/// address (the box's phones from home, which the province's relay hands over through the box's
+/// tunnel): through the same gate by their own address, and the same TLS.
+pub async fn serve_router_with<S>(
+    listener: TcpListener,
+    gate: Arc<Gate>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    router: axum::Router,
+    mut tunneled: Option<tokio::sync::mpsc::Receiver<(S, SocketAddr)>>,
+    shutdown: impl Future<Output = ()> + Send,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
     let header = gate.limits().header;
@@ -420,14 +433,7 @@ mod tests {
             header: Duration::from_millis(400),
         };
         let router = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
-        tokio::spawn(serve_router(
-            listener,
-            Gate::new("test", limits),
-            None,
-            router,
-            None,
-            std::future::pending(),
-        ));
+        tokio::spawn(serve_router(listener, Gate::new("test", limits), None, router, std::future::pending()));
         // A whole request is answered.
         let mut fast = TcpStream::connect(addr).await.expect("connect");
         fast.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.expect("write");

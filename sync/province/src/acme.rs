@@ -25,7 +25,7 @@ use outpost_link::ca;
 use rustls::pki_types::{pem::PemObject, CertificateDer};
 use serde::{Deserialize, Serialize};
 
-use crate::{dns, server::Province};
+use crate::{dns, registry::Province};
 
 /// How the province reaches its CA and its DNS server.
 #[derive(Debug, Clone)]

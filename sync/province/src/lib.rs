@@ -1,8 +1,10 @@
 //! `outpost-province` — the provincial server. What it shares with the sites' boxes (its CA, the
 //! HTTPS with mutual TLS, the exchange's turns, the enrolment token) is the `outpost-link` crate.
 //!
-//! - [`server`]: the site registry (add, revoke, one-time enrolment tokens), a store per site, and
-//!   the exchange endpoint that runs the sync protocol (`outpost_sync::protocol`).
+//! - [`registry`]: the site registry in the data folder (add, revoke, one-time enrolment tokens,
+//!   sync logs).
+//! - [`server`]: a store per site, and the exchange endpoint that runs the sync protocol
+//!   (`outpost_sync::protocol`).
 //! - [`relay`]: reach from home: phones' TLS for `<site>.<zone>`, spliced by server name onto the
 //!   tunnel each box keeps open.
 //! - [`acme`], [`dns`]: the sites' publicly trusted names: ACME DNS-01 orders, the challenge
@@ -13,6 +15,7 @@
 pub mod acme;
 pub mod demo;
 pub mod dns;
+pub mod registry;
 pub mod relay;
 pub mod server;
 pub mod users;

@@ -222,7 +222,7 @@ impl Web {
     /// Serves the UI on `listener` for ever.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
         let gate = gate::Gate::new("web", WEB_LIMITS);
-        gate::serve_router(listener, gate, None, self.router(), None, std::future::pending()).await;
+        gate::serve_router(listener, gate, None, self.router(), std::future::pending()).await;
         Ok(())
     }
 
