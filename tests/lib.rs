@@ -102,6 +102,18 @@ impl BoxProcess {
         b
     }
 
+    /// The port of its HTTPS listener, as it printed it (`web.tls_listen` on port 0 lets the box
+    /// pick a free one: no other test can take it in between).
+    pub fn https_port(&self) -> u16 {
+        self.printed
+            .iter()
+            .find_map(|l| l.strip_prefix("HTTPS on "))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|addr| addr.rsplit(':').next())
+            .and_then(|port| port.parse().ok())
+            .unwrap_or_else(|| panic!("no HTTPS listener printed: {:?}", self.printed))
+    }
+
     /// Waits for a printed line matching `pred`.
     pub fn wait_for(&mut self, pred: impl Fn(&str) -> bool, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;

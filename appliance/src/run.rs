@@ -241,10 +241,11 @@ async fn https_listener(
         TcpListener::bind(addr).await.with_context(|| format!("cannot listen for HTTPS on {addr}"))?;
     say(&format!("HTTPS on {} (the box's certificate: {})", listener.local_addr()?, certificate.fingerprint));
     let certs = tls::Certs::new(&certificate, &app.config().store.data_dir)?;
+    let port = listener.local_addr()?.port();
     if let Some(named) = certs.named() {
-        app.reached_as(&named.name, listener.local_addr()?.port());
+        app.reached_as(&named.name, port);
     }
-    services.set_certs(certs.clone());
+    services.set_certs(certs.clone(), port);
     Ok(Some((listener, tls::server_config_named(certs)?)))
 }
 
@@ -384,7 +385,7 @@ async fn start_link(
         tracing::info!(address = %listener.local_addr()?, "Answering the province's pulls.");
         tracker.spawn(link.clone().serve_pulls(listener, cancel.clone()));
     }
-    if let (Some(certs), Some(https)) = (services.certs(), c.web.tls_listen) {
+    if let (Some(certs), Some(port)) = (services.certs(), services.https_port()) {
         let status = services::names::NameStatus::default();
         services.set_names(status.clone());
         let keeper = link.name_keeper(
@@ -397,7 +398,7 @@ async fn start_link(
         let named = keeper.certs.clone();
         tracker.spawn(keeper.run(cancel.clone(), move || {
             if let Some(n) = named.named() {
-                app.reached_as(&n.name, https.port());
+                app.reached_as(&n.name, port);
             }
         }));
     }

@@ -127,7 +127,7 @@ impl World {
         let pdata = dir.path().join("province");
         province_cmd(&pdata, &["init"]);
         let token = province_cmd(&pdata, &["site", "add", "hoa-vang-01", "--district", "Hòa Vang"]);
-        let (reach, tunnels, https) = (free_port(), free_port(), free_port());
+        let (reach, tunnels) = (free_port(), free_port());
         let (roots, key) = (pebble.https_ca.display().to_string(), knot.key_file.display().to_string());
         let serve_args = relay_args(
             ZONE,
@@ -149,7 +149,7 @@ impl World {
         let config = write_config(
             dir.path(),
             &format!(
-                "[site]\nid = \"hoa-vang-01\"\nlatitude = {}\nlongitude = {}\ngeofence_m = 150\n[web]\ntls_listen = \"127.0.0.1:{https}\"\ndns_hosts_file = \"{}\"\n\
+                "[site]\nid = \"hoa-vang-01\"\nlatitude = {}\nlongitude = {}\ngeofence_m = 150\n[web]\ntls_listen = \"127.0.0.1:0\"\ndns_hosts_file = \"{}\"\n\
                  [sync]\ninterval_seconds = 1\nmax_backoff_seconds = 2\nfollow_province_clock_seconds = 0\nreach = \"127.0.0.1:{tunnels}\"\n",
                 SITE.0,
                 SITE.1,
@@ -161,6 +161,7 @@ impl World {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let b = BoxProcess::start("run", &data, &["--config", &config, "--clock", &now]);
+        let https = b.https_port();
         World {
             _knot: knot,
             pebble,

@@ -102,11 +102,10 @@ fn box_reached_from_home(
     id: &str,
     (addr, tunnels, token): (&str, u16, &str),
 ) -> (BoxProcess, std::path::PathBuf) {
-    let https = free_port();
     let config = write_config(
         dir,
         &format!(
-            "[site]\nid = \"{id}\"\n[web]\ntls_listen = \"127.0.0.1:{https}\"\n[tls]\nnames = [\"{id}.{ZONE}\"]\n\
+            "[site]\nid = \"{id}\"\n[web]\ntls_listen = \"127.0.0.1:0\"\n[tls]\nnames = [\"{id}.{ZONE}\"]\n\
              [sync]\ninterval_seconds = 5\nmax_backoff_seconds = 10\nreach = \"127.0.0.1:{tunnels}\"\n"
         ),
     );

@@ -55,7 +55,7 @@ struct Handles {
     certificate: OnceLock<BoxCertificate>,
     link: OnceLock<link::LinkStatus>,
     tunnel: OnceLock<Arc<outpost_link::tunnel::SiteState>>,
-    certs: OnceLock<Arc<crate::platform::tls::Certs>>,
+    certs: OnceLock<(Arc<crate::platform::tls::Certs>, u16)>,
     names: OnceLock<names::NameStatus>,
     scanner: OnceLock<Arc<ScanStats>>,
     presence: OnceLock<presence::PresenceView>,
@@ -103,7 +103,12 @@ impl Services {
 
     /// The certificates the box's HTTPS presents, when `web.tls_listen` is set.
     pub fn certs(&self) -> Option<&Arc<crate::platform::tls::Certs>> {
-        self.0.certs.get()
+        self.0.certs.get().map(|(certs, _)| certs)
+    }
+
+    /// The port the HTTPS listener is bound to (the configured one, or the one picked for port 0).
+    pub fn https_port(&self) -> Option<u16> {
+        self.0.certs.get().map(|(_, port)| *port)
     }
 
     /// The site's trusted name, once enrolled with HTTPS on.
@@ -144,8 +149,8 @@ impl Services {
     pub fn set_link(&self, link: link::LinkStatus) {
         let _ = self.0.link.set(link);
     }
-    pub fn set_certs(&self, certs: Arc<crate::platform::tls::Certs>) {
-        let _ = self.0.certs.set(certs);
+    pub fn set_certs(&self, certs: Arc<crate::platform::tls::Certs>, https_port: u16) {
+        let _ = self.0.certs.set((certs, https_port));
     }
     pub fn set_names(&self, names: names::NameStatus) {
         let _ = self.0.names.set(names);
