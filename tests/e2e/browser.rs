@@ -165,6 +165,18 @@ impl Driver {
         }
     }
 
+    /// The text of `css` once it shows (a hidden element has none), waiting up to 10 s for it.
+    pub(crate) fn shown_text(&mut self, css: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = self.text(css);
+            if !text.is_empty() || Instant::now() >= deadline {
+                return text;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     pub(crate) fn source(&mut self) -> String {
         self.get("/source").as_str().unwrap_or("").to_owned()
     }

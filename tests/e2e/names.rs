@@ -415,7 +415,7 @@ fn a_phone_browser_reaches_the_box_by_name_over_trusted_https_at_the_site_and_fr
     w.stop_province();
     d.type_into("input[name=temperature]", "37,1");
     d.click("button[type=submit]");
-    let kept = d.text("#retry-status");
+    let kept = d.shown_text("#retry-status");
     assert!(kept.contains("Chưa gửi được"), "{kept}");
     assert!(!c.get(&format!("/api/v1/people/{id}/declarations")).body.contains("37.1"));
     w.start_province();
