@@ -23,8 +23,8 @@ use std::{
 
 use outpost_link::{site::Enrolment, tunnel};
 use outpost_tests::{
-    enroll_box, free_port, province_cmd, relay_args, serve_province, write_config, BoxProcess, Client,
-    ProvinceProcess,
+    cpu_time, enroll_box, free_port, province_cmd, relay_args, serve_province, write_config, BoxProcess,
+    Client, ProvinceProcess,
 };
 use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -167,36 +167,32 @@ async fn fake_box(enrolment: Enrolment, server: Arc<rustls::ServerConfig>) {
     tokio::spawn(tunnel::keep(enrolment.province.clone(), tls, phones_tx, state));
     let acceptor = tokio_rustls::TlsAcceptor::from(server);
     while let Some((stream, _peer)) = phones.recv().await {
-        let acceptor = acceptor.clone();
-        tokio::spawn(async move {
-            let Ok(mut s) = acceptor.accept(stream).await else { return };
-            let mut buf = vec![0u8; 4096];
-            let mut seen = 0;
-            while !buf[..seen].windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut buf[seen..]).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => seen += n,
-                }
-            }
-            let body = br#"{"verdict":"inside","alerted":false}"#;
-            let head = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = s.write_all(head.as_bytes()).await;
-            let _ = s.write_all(body).await;
-            let _ = s.shutdown().await;
-        });
+        tokio::spawn(answer(acceptor.clone(), stream));
     }
 }
 
-/// The province's CPU time so far (user + system), from `/proc/<pid>/stat`.
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    let after = &stat[stat.rfind(')').expect("comm") + 2..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
-    Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
+/// A phone answered over TLS with a small 200 (what the box answers a position).
+async fn answer<S>(acceptor: tokio_rustls::TlsAcceptor, stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let Ok(mut s) = acceptor.accept(stream).await else { return };
+    let mut buf = vec![0u8; 4096];
+    let mut seen = 0;
+    while !buf[..seen].windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf[seen..]).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => seen += n,
+        }
+    }
+    let body = br#"{"verdict":"inside","alerted":false}"#;
+    let head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = s.write_all(head.as_bytes()).await;
+    let _ = s.write_all(body).await;
+    let _ = s.shutdown().await;
 }
 
 /// Part 2: 200 sites' phones through the relay.
@@ -254,33 +250,65 @@ fn relay_load(dir: &Path) {
         for e in enrolments {
             tokio::spawn(fake_box(e, server.clone()));
         }
-        // Every site's tunnel open before the load starts.
+        let load = Load { names: &names, tls: &tls, rate, seconds, port: reach, pid };
+        println!(
+            "relay under load: {sites} sites × {phones_per_site} phones, a position every 5 min each = {rate:.0} new connections/s, {seconds} s"
+        );
+        load.run("the province's").await;
+        if std::env::var_os("REACH_REFERENCE").is_some() {
+            reference(dir, &load, server.clone()).await;
+        }
+    });
+    drop(province);
+}
+
+/// One load run: `rate` phones a second for `seconds`, each a new TLS connection to 127.0.0.1:`port`
+/// as one of `names`, posting a position; `pid`'s CPU measured over the run.
+struct Load<'a> {
+    names: &'a [String],
+    tls: &'a Arc<rustls::ClientConfig>,
+    rate: f64,
+    seconds: u64,
+    port: u16,
+    pid: u32,
+}
+
+impl Load<'_> {
+    async fn run(&self, whose: &str) {
+        // Every site reachable before the load starts.
         let deadline = Instant::now() + Duration::from_secs(60);
-        for name in &names {
-            let req = format!("POST /api/v1/position/x HTTP/1.1\r\nHost: {name}\r\ncontent-length: 2\r\n\r\n{{}}");
-            while phone(tls.clone(), reach, name, req.as_bytes()).await.map(|(_, s)| s.contains(" 200")).ok() != Some(true) {
-                assert!(Instant::now() < deadline, "{name} not reachable through the relay");
+        for name in self.names {
+            let req =
+                format!("POST /api/v1/position/x HTTP/1.1\r\nHost: {name}\r\ncontent-length: 2\r\n\r\n{{}}");
+            while phone(self.tls.clone(), self.port, name, req.as_bytes())
+                .await
+                .map(|(_, s)| s.contains(" 200"))
+                .ok()
+                != Some(true)
+            {
+                assert!(Instant::now() < deadline, "{name} not reachable on {}", self.port);
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
         let times = Arc::new(Mutex::new(Vec::new()));
         let failed = Arc::new(AtomicU64::new(0));
-        let cpu_before = cpu_time(pid);
+        let cpu_before = cpu_time(self.pid);
         let began = Instant::now();
-        let total = (rate * seconds as f64) as u64;
+        let total = (self.rate * self.seconds as f64) as u64;
+        let sites = self.names.len() as u64;
         let mut tasks = tokio::task::JoinSet::new();
         for n in 0..total {
-            let due = began + Duration::from_secs_f64(n as f64 / rate);
+            let due = began + Duration::from_secs_f64(n as f64 / self.rate);
             tokio::time::sleep_until(due.into()).await;
-            let name = names[(n * 7919 % sites) as usize].clone();
-            let (tls, times, failed) = (tls.clone(), times.clone(), failed.clone());
+            let name = self.names[(n * 7919 % sites) as usize].clone();
+            let (tls, times, failed, port) = (self.tls.clone(), times.clone(), failed.clone(), self.port);
             tasks.spawn(async move {
                 let body = r#"{"latitude":16.0750,"longitude":108.1497,"accuracy":12}"#;
                 let req = format!(
                     "POST /api/v1/position/p{n} HTTP/1.1\r\nHost: {name}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
                 );
-                match phone(tls, reach, &name, req.as_bytes()).await {
+                match phone(tls, port, &name, req.as_bytes()).await {
                     Ok((t, status)) if status.contains(" 200") => times.lock().expect("times").push(t),
                     _ => {
                         failed.fetch_add(1, Ordering::Relaxed);
@@ -291,13 +319,9 @@ fn relay_load(dir: &Path) {
         }
         while tasks.join_next().await.is_some() {}
         let elapsed = began.elapsed();
-        let cpu = cpu_time(pid) - cpu_before;
+        let cpu = cpu_time(self.pid) - cpu_before;
         let mut times = times.lock().expect("times").clone();
         times.sort();
-        println!(
-            "relay under load: {sites} sites × {phones_per_site} phones, a position every 5 min each = {rate:.0} new connections/s, {} s",
-            seconds
-        );
         println!(
             "  phones answered: {} of {total} ({} failed), in {:.1} s",
             times.len(),
@@ -313,12 +337,48 @@ fn relay_load(dir: &Path) {
             );
         }
         println!(
-            "  the province's CPU: {:.1} % of one core (goal ≤ 10 %; {} over {:.1} s), {:.0} µs a phone connection",
+            "  {whose} CPU: {:.1} % of one core (goal ≤ 10 %; {} over {:.1} s), {:.0} µs a phone connection",
             100.0 * cpu.as_secs_f64() / elapsed.as_secs_f64(),
             ms(cpu),
             elapsed.as_secs_f64(),
             cpu.as_secs_f64() * 1e6 / total as f64
         );
+    }
+}
+
+/// The same load through HAProxy (`REACH_REFERENCE=1`, Debian's `haproxy` installed): one thread,
+/// reading only the server name (`ssl_preread`) and passing each phone straight to a TLS listener
+/// in this process — less work than the relay (no tunnel: the boxes are not behind NAT here). What
+/// the kernel and a mature splice cost on this machine, to read the relay's figure against.
+async fn reference(dir: &Path, load: &Load<'_>, server: Arc<rustls::ServerConfig>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listener");
+    let backend = listener.local_addr().expect("addr");
+    let acceptor = tokio_rustls::TlsAcceptor::from(server);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let _ = tcp.set_nodelay(true);
+            tokio::spawn(answer(acceptor.clone(), tcp));
+        }
     });
-    drop(province);
+    let front = free_port();
+    let cfg = dir.join("haproxy.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global\n  nbthread 1\n  maxconn 8000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\
+             frontend phones\n  bind 127.0.0.1:{front}\n  tcp-request inspect-delay 5s\n  tcp-request content accept if {{ req_ssl_hello_type 1 }}\n\
+             use_backend boxes if {{ req.ssl_sni -m end .{ZONE} }}\nbackend boxes\n  server box {backend}\n"
+        ),
+    )
+    .expect("haproxy.cfg");
+    let mut haproxy = std::process::Command::new("haproxy")
+        .args(["-db", "-f"])
+        .arg(&cfg)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("haproxy (apt-get install haproxy)");
+    println!("reference: HAProxy (one thread, ssl_preread, straight to the box) under the same load");
+    Load { port: front, pid: haproxy.id(), ..*load }.run("HAProxy's").await;
+    let _ = haproxy.kill();
+    let _ = haproxy.wait();
 }
