@@ -10,7 +10,7 @@
 //! - a battery running low; the person released, the band returned, disinfected and ready again;
 //! - the presence timeline shows the day; raw sightings are kept on the box.
 
-use outpost_sms::sim::Simulator;
+use outpost_sms::sim::{Pace, Simulator};
 use outpost_tests::{district_csv, free_port, mqtt_publish, wait_until, write_config, BoxProcess, Client};
 use serde_json::{json, Value};
 
@@ -75,7 +75,7 @@ fn id(mac: &str) -> String {
 fn a_quarantine_day_with_bands() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let sim = Simulator::start(&dir.path().join("modem")).expect("modem simulator");
+    let sim = Simulator::start_with(&dir.path().join("modem"), Pace::QUICK).expect("modem simulator");
     let port = free_port();
     let config = write_config(
         dir.path(),

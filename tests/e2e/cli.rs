@@ -101,7 +101,9 @@ fn sms_encode_and_decode_roundtrip_through_the_cli() {
 #[test]
 fn modem_status_and_send_talk_to_a_modem() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sim = outpost_sms::sim::Simulator::start(&dir.path().join("modem")).expect("simulator");
+    let sim =
+        outpost_sms::sim::Simulator::start_with(&dir.path().join("modem"), outpost_sms::sim::Pace::QUICK)
+            .expect("simulator");
     let port = sim.path().display().to_string();
     let out = Command::new(outpost_bin()).args(["modem", "status", "--port", &port]).output().expect("run");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use outpost_sms::sim::Simulator;
+use outpost_sms::sim::{Pace, Simulator};
 use outpost_tests::{district_csv, wait_until, write_config, BoxProcess, Client};
 use serde_json::{json, Value};
 
@@ -42,7 +42,7 @@ fn declare(c: &mut Client, token: &str, temperature: &str) -> Value {
 fn a_quarantine_day() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let sim = Simulator::start(&dir.path().join("modem")).expect("modem simulator");
+    let sim = Simulator::start_with(&dir.path().join("modem"), Pace::QUICK).expect("modem simulator");
     let config = write_config(
         dir.path(),
         &format!(
@@ -254,7 +254,7 @@ fn phone(i: usize) -> String {
 fn site_operations_through_a_quarantine_day() {
     use crate::spotcheck::{answer, JPEG, SITE};
     let dir = tempfile::tempdir().expect("tempdir");
-    let sim = Simulator::start(&dir.path().join("modem")).expect("simulator");
+    let sim = Simulator::start_with(&dir.path().join("modem"), Pace::QUICK).expect("simulator");
     let extra = format!(
         "[site]\nlatitude = {}\nlongitude = {}\ngeofence_m = 150\n[spot_checks]\nper_person_per_day = 1\n[alerts]\non_duty_phones = [\"0905999888\"]\n",
         SITE.0, SITE.1

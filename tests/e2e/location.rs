@@ -2,7 +2,7 @@
 //! personal page's API judged against the site's geofence and a home geofence, the alert at once (and
 //! to the on-duty phone) and only once per absence, and impossible positions refused.
 
-use outpost_sms::sim::Simulator;
+use outpost_sms::sim::{Pace, Simulator};
 use outpost_tests::{site_with_people, wait_until, Client};
 use serde_json::{json, Value};
 
@@ -14,7 +14,7 @@ const SITE: (f64, f64) = (16.0748, 108.1497);
 #[test]
 fn positions_outside_a_geofence_raise_an_alert_at_once() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sim = Simulator::start(&dir.path().join("modem")).expect("simulator");
+    let sim = Simulator::start_with(&dir.path().join("modem"), Pace::QUICK).expect("simulator");
     let mqtt_port = outpost_tests::free_port().to_string();
     let mqtt = format!("127.0.0.1:{mqtt_port}");
     let extra = format!(

@@ -37,6 +37,7 @@ mod day;
 mod demo;
 mod failures;
 mod hostile;
+mod lanes;
 mod location;
 mod mqtt;
 mod names;

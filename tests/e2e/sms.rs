@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use outpost_sms::sim::Simulator;
+use outpost_sms::sim::{Pace, Simulator};
 use outpost_tests::{district_csv, wait_until, write_config, BoxProcess, Client};
 use serde_json::{json, Value};
 
@@ -29,7 +29,7 @@ fn outbox(c: &mut Client) -> Vec<Value> {
 #[test]
 fn staff_messages_inbox_and_failures() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut sim = Simulator::start(&dir.path().join("modem")).expect("simulator");
+    let mut sim = Simulator::start_with(&dir.path().join("modem"), Pace::QUICK).expect("simulator");
     let (b, _) = start(dir.path(), &sim);
     let mut c = Client::new(&b.url);
     c.setup_admin(b.setup_link.as_deref().expect("setup"), "admin.sms", PASSWORD);
@@ -144,7 +144,7 @@ fn staff_messages_inbox_and_failures() {
 #[test]
 fn sigkill_while_sending_200_messages() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sim = Simulator::start(&dir.path().join("modem")).expect("simulator");
+    let sim = Simulator::start_with(&dir.path().join("modem"), Pace::QUICK).expect("simulator");
     let (mut b, config) = start(dir.path(), &sim);
     let mut c = Client::new(&b.url);
     c.setup_admin(b.setup_link.as_deref().expect("setup"), "admin.crash", PASSWORD);

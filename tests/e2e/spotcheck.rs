@@ -3,7 +3,7 @@
 //! reviewed beside it), bad photos and positions refused, one missed (an alert after the deadline),
 //! and one answered from outside the geofence (an alert at once).
 
-use outpost_sms::sim::Simulator;
+use outpost_sms::sim::{Pace, Simulator};
 use outpost_tests::{site_with_people, wait_until, Client};
 use serde_json::{json, Value};
 
@@ -50,7 +50,7 @@ pub(crate) fn answer(
 #[test]
 fn spot_checks_answered_missed_and_from_outside() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sim = Simulator::start(&dir.path().join("modem")).expect("simulator");
+    let sim = Simulator::start_with(&dir.path().join("modem"), Pace::QUICK).expect("simulator");
     let extra = format!(
         "[site]\nlatitude = {}\nlongitude = {}\ngeofence_m = 150\n[spot_checks]\nper_person_per_day = 2\nmax_photo_bytes = 5000\n",
         SITE.0, SITE.1

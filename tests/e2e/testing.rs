@@ -3,7 +3,7 @@
 //! taken, every result texted to the person within the same minute, and a positive result's F1 → F0
 //! workflow (severe alert to the on-duty phone, status, transfer).
 
-use outpost_sms::sim::Simulator;
+use outpost_sms::sim::{Pace, Simulator};
 use outpost_tests::{district_csv, wait_until, write_config, BoxProcess, Client};
 use serde_json::{json, Value};
 
@@ -12,7 +12,7 @@ use crate::PASSWORD;
 #[test]
 fn samplings_results_and_the_f0_workflow() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sim = Simulator::start(&dir.path().join("modem")).expect("simulator");
+    let sim = Simulator::start_with(&dir.path().join("modem"), Pace::QUICK).expect("simulator");
     let config = write_config(
         dir.path(),
         &format!(

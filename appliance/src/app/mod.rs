@@ -121,6 +121,8 @@ pub struct Outpost {
     /// Where phones reach the box, for links in SMS and QR codes: `web.public_url`, or, when that
     /// is not set, the site's trusted name once the box serves it.
     public_url: std::sync::RwLock<String>,
+    /// How long the modem takes a message, as the outbox worker measures it.
+    sms_pace: outbox::Pace,
 }
 
 impl std::fmt::Debug for Outpost {
@@ -153,6 +155,7 @@ impl Outpost {
             sampling_turn: tokio::sync::Mutex::new(()),
             throttle,
             accounts_turn: tokio::sync::Mutex::new(()),
+            sms_pace: outbox::Pace::default(),
         })
     }
 

@@ -12,8 +12,16 @@
 //! between the two — is sent again: so a message can be sent twice only when the modem accepted it but
 //! its answer was lost with the box; a message marked `sent` is never sent again.
 //!
-//! Keys (box-local): `outbox/<id>` the message, `outbox-due/<id>` the small index of those still to
-//! send, `outbox-mr/<reference>` → id for matching delivery reports.
+//! Lanes: the messages still to send are taken by lane, then oldest first — severe alerts to the
+//! on-duty phones, test results, spot-check requests, replies to SMS declarations, reminders, then
+//! staff's messages — and the worker takes the next one afresh after every message, so a message of
+//! a higher lane waits behind a lower one for the message in flight only (reminders and results are
+//! one part each). A reminder expires at the end of its round (`expired`, never sent late); results
+//! and alerts never expire. To one number, at most `outbox.per_person_per_hour` messages an hour,
+//! except alerts and results: the others wait their turn.
+//!
+//! Keys (box-local): `outbox/<id>` the message, `outbox-due/<lane>/<id>` the small index of those
+//! still to send, `outbox-mr/<reference>` → id for matching delivery reports.
 
 use chrono::{DateTime, Utc};
 use outpost_sync::WriteSet;
@@ -29,8 +37,8 @@ fn key(id: &str) -> String {
     format!("{PREFIX}{id}")
 }
 
-fn due_key(id: &str) -> String {
-    format!("{DUE}{id}")
+fn due_key(msg: &OutboxMessage) -> String {
+    format!("{DUE}{}/{}", msg.purpose.lane(), msg.id)
 }
 
 fn reference_key(reference: u8) -> String {
@@ -64,6 +72,33 @@ impl Purpose {
         Purpose::SpotCheck,
         Purpose::TestResult,
     ];
+    /// The lane: lower goes first.
+    pub fn lane(self) -> u8 {
+        match self {
+            Purpose::OnDuty => 0,
+            Purpose::TestResult => 1,
+            Purpose::SpotCheck => 2,
+            Purpose::Reply => 3,
+            Purpose::Reminder => 4,
+            Purpose::Custom => 5,
+        }
+    }
+
+    /// The purposes in lane order.
+    pub const BY_LANE: [Purpose; 6] = [
+        Purpose::OnDuty,
+        Purpose::TestResult,
+        Purpose::SpotCheck,
+        Purpose::Reply,
+        Purpose::Reminder,
+        Purpose::Custom,
+    ];
+
+    /// Whether the per-person hourly cap holds it back (alerts and results always go).
+    pub fn capped(self) -> bool {
+        !matches!(self, Purpose::OnDuty | Purpose::TestResult)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Purpose::Reminder => "reminder",
@@ -85,15 +120,18 @@ pub enum OutboxState {
     Sent,
     Delivered,
     Failed,
+    /// Its time passed before it could leave (a reminder after its round): never sent.
+    Expired,
 }
 
 impl OutboxState {
-    pub const ALL: [OutboxState; 5] = [
+    pub const ALL: [OutboxState; 6] = [
         OutboxState::Queued,
         OutboxState::Sending,
         OutboxState::Sent,
         OutboxState::Delivered,
         OutboxState::Failed,
+        OutboxState::Expired,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -102,6 +140,7 @@ impl OutboxState {
             OutboxState::Sent => "sent",
             OutboxState::Delivered => "delivered",
             OutboxState::Failed => "failed",
+            OutboxState::Expired => "expired",
         }
     }
 }
@@ -128,6 +167,50 @@ pub struct OutboxMessage {
     pub delivered_parts: Vec<u8>,
     #[serde(default)]
     pub delivered_at: Option<DateTime<Utc>>,
+    /// Not sent after this (a reminder: the end of its round).
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// How long a message takes to leave, measured: a moving average of the modem's time per message
+/// (milliseconds; none before the first). In memory: a restart measures again.
+#[derive(Debug, Default)]
+pub struct Pace(std::sync::atomic::AtomicU64);
+
+impl Pace {
+    /// Adds one message's time.
+    pub fn record(&self, took: std::time::Duration) {
+        use std::sync::atomic::Ordering;
+        let ms = took.as_millis().clamp(1, u128::from(u32::MAX)) as u64;
+        let old = self.0.load(Ordering::Relaxed);
+        let new = if old == 0 { ms } else { (old * 7 + ms) / 8 };
+        self.0.store(new, Ordering::Relaxed);
+    }
+
+    /// The average time per message, once measured.
+    pub fn per_message(&self) -> Option<std::time::Duration> {
+        let ms = self.0.load(std::sync::atomic::Ordering::Relaxed);
+        (ms > 0).then(|| std::time::Duration::from_millis(ms))
+    }
+}
+
+/// What the outbox holds and how long it will take: the messages waiting in each lane, and the
+/// time for each lane to drain (with every lane before it) at the measured pace.
+#[derive(Debug, Clone, Serialize)]
+pub struct Wait {
+    pub lanes: Vec<LaneWait>,
+    /// The measured seconds a message, when measured.
+    pub seconds_per_message: Option<f64>,
+    /// Test results would not all leave within the hour they are promised in [M10].
+    pub results_late: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LaneWait {
+    pub purpose: Purpose,
+    pub waiting: usize,
+    /// Seconds until this lane's last message leaves, when the pace is measured.
+    pub drained_in_seconds: Option<f64>,
 }
 
 /// The result of handing a message to the modem.
@@ -143,10 +226,10 @@ fn save(w: &mut WriteSet, msg: &OutboxMessage) -> AppResult<()> {
     w.put_local(&key(&msg.id), msg)?;
     match msg.state {
         OutboxState::Queued | OutboxState::Sending => {
-            w.put_local(&due_key(&msg.id), &())?;
+            w.put_local(&due_key(msg), &())?;
         }
         _ => {
-            w.delete_local(&due_key(&msg.id));
+            w.delete_local(&due_key(msg));
         }
     }
     if msg.state == OutboxState::Sent {
@@ -167,6 +250,18 @@ impl Outpost {
         purpose: Purpose,
         person_id: Option<&str>,
     ) -> AppResult<String> {
+        self.queue_sms_until(w, (to, text), purpose, person_id, None)
+    }
+
+    /// [`Outpost::queue_sms`] for a message that must not leave after `expires_at`.
+    pub(super) fn queue_sms_until(
+        &self,
+        w: &mut WriteSet,
+        (to, text): (&str, &str),
+        purpose: Purpose,
+        person_id: Option<&str>,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> AppResult<String> {
         let id = format!("{:020}", self.store.next_id()?);
         let now = self.now();
         let msg = OutboxMessage {
@@ -184,9 +279,9 @@ impl Outpost {
             references: Vec::new(),
             delivered_parts: Vec::new(),
             delivered_at: None,
+            expires_at,
         };
-        w.put_local(&key(&id), &msg)?;
-        w.put_local(&due_key(&id), &())?;
+        save(w, &msg)?;
         Ok(id)
     }
 
@@ -210,22 +305,84 @@ impl Outpost {
         Ok(self.store.scan_local::<()>(DUE)?.len())
     }
 
-    /// The ids of the messages still to send (queued or interrupted), oldest first, from the small
-    /// index of unsent messages (keys only).
+    /// How many messages wait in each lane, in lane order (keys only).
+    pub fn outbox_lanes(&self) -> AppResult<[(Purpose, usize); 6]> {
+        let mut lanes = Purpose::BY_LANE.map(|p| (p, 0));
+        for (k, ()) in self.store.scan_local::<()>(DUE)? {
+            let lane =
+                k.strip_prefix(DUE).and_then(|r| r.split('/').next()).and_then(|l| l.parse::<usize>().ok());
+            if let Some(slot) = lane.and_then(|l| lanes.get_mut(l)) {
+                slot.1 += 1;
+            }
+        }
+        Ok(lanes)
+    }
+
+    /// The outbox's wait, lane by lane, at the measured pace ([`Wait`]).
+    pub fn outbox_wait(&self) -> AppResult<Wait> {
+        let per = self.sms_pace.per_message().map(|d| d.as_secs_f64());
+        let mut ahead = 0;
+        let lanes: Vec<LaneWait> = self
+            .outbox_lanes()?
+            .into_iter()
+            .map(|(purpose, waiting)| {
+                ahead += waiting;
+                LaneWait { purpose, waiting, drained_in_seconds: per.map(|s| s * ahead as f64) }
+            })
+            .collect();
+        // The oldest result waiting (the first of its lane) must leave within the hour of being recorded.
+        let oldest_result = self
+            .store
+            .scan_local_range::<()>(&format!("{DUE}{}/", Purpose::TestResult.lane()), None, 1, false)?
+            .into_iter()
+            .filter_map(|(k, ())| {
+                self.store.get_local::<OutboxMessage>(&key(k.rsplit('/').next()?)).ok().flatten()
+            })
+            .next();
+        let drained =
+            lanes.iter().find(|l| l.purpose == Purpose::TestResult).and_then(|l| l.drained_in_seconds);
+        let results_late = match (oldest_result, drained) {
+            (Some(m), Some(s)) => {
+                self.now() + chrono::Duration::milliseconds((s * 1000.0) as i64)
+                    > m.created_at + chrono::Duration::hours(1)
+            }
+            _ => false,
+        };
+        Ok(Wait { lanes, seconds_per_message: per, results_late })
+    }
+
+    /// Records how long the modem took one message.
+    pub fn sms_took(&self, took: std::time::Duration) {
+        self.sms_pace.record(took);
+    }
+
+    /// The ids of the messages still to send (queued or interrupted), by lane then oldest first, from
+    /// the small index of unsent messages (keys only).
     pub fn outbox_due(&self) -> AppResult<Vec<String>> {
         Ok(self
             .store
             .scan_local::<()>(DUE)?
             .into_iter()
-            .filter_map(|(k, ())| k.strip_prefix(DUE).map(str::to_owned))
+            .filter_map(|(k, ())| k.rsplit('/').next().map(str::to_owned))
             .collect())
     }
 
-    /// Puts messages interrupted by a crash (`sending`) back in the queue. Called once at start-up,
-    /// off the async runtime.
+    /// Puts messages interrupted by a crash (`sending`) back in the queue, and moves the index of a
+    /// box from before lanes (`outbox-due/<id>`) to its lanes. Called once at start-up, off the async
+    /// runtime.
     pub fn recover_outbox(&self) -> AppResult<usize> {
         let now = self.now();
         let mut w = WriteSet::new();
+        for (k, ()) in self.store.scan_local::<()>(DUE)? {
+            let id = k.trim_start_matches(DUE);
+            if id.contains('/') {
+                continue;
+            }
+            w.delete_local(&k);
+            if let Some(m) = self.store.get_local::<OutboxMessage>(&key(id))? {
+                save(&mut w, &m)?;
+            }
+        }
         let mut n = 0;
         for id in self.outbox_due()? {
             let Some(mut m) = self.store.get_local::<OutboxMessage>(&key(&id))? else { continue };
@@ -238,26 +395,52 @@ impl Outpost {
             save(&mut w, &m)?;
             n += 1;
         }
-        if n > 0 {
+        if !w.is_empty() {
             self.commit_blocking(w)?;
+        }
+        if n > 0 {
             tracing::warn!(messages = n, "SMS interrupted by a restart are sent again.");
         }
         Ok(n)
     }
 
-    /// The worker's first step for message `id`: if it is due now, marks it `sending` (durably,
-    /// before the modem sees it) and gives it back.
-    pub async fn start_sending(&self, id: &str) -> AppResult<Option<OutboxMessage>> {
-        let Some(mut msg) = self.store.get_local::<OutboxMessage>(&key(id))? else { return Ok(None) };
-        if msg.next_attempt_at > self.now() {
-            return Ok(None);
-        }
-        msg.state = OutboxState::Sending;
-        msg.attempts += 1;
+    /// The worker's first step: the next message to send — the first due by lane, then oldest —
+    /// marked `sending` (durably, before the modem sees it). On the way, reminders past their round
+    /// are marked expired, and messages to a number at its hourly cap (`held` gives when it may have
+    /// the next one) wait until then. Messages another worker is sending are left alone.
+    pub async fn next_to_send(
+        &self,
+        held: impl Fn(&OutboxMessage) -> Option<DateTime<Utc>>,
+    ) -> AppResult<Option<OutboxMessage>> {
+        let now = self.now();
         let mut w = WriteSet::new();
-        save(&mut w, &msg)?;
-        self.commit(w).await?;
-        Ok(Some(msg))
+        let mut chosen = None;
+        for id in self.outbox_due()? {
+            let Some(mut msg) = self.store.get_local::<OutboxMessage>(&key(&id))? else { continue };
+            if msg.state != OutboxState::Queued || msg.next_attempt_at > now {
+                continue;
+            }
+            if msg.expires_at.is_some_and(|end| end <= now) {
+                msg.state = OutboxState::Expired;
+                msg.last_error = Some("its round ended before it could leave: not sent late".into());
+                save(&mut w, &msg)?;
+                continue;
+            }
+            if let Some(until) = msg.purpose.capped().then(|| held(&msg)).flatten() {
+                msg.next_attempt_at = until;
+                save(&mut w, &msg)?;
+                continue;
+            }
+            msg.state = OutboxState::Sending;
+            msg.attempts += 1;
+            save(&mut w, &msg)?;
+            chosen = Some(msg);
+            break;
+        }
+        if !w.is_empty() {
+            self.commit(w).await?;
+        }
+        Ok(chosen)
     }
 
     /// The worker's last step: what the modem said about `msg`, recorded durably; a temporary

@@ -82,11 +82,14 @@ impl Outpost {
             for action in actions {
                 match action {
                     SlotAction::QueueReminder => {
-                        let text = i18n::reminder_sms(
-                            &slot.format("%H:%M").to_string(),
-                            &self.personal_link(person),
-                        );
-                        self.queue_sms(&mut w, &person.phone, &text, Purpose::Reminder, Some(&person.id))?;
+                        let text = i18n::reminder_sms(slot, &self.personal_link(person));
+                        self.queue_sms_until(
+                            &mut w,
+                            (&person.phone, &text),
+                            Purpose::Reminder,
+                            Some(&person.id),
+                            Some(schedule.round_end(slot)),
+                        )?;
                         w.put_local(&reminded, &now)?;
                         reminders += 1;
                     }

@@ -174,6 +174,13 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("outbox.sent", "Đã gửi", "Sent"),
     ("outbox.delivered", "Đã nhận", "Delivered"),
     ("outbox.failed", "Thất bại", "Failed"),
+    ("outbox.expired", "Hết hạn (không gửi muộn)", "Expired (not sent late)"),
+    ("outbox.lane", "Hàng chờ", "Lane"),
+    ("outbox.waiting", "Đang chờ", "Waiting"),
+    ("outbox.drained_in", "gửi hết sau", "all sent in"),
+    ("outbox.pace", "Tốc độ modem đo được: mỗi tin", "The modem's measured pace: a message every"),
+    ("outbox.pace_unknown", "chưa đo được tốc độ", "pace not measured yet"),
+    ("outbox.results_late", "Kết quả xét nghiệm sẽ không kịp gửi SMS trong 1 giờ với tốc độ modem hiện tại: thêm modem, hoặc báo kết quả trực tiếp.", "Test results will not all leave by SMS within the hour at the modem's pace: add a modem, or tell people in person."),
     ("purpose.reminder", "Nhắc khai báo", "Reminder"),
     ("purpose.on_duty", "Báo trực", "On duty"),
     ("purpose.custom", "Tin của nhân viên", "From staff"),
@@ -358,6 +365,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("problem.store_write", "Không ghi được dữ liệu xuống thẻ nhớ", "Data cannot be written to the SD card"),
     ("problem.modem", "Không dùng được modem: tin nhắn SMS đang chờ trong hàng đợi", "The modem cannot be used: SMS wait in the queue"),
     ("problem.adapter", "Không dùng được bộ Bluetooth của hộp: không nghe được vòng đeo tay qua nó", "The box's Bluetooth adapter cannot be used: bands are not heard through it"),
+    ("problem.sms_late", "Kết quả xét nghiệm sẽ không kịp gửi SMS trong 1 giờ với tốc độ modem hiện tại", "Test results will not all leave by SMS within the hour at the modem's pace"),
     ("problem.config", "Tệp cấu hình bị lỗi: hộp đang chạy theo cấu hình hợp lệ gần nhất", "The configuration file is invalid: the box runs on the last configuration that worked"),
     ("health.system", "Hệ thống", "System"),
     ("health.disk", "Thẻ nhớ (còn trống / tổng)", "SD card (free / total)"),
@@ -477,9 +485,13 @@ pub fn span(lang: Lang, seconds: i64) -> String {
     }
 }
 
-/// The SMS reminder for a missed declaration.
-pub fn reminder_sms(slot: &str, link: &str) -> String {
-    format!("Outpost: Ban chua khai bao y te luc {slot}. Vui long khai bao ngay tai {link}")
+/// The SMS reminder for a missed declaration: names its round (time and day), so a reminder read
+/// late is not taken for the next round's.
+pub fn reminder_sms(slot: chrono::NaiveDateTime, link: &str) -> String {
+    format!(
+        "Outpost: Ban chua khai bao y te dot {}. Vui long khai bao ngay tai {link}",
+        slot.format("%H:%M %d/%m")
+    )
 }
 
 /// A test result for the person, in one GSM part.
@@ -672,8 +684,11 @@ mod tests {
 
     #[test]
     fn reminder_fits_one_gsm_part() {
-        let link = format!("http://outpost.local:8080/d/{}", "a".repeat(32));
-        let sms = reminder_sms("08:00", &link);
+        let link = format!("https://hoa-vang-01.quangnam.outpost.vn/d/{}", "a".repeat(32));
+        let slot =
+            chrono::NaiveDate::from_ymd_opt(2026, 12, 4).and_then(|d| d.and_hms_opt(21, 0, 0)).expect("slot");
+        let sms = reminder_sms(slot, &link);
+        assert!(sms.contains("dot 21:00 04/12"), "{sms}");
         assert!(sms.is_ascii());
         assert!(sms.len() <= 160, "{} characters", sms.len());
     }

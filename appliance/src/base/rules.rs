@@ -97,8 +97,9 @@ impl Schedule {
     }
 
     /// What is still to do for one person and slot, given what was already done. A reminder and an alert
-    /// are each done at most once; a box that was off through the reminder time sends the reminder late
-    /// rather than never.
+    /// are each done at most once. A reminder belongs to its round, which ends when the alert is due
+    /// ([`Schedule::round_end`]): a box that was off through the reminder time sends it late within
+    /// the round, and not at all after it (the alert then says the declaration is missing).
     pub fn actions(
         &self,
         slot: NaiveDateTime,
@@ -116,15 +117,18 @@ impl Schedule {
                 }
             }
             SlotState::Missing => {
-                if !reminded {
-                    out.push(SlotAction::QueueReminder);
-                }
                 if !alerted {
                     out.push(SlotAction::RaiseMissingAlert);
                 }
             }
         }
         out
+    }
+
+    /// The end of `slot`'s round: a reminder not sent by then is not sent (the slot's declaration is
+    /// missing and its alert due).
+    pub fn round_end(&self, slot: NaiveDateTime) -> DateTime<Utc> {
+        self.utc(slot) + self.reminder_after + self.alert_after_reminder
     }
 
     /// Whether `person` owes a declaration for `slot`: watched, in their quarantine dates, and registered

@@ -145,8 +145,8 @@ impl System {
 }
 
 /// Every problem's code, as [`Problem::code`] holds it (the health page names each).
-pub const PROBLEM_CODES: [&str; 7] =
-    ["disk_read_only", "disk_full", "disk_low", "store_write", "modem", "adapter", "config"];
+pub const PROBLEM_CODES: [&str; 8] =
+    ["disk_read_only", "disk_full", "disk_low", "store_write", "modem", "adapter", "config", "sms_late"];
 
 /// Something that keeps the box from doing part of its work.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

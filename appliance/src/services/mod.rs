@@ -176,6 +176,14 @@ impl Services {
             modem: self.modem().map(|m| (app.config().modem.port.to_string(), m.health())),
             conditions: self.conditions().all(),
         };
+        let mut reports = reports;
+        if let Some(wait) = app.outbox_wait().ok().filter(|w| w.results_late) {
+            let results = wait.lanes.iter().find(|l| l.purpose == crate::app::outbox::Purpose::TestResult);
+            if let Some(l) = results {
+                let minutes = l.drained_in_seconds.map_or(0.0, |s| s / 60.0).ceil();
+                reports.conditions.push(("sms_late", format!("{} results, {minutes} min", l.waiting)));
+            }
+        }
         let problems = system::problems(&system, reports);
         (system, problems)
     }

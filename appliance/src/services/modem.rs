@@ -7,7 +7,7 @@ use std::{path::Path, sync::Arc};
 use anyhow::Context;
 use outpost_sms::{
     modem::{Modem, ModemConfig},
-    sim::Simulator,
+    sim::{Pace, Simulator},
 };
 use tokio::sync::Notify;
 
@@ -33,8 +33,10 @@ pub fn start(app: &Arc<Outpost>, data_dir: &Path, inbox: Arc<Notify>) -> anyhow:
             return Ok(Started { sender: Arc::new(LogSender), modem: None, simulator: None })
         }
         ModemChoice::Simulator => {
-            let sim = Simulator::start(&data_dir.join("modem-simulator"))
-                .context("cannot start the modem simulator")?;
+            let (shortest, longest) = m.simulator_part_seconds;
+            let sim =
+                Simulator::start_with(&data_dir.join("modem-simulator"), Pace::seconds(shortest, longest))
+                    .context("cannot start the modem simulator")?;
             (sim.path().to_owned(), Some(sim))
         }
         ModemChoice::Port(p) => (p.clone(), None),

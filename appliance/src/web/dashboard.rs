@@ -37,7 +37,14 @@ fn brief_list(lang: Lang, list: &[Brief]) -> Markup {
 
 fn live_fragment(state: &AppState, ctx: &Ctx, d: &Dashboard) -> Markup {
     let lang = ctx.lang;
+    let wait = state.app.outbox_wait().ok();
     html! {
+        @if let Some(w) = wait.as_ref().filter(|w| w.results_late) {
+            div.problems role="alert" #sms-late { p {
+                (t(lang, "outbox.results_late")) " "
+                a href="/sms" { (super::outbox::lane_summary(lang, w)) }
+            } }
+        }
         p.muted { (t(lang, "dash.slot")) " " strong { (d.slot.format("%H:%M %d/%m/%Y")) } }
         div.cards {
             div.card { div.n data-count="in_quarantine" { (d.in_quarantine) } (t(lang, "dash.in_quarantine")) }

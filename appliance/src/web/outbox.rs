@@ -6,7 +6,7 @@ use axum::{
     http::StatusCode,
     Json,
 };
-use maud::html;
+use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::{
@@ -15,8 +15,8 @@ use super::{
     layout::badge,
 };
 use crate::{
-    app::outbox::{OutboxMessage, OutboxState},
-    base::i18n::{t, td},
+    app::outbox::{OutboxMessage, OutboxState, Purpose, Wait},
+    base::i18n::{t, td, Lang},
 };
 
 #[derive(Deserialize, Default)]
@@ -27,9 +27,12 @@ pub struct Notice {
 pub async fn page(State(state): State<AppState>, ctx: Ctx, Query(q): Query<Notice>) -> Answer {
     let lang = ctx.lang;
     let list = state.app.outbox(500)?;
+    let wait = state.app.outbox_wait()?;
     let body = html! {
         h1 { (t(lang, "outbox.title")) }
         @if let Some(n) = &q.notice { p.notice { (n) } }
+        @if wait.results_late { div.problems role="alert" { p { (t(lang, "outbox.results_late")) } } }
+        (lanes(lang, &wait))
         @if ctx.can_write() { p { a.button href="/sms/new" { (t(lang, "sms.new")) } } }
         div.scroll { table #outbox {
             thead { tr {
@@ -46,6 +49,7 @@ pub async fn page(State(state): State<AppState>, ctx: Ctx, Query(q): Query<Notic
                         (badge(lang, match m.state {
                             OutboxState::Delivered => "resolved",
                             OutboxState::Failed => "open",
+                            OutboxState::Expired => "muted",
                             _ => "warning",
                         }, &format!("outbox.{}", m.state.as_str())))
                         @if let Some(at) = m.delivered_at { br; span.muted { (state.fmt_time(at)) } }
@@ -57,6 +61,56 @@ pub async fn page(State(state): State<AppState>, ctx: Ctx, Query(q): Query<Notic
         } }
     };
     Ok(staff_page(&ctx, StatusCode::OK, t(lang, "outbox.title"), body))
+}
+
+/// The messages waiting in each lane and when each lane will have left, at the measured pace.
+fn lanes(lang: Lang, wait: &Wait) -> Markup {
+    html! {
+        div.scroll { table #outbox-lanes {
+            thead { tr {
+                th { (t(lang, "outbox.lane")) } th { (t(lang, "outbox.waiting")) } th { (t(lang, "outbox.drained_in")) }
+            } }
+            tbody { @for l in &wait.lanes {
+                tr data-lane=(l.purpose.as_str()) {
+                    td { (td(lang, &format!("purpose.{}", l.purpose.as_str()))) }
+                    td { (l.waiting) }
+                    td { @match l.drained_in_seconds {
+                        Some(s) if l.waiting > 0 => { (minutes(s)) }
+                        Some(_) => { "—" }
+                        None => { span.muted { (t(lang, "outbox.pace_unknown")) } }
+                    } }
+                }
+            } }
+        } }
+        @if let Some(s) = wait.seconds_per_message {
+            p.muted { (t(lang, "outbox.pace")) " " (format!("{s:.1}")) " s" }
+        }
+    }
+}
+
+/// "12 min", "2 h 05 min": a drain time in seconds.
+fn minutes(seconds: f64) -> String {
+    let m = (seconds / 60.0).ceil() as u64;
+    if m < 60 {
+        format!("{m} min")
+    } else {
+        format!("{} h {:02} min", m / 60, m % 60)
+    }
+}
+
+/// One line for the dashboard: the results waiting and when the last will have left.
+pub fn lane_summary(lang: Lang, wait: &Wait) -> String {
+    let results = wait.lanes.iter().find(|l| l.purpose == Purpose::TestResult);
+    match results {
+        Some(l) => format!(
+            "{} {}, {} {}",
+            l.waiting,
+            td(lang, "purpose.test_result"),
+            t(lang, "outbox.drained_in"),
+            l.drained_in_seconds.map(minutes).unwrap_or_default()
+        ),
+        None => String::new(),
+    }
 }
 
 /// Every message; a manager reads them without the links' secrets.

@@ -438,7 +438,7 @@ impl Driver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::Simulator;
+    use crate::sim::{Pace, Simulator};
 
     #[derive(Default)]
     struct Collect {
@@ -480,7 +480,7 @@ mod tests {
 
     fn setup() -> (tempdir::Dir, Simulator, Arc<Collect>, Modem) {
         let dir = tempdir::Dir::new();
-        let sim = Simulator::start(&dir.0.join("modem")).expect("simulator");
+        let sim = Simulator::start_with(&dir.0.join("modem"), Pace::QUICK).expect("simulator");
         let events = Arc::new(Collect::default());
         let modem = Modem::start(config(&sim), events.clone());
         wait("the modem to connect", || modem.health().connected);
@@ -550,7 +550,7 @@ mod tests {
     #[test]
     fn receives_stored_and_new_messages_and_deletes_them_only_when_durable() {
         let dir = tempdir::Dir::new();
-        let sim = Simulator::start(&dir.0.join("modem")).expect("simulator");
+        let sim = Simulator::start_with(&dir.0.join("modem"), Pace::QUICK).expect("simulator");
         // Arrived while the box was off: only a sweep finds them.
         sim.receive("+84905111222", "T 37.2 H");
         sim.receive("0905333444", &"Toi bi ho va sot nhe tu sang nay. ".repeat(6));
@@ -629,7 +629,7 @@ mod tests {
     #[test]
     fn a_wrong_pin_is_tried_once() {
         let dir = tempdir::Dir::new();
-        let sim = Simulator::start(&dir.0.join("modem")).expect("simulator");
+        let sim = Simulator::start_with(&dir.0.join("modem"), Pace::QUICK).expect("simulator");
         sim.with(|s| s.pin = Some("1234".into()));
         let events = Arc::new(Collect::default());
         let modem = Modem::start(ModemConfig { pin: Some("0000".into()), ..config(&sim) }, events.clone());

@@ -1,7 +1,13 @@
 //! A GSM modem simulator on a pseudo-terminal, so the driver's real `serialport` path is what tests
 //! exercise. It answers the AT dialogue the driver uses (TS 27.005 PDU mode, TS 27.007), keeps a SIM
 //! message store, sends delivery reports, and misbehaves on demand: hang, answer garbage, refuse sends
-//! with `+CMS ERROR`, vanish (as a USB modem unplugged) and return, store a message twice, report late.
+//! with `+CMS ERROR`, vanish (as a USB modem unplugged) and return, store a message twice, report late,
+//! lose the network's registration, and refuse sends past an operator's daily cap.
+//!
+//! It keeps a real modem's pace: the network takes 3 to 6 s to accept each part sent with
+//! `AT+CMGS` (measured GSM modems send 12–24 messages a minute: gammu's issues #302 and #419), and
+//! the modem answers nothing else meanwhile. Tests that are not about the pace say so and use
+//! [`Pace::QUICK`].
 //!
 //! The port is reached through a stable path (a symlink the simulator re-points when it returns), as
 //! udev's `/dev/serial/by-id/…` names are for a real modem.
@@ -30,11 +36,52 @@ pub struct SentMessage {
     pub to: String,
     pub text: String,
     pub concat: Option<pdu::Concat>,
+    /// When the part reached the modem (`AT+CMGS` and its PDU); the network accepted it one
+    /// [`Pace`] later.
+    pub handed_at: Instant,
+}
+
+/// How long the simulated network takes to accept one part: uniformly between the two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pace {
+    pub part_min: Duration,
+    pub part_max: Duration,
+}
+
+impl Pace {
+    /// A GSM modem's pace: 3 to 6 s a part.
+    pub const REAL: Pace = Pace { part_min: Duration::from_secs(3), part_max: Duration::from_secs(6) };
+    /// For tests about something else than the pace: 20 ms a part.
+    pub const QUICK: Pace = Pace { part_min: Duration::from_millis(20), part_max: Duration::from_millis(20) };
+
+    /// `min..max` seconds a part (the box's `[modem] simulator_part_seconds`).
+    pub fn seconds(min: f64, max: f64) -> Pace {
+        Pace { part_min: Duration::from_secs_f64(min), part_max: Duration::from_secs_f64(max.max(min)) }
+    }
+
+    /// One part's time, `spread` (0..1) of the way from the shortest to the longest.
+    fn part(&self, spread: f64) -> Duration {
+        self.part_min + (self.part_max.saturating_sub(self.part_min)).mul_f64(spread.clamp(0.0, 1.0))
+    }
 }
 
 /// What the simulator is asked to do, shared with the test.
 #[derive(Debug)]
 pub struct SimState {
+    /// How long each part takes to send.
+    pub pace: Pace,
+    /// Registered with the network; while not, sends are refused (`+CMS ERROR: 331`, no network
+    /// service) and `AT+CREG?` says it is searching.
+    pub registered: bool,
+    /// The operator's cap on messages a SIM may send a day (parts); past it, sends are refused with
+    /// `+CMS ERROR: 38` (network out of order) until the next day.
+    pub daily_cap: Option<u32>,
+    /// Parts sent on `sent_day` (the simulator's UTC day).
+    pub sent_today: u32,
+    sent_day: Option<chrono::NaiveDate>,
+    /// A part in flight: when the network answers, the answer, and what it accepted (recorded as
+    /// sent only then: a modem unplugged or hung meanwhile sent nothing).
+    in_flight: Option<(Instant, String, Option<Accepted>)>,
     /// The SIM's message store: index → PDU.
     pub stored: BTreeMap<u32, String>,
     pub sent: Vec<SentMessage>,
@@ -67,6 +114,12 @@ pub struct SimState {
 impl Default for SimState {
     fn default() -> Self {
         SimState {
+            pace: Pace::REAL,
+            registered: true,
+            daily_cap: None,
+            sent_today: 0,
+            sent_day: None,
+            in_flight: None,
             stored: BTreeMap::new(),
             sent: Vec::new(),
             hang: false,
@@ -98,9 +151,14 @@ pub struct Simulator {
 }
 
 impl Simulator {
-    /// Starts a modem reachable at `link` (a symlink to its pseudo-terminal).
+    /// Starts a modem reachable at `link` (a symlink to its pseudo-terminal), at a real modem's pace.
     pub fn start(link: &Path) -> std::io::Result<Simulator> {
-        let state = Arc::new(Mutex::new(SimState::default()));
+        Simulator::start_with(link, Pace::REAL)
+    }
+
+    /// [`Simulator::start`] at `pace`.
+    pub fn start_with(link: &Path, pace: Pace) -> std::io::Result<Simulator> {
+        let state = Arc::new(Mutex::new(SimState { pace, ..SimState::default() }));
         let mut sim = Simulator {
             state,
             link: link.to_owned(),
@@ -207,6 +265,17 @@ fn run(mut port: TTYPort, state: &Mutex<SimState>, present: &AtomicBool, stop: &
             while let Some(n) = s.notify.pop_front() {
                 out.push_str(&n);
             }
+            // The network has not answered the part in flight: the modem answers nothing else.
+            if let Some((at, answer, accepted)) = s.in_flight.take() {
+                if at > Instant::now() {
+                    s.in_flight = Some((at, answer, accepted));
+                } else {
+                    if let Some(accepted) = accepted {
+                        record(&mut s, accepted);
+                    }
+                    out.push_str(&answer);
+                }
+            }
             let now = Instant::now();
             let due: Vec<String> =
                 s.reports.iter().filter(|(t, _)| *t <= now).map(|(_, r)| r.clone()).collect();
@@ -222,6 +291,9 @@ fn run(mut port: TTYPort, state: &Mutex<SimState>, present: &AtomicBool, stop: &
                 }
             }
             loop {
+                if s.in_flight.is_some() {
+                    break;
+                }
                 if let Some(len) = pdu_len {
                     // Collecting a PDU for AT+CMGS until Ctrl-Z (ESC cancels).
                     if let Some(pos) = input.iter().position(|b| *b == 0x1A || *b == 0x1B) {
@@ -232,7 +304,9 @@ fn run(mut port: TTYPort, state: &Mutex<SimState>, present: &AtomicBool, stop: &
                         if cancelled {
                             out.push_str("\r\nOK\r\n");
                         } else {
-                            out.push_str(&accept_pdu(&mut s, &hex, len));
+                            let (answer, accepted) = accept_pdu(&mut s, &hex, len);
+                            let spread = f64::from(Utc::now().timestamp_subsec_nanos() % 1000) / 999.0;
+                            s.in_flight = Some((Instant::now() + s.pace.part(spread), answer, accepted));
                         }
                         continue;
                     }
@@ -290,8 +364,10 @@ fn command(s: &mut SimState, line: &str, echo: &mut bool) -> (String, Option<usi
             (Some(_), false, _) => "\r\n+CPIN: SIM PIN\r\n\r\nOK\r\n".into(),
             _ => "\r\n+CPIN: READY\r\n\r\nOK\r\n".into(),
         },
-        "AT+CREG?" => "\r\n+CREG: 0,1\r\n\r\nOK\r\n".into(),
-        "AT+CEREG?" => "\r\n+CEREG: 0,1\r\n\r\nOK\r\n".into(),
+        "AT+CREG?" | "AT+CEREG?" => {
+            let stat = if s.registered { 1 } else { 2 };
+            format!("\r\n{}: 0,{stat}\r\n\r\nOK\r\n", &upper[2..upper.len() - 1])
+        }
         "AT+CSQ" => "\r\n+CSQ: 20,99\r\n\r\nOK\r\n".into(),
         "AT+COPS?" => "\r\n+COPS: 0,0,\"Viettel\",7\r\n\r\nOK\r\n".into(),
         u if u.starts_with("AT+CNMI=") => {
@@ -341,30 +417,63 @@ fn command(s: &mut SimState, line: &str, echo: &mut bool) -> (String, Option<usi
     (answer, None)
 }
 
-/// A PDU sent with AT+CMGS: checked like a network would, accepted or refused.
-fn accept_pdu(s: &mut SimState, hex: &str, len: usize) -> String {
-    if let Some(code) = s.fail_sends.pop_front() {
-        return format!("\r\n+CMS ERROR: {code}\r\n");
+/// A part the network accepted, recorded when its answer leaves the modem.
+#[derive(Debug)]
+struct Accepted {
+    message: SentMessage,
+    report: bool,
+}
+
+fn record(s: &mut SimState, accepted: Accepted) {
+    let Accepted { message, report } = accepted;
+    if report {
+        if let Some(delay) = s.report_after {
+            let now = Utc::now().fixed_offset();
+            if let Ok(r) = pdu::encode_status_report(message.reference, &message.to, now, now, 0x00) {
+                s.reports.push((Instant::now() + delay, r));
+            }
+        }
     }
-    let Ok(bytes) = pdu::from_hex(hex) else { return "\r\n+CMS ERROR: 304\r\n".into() };
+    s.sent_today += 1;
+    s.sent.push(message);
+}
+
+/// A PDU sent with AT+CMGS: checked like a network would; the answer, and what was accepted.
+fn accept_pdu(s: &mut SimState, hex: &str, len: usize) -> (String, Option<Accepted>) {
+    let refused = |code: u16| (format!("\r\n+CMS ERROR: {code}\r\n"), None);
+    if let Some(code) = s.fail_sends.pop_front() {
+        return refused(code);
+    }
+    if !s.registered {
+        return refused(331);
+    }
+    let today = Utc::now().date_naive();
+    if s.sent_day != Some(today) {
+        (s.sent_day, s.sent_today) = (Some(today), 0);
+    }
+    if s.daily_cap.is_some_and(|cap| s.sent_today >= cap) {
+        return refused(38);
+    }
+    let Ok(bytes) = pdu::from_hex(hex) else { return refused(304) };
     if bytes.len() != len + 1 {
-        return "\r\n+CMS ERROR: 304\r\n".into();
+        return refused(304);
     }
     match pdu::decode(hex) {
         Ok(Decoded::Submit(m)) => {
             let reference = s.next_mr;
             s.next_mr = s.next_mr.wrapping_add(1);
-            if m.status_report {
-                if let Some(delay) = s.report_after {
-                    let now = Utc::now().fixed_offset();
-                    if let Ok(r) = pdu::encode_status_report(reference, &m.to, now, now, 0x00) {
-                        s.reports.push((Instant::now() + delay, r));
-                    }
-                }
-            }
-            s.sent.push(SentMessage { reference, to: m.to, text: m.text, concat: m.concat });
-            format!("\r\n+CMGS: {reference}\r\n\r\nOK\r\n")
+            let message = SentMessage {
+                reference,
+                to: m.to,
+                text: m.text,
+                concat: m.concat,
+                handed_at: Instant::now(),
+            };
+            (
+                format!("\r\n+CMGS: {reference}\r\n\r\nOK\r\n"),
+                Some(Accepted { message, report: m.status_report }),
+            )
         }
-        _ => "\r\n+CMS ERROR: 304\r\n".into(),
+        _ => refused(304),
     }
 }

@@ -194,12 +194,16 @@ pub struct ModemConfig {
     pub baud: u32,
     pub validity_minutes: u32,
     pub multipart_timeout: Duration,
+    /// The simulated modem's time per part, shortest and longest (seconds).
+    pub simulator_part_seconds: (f64, f64),
 }
 
 /// `[outbox]`.
 #[derive(Debug, Clone)]
 pub struct OutboxConfig {
     pub min_interval: StdDuration,
+    /// Messages to one number an hour, except alerts and results.
+    pub per_person_per_hour: u32,
     pub retry: Duration,
     pub max_retry: Duration,
 }
@@ -538,6 +542,13 @@ fn modem(raw: &RawModem) -> Result<ModemConfig, ConfigError> {
     if !raw.pin.is_empty() && !(4..=8).contains(&raw.pin.len()) {
         return Err(invalid("modem.pin", "a SIM PIN has 4 to 8 digits"));
     }
+    let [shortest, longest] = raw.simulator_part_seconds;
+    if !(0.0..=120.0).contains(&shortest) || !(shortest..=120.0).contains(&longest) {
+        return Err(invalid(
+            "modem.simulator_part_seconds",
+            "two times in seconds, shortest first, at most 120",
+        ));
+    }
     let port = match raw.port.as_str() {
         "" => ModemChoice::None,
         "simulator" => ModemChoice::Simulator,
@@ -549,6 +560,7 @@ fn modem(raw: &RawModem) -> Result<ModemConfig, ConfigError> {
         baud: raw.baud,
         validity_minutes: raw.validity_hours * 60,
         multipart_timeout: minutes(raw.multipart_timeout_minutes),
+        simulator_part_seconds: (raw.simulator_part_seconds[0], raw.simulator_part_seconds[1]),
     })
 }
 
@@ -556,8 +568,12 @@ fn outbox(raw: &RawOutbox) -> Result<OutboxConfig, ConfigError> {
     if raw.retry_seconds == 0 || raw.max_retry_seconds < raw.retry_seconds {
         return Err(invalid("outbox", "retry_seconds must be ≥ 1 and ≤ max_retry_seconds"));
     }
+    if raw.per_person_per_hour == 0 {
+        return Err(invalid("outbox.per_person_per_hour", "at least 1 message an hour"));
+    }
     Ok(OutboxConfig {
         min_interval: StdDuration::from_millis(raw.min_interval_ms),
+        per_person_per_hour: raw.per_person_per_hour,
         retry: Duration::seconds(raw.retry_seconds as i64),
         max_retry: Duration::seconds(raw.max_retry_seconds as i64),
     })

@@ -85,6 +85,7 @@ pub struct RawModem {
     pub baud: u32,
     pub validity_hours: u32,
     pub multipart_timeout_minutes: u32,
+    pub simulator_part_seconds: [f64; 2],
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -176,6 +177,7 @@ pub struct RawStore {
 #[serde(deny_unknown_fields)]
 pub struct RawOutbox {
     pub min_interval_ms: u64,
+    pub per_person_per_hour: u32,
     pub retry_seconds: u64,
     pub max_retry_seconds: u64,
 }
