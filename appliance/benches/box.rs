@@ -273,7 +273,7 @@ fn outbox() {
     let started = Instant::now();
     let wake = Arc::new(tokio::sync::Notify::new());
     let worker =
-        rt.spawn(outpost::services::outbox::run(app.clone(), Arc::new(Instant_), wake, cancel.clone()));
+        rt.spawn(outpost::services::outbox::run(app.clone(), vec![Arc::new(Instant_)], wake, cancel.clone()));
     let n = 2_000;
     rt.block_on(async {
         while app.outbox_waiting().unwrap_or(usize::MAX) > 10_000 - n {

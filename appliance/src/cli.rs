@@ -178,10 +178,18 @@ pub struct PortArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ModemCommand {
-    /// Connect to a modem and print its state (SIM, registration, signal, operator) as JSON.
+    /// Connect to each modem and print its state (SIM, registration, signal, operator) as JSON: one
+    /// object for one `--port`, a list for several (a site with several modems).
     Status {
-        #[command(flatten)]
-        port: PortArgs,
+        /// A modem's serial port; repeat for each modem.
+        #[arg(long = "port", required = true)]
+        ports: Vec<PathBuf>,
+        /// The SIM PIN, if it asks for one (tried once).
+        #[arg(long)]
+        pin: Option<String>,
+        /// Line speed.
+        #[arg(long, default_value_t = 115_200)]
+        baud: u32,
     },
 }
 
@@ -284,9 +292,29 @@ fn open_modem(port: &PortArgs) -> anyhow::Result<outpost_sms::modem::Modem> {
 
 fn modem_command(command: ModemCommand) -> anyhow::Result<()> {
     match command {
-        ModemCommand::Status { port } => {
-            let m = open_modem(&port)?;
-            println!("{}", serde_json::to_string_pretty(&m.health())?);
+        ModemCommand::Status { ports, pin, baud } => {
+            if let [port] = ports.as_slice() {
+                let m = open_modem(&PortArgs { port: port.clone(), pin, baud })?;
+                println!("{}", serde_json::to_string_pretty(&m.health())?);
+                return Ok(());
+            }
+            // Several: every modem's state, the ones that cannot be used with why.
+            let mut states = Vec::new();
+            let mut unusable = 0;
+            for port in &ports {
+                let state = match open_modem(&PortArgs { port: port.clone(), pin: pin.clone(), baud }) {
+                    Ok(m) => serde_json::to_value(m.health())?,
+                    Err(error) => {
+                        unusable += 1;
+                        serde_json::json!({"connected": false, "last_error": format!("{error:#}")})
+                    }
+                };
+                states.push(serde_json::json!({"port": port.display().to_string(), "modem": state}));
+            }
+            println!("{}", serde_json::to_string_pretty(&states)?);
+            if unusable > 0 {
+                anyhow::bail!("{unusable} of {} modems cannot be used", ports.len());
+            }
             Ok(())
         }
     }
@@ -322,6 +350,9 @@ fn sms(command: SmsCommand) -> anyhow::Result<()> {
                         "not sent ({}): {reason}",
                         if permanent { "permanent" } else { "temporary" }
                     )
+                }
+                outpost_sms::modem::SendOutcome::ModemLost { reason } => {
+                    anyhow::bail!("not sent (the modem was lost): {reason}")
                 }
             }
         }
@@ -363,7 +394,7 @@ fn apply(common: &Common, demo: bool) -> anyhow::Result<Config> {
     if demo && common.config.is_none() {
         // The demo's own defaults: its own data folder, a simulated modem and simulated bands.
         raw.store.data_dir = PathBuf::from("outpost-demo-data");
-        raw.modem.port = "simulator".into();
+        raw.modem.port = crate::base::config::raw::Ports::One("simulator".into());
         raw.bands.adapter = "simulator".into();
     }
     if let Some(d) = &common.data {

@@ -207,9 +207,8 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
     if tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await.is_err() {
         tracing::warn!("Some services did not stop within 10 s.");
     }
-    if let Some(modem) = services.modem().cloned() {
-        tokio::task::spawn_blocking(move || modem.stop()).await?;
-    }
+    let modems: Vec<_> = services.modems().iter().map(|(_, m)| m.clone()).collect();
+    tokio::task::spawn_blocking(move || modems.iter().for_each(|m| m.stop())).await?;
     tokio::task::spawn_blocking(move || presence.stop()).await?;
     drop(simulator);
     let data_dir = app.config().store.data_dir.clone();
@@ -410,27 +409,25 @@ async fn start_link(
     Ok(())
 }
 
-/// The modem (or its simulator, or none), the outbox and inbox workers; the simulator is kept alive
-/// by the caller.
+/// The modems (or their simulators, or none), the outbox and inbox workers; the simulators are kept
+/// alive by the caller.
 async fn start_sms(
     app: &Arc<Outpost>,
     services: &Services,
     outbox_wake: Arc<Notify>,
     (tracker, cancel): Tasks<'_>,
-) -> anyhow::Result<Option<outpost_sms::sim::Simulator>> {
+) -> anyhow::Result<Vec<outpost_sms::sim::Simulator>> {
     let inbox_wake = Arc::new(Notify::new());
     let started = modem::start(app, &app.config().store.data_dir, inbox_wake.clone())?;
-    if let Some(modem) = started.modem {
-        services.set_modem(modem);
-    }
+    services.set_modems(started.modems);
     let app_ = app.clone();
     unless_disk_full(
         tokio::task::spawn_blocking(move || app_.recover_outbox()).await?,
         "recover the outbox now",
     )?;
-    tracker.spawn(outbox::run(app.clone(), started.sender, outbox_wake, cancel.clone()));
+    tracker.spawn(outbox::run(app.clone(), started.senders, outbox_wake, cancel.clone()));
     tracker.spawn(inbox::run(app.clone(), inbox_wake, cancel.clone()));
-    Ok(started.simulator)
+    Ok(started.simulators)
 }
 
 async fn shutdown_signal() {

@@ -1,7 +1,8 @@
 //! The outbox at a modem's pace (docs/sms.md): a severe alert overtakes a queue of reminders,
 //! reminders left when their round ends expire instead of leaving late, one number gets at most
 //! three messages an hour except alerts and results, and a box restarted after missing whole rounds
-//! sends one reminder (the current round's, naming it), not one per round missed.
+//! sends one reminder (the current round's, naming it), not one per round missed; two modems share
+//! the queue, and the one unplugged hands its message to the other, sent once.
 //!
 //! The simulator runs at 250 ms a part here, not a GSM modem's 3–6 s: these tests are about order
 //! and expiry, and a quarter-second part keeps a queue of 60 reminders busy for 15 s of the test.
@@ -10,7 +11,9 @@
 use std::time::Duration;
 
 use outpost_sms::sim::{Pace, SentMessage, Simulator};
-use outpost_tests::{site_with_people, wait_until, Client};
+use outpost_tests::{
+    district_csv, outpost_bin, site_with_people, wait_until, write_config, BoxProcess, Client,
+};
 use serde_json::{json, Value};
 
 use crate::PASSWORD;
@@ -137,4 +140,73 @@ fn a_box_back_after_missing_rounds_sends_one_reminder_naming_the_round() {
     let sent = sim.sent();
     assert_eq!(sent.len(), 3, "one reminder a person, not one per round missed: {sent:?}");
     assert!(sent.iter().all(|m| m.text.contains("dot 21:00 21/11")), "{sent:?}");
+}
+
+#[test]
+fn two_modems_share_the_queue_and_an_unplugged_one_hands_its_message_over() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pace = Pace { part_min: Duration::from_millis(300), part_max: Duration::from_millis(300) };
+    let mut one = Simulator::start_with(&dir.path().join("modem-1"), pace).expect("simulator");
+    let two = Simulator::start_with(&dir.path().join("modem-2"), pace).expect("simulator");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[modem]\nport = [\"{}\", \"{}\"]\n[outbox]\nmin_interval_ms = 1\n",
+            one.path().display(),
+            two.path().display()
+        ),
+    );
+    let b = BoxProcess::start("run", &dir.path().join("data"), &["--config", &config]);
+    let mut c = Client::new(&b.url);
+    c.setup_admin(b.setup_link.as_deref().expect("setup"), "lan.nguyen", PASSWORD);
+    let res =
+        c.post_bytes("/api/v1/people/import", "text/csv", &district_csv(24, "21/11/2026", "05/12/2026"));
+    assert_eq!(res.status, 200, "{}", res.body);
+    wait_until("both modems ready", || {
+        let h = c.get("/api/v1/health").json();
+        h["modems"]
+            .as_array()
+            .is_some_and(|m| m.len() == 2 && m.iter().all(|m| m["health"]["connected"] == true))
+    });
+    let res = c.post_json(
+        "/api/v1/sms",
+        &json!({"status": "in_quarantine", "text": "Thong bao chung", "lang": "vi"}),
+    );
+    assert_eq!(res.status, 201, "{}", res.body);
+    assert_eq!(res.json()["queued"], 24);
+
+    // Both modems take from the queue; the first is unplugged with a part in flight.
+    wait_until("both modems sending", || one.sent().len() >= 2 && !two.sent().is_empty());
+    one.unplug();
+    wait_until("every message out", || {
+        let list = outbox(&mut c);
+        list.iter().all(|m| m["state"] == "sent" || m["state"] == "delivered")
+    });
+    let mut numbers: Vec<String> = one.sent().into_iter().chain(two.sent()).map(|m| m.to).collect();
+    let (sent, by_one) = (numbers.len(), one.sent().len());
+    numbers.sort();
+    numbers.dedup();
+    assert_eq!((numbers.len(), sent), (24, 24), "each person exactly once across the two modems");
+    assert!(by_one < 12, "the second modem carried on after the first was unplugged: {by_one} by the first");
+    let health = c.get("/api/v1/health").json();
+    assert_eq!(health["modems"][0]["health"]["connected"], false, "{health}");
+    assert_eq!(health["modems"][1]["health"]["connected"], true, "{health}");
+    assert!(c.get("/health").body.contains("id=\"modem-2\""), "the health page shows each modem");
+    let problems = c.get("/healthz").json();
+    assert!(problems["problems"].as_array().expect("problems").contains(&json!("modem")), "{problems}");
+    drop(b);
+
+    // `outpost modem status` lists every modem.
+    one.replug().expect("replug");
+    let out = std::process::Command::new(outpost_bin())
+        .args(["modem", "status", "--port"])
+        .arg(one.path())
+        .arg("--port")
+        .arg(two.path())
+        .output()
+        .expect("modem status");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let list: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(list.as_array().map(Vec::len), Some(2), "{list}");
+    assert!(list.as_array().expect("list").iter().all(|m| m["modem"]["connected"] == true), "{list}");
 }

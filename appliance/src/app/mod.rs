@@ -123,6 +123,8 @@ pub struct Outpost {
     public_url: std::sync::RwLock<String>,
     /// How long the modem takes a message, as the outbox worker measures it.
     sms_pace: outbox::Pace,
+    /// One outbox worker (one per modem) chooses its next message at a time.
+    outbox_turn: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Outpost {
@@ -156,6 +158,7 @@ impl Outpost {
             throttle,
             accounts_turn: tokio::sync::Mutex::new(()),
             sms_pace: outbox::Pace::default(),
+            outbox_turn: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -208,7 +211,7 @@ impl Outpost {
     }
 
     /// Wakes the outbox worker: a message was queued.
-    fn wake_outbox(&self) {
+    pub(crate) fn wake_outbox(&self) {
         self.wiring.outbox.notify_one();
     }
 

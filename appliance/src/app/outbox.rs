@@ -175,9 +175,25 @@ pub struct OutboxMessage {
 /// How long a message takes to leave, measured: a moving average of the modem's time per message
 /// (milliseconds; none before the first). In memory: a restart measures again.
 #[derive(Debug, Default)]
-pub struct Pace(std::sync::atomic::AtomicU64);
+pub struct Pace(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64);
 
 impl Pace {
+    /// Whether sender `index` (0..64) can send now: the outbox drains through the ready ones.
+    pub fn ready(&self, index: usize, ready: bool) {
+        use std::sync::atomic::Ordering;
+        let bit = 1u64 << (index % 64);
+        if ready {
+            self.1.fetch_or(bit, Ordering::Relaxed);
+        } else {
+            self.1.fetch_and(!bit, Ordering::Relaxed);
+        }
+    }
+
+    /// How many senders are ready.
+    pub fn senders(&self) -> u32 {
+        self.1.load(std::sync::atomic::Ordering::Relaxed).count_ones()
+    }
+
     /// Adds one message's time.
     pub fn record(&self, took: std::time::Duration) {
         use std::sync::atomic::Ordering;
@@ -199,8 +215,10 @@ impl Pace {
 #[derive(Debug, Clone, Serialize)]
 pub struct Wait {
     pub lanes: Vec<LaneWait>,
-    /// The measured seconds a message, when measured.
+    /// The measured seconds a message across the ready modems, when measured.
     pub seconds_per_message: Option<f64>,
+    /// The modems ready to send.
+    pub modems_ready: u32,
     /// Test results would not all leave within the hour they are promised in [M10].
     pub results_late: bool,
 }
@@ -216,8 +234,17 @@ pub struct LaneWait {
 /// The result of handing a message to the modem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendResult {
-    Sent { references: Vec<u8> },
-    Failed { permanent: bool, reason: String },
+    Sent {
+        references: Vec<u8>,
+    },
+    Failed {
+        permanent: bool,
+        reason: String,
+    },
+    /// The modem went away before or during the send: the next ready modem takes it at once.
+    ModemLost {
+        reason: String,
+    },
 }
 
 /// Records `msg` as it now stands into `w`, keeping the index of unsent messages and the reference
@@ -320,7 +347,9 @@ impl Outpost {
 
     /// The outbox's wait, lane by lane, at the measured pace ([`Wait`]).
     pub fn outbox_wait(&self) -> AppResult<Wait> {
-        let per = self.sms_pace.per_message().map(|d| d.as_secs_f64());
+        // The modems ready share the queue: the outbox drains as many times faster.
+        let senders = f64::from(self.sms_pace.senders().max(1));
+        let per = self.sms_pace.per_message().map(|d| d.as_secs_f64() / senders);
         let mut ahead = 0;
         let lanes: Vec<LaneWait> = self
             .outbox_lanes()?
@@ -348,12 +377,17 @@ impl Outpost {
             }
             _ => false,
         };
-        Ok(Wait { lanes, seconds_per_message: per, results_late })
+        Ok(Wait { lanes, seconds_per_message: per, modems_ready: self.sms_pace.senders(), results_late })
     }
 
-    /// Records how long the modem took one message.
+    /// Records how long a modem took one message.
     pub fn sms_took(&self, took: std::time::Duration) {
         self.sms_pace.record(took);
+    }
+
+    /// Records whether sender `index` can send now.
+    pub fn sms_sender_ready(&self, index: usize, ready: bool) {
+        self.sms_pace.ready(index, ready);
     }
 
     /// The ids of the messages still to send (queued or interrupted), by lane then oldest first, from
@@ -412,6 +446,8 @@ impl Outpost {
         &self,
         held: impl Fn(&OutboxMessage) -> Option<DateTime<Utc>>,
     ) -> AppResult<Option<OutboxMessage>> {
+        // One worker chooses at a time: two modems never take the same message.
+        let _turn = self.outbox_turn.lock().await;
         let now = self.now();
         let mut w = WriteSet::new();
         let mut chosen = None;
@@ -467,6 +503,12 @@ impl Outpost {
                 tracing::warn!(msg_id = %msg.id, attempts = msg.attempts, %reason, "SMS not sent; will retry.");
                 msg.state = OutboxState::Queued;
                 msg.next_attempt_at = self.now() + rules::retry_delay(msg.attempts, cfg.retry, cfg.max_retry);
+                msg.last_error = Some(reason);
+            }
+            SendResult::ModemLost { reason } => {
+                tracing::warn!(msg_id = %msg.id, %reason, "SMS not sent: its modem was lost; another takes it.");
+                msg.state = OutboxState::Queued;
+                msg.next_attempt_at = self.now();
                 msg.last_error = Some(reason);
             }
         }

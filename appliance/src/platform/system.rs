@@ -166,8 +166,8 @@ pub struct Reports<'a> {
     pub data_dir: &'a Path,
     /// The store's last failed write, while it fails.
     pub write_error: Option<String>,
-    /// The modem's port and health, when the box has one.
-    pub modem: Option<(String, outpost_sms::modem::Health)>,
+    /// Each modem's port and health.
+    pub modems: Vec<(String, outpost_sms::modem::Health)>,
     /// What components set on [`Conditions`].
     pub conditions: Vec<(&'static str, String)>,
 }
@@ -189,7 +189,7 @@ pub fn problems(system: &System, reports: Reports<'_>) -> Vec<Problem> {
     if let Some(error) = reports.write_error {
         out.push(problem("store_write", true, error));
     }
-    if let Some((port, m)) = reports.modem {
+    for (port, m) in reports.modems {
         if !m.connected {
             out.push(problem(
                 "modem",

@@ -50,7 +50,7 @@ pub struct Services(Arc<Handles>);
 
 #[derive(Default)]
 struct Handles {
-    modem: OnceLock<Arc<Modem>>,
+    modems: OnceLock<Vec<(String, Arc<Modem>)>>,
     mqtt: OnceLock<Arc<mqtt::Mqtt>>,
     certificate: OnceLock<BoxCertificate>,
     link: OnceLock<link::LinkStatus>,
@@ -76,9 +76,9 @@ impl std::fmt::Debug for Services {
 }
 
 impl Services {
-    /// The modem driver, when the box has one.
-    pub fn modem(&self) -> Option<&Arc<Modem>> {
-        self.0.modem.get()
+    /// The modems' drivers, with their ports (none without a modem).
+    pub fn modems(&self) -> &[(String, Arc<Modem>)] {
+        self.0.modems.get().map_or(&[], Vec::as_slice)
     }
 
     /// The web listener's gate (its caps and counts).
@@ -137,8 +137,8 @@ impl Services {
     }
 
     // Set once each, as the services start (a second call is ignored).
-    pub fn set_modem(&self, modem: Arc<Modem>) {
-        let _ = self.0.modem.set(modem);
+    pub fn set_modems(&self, modems: Vec<(String, Arc<Modem>)>) {
+        let _ = self.0.modems.set(modems);
     }
     pub fn set_mqtt(&self, mqtt: mqtt::Mqtt) {
         let _ = self.0.mqtt.set(Arc::new(mqtt));
@@ -173,7 +173,7 @@ impl Services {
         let reports = system::Reports {
             data_dir,
             write_error: storage.write_error,
-            modem: self.modem().map(|m| (app.config().modem.port.to_string(), m.health())),
+            modems: self.modems().iter().map(|(port, m)| (port.clone(), m.health())).collect(),
             conditions: self.conditions().all(),
         };
         let mut reports = reports;

@@ -6,7 +6,7 @@
 
 use std::{
     collections::{HashMap, VecDeque},
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -59,35 +59,104 @@ impl SmsSender for ModemSender {
             outpost_sms::modem::SendOutcome::Failed { permanent, reason } => {
                 SendResult::Failed { permanent, reason }
             }
+            outpost_sms::modem::SendOutcome::ModemLost { reason } => SendResult::ModemLost { reason },
         }
     }
 }
 
-/// Sends what is due until cancelled; `wake` is notified when a message is queued.
+/// Sends what is due through every sender (one per modem) until cancelled; `wake` is notified when
+/// a message is queued. Each sender has its own worker; they share the queue (one chooses at a
+/// time) and the per-number cap, so the outbox spreads over the ready modems by lane.
 pub async fn run(
     app: Arc<Outpost>,
-    sender: Arc<dyn SmsSender>,
+    senders: Vec<Arc<dyn SmsSender>>,
     wake: Arc<Notify>,
     cancel: CancellationToken,
 ) {
-    let pause = app.config().outbox.min_interval;
-    let mut per_number = PerNumber::seeded(&app);
-    loop {
-        let sent_any = match send_due(&app, &sender, pause, &cancel, &mut per_number).await {
-            Ok(n) => n > 0,
-            Err(error) => {
-                tracing::error!(error = %format!("{:#}", anyhow::Error::from(error)), "Outbox pass failed.");
-                false
+    let per_number = Arc::new(Mutex::new(PerNumber::seeded(&app)));
+    let workers: Vec<_> = senders
+        .into_iter()
+        .enumerate()
+        .map(|(index, sender)| {
+            let worker = Worker { index, app: app.clone(), sender, per_number: per_number.clone() };
+            tokio::spawn(worker.run(wake.clone(), cancel.clone()))
+        })
+        .collect();
+    for w in workers {
+        let _ = w.await;
+    }
+}
+
+/// One sender's worker.
+struct Worker {
+    index: usize,
+    app: Arc<Outpost>,
+    sender: Arc<dyn SmsSender>,
+    per_number: Arc<Mutex<PerNumber>>,
+}
+
+impl Worker {
+    async fn run(self, wake: Arc<Notify>, cancel: CancellationToken) {
+        loop {
+            let sent_any = match self.send_due(&cancel).await {
+                Ok(n) => n > 0,
+                Err(error) => {
+                    tracing::error!(error = %format!("{:#}", anyhow::Error::from(error)), "Outbox pass failed.");
+                    false
+                }
+            };
+            if sent_any {
+                continue;
             }
-        };
-        if sent_any {
-            continue;
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            }
         }
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = wake.notified() => {}
-            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+    }
+
+    /// Sends the next message by lane until none is due or the sender is not ready; how many were
+    /// sent. The next one is chosen afresh after each message, so a higher lane never waits behind a
+    /// lower one for more than the message in flight.
+    async fn send_due(&self, cancel: &CancellationToken) -> AppResult<usize> {
+        let (app, pause) = (&self.app, self.app.config().outbox.min_interval);
+        let mut sent = 0;
+        // One message in memory at a time, however long the queue.
+        loop {
+            let ready = self.sender.ready();
+            app.sms_sender_ready(self.index, ready);
+            if cancel.is_cancelled() || !ready {
+                break;
+            }
+            let now = app.now();
+            let held = |m: &crate::app::outbox::OutboxMessage| {
+                self.per_number.lock().ok().and_then(|p| p.held(&m.to, now))
+            };
+            let Some(msg) = app.next_to_send(held).await? else { break };
+            let s = self.sender.clone();
+            let reference = (msg.id.parse::<u64>().unwrap_or(0) % 256) as u8;
+            let (id, to, text) = (msg.id.clone(), msg.to.clone(), msg.text.clone());
+            let began = Instant::now();
+            let result = tokio::task::spawn_blocking(move || s.send(&id, &to, &text, reference))
+                .await
+                .unwrap_or_else(|e| SendResult::Failed { permanent: false, reason: e.to_string() });
+            if matches!(result, SendResult::Sent { .. }) {
+                app.sms_took(began.elapsed() + pause);
+                if let Ok(mut p) = self.per_number.lock() {
+                    p.record(&msg.to, app.now());
+                }
+                sent += 1;
+            }
+            let lost = matches!(result, SendResult::ModemLost { .. });
+            app.finish_sending(msg, result).await?;
+            if lost {
+                // Another ready modem takes it now.
+                self.app.wake_outbox();
+            }
+            tokio::time::sleep(pause).await;
         }
+        Ok(sent)
     }
 }
 
@@ -134,37 +203,4 @@ impl PerNumber {
             self.sent.retain(|_, t| t.back().is_some_and(|last| at - *last < chrono::Duration::hours(1)));
         }
     }
-}
-
-/// Sends the next message by lane until none is due; how many were sent. The next one is chosen
-/// afresh after each message, so a higher lane never waits behind a lower one for more than the
-/// message in flight.
-async fn send_due(
-    app: &Arc<Outpost>,
-    sender: &Arc<dyn SmsSender>,
-    pause: Duration,
-    cancel: &CancellationToken,
-    per_number: &mut PerNumber,
-) -> AppResult<usize> {
-    let mut sent = 0;
-    // One message in memory at a time, however long the queue.
-    while !cancel.is_cancelled() && sender.ready() {
-        let now = app.now();
-        let Some(msg) = app.next_to_send(|m| per_number.held(&m.to, now)).await? else { break };
-        let s = sender.clone();
-        let reference = (msg.id.parse::<u64>().unwrap_or(0) % 256) as u8;
-        let (id, to, text) = (msg.id.clone(), msg.to.clone(), msg.text.clone());
-        let began = Instant::now();
-        let result = tokio::task::spawn_blocking(move || s.send(&id, &to, &text, reference))
-            .await
-            .unwrap_or_else(|e| SendResult::Failed { permanent: false, reason: e.to_string() });
-        if matches!(result, SendResult::Sent { .. }) {
-            app.sms_took(began.elapsed() + pause);
-            per_number.record(&msg.to, app.now());
-            sent += 1;
-        }
-        app.finish_sending(msg, result).await?;
-        tokio::time::sleep(pause).await;
-    }
-    Ok(sent)
 }

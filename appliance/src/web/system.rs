@@ -66,7 +66,9 @@ fn health(state: &AppState, (system, problems): (&System, &[Problem])) -> Result
     let s = &state.services;
     let storage = state.app.storage();
     Ok(json!({
-        "modem": s.modem().map(|m| m.health()),
+        "modem": s.modems().first().map(|(_, m)| m.health()),
+        "modems": s.modems().iter().map(|(port, m)| json!({"port": port, "health": m.health()})).collect::<Vec<_>>(),
+        "outbox": state.app.outbox_wait()?,
         "presence": s.presence().map(|p| p.stats()),
         "ble_adapter": s.scanner().map(|b| b.to_json()),
         "sync": s.link().map(|l| l.current()),
@@ -95,7 +97,7 @@ pub async fn health_page(State(state): State<AppState>, ctx: Ctx) -> Answer {
     let (system, problems) = state.services.condition(&state.app);
     let h = health(&state, (&system, &problems))?;
     let labelled: Vec<_> = problems.iter().map(|p| (p, td(lang, &format!("problem.{}", p.code)))).collect();
-    let modem = state.services.modem().map(|m| m.health());
+    let modems: Vec<_> = state.services.modems().iter().map(|(port, m)| (port.clone(), m.health())).collect();
     let yes = |b: bool| if b { t(lang, "common.yes") } else { t(lang, "common.no") };
     let body = html! {
         h1 { (t(lang, "health.title")) }
@@ -124,9 +126,10 @@ pub async fn health_page(State(state): State<AppState>, ctx: Ctx) -> Answer {
             p.muted { (t(lang, "health.backup_hint")) }
         }
         h2 { (t(lang, "health.modem")) }
-        @match &modem {
-            None => p.muted { (t(lang, "health.no_modem")) },
-            Some(m) => div.scroll { table #modem { tbody {
+        @if modems.is_empty() { p.muted { (t(lang, "health.no_modem")) } }
+        @for (i, (port, m)) in modems.iter().enumerate() {
+            @if modems.len() > 1 { h3 { (t(lang, "health.modem")) " " (i + 1) ": " code { (port) } } }
+            div.scroll { table.modem #(format!("modem-{}", i + 1)) data-port=(port) { tbody {
                 tr { th { (t(lang, "health.connected")) } td { (yes(m.connected)) } }
                 tr { th { (t(lang, "health.registered")) } td { (yes(m.registered)) @if let Some(r) = m.registration { " (" (r) ")" } } }
                 tr { th { (t(lang, "health.signal")) } td { (m.signal_dbm.map(|d| format!("{d} dBm")).unwrap_or_else(|| "—".into())) } }
@@ -134,7 +137,7 @@ pub async fn health_page(State(state): State<AppState>, ctx: Ctx) -> Answer {
                 tr { th { (t(lang, "health.sim")) } td { (m.sim.clone().unwrap_or_default()) } }
                 tr { th { (t(lang, "health.counts")) } td { (m.sent) " / " (m.failed) " / " (m.received) " / " (m.reports) } }
                 tr { th { (t(lang, "health.last_error")) } td { (m.last_error.clone().unwrap_or_default()) } }
-            } } },
+            } } }
         }
         h2 { (t(lang, "nav.bands")) }
         p #health-bands {
@@ -380,17 +383,37 @@ fn service_metrics(state: &AppState, m: &mut Metrics) {
         m.gauge("outpost_ble_events_total", "Events from the box's Bluetooth adapter.", n(&b.events));
         m.gauge("outpost_ble_scan_restarts_total", "Scans restarted by the watchdog.", n(&b.restarts));
     }
-    if let Some(h) = s.modem().map(|m| m.health()) {
-        m.flag("outpost_modem_connected", "1 when the modem answers.", h.connected);
-        m.flag("outpost_modem_registered", "1 when registered on a network.", h.registered);
+    modem_metrics(m, s);
+}
+
+/// The modems' figures: how many, how many answer, and their messages summed.
+fn modem_metrics(m: &mut Metrics, s: &crate::services::Services) {
+    let modems: Vec<_> = s.modems().iter().map(|(_, m)| m.health()).collect();
+    if let Some(h) = modems.first() {
+        let sum = |f: fn(&outpost_sms::modem::Health) -> u64| modems.iter().map(f).sum::<u64>() as f64;
+        let count =
+            |f: fn(&outpost_sms::modem::Health) -> bool| modems.iter().filter(|h| f(h)).count() as f64;
+        m.gauge("outpost_modems", "Modems configured.", modems.len() as f64);
+        m.gauge("outpost_modems_connected", "Modems that answer.", count(|h| h.connected));
+        m.gauge("outpost_modems_registered", "Modems registered on a network.", count(|h| h.registered));
+        m.flag("outpost_modem_connected", "1 when the (first) modem answers.", h.connected);
+        m.flag(
+            "outpost_modem_registered",
+            "1 when the (first) modem is registered on a network.",
+            h.registered,
+        );
         m.gauge(
             "outpost_modem_signal_dbm",
-            "Signal strength (dBm); absent when unknown.",
+            "The first modem's signal strength (dBm); absent when unknown.",
             h.signal_dbm.map_or(f64::NAN, f64::from),
         );
-        m.gauge("outpost_modem_sent_total", "Messages the network accepted.", h.sent as f64);
-        m.gauge("outpost_modem_failed_total", "Messages not sent.", h.failed as f64);
-        m.gauge("outpost_modem_received_total", "Message parts received.", h.received as f64);
-        m.gauge("outpost_modem_reopened_total", "Times the port was reopened.", h.reopened as f64);
+        m.gauge("outpost_modem_sent_total", "Messages the network accepted, all modems.", sum(|h| h.sent));
+        m.gauge("outpost_modem_failed_total", "Messages not sent, all modems.", sum(|h| h.failed));
+        m.gauge("outpost_modem_received_total", "Message parts received, all modems.", sum(|h| h.received));
+        m.gauge(
+            "outpost_modem_reopened_total",
+            "Times a port was reopened, all modems.",
+            sum(|h| h.reopened),
+        );
     }
 }

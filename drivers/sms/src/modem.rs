@@ -90,6 +90,10 @@ pub enum SendOutcome {
     Sent { references: Vec<u8> },
     /// Not sent. `permanent` when retrying cannot help (a bad number, a refused message).
     Failed { permanent: bool, reason: String },
+    /// The modem is not connected, or was lost during the send (unplugged, hung): another modem may
+    /// take it at once. If the network had accepted a part before the modem was lost, its answer is
+    /// lost with it (the in-flight case: sent again, so possibly twice).
+    ModemLost { reason: String },
 }
 
 enum Request {
@@ -123,10 +127,9 @@ impl Modem {
         let request = Request::Send { to: to.to_owned(), text: text.to_owned(), reference, reply };
         let sent = self.tx.lock().map(|tx| tx.send(request).is_ok()).unwrap_or(false);
         if !sent {
-            return SendOutcome::Failed { permanent: false, reason: "the modem driver stopped".into() };
+            return SendOutcome::ModemLost { reason: "the modem driver stopped".into() };
         }
-        rx.recv()
-            .unwrap_or(SendOutcome::Failed { permanent: false, reason: "the modem driver stopped".into() })
+        rx.recv().unwrap_or(SendOutcome::ModemLost { reason: "the modem driver stopped".into() })
     }
 
     pub fn health(&self) -> Health {
@@ -204,8 +207,7 @@ impl Driver {
                         match self.rx.recv_timeout(left) {
                             Ok(Request::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
                             Ok(Request::Send { reply, .. }) => {
-                                let _ = reply.send(SendOutcome::Failed {
-                                    permanent: false,
+                                let _ = reply.send(SendOutcome::ModemLost {
                                     reason: "the modem is not connected".into(),
                                 });
                             }
@@ -234,6 +236,12 @@ impl Driver {
                 Ok(Request::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return End::Stop,
                 Ok(Request::Send { to, text, reference, reply }) => {
                     let (outcome, lost) = self.send(&mut e, &to, &text, reference);
+                    let outcome = match (&lost, outcome) {
+                        (Some(reason), SendOutcome::Failed { .. }) => {
+                            SendOutcome::ModemLost { reason: reason.clone() }
+                        }
+                        (_, outcome) => outcome,
+                    };
                     let _ = reply.send(outcome);
                     if let Some(reason) = lost {
                         return End::Lost(reason);
@@ -588,23 +596,48 @@ mod tests {
 
         sim.with(|s| s.hang = true);
         let outcome = modem.send("0905123456", "treo", 2);
-        assert!(matches!(outcome, SendOutcome::Failed { permanent: false, .. }), "{outcome:?}");
+        assert!(matches!(outcome, SendOutcome::ModemLost { .. }), "{outcome:?}");
         sim.with(|s| s.hang = false);
         wait("reconnection after the hang", || modem.health().connected && modem.health().reopened >= 1);
         assert!(matches!(modem.send("0905123456", "treo", 2), SendOutcome::Sent { .. }));
 
         sim.unplug();
         wait("the loss to be seen", || !modem.health().connected);
-        assert!(matches!(
-            modem.send("0905123456", "rut ra", 3),
-            SendOutcome::Failed { permanent: false, .. }
-        ));
+        assert!(matches!(modem.send("0905123456", "rut ra", 3), SendOutcome::ModemLost { .. }));
         thread::sleep(Duration::from_millis(300));
         sim.replug().expect("replug");
         wait("reconnection after replug", || modem.health().connected);
         assert!(matches!(modem.send("0905123456", "cam lai", 3), SendOutcome::Sent { .. }));
         let texts: Vec<String> = sim.sent().into_iter().map(|m| m.text).collect();
         assert_eq!(texts, vec!["qua rac", "treo", "cam lai"], "nothing lost, nothing twice");
+    }
+
+    #[test]
+    fn the_network_takes_its_time_loses_registration_and_caps_a_day() {
+        let dir = tempdir::Dir::new();
+        let pace = Pace { part_min: Duration::from_millis(300), part_max: Duration::from_millis(300) };
+        let sim = Simulator::start_with(&dir.0.join("modem"), pace).expect("simulator");
+        let modem = Modem::start(config(&sim), Arc::new(Collect::default()));
+        wait("the modem ready", || modem.health().connected);
+        let began = Instant::now();
+        assert!(matches!(modem.send("0905123456", "mot phan", 1), SendOutcome::Sent { .. }));
+        assert!(began.elapsed() >= Duration::from_millis(300), "a part takes the network's time");
+        // Registration lost: refused (temporary), and the health page learns it.
+        sim.with(|s| s.registered = false);
+        match modem.send("0905123456", "mat song", 2) {
+            SendOutcome::Failed { permanent: false, reason } => assert!(reason.contains("331"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        wait("registration lost seen", || !modem.health().registered);
+        sim.with(|s| s.registered = true);
+        // The operator's daily cap: one more part today, then refused.
+        sim.with(|s| s.daily_cap = Some(s.sent_today + 1));
+        assert!(matches!(modem.send("0905123456", "con mot", 3), SendOutcome::Sent { .. }));
+        match modem.send("0905123456", "het han muc", 4) {
+            SendOutcome::Failed { permanent: false, reason } => assert!(reason.contains("38"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(sim.sent().len(), 2);
     }
 
     #[test]

@@ -165,11 +165,9 @@ pub struct StoreConfig {
     pub cache_bytes: u64,
 }
 
-/// Which SMS sender the box uses.
+/// One of the box's modems.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModemChoice {
-    /// No modem: messages are recorded as sent in the log.
-    None,
     /// The simulated modem on a pseudo-terminal.
     Simulator,
     /// A modem on this serial port.
@@ -179,7 +177,6 @@ pub enum ModemChoice {
 impl std::fmt::Display for ModemChoice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ModemChoice::None => f.write_str(""),
             ModemChoice::Simulator => f.write_str("simulator"),
             ModemChoice::Port(p) => write!(f, "{}", p.display()),
         }
@@ -189,7 +186,8 @@ impl std::fmt::Display for ModemChoice {
 /// `[modem]`.
 #[derive(Debug, Clone)]
 pub struct ModemConfig {
-    pub port: ModemChoice,
+    /// The modems, each with its own driver; none: messages are recorded as sent in the log.
+    pub ports: Vec<ModemChoice>,
     pub pin: Option<String>,
     pub baud: u32,
     pub validity_minutes: u32,
@@ -549,13 +547,19 @@ fn modem(raw: &RawModem) -> Result<ModemConfig, ConfigError> {
             "two times in seconds, shortest first, at most 120",
         ));
     }
-    let port = match raw.port.as_str() {
-        "" => ModemChoice::None,
-        "simulator" => ModemChoice::Simulator,
-        p => ModemChoice::Port(PathBuf::from(p)),
-    };
+    let list = raw.port.list();
+    if list.len() > 8 || list.iter().any(|p| p.is_empty()) {
+        return Err(invalid("modem.port", "a serial port, or a list of up to 8 (none empty)"));
+    }
+    if list.iter().enumerate().any(|(i, p)| *p != "simulator" && list[..i].contains(p)) {
+        return Err(invalid("modem.port", "the same port is listed twice"));
+    }
+    let ports = list
+        .into_iter()
+        .map(|p| if p == "simulator" { ModemChoice::Simulator } else { ModemChoice::Port(PathBuf::from(p)) })
+        .collect();
     Ok(ModemConfig {
-        port,
+        ports,
         pin: (!raw.pin.is_empty()).then(|| raw.pin.clone()),
         baud: raw.baud,
         validity_minutes: raw.validity_hours * 60,
@@ -622,7 +626,8 @@ mod tests {
         assert_eq!(c.site.utc_offset.local_minus_utc(), 7 * 3600);
         assert_eq!(c.web.public_url, "http://127.0.0.1:8080");
         assert!(!c.web.public_url_given);
-        assert_eq!((c.modem.port.clone(), c.bands.adapter.clone()), (ModemChoice::None, AdapterChoice::None));
+        assert!(c.modem.ports.is_empty());
+        assert_eq!(c.bands.adapter, AdapterChoice::None);
         assert!(c.site.geofence.is_none() && c.sync.listen.is_none());
     }
 
@@ -652,11 +657,20 @@ mod tests {
         )
         .expect("ok");
         assert_eq!(c.site.geofence.as_ref().map(|g| g.radius_m), Some(150));
-        assert_eq!((c.modem.port.to_string(), c.modem.pin.as_deref()), ("simulator".into(), Some("1234")));
+        assert_eq!(
+            (c.modem.ports[0].to_string(), c.modem.pin.as_deref()),
+            ("simulator".into(), Some("1234"))
+        );
         assert_eq!(c.sync.listen, Some("127.0.0.1:8444".parse().expect("addr")));
         assert!(c.sync.follow_province_clock.is_none());
         assert_eq!((c.web.public_url.as_str(), c.web.public_url_given), ("https://x.vn", true));
         assert_eq!(c.privacy.purge_after, Duration::days(30));
+        let c =
+            Config::from_toml("[modem]\nport = [\"/dev/ttyUSB2\", \"/dev/ttyUSB5\"]\n").expect("two modems");
+        assert_eq!(c.modem.ports.len(), 2);
+        let e =
+            Config::from_toml("[modem]\nport = [\"/dev/ttyUSB2\", \"/dev/ttyUSB2\"]\n").expect_err("twice");
+        assert!(e.to_string().contains("modem.port"), "{e}");
     }
 
     #[test]

@@ -80,12 +80,30 @@ pub struct RawPrivacy {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawModem {
-    pub port: String,
+    pub port: Ports,
     pub pin: String,
     pub baud: u32,
     pub validity_hours: u32,
     pub multipart_timeout_minutes: u32,
     pub simulator_part_seconds: [f64; 2],
+}
+
+/// `[modem] port`: one port, or a list of them (one modem each).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Ports {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Ports {
+    pub fn list(&self) -> Vec<&str> {
+        match self {
+            Ports::One(p) if p.is_empty() => Vec::new(),
+            Ports::One(p) => vec![p.as_str()],
+            Ports::Many(list) => list.iter().map(String::as_str).collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
