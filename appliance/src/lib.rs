@@ -24,7 +24,7 @@
 //! - [`app`]: the operations — [`app::Outpost`], `impl Outpost` split by domain, each operation
 //!   one atomic write acknowledged once durable: [`app::people`] with [`app::csv`],
 //!   [`app::declarations`], [`app::alerts`], [`app::schedule`] (the scheduler's pass),
-//!   [`app::followup`], [`app::dashboard`], [`app::outbox`], [`app::inbox`], [`app::templates`],
+//!   [`app::followup`], [`app::dashboard`], [`app::outbox`], [`app::lastlink`], [`app::inbox`], [`app::templates`],
 //!   [`app::messages`], [`app::bands`], [`app::presence`], [`app::location`], [`app::spotcheck`],
 //!   [`app::sampling`], [`app::checkin`], [`app::reports`] with [`app::xlsx`], [`app::accounts`],
 //!   [`app::mqtt`] (device credentials), [`app::privacy`] (erasure), [`app::system`] (the site

@@ -8,14 +8,17 @@
 //! 1. `SMS_ALERTS` (50) severe alerts, one after another (a declaration with SpO2 90 %, each SMS to
 //!    the on-duty phone): the time from the declaration to the alert's reaching the modem (its
 //!    `AT+CMGS`). Goal: p99 ≤ 10 s with the reminders queued.
-//! 2. The modem's throughput meanwhile (every part it took, reminders and alerts), and from it the
-//!    time a testing round's 2,000 results take on one modem; the box's CPU (`/proc/<pid>/stat`) and
-//!    memory (`VmRSS`, `VmHWM`) during the drain.
+//! 2. The modem's throughput meanwhile (every part it took, reminders and alerts); the box's CPU
+//!    (`/proc/<pid>/stat`) and memory (`VmRSS`, `VmHWM`) during the drain.
+//! 3. With 1, 2 and 3 modems (`SMS_MODEMS`, "1,2,3"): 2,000 one-part messages queued at once (a
+//!    staff message to 2,000 people: the size of a test result) and drained for `SMS_WINDOW` (120)
+//!    seconds; from the rate, the time a testing round's 2,000 results take. Goal: within 60 minutes
+//!    with three modems. `SMS_WINDOW=3600` drains for real.
 
 use std::time::{Duration, Instant};
 
 use outpost_sms::sim::{Pace, Simulator};
-use outpost_tests::{cpu_time, site_with_people, Client};
+use outpost_tests::{cpu_time, district_csv, site_with_people, write_config, BoxProcess, Client};
 use serde_json::json;
 
 const ON_DUTY: &str = "0905999888";
@@ -36,7 +39,17 @@ fn status_kb(pid: u32, key: &str) -> u64 {
 }
 
 fn main() {
-    let (part, people, alerts) = (env("SMS_PART_SECONDS", 5), env("SMS_PEOPLE", 1000), env("SMS_ALERTS", 50));
+    let part = env("SMS_PART_SECONDS", 5);
+    alerts_behind_reminders(part);
+    let modems = std::env::var("SMS_MODEMS").unwrap_or_else(|_| "1,2,3".into());
+    for n in modems.split(',').filter_map(|n| n.trim().parse::<usize>().ok()) {
+        drain(part, n, env("SMS_WINDOW", 120));
+    }
+}
+
+/// Parts 1 and 2.
+fn alerts_behind_reminders(part: u64) {
+    let (people, alerts) = (env("SMS_PEOPLE", 1000), env("SMS_ALERTS", 50));
     let dir = tempfile::tempdir().expect("tempdir");
     let pace = Pace::seconds(part as f64, part as f64);
     let sim = Simulator::start_with(&dir.path().join("modem"), pace).expect("simulator");
@@ -111,7 +124,6 @@ fn main() {
         "  the modem took {parts} parts in {:.0} s: {per_minute:.1} a minute; {waiting} reminders still queued",
         elapsed.as_secs_f64()
     );
-    println!("  2,000 results at this pace: {:.0} min on one modem (goal: 60 min)", 2000.0 / per_minute);
     println!(
         "  the box while draining: CPU {:.2} % of one core ({} over {}), memory VmRSS {} MB, peak VmHWM {} MB",
         100.0 * cpu.as_secs_f64() / elapsed.as_secs_f64(),
@@ -119,5 +131,68 @@ fn main() {
         secs(elapsed),
         status_kb(pid, "VmRSS:") / 1024,
         status_kb(pid, "VmHWM:") / 1024
+    );
+}
+
+/// Part 3: 2,000 one-part messages through `modems` modems for `window` seconds.
+fn drain(part: u64, modems: usize, window: u64) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pace = Pace::seconds(part as f64, part as f64);
+    let sims: Vec<Simulator> = (0..modems)
+        .map(|i| Simulator::start_with(&dir.path().join(format!("modem-{i}")), pace).expect("simulator"))
+        .collect();
+    let ports: Vec<String> = sims.iter().map(|s| format!("\"{}\"", s.path().display())).collect();
+    let config = write_config(
+        dir.path(),
+        &format!("[modem]\nport = [{}]\n[web]\nrate_limits = false\n", ports.join(", ")),
+    );
+    let b = BoxProcess::start(
+        "run",
+        &dir.path().join("data"),
+        &["--config", &config, "--mqtt", "off", "--mqtt-tls", "off"],
+    );
+    let mut c = Client::new(&b.url);
+    c.setup_admin(b.setup_link.as_deref().expect("setup"), "bench.admin", PASSWORD);
+    let res =
+        c.post_bytes("/api/v1/people/import", "text/csv", &district_csv(2000, "21/11/2026", "05/12/2026"));
+    assert_eq!(res.status, 200, "{}", res.body);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !c.get("/api/v1/health").json()["modems"]
+        .as_array()
+        .is_some_and(|m| m.len() == modems && m.iter().all(|m| m["health"]["connected"] == true))
+    {
+        assert!(Instant::now() < deadline, "the modems never became ready");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let res = c.post_json(
+        "/api/v1/sms",
+        &json!({"status": "in_quarantine", "text": "Outpost: Thong bao chung cua khu cach ly", "lang": "vi"}),
+    );
+    assert_eq!(res.status, 201, "{}", res.body);
+    let (pid, began) = (b.pid(), Instant::now());
+    let cpu_before = cpu_time(pid);
+    let total = |sims: &[Simulator]| sims.iter().map(|s| s.sent().len()).sum::<usize>();
+    while began.elapsed() < Duration::from_secs(window) && total(&sims) < 2000 {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (elapsed, sent) = (began.elapsed(), total(&sims));
+    let cpu = cpu_time(pid) - cpu_before;
+    let per_minute = sent as f64 / elapsed.as_secs_f64() * 60.0;
+    let wait = c.get("/api/v1/health").json()["outbox"].clone();
+    let estimate = wait["lanes"]
+        .as_array()
+        .and_then(|l| l.iter().find(|l| l["purpose"] == "custom"))
+        .map(|l| l["drained_in_seconds"].clone());
+    println!("2,000 one-part messages, {part} s a part, {modems} modem(s), {:.0} s:", elapsed.as_secs_f64());
+    println!(
+        "  {sent} sent: {per_minute:.1} a minute; 2,000 results take {:.0} min (goal with three modems: ≤ 60 min){}",
+        2000.0 / per_minute,
+        if sent < 2000 { ", from the rate" } else { ", drained" }
+    );
+    println!(
+        "  the box's own estimate for what was left: {} s; CPU {:.2} % of one core, VmRSS {} MB",
+        estimate.map(|e| e.to_string()).unwrap_or_default(),
+        100.0 * cpu.as_secs_f64() / elapsed.as_secs_f64(),
+        status_kb(pid, "VmRSS:") / 1024
     );
 }

@@ -38,6 +38,7 @@ mod demo;
 mod failures;
 mod hostile;
 mod lanes;
+mod lastlink;
 mod location;
 mod mqtt;
 mod names;

@@ -25,6 +25,7 @@ pub mod dashboard;
 pub mod declarations;
 pub mod followup;
 pub mod inbox;
+pub mod lastlink;
 pub mod location;
 pub mod messages;
 pub mod mqtt;

@@ -61,32 +61,37 @@ pub enum Purpose {
     SpotCheck,
     /// A test result, to the person.
     TestResult,
+    /// A confirmed report or a severe alert to the province while the data link is down.
+    Province,
 }
 
 impl Purpose {
-    pub const ALL: [Purpose; 6] = [
+    pub const ALL: [Purpose; 7] = [
         Purpose::Reminder,
         Purpose::OnDuty,
         Purpose::Custom,
         Purpose::Reply,
         Purpose::SpotCheck,
         Purpose::TestResult,
+        Purpose::Province,
     ];
     /// The lane: lower goes first.
     pub fn lane(self) -> u8 {
         match self {
             Purpose::OnDuty => 0,
-            Purpose::TestResult => 1,
-            Purpose::SpotCheck => 2,
-            Purpose::Reply => 3,
-            Purpose::Reminder => 4,
-            Purpose::Custom => 5,
+            Purpose::Province => 1,
+            Purpose::TestResult => 2,
+            Purpose::SpotCheck => 3,
+            Purpose::Reply => 4,
+            Purpose::Reminder => 5,
+            Purpose::Custom => 6,
         }
     }
 
     /// The purposes in lane order.
-    pub const BY_LANE: [Purpose; 6] = [
+    pub const BY_LANE: [Purpose; 7] = [
         Purpose::OnDuty,
+        Purpose::Province,
         Purpose::TestResult,
         Purpose::SpotCheck,
         Purpose::Reply,
@@ -96,7 +101,7 @@ impl Purpose {
 
     /// Whether the per-person hourly cap holds it back (alerts and results always go).
     pub fn capped(self) -> bool {
-        !matches!(self, Purpose::OnDuty | Purpose::TestResult)
+        !matches!(self, Purpose::OnDuty | Purpose::TestResult | Purpose::Province)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -107,6 +112,7 @@ impl Purpose {
             Purpose::Reply => "reply",
             Purpose::SpotCheck => "spot_check",
             Purpose::TestResult => "test_result",
+            Purpose::Province => "province",
         }
     }
 }
@@ -333,7 +339,7 @@ impl Outpost {
     }
 
     /// How many messages wait in each lane, in lane order (keys only).
-    pub fn outbox_lanes(&self) -> AppResult<[(Purpose, usize); 6]> {
+    pub fn outbox_lanes(&self) -> AppResult<[(Purpose, usize); 7]> {
         let mut lanes = Purpose::BY_LANE.map(|p| (p, 0));
         for (k, ()) in self.store.scan_local::<()>(DUE)? {
             let lane =

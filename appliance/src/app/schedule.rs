@@ -30,6 +30,8 @@ pub struct TickReport {
     pub presence: usize,
     /// Spot checks sent or marked missed.
     pub spot_checks: usize,
+    /// Reports and severe alerts queued for the province by SMS (the data link down).
+    pub by_sms: usize,
 }
 
 /// The marker of a reminder queued for `person_id` for the slot `key`.
@@ -51,6 +53,7 @@ impl Outpost {
         }
         report.spot_checks = self.spot_check_tick(&watched).await?;
         report.escalations = self.escalate(now).await?;
+        report.by_sms = self.last_link_tick(now).await?;
         if report.reminders + report.escalations > 0 {
             self.wake_outbox();
         }

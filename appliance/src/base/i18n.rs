@@ -187,6 +187,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("purpose.reply", "Trả lời", "Reply"),
     ("purpose.spot_check", "Kiểm tra đột xuất", "Spot check"),
     ("purpose.test_result", "Kết quả xét nghiệm", "Test result"),
+    ("purpose.province", "Gửi tỉnh (mất kết nối)", "To the province (link down)"),
     ("nav.inbox", "Tin nhắn đến", "Inbox"),
     ("nav.health", "Tình trạng hộp", "Box health"),
     ("nav.bands", "Vòng đeo tay", "Wristbands"),

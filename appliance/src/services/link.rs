@@ -18,14 +18,17 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use outpost_link::{
     exchange::{self, backoff, Exchanged, LinkLog},
-    site::{self, SiteLink},
+    site::{self, SiteLink, SmsLink},
     tunnel,
 };
-use outpost_sync::Store;
+use outpost_sync::{Store, WriteSet};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::base::clock::{Clock, CorrectedClock};
+use crate::{
+    app::lastlink,
+    base::clock::{Clock, CorrectedClock},
+};
 
 pub use outpost_link::site::Enrolment;
 
@@ -300,6 +303,37 @@ impl Link {
         }
     }
 
+    /// After an exchange that worked at `now`: keeps when (so the last link by SMS knows how long the
+    /// link has been down, across restarts; written at most every 10 minutes), and asks the province
+    /// for its number and this site's key for that SMS (once a day).
+    async fn after_success(&self, now: DateTime<Utc>) {
+        let store = &self.status.store;
+        let mut w = WriteSet::new();
+        let kept: Option<DateTime<Utc>> = store.get_local(lastlink::LAST_OK).ok().flatten();
+        if kept.is_none_or(|k| now - k > chrono::Duration::minutes(10)) {
+            let _ = w.put_local(lastlink::LAST_OK, &now);
+        }
+        let held: Option<(DateTime<Utc>, SmsLink)> = store.get_local(lastlink::SMS_LINK).ok().flatten();
+        if held.is_none_or(|(at, _)| now - at > chrono::Duration::days(1)) {
+            match self.site.sms_link(&self.province).await {
+                Ok(Some(link)) => {
+                    let _ = w.put_local(lastlink::SMS_LINK, &(now, link));
+                }
+                Ok(None) => {
+                    w.delete_local(lastlink::SMS_LINK);
+                }
+                Err(error) => {
+                    tracing::warn!(error = %format!("{error:#}"), "Cannot ask the province for its SMS number.")
+                }
+            }
+        }
+        if !w.is_empty() {
+            if let Err(error) = store.commit(w).await {
+                tracing::warn!(error = %format!("{error:#}"), "Cannot keep the link's state.");
+            }
+        }
+    }
+
     /// Pushes to the province until `cancel`.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
         let mut failures = 0u32;
@@ -320,6 +354,7 @@ impl Link {
             self.status.record(now, &result, &self.clock);
             if result.is_ok() {
                 failures = 0;
+                self.after_success(now).await;
             }
             let moved_docs = matches!(&result, Ok(moved) if moved.sent_docs > 0 || moved.received_docs > 0);
             rounds_at_once = if moved_docs { rounds_at_once + 1 } else { 0 };

@@ -3,7 +3,7 @@
 //! presence engine's pass, and once an hour the erasure of what has been kept long enough.
 //!
 //! A manual clock is moved from standard input: `set <RFC 3339 time>`, `advance <N>s|m|h`, `tick`.
-//! After each line the pass runs once and a line `clock <time> reminders=… alerts=… escalations=…
+//! After each line the pass runs once and a line `clock <time> reminders=… alerts=… escalations=… (… by_sms=…)
 //! presence=…` is printed, so a test knows the box has caught up.
 
 use std::{sync::Arc, time::Duration};
@@ -79,12 +79,13 @@ impl Scheduler {
                 Err(e) => format!("clock-error {e}"),
                 Ok(()) => match self.pass().await {
                     Ok(r) => format!(
-                        "clock {} reminders={} alerts={} escalations={} presence={}",
+                        "clock {} reminders={} alerts={} escalations={} presence={} by_sms={}",
                         self.app.now().to_rfc3339(),
                         r.reminders,
                         r.alerts,
                         r.escalations,
-                        r.presence
+                        r.presence,
+                        r.by_sms
                     ),
                     Err(e) => format!("clock-error {:#}", anyhow::Error::from(e)),
                 },

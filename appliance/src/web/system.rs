@@ -69,6 +69,7 @@ fn health(state: &AppState, (system, problems): (&System, &[Problem])) -> Result
         "modem": s.modems().first().map(|(_, m)| m.health()),
         "modems": s.modems().iter().map(|(port, m)| json!({"port": port, "health": m.health()})).collect::<Vec<_>>(),
         "outbox": state.app.outbox_wait()?,
+        "last_link": state.app.last_link_status()?,
         "presence": s.presence().map(|p| p.stats()),
         "ble_adapter": s.scanner().map(|b| b.to_json()),
         "sync": s.link().map(|l| l.current()),

@@ -11,9 +11,11 @@
 //!   ends' turns, and a link's progress.
 //! - [`site`]: a site's end: enrolment, pushes, and answering the province's pulls.
 //! - [`tunnel`]: the connection a box keeps open to the province, which carries phones from home.
+//! - [`bysms`]: the last link — a site's report and severe alerts by signed SMS to the province.
 //!
 //! The box depends on this crate, not on the provincial server's.
 
+pub mod bysms;
 pub mod ca;
 pub mod exchange;
 pub mod gate;

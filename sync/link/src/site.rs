@@ -50,6 +50,13 @@ pub async fn enroll(addr: &str, token: &str) -> anyhow::Result<ca::Bundle> {
     Ok(bundle)
 }
 
+/// Where and how a site sends its last-link SMS: the province's number and the site's key (hex).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SmsLink {
+    pub number: String,
+    pub key: String,
+}
+
 /// What the province holds of a site's publicly trusted name.
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct NameAnswer {
@@ -116,14 +123,34 @@ impl SiteLink {
         addr: &str,
         csr: Option<Vec<u8>>,
     ) -> anyhow::Result<Option<NameAnswer>> {
+        let method = if csr.is_some() { http::Method::POST } else { http::Method::GET };
+        self.ask(addr, (method, "/sync/v1/certificate", csr.unwrap_or_default()), 1 << 20).await
+    }
+
+    /// The province's number and this site's key for the last link by SMS ([`crate::bysms`]);
+    /// `None`: the province takes no SMS.
+    pub async fn sms_link(&self, addr: &str) -> anyhow::Result<Option<SmsLink>> {
+        self.ask(addr, (http::Method::GET, "/sync/v1/sms", Vec::new()), 1 << 12).await
+    }
+
+    /// One request of this site's to the province at `addr`, its JSON answer read (up to `cap`
+    /// bytes); `None` when the province does not offer it (404).
+    async fn ask<T: serde::de::DeserializeOwned>(
+        &self,
+        addr: &str,
+        request: (http::Method, &str, Vec<u8>),
+        cap: usize,
+    ) -> anyhow::Result<Option<T>> {
         let b = &self.bundle;
         let tls = net::client_config(&b.ca_pem, Some((&b.cert_pem, &b.key_pem)))?;
-        let method = if csr.is_some() { http::Method::POST } else { http::Method::GET };
-        let request = (method, "/sync/v1/certificate", csr.unwrap_or_default());
+        let path = request.1.to_owned();
         let (status, answer) =
-            net::call(Peer::province(addr), tls, request, 1 << 20, Duration::from_secs(30)).await?;
+            net::call(Peer::province(addr), tls, request, cap, Duration::from_secs(30)).await?;
         match status {
-            200 => Ok(Some(serde_json::from_slice(&answer).context("the province's answer about the name")?)),
+            200 => Ok(Some(
+                serde_json::from_slice(&answer)
+                    .with_context(|| format!("the province's answer to {path}"))?,
+            )),
             404 => Ok(None),
             _ => anyhow::bail!("the province refused: {}", String::from_utf8_lossy(&answer).trim()),
         }

@@ -9,10 +9,13 @@
 //!   tunnel each box keeps open.
 //! - [`acme`], [`dns`]: the sites' publicly trusted names: ACME DNS-01 orders, the challenge
 //!   published by RFC 2136 updates signed with TSIG.
+//! - [`bysms`]: the last link: the sites' signed SMS (a confirmed report, a severe alert) read from
+//!   the province's own modem, kept to show until the sync brings the records.
 //! - [`demo`]: `outpost-province demo`'s simulated sites.
 //! - [`users`], [`web`]: the province's users (a district officer sees one district) and its web UI.
 
 pub mod acme;
+pub mod bysms;
 pub mod demo;
 pub mod dns;
 pub mod registry;

@@ -57,6 +57,8 @@ enum Command {
         online_minutes: i64,
         #[command(flatten)]
         reach: ReachArgs,
+        #[command(flatten)]
+        sms: SmsArgs,
     },
     /// A demo province: a few simulated sites in two districts and two users (passwords printed
     /// once), made in the data folder the first time, then served with the web UI.
@@ -71,6 +73,18 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+}
+
+/// The last link (docs/sms.md): the province's own modem, to which sites send their confirmed daily
+/// report and severe alerts by signed SMS while their data link is down.
+#[derive(Debug, clap::Args, Clone, Default)]
+struct SmsArgs {
+    /// The modem's serial port (the AT port; "simulator": a simulated modem in the data folder).
+    #[arg(long, default_value = "")]
+    modem: String,
+    /// The modem's SIM number, which sites are told to write to (e.g. +84905000111).
+    #[arg(long, default_value = "")]
+    sms_number: String,
 }
 
 /// Reach from home (docs/reach.md): phones connect to `<site>.<zone>` here, and each site's box keeps
@@ -281,13 +295,34 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 outpost_province::demo::make(&province)?;
             }
-            serve(province, &listen, (0, 3600), &web, 15, &ReachArgs::default())?;
+            serve(province, &listen, (0, 3600), &web, 15, (&ReachArgs::default(), &SmsArgs::default()))?;
         }
-        Command::Serve { listen, pull_every, max_backoff, web, online_minutes, reach } => {
-            serve(province, &listen, (pull_every, max_backoff), &web, online_minutes, &reach)?;
+        Command::Serve { listen, pull_every, max_backoff, web, online_minutes, reach, sms } => {
+            serve(province, &listen, (pull_every, max_backoff), &web, online_minutes, (&reach, &sms))?;
         }
     }
     Ok(())
+}
+
+/// The province's modem and what keeps it (and its simulator) running, when `--modem` names one.
+fn start_modem(
+    province: &Province,
+    sms: &SmsArgs,
+) -> anyhow::Result<Option<(outpost_sms::modem::Modem, Option<outpost_sms::sim::Simulator>)>> {
+    if sms.modem.is_empty() {
+        return Ok(None);
+    }
+    anyhow::ensure!(!sms.sms_number.is_empty(), "--modem needs --sms-number: the number sites write to");
+    let (port, sim) = if sms.modem == "simulator" {
+        let sim = outpost_sms::sim::Simulator::start(&province.dir.join("modem-simulator"))?;
+        (sim.path().to_owned(), Some(sim))
+    } else {
+        (std::path::PathBuf::from(&sms.modem), None)
+    };
+    let inbox = std::sync::Arc::new(outpost_province::bysms::SmsInbox::new(province.clone()));
+    let modem = outpost_sms::modem::Modem::start(outpost_sms::modem::ModemConfig::new(&port), inbox);
+    println!("SMS from sites on {} ({})", port.display(), sms.sms_number);
+    Ok(Some((modem, sim)))
 }
 
 /// Serves sites' exchanges on `listen`, the web UI on `web` (if any), the relay for phones from
@@ -298,13 +333,17 @@ fn serve(
     (pull_every, max_backoff): (u64, u64),
     web: &str,
     online_minutes: i64,
-    reach: &ReachArgs,
+    (reach, sms): (&ReachArgs, &SmsArgs),
 ) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(&listen).await?;
         println!("outpost-province listening on https://{}", listener.local_addr()?);
+        let _modem = start_modem(&province, sms)?;
         let mut server = Server::new(province.clone());
+        if !sms.sms_number.is_empty() {
+            server = server.with_sms_number(&sms.sms_number);
+        }
         if let Some(issuer) = reach.issuer(&province)? {
             println!("names *.{} from {}", issuer.zone(), reach.acme_directory);
             server = server.with_names(issuer.clone());

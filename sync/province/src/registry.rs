@@ -114,6 +114,27 @@ impl Province {
         net::client_config(&read("ca/ca.crt")?, Some((&read("tls/client.crt")?, &read("tls/client.key")?)))
     }
 
+    /// Site `site`'s key for the last link's signed SMS (`outpost_link::bysms`): derived from the
+    /// province's secret (`sms.secret`, made on first use, readable by the province only).
+    pub fn sms_key(&self, site: &str) -> anyhow::Result<[u8; 32]> {
+        let path = self.dir.join("sms.secret");
+        let secret = match std::fs::read(&path) {
+            Ok(secret) if secret.len() == 32 => secret,
+            _ => {
+                let _registry = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
+                match std::fs::read(&path) {
+                    Ok(secret) if secret.len() == 32 => secret,
+                    _ => {
+                        let secret: [u8; 32] = rand::random();
+                        ca::write_private(&path, &secret)?;
+                        secret.to_vec()
+                    }
+                }
+            }
+        };
+        Ok(outpost_link::bysms::site_key(&secret, site))
+    }
+
     pub fn ca(&self) -> anyhow::Result<Ca> {
         Ca::load_or_create(&self.dir.join("ca"), false)
     }

@@ -35,6 +35,8 @@ pub struct Server {
     enrolments: Arc<gate::Rates>,
     /// The sites' publicly trusted names, when the province has a zone and a CA for them.
     pub names: Option<Arc<crate::acme::Issuer>>,
+    /// The number of the province's modem, for the sites' last link by SMS (`bysms`).
+    pub sms_number: Option<String>,
 }
 
 /// How often one address may try to enrol: a site enrols once, an installer retries a few times.
@@ -55,10 +57,16 @@ impl Server {
             limits: Limits::default(),
             enrolments: Arc::default(),
             names: None,
+            sms_number: None,
         }
     }
 
     /// The same server, issuing the sites' names with `issuer`.
+    /// Sites are told to send their last-link SMS to `number`.
+    pub fn with_sms_number(self, number: &str) -> Server {
+        Server { sms_number: Some(number.to_owned()), ..self }
+    }
+
     pub fn with_names(self, issuer: Arc<crate::acme::Issuer>) -> Server {
         Server { names: Some(issuer), ..self }
     }
@@ -151,6 +159,25 @@ impl Server {
             "last_error": held.last_error,
         });
         (200, "application/json", answer.to_string().into_bytes())
+    }
+
+    /// `/sync/v1/sms`: the calling site's key for its signed SMS and the province's number, for
+    /// when the data link is down (`outpost_link::bysms`); 404 when the province has no modem.
+    fn sms_link(&self, req: &Req) -> Resp {
+        let Some(number) = &self.sms_number else {
+            return exchange::text(404, "this province takes no SMS (it has no modem)".into());
+        };
+        let site = match self.caller(req.peer_cert.as_deref()) {
+            Ok((site, _)) => site,
+            Err(resp) => return resp,
+        };
+        match self.province.sms_key(&site.id) {
+            Ok(key) => {
+                let answer = serde_json::json!({"number": number, "key": ca::to_hex(&key)});
+                (200, "application/json", answer.to_string().into_bytes())
+            }
+            Err(e) => exchange::text(500, format!("{e:#}")),
+        }
     }
 
     fn site_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -277,6 +304,7 @@ impl Server {
             ("GET", "/healthz") => (200, "text/plain", b"ok\n".to_vec()),
             ("POST", "/sync/v1/exchange") => self.exchange(req.peer_cert.as_deref(), &req.body),
             ("GET" | "POST", "/sync/v1/certificate") => self.name_certificate(&req),
+            ("GET", "/sync/v1/sms") => self.sms_link(&req),
             ("POST", "/sync/v1/enroll") if !self.enrolments.allow(&req.peer.ip().to_string(), ENROLMENTS) => {
                 (
                     429,

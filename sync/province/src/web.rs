@@ -467,14 +467,58 @@ fn open_alerts(web: &Web, user: &User) -> Vec<(String, Alert)> {
     out
 }
 
+/// Severe alerts of the sites `user` sees that came by SMS: `(site, alert, whether the synced
+/// record has arrived)`, newest first.
+fn texted_alerts(web: &Web, user: &User) -> Vec<(String, crate::bysms::Received, bool)> {
+    let sms = crate::bysms::SmsInbox::new(web.server.province.clone());
+    let mut out = Vec::new();
+    for site in web.visible(user) {
+        let texted = sms.alerts(&site.id);
+        if texted.is_empty() {
+            continue;
+        }
+        let synced: std::collections::HashSet<String> = web
+            .store(&site)
+            .and_then(|store| store.list::<Alert>().ok())
+            .unwrap_or_default()
+            .iter()
+            .map(|a| outpost_link::bysms::alert_hash(&a.id))
+            .collect();
+        for r in texted {
+            let arrived = matches!(&r.carried, outpost_link::bysms::Carried::Alert { alert, .. } if synced.contains(alert));
+            out.push((site.id.clone(), r, arrived));
+        }
+    }
+    out.sort_by_key(|(_, r, _)| std::cmp::Reverse(r.received_at));
+    out
+}
+
 async fn alerts_page(State(web): State<Web>, headers: HeaderMap) -> Response {
     let Some((_, user, csrf)) = web.session(&headers) else { return to_login() };
     let (w, u) = (web.clone(), user.clone());
-    let alerts = tokio::task::spawn_blocking(move || open_alerts(&w, &u)).await.unwrap_or_default();
+    let (alerts, texted) = tokio::task::spawn_blocking(move || (open_alerts(&w, &u), texted_alerts(&w, &u)))
+        .await
+        .unwrap_or_default();
     page(
         "Cảnh báo đang mở",
         Some(&user),
         html! {
+            @if !texted.is_empty() {
+                h2 { "Cảnh báo nghiêm trọng nhận qua SMS" }
+                p { "Cơ sở mất kết nối dữ liệu gửi các cảnh báo này qua SMS (có chữ ký của cơ sở); hồ sơ đầy đủ đến khi đồng bộ lại." }
+                table #sms-alerts {
+                    thead { tr { th { "Cơ sở" } th { "Loại" } th { "Lúc" } th { "Hồ sơ" } } }
+                    tbody { @for (site, r, arrived) in &texted {
+                        @if let outpost_link::bysms::Carried::Alert { alert, kind, raised_at } = &r.carried {
+                            tr data-sms-alert=(alert) {
+                                td { (site) } td { (kind) } td { (fmt_time(Some(*raised_at))) }
+                                td { @if *arrived { span.on { "đã đồng bộ" } } @else { span.warn.by-sms { "chỉ có qua SMS" } } }
+                            }
+                        }
+                    } }
+                }
+                h2 { "Cảnh báo đang mở" }
+            }
             @if alerts.is_empty() { p { "Không có cảnh báo nào đang mở." } }
             table #alerts {
                 thead { tr { th { "Cơ sở" } th { "Người" } th { "Loại" } th { "Chi tiết" } th { "Lúc" } th {} } }
@@ -780,6 +824,19 @@ struct SiteReport {
     site: String,
     day: report::ZoneDay,
     confirmed_by: Option<String>,
+    /// What came by SMS (the last link) for that day, if anything.
+    by_sms: Option<BySms>,
+}
+
+/// A report that came by SMS, against the synced records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BySms {
+    /// Only by SMS so far: its figures are shown.
+    Only,
+    /// The synced report has come and agrees with it.
+    Agrees,
+    /// The synced report differs (confirmed again at the site after the SMS, say).
+    Differs,
 }
 
 /// Zone reports: per site, and the total.
@@ -789,6 +846,7 @@ type Reports = (Vec<SiteReport>, report::ZoneDay);
 fn zone_reports(web: &Web, user: &User, date: chrono::NaiveDate) -> Reports {
     let mut rows = Vec::new();
     let mut total = outpost_sync::report::ZoneDay { date: Some(date), ..Default::default() };
+    let sms = crate::bysms::SmsInbox::new(web.server.province.clone());
     for entry in web.visible(user) {
         let Some(store) = web.store(&entry) else { continue };
         let site = site_record(&store).unwrap_or(Site {
@@ -800,18 +858,45 @@ fn zone_reports(web: &Web, user: &User, date: chrono::NaiveDate) -> Reports {
             schedule: Vec::new(),
             utc_offset_minutes: 420,
         });
-        // The zone manager's confirmed figures when the site sent them; else computed here.
-        let (day, confirmed_by) = match store.get::<ZoneReport>(&date.to_string()).ok().flatten() {
-            Some(confirmed) => (confirmed.figures, Some(confirmed.confirmed_by)),
-            None => {
+        // The zone manager's confirmed figures when the site sent them; else what came by SMS; else
+        // computed here.
+        let texted = sms.report(&entry.id, date).and_then(|r| match r.carried {
+            outpost_link::bysms::Carried::Report { figures, .. } => Some(figures),
+            outpost_link::bysms::Carried::Alert { .. } => None,
+        });
+        let confirmed = store.get::<ZoneReport>(&date.to_string()).ok().flatten();
+        let (day, confirmed_by, by_sms) = match (confirmed, texted) {
+            (Some(c), texted) => {
+                let by_sms = texted.map(|t| {
+                    if outpost_link::bysms::agrees(&t, &c.figures) {
+                        BySms::Agrees
+                    } else {
+                        BySms::Differs
+                    }
+                });
+                (c.figures, Some(c.confirmed_by), by_sms)
+            }
+            (None, Some(t)) => {
+                let names = report::zone_day(&site, &[], &[], date);
+                let day = report::ZoneDay {
+                    date: Some(date),
+                    district: names.district,
+                    commune: names.commune,
+                    zone_name: names.zone_name,
+                    management_level: names.management_level,
+                    ..t
+                };
+                (day, Some("SMS".to_owned()), Some(BySms::Only))
+            }
+            (None, None) => {
                 let people = store.list::<Person>().unwrap_or_default();
                 let samples =
                     store.find_prefix::<Sample>(Sample::BY_DAY, &format!("{date}|")).unwrap_or_default();
-                (report::zone_day(&site, &people, &samples, date), None)
+                (report::zone_day(&site, &people, &samples, date), None, None)
             }
         };
         total.add(&day);
-        rows.push(SiteReport { site: entry.id, day, confirmed_by });
+        rows.push(SiteReport { site: entry.id, day, confirmed_by, by_sms });
     }
     (rows, total)
 }
@@ -848,17 +933,29 @@ async fn reports_page(State(web): State<Web>, headers: HeaderMap, Query(q): Quer
                 " " button { "Xem" } " · "
                 a href=(format!("/reports.csv?date={date}")) { "Tải CSV" }
             }
-            p { "Số liệu của mỗi cơ sở là báo cáo trưởng khu đã xác nhận; cơ sở chưa xác nhận thì tính từ hồ sơ đã đồng bộ (người cách ly, lượt lấy mẫu xét nghiệm)." }
+            @let refused = crate::bysms::SmsInbox::new(web.server.province.clone()).refused();
+            @if refused > 0 {
+                p.warn #sms-refused { (refused) " tin SMS gửi đến số của tỉnh bị từ chối (không đúng chữ ký của cơ sở nào)." }
+            }
+            p { "Số liệu của mỗi cơ sở là báo cáo trưởng khu đã xác nhận; cơ sở mất kết nối thì là bản đã xác nhận gửi qua SMS (có chữ ký của cơ sở); cơ sở chưa xác nhận thì tính từ hồ sơ đã đồng bộ (người cách ly, lượt lấy mẫu xét nghiệm)." }
             table #reports {
                 thead { tr { @for c in report::COLUMNS { th { (c) } } th { "Xác nhận" } } }
                 tbody {
                     @for r in &rows {
                         tr data-site=(r.site) {
                             @for cell in r.day.cells(&r.site) { td { (cell) } }
-                            td.confirmation { @match &r.confirmed_by {
-                                Some(by) => span.on { "đã xác nhận (" (by) ")" },
-                                None => span.off { "chưa xác nhận" },
-                            } }
+                            td.confirmation {
+                                @match (&r.confirmed_by, r.by_sms) {
+                                    (_, Some(BySms::Only)) => span.warn.by-sms { "qua SMS — chờ đồng bộ" },
+                                    (Some(by), _) => span.on { "đã xác nhận (" (by) ")" },
+                                    (None, _) => span.off { "chưa xác nhận" },
+                                }
+                                @match r.by_sms {
+                                    Some(BySms::Agrees) => { br; span.on.by-sms { "khớp bản nhận qua SMS" } }
+                                    Some(BySms::Differs) => { br; span.off.by-sms { "khác bản nhận qua SMS" } }
+                                    _ => {}
+                                }
+                            }
                         }
                     }
                     tr #report-total { @for (i, cell) in total.cells("Toàn bộ").iter().enumerate() {

@@ -156,6 +156,9 @@ pub struct SyncConfig {
     pub follow_province_clock: Option<StdDuration>,
     /// `host:port` of the province's tunnel port: phones from home reach the box through it.
     pub reach: Option<String>,
+    /// The data link down this long: confirmed reports and severe alerts go to the province by SMS;
+    /// `None`: never.
+    pub sms_after: Option<Duration>,
 }
 
 /// `[store]`.
@@ -530,6 +533,7 @@ fn sync(raw: &RawSync, web: &RawWeb) -> Result<SyncConfig, ConfigError> {
         follow_province_clock: (raw.follow_province_clock_seconds > 0)
             .then(|| seconds(raw.follow_province_clock_seconds)),
         reach: host_port("sync.reach", &raw.reach)?,
+        sms_after: (raw.sms_after_hours > 0).then(|| Duration::hours(raw.sms_after_hours.into())),
     })
 }
 

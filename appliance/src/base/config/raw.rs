@@ -182,6 +182,8 @@ pub struct RawSync {
     /// `host:port` of the province's tunnel port, for phones from home; empty: none.
     #[serde(default)]
     pub reach: String,
+    /// Hours the data link may be down before reports and severe alerts go by SMS; 0: never.
+    pub sms_after_hours: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
