@@ -210,3 +210,34 @@ fn two_modems_share_the_queue_and_an_unplugged_one_hands_its_message_over() {
     assert_eq!(list.as_array().map(Vec::len), Some(2), "{list}");
     assert!(list.as_array().expect("list").iter().all(|m| m["modem"]["connected"] == true), "{list}");
 }
+
+#[test]
+fn the_dashboard_warns_when_results_would_miss_their_hour() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = Simulator::start_with(&dir.path().join("modem"), Pace::QUICK).expect("simulator");
+    let (mut b, mut c, ids) =
+        site_with_people(dir.path(), sim.path(), "", "2026-11-21T03:00:00Z", 2, (PASSWORD, &[]));
+    // One message measures the modem's pace; then the modem hangs.
+    let res = c.post_json("/api/v1/sms", &json!({"people": [ids[1]], "text": "Thu modem", "lang": "vi"}));
+    assert_eq!(res.status, 201, "{}", res.body);
+    wait_until("the pace measured", || {
+        c.get("/api/v1/health").json()["outbox"]["seconds_per_message"].is_number()
+    });
+    sim.with(|s| s.hang = true);
+    let res = c.post_json(&format!("/api/v1/people/{}/samples", ids[0]), &json!({"round": 1}));
+    assert_eq!(res.status, 200, "{}", res.body);
+    let res =
+        c.post_json(&format!("/api/v1/people/{}/samples/1/result", ids[0]), &json!({"result": "negative"}));
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(c.get("/api/v1/health").json()["outbox"]["results_late"], false);
+    assert!(!c.get("/").body.contains("id=\"sms-late\""));
+    // An hour after the result was recorded it is still waiting: the dashboard and the health say so.
+    b.clock("advance 61m");
+    let mut c = Client::new(&b.url);
+    assert_eq!(c.login("lan.nguyen", PASSWORD).status, 303);
+    let health = c.get("/api/v1/health").json();
+    assert_eq!(health["outbox"]["results_late"], true, "{health}");
+    assert!(c.get("/").body.contains("id=\"sms-late\""), "the dashboard warns");
+    let problems = c.get("/healthz").json();
+    assert!(problems["problems"].as_array().expect("problems").contains(&json!("sms_late")), "{problems}");
+}
