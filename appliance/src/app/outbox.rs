@@ -561,3 +561,54 @@ impl Outpost {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn by_lane_then_oldest_reminders_expire_and_an_older_index_moves_to_its_lanes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (app, clock, store) = crate::app::testing::outpost(&dir, "2026-11-21T02:00:00Z", "");
+        let now = app.now();
+        let mut w = WriteSet::new();
+        let staff = app.queue_sms(&mut w, "0905000001", "staff", Purpose::Custom, None).expect("queue");
+        let reminder = app
+            .queue_sms_until(
+                &mut w,
+                ("0905000002", "reminder"),
+                Purpose::Reminder,
+                None,
+                Some(now + chrono::Duration::minutes(5)),
+            )
+            .expect("queue");
+        let result = app.queue_sms(&mut w, "0905000003", "result", Purpose::TestResult, None).expect("queue");
+        let alert = app.queue_sms(&mut w, "0905999888", "alert", Purpose::OnDuty, None).expect("queue");
+        // A box from before lanes kept the staff message under `outbox-due/<id>`.
+        w.delete_local(&format!("{DUE}{}/{staff}", Purpose::Custom.lane()));
+        w.put_local(&format!("{DUE}{staff}"), &()).expect("old index");
+        app.commit(w).await.expect("commit");
+        let a = app.clone();
+        let recovered = tokio::task::spawn_blocking(move || a.recover_outbox()).await.expect("join");
+        assert_eq!(recovered.expect("recover"), 0);
+        assert_eq!(
+            app.outbox_due().expect("due"),
+            vec![alert.clone(), result.clone(), reminder.clone(), staff.clone()]
+        );
+
+        let none = |_: &OutboxMessage| None;
+        let first = app.next_to_send(none).await.expect("next").expect("one");
+        assert_eq!(first.id, alert);
+        // Being sent by one modem: the next worker takes the next lane.
+        assert_eq!(app.next_to_send(none).await.expect("next").expect("one").id, result);
+        // The reminder's round ends: expired, never sent; the staff message comes next.
+        clock.advance(chrono::Duration::minutes(6));
+        assert_eq!(app.next_to_send(none).await.expect("next").expect("one").id, staff);
+        let expired = store.get_local::<OutboxMessage>(&key(&reminder)).expect("get").expect("kept");
+        assert_eq!((expired.state, expired.sent_at), (OutboxState::Expired, None));
+        assert!(app.next_to_send(none).await.expect("next").is_none());
+        // What is waiting, by lane.
+        let lanes = app.outbox_lanes().expect("lanes");
+        assert_eq!(lanes.iter().map(|(_, n)| n).sum::<usize>(), 3, "the three being sent are still due");
+    }
+}
