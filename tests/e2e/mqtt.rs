@@ -72,6 +72,14 @@ fn gateways_publish_sightings_to_the_embedded_broker() {
         "espresense/devices/mac:d4e6f1a2b3c4/phong_a12",
         r#"{"id":"mac:d4e6f1a2b3c4","mac":"d4e6f1a2b3c4","rssi@1m":-59,"rssi":-62,"distance":1.4}"#
     ));
+    // ESPresense 4.x (since January 2026): the RSSI with decimals.
+    assert!(publish(
+        port,
+        "phong_a12",
+        "mat-khau-gateway-1",
+        "espresense/devices/mac:d4e6f1a2b3c6/phong_a12",
+        r#"{"id":"mac:d4e6f1a2b3c6","disc":"","idType":35,"rssi@1m":-65,"rssi":-72.35,"raw":2.94,"distance":2.51,"var":0.07,"int":2410}"#
+    ));
     // A Theengs gateway: an Outpost band at 41 %, strap open.
     assert!(publish(
         port,
@@ -112,10 +120,11 @@ fn gateways_publish_sightings_to_the_embedded_broker() {
         "{heard:?}"
     );
     assert!(heard.iter().any(|l| l["refused"] == "not_json"), "{heard:?}");
+    assert!(heard.iter().any(|l| l["band"] == "D4:E6:F1:A2:B3:C6" && l["rssi"] == -72), "{heard:?}");
     wait_until("the sightings to reach the presence engine", || {
         let p = c.get("/api/v1/presence").json();
-        p["counters"]["sightings"] == 2
-            && p["stats"]["sightings"] == 2
+        p["counters"]["sightings"] == 3
+            && p["stats"]["sightings"] == 3
             && p["counters"]["refused"]["not_json"] == 1
             && p["counters"]["refused"]["absurd_rssi"] == 1
     });
@@ -159,7 +168,7 @@ fn gateways_publish_sightings_to_the_embedded_broker() {
     pubber.stdin.take().expect("stdin").write_all(burst.as_bytes()).expect("burst");
     assert!(pubber.wait().expect("mosquitto_pub").success());
     wait_until("all 3,000 messages of the burst", || {
-        c.get("/api/v1/presence").json()["counters"]["sightings"].as_u64() == Some(2 + 3000)
+        c.get("/api/v1/presence").json()["counters"]["sightings"].as_u64() == Some(3 + 3000)
     });
 }
 

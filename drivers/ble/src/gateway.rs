@@ -61,7 +61,12 @@ pub fn parse(topic: &str, payload: &[u8], at: DateTime<Utc>) -> Result<Sighting,
         _ => return Err(GatewayError::UnknownTopic),
     };
     let json: Value = serde_json::from_slice(payload).map_err(|_| GatewayError::NotJson)?;
-    let rssi = json.get("rssi").and_then(Value::as_i64).ok_or(GatewayError::BadField("rssi"))?;
+    // An integer (ESPresense 3.x, Theengs), or a decimal (ESPresense 4.x since January 2026 writes
+    // `"rssi":-72.35`, its smoothed value): rounded to the nearest dBm.
+    let rssi = json
+        .get("rssi")
+        .and_then(|v| v.as_i64().or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f.round() as i64)))
+        .ok_or(GatewayError::BadField("rssi"))?;
     if !plausible_rssi(rssi) {
         return Err(GatewayError::AbsurdRssi(rssi));
     }
@@ -147,6 +152,15 @@ mod tests {
         )
         .expect("sighting");
         assert_eq!(s.band, "iBeacon:e2c56db5-dffb-48d2-b060-d0f5a71096e0-1-42");
+        // ESPresense 4.x: the RSSI with decimals (its smoothed value), even a whole one as `-72.0`.
+        for (rssi, expected) in [("-72.35", -72), ("-72.0", -72), ("-80.5", -81)] {
+            let payload = format!(
+                r#"{{"id":"mac:d4e6f1a2b3c4","disc":"","idType":35,"rssi@1m":-65,"rssi":{rssi},"raw":2.94,"distance":2.51,"var":0.07,"int":2410}}"#
+            );
+            let s = parse("espresense/devices/mac:d4e6f1a2b3c4/phong_a12", payload.as_bytes(), at())
+                .expect("4.x");
+            assert_eq!(s.rssi, expected, "{rssi}");
+        }
     }
 
     #[test]
@@ -185,6 +199,7 @@ mod tests {
         check("espresense/devices/a/b", br#"{"rssi":"strong"}"#, "bad_field");
         check("espresense/devices/a/b", br#"{"rssi":20}"#, "absurd_rssi");
         check("espresense/devices/a/b", br#"{"rssi":-9999}"#, "absurd_rssi");
+        check("espresense/devices/a/b", br#"{"rssi":-1e300}"#, "absurd_rssi");
         check("espresense/devices/a/b", br#"{"rssi":-50,"mac":"nope"}"#, "bad_field");
         check("gw/x/BTtoMQTT/zz", br#"{"id":"not-a-mac","rssi":-50}"#, "bad_field");
         check("gw/x/BTtoMQTT/AABBCCDDEEFF", br#"{"rssi":-50,"manufacturerdata":"abc"}"#, "bad_field");
