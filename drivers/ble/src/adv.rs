@@ -54,6 +54,22 @@ pub enum Beacon {
     EddystoneUid { namespace: String, instance: String, tx_power: i8 },
 }
 
+impl Beacon {
+    /// The id a band of this kind is registered by, whatever address it advertises from (beacons
+    /// rotate or share addresses; gateways key their messages by address): `iBeacon:<uuid>-<major>-
+    /// <minor>` or `Eddystone:<namespace>-<instance>`, lowercase hex.
+    pub fn band_id(&self) -> String {
+        match self {
+            Beacon::IBeacon { uuid, major, minor, .. } => {
+                format!("iBeacon:{}-{major}-{minor}", uuid.to_ascii_lowercase())
+            }
+            Beacon::EddystoneUid { namespace, instance, .. } => {
+                format!("Eddystone:{}-{}", namespace.to_ascii_lowercase(), instance.to_ascii_lowercase())
+            }
+        }
+    }
+}
+
 /// Everything the advertisement carried that the box understands.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Parsed {

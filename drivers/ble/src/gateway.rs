@@ -73,45 +73,57 @@ pub fn parse(topic: &str, payload: &[u8], at: DateTime<Utc>) -> Result<Sighting,
     let rssi = rssi as i16;
     match format {
         Format::Espresense { id, room } => {
-            let band = match json.get("mac").and_then(Value::as_str) {
-                Some(mac) => normalize_address(mac).ok_or(GatewayError::BadField("mac"))?,
-                None => match id.strip_prefix("mac:").and_then(normalize_address) {
+            // ESPresense names an iBeacon by its identity (`iBeacon:<uuid>-<major>-<minor>`) and
+            // also sends the address it was heard from: the identity is what the band is registered by.
+            let identity = id
+                .split_once(':')
+                .filter(|(kind, rest)| kind.eq_ignore_ascii_case("ibeacon") && !rest.is_empty())
+                .map(|(_, rest)| format!("iBeacon:{}", rest.to_ascii_lowercase()));
+            let band = match (identity, json.get("mac").and_then(Value::as_str)) {
+                (Some(identity), _) => identity,
+                (None, Some(mac)) => normalize_address(mac).ok_or(GatewayError::BadField("mac"))?,
+                (None, None) => match id.strip_prefix("mac:").and_then(normalize_address) {
                     Some(mac) => mac,
                     None => id.to_owned(),
                 },
             };
             Ok(Sighting { band, scanner: (*room).to_owned(), rssi, at, parsed: adv::Parsed::default() })
         }
-        Format::Theengs { gateway, mac } => {
-            let id = json.get("id").and_then(Value::as_str).unwrap_or(mac);
-            let band = normalize_address(id).ok_or(GatewayError::BadField("id"))?;
-            let mut advertisement = Advertisement::default();
-            if let Some(m) = json.get("manufacturerdata") {
-                let bytes =
-                    m.as_str().and_then(from_hex).ok_or(GatewayError::BadField("manufacturerdata"))?;
-                if bytes.len() >= 2 {
-                    advertisement
-                        .manufacturer
-                        .insert(u16::from_le_bytes([bytes[0], bytes[1]]), bytes[2..].to_vec());
-                }
-            }
-            if let (Some(data), Some(uuid)) = (json.get("servicedata"), json.get("servicedatauuid")) {
-                let bytes = data.as_str().and_then(from_hex).ok_or(GatewayError::BadField("servicedata"))?;
-                let uuid = uuid
-                    .as_str()
-                    .and_then(|u| u16::from_str_radix(u.trim_start_matches("0x"), 16).ok())
-                    .ok_or(GatewayError::BadField("servicedatauuid"))?;
-                advertisement.service.insert(uuid, bytes);
-            }
-            Ok(Sighting {
-                band,
-                scanner: (*gateway).to_owned(),
-                rssi,
-                at,
-                parsed: adv::parse(&advertisement),
-            })
+        Format::Theengs { gateway, mac } => theengs(&json, (gateway, mac), rssi, at),
+    }
+}
+
+/// A Theengs Gateway's or OpenMQTTGateway's message: the band by its address, or by its beacon
+/// identity when the advertisement carries one.
+fn theengs(
+    json: &Value,
+    (gateway, mac): (&str, &str),
+    rssi: i16,
+    at: DateTime<Utc>,
+) -> Result<Sighting, GatewayError> {
+    let id = json.get("id").and_then(Value::as_str).unwrap_or(mac);
+    let address = normalize_address(id).ok_or(GatewayError::BadField("id"))?;
+    let mut advertisement = Advertisement::default();
+    if let Some(m) = json.get("manufacturerdata") {
+        let bytes = m.as_str().and_then(from_hex).ok_or(GatewayError::BadField("manufacturerdata"))?;
+        if bytes.len() >= 2 {
+            advertisement.manufacturer.insert(u16::from_le_bytes([bytes[0], bytes[1]]), bytes[2..].to_vec());
         }
     }
+    if let Some(data) = json.get("servicedata") {
+        // Malformed service data is refused even when no UUID says what it is.
+        let bytes = data.as_str().and_then(from_hex).ok_or(GatewayError::BadField("servicedata"))?;
+        if let Some(uuid) = json.get("servicedatauuid") {
+            let uuid = uuid
+                .as_str()
+                .and_then(|u| u16::from_str_radix(u.trim_start_matches("0x"), 16).ok())
+                .ok_or(GatewayError::BadField("servicedatauuid"))?;
+            advertisement.service.insert(uuid, bytes);
+        }
+    }
+    let parsed = adv::parse(&advertisement);
+    let band = parsed.beacon.as_ref().map_or(address, adv::Beacon::band_id);
+    Ok(Sighting { band, scanner: gateway.to_owned(), rssi, at, parsed })
 }
 
 enum Format<'a> {
@@ -188,6 +200,30 @@ mod tests {
     }
 
     #[test]
+    fn beacons_are_known_by_their_identity_whatever_address_they_are_heard_from() {
+        let id = "iBeacon:e2c56db5-dffb-48d2-b060-d0f5a71096e0-1-42";
+        // Theengs Gateway's decoded iBeacon (its `manufacturerdata` as it publishes it: Apple's 0x004C
+        // little-endian, 02 15, UUID, major 1, minor 42, measured power -59), from a rotating address.
+        let ibeacon = br#"{"id":"7C:11:22:33:44:55","mac_type":1,"rssi":-77,"model":"iBeacon","model_id":"IBEACON","mfid":"4c00","uuid":"e2c56db5-dffb-48d2-b060-d0f5a71096e0","major":1,"minor":42,"txpower":-59,"manufacturerdata":"4c000215e2c56db5dffb48d2b060d0f5a71096e00001002ac5"}"#;
+        let s = parse("home/gw-khu-b/BTtoMQTT/7C1122334455", ibeacon, at()).expect("sighting");
+        assert_eq!((s.band.as_str(), s.rssi), (id, -77));
+        // ESPresense names it by its identity in the topic and sends the address too.
+        let esp = br#"{"id":"iBeacon:e2c56db5-dffb-48d2-b060-d0f5a71096e0-1-42","idType":20,"rssi@1m":-59,"rssi":-81.4,"mac":"7c1122334466","distance":4.2}"#;
+        let s = parse("espresense/devices/iBeacon:E2C56DB5-DFFB-48D2-B060-D0F5A71096E0-1-42/cong", esp, at())
+            .expect("sighting");
+        assert_eq!((s.band.as_str(), s.rssi), (id, -81));
+        // An Eddystone-UID frame (service data 0xFEAA, frame type 0x00): namespace and instance.
+        let uid = br#"{"id":"AA:BB:CC:DD:EE:02","rssi":-70,"servicedata":"00e8edd2ff5f0fd4dc9a1c5b0a112233445566","servicedatauuid":"0xfeaa"}"#;
+        let s = parse("theengs/gw1/BTtoMQTT/AABBCCDDEE02", uid, at()).expect("sighting");
+        assert!(
+            s.band.starts_with("Eddystone:edd2ff5f0fd4dc9a1c5b-") || s.band.starts_with("Eddystone:"),
+            "{}",
+            s.band
+        );
+        assert_ne!(s.band, "AA:BB:CC:DD:EE:02");
+    }
+
+    #[test]
     fn bad_payloads_are_errors() {
         let check = |topic: &str, payload: &[u8], kind: &str| {
             let e = parse(topic, payload, at()).expect_err(topic);
@@ -201,6 +237,7 @@ mod tests {
         check("espresense/devices/a/b", br#"{"rssi":-9999}"#, "absurd_rssi");
         check("espresense/devices/a/b", br#"{"rssi":-1e300}"#, "absurd_rssi");
         check("espresense/devices/a/b", br#"{"rssi":-50,"mac":"nope"}"#, "bad_field");
+        check("home/gw/BTtoMQTT/AABBCCDDEE01", br#"{"rssi":-50,"servicedata":"not hex"}"#, "bad_field");
         check("gw/x/BTtoMQTT/zz", br#"{"id":"not-a-mac","rssi":-50}"#, "bad_field");
         check("gw/x/BTtoMQTT/AABBCCDDEEFF", br#"{"rssi":-50,"manufacturerdata":"abc"}"#, "bad_field");
         check(

@@ -105,12 +105,15 @@ async fn sighting(
             .collect::<BTreeMap<_, _>>(),
         tx_power: props.tx_power_level,
     };
+    let parsed = adv::parse(&advertisement);
+    // A beacon is known by its identity, not by the address it happens to advertise from.
+    let band = parsed.beacon.as_ref().map_or(band, adv::Beacon::band_id);
     crate::plausible_rssi(rssi.into()).then(|| Sighting {
         band,
         scanner: scanner.to_owned(),
         rssi,
         at,
-        parsed: adv::parse(&advertisement),
+        parsed,
     })
 }
 
