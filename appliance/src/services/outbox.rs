@@ -1,8 +1,8 @@
-//! The outbox worker [M6]: sends due messages one at a time through an [`SmsSender`], by lane (see
-//! `crate::app::outbox`), pausing between messages (`outbox.min_interval_ms`) and backing off
-//! between retries so the modem is never flooded; at most `outbox.per_person_per_hour` messages to
-//! one number an hour, except alerts and results. What each step records, and why a message is sent at most twice across a crash,
-//! is in `crate::app::outbox`.
+//! The outbox workers [M6], one per modem: each sends due messages one at a time through its
+//! [`SmsSender`], by lane (see `crate::app::outbox`), pausing between messages
+//! (`outbox.min_interval_ms`) and backing off between retries so no modem is flooded; at most
+//! `outbox.per_person_per_hour` messages to one number an hour, except alerts and results. What each
+//! step records, and why a message is sent at most twice across a crash, is in `crate::app::outbox`.
 
 use std::{
     collections::{HashMap, VecDeque},
