@@ -128,6 +128,18 @@ fn gateways_publish_sightings_to_the_embedded_broker() {
             && p["counters"]["refused"]["not_json"] == 1
             && p["counters"]["refused"]["absurd_rssi"] == 1
     });
+    // A message over the 4 KB limit: dropped and counted, acknowledged (3.1.1 has no reason code).
+    let big = format!(r#"{{"id":"mac:d4e6f1a2b3c4","rssi":-60,"pad":"{}"}}"#, "x".repeat(5000));
+    assert!(publish(
+        port,
+        "phong_a12",
+        "mat-khau-gateway-1",
+        "espresense/devices/mac:d4e6f1a2b3c4/phong_a12",
+        &big
+    ));
+    wait_until("the message over the limit counted", || {
+        c.get("/metrics").body.lines().any(|l| l == "outpost_mqtt_too_large_total 1")
+    });
     let p = c.get("/api/v1/presence").json();
     let bands = p["bands"].as_array().expect("bands");
     let esp = bands.iter().find(|b| b["band"] == "D4:E6:F1:A2:B3:C4").expect("espresense band");

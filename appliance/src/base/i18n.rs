@@ -377,6 +377,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("users.title", "Tài khoản nhân viên", "Staff accounts"),
     ("users.add", "Thêm tài khoản", "Add account"),
     ("mqtt.denied", "Gói tin bị chặn (sai quyền)", "Packets refused (no right)"),
+    ("mqtt.too_large", "Tin quá lớn bị bỏ (vượt giới hạn kích thước)", "Messages dropped as too large"),
     ("mqtt.kind", "Loại thiết bị", "Device kind"),
     ("mqtt.kind_gateway", "Gateway (tên = tên phòng/gateway trong topic)", "Gateway (name = its room/gateway name in topics)"),
     ("mqtt.kind_app", "Ứng dụng của một người", "A person's app"),

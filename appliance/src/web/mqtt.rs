@@ -40,6 +40,8 @@ fn devices_page(state: &AppState, ctx: &Ctx, list: &[Problem]) -> Answer {
                     dd { (connections.open) }
                     dt { (t(lang, "mqtt.denied")) }
                     dd { (connections.denied) }
+                    dt { (t(lang, "mqtt.too_large")) }
+                    dd #mqtt-too-large { (connections.too_large) }
                     dt { (t(lang, "mqtt.sightings")) }
                     dd { (c.sightings) }
                     dt { (t(lang, "mqtt.refused")) }

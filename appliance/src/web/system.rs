@@ -339,6 +339,11 @@ fn service_metrics(state: &AppState, m: &mut Metrics) {
             "Publishes and subscribes a device had no right to (docs/security.md).",
             c.denied as f64,
         );
+        m.gauge(
+            "outpost_mqtt_too_large_total",
+            "Messages over mqtt.max_payload_bytes, dropped (and counted) rather than passed on.",
+            c.too_large as f64,
+        );
         gate_metrics(m, "mqtt", &mqtt.gate.counts());
         let overrun = mqtt.counters.lock().map(|c| c.overrun).unwrap_or(0);
         m.gauge(

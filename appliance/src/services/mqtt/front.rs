@@ -60,6 +60,9 @@ pub struct FrontStats {
     pub logins_refused: AtomicU64,
     /// Publishes and subscribes a device had no right to.
     pub denied: AtomicU64,
+    /// Messages over `mqtt.max_payload_bytes`, dropped (the connection kept when the packet could
+    /// be read; closed beyond the packet cap).
+    pub too_large: AtomicU64,
 }
 
 /// A snapshot of [`FrontStats`].
@@ -71,6 +74,7 @@ pub struct FrontCounts {
     pub not_mqtt: u64,
     pub logins_refused: u64,
     pub denied: u64,
+    pub too_large: u64,
 }
 
 impl FrontStats {
@@ -82,6 +86,7 @@ impl FrontStats {
             not_mqtt: self.not_mqtt.load(Ordering::Relaxed),
             logins_refused: self.logins_refused.load(Ordering::Relaxed),
             denied: self.denied.load(Ordering::Relaxed),
+            too_large: self.too_large.load(Ordering::Relaxed),
         }
     }
 }
@@ -110,8 +115,9 @@ pub struct Door {
     per_device: Mutex<HashMap<String, usize>>,
     /// Client ids the front has just checked, for rumqttd's login hook: (device, when).
     vouched: Mutex<HashMap<String, (String, Instant)>>,
-    /// The largest packet a device may send.
+    /// The largest packet a device may send, and the largest message in it.
     max_packet: usize,
+    max_payload: usize,
     last_log: OnceAMinute,
 }
 
@@ -143,6 +149,7 @@ impl Door {
             vouched: Mutex::new(HashMap::new()),
             // A PUBLISH's topic and properties on top of its payload.
             max_packet: max_payload + 4096,
+            max_payload,
             last_log: OnceAMinute::default(),
         }
     }
@@ -335,16 +342,42 @@ async fn join<CR, CW, SR, SW>(
     let (to_client, mut outgoing) = tokio::sync::mpsc::channel::<Vec<u8>>(32);
     let up = async {
         let mut aliases = HashMap::<u16, String>::new();
-        while let Ok(Some(p)) = packet::read(&mut client.read, door.max_packet).await {
-            let verdict = check(version, device, p, &mut aliases);
-            if !matches!(verdict, Verdict::Pass(_)) {
-                door.stats.denied.fetch_add(1, Ordering::Relaxed);
-                door.warn_once_a_minute("An MQTT device used a topic it has no right to", &device.name);
+        loop {
+            let p = match packet::read(&mut client.read, door.max_packet).await {
+                Ok(Some(p)) => p,
+                Ok(None) => return,
+                Err(error) => {
+                    if error.to_string().contains("size limit") {
+                        door.stats.too_large.fetch_add(1, Ordering::Relaxed);
+                        door.warn_once_a_minute(
+                            "An MQTT device sent a packet over the size limit",
+                            &device.name,
+                        );
+                    }
+                    return;
+                }
+            };
+            let verdict = check(version, device, p, (&mut aliases, door.max_payload));
+            match verdict {
+                Verdict::Pass(_) => {}
+                Verdict::TooLarge(_) => {
+                    door.stats.too_large.fetch_add(1, Ordering::Relaxed);
+                    door.warn_once_a_minute(
+                        "An MQTT device sent a message over the size limit",
+                        &device.name,
+                    );
+                }
+                _ => {
+                    door.stats.denied.fetch_add(1, Ordering::Relaxed);
+                    door.warn_once_a_minute("An MQTT device used a topic it has no right to", &device.name);
+                }
             }
             let passed = match verdict {
                 Verdict::Pass(p) => server.write.write_all(&p).await.is_ok(),
-                Verdict::Refuse(None) => true,
-                Verdict::Refuse(Some(answer)) => to_client.send(answer).await.is_ok(),
+                Verdict::Refuse(None) | Verdict::TooLarge(None) => true,
+                Verdict::Refuse(Some(answer)) | Verdict::TooLarge(Some(answer)) => {
+                    to_client.send(answer).await.is_ok()
+                }
                 Verdict::Close => false,
             };
             if !passed {
@@ -384,12 +417,19 @@ enum Verdict {
     Pass(Vec<u8>),
     /// Not passed on; the answer, if any, goes back to the device.
     Refuse(Option<Vec<u8>>),
+    /// A message over the size limit: dropped and counted, the connection kept; the answer, if any.
+    TooLarge(Option<Vec<u8>>),
     /// The connection is closed.
     Close,
 }
 
 /// Checks one packet from `device` against its rights.
-fn check(version: Version, device: &Device, p: Vec<u8>, aliases: &mut HashMap<u16, String>) -> Verdict {
+fn check(
+    version: Version,
+    device: &Device,
+    p: Vec<u8>,
+    (aliases, max_payload): (&mut HashMap<u16, String>, usize),
+) -> Verdict {
     match packet::kind(&p) {
         packet::PUBLISH => {
             let Ok(publish) = packet::publish(version, &p) else { return Verdict::Close };
@@ -408,6 +448,13 @@ fn check(version: Version, device: &Device, p: Vec<u8>, aliases: &mut HashMap<u1
                 },
                 (true, None) => return Verdict::Close,
             };
+            if device.may_publish(&topic) && publish.payload_len > max_payload {
+                return match (publish.qos, publish.packet_id) {
+                    (0, _) => Verdict::TooLarge(None),
+                    (1, Some(id)) => Verdict::TooLarge(Some(packet::puback_too_large(version, id))),
+                    _ => Verdict::Close,
+                };
+            }
             if device.may_publish(&topic) {
                 return Verdict::Pass(packet::without_retain(p));
             }
@@ -452,18 +499,27 @@ mod tests {
         let gw = Device { name: "phong-1".into(), kind: DeviceKind::Gateway };
         let mut aliases = HashMap::new();
         let own = publish(Version::V311, "home/phong-1/BTtoMQTT/AABBCCDDEEFF", 0, true);
-        match check(Version::V311, &gw, own, &mut aliases) {
+        match check(Version::V311, &gw, own, (&mut aliases, 4096)) {
             Verdict::Pass(p) => assert_eq!(p[0] & 0x01, 0, "retain cleared"),
             _ => panic!("its own topic passes"),
         }
         let forged = publish(Version::V311, "home/phong-2/BTtoMQTT/AABBCCDDEEFF", 0, false);
-        assert!(matches!(check(Version::V311, &gw, forged, &mut aliases), Verdict::Refuse(None)));
+        assert!(matches!(check(Version::V311, &gw, forged, (&mut aliases, 4096)), Verdict::Refuse(None)));
         let forged = publish(Version::V5, "outpost/position/app-lan", 1, false);
-        match check(Version::V5, &gw, forged, &mut aliases) {
+        match check(Version::V5, &gw, forged, (&mut aliases, 4096)) {
             Verdict::Refuse(Some(ack)) => assert_eq!(ack, vec![0x40, 3, 0, 5, 0x87]),
             _ => panic!("a refused QoS 1 publish is acknowledged as refused"),
         }
         let forged = publish(Version::V311, "home/phong-2/LWT", 2, false);
-        assert!(matches!(check(Version::V311, &gw, forged, &mut aliases), Verdict::Close));
+        assert!(matches!(check(Version::V311, &gw, forged, (&mut aliases, 4096)), Verdict::Close));
+        // Its own topic, but a message over the limit (here 1 byte): dropped, counted, acknowledged
+        // as refused at QoS 1, and the connection kept.
+        let big = publish(Version::V5, "home/phong-1/BTtoMQTT/AABBCCDDEEFF", 1, false);
+        match check(Version::V5, &gw, big, (&mut aliases, 1)) {
+            Verdict::TooLarge(Some(ack)) => assert_eq!(ack, vec![0x40, 3, 0, 5, 0x97]),
+            _ => panic!("a message over the limit is refused, not passed"),
+        }
+        let big = publish(Version::V311, "home/phong-1/BTtoMQTT/AABBCCDDEEFF", 0, false);
+        assert!(matches!(check(Version::V311, &gw, big, (&mut aliases, 1)), Verdict::TooLarge(None)));
     }
 }

@@ -284,6 +284,8 @@ pub struct Publish {
     pub packet_id: Option<u16>,
     /// MQTT 5's topic alias, if set.
     pub alias: Option<u16>,
+    /// The application message's length.
+    pub payload_len: usize,
 }
 
 /// Reads a PUBLISH's topic, QoS, packet id and (MQTT 5) topic alias.
@@ -300,7 +302,8 @@ pub fn publish(version: Version, packet: &[u8]) -> Parsed<Publish> {
             }
         }
     }
-    Ok(Publish { topic, qos, packet_id, alias })
+    let payload_len = c.buf.len().saturating_sub(c.at);
+    Ok(Publish { topic, qos, packet_id, alias, payload_len })
 }
 
 /// The same PUBLISH, not retained.
@@ -344,9 +347,18 @@ pub fn suback_refused(version: Version, id: u16, count: usize) -> Vec<u8> {
 
 /// The PUBACK for a QoS 1 PUBLISH `id` that was not passed on (MQTT 5 says why; 3.1.1 cannot).
 pub fn puback_refused(version: Version, id: u16) -> Vec<u8> {
+    puback_with(version, id, 0x87)
+}
+
+/// The PUBACK of a message over the size limit (MQTT 5: 0x97, quota exceeded; 3.1.1 has no reason).
+pub fn puback_too_large(version: Version, id: u16) -> Vec<u8> {
+    puback_with(version, id, 0x97)
+}
+
+fn puback_with(version: Version, id: u16, reason: u8) -> Vec<u8> {
     let mut body = id.to_be_bytes().to_vec();
     if version == Version::V5 {
-        body.push(0x87);
+        body.push(reason);
     }
     encode(0x40, &body)
 }
