@@ -128,6 +128,15 @@ fn gateways_publish_sightings_to_the_embedded_broker() {
             && p["counters"]["refused"]["not_json"] == 1
             && p["counters"]["refused"]["absurd_rssi"] == 1
     });
+    // Keep-alive 0 (valid MQTT: no keep-alive; mosquitto_pub will not send it) is accepted, on
+    // 3.1.1 and on 5, with a CONNACK saying so.
+    for version in [4u8, 5] {
+        assert_eq!(
+            connack_with_keep_alive_0(port, version, "phong_a12", "mat-khau-gateway-1"),
+            0,
+            "MQTT {version}"
+        );
+    }
     // A message over the 4 KB limit: dropped and counted, acknowledged (3.1.1 has no reason code).
     let big = format!(r#"{{"id":"mac:d4e6f1a2b3c4","rssi":-60,"pad":"{}"}}"#, "x".repeat(5000));
     assert!(publish(
@@ -278,4 +287,25 @@ fn devices_connect_over_tls_and_mqtt_5() {
     c.login("admin.mqtt", PASSWORD);
     assert_eq!(fingerprint(&c.get("/mqtt").body), before);
     assert!(mosquitto_pub(&tls_v5, "phong_b07", "mat-khau-gateway-2", topic, payload));
+}
+
+/// A CONNECT of MQTT `version` (4: 3.1.1, 5) with keep-alive 0 written by hand: the CONNACK's
+/// return code (reason code in 5).
+fn connack_with_keep_alive_0(port: u16, version: u8, user: &str, pass: &str) -> u8 {
+    use std::io::{Read, Write};
+    let string = |s: &str| [&(s.len() as u16).to_be_bytes()[..], s.as_bytes()].concat();
+    let mut body = [string("MQTT"), vec![version, 0xC2, 0, 0]].concat();
+    if version == 5 {
+        body.push(0); // no properties
+    }
+    body.extend([string("keepalive-0"), string(user), string(pass)].concat());
+    let mut packet = vec![0x10, body.len() as u8];
+    packet.extend(body);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).expect("timeout");
+    s.write_all(&packet).expect("write");
+    let mut answer = [0u8; 4];
+    s.read_exact(&mut answer).expect("a CONNACK");
+    assert_eq!(answer[0], 0x20, "{answer:?}");
+    answer[3]
 }

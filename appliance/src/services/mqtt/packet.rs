@@ -225,13 +225,19 @@ impl Connect {
         Ok(Connect { version, client_id, username, password, will_topic, flags_at, client_id_at })
     }
 
-    /// The same CONNECT with `client_id` in place of the device's and its will not retained.
+    /// The same CONNECT with `client_id` in place of the device's and its will not retained; a
+    /// keep-alive of 0 (valid MQTT: no keep-alive), which rumqttd refuses, becomes the longest there
+    /// is (65,535 s, 18 h 12 min).
     pub fn rewrite(&self, packet: &[u8], client_id: &str) -> Parsed<Vec<u8>> {
         let body = body(packet)?;
         let id_len = u16::try_from(client_id.len()).map_err(|_| Malformed("client id too long"))?;
         let mut out = Vec::with_capacity(body.len() + client_id.len());
         out.extend_from_slice(&body[..self.client_id_at.0]);
         out[self.flags_at] &= !WILL_RETAIN;
+        let keep_alive = self.flags_at + 1..self.flags_at + 3;
+        if out[keep_alive.clone()] == [0, 0] {
+            out[keep_alive].copy_from_slice(&[0xFF, 0xFF]);
+        }
         out.extend_from_slice(&id_len.to_be_bytes());
         out.extend_from_slice(client_id.as_bytes());
         out.extend_from_slice(&body[self.client_id_at.1..]);
