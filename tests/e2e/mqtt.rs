@@ -137,6 +137,9 @@ fn gateways_publish_sightings_to_the_embedded_broker() {
             "MQTT {version}"
         );
     }
+    // A wrong password gets its CONNACK return code, not a bare close: 4 in 3.1.1, 0x86 in 5.
+    assert_eq!(connack_with_keep_alive_0(port, 4, "phong_a12", "sai-mat-khau-1"), 4);
+    assert_eq!(connack_with_keep_alive_0(port, 5, "phong_a12", "sai-mat-khau-1"), 0x86);
     // A message over the 4 KB limit: dropped and counted, acknowledged (3.1.1 has no reason code).
     let big = format!(r#"{{"id":"mac:d4e6f1a2b3c4","rssi":-60,"pad":"{}"}}"#, "x".repeat(5000));
     assert!(publish(
