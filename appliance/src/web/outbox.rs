@@ -74,10 +74,10 @@ fn lanes(lang: Lang, wait: &Wait) -> Markup {
                 tr data-lane=(l.purpose.as_str()) {
                     td { (td(lang, &format!("purpose.{}", l.purpose.as_str()))) }
                     td { (l.waiting) }
-                    td { @match l.drained_in_seconds {
-                        Some(s) if l.waiting > 0 => { (minutes(s)) }
-                        Some(_) => { "—" }
-                        None => { span.muted { (t(lang, "outbox.pace_unknown")) } }
+                    td { @match (l.waiting, l.drained_in_seconds) {
+                        (0, _) => { "—" }
+                        (_, Some(s)) => { (minutes(s)) }
+                        (_, None) => { span.muted { (t(lang, "outbox.pace_unknown")) } }
                     } }
                 }
             } }
