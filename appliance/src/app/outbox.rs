@@ -18,7 +18,7 @@
 //! a higher lane waits behind a lower one for the message in flight only (reminders and results are
 //! one part each). A reminder expires at the end of its round (`expired`, never sent late); results
 //! and alerts never expire. To one number, at most `outbox.per_person_per_hour` messages an hour,
-//! except alerts and results: the others wait their turn.
+//! except alerts, results and spot-check requests (which have a deadline): the others wait their turn.
 //!
 //! Keys (box-local): `outbox/<id>` the message, `outbox-due/<lane>/<id>` the small index of those
 //! still to send, `outbox-mr/<reference>` → id for matching delivery reports.
@@ -99,9 +99,10 @@ impl Purpose {
         Purpose::Custom,
     ];
 
-    /// Whether the per-person hourly cap holds it back (alerts and results always go).
+    /// Whether the per-person hourly cap holds it back. Alerts and results always go, and so does a
+    /// spot check's request: it has a deadline, and held back it would raise a false "missed" alert.
     pub fn capped(self) -> bool {
-        !matches!(self, Purpose::OnDuty | Purpose::TestResult | Purpose::Province)
+        !matches!(self, Purpose::OnDuty | Purpose::TestResult | Purpose::Province | Purpose::SpotCheck)
     }
 
     pub fn as_str(self) -> &'static str {

@@ -1,8 +1,9 @@
 //! The outbox workers [M6], one per modem: each sends due messages one at a time through its
 //! [`SmsSender`], by lane (see `crate::app::outbox`), pausing between messages
 //! (`outbox.min_interval_ms`) and backing off between retries so no modem is flooded; at most
-//! `outbox.per_person_per_hour` messages to one number an hour, except alerts and results. What each
-//! step records, and why a message is sent at most twice across a crash, is in `crate::app::outbox`.
+//! `outbox.per_person_per_hour` messages to one number an hour, except alerts, results and spot
+//! checks. What each step records, and why a message is sent at most twice across a crash, is in
+//! `crate::app::outbox`.
 
 use std::{
     collections::{HashMap, VecDeque},

@@ -203,7 +203,7 @@ pub struct ModemConfig {
 #[derive(Debug, Clone)]
 pub struct OutboxConfig {
     pub min_interval: StdDuration,
-    /// Messages to one number an hour, except alerts and results.
+    /// Messages to one number an hour, except alerts, results and spot-check requests.
     pub per_person_per_hour: u32,
     pub retry: Duration,
     pub max_retry: Duration,
