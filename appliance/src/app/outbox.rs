@@ -182,7 +182,12 @@ pub struct OutboxMessage {
 /// How long a message takes to leave, measured: a moving average of the modem's time per message
 /// (milliseconds; none before the first). In memory: a restart measures again.
 #[derive(Debug, Default)]
-pub struct Pace(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64);
+pub struct Pace {
+    /// The moving average, milliseconds a message; 0 before the first.
+    millis: std::sync::atomic::AtomicU64,
+    /// One bit per sender (0..64) that can send now.
+    ready: std::sync::atomic::AtomicU64,
+}
 
 impl Pace {
     /// Whether sender `index` (0..64) can send now: the outbox drains through the ready ones.
@@ -190,29 +195,29 @@ impl Pace {
         use std::sync::atomic::Ordering;
         let bit = 1u64 << (index % 64);
         if ready {
-            self.1.fetch_or(bit, Ordering::Relaxed);
+            self.ready.fetch_or(bit, Ordering::Relaxed);
         } else {
-            self.1.fetch_and(!bit, Ordering::Relaxed);
+            self.ready.fetch_and(!bit, Ordering::Relaxed);
         }
     }
 
     /// How many senders are ready.
     pub fn senders(&self) -> u32 {
-        self.1.load(std::sync::atomic::Ordering::Relaxed).count_ones()
+        self.ready.load(std::sync::atomic::Ordering::Relaxed).count_ones()
     }
 
     /// Adds one message's time.
     pub fn record(&self, took: std::time::Duration) {
         use std::sync::atomic::Ordering;
         let ms = took.as_millis().clamp(1, u128::from(u32::MAX)) as u64;
-        let old = self.0.load(Ordering::Relaxed);
+        let old = self.millis.load(Ordering::Relaxed);
         let new = if old == 0 { ms } else { (old * 7 + ms) / 8 };
-        self.0.store(new, Ordering::Relaxed);
+        self.millis.store(new, Ordering::Relaxed);
     }
 
     /// The average time per message, once measured.
     pub fn per_message(&self) -> Option<std::time::Duration> {
-        let ms = self.0.load(std::sync::atomic::Ordering::Relaxed);
+        let ms = self.millis.load(std::sync::atomic::Ordering::Relaxed);
         (ms > 0).then(|| std::time::Duration::from_millis(ms))
     }
 }
@@ -228,6 +233,13 @@ pub struct Wait {
     pub modems_ready: u32,
     /// Test results would not all leave within the hour they are promised in [M10].
     pub results_late: bool,
+}
+
+impl Wait {
+    /// The test results' lane.
+    pub fn results(&self) -> Option<&LaneWait> {
+        self.lanes.iter().find(|l| l.purpose == Purpose::TestResult)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -375,16 +387,20 @@ impl Outpost {
                 self.store.get_local::<OutboxMessage>(&key(k.rsplit('/').next()?)).ok().flatten()
             })
             .next();
-        let drained =
-            lanes.iter().find(|l| l.purpose == Purpose::TestResult).and_then(|l| l.drained_in_seconds);
-        let results_late = match (oldest_result, drained) {
+        let mut wait = Wait {
+            lanes,
+            seconds_per_message: per,
+            modems_ready: self.sms_pace.senders(),
+            results_late: false,
+        };
+        wait.results_late = match (oldest_result, wait.results().and_then(|l| l.drained_in_seconds)) {
             (Some(m), Some(s)) => {
                 self.now() + chrono::Duration::milliseconds((s * 1000.0) as i64)
                     > m.created_at + chrono::Duration::hours(1)
             }
             _ => false,
         };
-        Ok(Wait { lanes, seconds_per_message: per, modems_ready: self.sms_pace.senders(), results_late })
+        Ok(wait)
     }
 
     /// Records how long a modem took one message.

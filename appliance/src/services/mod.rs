@@ -170,20 +170,19 @@ impl Services {
         let storage = app.storage();
         let data_dir = &app.config().store.data_dir;
         let system = System::read(data_dir, storage.write_error.as_deref());
+        let mut conditions = self.conditions().all();
+        if let Some(wait) = app.outbox_wait().ok().filter(|w| w.results_late) {
+            if let Some(l) = wait.results() {
+                let minutes = l.drained_in_seconds.map_or(0.0, |s| s / 60.0).ceil();
+                conditions.push(("sms_late", format!("{} results, {minutes} min", l.waiting)));
+            }
+        }
         let reports = system::Reports {
             data_dir,
             write_error: storage.write_error,
             modems: self.modems().iter().map(|(port, m)| (port.clone(), m.health())).collect(),
-            conditions: self.conditions().all(),
+            conditions,
         };
-        let mut reports = reports;
-        if let Some(wait) = app.outbox_wait().ok().filter(|w| w.results_late) {
-            let results = wait.lanes.iter().find(|l| l.purpose == crate::app::outbox::Purpose::TestResult);
-            if let Some(l) = results {
-                let minutes = l.drained_in_seconds.map_or(0.0, |s| s / 60.0).ceil();
-                reports.conditions.push(("sms_late", format!("{} results, {minutes} min", l.waiting)));
-            }
-        }
         let problems = system::problems(&system, reports);
         (system, problems)
     }

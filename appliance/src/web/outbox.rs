@@ -15,7 +15,7 @@ use super::{
     layout::badge,
 };
 use crate::{
-    app::outbox::{OutboxMessage, OutboxState, Purpose, Wait},
+    app::outbox::{OutboxMessage, OutboxState, Wait},
     base::i18n::{t, td, Lang},
 };
 
@@ -100,8 +100,7 @@ fn minutes(seconds: f64) -> String {
 
 /// One line for the dashboard: the results waiting and when the last will have left.
 pub fn lane_summary(lang: Lang, wait: &Wait) -> String {
-    let results = wait.lanes.iter().find(|l| l.purpose == Purpose::TestResult);
-    match results {
+    match wait.results() {
         Some(l) => format!(
             "{} {}, {} {}",
             l.waiting,
