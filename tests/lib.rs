@@ -534,13 +534,26 @@ pub fn site_with_people(
     people: usize,
     (password, more): (&str, &[&str]),
 ) -> (BoxProcess, Client, Vec<String>) {
+    site_with_people_wrapped(&[], dir, modem, extra, clock, people, (password, more))
+}
+
+/// [`site_with_people`] with the box started through `wrapper` (see [`BoxProcess::start_wrapped`]).
+pub fn site_with_people_wrapped(
+    wrapper: &[&str],
+    dir: &Path,
+    modem: &Path,
+    extra: &str,
+    clock: &str,
+    people: usize,
+    (password, more): (&str, &[&str]),
+) -> (BoxProcess, Client, Vec<String>) {
     let config = write_config(
         dir,
         &format!("[modem]\nport = \"{}\"\n[outbox]\nmin_interval_ms = 1\n{extra}", modem.display()),
     );
     let args: Vec<&str> =
         ["--config", config.as_str(), "--clock", clock].into_iter().chain(more.iter().copied()).collect();
-    let b = BoxProcess::start("run", &dir.join("data"), &args);
+    let b = BoxProcess::start_wrapped(wrapper, "run", &dir.join("data"), &args);
     let mut c = Client::new(&b.url);
     c.setup_admin(b.setup_link.as_deref().expect("setup"), "lan.nguyen", password);
     let res =

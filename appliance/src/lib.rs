@@ -30,7 +30,8 @@
 //!   [`app::mqtt`] (device credentials), [`app::privacy`] (erasure), [`app::system`] (the site
 //!   record, storage, backups).
 //! - [`platform`]: the box as a machine — [`platform::backup`], [`platform::update`],
-//!   [`platform::system`] (its condition and problems), [`platform::tls`], [`platform::memory`].
+//!   [`platform::system`] (its condition and problems), [`platform::tls`], [`platform::memory`],
+//!   [`platform::wear`] (what is written to the card a day, its projected life).
 //! - [`base`]: [`base::clock`], [`base::config`] (typed once, over [`base::config::raw`], the
 //!   file as written), [`base::validate`], [`base::rules`] (pure), [`base::smsdecl`],
 //!   [`base::i18n`], [`base::audit`].

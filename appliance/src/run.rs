@@ -184,6 +184,7 @@ async fn run_async(options: RunOptions) -> anyhow::Result<()> {
         cancel.clone(),
     ));
     let simulator = start_sms(&app, &services, outbox_wake, (&tracker, &cancel)).await?;
+    tracker.spawn(note_wear(services.clone(), app.config().store.data_dir.clone(), cancel.clone()));
     let scheduler = Scheduler::new(app.clone(), Some(presence.clone()));
     match manual {
         None => tracker.spawn(scheduler.run(cancel.clone())),
@@ -448,4 +449,15 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// Notes once a minute what has been written to the card so far, for its projected life.
+async fn note_wear(services: Services, data_dir: std::path::PathBuf, cancel: CancellationToken) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = every.tick() => services.note_wear(&data_dir),
+        }
+    }
 }

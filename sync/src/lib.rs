@@ -22,7 +22,9 @@ pub mod protocol;
 pub mod record;
 pub mod report;
 pub mod secret;
+pub mod series;
 pub mod store;
 
 pub use record::Record;
-pub use store::{Sample, Series, Store, StoreConfig, StoreError, WriteSet};
+pub use series::{Sample, Series};
+pub use store::{Store, StoreConfig, StoreError, WriteSet};

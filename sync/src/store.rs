@@ -33,6 +33,7 @@ use crate::{
     doc,
     protocol::{DocChanges, DocHeads, Docs},
     record::{self, Record},
+    series::Series,
 };
 
 /// Sizing and behaviour of the store.
@@ -85,6 +86,8 @@ pub enum StoreError {
     Closed,
     #[error("a backup could not be written or read")]
     Backup(#[source] std::io::Error),
+    #[error("the block of samples ending at {0} ms is corrupt")]
+    CorruptBlock(i64),
     #[error("writes are refused: {0}")]
     DiskRefused(String),
     #[error("document {doc_id} from the peer cannot be read")]
@@ -105,7 +108,7 @@ impl StoreError {
     }
 }
 
-type Result<T, E = StoreError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// A set of changes applied atomically: records (each an Automerge document) and box-local keys.
 #[derive(Debug, Default)]
@@ -254,7 +257,7 @@ struct Inner {
 /// stops all its writes until the process restarts, where a refusal ends as soon as space is freed.
 pub type WriteGuard = Arc<dyn Fn(bool) -> Option<String> + Send + Sync>;
 
-fn guarded(guard: Option<&WriteGuard>, records: bool) -> Result<()> {
+pub(crate) fn guarded(guard: Option<&WriteGuard>, records: bool) -> Result<()> {
     match guard.and_then(|g| g(records)) {
         Some(reason) => Err(StoreError::DiskRefused(reason)),
         None => Ok(()),
@@ -852,10 +855,10 @@ impl Store {
 
     /// The box-local time-series `name` (its own sled tree).
     pub fn series(&self, name: &str) -> Result<Series> {
-        Ok(Series {
-            tree: self.inner.db.open_tree(format!("{SERIES_PREFIX}{name}"))?,
-            guard: self.inner.guard.get().cloned(),
-        })
+        Ok(Series::new(
+            self.inner.db.open_tree(format!("{SERIES_PREFIX}{name}"))?,
+            self.inner.guard.get().cloned(),
+        ))
     }
 
     /// Sets the check every write passes first (once; before series are opened).
@@ -1082,96 +1085,6 @@ fn u64_from(bytes: &[u8]) -> u64 {
     let n = bytes.len().min(8);
     b[..n].copy_from_slice(&bytes[..n]);
     u64::from_be_bytes(b)
-}
-
-/// A bounded, box-local time-series (raw BLE sightings, GPS fixes): samples keyed by time in
-/// milliseconds (big-endian, so keys sort by time) and a name, in their own sled tree. Never
-/// replicated and never flushed on write: samples are not acknowledged to anyone, and the periodic
-/// flush keeps them within a second. [`Series::prune_before`] keeps it bounded.
-#[derive(Clone)]
-pub struct Series {
-    tree: sled::Tree,
-    guard: Option<WriteGuard>,
-}
-
-/// One sample of a [`Series`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
-    pub at_ms: i64,
-    pub name: String,
-    pub value: Vec<u8>,
-}
-
-fn series_key(at_ms: i64, name: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(9 + name.len());
-    key.extend_from_slice(&(at_ms.max(0) as u64).to_be_bytes());
-    key.extend_from_slice(name.as_bytes());
-    key
-}
-
-impl Series {
-    /// Adds samples in one atomic batch.
-    pub fn insert(&self, samples: &[Sample]) -> Result<()> {
-        guarded(self.guard.as_ref(), true)?;
-        let mut batch = sled::Batch::default();
-        for s in samples {
-            batch.insert(series_key(s.at_ms, &s.name), s.value.as_slice());
-        }
-        self.tree.apply_batch(batch)?;
-        Ok(())
-    }
-
-    /// Samples with `from_ms <= at < to_ms`, oldest first, at most `limit`; only those named `name`
-    /// when given.
-    pub fn range(&self, from_ms: i64, to_ms: i64, name: Option<&str>, limit: usize) -> Result<Vec<Sample>> {
-        let mut out = Vec::new();
-        for entry in self.tree.range(series_key(from_ms, "")..series_key(to_ms, "")) {
-            let (k, v) = entry?;
-            if k.len() < 8 {
-                continue;
-            }
-            let mut ms = [0u8; 8];
-            ms.copy_from_slice(&k[..8]);
-            let sample_name = String::from_utf8_lossy(&k[8..]);
-            if name.is_some_and(|n| n != sample_name) {
-                continue;
-            }
-            out.push(Sample {
-                at_ms: u64::from_be_bytes(ms) as i64,
-                name: sample_name.into_owned(),
-                value: v.to_vec(),
-            });
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
-    /// Removes every sample older than `before_ms`; returns how many.
-    pub fn prune_before(&self, before_ms: i64) -> Result<usize> {
-        guarded(self.guard.as_ref(), false)?;
-        let mut removed = 0;
-        let mut batch = sled::Batch::default();
-        for entry in self.tree.range(..series_key(before_ms, "")) {
-            batch.remove(entry?.0);
-            removed += 1;
-            if removed % 10_000 == 0 {
-                self.tree.apply_batch(std::mem::take(&mut batch))?;
-            }
-        }
-        self.tree.apply_batch(batch)?;
-        Ok(removed)
-    }
-
-    /// How many samples it holds (counts them: for tests and the health page, not hot paths).
-    pub fn len(&self) -> usize {
-        self.tree.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.tree.is_empty()
-    }
 }
 
 #[cfg(test)]
@@ -1508,24 +1421,5 @@ mod tests {
         assert_eq!(store.last_seq(), 64);
         // How many depends on how fast the disk syncs; that some writers shared a flush is the point.
         assert!(store.flushes() < 64, "64 concurrent commits took {} flushes", store.flushes());
-    }
-
-    #[test]
-    fn series_is_ordered_filtered_and_pruned() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = open(dir.path());
-        let series = store.series("sightings").expect("series");
-        let samples: Vec<Sample> = (0..100)
-            .map(|i| Sample { at_ms: 1_000 * i, name: format!("B{}", i % 2), value: vec![i as u8] })
-            .collect();
-        series.insert(&samples).expect("insert");
-        let b1 = series.range(10_000, 20_000, Some("B1"), usize::MAX).expect("range");
-        assert_eq!(b1.iter().map(|s| s.value[0]).collect::<Vec<_>>(), vec![11, 13, 15, 17, 19]);
-        assert_eq!(series.range(0, i64::MAX, None, 3).expect("range").len(), 3);
-        assert_eq!(series.prune_before(50_000).expect("prune"), 50);
-        assert_eq!(series.len(), 50);
-        assert_eq!(series.range(0, i64::MAX, None, 1).expect("range")[0].at_ms, 50_000);
-        // A series is its own tree: nothing of it reaches the change log.
-        assert_eq!(store.last_seq(), 0);
     }
 }

@@ -10,7 +10,7 @@
 use chrono::{DateTime, Utc};
 use outpost_sync::{
     record::{Alert, AlertKind, AlertState, Geofence, LocationDay, Person, Severity},
-    store::Sample,
+    series::Sample,
     WriteSet,
 };
 use serde::{Deserialize, Serialize};

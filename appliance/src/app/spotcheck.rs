@@ -12,7 +12,7 @@
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use outpost_sync::{
     record::{Alert, AlertKind, Person, Severity, SpotCheck, SpotCheckState, SpotReview},
-    store::Sample,
+    series::Sample,
     WriteSet,
 };
 use rand::Rng;

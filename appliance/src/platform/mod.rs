@@ -6,9 +6,11 @@
 //! - [`system`]: disk, memory, temperature, the problems staff must hear about, the store's write guard.
 //! - [`tls`]: the box's certificate.
 //! - [`memory`]: the allocator's settings and `statvfs` (the crate's two `unsafe` calls).
+//! - [`wear`]: what the box writes to the SD card a day, and the card's projected life.
 
 pub mod backup;
 pub mod memory;
 pub mod system;
 pub mod tls;
 pub mod update;
+pub mod wear;

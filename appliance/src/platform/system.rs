@@ -5,7 +5,10 @@
 
 use std::{collections::BTreeMap, path::Path, sync::Mutex};
 
-use crate::platform::memory;
+use crate::platform::{
+    memory,
+    wear::{CardWear, SHORT_LIFE_DAYS},
+};
 
 /// What the box reads of itself.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -20,6 +23,9 @@ pub struct System {
     pub memory_available_bytes: u64,
     /// The first thermal zone (the SoC on a Pi); none where the machine has none.
     pub temperature_celsius: Option<f64>,
+    /// What the box writes to the card and the card's projected life (filled by whoever keeps the
+    /// rate: [`crate::platform::wear::Wear`]).
+    pub card: CardWear,
 }
 
 /// Below this much free space the card counts as nearly full (a warning).
@@ -145,8 +151,17 @@ impl System {
 }
 
 /// Every problem's code, as [`Problem::code`] holds it (the health page names each).
-pub const PROBLEM_CODES: [&str; 8] =
-    ["disk_read_only", "disk_full", "disk_low", "store_write", "modem", "adapter", "config", "sms_late"];
+pub const PROBLEM_CODES: [&str; 9] = [
+    "disk_read_only",
+    "disk_full",
+    "disk_low",
+    "card_wear",
+    "store_write",
+    "modem",
+    "adapter",
+    "config",
+    "sms_late",
+];
 
 /// Something that keeps the box from doing part of its work.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -185,6 +200,11 @@ pub fn problems(system: &System, reports: Reports<'_>) -> Vec<Problem> {
             full,
             format!("{} MB / {} MB", system.disk_free_bytes >> 20, system.disk_total_bytes >> 20),
         ));
+    }
+    if let (Some(days), Some(per_day)) = (system.card.life_days, system.card.per_day_bytes) {
+        if days < SHORT_LIFE_DAYS {
+            out.push(problem("card_wear", false, format!("{} MB/day, {days:.0} days", per_day / 1_000_000)));
+        }
     }
     if let Some(error) = reports.write_error {
         out.push(problem("store_write", true, error));

@@ -39,6 +39,7 @@ use crate::{
     platform::{
         system::{self, Conditions, Problem, System},
         tls::BoxCertificate,
+        wear::Wear,
     },
 };
 
@@ -60,6 +61,8 @@ struct Handles {
     scanner: OnceLock<Arc<ScanStats>>,
     presence: OnceLock<presence::PresenceView>,
     conditions: Arc<Conditions>,
+    /// What the box writes to its card, noted once a minute.
+    wear: Wear,
     web_gate: OnceLock<Arc<Gate>>,
 }
 
@@ -131,6 +134,11 @@ impl Services {
         self.0.presence.get()
     }
 
+    /// Notes what has been written to the card so far (once a minute at most), for its wear.
+    pub fn note_wear(&self, data_dir: &std::path::Path) {
+        self.0.wear.note(data_dir);
+    }
+
     /// Conditions components report for the health page.
     pub fn conditions(&self) -> &Arc<Conditions> {
         &self.0.conditions
@@ -169,7 +177,9 @@ impl Services {
     pub fn condition(&self, app: &Outpost) -> (System, Vec<Problem>) {
         let storage = app.storage();
         let data_dir = &app.config().store.data_dir;
-        let system = System::read(data_dir, storage.write_error.as_deref());
+        let mut system = System::read(data_dir, storage.write_error.as_deref());
+        system.card =
+            self.0.wear.read(data_dir, system.disk_total_bytes, app.config().store.card_write_cycles);
         let mut conditions = self.conditions().all();
         if let Some(wait) = app.outbox_wait().ok().filter(|w| w.results_late) {
             if let Some(l) = wait.results() {

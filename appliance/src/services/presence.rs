@@ -6,7 +6,9 @@
 //!   list of unknown bands (listable, never alerted on, and where "register by scanning" looks);
 //! - keeps raw sightings in a bounded time-series (at most one per band and scanner every
 //!   `bands.sample_seconds`, pruned after `bands.retention_hours`), never in a CRDT document,
-//!   through a writer thread of their own so that the engine never waits for the SD card;
+//!   through a writer thread of their own so that the engine never waits for the SD card; the
+//!   writer holds them in memory and writes them as one compressed block every
+//!   `bands.sample_write_seconds` (the raw samples a power cut may lose; nothing acknowledged);
 //! - once a second (and on every scheduler pass) asks the engine who is now unseen or away;
 //! - for a band worn by a person, hands the engine's events to the operations
 //!   (`crate::app::presence`), which write the replicated facts: presence intervals and alerts.
@@ -118,6 +120,11 @@ pub struct Stats {
     pub events: u64,
     /// Raw sightings written to the time-series.
     pub samples: u64,
+    /// Raw sightings held in memory, to be written with the next block.
+    pub samples_unwritten: u64,
+    /// Blocks of raw sightings written, and their bytes (compressed).
+    pub sample_blocks: u64,
+    pub sample_bytes: u64,
     /// Raw sightings not kept because the disk was behind (the engine never waits for it).
     pub samples_dropped: u64,
     #[serde(skip)]
@@ -150,6 +157,7 @@ struct Shared {
     engine: Arc<Mutex<Engine>>,
     stats: Arc<Mutex<Stats>>,
     series: Series,
+    unwritten: Unwritten,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -165,11 +173,17 @@ impl PresenceView {
         let stats = Arc::new(Mutex::new(Stats::default()));
         let tap: Arc<std::sync::OnceLock<Tap>> = Arc::new(std::sync::OnceLock::new());
         let (samples_tx, samples_rx) = mpsc::sync_channel(SAMPLE_BATCHES);
+        let unwritten = Unwritten::default();
         let writer = {
-            let (series, stats) = (series.clone(), stats.clone());
+            let writer = SampleWriter {
+                series: series.clone(),
+                stats: stats.clone(),
+                unwritten: unwritten.clone(),
+                every: app.config().bands.sample_write_every,
+            };
             std::thread::Builder::new()
                 .name("presence-samples".into())
-                .spawn(move || write_samples(&series, &stats, &samples_rx))?
+                .spawn(move || writer.run(&samples_rx))?
         };
         let worker = Worker {
             tap: tap.clone(),
@@ -185,7 +199,8 @@ impl PresenceView {
             last_prune: None,
         };
         let thread = std::thread::Builder::new().name("presence".into()).spawn(move || worker.run(&rx))?;
-        let shared = Shared { tx: inputs.0, tap, engine, stats, series, thread: Mutex::new(Some(thread)) };
+        let shared =
+            Shared { tx: inputs.0, tap, engine, stats, series, unwritten, thread: Mutex::new(Some(thread)) };
         Ok(PresenceView(Arc::new(shared)))
     }
 
@@ -250,15 +265,16 @@ impl PresenceView {
         self.0.stats.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
-    /// Raw sightings of `band` since `since`, oldest first.
+    /// Raw sightings of `band` since `since`, oldest first: those written and those still held.
     pub fn sightings(&self, band: &str, since: DateTime<Utc>, limit: usize) -> Vec<StoredSighting> {
-        self.0
-            .series
-            .range(since.timestamp_millis(), i64::MAX, Some(band), limit)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|s| serde_json::from_slice(&s.value).ok())
-            .collect()
+        let from = since.timestamp_millis();
+        let mut samples = self.0.series.range(from, i64::MAX, Some(band), limit).unwrap_or_default();
+        if let Ok(held) = self.0.unwritten.lock() {
+            samples.extend(held.iter().filter(|s| s.name == band && s.at_ms >= from).cloned());
+        }
+        samples.sort_by_key(|s| s.at_ms);
+        samples.truncate(limit);
+        samples.into_iter().filter_map(|s| serde_json::from_slice(&s.value).ok()).collect()
     }
 
     /// Stops the thread after it has written what it holds.
@@ -272,6 +288,13 @@ impl PresenceView {
 
 /// Batches of raw samples queued for the writer (up to 1,000 each).
 const SAMPLE_BATCHES: usize = 32;
+/// The most raw samples held in memory (about 15 MB; 25 minutes of 2,000 bands heard by two
+/// gateways at one sample a minute): past it, the block is written early, and while the disk
+/// refuses writes the oldest are dropped and counted.
+const MAX_UNWRITTEN: usize = 100_000;
+
+/// Raw samples taken but not yet written: the writer's buffer, which the band pages also read.
+type Unwritten = Arc<Mutex<Vec<Sample>>>;
 
 /// Work for the sample writer thread.
 enum SampleJob {
@@ -279,25 +302,93 @@ enum SampleJob {
     PruneBefore(i64),
 }
 
-/// The sample writer: keeps raw sightings in the time-series and prunes old ones, off the presence
-/// thread, until its queue is closed.
-fn write_samples(series: &Series, stats: &Mutex<Stats>, jobs: &Receiver<SampleJob>) {
-    for job in jobs {
-        match job {
-            SampleJob::Insert(samples) => match series.insert(&samples) {
-                Ok(()) => {
-                    if let Ok(mut s) = stats.lock() {
-                        s.samples += samples.len() as u64;
+/// The sample writer: holds raw sightings and writes them to the time-series as one block every
+/// `every` (of the box's clock or of real time, whichever comes first, or when it holds
+/// [`MAX_UNWRITTEN`]), prunes old ones, off the presence thread, and writes what it holds when its
+/// queue is closed.
+struct SampleWriter {
+    series: Series,
+    stats: Arc<Mutex<Stats>>,
+    unwritten: Unwritten,
+    every: Duration,
+}
+
+impl SampleWriter {
+    fn run(&self, jobs: &Receiver<SampleJob>) {
+        let every = self.every.to_std().unwrap_or(StdDuration::from_secs(300));
+        let mut held_since: Option<Instant> = None;
+        loop {
+            match jobs.recv_timeout(StdDuration::from_secs(1)) {
+                Ok(SampleJob::Insert(samples)) => {
+                    held_since.get_or_insert_with(Instant::now);
+                    if let Ok(mut held) = self.unwritten.lock() {
+                        held.extend(samples);
                     }
                 }
-                Err(error) => tracing::error!(%error, "Cannot keep sightings."),
-            },
-            SampleJob::PruneBefore(ms) => match series.prune_before(ms) {
-                Ok(n) if n > 0 => tracing::info!(removed = n, "Old sightings pruned."),
-                Ok(_) => {}
-                Err(error) => tracing::error!(%error, "Cannot prune old sightings."),
-            },
+                Ok(SampleJob::PruneBefore(ms)) => match self.series.prune_before(ms) {
+                    Ok(n) if n > 0 => tracing::info!(removed = n, "Old sightings pruned."),
+                    Ok(_) => {}
+                    Err(error) => tracing::error!(%error, "Cannot prune old sightings."),
+                },
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.write_block();
+                    return;
+                }
+            }
+            let (span, held) = self.held_span();
+            if let Ok(mut s) = self.stats.lock() {
+                s.samples_unwritten = held as u64;
+            }
+            let due = held_since.is_some_and(|t| t.elapsed() >= every)
+                || span >= self.every
+                || held >= MAX_UNWRITTEN;
+            if due && self.write_block() {
+                held_since = None;
+            }
         }
+    }
+
+    /// How long the held samples span on the box's clock, and how many there are.
+    fn held_span(&self) -> (Duration, usize) {
+        let Ok(held) = self.unwritten.lock() else { return (Duration::zero(), 0) };
+        let span = match (held.iter().map(|s| s.at_ms).min(), held.iter().map(|s| s.at_ms).max()) {
+            (Some(a), Some(b)) => Duration::milliseconds(b - a),
+            _ => Duration::zero(),
+        };
+        (span, held.len())
+    }
+
+    /// Writes what is held as one block; whether it could. While the disk refuses, the oldest
+    /// samples past [`MAX_UNWRITTEN`] are dropped and counted.
+    fn write_block(&self) -> bool {
+        let Ok(mut held) = self.unwritten.lock() else { return false };
+        if held.is_empty() {
+            return true;
+        }
+        let n = held.len() as u64;
+        let written = self.series.append_block(&held);
+        let mut dropped = 0;
+        match &written {
+            Ok(_) => held.clear(),
+            Err(error) => {
+                tracing::error!(%error, "Cannot keep sightings.");
+                dropped = held.len().saturating_sub(MAX_UNWRITTEN);
+                held.drain(..dropped);
+            }
+        }
+        let left = held.len() as u64;
+        drop(held);
+        if let Ok(mut s) = self.stats.lock() {
+            if let Ok(bytes) = written {
+                s.samples += n;
+                s.sample_blocks += 1;
+                s.sample_bytes += bytes as u64;
+            }
+            s.samples_dropped += dropped as u64;
+            s.samples_unwritten = left;
+        }
+        written.is_ok()
     }
 }
 

@@ -3,7 +3,7 @@
 
 use axum::{
     body::Bytes,
-    extract::{Path, State},
+    extract::{Path, Query, State},
     http::StatusCode,
     response::{IntoResponse, Redirect, Response},
     Json,
@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
+    error::ApiError,
     kit::{staff_page, Answer, ApiResult, AppState, Ctx, FormData, JsonBody},
     layout::{badge, csrf_field, problems},
 };
@@ -269,6 +270,39 @@ pub async fn api_band(State(state): State<AppState>, Path(id): Path<String>) -> 
     let mut v = band_json(&state, &b);
     v["history"] = serde_json::to_value(b.history.values().collect::<Vec<_>>()).unwrap_or_default();
     Ok(Json(v))
+}
+
+#[derive(Deserialize)]
+pub struct SightingsQuery {
+    hours: Option<String>,
+}
+
+/// Most raw sightings one answer lists.
+const MAX_SIGHTINGS: usize = 10_000;
+
+/// A band's raw sightings over the last `hours` (1 by default, at most the retention), oldest first,
+/// at most 10,000: those written to the card and those still held in memory.
+pub async fn api_sightings(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<SightingsQuery>,
+) -> ApiResult<Json<Value>> {
+    let b = state.app.band(&id)?;
+    let most = state.app.config().bands.retention.num_hours();
+    let hours = match q.hours.as_deref() {
+        None => 1,
+        Some(h) => h.parse::<i64>().ok().filter(|h| (1..=most).contains(h)).ok_or_else(|| {
+            ApiError::invalid(
+                "hours",
+                format!("Số giờ phải từ 1 đến {most}"),
+                format!("hours must be between 1 and {most}"),
+            )
+        })?,
+    };
+    let since = state.app.now() - Duration::hours(hours);
+    let list =
+        state.services.presence().map(|p| p.sightings(&b.id, since, MAX_SIGHTINGS)).unwrap_or_default();
+    Ok(Json(json!({"band": b.id, "since": since, "sightings": list})))
 }
 
 #[derive(Deserialize)]

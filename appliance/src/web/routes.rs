@@ -181,6 +181,7 @@ pub fn routes() -> Vec<RouteDef> {
         r(M::POST, "/api/v1/bands", Writer, post(bands::api_register)),
         r(M::GET, "/api/v1/bands/unknown", Staff, get(bands::api_unknown)),
         r(M::GET, "/api/v1/bands/{id}", Staff, get(bands::api_band)),
+        r(M::GET, "/api/v1/bands/{id}/sightings", Staff, get(bands::api_sightings)),
         r(M::POST, "/api/v1/bands/{id}/state", Writer, post(bands::api_change_state)),
         r(M::POST, "/api/v1/bands/{id}/hand-over", Writer, post(bands::api_hand_over)),
         r(M::GET, "/api/v1/followup", Staff, get(followup::api)),

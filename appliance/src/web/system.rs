@@ -119,6 +119,7 @@ pub async fn health_page(State(state): State<AppState>, ctx: Ctx) -> Answer {
         div.scroll { table #system { tbody {
             tr { th { (t(lang, "health.disk")) } td { (system.disk_free_bytes >> 20) " MB / " (system.disk_total_bytes >> 20) " MB" } }
             tr { th { (t(lang, "health.memory")) } td { (system.memory_rss_bytes >> 20) " MB / " (system.memory_available_bytes >> 20) " MB / " (system.memory_total_bytes >> 20) " MB" } }
+            tr #card-wear { th { (t(lang, "health.card_wear")) } td { (card_wear(lang, &system, state.app.config().store.card_write_cycles)) } }
             tr { th { (t(lang, "health.temperature")) } td { (system.temperature_celsius.map(|c| format!("{c:.1} °C")).unwrap_or_else(|| "—".into())) } }
             tr { th { (t(lang, "health.store")) } td { (state.app.storage().bytes / 1_000_000) " MB" } }
         } } }
@@ -261,6 +262,32 @@ fn box_metrics(state: &AppState, m: &mut Metrics) -> Result<(), ApiError> {
         "Size of the data folder's file system.",
         system.disk_total_bytes as f64,
     );
+    m.gauge(
+        "outpost_disk_written_bytes_total",
+        "Bytes written to the data folder's card since the machine started, by every writer (its \
+         device's count; the box's own count where the folder has no device).",
+        system.card.written_bytes as f64,
+    );
+    m.gauge(
+        "outpost_process_written_bytes_total",
+        "Bytes the box's process caused to be written (/proc/self/io write_bytes; overstated on \
+         kernels whose ext4 uses large folios, see docs/ble.md).",
+        system.card.process_written_bytes as f64,
+    );
+    if let Some(per_day) = system.card.per_day_bytes {
+        m.gauge(
+            "outpost_disk_written_bytes_per_day",
+            "What the box writes a day (the last day's rate).",
+            per_day as f64,
+        );
+    }
+    if let Some(days) = system.card.life_days {
+        m.gauge(
+            "outpost_card_life_days",
+            "The SD card's projected life at that rate (its size × store.card_write_cycles).",
+            days,
+        );
+    }
     m.flag(
         "outpost_disk_read_only",
         "1 when the data folder's file system is read-only.",
@@ -421,5 +448,25 @@ fn modem_metrics(m: &mut Metrics, s: &crate::services::Services) {
             "Times a port was reopened, all modems.",
             sum(|h| h.reopened),
         );
+    }
+}
+
+/// The health page's line on the card's wear: what the box writes a day and the card's life.
+fn card_wear(lang: crate::base::i18n::Lang, system: &System, cycles: u32) -> maud::Markup {
+    let c = &system.card;
+    html! {
+        (c.written_bytes / 1_000_000) " MB · "
+        @match c.per_day_bytes {
+            None => (t(lang, "health.card_measuring")),
+            Some(per_day) => {
+                strong { (format!("{:.1}", per_day as f64 / 1e6)) " MB" } " " (t(lang, "health.card_per_day"))
+                " (" (t(lang, "health.card_measured")) " " (c.measured_minutes) " min)"
+                @if let Some(days) = c.life_days {
+                    " · " (t(lang, "health.card_life")) " " (system.disk_total_bytes >> 30) " GB, " (cycles) " "
+                    (t(lang, "health.card_cycles")) ": "
+                    strong { @if days > 36_500.0 { "> 100" } @else { (format!("{:.1}", days / 365.0)) } " " (t(lang, "health.card_years")) }
+                }
+            }
+        }
     }
 }

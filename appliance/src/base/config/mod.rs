@@ -132,6 +132,9 @@ pub struct BandsConfig {
     pub handover_seen_within: Duration,
     pub sample_every: Duration,
     pub retention: Duration,
+    /// How long raw samples wait in memory before they are written as one block (the most a power
+    /// cut loses of them).
+    pub sample_write_every: Duration,
     pub simulated_bands: usize,
 }
 
@@ -166,6 +169,8 @@ pub struct SyncConfig {
 pub struct StoreConfig {
     pub data_dir: PathBuf,
     pub cache_bytes: u64,
+    /// The SD card's rated full writes (for its projected life).
+    pub card_write_cycles: u32,
 }
 
 /// One of the box's modems.
@@ -270,6 +275,7 @@ impl Config {
             store: StoreConfig {
                 data_dir: raw.store.data_dir.clone(),
                 cache_bytes: raw.store.cache_mb << 20,
+                card_write_cycles: raw.store.card_write_cycles.max(1),
             },
             modem: modem(&raw.modem)?,
             outbox: outbox(&raw.outbox)?,
@@ -454,6 +460,9 @@ fn bands(raw: &RawBands) -> Result<BandsConfig, ConfigError> {
             "sample_seconds and retention_hours must be above 0, watchdog_seconds at least 10",
         ));
     }
+    if !(1..=3600).contains(&raw.sample_write_seconds) {
+        return Err(invalid("bands", "sample_write_seconds must be between 1 and 3600"));
+    }
     let adapter = match raw.adapter.as_str() {
         "" => AdapterChoice::None,
         "simulator" => AdapterChoice::Simulator,
@@ -473,6 +482,7 @@ fn bands(raw: &RawBands) -> Result<BandsConfig, ConfigError> {
         handover_seen_within: Duration::seconds(raw.handover_seen_within_seconds.into()),
         sample_every: Duration::seconds(raw.sample_seconds.into()),
         retention: Duration::hours(raw.retention_hours.into()),
+        sample_write_every: Duration::seconds(raw.sample_write_seconds.into()),
         simulated_bands: raw.simulated_bands as usize,
     })
 }

@@ -62,6 +62,7 @@ pub struct RawBands {
     pub handover_seen_within_seconds: u32,
     pub sample_seconds: u32,
     pub retention_hours: u32,
+    pub sample_write_seconds: u32,
     pub simulated_bands: u32,
 }
 
@@ -191,6 +192,7 @@ pub struct RawSync {
 pub struct RawStore {
     pub data_dir: PathBuf,
     pub cache_mb: u64,
+    pub card_write_cycles: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
