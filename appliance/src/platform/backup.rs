@@ -689,6 +689,15 @@ mod tests {
         assert!(restored.next_id().expect("id") > summary.next_id);
         restored.close().expect("close");
         drop(restored);
+        // sled's own threads let go of the database (and its file lock) a moment after the last
+        // handle: a stopped process has none left, a test waits for them.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::File::open(target.join("db"))
+            .is_ok_and(|db| fs2::FileExt::try_lock_exclusive(&db).is_err())
+        {
+            assert!(std::time::Instant::now() < deadline, "the restored store is still locked");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
 
         // Another site's backup: refused, and the data stays as it was.
         let e = format!("{:#}", restore(&file, &target, "site-b", Utc::now()).expect_err("other site"));
