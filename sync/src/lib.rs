@@ -8,6 +8,8 @@
 //! - [`store`]: many small Automerge documents in sled, a projection beside each for reads, secondary
 //!   indexes, a change log (sequence → document) for sync, box-local keys that never replicate, and group
 //!   commit: a write is acknowledged only after a flush that covers it.
+//! - [`series`]: box-local time series (raw sightings, positions, photos), single entries or deflated
+//!   blocks; [`error`]: the error and write guard the store and its series share.
 //!
 //! - [`protocol`]: the sync batch protocol, sans-IO: batches of changes for many documents per round
 //!   trip, acknowledged heads and a resumable cursor per peer, a bounded, versioned wire format.
@@ -18,6 +20,7 @@
 //! This crate does no network IO and reads no clock: times are passed in by the caller.
 
 pub mod doc;
+pub mod error;
 pub mod protocol;
 pub mod record;
 pub mod report;

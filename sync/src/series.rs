@@ -13,7 +13,7 @@
 
 use std::io::{Read, Write};
 
-use crate::store::{guarded, Result, StoreError, WriteGuard};
+use crate::error::{guarded, Result, StoreError, WriteGuard};
 
 /// The longest time one block covers; longer appends are split.
 pub const BLOCK_SPAN_MS: i64 = 3_600_000;
