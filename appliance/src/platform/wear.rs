@@ -92,9 +92,13 @@ impl Wear {
 
     /// The wear now of the card holding `dir`, of `card_bytes`, rated for `cycles` full writes.
     pub fn read(&self, dir: &Path, card_bytes: u64, cycles: u32) -> CardWear {
-        self.note(dir);
-        let (now, counted) = written(dir).unwrap_or((0, "process"));
-        let mut wear = self.read_with(Instant::now(), now, card_bytes, cycles);
+        let at = Instant::now();
+        let counted = written(dir);
+        if let Some((bytes, _)) = counted {
+            self.note_at(at, bytes);
+        }
+        let (now, counted) = counted.unwrap_or((0, "process"));
+        let mut wear = self.read_with(at, now, card_bytes, cycles);
         wear.counted = counted;
         wear.process_written_bytes = process_written_bytes().unwrap_or(0);
         wear
