@@ -44,10 +44,11 @@ fn start_province(
     serve_province(pdata, listen, &args)
 }
 
-/// The province's administrator, signed in to its web UI on `port`.
+/// The province's administrator, signed in to its web UI on `port` (once a province just restarted
+/// listens there: it prints its sync address before its web port is bound).
 fn signed_in_officer(port: u16) -> Client {
     let mut officer = Client::new(&format!("http://127.0.0.1:{port}"));
-    officer.get("/login");
+    wait_until("the province's web UI to listen", || officer.try_get("/login").is_some());
     let res = officer.post_form("/login", &[("username", "tinh.admin"), ("password", PASSWORD)]);
     assert!(res.status < 400, "{}", res.body);
     officer

@@ -11,6 +11,7 @@
 //! - [`bad_input`]: every kind of bad input gets a clear 4xx and changes nothing.
 //! - [`ble`]: `outpost ble scan` against a mock BlueZ on a private D-Bus.
 //! - [`bands`]: the wristband part of a quarantine day: hand-over, away, strap, battery, return.
+//! - [`gateways`]: a room gateway with 300 bands dies (last will, silence): one alert, no band alerts.
 //! - [`mqtt`]: real MQTT clients against the embedded broker, into the presence engine.
 //! - [`hostile`]: a compromised gateway's rights, floods of wrong logins and of half-open connections.
 //! - [`sync`]: a box enrols with the provincial server and pushes its records (real processes).
@@ -36,6 +37,7 @@ mod crash;
 mod day;
 mod demo;
 mod failures;
+mod gateways;
 mod hostile;
 mod lanes;
 mod lastlink;

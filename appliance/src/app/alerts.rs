@@ -135,7 +135,7 @@ impl Outpost {
         !self.config.alerts.on_duty_phones.is_empty()
     }
 
-    fn queue_on_duty(&self, w: &mut WriteSet, text: &str) -> AppResult<()> {
+    pub(super) fn queue_on_duty(&self, w: &mut WriteSet, text: &str) -> AppResult<()> {
         for phone in &self.config.alerts.on_duty_phones {
             self.queue_sms(w, phone, text, Purpose::OnDuty, None)?;
         }

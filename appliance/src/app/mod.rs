@@ -35,6 +35,7 @@ pub mod presence;
 pub mod privacy;
 pub mod reports;
 pub mod sampling;
+pub mod scanners;
 pub mod schedule;
 pub mod spotcheck;
 pub mod system;

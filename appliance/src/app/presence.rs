@@ -45,6 +45,7 @@ pub fn state_str(s: State) -> &'static str {
         State::Present => "present",
         State::Unseen => "unseen",
         State::Away => "away",
+        State::NotCovered => "not_covered",
     }
 }
 
@@ -117,6 +118,18 @@ impl Outpost {
         Ok(self.store.get::<PresenceDay>(&PresenceDay::make_id(person_id, date))?)
     }
 
+    /// Where `person_id`'s band was last placed on `date` (present or not covered), if anywhere.
+    pub fn last_place(&self, person_id: &str, date: NaiveDate) -> AppResult<Option<String>> {
+        Ok(self.presence_day(person_id, date)?.and_then(|day| {
+            day.intervals
+                .values()
+                .next_back()
+                .filter(|i| i.state == "present" || i.state == "not_covered")
+                .map(|i| i.place.clone())
+                .filter(|p| !p.is_empty())
+        }))
+    }
+
     fn open_band_alert(&self, kind: AlertKind, band: &str) -> AppResult<Option<Alert>> {
         let Some(id) = self.store.get_local::<String>(&marker(kind, band))? else { return Ok(None) };
         Ok(self.store.get::<Alert>(&id)?.filter(|a| a.state != AlertState::Resolved))
@@ -166,8 +179,12 @@ impl Outpost {
                 staged.days.insert(id.clone(), day);
             }
             if let Some(day) = staged.days.get_mut(&id) {
-                let place =
-                    if state == State::Present { place.clone().unwrap_or_default() } else { String::new() };
+                // Not covered: where it was when its scanner went down.
+                let place = if matches!(state, State::Present | State::NotCovered) {
+                    place.clone().unwrap_or_default()
+                } else {
+                    String::new()
+                };
                 record_interval(day, at, state_str(state), &place);
             }
         }

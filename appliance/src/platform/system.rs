@@ -151,7 +151,7 @@ impl System {
 }
 
 /// Every problem's code, as [`Problem::code`] holds it (the health page names each).
-pub const PROBLEM_CODES: [&str; 9] = [
+pub const PROBLEM_CODES: [&str; 10] = [
     "disk_read_only",
     "disk_full",
     "disk_low",
@@ -159,6 +159,7 @@ pub const PROBLEM_CODES: [&str; 9] = [
     "store_write",
     "modem",
     "adapter",
+    "scanner_down",
     "config",
     "sms_late",
 ];

@@ -26,7 +26,7 @@ pub async fn scan_with_adapter(
         watchdog: app.config().bands.watchdog,
     };
     loop {
-        let (clock, sink) = (clock.clone(), sink.clone());
+        let (scan_clock, scan_sink) = (clock.clone(), sink.clone());
         let seen = stats.events.load(std::sync::atomic::Ordering::Relaxed);
         // A problem reported earlier clears once the adapter delivers events again.
         let recovered = async {
@@ -40,8 +40,8 @@ pub async fn scan_with_adapter(
         let scan = scan::run(
             config.clone(),
             stats.clone(),
-            move || clock.now(),
-            move |s| sink.send(s),
+            move || scan_clock.now(),
+            move |s| scan_sink.send(s),
             cancel.cancelled(),
         );
         let result = tokio::select! {
@@ -53,6 +53,9 @@ pub async fn scan_with_adapter(
             Err(error) => {
                 tracing::error!(%error, "The Bluetooth adapter cannot be used; trying again in a minute.");
                 conditions.set("adapter", Some(format!("{error:#}")));
+                // The adapter is a scanner: its bands are not covered until it hears again.
+                let report = outpost_ble::scanners::Report::AdapterFailed(format!("{error:#}"));
+                sink.report(config.scanner.clone(), report, clock.now());
             }
         }
         tokio::select! {
@@ -83,10 +86,26 @@ pub fn simulate(
         rooms.push(room);
     }
     let mut site = SiteSim::new(app.config().site.id.len() as u64, &rooms, SimConfig::default());
+    let scanners = site.scanners();
     std::thread::Builder::new().name("band-simulator".into()).spawn(move || {
-        while !cancel.is_cancelled() {
+        for second in 0u64.. {
+            if cancel.is_cancelled() {
+                return;
+            }
             for s in site.step(clock.now()) {
                 sink.send(s);
+            }
+            // Each scanner reports on itself every 15 s, as ESPresense's telemetry does, heard or not.
+            if second % 15 == 0 {
+                let telemetry = outpost_ble::scanners::Telemetry {
+                    version: Some("simulator".into()),
+                    uptime_seconds: Some(second),
+                    ..Default::default()
+                };
+                for name in &scanners {
+                    let report = outpost_ble::scanners::Report::Telemetry(telemetry.clone());
+                    sink.report(name.clone(), report, clock.now());
+                }
             }
             std::thread::sleep(Duration::from_secs(1));
         }

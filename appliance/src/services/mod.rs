@@ -181,6 +181,17 @@ impl Services {
         system.card =
             self.0.wear.read(data_dir, system.disk_total_bytes, app.config().store.card_write_cycles);
         let mut conditions = self.conditions().all();
+        let down: Vec<String> = self
+            .presence()
+            .map(|p| p.scanners())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| s.health == outpost_ble::scanners::Health::Down)
+            .map(|s| format!("{} ({})", s.name, app.schedule().local(s.since).format("%H:%M")))
+            .collect();
+        if !down.is_empty() {
+            conditions.push(("scanner_down", down.join(", ")));
+        }
         if let Some(wait) = app.outbox_wait().ok().filter(|w| w.results_late) {
             if let Some(l) = wait.results() {
                 let minutes = l.drained_in_seconds.map_or(0.0, |s| s / 60.0).ceil();

@@ -29,6 +29,7 @@ use std::{
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use outpost_ble::{
     presence::{Engine, PresenceEvent, State},
+    scanners::{Change, Health, Report, Scanner, Scanners},
     Sighting,
 };
 use outpost_sync::{record::BandState, Sample, Series};
@@ -52,6 +53,14 @@ pub enum Input {
     Tick(DateTime<Utc>, Option<tokio::sync::oneshot::Sender<usize>>),
     /// The operations changed the band pool.
     Pool(PoolNotice),
+    /// A scanner said something about itself (its status, telemetry; the adapter failing).
+    Scanner {
+        scanner: String,
+        report: Report,
+        at: DateTime<Utc>,
+    },
+    /// A scanner taken away from the site: no longer watched.
+    Forget(String),
     Stop,
 }
 
@@ -85,7 +94,16 @@ pub struct Sink {
 
 impl Sink {
     pub fn send(&self, sighting: Sighting) {
-        if let Err(TrySendError::Full(_)) = self.tx.try_send(Input::Sighting(sighting)) {
+        self.input(Input::Sighting(sighting));
+    }
+
+    /// What a scanner said about itself.
+    pub fn report(&self, scanner: String, report: Report, at: DateTime<Utc>) {
+        self.input(Input::Scanner { scanner, report, at });
+    }
+
+    fn input(&self, input: Input) {
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(input) {
             if let Ok(mut s) = self.stats.lock() {
                 s.dropped += 1;
             }
@@ -114,7 +132,7 @@ pub struct UnknownBand {
 pub struct Stats {
     /// Sightings taken by the thread (of any band).
     pub sightings: u64,
-    /// Sightings dropped because the thread was behind.
+    /// Sightings (and scanners' reports) dropped because the thread was behind.
     pub dropped: u64,
     /// Presence events acted on (bands worn by people).
     pub events: u64,
@@ -155,6 +173,7 @@ struct Shared {
     tx: SyncSender<Input>,
     tap: Arc<std::sync::OnceLock<Tap>>,
     engine: Arc<Mutex<Engine>>,
+    scanners: Arc<Mutex<Scanners>>,
     stats: Arc<Mutex<Stats>>,
     series: Series,
     unwritten: Unwritten,
@@ -170,6 +189,7 @@ impl PresenceView {
         (inputs, rx): (Inputs, Receiver<Input>),
     ) -> anyhow::Result<PresenceView> {
         let engine = Arc::new(Mutex::new(Engine::new(app.config().bands.presence.clone())));
+        let scanners = Arc::new(Mutex::new(Scanners::new(app.config().bands.scanner_silent_after)));
         let stats = Arc::new(Mutex::new(Stats::default()));
         let tap: Arc<std::sync::OnceLock<Tap>> = Arc::new(std::sync::OnceLock::new());
         let (samples_tx, samples_rx) = mpsc::sync_channel(SAMPLE_BATCHES);
@@ -189,6 +209,7 @@ impl PresenceView {
             tap: tap.clone(),
             app,
             engine: engine.clone(),
+            scanners: scanners.clone(),
             stats: stats.clone(),
             samples: Some((samples_tx, writer)),
             registered: HashSet::new(),
@@ -199,8 +220,16 @@ impl PresenceView {
             last_prune: None,
         };
         let thread = std::thread::Builder::new().name("presence".into()).spawn(move || worker.run(&rx))?;
-        let shared =
-            Shared { tx: inputs.0, tap, engine, stats, series, unwritten, thread: Mutex::new(Some(thread)) };
+        let shared = Shared {
+            tx: inputs.0,
+            tap,
+            engine,
+            scanners,
+            stats,
+            series,
+            unwritten,
+            thread: Mutex::new(Some(thread)),
+        };
         Ok(PresenceView(Arc::new(shared)))
     }
 
@@ -225,11 +254,11 @@ impl PresenceView {
 
     /// The last reading of `band`, wherever it is known.
     pub fn reading(&self, band: &str) -> Option<Reading> {
-        let from_engine = self
-            .0
-            .engine
-            .lock()
-            .ok()
+        // Both read under the engine's lock, taken first as the thread does when a band moves from
+        // the unknown list into the engine: it is always in one or the other.
+        let engine = self.0.engine.lock().ok();
+        let from_engine = engine
+            .as_ref()
             .and_then(|e| e.get(band))
             .filter(|p| p.battery_percent.is_some() || p.place.is_some())
             .map(|p| Reading { last_seen: p.last_seen, battery_percent: p.battery_percent });
@@ -247,6 +276,16 @@ impl PresenceView {
     /// The presence of one band.
     pub fn band(&self, band: &str) -> Option<outpost_ble::presence::Presence> {
         self.0.engine.lock().ok().and_then(|e| e.get(band))
+    }
+
+    /// Every scanner the box knows, by name.
+    pub fn scanners(&self) -> Vec<Scanner> {
+        self.0.scanners.lock().map(|s| s.list()).unwrap_or_default()
+    }
+
+    /// Stops watching a scanner taken away from the site (once the operations have forgotten it).
+    pub fn forget(&self, scanner: &str) {
+        let _ = self.0.tx.send(Input::Forget(scanner.to_owned()));
     }
 
     pub fn snapshot(&self) -> Vec<outpost_ble::presence::Presence> {
@@ -396,6 +435,7 @@ struct Worker {
     app: Arc<Outpost>,
     tap: Arc<std::sync::OnceLock<Tap>>,
     engine: Arc<Mutex<Engine>>,
+    scanners: Arc<Mutex<Scanners>>,
     stats: Arc<Mutex<Stats>>,
     /// The sample writer's queue and thread, until the worker stops.
     samples: Option<(SyncSender<SampleJob>, std::thread::JoinHandle<()>)>,
@@ -429,6 +469,15 @@ impl Worker {
                     reply = r;
                 }
                 Ok(Input::Pool(notice)) => self.pool(notice),
+                Ok(Input::Scanner { scanner, report, at }) => self.scanner(&scanner, report, at),
+                Ok(Input::Forget(scanner)) => {
+                    if let Ok(mut s) = self.scanners.lock() {
+                        s.forget(&scanner);
+                    }
+                    if let Ok(mut e) = self.engine.lock() {
+                        e.scanner_up(&scanner, self.app.now());
+                    }
+                }
                 Ok(Input::Stop) | Err(RecvTimeoutError::Disconnected) => {
                     self.write_samples();
                     // The writer finishes what is queued once its queue is closed.
@@ -492,6 +541,9 @@ impl Worker {
         };
         self.worn = worn;
         let now = self.app.now();
+        if at_start {
+            self.load_scanners(now)?;
+        }
         // A band just handed over starts its wearer's day where the engine last saw it.
         let events: Vec<(String, PresenceEvent)> = handed
             .into_iter()
@@ -502,27 +554,38 @@ impl Worker {
         if !events.is_empty() {
             self.record(events)?;
         }
+        // Where each worn band was last placed today, so that after a restart a band whose scanner
+        // is down is not covered rather than away.
+        let today = self.app.schedule().local(now).date();
+        let mut places = HashMap::new();
+        if at_start {
+            for (band, person) in &self.worn {
+                places.insert(band.clone(), self.app.last_place(person, today)?);
+            }
+        }
         if let Ok(mut engine) = self.engine.lock() {
             for band in self.worn.keys() {
                 if at_start || engine.get(band).is_none() {
-                    engine.expect(band, now);
+                    engine.expect(band, now, places.remove(band).flatten());
                 }
             }
         }
         // Bands just registered: what they said while unknown is what the engine starts from, so a
         // band registered by scanning can be handed over at once.
-        let mut replay = Vec::new();
-        if let Ok(mut stats) = self.stats.lock() {
-            let registered = &self.registered;
-            stats.unknown.retain(|band, u| {
-                let keep = !registered.contains(band);
-                if !keep {
-                    replay.extend(u.last.take());
-                }
-                keep
-            });
-        }
+        // The engine is held throughout, so that a band is never in neither (a hand-over right
+        // after the registration reads it from one or the other).
         if let Ok(mut engine) = self.engine.lock() {
+            let mut replay = Vec::new();
+            if let Ok(mut stats) = self.stats.lock() {
+                let registered = &self.registered;
+                stats.unknown.retain(|band, u| {
+                    let keep = !registered.contains(band);
+                    if !keep {
+                        replay.extend(u.last.take());
+                    }
+                    keep
+                });
+            }
             for s in &replay {
                 engine.observe(s);
             }
@@ -530,7 +593,70 @@ impl Worker {
         Ok(())
     }
 
+    /// The scanners the box knew when it last ran: expected to speak within the silence limit,
+    /// those left down still down.
+    fn load_scanners(&mut self, now: DateTime<Utc>) -> AppResult<()> {
+        let known = self.app.known_scanners()?;
+        let (Ok(mut scanners), Ok(mut engine)) = (self.scanners.lock(), self.engine.lock()) else {
+            return Ok(());
+        };
+        for s in known {
+            if s.health == Health::Down {
+                engine.scanner_down(&s.name, s.since);
+            }
+            scanners.known(s, now);
+        }
+        Ok(())
+    }
+
+    /// Takes what a scanner said (anything it sends says at least that it is there).
+    fn scanner(&mut self, scanner: &str, report: Report, at: DateTime<Utc>) {
+        let Ok(mut scanners) = self.scanners.lock() else { return };
+        let new = scanners.get(scanner).is_none();
+        let change = scanners.report(scanner, report, at);
+        let remember = new && scanners.get(scanner).is_some_and(|s| s.health == Health::Up);
+        drop(scanners);
+        if remember {
+            if let Err(error) = self.app.remember_scanner(scanner, at) {
+                tracing::error!(error = %format!("{:#}", anyhow::Error::from(error)), "Cannot remember a scanner.");
+            }
+        }
+        if let Some(change) = change {
+            self.scanner_changed(&change);
+        }
+    }
+
+    /// A scanner went down or came back: the engine learns which bands are not covered, the
+    /// operations raise or resolve the scanner's one alert.
+    fn scanner_changed(&mut self, change: &Change) {
+        let watched = match change {
+            Change::Down { scanner, last_heard, reason, .. } => {
+                let placed =
+                    self.engine.lock().map(|mut e| e.scanner_down(scanner, *last_heard)).unwrap_or_default();
+                let watched = placed.iter().filter(|b| self.worn.contains_key(*b)).count();
+                tracing::warn!(
+                    scanner,
+                    ?reason,
+                    watched,
+                    "A scanner is down; the bands it watched are not covered."
+                );
+                watched
+            }
+            Change::Up { scanner, at } => {
+                if let Ok(mut e) = self.engine.lock() {
+                    e.scanner_up(scanner, *at);
+                }
+                tracing::info!(scanner, "A scanner is back.");
+                0
+            }
+        };
+        if let Err(error) = self.app.record_scanner(change, watched) {
+            tracing::error!(error = %format!("{:#}", anyhow::Error::from(error)), "Cannot record a scanner's health.");
+        }
+    }
+
     fn observe(&mut self, s: &Sighting) {
+        self.scanner(&s.scanner, Report::Online, s.at);
         let known = self.registered.contains(&s.band);
         if let Ok(mut stats) = self.stats.lock() {
             stats.sightings += 1;
@@ -570,6 +696,11 @@ impl Worker {
 
     /// Decides absence, carries intervals over midnight, writes samples and prunes old ones.
     fn pass(&mut self, now: DateTime<Utc>) -> usize {
+        // Scanners first: a band whose scanner fell silent is not covered, never away.
+        let changes = self.scanners.lock().map(|mut s| s.tick(now)).unwrap_or_default();
+        for change in &changes {
+            self.scanner_changed(change);
+        }
         let events = match self.engine.lock() {
             Ok(mut e) => e.tick(now),
             Err(_) => Vec::new(),

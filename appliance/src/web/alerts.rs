@@ -35,7 +35,12 @@ pub fn alert_rows(state: &AppState, ctx: &Ctx, alerts: &[(Alert, String)]) -> Ma
             tbody { @for (a, name) in alerts {
                 tr id=(format!("alert-{}", a.id)) data-kind=(a.kind.as_str()) data-state=(a.state.as_str()) {
                     td { (state.fmt_time(a.raised_at)) }
-                    td { a href=(format!("/people/{}", a.person_id)) { (name) } }
+                    td { @if a.person_id.is_empty() {
+                        // About a scanner, not a person.
+                        a href="/bands#scanners" { (t(lang, "scanners.scanner")) " " (a.subject) }
+                    } @else {
+                        a href=(format!("/people/{}", a.person_id)) { (name) }
+                    } }
                     td {
                         (badge(lang, match a.severity { Severity::Severe => "severe", _ => "warning" }, &format!("alert.{}", a.kind.as_str())))
                         " " (a.detail)

@@ -107,6 +107,7 @@ fn pool_page(state: &AppState, ctx: &Ctx, list: &[Problem], status: StatusCode) 
                 }
             } }
         } }
+        (super::scanners::table(state, ctx))
         h2 { (t(lang, "bands.unknown")) " (" (unknown.len()) ")" }
         p.muted { (t(lang, "bands.unknown_help")) " " (stats.sightings) " / " (stats.dropped) }
         div.scroll { table #unknown-bands {

@@ -34,6 +34,7 @@ pub mod presence;
 pub mod reports;
 pub mod routes;
 pub mod sampling;
+pub mod scanners;
 pub mod spotcheck;
 pub mod system;
 #[cfg(test)]

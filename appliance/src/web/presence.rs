@@ -48,7 +48,8 @@ pub async fn show(
     Ok(staff_page(&ctx, StatusCode::OK, t(lang, "presence.timeline"), body))
 }
 
-/// The day as a horizontal bar: present (green, with its place), unseen (amber), away (red).
+/// The day as a horizontal bar: present (green, with its place), unseen (amber), away (red), not
+/// covered (grey: its scanner was down).
 fn timeline_svg(state: &AppState, lang: Lang, day: &PresenceDay, date: NaiveDate) -> Markup {
     const W: f64 = 960.0;
     const LEFT: f64 = 20.0;
@@ -71,6 +72,7 @@ fn timeline_svg(state: &AppState, lang: Lang, day: &PresenceDay, date: NaiveDate
         let color = match i.state.as_str() {
             "present" => "#2e7d32",
             "unseen" => "#f9a825",
+            "not_covered" => "#757575",
             _ => "#c62828",
         };
         let title = format!(
@@ -107,6 +109,7 @@ fn timeline_svg(state: &AppState, lang: Lang, day: &PresenceDay, date: NaiveDate
             li { span.swatch.present {} (t(lang, "presence.present")) }
             li { span.swatch.unseen {} (t(lang, "presence.unseen")) }
             li { span.swatch.away {} (t(lang, "presence.away")) }
+            li { span.swatch.not_covered {} (t(lang, "presence.not_covered")) }
         }
     }
 }

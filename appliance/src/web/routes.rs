@@ -4,13 +4,13 @@
 
 use axum::{
     http::Method,
-    routing::{get, post, put, MethodRouter},
+    routing::{delete, get, post, put, MethodRouter},
 };
 use outpost_link::gate::Budget;
 
 use super::{
     accounts, alerts, bands, checkin, dashboard, declarations, followup, inbox, location, messages, mqtt,
-    outbox, people, presence, reports, sampling, spotcheck, system, AppState,
+    outbox, people, presence, reports, sampling, scanners, spotcheck, system, AppState,
 };
 
 /// Who may use a route.
@@ -120,6 +120,7 @@ pub fn routes() -> Vec<RouteDef> {
         r(M::GET, "/bands/{id}", Staff, get(bands::band)),
         r(M::POST, "/bands/{id}/state", Writer, post(bands::change_state)),
         r(M::POST, "/bands/{id}/hand-over", Writer, post(bands::hand_over)),
+        r(M::POST, "/scanners/{name}/forget", Admin, post(scanners::forget)),
         r(M::GET, "/alerts", Staff, get(alerts::list)),
         r(M::POST, "/alerts/{id}/ack", Writer, post(alerts::acknowledge)),
         r(M::POST, "/alerts/{id}/resolve", Writer, post(alerts::resolve)),
@@ -180,6 +181,8 @@ pub fn routes() -> Vec<RouteDef> {
         r(M::GET, "/api/v1/bands", Staff, get(bands::api_bands)),
         r(M::POST, "/api/v1/bands", Writer, post(bands::api_register)),
         r(M::GET, "/api/v1/bands/unknown", Staff, get(bands::api_unknown)),
+        r(M::GET, "/api/v1/scanners", Staff, get(scanners::api_list)),
+        r(M::DELETE, "/api/v1/scanners/{name}", Admin, delete(scanners::api_forget)),
         r(M::GET, "/api/v1/bands/{id}", Staff, get(bands::api_band)),
         r(M::GET, "/api/v1/bands/{id}/sightings", Staff, get(bands::api_sightings)),
         r(M::POST, "/api/v1/bands/{id}/state", Writer, post(bands::api_change_state)),

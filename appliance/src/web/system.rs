@@ -328,23 +328,7 @@ fn box_metrics(state: &AppState, m: &mut Metrics) -> Result<(), ApiError> {
 fn service_metrics(state: &AppState, m: &mut Metrics) {
     let s = &state.services;
     if let Some(p) = s.presence() {
-        let st = p.stats();
-        m.gauge("outpost_sightings_total", "Sightings the presence thread took.", st.sightings as f64);
-        m.gauge(
-            "outpost_sightings_dropped_total",
-            "Sightings dropped: the presence thread was behind.",
-            st.dropped as f64,
-        );
-        m.gauge(
-            "outpost_presence_events_total",
-            "Presence changes of worn bands acted on.",
-            st.events as f64,
-        );
-        m.gauge(
-            "outpost_unknown_bands",
-            "Devices heard that are not in the band pool.",
-            st.unknown.len() as f64,
-        );
+        presence_metrics(p, m);
     }
     if let Some(mqtt) = s.mqtt() {
         let c = mqtt.connections.counts();
@@ -417,6 +401,31 @@ fn service_metrics(state: &AppState, m: &mut Metrics) {
         m.gauge("outpost_ble_scan_restarts_total", "Scans restarted by the watchdog.", n(&b.restarts));
     }
     modem_metrics(m, s);
+}
+
+/// The presence thread's counters and the scanners' health.
+fn presence_metrics(p: &crate::services::presence::PresenceView, m: &mut Metrics) {
+    let st = p.stats();
+    m.gauge("outpost_sightings_total", "Sightings the presence thread took.", st.sightings as f64);
+    m.gauge(
+        "outpost_sightings_dropped_total",
+        "Sightings dropped: the presence thread was behind.",
+        st.dropped as f64,
+    );
+    m.gauge("outpost_presence_events_total", "Presence changes of worn bands acted on.", st.events as f64);
+    m.gauge("outpost_unknown_bands", "Devices heard that are not in the band pool.", st.unknown.len() as f64);
+    let scanners = p.scanners();
+    let down = scanners.iter().filter(|s| s.health == outpost_ble::scanners::Health::Down).count();
+    m.gauge(
+        "outpost_scanners",
+        "Scanners (gateways, the box's adapter) the box knows.",
+        scanners.len() as f64,
+    );
+    m.gauge(
+        "outpost_scanners_down",
+        "Scanners down (their last will, silence, or the adapter failing): their bands are not covered.",
+        down as f64,
+    );
 }
 
 /// The modems' figures: how many, how many answer, and their messages summed.

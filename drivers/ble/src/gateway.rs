@@ -7,13 +7,26 @@
 //! - **Theengs Gateway / OpenMQTTGateway**: topic `<base>/<gateway>/BTtoMQTT/<MAC>`, JSON with `id`,
 //!   `rssi`, and optionally `manufacturerdata` (hex, company id first, little-endian) and `servicedata`
 //!   with `servicedatauuid`. The gateway is the scanner.
+//!
+//! And what gateways say about themselves ([`read`] → [`Message`]), for `crate::scanners`:
+//! - ESPresense: `espresense/rooms/<room>/status`, `online` / `offline` (its MQTT last will,
+//!   retained; keep-alive 15 s), and `espresense/rooms/<room>/telemetry` every 15 s (`ip`,
+//!   `uptime`, `rssi`, `ver`, `adverts`, `freeHeap`, … — ESPresense's `src/main.cpp`,
+//!   `sendTelemetry()`).
+//! - OpenMQTTGateway: `<base>/<gateway>/LWT`, `online` / `offline` (last will; keep-alive 60 s), and
+//!   `<base>/<gateway>/SYStoMQTT` every 120 s (`uptime`, `version`, `freemem`, `rssi`, `ip`, … —
+//!   its `main/main.cpp`, `stateMeasures()`; `freeMem` in firmware before 1.0).
+//! - Theengs Gateway: `<base>/<gateway>/LWT` only (`TheengsGateway/ble_gateway.py`,
+//!   `connect_mqtt()`); it sends no telemetry.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::{
     adv::{self, Advertisement},
-    normalize_address, plausible_rssi, Sighting,
+    normalize_address, plausible_rssi,
+    scanners::{Report, Telemetry},
+    Sighting,
 };
 
 /// The largest payload a gateway may send (ESPresense and Theengs messages are a few hundred bytes).
@@ -47,7 +60,72 @@ impl GatewayError {
     }
 }
 
-/// Reads one gateway message.
+/// A gateway's message: a sighting, or what it says about itself.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    Sighting(Sighting),
+    /// A scanner's status or telemetry.
+    Scanner {
+        scanner: String,
+        report: Report,
+    },
+}
+
+/// The topic filters of everything [`read`] understands.
+pub const FILTERS: [&str; 6] = [
+    "espresense/devices/#",
+    "+/+/BTtoMQTT/+",
+    "espresense/rooms/+/status",
+    "espresense/rooms/+/telemetry",
+    "+/+/LWT",
+    "+/+/SYStoMQTT",
+];
+
+/// Reads one gateway message: a sighting ([`parse`]), a status or telemetry.
+pub fn read(topic: &str, payload: &[u8], at: DateTime<Utc>) -> Result<Message, GatewayError> {
+    if payload.len() > MAX_PAYLOAD {
+        return Err(GatewayError::Oversize(payload.len()));
+    }
+    let parts: Vec<&str> = topic.split('/').collect();
+    let (scanner, status) = match parts.as_slice() {
+        ["espresense", "rooms", room, "status"] => (room, true),
+        ["espresense", "rooms", room, "telemetry"] => (room, false),
+        [_, gateway, "LWT"] => (gateway, true),
+        [_, gateway, "SYStoMQTT"] => (gateway, false),
+        _ => return parse(topic, payload, at).map(Message::Sighting),
+    };
+    if scanner.is_empty() {
+        return Err(GatewayError::UnknownTopic);
+    }
+    let report = if status {
+        match payload.trim_ascii() {
+            b"online" => Report::Online,
+            b"offline" => Report::Offline,
+            _ => return Err(GatewayError::BadField("status")),
+        }
+    } else {
+        Report::Telemetry(telemetry(payload)?)
+    };
+    Ok(Message::Scanner { scanner: (*scanner).to_owned(), report })
+}
+
+/// ESPresense's telemetry or OpenMQTTGateway's `SYStoMQTT`, the fields the box shows.
+fn telemetry(payload: &[u8]) -> Result<Telemetry, GatewayError> {
+    let json: Value = serde_json::from_slice(payload).map_err(|_| GatewayError::NotJson)?;
+    let Value::Object(o) = json else { return Err(GatewayError::BadField("telemetry")) };
+    let text = |k: &str| o.get(k).and_then(Value::as_str).map(|s| s.chars().take(64).collect::<String>());
+    let number = |keys: &[&str]| keys.iter().find_map(|k| o.get(*k).and_then(Value::as_u64));
+    Ok(Telemetry {
+        version: text("ver").or_else(|| text("version")),
+        ip: text("ip"),
+        uptime_seconds: number(&["uptime"]),
+        wifi_rssi: o.get("rssi").and_then(Value::as_i64).filter(|r| plausible_rssi(*r)),
+        free_memory: number(&["freeHeap", "freemem", "freeMem"]),
+        adverts: number(&["adverts"]),
+    })
+}
+
+/// Reads one gateway message that should be a sighting.
 pub fn parse(topic: &str, payload: &[u8], at: DateTime<Utc>) -> Result<Sighting, GatewayError> {
     if payload.len() > MAX_PAYLOAD {
         return Err(GatewayError::Oversize(payload.len()));
@@ -224,6 +302,67 @@ mod tests {
     }
 
     #[test]
+    fn status_and_telemetry() {
+        let scanner = |topic: &str, payload: &[u8]| match read(topic, payload, at()) {
+            Ok(Message::Scanner { scanner, report }) => (scanner, report),
+            other => panic!("{topic}: {other:?}"),
+        };
+        // ESPresense (src/main.cpp: `setWill(statusTopic, 0, true, "offline")`, "online" on connect).
+        assert_eq!(
+            scanner("espresense/rooms/phong-a12/status", b"offline"),
+            ("phong-a12".into(), Report::Offline)
+        );
+        assert_eq!(
+            scanner("espresense/rooms/phong-a12/status", b"online"),
+            ("phong-a12".into(), Report::Online)
+        );
+        // Its telemetry, with the fields `sendTelemetry()` writes.
+        let tele = br#"{"ip":"192.168.4.21","uptime":3600,"firm":"esp32","rssi":-61,"ver":"v4.0.6","adverts":52341,"seen":812,"queried":14,"reported":790,"freeHeap":81234,"maxHeap":65524,"scanStack":1044,"loopStack":2900,"bleStack":2100}"#;
+        let (name, report) = scanner("espresense/rooms/phong-a12/telemetry", tele);
+        assert_eq!(name, "phong-a12");
+        assert_eq!(
+            report,
+            Report::Telemetry(Telemetry {
+                version: Some("v4.0.6".into()),
+                ip: Some("192.168.4.21".into()),
+                uptime_seconds: Some(3600),
+                wifi_rssi: Some(-61),
+                free_memory: Some(81234),
+                adverts: Some(52341),
+            })
+        );
+        // OpenMQTTGateway (main/User_config.h: will "offline" on `<base><gateway>/LWT`; SYStoMQTT as
+        // quoted in its issue #537, firmware 0.9.2, and as `stateMeasures()` writes it today).
+        assert_eq!(scanner("home/OMG_2nd_floor/LWT", b"offline"), ("OMG_2nd_floor".into(), Report::Offline));
+        let old = br#"{"version": "0.9.2", "uptime":3480,"freeMem":45352,"rssi":-56,"SSID":"wifi","ip":"192.168.0.37","mac":"61:C6:3A:EA:20:88","modules":"RF"}"#;
+        let (_, Report::Telemetry(t)) = scanner("home/OMG_2nd_floor/SYStoMQTT", old) else {
+            panic!("telemetry")
+        };
+        assert_eq!(
+            (t.version.as_deref(), t.free_memory, t.uptime_seconds),
+            (Some("0.9.2"), Some(45352), Some(3480))
+        );
+        let new = br#"{"uptime":120,"version":"v1.8.1","freemem":112340,"mqttp":"1883","mqtts":false,"msgprc":40,"msgblck":0,"msgrcv":2,"maxq":12,"cnt_index":0,"minmem":90000,"tempc":48.3,"freestck":1200,"powermode":-1,"eth":false,"rssi":-67,"SSID":"tram-y-te","BSSID":"AA:BB:CC:00:11:22","ip":"192.168.4.30","mac":"24:0A:C4:00:00:01","modules":["BT","SYS"]}"#;
+        let (_, Report::Telemetry(t)) = scanner("home/gw-khu-b/SYStoMQTT", new) else { panic!("telemetry") };
+        assert_eq!((t.free_memory, t.wifi_rssi), (Some(112340), Some(-67)));
+        // Theengs Gateway (TheengsGateway/ble_gateway.py: will "offline" on `home/TheengsGateway/LWT`).
+        assert_eq!(scanner("home/TheengsGateway/LWT", b"online"), ("TheengsGateway".into(), Report::Online));
+        // Sightings still read as sightings.
+        assert!(matches!(
+            read("home/gw/BTtoMQTT/AABBCCDDEEFF", br#"{"id":"AA:BB:CC:DD:EE:FF","rssi":-60}"#, at()),
+            Ok(Message::Sighting(_))
+        ));
+        for (topic, payload) in [
+            ("home/gw/LWT", &b"maybe"[..]),
+            ("espresense/rooms/a/telemetry", b"[1]"),
+            ("espresense/rooms/a/telemetry", b"nope"),
+            ("espresense/rooms//status", b"online"),
+        ] {
+            assert!(read(topic, payload, at()).is_err(), "{topic}");
+        }
+    }
+
+    #[test]
     fn bad_payloads_are_errors() {
         let check = |topic: &str, payload: &[u8], kind: &str| {
             let e = parse(topic, payload, at()).expect_err(topic);
@@ -254,7 +393,14 @@ mod tests {
     fn garbage_never_panics() {
         use rand::{rngs::StdRng, Rng, SeedableRng};
         let mut rng = StdRng::seed_from_u64(4);
-        let topics = ["espresense/devices/a/b", "gw/x/BTtoMQTT/AABBCCDDEEFF", "x", ""];
+        let topics = [
+            "espresense/devices/a/b",
+            "gw/x/BTtoMQTT/AABBCCDDEEFF",
+            "gw/x/SYStoMQTT",
+            "espresense/rooms/a/status",
+            "x",
+            "",
+        ];
         let good = br#"{"id":"AA:BB:CC:DD:EE:FF","rssi":-64,"manufacturerdata":"ffff0129010700","servicedata":"20000b54","servicedatauuid":"0xfeaa"}"#;
         for _ in 0..20_000 {
             let mut payload: Vec<u8> = if rng.gen_bool(0.5) {
@@ -268,7 +414,7 @@ mod tests {
                     payload[i] = rng.gen();
                 }
             }
-            let _ = parse(topics[rng.gen_range(0..topics.len())], &payload, at());
+            let _ = read(topics[rng.gen_range(0..topics.len())], &payload, at());
         }
     }
 }

@@ -7,6 +7,8 @@
 //!   into the same [`Sighting`]s, with bad payloads refused as errors.
 //! - [`presence`]: the presence engine — windowed-median RSSI, nearest scanner, present → unseen → away,
 //!   strap and battery changes.
+//! - [`scanners`]: the scanners' own health — up, down by their last will or silence — so that a
+//!   dead gateway is one alert, not one per band.
 //! - [`scan`]: the box's own adapter through btleplug (BlueZ over D-Bus), with a watchdog that
 //!   restarts a stalled scan.
 //! - [`sim`]: a simulated site full of bands (people walking about, leaving, batteries running down,
@@ -18,6 +20,7 @@ pub mod adv;
 pub mod gateway;
 pub mod presence;
 pub mod scan;
+pub mod scanners;
 pub mod sim;
 
 use chrono::{DateTime, Utc};

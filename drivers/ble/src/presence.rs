@@ -15,6 +15,12 @@
 //! absence is decided here). Its place is the scanner with the strongest smoothed RSSI among those that
 //! saw it recently. The engine also reports a strap opened and a battery falling below the low mark,
 //! once per change.
+//!
+//! **Scanners down.** When the box learns that a scanner is down (its last will, its silence, the
+//! box's own adapter failing: `crate::scanners`), a band whose place is that scanner and that is no
+//! longer heard becomes `not_covered` instead of unseen or away: nothing can see it, so its silence
+//! says nothing about where its wearer is, and it raises no alert. Heard by another scanner, it is
+//! present again at once; once its scanner is back, its silence counts from that moment.
 
 use std::collections::HashMap;
 
@@ -55,6 +61,8 @@ pub enum State {
     Present,
     Unseen,
     Away,
+    /// The scanner that last placed it is down, and no other hears it.
+    NotCovered,
 }
 
 /// Something the box should act on.
@@ -127,6 +135,23 @@ struct Band {
     battery_low: bool,
     battery_percent: Option<u8>,
     last_seen: DateTime<Utc>,
+    /// When its scanner came back after an outage: its silence counts from then.
+    covered_since: Option<DateTime<Utc>>,
+}
+
+impl Band {
+    fn new(state: State, place: Option<String>, at: DateTime<Utc>) -> Band {
+        Band {
+            scanners: HashMap::new(),
+            state,
+            place,
+            strap_closed: None,
+            battery_low: false,
+            battery_percent: None,
+            last_seen: at,
+            covered_since: None,
+        }
+    }
 }
 
 /// A band's presence, for pages and the API.
@@ -146,28 +171,23 @@ pub struct Presence {
 pub struct Engine {
     config: PresenceConfig,
     bands: HashMap<String, Band>,
+    /// Scanners known to be down, with when each was last heard.
+    down: HashMap<String, DateTime<Utc>>,
 }
 
 impl Engine {
     pub fn new(config: PresenceConfig) -> Engine {
-        Engine { config, bands: HashMap::new() }
+        Engine { config, bands: HashMap::new(), down: HashMap::new() }
     }
 
     /// Takes one sighting; returns what changed.
     pub fn observe(&mut self, s: &Sighting) -> Vec<PresenceEvent> {
         let mut events = Vec::new();
         let config = &self.config;
-        let band = self.bands.entry(s.band.clone()).or_insert_with(|| Band {
-            scanners: HashMap::new(),
-            state: State::Away,
-            place: None,
-            strap_closed: None,
-            battery_low: false,
-            battery_percent: None,
-            last_seen: s.at,
-        });
+        let band = self.bands.entry(s.band.clone()).or_insert_with(|| Band::new(State::Away, None, s.at));
         band.scanners.entry(s.scanner.clone()).or_default().push(s.at, s.rssi, config);
         band.last_seen = band.last_seen.max(s.at);
+        band.covered_since = None;
         if band.state != State::Present {
             events.push(PresenceEvent::State {
                 band: s.band.clone(),
@@ -216,13 +236,17 @@ impl Engine {
     pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<PresenceEvent> {
         let mut events = Vec::new();
         for (id, band) in &mut self.bands {
-            let silent = now - band.last_seen;
-            let to = if silent >= self.config.away_after {
+            let silent = now - band.covered_since.map_or(band.last_seen, |c| c.max(band.last_seen));
+            let uncovered = covered_by_down(band, &self.down, self.config.unseen_after);
+            let to = if silent < self.config.unseen_after || band.state == State::Away {
+                // Present until silent; away stays away until heard.
+                band.state
+            } else if uncovered {
+                State::NotCovered
+            } else if silent >= self.config.away_after {
                 State::Away
-            } else if silent >= self.config.unseen_after {
-                State::Unseen
             } else {
-                State::Present
+                State::Unseen
             };
             if to != band.state && to != State::Present {
                 events.push(PresenceEvent::State { band: id.clone(), from: band.state, to, at: now });
@@ -233,18 +257,41 @@ impl Engine {
         events
     }
 
-    /// Tells the engine to expect `band`, present as of `at`, unless it already knows it: after a
-    /// restart, a band someone wears is then reported away if nothing sees it, instead of never.
-    pub fn expect(&mut self, band: &str, at: DateTime<Utc>) {
-        self.bands.entry(band.to_owned()).or_insert_with(|| Band {
-            scanners: HashMap::new(),
-            state: State::Present,
-            place: None,
-            strap_closed: None,
-            battery_low: false,
-            battery_percent: None,
-            last_seen: at,
-        });
+    /// Tells the engine to expect `band`, present as of `at` at `place` (where it was last placed,
+    /// if known), unless it already knows it: after a restart, a band someone wears is then reported
+    /// away if nothing sees it, instead of never, and not covered if its scanner is down.
+    pub fn expect(&mut self, band: &str, at: DateTime<Utc>, place: Option<String>) {
+        self.bands.entry(band.to_owned()).or_insert_with(|| Band::new(State::Present, place, at));
+    }
+
+    /// A scanner last heard at `last_heard` is down: the bands it placed and still heard within
+    /// `unseen_after` of its end (returned, by id) become not covered once silent instead of unseen
+    /// or away (see [`Engine::tick`]). A band it had stopped hearing while it still spoke is not
+    /// excused by its failure.
+    pub fn scanner_down(&mut self, scanner: &str, last_heard: DateTime<Utc>) -> Vec<String> {
+        self.down.insert(scanner.to_owned(), last_heard);
+        let mut placed: Vec<String> = self
+            .bands
+            .iter()
+            .filter(|(_, b)| {
+                b.state != State::Away && covered_by_down(b, &self.down, self.config.unseen_after)
+            })
+            .filter(|(_, b)| b.place.as_deref() == Some(scanner))
+            .map(|(id, _)| id.clone())
+            .collect();
+        placed.sort();
+        placed
+    }
+
+    /// A scanner is back at `at`: the bands it left not covered are expected to be heard again,
+    /// and their silence counts from `at`.
+    pub fn scanner_up(&mut self, scanner: &str, at: DateTime<Utc>) {
+        self.down.remove(scanner);
+        for band in self.bands.values_mut() {
+            if band.state == State::NotCovered && band.place.as_deref() == Some(scanner) {
+                band.covered_since = Some(at);
+            }
+        }
     }
 
     /// One band's presence.
@@ -267,6 +314,15 @@ impl Engine {
     pub fn is_empty(&self) -> bool {
         self.bands.is_empty()
     }
+}
+
+/// Whether `band` was placed by a scanner now down that still heard it within `unseen_after` of
+/// the scanner's last word.
+fn covered_by_down(band: &Band, down: &HashMap<String, DateTime<Utc>>, unseen_after: Duration) -> bool {
+    band.place
+        .as_ref()
+        .and_then(|p| down.get(p))
+        .is_some_and(|last_heard| band.last_seen >= *last_heard - unseen_after)
 }
 
 fn view(id: &str, b: &Band) -> Presence {
@@ -342,7 +398,7 @@ mod tests {
         assert!(matches!(first[0], PresenceEvent::State { from: State::Away, to: State::Present, .. }));
         assert!(e.tick(t0() + Duration::seconds(59)).is_empty());
         // A band expected after a restart keeps what the engine knew.
-        e.expect("B1", t0() + Duration::seconds(30));
+        e.expect("B1", t0() + Duration::seconds(30), None);
         assert_eq!(e.get("B1").map(|p| p.last_seen), Some(t0()));
         let unseen = e.tick(t0() + Duration::seconds(60));
         assert!(matches!(unseen[..], [PresenceEvent::State { to: State::Unseen, .. }]));
@@ -370,7 +426,7 @@ mod tests {
                 .collect()
         };
         // Expected but never seen: away after the configured time, like any other band.
-        e.expect("B9", t0());
+        e.expect("B9", t0(), None);
         assert!(matches!(
             e.tick(t0() + Duration::minutes(10))[..],
             [PresenceEvent::State { from: State::Present, to: State::Away, .. }]
@@ -385,6 +441,64 @@ mod tests {
         assert_eq!(kinds(e.observe(&seen("B1", "s", -60, 7, data(15, true)))), vec!["BatteryLow"]);
         // A band first seen with its strap open reports it.
         assert_eq!(kinds(e.observe(&seen("B2", "s", -60, 0, data(90, false)))), vec!["StrapOpened"]);
+    }
+
+    fn states(events: &[PresenceEvent]) -> Vec<(String, State)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                PresenceEvent::State { band, to, .. } => Some((band.clone(), *to)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_scanner_down_leaves_its_bands_not_covered_never_away() {
+        let mut e = Engine::new(PresenceConfig::default());
+        // B1 and B2 in room A, B3 heard by A only until a minute before A died (it left).
+        e.observe(&seen("B3", "A", -60, 0, None));
+        for s in 0..=120 {
+            for band in ["B1", "B2"] {
+                e.observe(&seen(band, "A", -60, s, None));
+            }
+        }
+        assert_eq!(states(&e.tick(t0() + Duration::seconds(121))), vec![("B3".into(), State::Unseen)]);
+        let placed = e.scanner_down("A", t0() + Duration::seconds(120));
+        assert_eq!(placed, vec!["B1", "B2"], "B3 went quiet while A still spoke");
+        // A minute of silence: not covered, not unseen; then nothing for an hour, no away.
+        let mut changes = states(&e.tick(t0() + Duration::seconds(181)));
+        changes.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(changes, vec![("B1".into(), State::NotCovered), ("B2".into(), State::NotCovered)]);
+        let later = states(&e.tick(t0() + Duration::minutes(62)));
+        assert_eq!(later, vec![("B3".into(), State::Away)], "only the band that really left");
+        assert_eq!(e.get("B1").map(|p| p.state), Some(State::NotCovered));
+        // B2 heard by another scanner: present at once.
+        let back = e.observe(&seen("B2", "B", -75, 3_800, None));
+        assert_eq!(states(&back), vec![("B2".into(), State::Present)]);
+        // A back: B1's silence counts from then; unseen a minute later, away ten minutes later.
+        let up = t0() + Duration::seconds(4_000);
+        e.scanner_up("A", up);
+        assert!(states(&e.tick(up + Duration::seconds(59))).iter().all(|(b, _)| b != "B1"));
+        assert!(states(&e.tick(up + Duration::seconds(60))).contains(&("B1".into(), State::Unseen)));
+        assert!(!states(&e.tick(up + Duration::seconds(599))).contains(&("B1".into(), State::Away)));
+        assert!(states(&e.tick(up + Duration::seconds(600))).contains(&("B1".into(), State::Away)));
+    }
+
+    #[test]
+    fn a_band_already_unseen_when_its_scanner_falls_silent_is_not_covered() {
+        let mut e = Engine::new(PresenceConfig::default());
+        e.observe(&seen("B1", "box", -60, 0, None));
+        for m in 1..=2 {
+            e.tick(t0() + Duration::minutes(m));
+        }
+        assert_eq!(e.get("B1").map(|p| p.state), Some(State::Unseen));
+        assert_eq!(e.scanner_down("box", t0()), vec!["B1"]);
+        for m in 3..=15 {
+            let events = e.tick(t0() + Duration::minutes(m));
+            assert!(!states(&events).iter().any(|(_, s)| *s == State::Away), "minute {m}");
+        }
+        assert_eq!(e.get("B1").map(|p| p.state), Some(State::NotCovered));
     }
 
     #[test]

@@ -85,6 +85,15 @@ impl SiteSim {
         self.bands.iter().map(|b| b.address.clone()).collect()
     }
 
+    /// The simulated site's scanners: each room's, and the corridor's.
+    pub fn scanners(&self) -> Vec<String> {
+        let mut names: Vec<String> =
+            self.bands.iter().map(|b| b.room.clone()).chain([CORRIDOR.to_owned()]).collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// Moves the site on to `now` and returns what the scanners hear at that moment.
     pub fn step(&mut self, now: DateTime<Utc>) -> Vec<Sighting> {
         let hours = self.last.map_or(0.0, |l| ((now - l).num_milliseconds().max(0) as f64) / 3_600_000.0);

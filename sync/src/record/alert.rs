@@ -29,10 +29,13 @@ pub enum AlertKind {
     OutsideGeofence,
     /// A spot check not answered before its deadline.
     SpotCheckMissed,
+    /// A scanner (a gateway or the box's adapter) went down: the bands it watched are not covered.
+    /// About a scanner, not a person (`person_id` is empty, `subject` the scanner).
+    ScannerDown,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 10] = [
+    pub const ALL: [AlertKind; 11] = [
         AlertKind::Fever,
         AlertKind::LowSpo2,
         AlertKind::ShortnessOfBreath,
@@ -43,6 +46,7 @@ impl AlertKind {
         AlertKind::TestPositive,
         AlertKind::OutsideGeofence,
         AlertKind::SpotCheckMissed,
+        AlertKind::ScannerDown,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -56,6 +60,7 @@ impl AlertKind {
             AlertKind::TestPositive => "test_positive",
             AlertKind::OutsideGeofence => "outside_geofence",
             AlertKind::SpotCheckMissed => "spot_check_missed",
+            AlertKind::ScannerDown => "scanner_down",
         }
     }
 
@@ -72,6 +77,7 @@ impl AlertKind {
             AlertKind::TestPositive => "Xét nghiệm dương tính",
             AlertKind::OutsideGeofence => "Ra khỏi vùng cách ly",
             AlertKind::SpotCheckMissed => "Không trả lời kiểm tra đột xuất",
+            AlertKind::ScannerDown => "Máy quét mất kết nối",
         }
     }
 }

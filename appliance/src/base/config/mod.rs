@@ -127,6 +127,8 @@ pub struct BandsConfig {
     pub watchdog: StdDuration,
     /// The presence engine's thresholds.
     pub presence: outpost_ble::presence::PresenceConfig,
+    /// A scanner silent this long is down.
+    pub scanner_silent_after: Duration,
     pub battery_low_percent: u8,
     pub handover_min_battery_percent: u8,
     pub handover_seen_within: Duration,
@@ -460,6 +462,14 @@ fn bands(raw: &RawBands) -> Result<BandsConfig, ConfigError> {
             "sample_seconds and retention_hours must be above 0, watchdog_seconds at least 10",
         ));
     }
+    if raw.scanner_silent_seconds < 30
+        || i64::from(raw.scanner_silent_seconds) >= i64::from(raw.away_after_minutes) * 60
+    {
+        return Err(invalid(
+            "bands",
+            "scanner_silent_seconds must be at least 30 and shorter than away_after_minutes",
+        ));
+    }
     if !(1..=3600).contains(&raw.sample_write_seconds) {
         return Err(invalid("bands", "sample_write_seconds must be between 1 and 3600"));
     }
@@ -477,6 +487,7 @@ fn bands(raw: &RawBands) -> Result<BandsConfig, ConfigError> {
             battery_low_percent: raw.battery_low_percent,
             ..outpost_ble::presence::PresenceConfig::default()
         },
+        scanner_silent_after: Duration::seconds(raw.scanner_silent_seconds.into()),
         battery_low_percent: raw.battery_low_percent,
         handover_min_battery_percent: raw.handover_min_battery_percent,
         handover_seen_within: Duration::seconds(raw.handover_seen_within_seconds.into()),

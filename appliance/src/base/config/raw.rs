@@ -57,6 +57,7 @@ pub struct RawBands {
     pub watchdog_seconds: u64,
     pub unseen_after_seconds: u32,
     pub away_after_minutes: u32,
+    pub scanner_silent_seconds: u32,
     pub battery_low_percent: u8,
     pub handover_min_battery_percent: u8,
     pub handover_seen_within_seconds: u32,

@@ -25,6 +25,8 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use outpost_ble::gateway::Message;
+
 use super::presence::Sink;
 use crate::{
     app::{location::Position, mqtt::POSITION_PREFIX, AppError, Outpost},
@@ -35,8 +37,10 @@ pub mod front;
 pub mod packet;
 pub use front::{Backends, Door, FrontCounts, FrontStats};
 
-/// Topics the box subscribes to.
+/// The gateways' sighting topics (what `outpost ble listen` follows).
 pub const SIGHTING_FILTERS: [&str; 2] = ["espresense/devices/#", "+/+/BTtoMQTT/+"];
+/// Everything the box reads from gateways: sightings, and their status and telemetry.
+const GATEWAY_FILTERS: [&str; 6] = outpost_ble::gateway::FILTERS;
 
 /// A position message [M8] from a person's app, published to `outpost/position/<its device name>`
 /// with `{"latitude": …, "longitude": …, "accuracy": metres}`: the device's name from the topic
@@ -47,6 +51,8 @@ pub type PositionMessage = (String, Vec<u8>);
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Counters {
     pub sightings: u64,
+    /// Gateways' status and telemetry messages.
+    pub status: u64,
     /// Refused payloads by reason (`not_json`, `absurd_rssi`, …).
     pub refused: BTreeMap<String, u64>,
     /// Messages the broker dropped before the box read them: its in-memory log is bounded, and a
@@ -119,7 +125,7 @@ pub fn start(
     let mut broker = Broker::new(broker_config(backends, connections(max_payload, door.clone())));
     let (mut link_tx, link_rx) =
         broker.link("outpost-box").map_err(|e| anyhow::anyhow!("broker link: {e:?}"))?;
-    for filter in SIGHTING_FILTERS.into_iter().chain([format!("{POSITION_PREFIX}+").as_str()]) {
+    for filter in GATEWAY_FILTERS.into_iter().chain([format!("{POSITION_PREFIX}+").as_str()]) {
         link_tx.subscribe(filter).map_err(|e| anyhow::anyhow!("subscribe {filter}: {e:?}"))?;
     }
     std::thread::Builder::new().name("mqtt-broker".into()).spawn(move || {
@@ -204,7 +210,7 @@ fn broker_config(backends: Backends, connections: ConnectionSettings) -> BrokerC
 /// the async side, every refusal counted; until the router is gone.
 fn subscribe(mut link_rx: rumqttd::local::LinkRx, counters: &Mutex<Counters>, to: &Subscriber) {
     let last_log = outpost_link::gate::OnceAMinute::default();
-    let mut last_offset = [None::<u64>; SIGHTING_FILTERS.len()];
+    let mut last_offset = [None::<u64>; GATEWAY_FILTERS.len()];
     loop {
         // Blocks until the router has something; an error only means the router is gone.
         let notification = match link_rx.recv() {
@@ -241,8 +247,7 @@ fn subscribe(mut link_rx: rumqttd::local::LinkRx, counters: &Mutex<Counters>, to
             continue;
         }
         // Each subscription has its own log; offsets in it count messages one by one.
-        if let Some((_, offset)) = forward.cursor {
-            let filter = usize::from(!topic.starts_with("espresense/"));
+        if let (Some((_, offset)), Some(filter)) = (forward.cursor, filter_of(&topic)) {
             if let Some(last) = last_offset[filter] {
                 if offset > last + 1 {
                     if let Ok(mut c) = counters.lock() {
@@ -252,11 +257,18 @@ fn subscribe(mut link_rx: rumqttd::local::LinkRx, counters: &Mutex<Counters>, to
             }
             last_offset[filter] = Some(offset);
         }
-        match outpost_ble::gateway::parse(&topic, &forward.publish.payload, to.clock.now()) {
-            Ok(sighting) => {
+        let now = to.clock.now();
+        match outpost_ble::gateway::read(&topic, &forward.publish.payload, now) {
+            Ok(Message::Sighting(sighting)) => {
                 to.sink.send(sighting);
                 if let Ok(mut c) = counters.lock() {
                     c.sightings += 1;
+                }
+            }
+            Ok(Message::Scanner { scanner, report }) => {
+                to.sink.report(scanner, report, now);
+                if let Ok(mut c) = counters.lock() {
+                    c.status += 1;
                 }
             }
             Err(error) => {
@@ -269,6 +281,20 @@ fn subscribe(mut link_rx: rumqttd::local::LinkRx, counters: &Mutex<Counters>, to
                 }
             }
         }
+    }
+}
+
+/// Which of [`GATEWAY_FILTERS`] delivered `topic` (each has a log of its own).
+fn filter_of(topic: &str) -> Option<usize> {
+    let levels: Vec<&str> = topic.split('/').collect();
+    match levels.as_slice() {
+        ["espresense", "devices", ..] => Some(0),
+        ["espresense", "rooms", _, "status"] => Some(2),
+        ["espresense", "rooms", _, "telemetry"] => Some(3),
+        [_, _, "BTtoMQTT", _] => Some(1),
+        [_, _, "LWT"] => Some(4),
+        [_, _, "SYStoMQTT"] => Some(5),
+        _ => None,
     }
 }
 

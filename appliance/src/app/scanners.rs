@@ -1,0 +1,189 @@
+//! Scanners' health on the record [M3]: a scanner (a site gateway, or the box's own adapter) that
+//! goes down raises **one** severe "scanner down" alert, with one SMS to the on-duty phones, instead
+//! of one away alert per band it watched (those bands are "not covered": `crate::app::presence`);
+//! the alert is resolved by the box when the scanner is heard again. Deciding up and down is
+//! `outpost_ble::scanners`' work, on the presence thread (`crate::services::presence`), the only
+//! caller of these writes.
+//!
+//! Keys (box-local): `scanner/<name>` → [`KnownScanner`], each scanner the box has heard of and its
+//! health as last decided, so that after a restart a gateway that never comes back is still
+//! noticed; `scanner-alert/<name>` → its open scanner-down alert.
+
+use chrono::{DateTime, Utc};
+use outpost_ble::scanners::{Change, DownReason, Health, Scanner};
+use outpost_sync::{
+    record::{Alert, AlertKind, AlertState, Severity},
+    WriteSet,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{AppError, AppResult, Outpost};
+use crate::base::validate::unaccent;
+
+const PREFIX: &str = "scanner/";
+
+fn marker(scanner: &str) -> String {
+    format!("scanner-alert/{scanner}")
+}
+
+/// A scanner as the box keeps it across restarts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KnownScanner {
+    pub health: Health,
+    pub since: DateTime<Utc>,
+    #[serde(default)]
+    pub reason: Option<DownReason>,
+}
+
+/// Why a scanner is down, in words for staff.
+pub fn reason_vi(reason: &DownReason, silent_minutes: i64) -> String {
+    match reason {
+        DownReason::Offline => "gateway báo mất kết nối (MQTT last will)".to_owned(),
+        DownReason::Silent => format!("không gửi gì trong {silent_minutes} phút"),
+        DownReason::Adapter(_) => "bộ Bluetooth của hộp bị lỗi".to_owned(),
+    }
+}
+
+impl Outpost {
+    /// The scanners the box knew when it last ran, as they were left.
+    pub fn known_scanners(&self) -> AppResult<Vec<Scanner>> {
+        Ok(self
+            .store
+            .scan_local::<KnownScanner>(PREFIX)?
+            .into_iter()
+            .map(|(key, k)| Scanner {
+                name: key.trim_start_matches(PREFIX).to_owned(),
+                health: k.health,
+                since: k.since,
+                reason: k.reason,
+                last_heard: k.since,
+                telemetry: None,
+                telemetry_at: None,
+            })
+            .collect())
+    }
+
+    /// Remembers a scanner heard for the first time (up), so a restart still expects it.
+    pub fn remember_scanner(&self, name: &str, at: DateTime<Utc>) -> AppResult<()> {
+        let mut w = WriteSet::new();
+        w.put_local(
+            &format!("{PREFIX}{name}"),
+            &KnownScanner { health: Health::Up, since: at, reason: None },
+        )?;
+        self.commit_blocking(w)?;
+        Ok(())
+    }
+
+    /// Records a scanner going down (with the bands worn by people it watched, `watched`) or
+    /// coming back: its alert raised or resolved, its health kept for a restart.
+    pub fn record_scanner(&self, change: &Change, watched: usize) -> AppResult<()> {
+        let mut w = WriteSet::new();
+        let (alert, sms) = match change {
+            Change::Down { scanner, reason, last_heard, at } => {
+                let known = KnownScanner { health: Health::Down, since: *at, reason: Some(reason.clone()) };
+                w.put_local(&format!("{PREFIX}{scanner}"), &known)?;
+                self.stage_scanner_down(&mut w, scanner, reason, *last_heard, *at, watched)?
+            }
+            Change::Up { scanner, at } => {
+                let known = KnownScanner { health: Health::Up, since: *at, reason: None };
+                w.put_local(&format!("{PREFIX}{scanner}"), &known)?;
+                (self.stage_scanner_up(&mut w, scanner, *at)?, false)
+            }
+        };
+        self.commit_blocking(w)?;
+        if let Some(id) = alert {
+            self.emit("alert", &id);
+        }
+        if sms {
+            self.wake_outbox();
+        }
+        Ok(())
+    }
+
+    /// The open scanner-down alert of `scanner`, if any.
+    fn open_scanner_alert(&self, scanner: &str) -> AppResult<Option<Alert>> {
+        let Some(id) = self.store.get_local::<String>(&marker(scanner))? else { return Ok(None) };
+        Ok(self.store.get::<Alert>(&id)?.filter(|a| a.state != AlertState::Resolved))
+    }
+
+    /// Stages the alert of a scanner gone down (one per outage) and its SMS; returns the alert's id
+    /// and whether an SMS was queued.
+    fn stage_scanner_down(
+        &self,
+        w: &mut WriteSet,
+        scanner: &str,
+        reason: &DownReason,
+        last_heard: DateTime<Utc>,
+        at: DateTime<Utc>,
+        watched: usize,
+    ) -> AppResult<(Option<String>, bool)> {
+        if self.open_scanner_alert(scanner)?.is_some() {
+            return Ok((None, false));
+        }
+        let heard = self.schedule().local(last_heard).format("%H:%M");
+        let why = reason_vi(reason, (at - last_heard).num_minutes().max(1));
+        let detail = format!(
+            "máy quét {scanner}: {why}; nghe lần cuối lúc {heard}; {watched} vòng đeo tay không được theo dõi"
+        );
+        let id = format!("{}-{scanner}-{}", AlertKind::ScannerDown.as_str(), at.timestamp());
+        let alert = Alert::new(id.clone(), AlertKind::ScannerDown, Severity::Severe, "", scanner, detail, at);
+        w.put(&alert)?;
+        w.put_local(&marker(scanner), &alert.id)?;
+        let text = format!(
+            "Outpost: CANH BAO - may quet {} mat ket noi tu {heard}; {watched} vong khong duoc theo doi. \
+             Kiem tra may quet va cac phong. {}/alerts",
+            unaccent(scanner),
+            self.public_url()
+        );
+        let sms = self.has_on_duty_phones();
+        self.queue_on_duty(w, &text)?;
+        Ok((Some(id), sms))
+    }
+
+    /// Stages the resolution of a scanner's open alert, now that it is heard again.
+    fn stage_scanner_up(
+        &self,
+        w: &mut WriteSet,
+        scanner: &str,
+        at: DateTime<Utc>,
+    ) -> AppResult<Option<String>> {
+        let Some(mut alert) = self.open_scanner_alert(scanner)? else { return Ok(None) };
+        let local = self.schedule().local(at).format("%H:%M");
+        alert.state = AlertState::Resolved;
+        alert.resolved_by = Some("outpost".into());
+        alert.resolved_at = Some(at);
+        alert.resolution_note = format!("Máy quét kết nối lại lúc {local} / scanner back");
+        w.put(&alert)?;
+        w.delete_local(&marker(scanner));
+        Ok(Some(alert.id))
+    }
+
+    /// Forgets a scanner taken away from the site (its open alert resolved), so a restart no
+    /// longer expects it. The presence thread is told by the caller.
+    pub async fn forget_scanner(&self, scanner: &str, by: &str) -> AppResult<()> {
+        let key = format!("{PREFIX}{scanner}");
+        if !self.store.has_local(&key)? {
+            return Err(AppError::NotFound);
+        }
+        let mut w = WriteSet::new();
+        w.delete_local(&key);
+        let resolved = match self.open_scanner_alert(scanner)? {
+            Some(mut alert) => {
+                alert.state = AlertState::Resolved;
+                alert.resolved_by = Some(by.to_owned());
+                alert.resolved_at = Some(self.now());
+                alert.resolution_note = "Máy quét đã được gỡ khỏi khu / scanner removed".into();
+                w.put(&alert)?;
+                w.delete_local(&marker(scanner));
+                Some(alert.id)
+            }
+            None => None,
+        };
+        self.audit(&mut w, by, "scanner.forget", scanner, "")?;
+        self.commit(w).await?;
+        if let Some(id) = resolved {
+            self.emit("alert", &id);
+        }
+        Ok(())
+    }
+}
