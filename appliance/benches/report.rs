@@ -10,37 +10,22 @@
 
 mod common;
 
-use std::{sync::Arc, time::Instant};
+use std::time::Instant;
 
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use common::percentile;
-use outpost::{
-    app::Outpost,
-    base::{
-        clock::{Clock, ManualClock},
-        config::Config,
-    },
-    demo::person_input,
-};
+use outpost::demo::person_input;
 use outpost_sync::{
     record::{Person, PersonStatus, Sample, StatusChange, TestResult},
-    Store, StoreConfig, WriteSet,
+    WriteSet,
 };
 
 const DAYS: i64 = 30;
 
 fn main() {
-    let people: usize = std::env::var("BENCH_PEOPLE").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut raw = Config::from_toml("").expect("defaults").raw;
-    raw.store.data_dir = dir.path().to_owned();
-    let config = Config::validate(raw).expect("config");
-    let store = Store::open(dir.path(), &StoreConfig::default()).expect("store");
     // 17:00 at the site on the 30th day.
     let now = Utc.with_ymd_and_hms(2026, 11, 30, 10, 0, 0).single().expect("time");
-    let app = Outpost::new(store.clone(), config, ManualClock::new(now) as Arc<dyn Clock>);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    rt.block_on(app.ensure_site()).expect("site");
+    let (_dir, store, app, people) = common::seeded_site(now);
     let today = app.today();
     let first_day = today - Duration::days(DAYS - 1);
 

@@ -11,7 +11,7 @@
 //!   [`web::layout`], the page frame; `web/tests.rs`, the router in process) and one file per
 //!   domain: [`web::people`], [`web::declarations`], [`web::alerts`], [`web::dashboard`],
 //!   [`web::followup`], [`web::outbox`], [`web::inbox`], [`web::messages`], [`web::bands`],
-//!   [`web::presence`], [`web::location`], [`web::spotcheck`], [`web::sampling`], [`web::scanners`],
+//!   [`web::presence`], [`web::location`], [`web::spotcheck`], [`web::sampling`], [`web::scanners`], [`web::exposure`],
 //!   [`web::checkin`], [`web::reports`], [`web::accounts`], [`web::mqtt`], [`web::system`]. It
 //!   calls operations and reads the services' handles; it never touches the store.
 //! - [`services`]: the long-running workers, each given its resources and a cancellation token:
@@ -26,7 +26,7 @@
 //!   [`app::declarations`], [`app::alerts`], [`app::schedule`] (the scheduler's pass),
 //!   [`app::followup`], [`app::dashboard`], [`app::outbox`], [`app::lastlink`], [`app::inbox`], [`app::templates`],
 //!   [`app::messages`], [`app::bands`], [`app::presence`], [`app::location`], [`app::spotcheck`],
-//!   [`app::sampling`], [`app::scanners`], [`app::checkin`], [`app::reports`] with [`app::xlsx`], [`app::accounts`],
+//!   [`app::sampling`], [`app::scanners`], [`app::exposure`], [`app::checkin`], [`app::reports`] with [`app::xlsx`], [`app::accounts`],
 //!   [`app::mqtt`] (device credentials), [`app::privacy`] (erasure), [`app::system`] (the site
 //!   record, storage, backups).
 //! - [`platform`]: the box as a machine — [`platform::backup`], [`platform::update`],

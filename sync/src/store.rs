@@ -558,6 +558,28 @@ impl Store {
         Ok(out)
     }
 
+    /// Calls `each` with every record of kind `R` whose id `keep` accepts, in id order, decoding
+    /// only those: one at a time, however many there are.
+    pub fn for_each_where<R: Record>(
+        &self,
+        mut keep: impl FnMut(&str) -> bool,
+        mut each: impl FnMut(R),
+    ) -> Result<()> {
+        let prefix = format!("p/{}/", R::KIND);
+        for entry in self.inner.tree.scan_prefix(&prefix) {
+            let (key, bytes) = entry?;
+            let id = String::from_utf8_lossy(&key[prefix.len()..]);
+            if !keep(&id) {
+                continue;
+            }
+            each(serde_json::from_slice(&bytes).map_err(|source| StoreError::CorruptProjection {
+                doc_id: String::from_utf8_lossy(&key[2..]).into_owned(),
+                source,
+            })?);
+        }
+        Ok(())
+    }
+
     /// Number of records of kind `R`.
     pub fn count<R: Record>(&self) -> usize {
         self.inner.tree.scan_prefix(format!("p/{}/", R::KIND)).keys().count()

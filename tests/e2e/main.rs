@@ -12,6 +12,7 @@
 //! - [`ble`]: `outpost ble scan` against a mock BlueZ on a private D-Bus.
 //! - [`bands`]: the wristband part of a quarantine day: hand-over, away, strap, battery, return.
 //! - [`gateways`]: a room gateway with 300 bands dies (last will, silence): one alert, no band alerts.
+//! - [`storm`]: 60 missed declarations at once: one group on the dashboard, one digest SMS.
 //! - [`mqtt`]: real MQTT clients against the embedded broker, into the presence engine.
 //! - [`hostile`]: a compromised gateway's rights, floods of wrong logins and of half-open connections.
 //! - [`sync`]: a box enrols with the provincial server and pushes its records (real processes).
@@ -49,6 +50,7 @@ mod reach;
 mod reports;
 mod sms;
 mod spotcheck;
+mod storm;
 mod sync;
 mod testing;
 

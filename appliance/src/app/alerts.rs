@@ -1,17 +1,77 @@
 //! Alerts [M5]: their lifecycle (open → acknowledged → resolved, with who and when), the SMS to
 //! the on-duty phones for a severe one, and escalation of those nobody acknowledges.
+//!
+//! Storms: open alerts of one kind raised within `alerts.group_minutes` of their group's first are
+//! one [`AlertGroup`] on the pages, acknowledged at once ([`Outpost::acknowledge_group`]); alerts that
+//! are not severe reach the on-duty phones as one digest SMS at most every `alerts.digest_minutes`
+//! (box-local `alert-digest`: up to when the last one counted, and when it was sent).
 
-use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Duration, Utc};
 use outpost_sync::{
-    record::{Alert, AlertState, Person, Severity},
+    record::{Alert, AlertKind, AlertState, Person, Severity},
     WriteSet,
 };
+use serde::{Deserialize, Serialize};
 
 use super::{outbox::Purpose, AppError, AppResult, Outpost};
 use crate::base::{
     rules,
     validate::{self, unaccent, Problem},
 };
+
+/// Open alerts of one kind raised close together: shown, and acknowledged, as one.
+#[derive(Debug, Clone)]
+pub struct AlertGroup {
+    pub kind: AlertKind,
+    /// Newest first, each with the name of the person it is about.
+    pub alerts: Vec<(Alert, String)>,
+}
+
+impl AlertGroup {
+    /// When its first and last alerts were raised.
+    pub fn span(&self) -> (DateTime<Utc>, DateTime<Utc>) {
+        let times = self.alerts.iter().map(|(a, _)| a.raised_at);
+        (times.clone().min().unwrap_or_default(), times.max().unwrap_or_default())
+    }
+
+    pub fn severity(&self) -> Severity {
+        self.alerts.iter().map(|(a, _)| a.severity).max().unwrap_or(Severity::Warning)
+    }
+}
+
+/// Groups alerts: of one kind, each raised within `window` of its group's first. Newest group first.
+pub fn group_alerts(mut list: Vec<(Alert, String)>, window: Duration) -> Vec<AlertGroup> {
+    list.sort_by_key(|(a, _)| a.raised_at);
+    let mut groups: Vec<AlertGroup> = Vec::new();
+    let mut current: HashMap<AlertKind, usize> = HashMap::new();
+    for (alert, name) in list {
+        match current.get(&alert.kind) {
+            Some(&i) if alert.raised_at - groups[i].alerts[0].0.raised_at <= window => {
+                groups[i].alerts.push((alert, name));
+            }
+            _ => {
+                current.insert(alert.kind, groups.len());
+                groups.push(AlertGroup { kind: alert.kind, alerts: vec![(alert, name)] });
+            }
+        }
+    }
+    for g in &mut groups {
+        g.alerts.reverse();
+    }
+    groups.sort_by_key(|g| std::cmp::Reverse(g.span().1));
+    groups
+}
+
+/// Up to when the last digest SMS counted alerts, and when it was sent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Digest {
+    through: DateTime<Utc>,
+    sent_at: Option<DateTime<Utc>>,
+}
+
+const DIGEST: &str = "alert-digest";
 
 impl Outpost {
     pub fn alert(&self, id: &str) -> AppResult<Alert> {
@@ -80,6 +140,61 @@ impl Outpost {
         self.commit(w).await?;
         self.emit("alert", &alert.id);
         Ok(alert)
+    }
+
+    /// Acknowledges the open alerts of `kind` raised from `from` to `to` (a group on the pages);
+    /// returns how many.
+    pub async fn acknowledge_group(
+        &self,
+        kind: AlertKind,
+        (from, to): (DateTime<Utc>, DateTime<Utc>),
+        by: &str,
+    ) -> AppResult<usize> {
+        let mut alerts = Vec::new();
+        for (key, id) in self.store.index_scan(Alert::BY_STATE, "open|")? {
+            let at = key.split_once('|').and_then(|(_, t)| DateTime::parse_from_rfc3339(t).ok());
+            if at.is_some_and(|t| t >= from && t <= to) {
+                alerts.extend(self.store.get::<Alert>(&id)?.filter(|a| a.kind == kind));
+            }
+        }
+        self.acknowledge_all(alerts, by).await
+    }
+
+    /// Acknowledges the alerts `ids` that are open (at most 2,000); returns how many.
+    pub async fn acknowledge_ids(&self, ids: &[String], by: &str) -> AppResult<usize> {
+        if ids.len() > 2_000 {
+            return Err(AppError::invalid(
+                "ids",
+                "Tối đa 2.000 cảnh báo một lần.",
+                "At most 2,000 alerts at once.",
+            ));
+        }
+        let mut alerts = Vec::new();
+        for id in ids {
+            alerts.extend(self.store.get::<Alert>(id)?);
+        }
+        self.acknowledge_all(alerts, by).await
+    }
+
+    /// Acknowledges those of `alerts` still open, in one write with one audit entry.
+    async fn acknowledge_all(&self, alerts: Vec<Alert>, by: &str) -> AppResult<usize> {
+        let now = self.now();
+        let mut w = WriteSet::new();
+        let mut done = Vec::new();
+        for mut alert in alerts.into_iter().filter(|a| a.state == AlertState::Open) {
+            alert.state = AlertState::Acknowledged;
+            alert.acknowledged_by = Some(by.to_owned());
+            alert.acknowledged_at = Some(now);
+            w.put(&alert)?;
+            done.push(alert.id);
+        }
+        let Some(first) = done.first() else { return Ok(0) };
+        self.audit(&mut w, by, "alert.acknowledge_group", first, &format!("{} alerts", done.len()))?;
+        self.commit(w).await?;
+        for id in &done {
+            self.emit("alert", id);
+        }
+        Ok(done.len())
     }
 
     pub async fn resolve(&self, id: &str, note: &str, by: &str) -> AppResult<Alert> {
@@ -162,11 +277,14 @@ impl Outpost {
         if let Some(first) = escalated.iter().max_by_key(|a| (a.severity, a.escalations)) {
             let url = &self.public_url();
             let text = if escalated.len() == 1 {
-                let room = self.person(&first.person_id).map(|p| p.room.clone()).unwrap_or_default();
+                // An alert about a scanner has no person, and so no room.
+                let room = self
+                    .person(&first.person_id)
+                    .map(|p| format!("phong {}: ", unaccent(&p.room)))
+                    .unwrap_or_default();
                 format!(
-                    "Outpost: CANH BAO CHUA XU LY ({}) - phong {}: {}. {url}/alerts",
+                    "Outpost: CANH BAO CHUA XU LY ({}) - {room}{}. {url}/alerts",
                     first.escalations,
-                    unaccent(&room),
                     unaccent(&first.detail).replace("°C", "do C"),
                 )
             } else {
@@ -181,5 +299,90 @@ impl Outpost {
             self.emit("alert", a.id.clone());
         }
         Ok(escalated.len())
+    }
+
+    /// One SMS to the on-duty phones for the open alerts that are not severe raised since the last
+    /// one, by kind, if the last was sent at least `alerts.digest_minutes` ago. Returns how many
+    /// alerts it counted.
+    pub(super) async fn alert_digest(&self, now: DateTime<Utc>) -> AppResult<usize> {
+        let (Some(every), true) = (self.config.alerts.digest_every, self.has_on_duty_phones()) else {
+            return Ok(0);
+        };
+        let last = self.store.get_local::<Digest>(DIGEST)?;
+        if last.as_ref().and_then(|d| d.sent_at).is_some_and(|sent| now - sent < every) {
+            return Ok(0);
+        }
+        // The first time, only what was raised in the last period.
+        let since = last.map_or(now - every, |d| d.through);
+        let mut by_kind: BTreeMap<&'static str, usize> = BTreeMap::new();
+        for (key, id) in self.store.index_scan(Alert::BY_STATE, "open|")? {
+            let at = key.split_once('|').and_then(|(_, t)| DateTime::parse_from_rfc3339(t).ok());
+            if !at.is_some_and(|t| t > since && t <= now) {
+                continue;
+            }
+            if let Some(a) = self.store.get::<Alert>(&id)?.filter(|a| a.severity != Severity::Severe) {
+                *by_kind.entry(a.kind.vi()).or_default() += 1;
+            }
+        }
+        let n: usize = by_kind.values().sum();
+        if n == 0 {
+            return Ok(0);
+        }
+        let kinds: Vec<String> = by_kind.iter().map(|(k, c)| format!("{c} {}", unaccent(k))).collect();
+        let text = format!(
+            "Outpost: {n} canh bao moi ({}-{}): {}. {}/alerts",
+            self.schedule().local(since).format("%H:%M"),
+            self.schedule().local(now).format("%H:%M"),
+            kinds.join(", "),
+            self.public_url()
+        );
+        let mut w = WriteSet::new();
+        self.queue_on_duty(&mut w, &text)?;
+        w.put_local(DIGEST, &Digest { through: now, sent_at: Some(now) })?;
+        self.commit(w).await?;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn alert(kind: AlertKind, minute: i64) -> (Alert, String) {
+        let at = Utc.with_ymd_and_hms(2026, 11, 21, 2, 0, 0).single().expect("t") + Duration::minutes(minute);
+        let id = format!("{}-{minute}", kind.as_str());
+        (Alert::new(id, kind, Severity::Warning, "p", "s", String::new(), at), String::new())
+    }
+
+    #[test]
+    fn alerts_of_one_kind_close_together_are_one_group() {
+        let list = vec![
+            alert(AlertKind::MissingDeclaration, 0),
+            alert(AlertKind::BandBatteryLow, 1),
+            alert(AlertKind::MissingDeclaration, 2),
+            alert(AlertKind::MissingDeclaration, 5),
+            // Six minutes after the group's first: a group of its own.
+            alert(AlertKind::MissingDeclaration, 6),
+        ];
+        let groups = group_alerts(list, Duration::minutes(5));
+        let shape: Vec<(AlertKind, Vec<String>)> =
+            groups.iter().map(|g| (g.kind, g.alerts.iter().map(|(a, _)| a.id.clone()).collect())).collect();
+        assert_eq!(
+            shape,
+            vec![
+                (AlertKind::MissingDeclaration, vec!["missing_declaration-6".into()]),
+                (
+                    AlertKind::MissingDeclaration,
+                    vec![
+                        "missing_declaration-5".into(),
+                        "missing_declaration-2".into(),
+                        "missing_declaration-0".into()
+                    ]
+                ),
+                (AlertKind::BandBatteryLow, vec!["band_battery_low-1".into()]),
+            ],
+            "newest group first, newest first within it"
+        );
     }
 }

@@ -23,6 +23,7 @@ pub mod checkin;
 pub mod csv;
 pub mod dashboard;
 pub mod declarations;
+pub mod exposure;
 pub mod followup;
 pub mod inbox;
 pub mod lastlink;

@@ -138,6 +138,7 @@ impl Outpost {
         self.audit(&mut w, by, "sample.result", person_id, result.as_str())?;
         self.commit(w).await?;
         self.after_results(&[&person.id], alert.as_slice());
+        self.exposures_after(alert.as_slice()).await;
         Ok(sample)
     }
 
@@ -294,6 +295,7 @@ impl Outpost {
         self.commit(w).await?;
         let ids: Vec<&str> = people.iter().map(|p| p.id.as_str()).collect();
         self.after_results(&ids, &alerts);
+        self.exposures_after(&alerts).await;
         Ok(rows.len())
     }
 
@@ -344,6 +346,16 @@ impl Outpost {
             w.put(&*person)?;
         }
         Ok(Some(alert))
+    }
+
+    /// The exposure list of each person a positive result converted to F0 (after the result's
+    /// write: a list that cannot be made is logged, and made on demand later; the result stands).
+    async fn exposures_after(&self, alerts: &[Alert]) {
+        for a in alerts.iter().filter(|a| a.kind == AlertKind::TestPositive) {
+            if let Err(error) = self.refresh_exposure(&a.person_id, "converted_f0").await {
+                tracing::error!(%error, "Cannot make an exposure list.");
+            }
+        }
     }
 
     fn after_results(&self, people: &[&str], alerts: &[Alert]) {

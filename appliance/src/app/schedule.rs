@@ -24,6 +24,8 @@ pub struct TickReport {
     pub reminders: usize,
     pub alerts: usize,
     pub escalations: usize,
+    /// Alerts that are not severe counted in a digest SMS to the on-duty phones.
+    pub digested: usize,
     /// People whose personal data was erased.
     pub purged: usize,
     /// Presence events acted on (bands away, back, moved…).
@@ -53,8 +55,9 @@ impl Outpost {
         }
         report.spot_checks = self.spot_check_tick(&watched).await?;
         report.escalations = self.escalate(now).await?;
+        report.digested = self.alert_digest(now).await?;
         report.by_sms = self.last_link_tick(now).await?;
-        if report.reminders + report.escalations > 0 {
+        if report.reminders + report.escalations + report.digested > 0 {
             self.wake_outbox();
         }
         Ok(report)

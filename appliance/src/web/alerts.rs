@@ -8,9 +8,11 @@ use axum::{
     response::{IntoResponse, Redirect},
     Json,
 };
+use chrono::{DateTime, Utc};
 use maud::{html, Markup};
-use outpost_sync::record::{Alert, AlertState, Severity};
+use outpost_sync::record::{Alert, AlertKind, AlertState, Severity};
 use serde::Deserialize;
+use serde_json::{json, Value};
 
 use super::{
     error::ApiError,
@@ -71,6 +73,52 @@ pub fn alert_rows(state: &AppState, ctx: &Ctx, alerts: &[(Alert, String)]) -> Ma
     }
 }
 
+/// Rows of one group shown on a page; the rest are behind the link to the full list.
+const GROUP_ROWS: usize = 20;
+
+/// Open alerts in groups (`crate::app::alerts::group_alerts`): a group of several is one block
+/// with its count and time span, one acknowledge for all of it, and its newest rows; single alerts
+/// are rows as usual.
+pub fn alert_groups(state: &AppState, ctx: &Ctx, open: Vec<(Alert, String)>) -> Markup {
+    let lang = ctx.lang;
+    let csrf = ctx.csrf();
+    let groups = crate::app::alerts::group_alerts(open, state.app.config().alerts.group_window);
+    let (many, single): (Vec<_>, Vec<_>) = groups.into_iter().partition(|g| g.alerts.len() > 1);
+    let single: Vec<(Alert, String)> = single.into_iter().flat_map(|g| g.alerts).collect();
+    html! {
+        @for g in &many {
+            @let (from, to) = g.span();
+            details.alert-group data-kind=(g.kind.as_str()) data-count=(g.alerts.len()) {
+                summary {
+                    (badge(lang, match g.severity() { Severity::Severe => "severe", _ => "warning" }, &format!("alert.{}", g.kind.as_str())))
+                    " " strong { (g.alerts.len()) } " " (t(lang, "alerts.in_group")) " "
+                    (state.app.schedule().local(from).format("%H:%M")) "–" (state.app.schedule().local(to).format("%H:%M"))
+                    @if ctx.can_write() {
+                        " "
+                        form.inline method="post" action="/alerts/ack-group" {
+                            (csrf_field(&csrf))
+                            input type="hidden" name="kind" value=(g.kind.as_str());
+                            input type="hidden" name="from" value=(from.to_rfc3339());
+                            input type="hidden" name="to" value=(to.to_rfc3339());
+                            button type="submit" { (t(lang, "alerts.ack_group")) " (" (g.alerts.len()) ")" }
+                        }
+                    }
+                }
+                (alert_rows(state, ctx, &g.alerts[..g.alerts.len().min(GROUP_ROWS)]))
+                @if g.alerts.len() > GROUP_ROWS {
+                    p.muted { "… +" (g.alerts.len() - GROUP_ROWS) " " a href="/alerts?state=open" { (t(lang, "alerts.all")) } }
+                }
+            }
+        }
+        @if !single.is_empty() { (alert_rows(state, ctx, &single)) }
+    }
+}
+
+/// The open alerts of a page, grouped (at most 2,000 read).
+pub fn open_alert_groups(state: &AppState, ctx: &Ctx) -> Result<Markup, ApiError> {
+    Ok(alert_groups(state, ctx, state.app.alerts_named(AlertState::Open, 2_000)?))
+}
+
 #[derive(Deserialize, Default)]
 pub struct AlertQuery {
     state: Option<String>,
@@ -85,7 +133,9 @@ pub async fn list(State(state): State<AppState>, ctx: Ctx, Query(q): Query<Alert
         p.inline { @for s in [AlertState::Open, AlertState::Acknowledged, AlertState::Resolved] {
             a.button.secondary[s != which] href=(format!("/alerts?state={}", s.as_str())) { (td(lang, &format!("state.{}", s.as_str()))) }
         } }
-        @if list.is_empty() { p.muted { (t(lang, "dash.none")) } } @else { (alert_rows(&state, &ctx, &list)) }
+        @if list.is_empty() { p.muted { (t(lang, "dash.none")) } }
+        @else if which == AlertState::Open { (alert_groups(&state, &ctx, list)) }
+        @else { (alert_rows(&state, &ctx, &list)) }
     };
     Ok(staff_page(&ctx, StatusCode::OK, t(lang, "alerts.title"), body))
 }
@@ -98,6 +148,26 @@ pub async fn acknowledge(
 ) -> Answer {
     state.app.acknowledge(&id, &ctx.username()?).await?;
     Ok(Redirect::to(&back_to(&headers, "/alerts")).into_response())
+}
+
+/// A group's one acknowledge (its kind and time span).
+pub async fn acknowledge_group(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
+    let f = FormData::parse(&body);
+    let kind =
+        validate::required("kind", &f.get("kind"), |k| AlertKind::ALL.into_iter().find(|x| x.as_str() == k))?;
+    let from = validate::required("from", &f.get("from"), parse_time)?;
+    let to = validate::required("to", &f.get("to"), parse_time)?;
+    state.app.acknowledge_group(kind, (from, to), &ctx.username()?).await?;
+    Ok(Redirect::to(&back_to(&headers, "/alerts")).into_response())
+}
+
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
 }
 
 pub async fn resolve(
@@ -130,6 +200,45 @@ pub async fn api_acknowledge(
     _body: Bytes,
 ) -> Result<Json<Alert>, ApiError> {
     Ok(Json(state.app.acknowledge(&id, &ctx.username()?).await?))
+}
+
+/// What `POST /api/v1/alerts/acknowledge` acknowledges: alerts by id, or a group (a kind and a
+/// time span).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupInput {
+    #[serde(default)]
+    ids: Vec<String>,
+    kind: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+pub async fn api_acknowledge_group(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    JsonBody(input): JsonBody<GroupInput>,
+) -> Result<Json<Value>, ApiError> {
+    let by = ctx.username()?;
+    let n = match (&input.kind, &input.from, &input.to) {
+        (None, None, None) if !input.ids.is_empty() => state.app.acknowledge_ids(&input.ids, &by).await?,
+        (Some(kind), Some(from), Some(to)) if input.ids.is_empty() => {
+            let kind =
+                validate::required("kind", kind, |k| AlertKind::ALL.into_iter().find(|x| x.as_str() == k))?;
+            let from = validate::required("from", from, parse_time)?;
+            let to = validate::required("to", to, parse_time)?;
+            state.app.acknowledge_group(kind, (from, to), &by).await?
+        }
+        _ => {
+            return Err(crate::app::AppError::invalid(
+                "ids",
+                "Cần danh sách ids, hoặc kind, from và to.",
+                "Either ids, or kind, from and to.",
+            )
+            .into())
+        }
+    };
+    Ok(Json(json!({ "acknowledged": n })))
 }
 
 #[derive(Deserialize)]

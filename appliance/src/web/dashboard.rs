@@ -55,7 +55,15 @@ fn live_fragment(state: &AppState, ctx: &Ctx, d: &Dashboard) -> Markup {
             div.card.alerts { div.n data-count="open_alerts" { (d.open_alerts) } (t(lang, "dash.open_alerts")) }
         }
         h2 { (t(lang, "nav.alerts")) }
-        @if d.alerts.is_empty() { p.muted { (t(lang, "dash.none")) } } @else { (alert_rows(state, ctx, &d.alerts)) }
+        @if d.alerts.is_empty() { p.muted { (t(lang, "dash.none")) } } @else {
+            // Open ones in groups (a storm is one block with one acknowledge), then the acknowledged.
+            @match super::alerts::open_alert_groups(state, ctx) {
+                Ok(groups) => (groups),
+                Err(_) => (alert_rows(state, ctx, &d.alerts)),
+            }
+            @let acknowledged: Vec<_> = d.alerts.iter().filter(|(a, _)| a.state == outpost_sync::record::AlertState::Acknowledged).cloned().collect();
+            @if !acknowledged.is_empty() { (alert_rows(state, ctx, &acknowledged)) }
+        }
         div.cards {
             div { h2 { (t(lang, "dash.missing")) } (brief_list(lang, &d.missing)) }
             div { h2 { (t(lang, "dash.late")) } (brief_list(lang, &d.late)) }

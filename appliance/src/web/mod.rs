@@ -21,6 +21,7 @@ pub mod checkin;
 pub mod dashboard;
 pub mod declarations;
 pub mod error;
+pub mod exposure;
 pub mod followup;
 pub mod inbox;
 pub mod kit;

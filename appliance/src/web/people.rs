@@ -298,6 +298,7 @@ pub async fn show(
     let link = state.app.personal_link(&p);
     let testing = sampling::person_section(&state, &ctx, &p)?;
     let location = location::person_section(&state, &ctx, &p)?;
+    let exposure = super::exposure::person_section(&state, &ctx, &p)?;
     let csrf = ctx.csrf();
     let body = html! {
         h1 { (p.full_name) " " (badge(lang, "", &format!("status.{}", p.status.as_str()))) }
@@ -319,6 +320,7 @@ pub async fn show(
         }
         (testing)
         (location)
+        (exposure)
         h2 { (t(lang, "people.alerts")) }
         @if alerts.is_empty() { p.muted { (t(lang, "dash.none")) } } @else { (alert_rows(&state, &ctx, &alerts)) }
         h2 { (t(lang, "people.declarations")) }

@@ -9,8 +9,8 @@ use axum::{
 use outpost_link::gate::Budget;
 
 use super::{
-    accounts, alerts, bands, checkin, dashboard, declarations, followup, inbox, location, messages, mqtt,
-    outbox, people, presence, reports, sampling, scanners, spotcheck, system, AppState,
+    accounts, alerts, bands, checkin, dashboard, declarations, exposure, followup, inbox, location, messages,
+    mqtt, outbox, people, presence, reports, sampling, scanners, spotcheck, system, AppState,
 };
 
 /// Who may use a route.
@@ -106,6 +106,9 @@ pub fn routes() -> Vec<RouteDef> {
         r(M::GET, "/spotchecks/{id}/photo", Staff, get(spotcheck::photo)),
         r(M::POST, "/spotchecks/{id}/review", Writer, post(spotcheck::review)),
         r(M::POST, "/people/{id}/spotcheck", Writer, post(spotcheck::request_person)),
+        r(M::POST, "/people/{id}/exposure", Writer, post(exposure::make)),
+        r(M::GET, "/people/{id}/exposure.csv", Staff, get(exposure::export_csv)),
+        r(M::GET, "/people/{id}/exposure.xlsx", Staff, get(exposure::export_xlsx)),
         r(M::GET, "/checkin", Staff, get(checkin::log)),
         r(M::GET, "/checkin/poster", Staff, get(checkin::poster)),
         r(M::GET, "/checkin/export.csv", Staff, get(checkin::export)),
@@ -123,6 +126,7 @@ pub fn routes() -> Vec<RouteDef> {
         r(M::POST, "/scanners/{name}/forget", Admin, post(scanners::forget)),
         r(M::GET, "/alerts", Staff, get(alerts::list)),
         r(M::POST, "/alerts/{id}/ack", Writer, post(alerts::acknowledge)),
+        r(M::POST, "/alerts/ack-group", Writer, post(alerts::acknowledge_group)),
         r(M::POST, "/alerts/{id}/resolve", Writer, post(alerts::resolve)),
         r(M::GET, "/followup", Staff, get(followup::sheet)),
         r(M::GET, "/followup/export.csv", Staff, get(followup::export)),
@@ -171,6 +175,7 @@ pub fn routes() -> Vec<RouteDef> {
         r(M::POST, "/api/v1/samples/import", Writer, post(sampling::api_import)),
         r(M::GET, "/api/v1/alerts", Staff, get(alerts::api_list)),
         r(M::POST, "/api/v1/alerts/{id}/ack", Writer, post(alerts::api_acknowledge)),
+        r(M::POST, "/api/v1/alerts/acknowledge", Writer, post(alerts::api_acknowledge_group)),
         r(M::POST, "/api/v1/alerts/{id}/resolve", Writer, post(alerts::api_resolve)),
         r(M::GET, "/api/v1/outbox", Staff, get(outbox::api)),
         r(M::POST, "/api/v1/sms", Writer, post(messages::api_send)),
@@ -178,6 +183,8 @@ pub fn routes() -> Vec<RouteDef> {
         r(M::GET, "/api/v1/health", Staff, get(system::api_health)),
         r(M::GET, "/api/v1/presence", Staff, get(bands::api_presence)),
         r(M::GET, "/api/v1/people/{id}/presence", Staff, get(presence::api)),
+        r(M::GET, "/api/v1/people/{id}/exposure", Staff, get(exposure::api_get)),
+        r(M::POST, "/api/v1/people/{id}/exposure", Writer, post(exposure::api_make)),
         r(M::GET, "/api/v1/bands", Staff, get(bands::api_bands)),
         r(M::POST, "/api/v1/bands", Writer, post(bands::api_register)),
         r(M::GET, "/api/v1/bands/unknown", Staff, get(bands::api_unknown)),

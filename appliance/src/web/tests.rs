@@ -384,3 +384,35 @@ fn every_route_is_unique() {
         assert!(seen.insert((r.method.clone(), r.path)), "{} {}", r.method, r.path);
     }
 }
+
+#[tokio::test]
+async fn an_exposure_list_is_made_on_demand_shown_and_exported() {
+    let f = fixture().await;
+    let person = serde_json::json!({
+        "full_name": "Lê Văn Tâm", "phone": "0905333445", "id_number": "048123456701",
+        "quarantine_start": "2026-11-21", "quarantine_end": "2026-12-05",
+    });
+    let res = call(&f.router, json_request(Method::POST, "/api/v1/people", &f.admin, person)).await;
+    let created: serde_json::Value = serde_json::from_str(&body(res).await).expect("json");
+    let id = created["id"].as_str().expect("id");
+    let as_medical = |method: &Method, path: &str| request(method, path, Some((&f.medical.0, &f.medical.1)));
+    let path = format!("/api/v1/people/{id}/exposure");
+    assert_eq!(call(&f.router, as_medical(&Method::GET, &path)).await.status(), StatusCode::NOT_FOUND);
+    let res = call(&f.router, as_medical(&Method::POST, &path)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let made: serde_json::Value = serde_json::from_str(&body(res).await).expect("json");
+    assert_eq!((made["reason"].as_str(), made["days"].as_u64()), (Some("on_demand"), Some(14)), "{made}");
+    let manager = |path: &str| request(&Method::GET, path, Some((&f.manager.0, &f.manager.1)));
+    assert_eq!(call(&f.router, manager(&path)).await.status(), StatusCode::OK);
+    let page = body(call(&f.router, manager(&format!("/people/{id}"))).await).await;
+    assert!(page.contains(r#"id="exposure""#) && page.contains("exposure.csv"), "the person's page shows it");
+    let csv = body(call(&f.router, manager(&format!("/people/{id}/exposure.csv"))).await).await;
+    assert!(csv.contains("Họ và tên") && csv.contains("Số phút"), "{csv}");
+    let res = call(&f.router, manager(&format!("/people/{id}/exposure.xlsx"))).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.expect("xlsx");
+    assert!(bytes.starts_with(b"PK"), "a workbook");
+    // A manager reads it but does not make it.
+    let res = call(&f.router, request(&Method::POST, &path, Some((&f.manager.0, &f.manager.1)))).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+}

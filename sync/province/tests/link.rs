@@ -10,7 +10,7 @@ use outpost_link::{exchange, net, site};
 use outpost_province::server::{Province, Server};
 use outpost_sync::{
     protocol,
-    record::{Alert, AlertKind, AlertState, Severity},
+    record::{Alert, AlertKind, AlertState, Contact, Exposure, Severity},
     Store, StoreConfig, WriteSet,
 };
 
@@ -30,7 +30,7 @@ async fn exchange_raw(
         .expect("post")
 }
 
-async fn put(store: &Store, a: &Alert) {
+async fn put<R: outpost_sync::record::Record>(store: &Store, a: &R) {
     let mut w = WriteSet::new();
     w.put(a).expect("put");
     store.commit(w).await.expect("commit");
@@ -95,10 +95,30 @@ async fn sites_enrol_once_sync_both_ways_and_stay_apart() {
     put(&site_a, &alert("a1")).await;
     put(&site_a, &alert("a2")).await;
     put(&site_b, &alert("b1")).await;
+    // An exposure list, derived on the box: names and minutes, no sightings.
+    let contact = Contact {
+        full_name: "Trần Văn B".into(),
+        room: "A12".into(),
+        minutes: 40,
+        days: [("2026-11-21".to_owned(), [("phong-a12".to_owned(), 40)].into())].into(),
+    };
+    let exposure = Exposure {
+        person_id: "p1".into(),
+        computed_at: Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).single().expect("t"),
+        days: 14,
+        reason: "converted_f0".into(),
+        contacts: [("p2".to_owned(), contact)].into(),
+    };
+    put(&site_a, &exposure).await;
     let moved = site::SiteLink::new(site_a.clone(), bundle_a.clone()).push(&addr).await.expect("exchange");
-    assert_eq!(moved.sent_docs, 2);
+    assert_eq!(moved.sent_docs, 3);
     let at_province = server.store("site-a").expect("store");
     assert_eq!(at_province.list::<Alert>().expect("list").len(), 2);
+    assert_eq!(
+        at_province.get::<Exposure>("p1").expect("get"),
+        Some(exposure),
+        "the derived list reached the province"
+    );
     let mut acked = at_province.get::<Alert>("a1").expect("get").expect("a1");
     acked.state = AlertState::Acknowledged;
     put(&at_province, &acked).await;

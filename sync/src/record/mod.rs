@@ -6,12 +6,13 @@
 //!
 //! One file per domain, each record beside the names of the indexes it writes (`Person::BY_TOKEN`,
 //! …), which the queries use too: [`site`], [`person`], [`declaration`], [`alert`], [`user`],
-//! [`followup`], [`sampling`], [`report`], [`band`] (bands and presence), [`location`],
-//! [`spotcheck`].
+//! [`followup`], [`sampling`], [`report`], [`band`] (bands and presence), [`exposure`],
+//! [`location`], [`spotcheck`].
 
 pub mod alert;
 pub mod band;
 pub mod declaration;
+pub mod exposure;
 pub mod followup;
 pub mod location;
 pub mod person;
@@ -24,6 +25,7 @@ pub mod user;
 pub use alert::{Alert, AlertKind, AlertState, Severity};
 pub use band::{Band, BandChange, BandState, PresenceDay, PresenceInterval};
 pub use declaration::{slot_key, Channel, Declaration, Symptom};
+pub use exposure::{Contact, Exposure};
 pub use followup::FollowUp;
 pub use location::{Geofence, LocationDay};
 pub use person::{Category, Gender, Person, PersonDetails, PersonStatus, StatusChange};
@@ -102,6 +104,7 @@ pub fn project(kind: &str, value: serde_json::Value) -> Result<Projection, Proje
         ZoneReport::KIND => as_record::<ZoneReport>(value),
         LocationDay::KIND => as_record::<LocationDay>(value),
         SpotCheck::KIND => as_record::<SpotCheck>(value),
+        Exposure::KIND => as_record::<Exposure>(value),
         other => Err(ProjectError::UnknownKind(other.to_owned())),
     }
 }

@@ -69,6 +69,10 @@ pub struct AlertsConfig {
     pub thresholds: Thresholds,
     pub escalate_after: Duration,
     pub on_duty_phones: Vec<String>,
+    /// Open alerts of one kind raised within this of their group's first are shown as one group.
+    pub group_window: Duration,
+    /// At most one digest SMS of alerts that are not severe this often (`None`: never).
+    pub digest_every: Option<Duration>,
 }
 
 /// `[web]`.
@@ -137,6 +141,8 @@ pub struct BandsConfig {
     /// How long raw samples wait in memory before they are written as one block (the most a power
     /// cut loses of them).
     pub sample_write_every: Duration,
+    /// How many days an exposure list looks back.
+    pub exposure_days: u32,
     pub simulated_bands: usize,
 }
 
@@ -357,6 +363,12 @@ fn alerts(raw: &RawAlerts) -> Result<AlertsConfig, ConfigError> {
     if raw.escalate_after_minutes == 0 {
         return Err(invalid("alerts.escalate_after_minutes", "must be at least one minute"));
     }
+    if !(1..=60).contains(&raw.group_minutes) || raw.digest_minutes > 240 {
+        return Err(invalid(
+            "alerts",
+            "group_minutes must be between 1 and 60, digest_minutes between 0 (never) and 240",
+        ));
+    }
     for phone in &raw.on_duty_phones {
         crate::base::validate::phone(phone)
             .map_err(|_| invalid("alerts.on_duty_phones", format!("{phone:?} is not a phone number")))?;
@@ -365,6 +377,8 @@ fn alerts(raw: &RawAlerts) -> Result<AlertsConfig, ConfigError> {
         thresholds: Thresholds { fever_celsius: raw.fever_celsius, spo2_below: raw.spo2_below },
         escalate_after: minutes(raw.escalate_after_minutes),
         on_duty_phones: raw.on_duty_phones.clone(),
+        group_window: minutes(raw.group_minutes),
+        digest_every: (raw.digest_minutes > 0).then(|| minutes(raw.digest_minutes)),
     })
 }
 
@@ -470,6 +484,9 @@ fn bands(raw: &RawBands) -> Result<BandsConfig, ConfigError> {
             "scanner_silent_seconds must be at least 30 and shorter than away_after_minutes",
         ));
     }
+    if !(1..=30).contains(&raw.exposure_days) {
+        return Err(invalid("bands", "exposure_days must be between 1 and 30"));
+    }
     if !(1..=3600).contains(&raw.sample_write_seconds) {
         return Err(invalid("bands", "sample_write_seconds must be between 1 and 3600"));
     }
@@ -494,6 +511,7 @@ fn bands(raw: &RawBands) -> Result<BandsConfig, ConfigError> {
         sample_every: Duration::seconds(raw.sample_seconds.into()),
         retention: Duration::hours(raw.retention_hours.into()),
         sample_write_every: Duration::seconds(raw.sample_write_seconds.into()),
+        exposure_days: raw.exposure_days,
         simulated_bands: raw.simulated_bands as usize,
     })
 }

@@ -64,6 +64,7 @@ pub struct RawBands {
     pub sample_seconds: u32,
     pub retention_hours: u32,
     pub sample_write_seconds: u32,
+    pub exposure_days: u32,
     pub simulated_bands: u32,
 }
 
@@ -139,6 +140,8 @@ pub struct RawDeclarations {
 #[serde(deny_unknown_fields)]
 pub struct RawAlerts {
     pub fever_celsius: f64,
+    pub group_minutes: u32,
+    pub digest_minutes: u32,
     pub spo2_below: u8,
     pub escalate_after_minutes: u32,
     pub on_duty_phones: Vec<String>,
