@@ -8,7 +8,9 @@
 //! - the same gateway goes silent, its connection still open: down after `scanner_silent_seconds`,
 //!   one more alert, still no band alert; its telemetry back → resolved;
 //! - presence resumes for real: a band nobody hears after the gateway's return is away ten minutes
-//!   later, like any band.
+//!   later, like any band;
+//! - a gateway that flaps (down again within 15 minutes of coming back) reopens its alert, without
+//!   another SMS.
 
 use std::{
     sync::{
@@ -237,6 +239,9 @@ fn a_gateway_that_dies_is_one_alert_not_three_hundred() {
     });
     site.espresense(&esp, 0..BANDS);
     assert_eq!(site.bands_in("present"), BANDS);
+    for _ in 0..16 {
+        site.heard_for_a_minute(&esp, 0..BANDS);
+    }
 
     // Silent, its connection still open: down after three minutes, one more alert, no band alert.
     for _ in 0..13 {
@@ -271,6 +276,15 @@ fn a_gateway_that_dies_is_one_alert_not_three_hundred() {
     site.espresense(&esp, 0..BANDS - 1);
     assert_eq!(site.bands_in("present"), BANDS - 1);
     wait_until("the away SMS", || sim.sent().iter().any(|m| m.text.contains("khong duoc thay")));
+
+    // Flapping: silent again four minutes later, within a quarter of an hour of coming back: the
+    // same alert reopens, without another SMS.
+    for _ in 0..4 {
+        site.minute();
+    }
+    let down = site.alerts("scanner_down");
+    assert_eq!(down.len(), 2, "{down:?}");
+    assert_eq!(down.iter().filter(|a| a["state"] == "open").count(), 1, "the last one reopened: {down:?}");
     let sent = sim.sent();
     let scanner_sms = sent.iter().filter(|m| m.text.contains("may quet phong-a12")).count();
     let band_sms = sent.iter().filter(|m| m.text.contains("khong duoc thay")).count();

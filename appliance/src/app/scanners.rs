@@ -5,9 +5,13 @@
 //! `outpost_ble::scanners`' work, on the presence thread (`crate::services::presence`), the only
 //! caller of these writes.
 //!
+//! A gateway that flaps (its Wi-Fi coming and going) does not text the on-duty phones at each
+//! flap: going down again within [`REOPEN_WITHIN`] of the box resolving its alert reopens that alert,
+//! without a new SMS.
+//!
 //! Keys (box-local): `scanner/<name>` → [`KnownScanner`], each scanner the box has heard of and its
 //! health as last decided, so that after a restart a gateway that never comes back is still
-//! noticed; `scanner-alert/<name>` → its open scanner-down alert.
+//! noticed; `scanner-alert/<name>` → its last scanner-down alert (open, or resolved when it came back).
 
 use chrono::{DateTime, Utc};
 use outpost_ble::scanners::{Change, DownReason, Health, Scanner};
@@ -21,6 +25,9 @@ use super::{AppError, AppResult, Outpost};
 use crate::base::validate::unaccent;
 
 const PREFIX: &str = "scanner/";
+
+/// A scanner down again this soon after it came back reopens its alert instead of raising one.
+pub const REOPEN_WITHIN: chrono::Duration = chrono::Duration::minutes(15);
 
 fn marker(scanner: &str) -> String {
     format!("scanner-alert/{scanner}")
@@ -100,10 +107,15 @@ impl Outpost {
         Ok(())
     }
 
+    /// The last scanner-down alert of `scanner`, if any.
+    fn last_scanner_alert(&self, scanner: &str) -> AppResult<Option<Alert>> {
+        let Some(id) = self.store.get_local::<String>(&marker(scanner))? else { return Ok(None) };
+        Ok(self.store.get::<Alert>(&id)?)
+    }
+
     /// The open scanner-down alert of `scanner`, if any.
     fn open_scanner_alert(&self, scanner: &str) -> AppResult<Option<Alert>> {
-        let Some(id) = self.store.get_local::<String>(&marker(scanner))? else { return Ok(None) };
-        Ok(self.store.get::<Alert>(&id)?.filter(|a| a.state != AlertState::Resolved))
+        Ok(self.last_scanner_alert(scanner)?.filter(|a| a.state != AlertState::Resolved))
     }
 
     /// Stages the alert of a scanner gone down (one per outage) and its SMS; returns the alert's id
@@ -117,10 +129,24 @@ impl Outpost {
         at: DateTime<Utc>,
         watched: usize,
     ) -> AppResult<(Option<String>, bool)> {
-        if self.open_scanner_alert(scanner)?.is_some() {
-            return Ok((None, false));
-        }
         let heard = self.schedule().local(last_heard).format("%H:%M");
+        match self.last_scanner_alert(scanner)? {
+            Some(a) if a.state != AlertState::Resolved => return Ok((None, false)),
+            // Back only a moment ago (by itself): the same outage, flapping; no new SMS.
+            Some(mut a)
+                if a.resolved_by.as_deref() == Some("outpost")
+                    && a.resolved_at.is_some_and(|r| at - r < REOPEN_WITHIN) =>
+            {
+                a.state = AlertState::Open;
+                a.resolved_by = None;
+                a.resolved_at = None;
+                a.resolution_note =
+                    format!("Lại mất kết nối lúc {} / down again", self.schedule().local(at).format("%H:%M"));
+                w.put(&a)?;
+                return Ok((Some(a.id), false));
+            }
+            _ => {}
+        }
         let why = reason_vi(reason, (at - last_heard).num_minutes().max(1));
         let detail = format!(
             "máy quét {scanner}: {why}; nghe lần cuối lúc {heard}; {watched} vòng đeo tay không được theo dõi"
@@ -154,7 +180,6 @@ impl Outpost {
         alert.resolved_at = Some(at);
         alert.resolution_note = format!("Máy quét kết nối lại lúc {local} / scanner back");
         w.put(&alert)?;
-        w.delete_local(&marker(scanner));
         Ok(Some(alert.id))
     }
 

@@ -542,7 +542,11 @@ impl Worker {
         self.worn = worn;
         let now = self.app.now();
         if at_start {
-            self.load_scanners(now)?;
+            // Without them the box still works; it only notices a gateway dead since before the
+            // restart later, by its bands.
+            if let Err(error) = self.load_scanners(now) {
+                tracing::error!(error = %format!("{:#}", anyhow::Error::from(error)), "Cannot read the known scanners.");
+            }
         }
         // A band just handed over starts its wearer's day where the engine last saw it.
         let events: Vec<(String, PresenceEvent)> = handed
