@@ -71,7 +71,13 @@ fn body(packet: &[u8]) -> Parsed<&[u8]> {
 /// A packet of `kind_and_flags` around `body`.
 fn encode(kind_and_flags: u8, body: &[u8]) -> Vec<u8> {
     let mut out = vec![kind_and_flags];
-    let mut len = body.len();
+    put_varint(&mut out, body.len());
+    out.extend_from_slice(body);
+    out
+}
+
+/// MQTT's variable byte integer.
+fn put_varint(out: &mut Vec<u8>, mut len: usize) {
     loop {
         let mut b = (len % 128) as u8;
         len /= 128;
@@ -83,8 +89,6 @@ fn encode(kind_and_flags: u8, body: &[u8]) -> Vec<u8> {
             break;
         }
     }
-    out.extend_from_slice(body);
-    out
 }
 
 /// A cursor over a packet's body.
@@ -181,7 +185,13 @@ pub struct Connect {
     /// Where the flags byte and the client id are in the body, for [`Connect::rewrite`].
     flags_at: usize,
     client_id_at: (usize, usize),
+    /// MQTT 5: where the CONNECT's property list (its length first) is in the body, and its
+    /// properties but the Topic Alias Maximum, as they are passed on.
+    properties: Option<((usize, usize), Vec<u8>)>,
 }
+
+/// MQTT 5's Topic Alias Maximum property.
+const TOPIC_ALIAS_MAXIMUM: u8 = 0x22;
 
 const WILL_RETAIN: u8 = 0x20;
 
@@ -204,8 +214,17 @@ impl Connect {
         let flags_at = c.at;
         let flags = c.byte()?;
         c.u16()?;
+        let mut properties = None;
         if version == Version::V5 {
-            c.properties()?;
+            let at = c.at;
+            let mut kept = Vec::new();
+            for (id, value) in c.properties()? {
+                if id != TOPIC_ALIAS_MAXIMUM {
+                    kept.push(id);
+                    kept.extend_from_slice(value);
+                }
+            }
+            properties = Some(((at, c.at), kept));
         }
         let start = c.at;
         let client_id = c.string()?.to_owned();
@@ -222,7 +241,7 @@ impl Connect {
         };
         let username = if flags & 0x80 != 0 { Some(c.string()?.to_owned()) } else { None };
         let password = if flags & 0x40 != 0 { Some(c.binary()?.to_vec()) } else { None };
-        Ok(Connect { version, client_id, username, password, will_topic, flags_at, client_id_at })
+        Ok(Connect { version, client_id, username, password, will_topic, flags_at, client_id_at, properties })
     }
 
     /// The same CONNECT with `client_id` in place of the device's and its will not retained; a
@@ -232,7 +251,18 @@ impl Connect {
         let body = body(packet)?;
         let id_len = u16::try_from(client_id.len()).map_err(|_| Malformed("client id too long"))?;
         let mut out = Vec::with_capacity(body.len() + client_id.len());
-        out.extend_from_slice(&body[..self.client_id_at.0]);
+        match &self.properties {
+            // MQTT 5: the client's Topic Alias Maximum is not passed on, so rumqttd never aliases
+            // what it sends the client. It keys its aliases by subscription filter, not by topic:
+            // every message matching a wildcard would reach the client under the first one's topic.
+            Some(((from, to), kept)) => {
+                out.extend_from_slice(&body[..*from]);
+                put_varint(&mut out, kept.len());
+                out.extend_from_slice(kept);
+                out.extend_from_slice(&body[*to..self.client_id_at.0]);
+            }
+            None => out.extend_from_slice(&body[..self.client_id_at.0]),
+        }
         out[self.flags_at] &= !WILL_RETAIN;
         let keep_alive = self.flags_at + 1..self.flags_at + 3;
         if out[keep_alive.clone()] == [0, 0] {
@@ -385,7 +415,8 @@ mod tests {
         b.push(0xC2 | if will.is_some() { 0x04 | WILL_RETAIN } else { 0 });
         b.extend_from_slice(&[0, 60]);
         if version == 5 {
-            b.extend_from_slice(&[3, 0x21, 0, 10]); // Receive Maximum 10.
+            // Receive Maximum 10, Topic Alias Maximum 16.
+            b.extend_from_slice(&[6, 0x21, 0, 10, 0x22, 0, 16]);
         }
         b.extend(string(client));
         if let Some(topic) = will {
@@ -428,6 +459,12 @@ mod tests {
                 0,
                 "the will is not retained"
             );
+            if version == 5 {
+                let ((from, to), _) = again.properties.clone().expect("properties");
+                let mut c = Cursor { buf: &body(&rewritten).expect("body")[from..to], at: 0 };
+                let ids: Vec<u8> = c.properties().expect("list").into_iter().map(|(id, _)| id).collect();
+                assert_eq!(ids, vec![0x21], "Receive Maximum passed on, Topic Alias Maximum not");
+            }
         }
         assert!(Connect::parse(b"GET / HTTP/1.1\r\n").is_err());
         let raw = connect(4, "x", None, "u", "p");
