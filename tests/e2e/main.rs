@@ -45,6 +45,7 @@ mod lastlink;
 mod location;
 mod mqtt;
 mod names;
+mod paho;
 mod province;
 mod reach;
 mod reports;

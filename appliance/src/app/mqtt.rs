@@ -16,6 +16,10 @@
 //!   subscribes to nothing.
 //! - a **monitor** (`outpost ble listen`, for whoever installs gateways) subscribes to the sighting
 //!   topics only and publishes nothing.
+//! - an **other** device (a site's own sensors, a conformance suite) publishes and subscribes only
+//!   under topics of one or two levels that are not the box's (`espresense/…`, `outpost/…`, `$…`):
+//!   every gateway, app and status topic has three levels or more, so it can neither speak for a
+//!   gateway nor read a sighting or a position (a filter with `#` is refused: it could).
 
 use outpost_sync::{
     secret::{check_password, hash_password, verify_password, Busy, DUMMY_HASH},
@@ -46,6 +50,8 @@ pub enum DeviceKind {
     /// A person's app, for that person's position only (the person's id).
     App(String),
     Monitor,
+    /// Topics of its own, outside the box's (one or two levels).
+    Other,
 }
 
 /// A device that logged in: its name and kind.
@@ -86,6 +92,7 @@ impl Device {
             },
             DeviceKind::App(_) => topic == position_topic(n),
             DeviceKind::Monitor => false,
+            DeviceKind::Other => outside_the_box(&levels),
         }
     }
 
@@ -106,8 +113,17 @@ impl Device {
             DeviceKind::Monitor => {
                 matches!(levels.as_slice(), [ESPRESENSE, "devices", ..] | [_, _, THEENGS_LEVEL, ..])
             }
+            // `+` matches one level only: a filter without `#` matches topics of its own depth.
+            DeviceKind::Other => !filter.contains('#') && outside_the_box(&levels),
         }
     }
+}
+
+/// Whether topic (or filter) levels are outside the box's topics: one or two levels, not under
+/// `espresense/`, `outpost/` or `$`. (Wildcards in a topic are refused before this.)
+fn outside_the_box(levels: &[&str]) -> bool {
+    let first = levels.first().copied().unwrap_or("");
+    levels.len() <= 2 && first != ESPRESENSE && first != "outpost" && !first.starts_with('$')
 }
 
 /// A Theengs/OpenMQTTGateway base topic a gateway may use: not the box's own nor ESPresense's.
@@ -154,6 +170,7 @@ impl Outpost {
             let detail = match &kind {
                 DeviceKind::Gateway => "gateway".to_owned(),
                 DeviceKind::Monitor => "monitor".to_owned(),
+                DeviceKind::Other => "other".to_owned(),
                 DeviceKind::App(person) => format!("app {person}"),
             };
             let credential = Credential { hash: hash_password(&password), created_at: app.now(), kind };
@@ -262,5 +279,33 @@ mod tests {
         assert!(monitor.may_subscribe("espresense/devices/#") && monitor.may_subscribe("+/+/BTtoMQTT/+"));
         assert!(!monitor.may_subscribe("outpost/position/+") && !monitor.may_subscribe("#"));
         assert!(!monitor.may_publish("espresense/devices/x/cai-dat"));
+    }
+
+    #[test]
+    fn another_device_keeps_to_short_topics_outside_the_box() {
+        let other = device("cam-bien", DeviceKind::Other);
+        for topic in ["TopicA", "TopicA/B", "/TopicA", "toa-nha/nhiet-do"] {
+            assert!(other.may_publish(topic), "{topic}");
+        }
+        for topic in [
+            "home/phong-1/BTtoMQTT/AABBCCDDEEFF",
+            "home/phong-1/LWT",
+            "home/phong-1/commands/MQTTtoBT",
+            "espresense/rooms",
+            "outpost/position",
+            "outpost/position/app-lan",
+            "$SYS/x",
+            "a/b/c",
+        ] {
+            assert!(!other.may_publish(topic), "{topic}");
+        }
+        for filter in ["TopicA/+", "+/C", "/+", "+/+", "+", "TopicA"] {
+            assert!(other.may_subscribe(filter), "{filter}");
+        }
+        for filter in
+            ["#", "/#", "TopicA/#", "+/+/+", "+/+/BTtoMQTT/+", "espresense/+", "outpost/+", "$SYS/+"]
+        {
+            assert!(!other.may_subscribe(filter), "{filter}");
+        }
     }
 }

@@ -414,6 +414,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("mqtt.kind_gateway", "Gateway (tên = tên phòng/gateway trong topic)", "Gateway (name = its room/gateway name in topics)"),
     ("mqtt.kind_app", "Ứng dụng của một người", "A person's app"),
     ("mqtt.kind_monitor", "Theo dõi (chỉ đọc tín hiệu vòng)", "Monitor (reads band sightings only)"),
+    ("mqtt.kind_other", "Thiết bị khác (topic riêng 1–2 cấp, không đọc được vòng)", "Other (its own one- or two-level topics, no sightings)"),
     ("mqtt.person", "Mã người cách ly (cho ứng dụng)", "Person's id (for an app)"),
     ("mqtt.kinds_help", "Gateway chỉ gửi vào topic mang tên của nó; ứng dụng chỉ gửi vị trí của người được gán vào outpost/position/<tên thiết bị>; thiết bị theo dõi chỉ đọc tín hiệu vòng.", "A gateway publishes only to topics with its own name; an app publishes only its person's position to outpost/position/<device name>; a monitor only reads band sightings."),
     ("mqtt.ports", "Cổng", "Ports"),

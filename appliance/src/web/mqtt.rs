@@ -67,6 +67,7 @@ fn devices_page(state: &AppState, ctx: &Ctx, list: &[Problem]) -> Answer {
                     @match &d.kind {
                         DeviceKind::Gateway => (t(lang, "mqtt.kind_gateway")),
                         DeviceKind::Monitor => (t(lang, "mqtt.kind_monitor")),
+                        DeviceKind::Other => (t(lang, "mqtt.kind_other")),
                         DeviceKind::App(person) => {
                             (t(lang, "mqtt.kind_app")) " "
                             a href=(format!("/people/{person}")) { (person) }
@@ -85,6 +86,7 @@ fn devices_page(state: &AppState, ctx: &Ctx, list: &[Problem]) -> Answer {
                     option value="gateway" selected { (t(lang, "mqtt.kind_gateway")) }
                     option value="app" { (t(lang, "mqtt.kind_app")) }
                     option value="monitor" { (t(lang, "mqtt.kind_monitor")) }
+                    option value="other" { (t(lang, "mqtt.kind_other")) }
                 }
             }
             label { (t(lang, "mqtt.person")) input name="person"; }
@@ -113,6 +115,7 @@ pub async fn add_device(State(state): State<AppState>, ctx: Ctx, body: Bytes) ->
     let kind = match f.get("kind").as_str() {
         "" | "gateway" => DeviceKind::Gateway,
         "monitor" => DeviceKind::Monitor,
+        "other" => DeviceKind::Other,
         "app" => DeviceKind::App(f.get("person").trim().to_owned()),
         _ => {
             return devices_page(

@@ -169,6 +169,11 @@ impl Door {
             self.warn_once_a_minute("MQTT login refused", name);
             refusal
         };
+        // MQTT 3.1.1: a session to keep needs a name to keep it under. (MQTT 5 lets the server
+        // assign one; the front does, as it does for a clean session.)
+        if connect.version == Version::V311 && connect.client_id.is_empty() && !connect.clean {
+            return Err(refuse(Refusal::IdentifierRejected, connect.username.as_deref().unwrap_or("")));
+        }
         let (Some(name), Some(password)) = (&connect.username, &connect.password) else {
             return Err(refuse(Refusal::BadCredentials, ""));
         };

@@ -182,6 +182,8 @@ pub struct Connect {
     pub password: Option<Vec<u8>>,
     /// The last will's topic, if the client sets one.
     pub will_topic: Option<String>,
+    /// Whether the client starts a new session (3.1.1's Clean Session, 5's Clean Start).
+    pub clean: bool,
     /// Where the flags byte and the client id are in the body, for [`Connect::rewrite`].
     flags_at: usize,
     client_id_at: (usize, usize),
@@ -241,7 +243,18 @@ impl Connect {
         };
         let username = if flags & 0x80 != 0 { Some(c.string()?.to_owned()) } else { None };
         let password = if flags & 0x40 != 0 { Some(c.binary()?.to_vec()) } else { None };
-        Ok(Connect { version, client_id, username, password, will_topic, flags_at, client_id_at, properties })
+        let clean = flags & 0x02 != 0;
+        Ok(Connect {
+            version,
+            client_id,
+            username,
+            password,
+            will_topic,
+            clean,
+            flags_at,
+            client_id_at,
+            properties,
+        })
     }
 
     /// The same CONNECT with `client_id` in place of the device's and its will not retained; a
@@ -286,6 +299,8 @@ pub enum Refusal {
     Quota,
     /// Too many wrong logins for the account or the address.
     Throttled,
+    /// MQTT 3.1.1: an empty client id with a session to keep (`[MQTT-3.1.3-8]`).
+    IdentifierRejected,
 }
 
 /// The CONNACK refusing a connection.
@@ -296,6 +311,7 @@ pub fn connack(version: Version, refusal: Refusal) -> Vec<u8> {
                 Refusal::BadCredentials => 0x04,
                 Refusal::NotAuthorized | Refusal::Throttled => 0x05,
                 Refusal::Unavailable | Refusal::Quota => 0x03,
+                Refusal::IdentifierRejected => 0x02,
             };
             vec![0x20, 2, 0, code]
         }
@@ -306,6 +322,7 @@ pub fn connack(version: Version, refusal: Refusal) -> Vec<u8> {
                 Refusal::Unavailable => 0x88,
                 Refusal::Quota => 0x97,
                 Refusal::Throttled => 0x9F,
+                Refusal::IdentifierRejected => 0x85,
             };
             vec![0x20, 3, 0, reason, 0]
         }
