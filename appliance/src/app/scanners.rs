@@ -140,6 +140,9 @@ impl Outpost {
                 a.state = AlertState::Open;
                 a.resolved_by = None;
                 a.resolved_at = None;
+                (a.acknowledged_by, a.acknowledged_at) = (None, None);
+                // Escalated a full period after the reopening, not at once for its old start.
+                a.last_escalated_at = Some(at);
                 a.resolution_note =
                     format!("Lại mất kết nối lúc {} / down again", self.schedule().local(at).format("%H:%M"));
                 w.put(&a)?;

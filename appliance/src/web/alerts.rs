@@ -78,15 +78,17 @@ const GROUP_ROWS: usize = 20;
 
 /// Open alerts in groups (`crate::app::alerts::group_alerts`): a group of several is one block
 /// with its count and time span, one acknowledge for all of it, and its newest rows; single alerts
-/// are rows as usual.
-pub fn alert_groups(state: &AppState, ctx: &Ctx, open: Vec<(Alert, String)>) -> Markup {
+/// are rows as usual. At most `limit` groups and `limit` single alerts, newest first (the rest are
+/// on the alerts page).
+pub fn alert_groups(state: &AppState, ctx: &Ctx, open: Vec<(Alert, String)>, limit: usize) -> Markup {
     let lang = ctx.lang;
     let csrf = ctx.csrf();
     let groups = crate::app::alerts::group_alerts(open, state.app.config().alerts.group_window);
     let (many, single): (Vec<_>, Vec<_>) = groups.into_iter().partition(|g| g.alerts.len() > 1);
     let single: Vec<(Alert, String)> = single.into_iter().flat_map(|g| g.alerts).collect();
+    let hidden = many.len().saturating_sub(limit) + single.len().saturating_sub(limit);
     html! {
-        @for g in &many {
+        @for g in many.iter().take(limit) {
             @let (from, to) = g.span();
             details.alert-group data-kind=(g.kind.as_str()) data-count=(g.alerts.len()) {
                 summary {
@@ -110,13 +112,14 @@ pub fn alert_groups(state: &AppState, ctx: &Ctx, open: Vec<(Alert, String)>) -> 
                 }
             }
         }
-        @if !single.is_empty() { (alert_rows(state, ctx, &single)) }
+        @if !single.is_empty() { (alert_rows(state, ctx, &single[..single.len().min(limit)])) }
+        @if hidden > 0 { p.muted { "… +" (hidden) " " a href="/alerts?state=open" { (t(lang, "alerts.all")) } } }
     }
 }
 
-/// The open alerts of a page, grouped (at most 2,000 read).
+/// The dashboard's open alerts, grouped (at most 2,000 read; 20 groups and 20 single alerts shown).
 pub fn open_alert_groups(state: &AppState, ctx: &Ctx) -> Result<Markup, ApiError> {
-    Ok(alert_groups(state, ctx, state.app.alerts_named(AlertState::Open, 2_000)?))
+    Ok(alert_groups(state, ctx, state.app.alerts_named(AlertState::Open, 2_000)?, 20))
 }
 
 #[derive(Deserialize, Default)]
@@ -134,7 +137,7 @@ pub async fn list(State(state): State<AppState>, ctx: Ctx, Query(q): Query<Alert
             a.button.secondary[s != which] href=(format!("/alerts?state={}", s.as_str())) { (td(lang, &format!("state.{}", s.as_str()))) }
         } }
         @if list.is_empty() { p.muted { (t(lang, "dash.none")) } }
-        @else if which == AlertState::Open { (alert_groups(&state, &ctx, list)) }
+        @else if which == AlertState::Open { (alert_groups(&state, &ctx, list, 500)) }
         @else { (alert_rows(&state, &ctx, &list)) }
     };
     Ok(staff_page(&ctx, StatusCode::OK, t(lang, "alerts.title"), body))
