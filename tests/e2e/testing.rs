@@ -107,6 +107,13 @@ fn samplings_results_and_the_f0_workflow() {
     );
     let person = c.get(&format!("/api/v1/people/{}", field(1, "id"))).json();
     assert_eq!((person["status"].as_str(), person["category"].as_str()), (Some("converted_f0"), Some("f0")));
+    // Their exposure list was made with the conversion (no bands here: nobody shared a zone).
+    let exposure = c.get(&format!("/api/v1/people/{}/exposure", field(1, "id"))).json();
+    assert_eq!(
+        (exposure["reason"].as_str(), exposure["days"].as_u64()),
+        (Some("converted_f0"), Some(14)),
+        "{exposure}"
+    );
     let res =
         c.post_json(&format!("/api/v1/people/{}/status", field(1, "id")), &json!({"status": "transferred"}));
     assert_eq!(res.status, 200, "{}", res.body);

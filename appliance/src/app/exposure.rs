@@ -111,13 +111,6 @@ impl Outpost {
         })
     }
 
-    /// Computes and keeps `person_id`'s exposure list (replacing the last one).
-    pub async fn refresh_exposure(&self, person_id: &str, reason: &str) -> AppResult<Exposure> {
-        let list = self.compute_exposure(person_id, reason)?;
-        self.keep_exposure(&list).await?;
-        Ok(list)
-    }
-
     /// Keeps an exposure list (replacing the person's last one).
     pub async fn keep_exposure(&self, list: &Exposure) -> AppResult<()> {
         let mut w = WriteSet::new();

@@ -352,7 +352,17 @@ impl Outpost {
     /// write: a list that cannot be made is logged, and made on demand later; the result stands).
     async fn exposures_after(&self, alerts: &[Alert]) {
         for a in alerts.iter().filter(|a| a.kind == AlertKind::TestPositive) {
-            if let Err(error) = self.refresh_exposure(&a.person_id, "converted_f0").await {
+            // It reads every other person's days in range (~0.6 s at 2,000 people): on the box's
+            // multi-threaded runtime, without holding up the other tasks of this worker.
+            let compute = || self.compute_exposure(&a.person_id, "converted_f0");
+            let multi = tokio::runtime::Handle::current().runtime_flavor()
+                == tokio::runtime::RuntimeFlavor::MultiThread;
+            let made = if multi { tokio::task::block_in_place(compute) } else { compute() };
+            let kept = match made {
+                Ok(list) => self.keep_exposure(&list).await,
+                Err(e) => Err(e),
+            };
+            if let Err(error) = kept {
                 tracing::error!(%error, "Cannot make an exposure list.");
             }
         }
