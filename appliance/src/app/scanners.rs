@@ -5,9 +5,10 @@
 //! `outpost_ble::scanners`' work, on the presence thread (`crate::services::presence`), the only
 //! caller of these writes.
 //!
-//! A gateway that flaps (its Wi-Fi coming and going) does not text the on-duty phones at each
-//! flap: going down again within [`REOPEN_WITHIN`] of the box resolving its alert reopens that alert,
-//! without a new SMS.
+//! The alert waits [`ALERT_AFTER`]: a gateway back within it (a Wi-Fi blip, a reboot) raises none,
+//! though its bands were not covered meanwhile. A gateway that flaps (its Wi-Fi coming and going)
+//! does not text the on-duty phones at each flap: going down again within [`REOPEN_WITHIN`] of the
+//! box resolving its alert reopens that alert, without a new SMS.
 //!
 //! Keys (box-local): `scanner/<name>` → [`KnownScanner`], each scanner the box has heard of and its
 //! health as last decided, so that after a restart a gateway that never comes back is still
@@ -25,6 +26,9 @@ use super::{AppError, AppResult, Outpost};
 use crate::base::validate::unaccent;
 
 const PREFIX: &str = "scanner/";
+
+/// How long a scanner is down before its alert is raised.
+pub const ALERT_AFTER: chrono::Duration = chrono::Duration::seconds(60);
 
 /// A scanner down again this soon after it came back reopens its alert instead of raising one.
 pub const REOPEN_WITHIN: chrono::Duration = chrono::Duration::minutes(15);
@@ -81,15 +85,20 @@ impl Outpost {
         Ok(())
     }
 
-    /// Records a scanner going down (with the bands worn by people it watched, `watched`) or
-    /// coming back: its alert raised or resolved, its health kept for a restart.
-    pub fn record_scanner(&self, change: &Change, watched: usize) -> AppResult<()> {
+    /// Records a scanner going down or coming back: its health kept for a restart; down with
+    /// `alert` (the bands worn by people it watched), its alert raised; back, its alert resolved.
+    pub fn record_scanner(&self, change: &Change, alert: Option<usize>) -> AppResult<()> {
         let mut w = WriteSet::new();
         let (alert, sms) = match change {
             Change::Down { scanner, reason, last_heard, at } => {
                 let known = KnownScanner { health: Health::Down, since: *at, reason: Some(reason.clone()) };
                 w.put_local(&format!("{PREFIX}{scanner}"), &known)?;
-                self.stage_scanner_down(&mut w, scanner, reason, *last_heard, *at, watched)?
+                match alert {
+                    Some(watched) => {
+                        self.stage_scanner_down(&mut w, scanner, reason, *last_heard, *at, watched)?
+                    }
+                    None => (None, false),
+                }
             }
             Change::Up { scanner, at } => {
                 let known = KnownScanner { health: Health::Up, since: *at, reason: None };

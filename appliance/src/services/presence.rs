@@ -216,6 +216,7 @@ impl PresenceView {
             worn: HashMap::new(),
             stored: HashMap::new(),
             pending: Vec::new(),
+            down: HashMap::new(),
             today: None,
             last_prune: None,
         };
@@ -447,6 +448,9 @@ struct Worker {
     stored: HashMap<(String, String), DateTime<Utc>>,
     /// Samples not yet written.
     pending: Vec<Sample>,
+    /// Scanners down whose alert waits `app::scanners::ALERT_AFTER`, with the worn bands they
+    /// watched.
+    down: HashMap<String, (Change, usize)>,
     /// The site-local day of the last pass, to carry open intervals over midnight.
     today: Option<NaiveDate>,
     last_prune: Option<DateTime<Utc>>,
@@ -607,6 +611,11 @@ impl Worker {
         for s in known {
             if s.health == Health::Down {
                 engine.scanner_down(&s.name, s.since);
+                // Its alert, if the box stopped before raising it (an open one stays as it is).
+                let reason = s.reason.clone().unwrap_or(outpost_ble::scanners::DownReason::Silent);
+                let change =
+                    Change::Down { scanner: s.name.clone(), reason, last_heard: s.since, at: s.since };
+                self.down.insert(s.name.clone(), (change, 0));
             }
             scanners.known(s, now);
         }
@@ -631,9 +640,10 @@ impl Worker {
     }
 
     /// A scanner went down or came back: the engine learns which bands are not covered, the
-    /// operations raise or resolve the scanner's one alert.
+    /// operations keep its health and resolve its alert; a scanner still down after
+    /// `ALERT_AFTER` gets one ([`Worker::raise_scanner_alerts`]).
     fn scanner_changed(&mut self, change: &Change) {
-        let watched = match change {
+        match change {
             Change::Down { scanner, last_heard, reason, .. } => {
                 let placed =
                     self.engine.lock().map(|mut e| e.scanner_down(scanner, *last_heard)).unwrap_or_default();
@@ -644,18 +654,34 @@ impl Worker {
                     watched,
                     "A scanner is down; the bands it watched are not covered."
                 );
-                watched
+                self.down.insert(scanner.clone(), (change.clone(), watched));
             }
             Change::Up { scanner, at } => {
                 if let Ok(mut e) = self.engine.lock() {
                     e.scanner_up(scanner, *at);
                 }
-                tracing::info!(scanner, "A scanner is back.");
-                0
+                let blip = self.down.remove(scanner).is_some();
+                tracing::info!(scanner, before_its_alert = blip, "A scanner is back.");
             }
-        };
-        if let Err(error) = self.app.record_scanner(change, watched) {
+        }
+        if let Err(error) = self.app.record_scanner(change, None) {
             tracing::error!(error = %format!("{:#}", anyhow::Error::from(error)), "Cannot record a scanner's health.");
+        }
+    }
+
+    /// The alerts of scanners down for `ALERT_AFTER` at `now`.
+    fn raise_scanner_alerts(&mut self, now: DateTime<Utc>) {
+        let due: Vec<String> = self
+            .down
+            .iter()
+            .filter(|(_, (c, _))| matches!(c, Change::Down { at, .. } if now - *at >= crate::app::scanners::ALERT_AFTER))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in due {
+            let Some((change, watched)) = self.down.remove(&name) else { continue };
+            if let Err(error) = self.app.record_scanner(&change, Some(watched)) {
+                tracing::error!(error = %format!("{:#}", anyhow::Error::from(error)), "Cannot raise a scanner's alert.");
+            }
         }
     }
 
@@ -705,6 +731,7 @@ impl Worker {
         for change in &changes {
             self.scanner_changed(change);
         }
+        self.raise_scanner_alerts(now);
         let events = match self.engine.lock() {
             Ok(mut e) => e.tick(now),
             Err(_) => Vec::new(),
