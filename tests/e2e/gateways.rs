@@ -304,7 +304,18 @@ fn a_gateway_that_dies_is_one_alert_not_three_hundred() {
     let scanner_sms = sent.iter().filter(|m| m.text.contains("may quet phong-a12")).count();
     let band_sms = sent.iter().filter(|m| m.text.contains("khong duoc thay")).count();
     assert_eq!((scanner_sms, band_sms), (2, 1), "{sent:?}");
+
+    // Taken away for good: an administrator forgets it, which resolves its alert; an unknown name
+    // is not found. (Its last will first, so that it cannot arrive after.)
+    let statuses = |c: &mut Client| c.get("/api/v1/presence").json()["counters"]["status"].as_u64();
+    let before = statuses(&mut site.c);
     esp.cut();
+    wait_until("its last will", || statuses(&mut site.c) > before);
+    let res = site.c.try_delete(&format!("/api/v1/scanners/{ROOM}")).expect("answer");
+    assert_eq!(res.status, 204, "{}", res.body);
+    wait_until("the scanner to be forgotten", || site.scanner().is_null());
+    assert!(site.alerts("scanner_down").iter().all(|a| a["state"] == "resolved"));
+    assert_eq!(site.c.try_delete("/api/v1/scanners/khong-co").expect("answer").status, 404);
 }
 
 /// The box's own adapter, through btleplug against a mock BlueZ on a private D-Bus (the helper of

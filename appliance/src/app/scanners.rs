@@ -22,7 +22,7 @@ use outpost_sync::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{AppError, AppResult, Outpost};
+use super::{AppResult, Outpost};
 use crate::base::validate::unaccent;
 
 const PREFIX: &str = "scanner/";
@@ -196,12 +196,11 @@ impl Outpost {
     }
 
     /// Forgets a scanner taken away from the site (its open alert resolved), so a restart no
-    /// longer expects it. The presence thread is told by the caller.
-    pub async fn forget_scanner(&self, scanner: &str, by: &str) -> AppResult<()> {
+    /// longer expects it; whether the box kept it (one heard only as offline was never kept). The
+    /// presence thread is told by the caller.
+    pub async fn forget_scanner(&self, scanner: &str, by: &str) -> AppResult<bool> {
         let key = format!("{PREFIX}{scanner}");
-        if !self.store.has_local(&key)? {
-            return Err(AppError::NotFound);
-        }
+        let kept = self.store.has_local(&key)?;
         let mut w = WriteSet::new();
         w.delete_local(&key);
         let resolved = match self.open_scanner_alert(scanner)? {
@@ -216,11 +215,14 @@ impl Outpost {
             }
             None => None,
         };
+        if !kept && resolved.is_none() {
+            return Ok(false);
+        }
         self.audit(&mut w, by, "scanner.forget", scanner, "")?;
         self.commit(w).await?;
         if let Some(id) = resolved {
             self.emit("alert", &id);
         }
-        Ok(())
+        Ok(true)
     }
 }

@@ -478,6 +478,8 @@ impl Worker {
                     if let Ok(mut s) = self.scanners.lock() {
                         s.forget(&scanner);
                     }
+                    // Not even the alert it was about to get.
+                    self.down.remove(&scanner);
                     if let Ok(mut e) = self.engine.lock() {
                         e.scanner_up(&scanner, self.app.now());
                     }

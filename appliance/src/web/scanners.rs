@@ -77,8 +77,13 @@ pub async fn api_list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     Ok(Json(json!({ "scanners": scanners(&state) })))
 }
 
+/// Forgets a scanner the box kept or the presence thread knows; 404 for any other name.
 async fn forget_one(state: &AppState, ctx: &Ctx, name: &str) -> Result<(), ApiError> {
-    state.app.forget_scanner(name, &ctx.username()?).await?;
+    let known = scanners(state).iter().any(|s| s.name == name);
+    let kept = state.app.forget_scanner(name, &ctx.username()?).await?;
+    if !known && !kept {
+        return Err(crate::app::AppError::NotFound.into());
+    }
     if let Some(p) = state.services.presence() {
         p.forget(name);
     }
