@@ -546,15 +546,8 @@ impl Store {
 
     /// Every record of kind `R`, in id order.
     pub fn list<R: Record>(&self) -> Result<Vec<R>> {
-        let prefix = format!("p/{}/", R::KIND);
         let mut out = Vec::new();
-        for entry in self.inner.tree.scan_prefix(&prefix) {
-            let (key, bytes) = entry?;
-            out.push(serde_json::from_slice(&bytes).map_err(|source| StoreError::CorruptProjection {
-                doc_id: String::from_utf8_lossy(&key[2..]).into_owned(),
-                source,
-            })?);
-        }
+        self.for_each_where(|_| true, |r| out.push(r))?;
         Ok(out)
     }
 

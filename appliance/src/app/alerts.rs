@@ -150,14 +150,22 @@ impl Outpost {
         (from, to): (DateTime<Utc>, DateTime<Utc>),
         by: &str,
     ) -> AppResult<usize> {
+        let mut alerts = self.open_alerts_raised(|t| t >= from && t <= to)?;
+        alerts.retain(|a| a.kind == kind);
+        self.acknowledge_all(alerts, by).await
+    }
+
+    /// The open alerts raised at a time `when` accepts, read through the state index (its values
+    /// carry the raising time), so that only those are loaded.
+    fn open_alerts_raised(&self, when: impl Fn(DateTime<Utc>) -> bool) -> AppResult<Vec<Alert>> {
         let mut alerts = Vec::new();
         for (key, id) in self.store.index_scan(Alert::BY_STATE, "open|")? {
             let at = key.split_once('|').and_then(|(_, t)| DateTime::parse_from_rfc3339(t).ok());
-            if at.is_some_and(|t| t >= from && t <= to) {
-                alerts.extend(self.store.get::<Alert>(&id)?.filter(|a| a.kind == kind));
+            if at.is_some_and(|t| when(t.with_timezone(&Utc))) {
+                alerts.extend(self.store.get::<Alert>(&id)?);
             }
         }
-        self.acknowledge_all(alerts, by).await
+        Ok(alerts)
     }
 
     /// Acknowledges the alerts `ids` that are open (at most 2,000); returns how many.
@@ -315,12 +323,8 @@ impl Outpost {
         // The first time, only what was raised in the last period.
         let since = last.map_or(now - every, |d| d.through);
         let mut by_kind: BTreeMap<&'static str, usize> = BTreeMap::new();
-        for (key, id) in self.store.index_scan(Alert::BY_STATE, "open|")? {
-            let at = key.split_once('|').and_then(|(_, t)| DateTime::parse_from_rfc3339(t).ok());
-            if !at.is_some_and(|t| t > since && t <= now) {
-                continue;
-            }
-            if let Some(a) = self.store.get::<Alert>(&id)?.filter(|a| a.severity != Severity::Severe) {
+        for a in self.open_alerts_raised(|t| t > since && t <= now)? {
+            if a.severity != Severity::Severe {
                 *by_kind.entry(a.kind.vi()).or_default() += 1;
             }
         }

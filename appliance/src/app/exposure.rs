@@ -27,7 +27,7 @@ pub fn present_spans(day: &PresenceDay, end: DateTime<Utc>) -> Vec<Span> {
         .iter()
         .filter(|(_, i)| i.state == "present" && !i.place.is_empty())
         .filter_map(|(key, i)| {
-            let from = DateTime::parse_from_rfc3339(key.trim_end_matches('+')).ok()?.with_timezone(&Utc);
+            let from = outpost_sync::record::key_time(key)?;
             let to = i.to.unwrap_or(end).min(end);
             (to > from).then(|| (i.place.clone(), from, to))
         })

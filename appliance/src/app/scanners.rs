@@ -74,19 +74,9 @@ impl Outpost {
             .collect())
     }
 
-    /// Remembers a scanner heard for the first time (up), so a restart still expects it.
-    pub fn remember_scanner(&self, name: &str, at: DateTime<Utc>) -> AppResult<()> {
-        let mut w = WriteSet::new();
-        w.put_local(
-            &format!("{PREFIX}{name}"),
-            &KnownScanner { health: Health::Up, since: at, reason: None },
-        )?;
-        self.commit_blocking(w)?;
-        Ok(())
-    }
-
-    /// Records a scanner going down or coming back: its health kept for a restart; down with
-    /// `alert` (the bands worn by people it watched), its alert raised; back, its alert resolved.
+    /// Records a scanner heard for the first time, going down or coming back: its health kept for
+    /// a restart (so that a restart still expects it); down with `alert` (the bands worn by people
+    /// it watched), its alert raised; back, its alert resolved.
     pub fn record_scanner(&self, change: &Change, alert: Option<usize>) -> AppResult<()> {
         let mut w = WriteSet::new();
         let (alert, sms) = match change {
@@ -99,6 +89,11 @@ impl Outpost {
                     }
                     None => (None, false),
                 }
+            }
+            Change::First { scanner, at } => {
+                let known = KnownScanner { health: Health::Up, since: *at, reason: None };
+                w.put_local(&format!("{PREFIX}{scanner}"), &known)?;
+                (None, false)
             }
             Change::Up { scanner, at } => {
                 let known = KnownScanner { health: Health::Up, since: *at, reason: None };

@@ -626,16 +626,7 @@ impl Worker {
 
     /// Takes what a scanner said (anything it sends says at least that it is there).
     fn scanner(&mut self, scanner: &str, report: Report, at: DateTime<Utc>) {
-        let Ok(mut scanners) = self.scanners.lock() else { return };
-        let new = scanners.get(scanner).is_none();
-        let change = scanners.report(scanner, report, at);
-        let remember = new && scanners.get(scanner).is_some_and(|s| s.health == Health::Up);
-        drop(scanners);
-        if remember {
-            if let Err(error) = self.app.remember_scanner(scanner, at) {
-                tracing::error!(error = %format!("{:#}", anyhow::Error::from(error)), "Cannot remember a scanner.");
-            }
-        }
+        let Ok(change) = self.scanners.lock().map(|mut s| s.report(scanner, report, at)) else { return };
         if let Some(change) = change {
             self.scanner_changed(&change);
         }
@@ -665,6 +656,7 @@ impl Worker {
                 let blip = self.down.remove(scanner).is_some();
                 tracing::info!(scanner, before_its_alert = blip, "A scanner is back.");
             }
+            Change::First { scanner, .. } => tracing::info!(scanner, "A scanner heard for the first time."),
         }
         if let Err(error) = self.app.record_scanner(change, None) {
             tracing::error!(error = %format!("{:#}", anyhow::Error::from(error)), "Cannot record a scanner's health.");

@@ -161,8 +161,7 @@ pub async fn acknowledge_group(
     body: Bytes,
 ) -> Answer {
     let f = FormData::parse(&body);
-    let kind =
-        validate::required("kind", &f.get("kind"), |k| AlertKind::ALL.into_iter().find(|x| x.as_str() == k))?;
+    let kind = validate::required("kind", &f.get("kind"), AlertKind::parse)?;
     let from = validate::required("from", &f.get("from"), parse_time)?;
     let to = validate::required("to", &f.get("to"), parse_time)?;
     state.app.acknowledge_group(kind, (from, to), &ctx.username()?).await?;
@@ -226,8 +225,7 @@ pub async fn api_acknowledge_group(
     let n = match (&input.kind, &input.from, &input.to) {
         (None, None, None) if !input.ids.is_empty() => state.app.acknowledge_ids(&input.ids, &by).await?,
         (Some(kind), Some(from), Some(to)) if input.ids.is_empty() => {
-            let kind =
-                validate::required("kind", kind, |k| AlertKind::ALL.into_iter().find(|x| x.as_str() == k))?;
+            let kind = validate::required("kind", kind, AlertKind::parse)?;
             let from = validate::required("from", from, parse_time)?;
             let to = validate::required("to", to, parse_time)?;
             state.app.acknowledge_group(kind, (from, to), &by).await?

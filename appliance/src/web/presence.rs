@@ -65,8 +65,7 @@ fn timeline_svg(state: &AppState, lang: Lang, day: &PresenceDay, date: NaiveDate
     ));
     svg.push_str(&format!("<rect x=\"{LEFT}\" y=\"20\" width=\"{W}\" height=\"36\" fill=\"#eee\"/>"));
     for (from, i) in &day.intervals {
-        let Ok(from) = DateTime::parse_from_rfc3339(from.trim_end_matches('+')) else { continue };
-        let from = from.with_timezone(&Utc);
+        let Some(from) = outpost_sync::record::key_time(from) else { continue };
         let to = i.to.unwrap_or(now).max(from);
         let (x0, x1) = (x(from), x(to));
         let color = match i.state.as_str() {

@@ -37,7 +37,7 @@ pub fn table(state: &AppState, ctx: &Ctx) -> Markup {
                 th { (t(lang, "bands.last_seen")) } th { (t(lang, "scanners.report")) } th { "" }
             } }
             tbody { @for s in &list {
-                tr data-scanner=(s.name) data-health=(health_str(s.health)) {
+                tr data-scanner=(s.name) data-health=(s.health.as_str()) {
                     td { (s.name) }
                     td {
                         @match s.health {
@@ -62,13 +62,6 @@ pub fn table(state: &AppState, ctx: &Ctx) -> Markup {
                 }
             } }
         } } }
-    }
-}
-
-fn health_str(h: Health) -> &'static str {
-    match h {
-        Health::Up => "up",
-        Health::Down => "down",
     }
 }
 

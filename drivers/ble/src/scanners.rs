@@ -27,6 +27,16 @@ pub enum Health {
     Down,
 }
 
+impl Health {
+    /// As the API and the pages name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Up => "up",
+            Health::Down => "down",
+        }
+    }
+}
+
 /// Why a scanner is down.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -91,8 +101,22 @@ pub struct Scanner {
 /// A change of a scanner's health, reported once.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
-    Down { scanner: String, reason: DownReason, last_heard: DateTime<Utc>, at: DateTime<Utc> },
-    Up { scanner: String, at: DateTime<Utc> },
+    /// Heard for the first time, up (one first heard saying it is offline is kept without a
+    /// change: the box never saw it up).
+    First {
+        scanner: String,
+        at: DateTime<Utc>,
+    },
+    Down {
+        scanner: String,
+        reason: DownReason,
+        last_heard: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+    Up {
+        scanner: String,
+        at: DateTime<Utc>,
+    },
 }
 
 /// Every scanner the box has heard of.
@@ -124,7 +148,7 @@ impl Scanners {
     }
 
     /// Takes what `scanner` said at `at`; returns the change of health, if any. A scanner not
-    /// yet known is added (up, or down without a change reported: the box never saw it up).
+    /// yet known is added ([`Change::First`] if up).
     pub fn report(&mut self, scanner: &str, report: Report, at: DateTime<Utc>) -> Option<Change> {
         let down = match &report {
             Report::Offline => Some(DownReason::Offline),
@@ -147,6 +171,9 @@ impl Scanners {
                     (s.telemetry, s.telemetry_at) = (Some(t), Some(at));
                 }
                 self.map.insert(scanner.to_owned(), s);
+                if health == Health::Up {
+                    return Some(Change::First { scanner: scanner.to_owned(), at });
+                }
             }
             return None;
         };
@@ -217,7 +244,7 @@ mod tests {
     #[test]
     fn last_will_silence_and_return_each_change_once() {
         let mut s = Scanners::new(Duration::seconds(180));
-        assert_eq!(s.heard("phong-a12", t(0)), None, "new and up: nothing to report");
+        assert_eq!(s.heard("phong-a12", t(0)), Some(Change::First { scanner: "phong-a12".into(), at: t(0) }));
         assert_eq!(s.heard("phong-a12", t(10)), None);
         let down = s.report("phong-a12", Report::Offline, t(40));
         assert_eq!(
@@ -264,7 +291,7 @@ mod tests {
     #[test]
     fn the_adapter_fails_and_recovers() {
         let mut s = Scanners::new(Duration::seconds(180));
-        s.heard("site", t(0));
+        assert!(matches!(s.heard("site", t(0)), Some(Change::First { .. })));
         let down = s.report("site", Report::AdapterFailed("org.bluez.Error.NotReady".into()), t(5));
         assert!(matches!(down, Some(Change::Down { reason: DownReason::Adapter(_), .. })));
         assert!(matches!(s.heard("site", t(65)), Some(Change::Up { .. })));

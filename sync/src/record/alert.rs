@@ -64,6 +64,10 @@ impl AlertKind {
         }
     }
 
+    pub fn parse(s: &str) -> Option<AlertKind> {
+        AlertKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
     /// The kind in Vietnamese, as the box's pages name it.
     pub fn vi(self) -> &'static str {
         match self {

@@ -119,3 +119,8 @@ pub fn time_key<V>(log: &std::collections::BTreeMap<String, V>, at: DateTime<Utc
     }
     key
 }
+
+/// The time of an entry's key made by [`time_key`].
+pub fn key_time(key: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(key.trim_end_matches('+')).ok().map(|t| t.with_timezone(&Utc))
+}

@@ -284,18 +284,10 @@ fn subscribe(mut link_rx: rumqttd::local::LinkRx, counters: &Mutex<Counters>, to
     }
 }
 
-/// Which of [`GATEWAY_FILTERS`] delivered `topic` (each has a log of its own).
+/// Which of [`GATEWAY_FILTERS`] delivered `topic` (each has a log of its own), by the broker's
+/// own matching.
 fn filter_of(topic: &str) -> Option<usize> {
-    let levels: Vec<&str> = topic.split('/').collect();
-    match levels.as_slice() {
-        ["espresense", "devices", ..] => Some(0),
-        ["espresense", "rooms", _, "status"] => Some(2),
-        ["espresense", "rooms", _, "telemetry"] => Some(3),
-        [_, _, "BTtoMQTT", _] => Some(1),
-        [_, _, "LWT"] => Some(4),
-        [_, _, "SYStoMQTT"] => Some(5),
-        _ => None,
-    }
+    GATEWAY_FILTERS.iter().position(|filter| rumqttd::protocol::matches(topic, filter))
 }
 
 /// Takes positions an app published over MQTT [M8] in, as the personal page's API does, for the
