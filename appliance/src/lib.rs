@@ -18,7 +18,8 @@
 //!   [`services::scheduler`], [`services::outbox`], [`services::inbox`], [`services::modem`],
 //!   [`services::presence`], [`services::bands`] (the box's adapter, the demo's simulated site),
 //!   [`services::mqtt`] (the broker, with [`services::mqtt::front`] on the public ports enforcing each
-//!   device's rights, reading MQTT with [`services::mqtt::packet`]),
+//!   device's rights, reading MQTT with [`services::mqtt::packet`], holding what the broker sends to
+//!   what an MQTT 5 client asked for with [`services::mqtt::flow`]),
 //!   [`services::link`] (the province), [`services::names`] (the site's trusted name), [`services::control`] (the control socket);
 //!   [`services::Services`] holds the read-only handles they give back.
 //! - [`app`]: the operations — [`app::Outpost`], `impl Outpost` split by domain, each operation

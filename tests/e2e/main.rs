@@ -14,6 +14,7 @@
 //! - [`gateways`]: a room gateway with 300 bands dies (last will, silence): one alert, no band alerts.
 //! - [`storm`]: 60 missed declarations at once: one group on the dashboard, one digest SMS.
 //! - [`mqtt`]: real MQTT clients against the embedded broker, into the presence engine.
+//! - [`mqtt5`]: what an MQTT 5 client asks for (session expiry, Receive Maximum, packet size) holds.
 //! - [`hostile`]: a compromised gateway's rights, floods of wrong logins and of half-open connections.
 //! - [`sync`]: a box enrols with the provincial server and pushes its records (real processes).
 //! - [`checkin`]: the gate poster, its public form, staff scans, the log's search and CSV.
@@ -44,6 +45,7 @@ mod lanes;
 mod lastlink;
 mod location;
 mod mqtt;
+mod mqtt5;
 mod names;
 mod paho;
 mod province;

@@ -11,9 +11,7 @@ use std::{
     process::{Command, Stdio},
 };
 
-use outpost_tests::{BoxProcess, Client};
-
-use crate::PASSWORD;
+use crate::mqtt5::box_with_device;
 
 const DEVICE: &str = "paho-interop";
 const DEVICE_PASSWORD: &str = "mat-khau-kiem-thu-paho";
@@ -69,18 +67,7 @@ fn the_paho_interoperability_suite_passes_but_for_what_does_not_apply() {
         return;
     };
     let tmp = tempfile::tempdir().expect("tempdir");
-    // Port 0: the box picks a free one (no race with other tests for a port), shown on its MQTT page.
-    let b = BoxProcess::start("run", &tmp.path().join("data"), &["--mqtt", "127.0.0.1:0"]);
-    let mut c = Client::new(&b.url);
-    c.setup_admin(b.setup_link.as_deref().expect("setup"), "quan.tri", PASSWORD);
-    let page = c.get("/mqtt").body;
-    let port: u16 = page
-        .split_once(" (MQTT 3.1.1, 5)")
-        .and_then(|(before, _)| before.rsplit_once(':'))
-        .and_then(|(_, p)| p.parse().ok())
-        .expect("the broker's port on the MQTT page");
-    let res = c.post_form("/mqtt", &[("name", DEVICE), ("password", DEVICE_PASSWORD), ("kind", "other")]);
-    assert_eq!(res.status, 303, "{}", res.body);
+    let (_b, port) = box_with_device(&tmp.path().join("data"), "other", DEVICE, DEVICE_PASSWORD);
 
     let (failed, ran) = run(&dir, "client_test.py", port);
     assert!(ran >= 10, "MQTT 3.1.1: {ran} tests ran");

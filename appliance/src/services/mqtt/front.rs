@@ -14,13 +14,15 @@
 //! - then it reads every packet the device sends: a PUBLISH to a topic the device may not use is
 //!   dropped (QoS 1 answered with a refusing PUBACK; QoS 2 closes the connection), retained flags
 //!   are cleared, a SUBSCRIBE to a filter it may not read is answered with a refusing SUBACK. The
-//!   rules are [`Device::may_publish`] and [`Device::may_subscribe`].
+//!   rules are [`Device::may_publish`] and [`Device::may_subscribe`];
+//! - what the broker sends back is held to what an MQTT 5 client asked for ([`flow`]), and the
+//!   front keeps MQTT 5 session expiry ([`Sessions`]), which rumqttd does not.
 
 use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr},
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU32, AtomicU64, Ordering},
         Arc, Mutex,
     },
     time::{Duration, Instant},
@@ -34,7 +36,10 @@ use tokio::{
     net::{TcpListener, TcpStream},
 };
 
-use super::packet::{self, Connect, Refusal, Version};
+use super::{
+    flow::{self, Downstream},
+    packet::{self, Announce, Connect, Refusal, SubRefusal, Version},
+};
 use crate::app::{
     mqtt::{check_name, Device},
     Outpost,
@@ -61,7 +66,8 @@ pub struct FrontStats {
     /// Publishes and subscribes a device had no right to.
     pub denied: AtomicU64,
     /// Messages over `mqtt.max_payload_bytes`, dropped (the connection kept when the packet could
-    /// be read; closed beyond the packet cap).
+    /// be read; closed beyond the packet cap); and messages larger than an MQTT 5 client's Maximum
+    /// Packet Size, not sent to it.
     pub too_large: AtomicU64,
 }
 
@@ -104,6 +110,114 @@ pub const LIMITS: outpost_link::gate::Limits = outpost_link::gate::Limits {
 };
 /// MQTT 5 topic aliases a connection may set (each maps a number to a topic it may publish).
 const MAX_ALIASES: usize = 64;
+/// The longest an MQTT 5 session outlives its connection (a client asking more is told so).
+pub const SESSION_EXPIRY_MAX: u32 = 86_400;
+/// MQTT 5 sessions remembered after their connection (the oldest forgotten beyond).
+const SESSIONS_MAX: usize = 4_096;
+
+/// MQTT 5 session expiry, which rumqttd does not know: it keeps a session after its connection
+/// exactly when the connection did not start clean (MQTT 3.1.1's rule), until it restarts. The
+/// front remembers when each MQTT 5 session's last connection ended and for how long it was to be
+/// kept, and joins each connection to rumqttd so that rumqttd does the right thing:
+/// - a session to resume (the client asks, and it has not expired): the same rumqttd session;
+/// - otherwise, one to keep after the connection (a Session Expiry Interval above 0): a new rumqttd
+///   client id (`<device>~<n>:<client id>`: `~` is in no device name, and rumqttd refuses `#`,
+///   `+`, `$` and `/` in ids), which has nothing to resume, not starting clean so that
+///   rumqttd keeps it — the client is told Session Present 0;
+/// - otherwise (nothing to resume, nothing to keep): a clean start.
+#[derive(Default)]
+pub struct Sessions {
+    map: Mutex<HashMap<String, Session>>,
+    next: AtomicU64,
+}
+
+#[derive(Clone, Copy)]
+struct Session {
+    /// Which of rumqttd's sessions for the client id is the current one.
+    generation: u64,
+    state: SessionState,
+}
+
+#[derive(Clone, Copy)]
+enum SessionState {
+    /// A connection has it; the number tells which (a newer one takes it over).
+    Open(u64),
+    /// Its last connection ended then; kept this many seconds.
+    Ended(Instant, u32),
+}
+
+impl Session {
+    fn alive(&self) -> bool {
+        match self.state {
+            SessionState::Open(_) => true,
+            SessionState::Ended(at, expiry) => at.elapsed() < Duration::from_secs(u64::from(expiry)),
+        }
+    }
+}
+
+/// How a connection is joined to rumqttd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Joined {
+    /// The connection's number, for [`Sessions::close`].
+    pub n: u64,
+    /// The session is resumed.
+    pub resumed: bool,
+    /// The client id rumqttd knows it by.
+    pub broker_id: String,
+    /// Whether rumqttd is to start (and end) it clean.
+    pub clean: bool,
+}
+
+impl Sessions {
+    /// An MQTT 5 connection opens `client_id`'s session (`clean`: it asked for Clean Start;
+    /// `expiry`: seconds to keep it after).
+    pub fn open(&self, client_id: &str, clean: bool, expiry: u32) -> Joined {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let before = map.get(client_id).copied();
+        let resumed = !clean && before.is_some_and(|s| s.alive());
+        // A connection already open keeps its rumqttd id, so that rumqttd takes it over.
+        let keep_id = resumed || before.is_some_and(|s| matches!(s.state, SessionState::Open(_)));
+        let generation = match before {
+            Some(s) if keep_id || expiry == 0 => s.generation,
+            Some(s) => s.generation + 1,
+            None => 0,
+        };
+        map.insert(client_id.to_owned(), Session { generation, state: SessionState::Open(n) });
+        let broker_id = match client_id.split_once(':') {
+            _ if generation == 0 => client_id.to_owned(),
+            Some((device, client)) => format!("{device}~{generation}:{client}"),
+            None => format!("{client_id}~{generation}"),
+        };
+        Joined { n, resumed, broker_id, clean: !resumed && expiry == 0 }
+    }
+
+    /// Connection `n` of `client_id` ended; its session is kept `expiry` seconds.
+    pub fn close(&self, client_id: &str, n: u64, expiry: u32) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(session) = map.get_mut(client_id) else { return };
+        if !matches!(session.state, SessionState::Open(open) if open == n) {
+            return;
+        }
+        session.state = SessionState::Ended(Instant::now(), expiry);
+        if map.len() > SESSIONS_MAX {
+            map.retain(|_, s| s.alive());
+        }
+        while map.len() > SESSIONS_MAX {
+            let oldest = map
+                .iter()
+                .filter_map(|(id, s)| match s.state {
+                    SessionState::Ended(at, _) => Some((at, id.clone())),
+                    SessionState::Open(_) => None,
+                })
+                .min();
+            match oldest {
+                Some((_, id)) => map.remove(&id),
+                None => break,
+            };
+        }
+    }
+}
 
 /// Who may come in, and the bookkeeping of who has.
 pub struct Door {
@@ -115,6 +229,7 @@ pub struct Door {
     per_device: Mutex<HashMap<String, usize>>,
     /// Client ids the front has just checked, for rumqttd's login hook: (device, when).
     vouched: Mutex<HashMap<String, (String, Instant)>>,
+    sessions: Sessions,
     /// The largest packet a device may send, and the largest message in it.
     max_packet: usize,
     max_payload: usize,
@@ -147,6 +262,7 @@ impl Door {
             throttle: Throttle::new(Limits::from_attempts(5), chrono::Duration::minutes(15)),
             per_device: Mutex::new(HashMap::new()),
             vouched: Mutex::new(HashMap::new()),
+            sessions: Sessions::default(),
             // A PUBLISH's topic and properties on top of its payload.
             max_packet: max_payload + 4096,
             max_payload,
@@ -203,6 +319,27 @@ impl Door {
         }
         let seat = Seat { door: self, name: device.name.clone() };
         Ok((device, seat))
+    }
+
+    /// Counts (and logs, once a minute) a packet the front did not pass on.
+    fn count(&self, verdict: &Verdict, device: &str) {
+        match verdict {
+            Verdict::Pass(_) => {}
+            Verdict::NotHonoured(_) => {
+                self.warn_once_a_minute(
+                    "An MQTT device asked for what the box does not honour (No Local)",
+                    device,
+                );
+            }
+            Verdict::TooLarge(_) => {
+                self.stats.too_large.fetch_add(1, Ordering::Relaxed);
+                self.warn_once_a_minute("An MQTT device sent a message over the size limit", device);
+            }
+            Verdict::Refuse(_) | Verdict::Close => {
+                self.stats.denied.fetch_add(1, Ordering::Relaxed);
+                self.warn_once_a_minute("An MQTT device used a topic it has no right to", device);
+            }
+        }
     }
 
     /// Notes that the front has checked the client now connecting to rumqttd as `client_id`.
@@ -271,12 +408,16 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
             return;
         }
     };
-    let client_id = if connect.client_id.is_empty() {
-        format!("{}:~{}", device.name, outpost_sync::secret::random_token())
-    } else {
-        format!("{}:{}", device.name, connect.client_id)
+    // An MQTT 5 client that sent no id is told the one it has (3.1.1 cannot be).
+    let assigned = connect.client_id.is_empty().then(|| format!("~{}", outpost_sync::secret::random_token()));
+    let client_id = format!("{}:{}", device.name, assigned.as_deref().unwrap_or(&connect.client_id));
+    let expiry = connect.session_expiry.min(SESSION_EXPIRY_MAX);
+    let joined = match connect.version {
+        Version::V5 => door.sessions.open(&client_id, connect.clean, expiry),
+        // MQTT 3.1.1's sessions are rumqttd's own.
+        Version::V311 => Joined { n: 0, resumed: false, broker_id: client_id.clone(), clean: connect.clean },
     };
-    let Ok(rewritten) = connect.rewrite(&raw, &client_id) else { return };
+    let Ok(rewritten) = connect.rewrite(&raw, &joined.broker_id, joined.clean) else { return };
     let backend = match connect.version {
         Version::V311 => backends.v4,
         Version::V5 => backends.v5,
@@ -291,13 +432,24 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
     };
     let _ = server.set_nodelay(true);
     let (server_r, mut server_w) = server.into_split();
-    door.vouch(&client_id, &device.name);
+    door.vouch(&joined.broker_id, &device.name);
     if server_w.write_all(&rewritten).await.is_err() {
         return;
     }
     let client = Side { read: client_r, write: client_w };
     let server = Side { read: BufReader::new(server_r), write: server_w };
-    join(client, server, connect.version, &device, door).await;
+    let announce = Announce {
+        session_expiry: (expiry != connect.session_expiry).then_some(expiry),
+        assigned_client_id: assigned,
+        maximum_packet_size: u32::try_from(door.max_packet).unwrap_or(u32::MAX),
+        topic_alias_maximum: MAX_ALIASES as u16,
+    };
+    let limits = (connect.receive_maximum, connect.maximum_packet_size);
+    let link = Link { version: connect.version, device: &device, door, expiry: AtomicU32::new(expiry) };
+    join(client, server, &link, Downstream::new(connect.version, limits, announce)).await;
+    if connect.version == Version::V5 {
+        door.sessions.close(&client_id, joined.n, link.expiry.load(Ordering::Relaxed));
+    }
 }
 
 /// The first packet of a connection, if it is an MQTT 3.1.1 or 5 CONNECT sent within
@@ -330,14 +482,24 @@ struct Side<R, W> {
     write: W,
 }
 
+/// What a joined connection is: its version, device, and the state of what it is sent.
+struct Link<'a> {
+    version: Version,
+    device: &'a Device,
+    door: &'a Door,
+    /// MQTT 5: how long its session is kept after it (a DISCONNECT may change it).
+    expiry: AtomicU32,
+}
+
 /// Passes packets both ways until either side ends: the device's checked against its rights, the
-/// server's as they are; the device receives whole packets, the server's and the front's refusals.
+/// server's held to what the device asked for ([`Downstream`]); each side receives whole packets,
+/// the device also the front's refusals, the server the front's acknowledgements of what it
+/// dropped.
 async fn join<CR, CW, SR, SW>(
     mut client: Side<CR, CW>,
     mut server: Side<SR, SW>,
-    version: Version,
-    device: &Device,
-    door: &Door,
+    link: &Link<'_>,
+    downstream: Downstream,
 ) where
     CR: AsyncRead + Unpin,
     CW: AsyncWrite + Unpin,
@@ -345,63 +507,15 @@ async fn join<CR, CW, SR, SW>(
     SW: AsyncWrite + Unpin,
 {
     let (to_client, mut outgoing) = tokio::sync::mpsc::channel::<Vec<u8>>(32);
-    let up = async {
-        let mut aliases = HashMap::<u16, String>::new();
-        loop {
-            let p = match packet::read(&mut client.read, door.max_packet).await {
-                Ok(Some(p)) => p,
-                Ok(None) => return,
-                Err(error) => {
-                    if error.to_string().contains("size limit") {
-                        door.stats.too_large.fetch_add(1, Ordering::Relaxed);
-                        door.warn_once_a_minute(
-                            "An MQTT device sent a packet over the size limit",
-                            &device.name,
-                        );
-                    }
-                    return;
-                }
-            };
-            let verdict = check(version, device, p, (&mut aliases, door.max_payload));
-            match verdict {
-                Verdict::Pass(_) => {}
-                Verdict::TooLarge(_) => {
-                    door.stats.too_large.fetch_add(1, Ordering::Relaxed);
-                    door.warn_once_a_minute(
-                        "An MQTT device sent a message over the size limit",
-                        &device.name,
-                    );
-                }
-                _ => {
-                    door.stats.denied.fetch_add(1, Ordering::Relaxed);
-                    door.warn_once_a_minute("An MQTT device used a topic it has no right to", &device.name);
-                }
-            }
-            let passed = match verdict {
-                Verdict::Pass(p) => server.write.write_all(&p).await.is_ok(),
-                Verdict::Refuse(None) | Verdict::TooLarge(None) => true,
-                Verdict::Refuse(Some(answer)) | Verdict::TooLarge(Some(answer)) => {
-                    to_client.send(answer).await.is_ok()
-                }
-                Verdict::Close => false,
-            };
-            if !passed {
-                return;
-            }
-        }
-    };
-    let down = {
-        let to_client = to_client.clone();
-        async move {
-            // What the broker sends is bounded by what it accepted from devices.
-            while let Ok(Some(p)) = packet::read(&mut server.read, 16 * 1024 * 1024).await {
-                if to_client.send(p).await.is_err() {
-                    return;
-                }
-            }
-        }
-    };
-    let write = async {
+    // Written to directly: what the device sent is with the broker before its next packet is read
+    // (a device that publishes and leaves loses nothing).
+    let to_server = tokio::sync::Mutex::new(server.write);
+    // Held while its sends are queued, so that what it releases keeps its order.
+    let downstream = tokio::sync::Mutex::new(downstream);
+    let ends = Ends { client: to_client, server: &to_server, downstream: &downstream };
+    let up = from_device(&mut client.read, link, &ends);
+    let down = from_broker(&mut server.read, link, &ends);
+    let write_client = async {
         while let Some(p) = outgoing.recv().await {
             if client.write.write_all(&p).await.is_err() {
                 return;
@@ -412,7 +526,108 @@ async fn join<CR, CW, SR, SW>(
     tokio::select! {
         () = up => {}
         () = down => {}
-        () = write => {}
+        () = write_client => {}
+    }
+}
+
+/// Where a joined connection's packets go.
+struct Ends<'a, W> {
+    client: tokio::sync::mpsc::Sender<Vec<u8>>,
+    server: &'a tokio::sync::Mutex<W>,
+    downstream: &'a tokio::sync::Mutex<Downstream>,
+}
+
+impl<W: AsyncWrite + Unpin> Ends<'_, W> {
+    /// Writes `p` to the broker; false once it is gone.
+    async fn to_server(&self, p: &[u8]) -> bool {
+        self.server.lock().await.write_all(p).await.is_ok()
+    }
+
+    /// Queues `sends`; false once either side is gone.
+    async fn send(&self, sends: flow::Sends) -> bool {
+        for p in sends.client {
+            if self.client.send(p).await.is_err() {
+                return false;
+            }
+        }
+        for p in sends.server {
+            if !self.to_server(&p).await {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// The device's packets, checked, to the broker, until it ends.
+async fn from_device<R, W>(read: &mut R, link: &Link<'_>, ends: &Ends<'_, W>)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let (version, device, door) = (link.version, link.device, link.door);
+    let mut aliases = HashMap::<u16, String>::new();
+    loop {
+        let p = match packet::read(read, door.max_packet).await {
+            Ok(Some(p)) => p,
+            Ok(None) => return,
+            Err(error) => {
+                if error.to_string().contains("size limit") {
+                    door.stats.too_large.fetch_add(1, Ordering::Relaxed);
+                    door.warn_once_a_minute("An MQTT device sent a packet over the size limit", &device.name);
+                }
+                return;
+            }
+        };
+        match packet::kind(&p) {
+            packet::PUBACK | packet::PUBREC | packet::PUBCOMP => {
+                let mut downstream = ends.downstream.lock().await;
+                if !ends.send(downstream.device_sent(&p)).await {
+                    return;
+                }
+            }
+            packet::DISCONNECT if version == Version::V5 => {
+                if let Ok(Some(expiry)) = packet::disconnect_expiry(&p) {
+                    link.expiry.store(expiry.min(SESSION_EXPIRY_MAX), Ordering::Relaxed);
+                }
+            }
+            _ => {}
+        }
+        let verdict = check(version, device, p, (&mut aliases, door.max_payload));
+        door.count(&verdict, &device.name);
+        let passed = match verdict {
+            Verdict::Pass(p) => ends.to_server(&p).await,
+            Verdict::Refuse(None) | Verdict::TooLarge(None) => true,
+            Verdict::Refuse(Some(answer))
+            | Verdict::TooLarge(Some(answer))
+            | Verdict::NotHonoured(answer) => ends.client.send(answer).await.is_ok(),
+            Verdict::Close => false,
+        };
+        if !passed {
+            return;
+        }
+    }
+}
+
+/// The broker's packets to the device, held to what it asked for, until either ends.
+async fn from_broker<R, W>(read: &mut R, link: &Link<'_>, ends: &Ends<'_, W>)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    // What the broker sends is bounded by what it accepted from devices.
+    while let Ok(Some(p)) = packet::read(read, 16 * 1024 * 1024).await {
+        let mut downstream = ends.downstream.lock().await;
+        let Ok(sends) = downstream.broker_sent(p) else {
+            link.door.warn_once_a_minute("An MQTT device stopped acknowledging messages", &link.device.name);
+            return;
+        };
+        if sends.dropped > 0 {
+            link.door.stats.too_large.fetch_add(sends.dropped as u64, Ordering::Relaxed);
+        }
+        if !ends.send(sends).await {
+            return;
+        }
     }
 }
 
@@ -424,6 +639,8 @@ enum Verdict {
     Refuse(Option<Vec<u8>>),
     /// A message over the size limit: dropped and counted, the connection kept; the answer, if any.
     TooLarge(Option<Vec<u8>>),
+    /// An MQTT 5 feature the box does not honour, refused with the answer.
+    NotHonoured(Vec<u8>),
     /// The connection is closed.
     Close,
 }
@@ -470,8 +687,17 @@ fn check(
             }
         }
         packet::SUBSCRIBE => match packet::subscribe(version, &p) {
-            Ok((_, filters)) if filters.iter().all(|f| device.may_subscribe(f)) => Verdict::Pass(p),
-            Ok((id, filters)) => Verdict::Refuse(Some(packet::suback_refused(version, id, filters.len()))),
+            Ok((id, filters)) => {
+                let refused = |why| packet::suback_refused(version, id, filters.len(), why);
+                if !filters.iter().all(|(f, _)| device.may_subscribe(f)) {
+                    Verdict::Refuse(Some(refused(SubRefusal::NotAuthorized)))
+                } else if filters.iter().any(|(_, options)| options & packet::NO_LOCAL != 0) {
+                    // rumqttd would send the device its own messages back: refused, not ignored.
+                    Verdict::NotHonoured(refused(SubRefusal::NoLocal))
+                } else {
+                    Verdict::Pass(p)
+                }
+            }
             Err(_) => Verdict::Close,
         },
         packet::CONNECT => Verdict::Close,
@@ -497,6 +723,33 @@ mod tests {
         let mut p = vec![0x30 | (qos << 1) | u8::from(retain), body.len() as u8];
         p.extend(body);
         p
+    }
+
+    #[test]
+    fn mqtt_5_sessions_are_kept_as_long_as_asked_and_no_longer() {
+        let s = Sessions::default();
+        // Nothing to resume, nothing to keep: a clean start.
+        let j = s.open("gw:a", false, 0);
+        assert_eq!((j.resumed, j.broker_id.as_str(), j.clean), (false, "gw:a", true));
+        s.close("gw:a", j.n, 0);
+        // Kept 60 s: rumqttd keeps it (not clean), and the next connection resumes it.
+        let j = s.open("gw:a", false, 60);
+        assert_eq!((j.resumed, j.clean), (false, false));
+        assert_eq!(j.broker_id, "gw~1:a", "a rumqttd session with nothing in it");
+        s.close("gw:a", j.n, 60);
+        let j = s.open("gw:a", false, 60);
+        assert_eq!((j.resumed, j.broker_id.as_str(), j.clean), (true, "gw~1:a", false));
+        // A newer connection takes it over: the older one's end changes nothing.
+        let newer = s.open("gw:a", false, 60);
+        assert!(newer.resumed);
+        s.close("gw:a", j.n, 0);
+        s.close("gw:a", newer.n, 60);
+        assert!(s.open("gw:a", false, 60).resumed, "kept: the newer connection's expiry counts");
+        // Clean Start with a session to keep after: a new one, kept.
+        let j = s.open("gw:b", true, 30);
+        assert_eq!((j.resumed, j.clean), (false, false));
+        s.close("gw:b", j.n, 0);
+        assert!(!s.open("gw:b", false, 30).resumed, "a DISCONNECT set its expiry to 0");
     }
 
     #[test]

@@ -33,6 +33,7 @@ use crate::{
     base::clock::Clock,
 };
 
+pub mod flow;
 pub mod front;
 pub mod packet;
 pub use front::{Backends, Door, FrontCounts, FrontStats};

@@ -14,8 +14,14 @@ pub enum Version {
 
 /// Control packet types (the high nibble of the first byte).
 pub const CONNECT: u8 = 1;
+pub const CONNACK: u8 = 2;
 pub const PUBLISH: u8 = 3;
+pub const PUBACK: u8 = 4;
+pub const PUBREC: u8 = 5;
+pub const PUBREL: u8 = 6;
+pub const PUBCOMP: u8 = 7;
 pub const SUBSCRIBE: u8 = 8;
+pub const DISCONNECT: u8 = 14;
 
 /// A packet the front cannot read: the connection is closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -184,18 +190,75 @@ pub struct Connect {
     pub will_topic: Option<String>,
     /// Whether the client starts a new session (3.1.1's Clean Session, 5's Clean Start).
     pub clean: bool,
+    /// MQTT 5: how long the session outlives the connection, seconds (0 when absent).
+    pub session_expiry: u32,
+    /// MQTT 5: how many QoS 1 and 2 messages the client takes unacknowledged (65,535 when absent).
+    pub receive_maximum: u16,
+    /// MQTT 5: the largest packet the client takes, if it says.
+    pub maximum_packet_size: Option<u32>,
     /// Where the flags byte and the client id are in the body, for [`Connect::rewrite`].
     flags_at: usize,
     client_id_at: (usize, usize),
     /// MQTT 5: where the CONNECT's property list (its length first) is in the body, and its
     /// properties but the Topic Alias Maximum, as they are passed on.
-    properties: Option<((usize, usize), Vec<u8>)>,
+    properties: Option<PassedOn>,
 }
 
-/// MQTT 5's Topic Alias Maximum property.
+/// MQTT 5 properties the front reads or sets.
+const SESSION_EXPIRY: u8 = 0x11;
+const ASSIGNED_CLIENT_ID: u8 = 0x12;
+const RECEIVE_MAXIMUM: u8 = 0x21;
 const TOPIC_ALIAS_MAXIMUM: u8 = 0x22;
+const RETAIN_AVAILABLE: u8 = 0x25;
+const MAXIMUM_PACKET_SIZE: u8 = 0x27;
+const SHARED_SUBSCRIPTIONS: u8 = 0x2A;
+
+fn u16_of(value: &[u8]) -> u16 {
+    u16::from_be_bytes([value[0], value[1]])
+}
+
+fn u32_of(value: &[u8]) -> u32 {
+    u32::from_be_bytes([value[0], value[1], value[2], value[3]])
+}
+
+/// Where an MQTT 5 CONNECT's property list is in its body, and the properties passed on.
+type PassedOn = ((usize, usize), Vec<u8>);
+
+/// What an MQTT 5 CONNECT's properties ask of the server.
+struct Asked {
+    session_expiry: u32,
+    receive_maximum: u16,
+    maximum_packet_size: Option<u32>,
+}
+
+impl Asked {
+    /// Reads the property list at `c`: where it is, the properties passed on (all but the Topic
+    /// Alias Maximum), and what they ask.
+    fn read(c: &mut Cursor<'_>) -> Parsed<(PassedOn, Asked)> {
+        let at = c.at;
+        let mut kept = Vec::new();
+        let mut asked = Asked { session_expiry: 0, receive_maximum: u16::MAX, maximum_packet_size: None };
+        for (id, value) in c.properties()? {
+            match id {
+                SESSION_EXPIRY => asked.session_expiry = u32_of(value),
+                RECEIVE_MAXIMUM => asked.receive_maximum = u16_of(value),
+                MAXIMUM_PACKET_SIZE => asked.maximum_packet_size = Some(u32_of(value)),
+                _ => {}
+            }
+            if id != TOPIC_ALIAS_MAXIMUM {
+                kept.push(id);
+                kept.extend_from_slice(value);
+            }
+        }
+        if asked.receive_maximum == 0 || asked.maximum_packet_size == Some(0) {
+            return Err(Malformed("a Receive Maximum or Maximum Packet Size of 0"));
+        }
+        Ok((((at, c.at), kept), asked))
+    }
+}
 
 const WILL_RETAIN: u8 = 0x20;
+const CLEAN: u8 = 0x02;
 
 impl Connect {
     /// Reads a whole CONNECT packet.
@@ -216,18 +279,15 @@ impl Connect {
         let flags_at = c.at;
         let flags = c.byte()?;
         c.u16()?;
-        let mut properties = None;
-        if version == Version::V5 {
-            let at = c.at;
-            let mut kept = Vec::new();
-            for (id, value) in c.properties()? {
-                if id != TOPIC_ALIAS_MAXIMUM {
-                    kept.push(id);
-                    kept.extend_from_slice(value);
-                }
+        let (properties, asked) = match version {
+            Version::V5 => {
+                let (properties, asked) = Asked::read(&mut c)?;
+                (Some(properties), asked)
             }
-            properties = Some(((at, c.at), kept));
-        }
+            Version::V311 => {
+                (None, Asked { session_expiry: 0, receive_maximum: u16::MAX, maximum_packet_size: None })
+            }
+        };
         let start = c.at;
         let client_id = c.string()?.to_owned();
         let client_id_at = (start, c.at);
@@ -243,7 +303,7 @@ impl Connect {
         };
         let username = if flags & 0x80 != 0 { Some(c.string()?.to_owned()) } else { None };
         let password = if flags & 0x40 != 0 { Some(c.binary()?.to_vec()) } else { None };
-        let clean = flags & 0x02 != 0;
+        let clean = flags & CLEAN != 0;
         Ok(Connect {
             version,
             client_id,
@@ -251,6 +311,9 @@ impl Connect {
             password,
             will_topic,
             clean,
+            session_expiry: asked.session_expiry,
+            receive_maximum: asked.receive_maximum,
+            maximum_packet_size: asked.maximum_packet_size,
             flags_at,
             client_id_at,
             properties,
@@ -259,8 +322,8 @@ impl Connect {
 
     /// The same CONNECT with `client_id` in place of the device's and its will not retained; a
     /// keep-alive of 0 (valid MQTT: no keep-alive), which rumqttd refuses, becomes the longest there
-    /// is (65,535 s, 18 h 12 min).
-    pub fn rewrite(&self, packet: &[u8], client_id: &str) -> Parsed<Vec<u8>> {
+    /// is (65,535 s, 18 h 12 min). `clean` is the Clean Session (Clean Start) flag rumqttd sees.
+    pub fn rewrite(&self, packet: &[u8], client_id: &str, clean: bool) -> Parsed<Vec<u8>> {
         let body = body(packet)?;
         let id_len = u16::try_from(client_id.len()).map_err(|_| Malformed("client id too long"))?;
         let mut out = Vec::with_capacity(body.len() + client_id.len());
@@ -277,6 +340,11 @@ impl Connect {
             None => out.extend_from_slice(&body[..self.client_id_at.0]),
         }
         out[self.flags_at] &= !WILL_RETAIN;
+        if clean {
+            out[self.flags_at] |= CLEAN;
+        } else {
+            out[self.flags_at] &= !CLEAN;
+        }
         let keep_alive = self.flags_at + 1..self.flags_at + 3;
         if out[keep_alive.clone()] == [0, 0] {
             out[keep_alive].copy_from_slice(&[0xFF, 0xFF]);
@@ -367,8 +435,8 @@ pub fn without_retain(mut packet: Vec<u8>) -> Vec<u8> {
     packet
 }
 
-/// A SUBSCRIBE's packet id and topic filters.
-pub fn subscribe(version: Version, packet: &[u8]) -> Parsed<(u16, Vec<String>)> {
+/// A SUBSCRIBE's packet id and topic filters, each with its options byte.
+pub fn subscribe(version: Version, packet: &[u8]) -> Parsed<(u16, Vec<(String, u8)>)> {
     let mut c = Cursor { buf: body(packet)?, at: 0 };
     let id = c.u16()?;
     if version == Version::V5 {
@@ -376,8 +444,8 @@ pub fn subscribe(version: Version, packet: &[u8]) -> Parsed<(u16, Vec<String>)> 
     }
     let mut filters = Vec::new();
     while c.at < c.buf.len() {
-        filters.push(c.string()?.to_owned());
-        c.byte()?;
+        let filter = c.string()?.to_owned();
+        filters.push((filter, c.byte()?));
     }
     if filters.is_empty() {
         return Err(Malformed("a SUBSCRIBE without filters"));
@@ -385,14 +453,30 @@ pub fn subscribe(version: Version, packet: &[u8]) -> Parsed<(u16, Vec<String>)> 
     Ok((id, filters))
 }
 
+/// MQTT 5's No Local subscription option.
+pub const NO_LOCAL: u8 = 0x04;
+
+/// Why a SUBSCRIBE is refused (MQTT 5 says which; 3.1.1 has one failure code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubRefusal {
+    /// A filter the device may not read (0x87).
+    NotAuthorized,
+    /// A No Local subscription, which the box cannot honour (0x83, implementation specific).
+    NoLocal,
+}
+
 /// The SUBACK refusing each of `count` filters of SUBSCRIBE `id`.
-pub fn suback_refused(version: Version, id: u16, count: usize) -> Vec<u8> {
+pub fn suback_refused(version: Version, id: u16, count: usize, why: SubRefusal) -> Vec<u8> {
     let mut body = id.to_be_bytes().to_vec();
     match version {
         Version::V311 => body.extend(std::iter::repeat_n(0x80, count)),
         Version::V5 => {
             body.push(0);
-            body.extend(std::iter::repeat_n(0x87, count));
+            let code = match why {
+                SubRefusal::NotAuthorized => 0x87,
+                SubRefusal::NoLocal => 0x83,
+            };
+            body.extend(std::iter::repeat_n(code, count));
         }
     }
     encode(0x90, &body)
@@ -414,6 +498,81 @@ fn puback_with(version: Version, id: u16, reason: u8) -> Vec<u8> {
         body.push(reason);
     }
     encode(0x40, &body)
+}
+
+/// An acknowledgement of kind `kind` (PUBACK, PUBREC, PUBCOMP) for packet `id`, success: two bytes
+/// of body in both versions.
+pub fn ack(kind: u8, id: u16) -> Vec<u8> {
+    encode(kind << 4, &id.to_be_bytes())
+}
+
+/// The packet id of an acknowledgement (PUBACK, PUBREC, PUBREL, PUBCOMP) and, MQTT 5, its reason
+/// (0 when absent).
+pub fn ack_of(packet: &[u8]) -> Parsed<(u16, u8)> {
+    let mut c = Cursor { buf: body(packet)?, at: 0 };
+    let id = c.u16()?;
+    let reason = if c.at < c.buf.len() { c.byte()? } else { 0 };
+    Ok((id, reason))
+}
+
+/// MQTT 5: the Session Expiry Interval a DISCONNECT sets, if it sets one.
+pub fn disconnect_expiry(packet: &[u8]) -> Parsed<Option<u32>> {
+    let mut c = Cursor { buf: body(packet)?, at: 0 };
+    if c.buf.len() < 2 {
+        return Ok(None);
+    }
+    c.byte()?;
+    Ok(c.properties()?.into_iter().find(|(id, _)| *id == SESSION_EXPIRY).map(|(_, v)| u32_of(v)))
+}
+
+/// What the front tells an MQTT 5 client in the broker's CONNACK: what the box does, where it
+/// differs from what the client asked or from MQTT's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announce {
+    /// The session expiry the box keeps, when it is less than the client asked.
+    pub session_expiry: Option<u32>,
+    /// The client id the box made, when the client sent none.
+    pub assigned_client_id: Option<String>,
+    /// The largest packet the box takes.
+    pub maximum_packet_size: u32,
+    /// The most topic aliases the client may set.
+    pub topic_alias_maximum: u16,
+}
+
+/// The broker's MQTT 5 CONNACK with what the front honours said: its own properties but those the
+/// front sets; Retain Available 0 (the box keeps no retained messages), Shared Subscription
+/// Available 0 (no device may read `$share/…`), the box's Maximum Packet Size and Topic Alias
+/// Maximum, and the session expiry and client id the box gave.
+pub fn connack_announcing(packet: &[u8], announce: &Announce) -> Parsed<Vec<u8>> {
+    let mut c = Cursor { buf: body(packet)?, at: 0 };
+    let (flags, reason) = (c.byte()?, c.byte()?);
+    let given = if c.at < c.buf.len() { c.properties()? } else { Vec::new() };
+    let set =
+        [SESSION_EXPIRY, ASSIGNED_CLIENT_ID, TOPIC_ALIAS_MAXIMUM, RETAIN_AVAILABLE, MAXIMUM_PACKET_SIZE];
+    let mut props = Vec::new();
+    for (id, value) in given.iter().filter(|(id, _)| !set.contains(id) && *id != SHARED_SUBSCRIPTIONS) {
+        props.push(*id);
+        props.extend_from_slice(value);
+    }
+    if let Some(expiry) = announce.session_expiry {
+        props.push(SESSION_EXPIRY);
+        props.extend_from_slice(&expiry.to_be_bytes());
+    }
+    if let Some(id) = &announce.assigned_client_id {
+        let len = u16::try_from(id.len()).map_err(|_| Malformed("client id too long"))?;
+        props.push(ASSIGNED_CLIENT_ID);
+        props.extend_from_slice(&len.to_be_bytes());
+        props.extend_from_slice(id.as_bytes());
+    }
+    let brokers = given.iter().find(|(id, _)| *id == TOPIC_ALIAS_MAXIMUM).map_or(0, |(_, v)| u16_of(v));
+    props.push(TOPIC_ALIAS_MAXIMUM);
+    props.extend_from_slice(&brokers.min(announce.topic_alias_maximum).to_be_bytes());
+    props.extend_from_slice(&[RETAIN_AVAILABLE, 0, SHARED_SUBSCRIPTIONS, 0, MAXIMUM_PACKET_SIZE]);
+    props.extend_from_slice(&announce.maximum_packet_size.to_be_bytes());
+    let mut out = vec![flags, reason];
+    put_varint(&mut out, props.len());
+    out.extend(props);
+    Ok(encode(CONNACK << 4, &out))
 }
 
 #[cfg(test)]
@@ -464,7 +623,7 @@ mod tests {
             assert_eq!(c.username.as_deref(), Some("phong-1"));
             assert_eq!(c.password.as_deref(), Some(&b"mat-khau"[..]));
             assert_eq!(c.will_topic.as_deref(), Some("espresense/rooms/phong-1/status"));
-            let rewritten = c.rewrite(&raw, "phong-1:espresense-phong-1").expect("rewrite");
+            let rewritten = c.rewrite(&raw, "phong-1:espresense-phong-1", true).expect("rewrite");
             let again = Connect::parse(&rewritten).expect("rewritten connect");
             assert_eq!(again.client_id, "phong-1:espresense-phong-1");
             assert_eq!(
@@ -512,10 +671,12 @@ mod tests {
         s.push(0);
         assert_eq!(
             subscribe(Version::V311, &encode(0x82, &s)).expect("subscribe"),
-            (9, vec!["espresense/rooms/phong-1/+/set".to_owned(), "#".to_owned()])
+            (9, vec![("espresense/rooms/phong-1/+/set".to_owned(), 1), ("#".to_owned(), 0)])
         );
-        assert_eq!(suback_refused(Version::V311, 9, 2), vec![0x90, 4, 0, 9, 0x80, 0x80]);
-        assert_eq!(suback_refused(Version::V5, 9, 1), vec![0x90, 4, 0, 9, 0, 0x87]);
+        let refused = |v, n, why| suback_refused(v, 9, n, why);
+        assert_eq!(refused(Version::V311, 2, SubRefusal::NoLocal), vec![0x90, 4, 0, 9, 0x80, 0x80]);
+        assert_eq!(refused(Version::V5, 1, SubRefusal::NotAuthorized), vec![0x90, 4, 0, 9, 0, 0x87]);
+        assert_eq!(refused(Version::V5, 1, SubRefusal::NoLocal), vec![0x90, 4, 0, 9, 0, 0x83]);
         assert_eq!(puback_refused(Version::V5, 7), vec![0x40, 3, 0, 7, 0x87]);
         assert_eq!(connack(Version::V311, Refusal::BadCredentials), vec![0x20, 2, 0, 4]);
     }
