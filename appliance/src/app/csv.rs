@@ -145,11 +145,12 @@ pub fn no_rows() -> FileError {
     FileError(Problem::new("file", "Tệp không có dòng dữ liệu nào.", "The file has no data rows."))
 }
 
-/// Parses a list. `known_id` tells whether an ID number is already registered at the site.
+/// Parses a list. `known` tells whether a person is already registered at the site (by ID number,
+/// or without one by name, birth year and phone: [`validate::identity`]).
 pub fn parse(
     bytes: &[u8],
     today: NaiveDate,
-    known_id: &dyn Fn(&str) -> bool,
+    known: &dyn Fn(&ValidPerson) -> bool,
 ) -> Result<ParsedList, FileError> {
     let (headers, mut reader) = open_table(bytes)?;
     let mut fields: Vec<Option<&str>> = Vec::new();
@@ -221,20 +222,21 @@ pub fn parse(
         match input.validate(today) {
             Ok(valid) => {
                 let mut problems = Vec::new();
-                if seen_ids.contains(&valid.id_number) {
+                let identity = validate::identity(&valid);
+                if seen_ids.contains(&identity) {
                     problems.push(Problem::new(
                         "id_number",
-                        "Số CMND/CCCD trùng với một dòng trước trong tệp.",
-                        "The ID number repeats an earlier row of the file.",
+                        "Trùng với một dòng trước trong tệp (cùng số CMND/CCCD, hoặc cùng họ tên, năm sinh và số điện thoại).",
+                        "Repeats an earlier row of the file (the same ID number, or the same name, birth year and phone).",
                     ));
-                } else if known_id(&valid.id_number) {
+                } else if known(&valid) {
                     problems.push(Problem::new(
                         "id_number",
-                        "Số CMND/CCCD đã có trong danh sách của khu.",
-                        "This ID number is already registered at the site.",
+                        "Người này đã có trong danh sách của khu (cùng số CMND/CCCD, hoặc cùng họ tên, năm sinh và số điện thoại).",
+                        "This person is already registered at the site (the same ID number, or the same name, birth year and phone).",
                     ));
                 }
-                seen_ids.insert(valid.id_number.clone());
+                seen_ids.insert(identity);
                 if problems.is_empty() {
                     out.valid.push((line, valid));
                 } else {
@@ -296,7 +298,7 @@ fn yes(b: bool) -> &'static str {
 impl Outpost {
     /// Checks a district's list against the site's people; nothing is stored.
     pub fn check_people_list(&self, bytes: &[u8]) -> Result<ParsedList, FileError> {
-        parse(bytes, self.today(), &|id| self.id_number_known(id).unwrap_or(false))
+        parse(bytes, self.today(), &|p| self.registered(p).is_ok_and(|found| found.is_some()))
     }
 
     /// Everyone as the district's list, for Excel; the export is audited.
@@ -390,7 +392,7 @@ mod tests {
     }
 
     fn check(bytes: &[u8]) -> ParsedList {
-        parse(bytes, today(), &|id| id == "999999999").expect("parses")
+        parse(bytes, today(), &|p| p.id_number == "999999999").expect("parses")
     }
 
     const GOOD: &str = "Họ và tên;Năm sinh;Số điện thoại;Giới tính;Số CMND/CCCD;Địa chỉ cách ly;Thời gian cách ly;Số Quyết định\n\

@@ -38,7 +38,35 @@ impl Outpost {
     }
 
     fn person_by_id_number(&self, id_number: &str) -> AppResult<Option<Person>> {
+        if id_number.is_empty() {
+            return Ok(None);
+        }
         Ok(self.store.find::<Person>(Person::BY_ID_NUMBER, id_number)?.into_iter().next())
+    }
+
+    /// The person already registered as `p`: by ID number, or for a child without one, the person
+    /// without one of the same name, birth year and phone ([`validate::identity`]).
+    pub fn registered(&self, p: &PersonDetails) -> AppResult<Option<Person>> {
+        if !p.id_number.is_empty() {
+            return self.person_by_id_number(&p.id_number);
+        }
+        let identity = validate::identity(p);
+        let same = self.store.find::<Person>(Person::BY_PHONE, &p.phone)?;
+        Ok(same.into_iter().find(|other| validate::identity(&other.details) == identity))
+    }
+
+    /// Why `p` cannot be registered as a new person (or as `except` changed): who already is.
+    fn refuse_duplicate(&self, p: &PersonDetails, except: Option<&str>) -> AppResult<()> {
+        match self.registered(p)? {
+            Some(existing) if Some(existing.id.as_str()) != except => {
+                Err(AppError::Conflict(if p.id_number.is_empty() {
+                    Problem::duplicate_without_id(&existing.full_name)
+                } else {
+                    Problem::duplicate_id_number(&existing.full_name)
+                }))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The watched person whose phone is `phone` (national form), if any.
@@ -106,9 +134,7 @@ impl Outpost {
 
     pub async fn create_person(&self, input: &PersonInput, by: &str) -> AppResult<Person> {
         let valid = input.validate(self.today()).map_err(AppError::Invalid)?;
-        if let Some(existing) = self.person_by_id_number(&valid.id_number)? {
-            return Err(AppError::Conflict(Problem::duplicate_id_number(&existing.full_name)));
-        }
+        self.refuse_duplicate(&valid, None)?;
         let person = self.new_person(&valid, by);
         let mut w = WriteSet::new();
         w.put(&person)?;
@@ -121,11 +147,7 @@ impl Outpost {
     pub async fn update_person(&self, id: &str, input: &PersonInput, by: &str) -> AppResult<Person> {
         let mut person = self.person(id)?;
         let valid = input.validate(self.today()).map_err(AppError::Invalid)?;
-        if let Some(existing) = self.person_by_id_number(&valid.id_number)? {
-            if existing.id != person.id {
-                return Err(AppError::Conflict(Problem::duplicate_id_number(&existing.full_name)));
-            }
-        }
+        self.refuse_duplicate(&valid, Some(&person.id))?;
         person.details = valid;
         person.updated_at = self.now();
         let mut w = WriteSet::new();
@@ -188,13 +210,8 @@ impl Outpost {
     /// check are skipped.
     pub async fn import_still_new(&self, rows: Vec<PersonDetails>, by: &str) -> AppResult<usize> {
         let rows: Vec<_> =
-            rows.into_iter().filter(|r| !self.id_number_known(&r.id_number).unwrap_or(true)).collect();
+            rows.into_iter().filter(|r| self.registered(r).is_ok_and(|p| p.is_none())).collect();
         self.import_people(&rows, by).await
-    }
-
-    /// Whether an ID number is already registered.
-    pub fn id_number_known(&self, id_number: &str) -> AppResult<bool> {
-        Ok(self.person_by_id_number(id_number)?.is_some())
     }
 
     /// People, filtered: `query` matches part of a name, phone or room, or a whole ID number (never a

@@ -87,6 +87,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("field.phone", "Số điện thoại", "Phone"),
     ("field.gender", "Giới tính", "Gender"),
     ("field.id_number", "Số CMND/CCCD", "ID number (CMND/CCCD)"),
+    ("people.id_hint", "Trẻ em dưới 14 tuổi chưa có CCCD: để trống và ghi năm sinh.", "A child under 14 has no CCCD: leave it empty and give the birth year."),
     ("field.address", "Địa chỉ cách ly", "Quarantine address"),
     ("field.room", "Phòng", "Room"),
     ("field.quarantine_start", "Ngày bắt đầu cách ly", "Quarantine start"),

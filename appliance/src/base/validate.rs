@@ -27,6 +27,15 @@ impl Problem {
         )
     }
 
+    /// Another person with the same name, birth year and phone, both without an ID number.
+    pub fn duplicate_without_id(existing_name: &str) -> Problem {
+        Problem::new(
+            "id_number",
+            format!("Đã có người cùng họ tên, năm sinh và số điện thoại, không có CMND/CCCD ({existing_name})."),
+            format!("Someone with the same name, birth year and phone and no ID number is registered ({existing_name})."),
+        )
+    }
+
     pub fn text(&self, lang: crate::base::i18n::Lang) -> &str {
         match lang {
             crate::base::i18n::Lang::Vi => &self.vi,
@@ -58,6 +67,20 @@ pub struct PersonInput {
 
 /// A person that passed validation: the record's details.
 pub type ValidPerson = PersonDetails;
+
+/// Under this age (by birth year) a person may be registered without an ID number.
+pub const CHILD_WITHOUT_ID_UNDER: i32 = 14;
+
+/// What tells one person from another on a list: the ID number, or for a child without one, the
+/// name (case, accents and spacing aside), birth year and phone.
+pub fn identity(p: &PersonDetails) -> String {
+    if p.id_number.is_empty() {
+        let year = p.birth_year.map_or(String::new(), |y| y.to_string());
+        format!("~{}|{year}|{}", fold(&p.full_name), p.phone)
+    } else {
+        p.id_number.clone()
+    }
+}
 
 impl PersonInput {
     pub fn validate(&self, today: NaiveDate) -> Result<ValidPerson, Vec<Problem>> {
@@ -102,7 +125,18 @@ impl PersonInput {
             }
         };
         let id_number: String = self.id_number.trim().chars().filter(|c| !c.is_whitespace()).collect();
-        if !(6..=12).contains(&id_number.len()) || !id_number.chars().all(|c| c.is_ascii_alphanumeric()) {
+        // Children under 14 have no CCCD: the lists leave the cell empty. They are told apart by
+        // name, birth year and phone instead ([`identity`]), so the birth year is then needed.
+        let child = birth_year.is_some_and(|y| today.year() - y < CHILD_WITHOUT_ID_UNDER);
+        if id_number.is_empty() && !child {
+            problems.push(Problem::new(
+                "id_number",
+                "Thiếu số CMND/CCCD (chỉ trẻ em dưới 14 tuổi được để trống, khi có năm sinh).",
+                "The ID number is missing (only a child under 14, with a birth year, may have none).",
+            ));
+        } else if !id_number.is_empty()
+            && (!(6..=12).contains(&id_number.len()) || !id_number.chars().all(|c| c.is_ascii_alphanumeric()))
+        {
             problems.push(Problem::new(
                 "id_number",
                 "Số CMND/CCCD phải có 6–12 chữ số hoặc chữ cái (CMND 9 số, CCCD 12 số, hộ chiếu).",

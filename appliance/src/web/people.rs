@@ -113,7 +113,8 @@ fn person_form(lang: Lang, csrf: &str, action: &str, list: &[Problem], v: &Perso
                 option value="female" selected[gender("female")] { (t(lang, "gender.female")) }
                 option value="other" selected[gender("other")] { (t(lang, "gender.other")) }
             } }
-            label { (t(lang, "field.id_number")) input name="id_number" required value=(v.id_number); }
+            label { (t(lang, "field.id_number")) input name="id_number" value=(v.id_number);
+                small.muted { (t(lang, "people.id_hint")) } }
             label { (t(lang, "field.address")) input name="address" value=(v.address); }
             label { (t(lang, "field.room")) input name="room" value=(v.room); }
             label { (t(lang, "field.quarantine_start")) input name="quarantine_start" type="date" required value=(v.quarantine_start); }

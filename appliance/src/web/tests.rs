@@ -416,3 +416,57 @@ async fn an_exposure_list_is_made_on_demand_shown_and_exported() {
     let res = call(&f.router, request(&Method::POST, &path, Some((&f.manager.0, &f.manager.1)))).await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn a_child_without_an_id_number_is_imported_and_added_by_hand_once() {
+    let f = fixture().await;
+    // The district's list: two children of one family without ID numbers (twins: same phone and
+    // year, other names), and the first of them again, typed without accents in another case.
+    let list = "Họ và tên,Năm sinh,Số điện thoại,Số CMND/CCCD,Ngày bắt đầu cách ly,Ngày kết thúc cách ly\n\
+                Lê Minh An,2016,0912345678,,2026-11-20,2026-12-04\n\
+                Lê Minh Anh,2016,0912345678,,2026-11-20,2026-12-04\n\
+                LE MINH  AN,2016,0912 345 678,,2026-11-20,2026-12-04\n\
+                Lê Văn Bố,1985,0912345678,,2026-11-20,2026-12-04\n";
+    let import = |csv: &str| {
+        Request::post("/api/v1/people/import?valid_only=true")
+            .header(header::COOKIE, format!("{SESSION_COOKIE}={}", f.medical.0))
+            .header("x-csrf-token", &f.medical.1)
+            .header(header::CONTENT_TYPE, "text/csv")
+            .body(Body::from(csv.to_owned()))
+            .expect("request")
+    };
+    let res = call(&f.router, import(list)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let out: serde_json::Value = serde_json::from_str(&body(res).await).expect("json");
+    assert_eq!(out["imported"], 2, "{out}");
+    let lines: Vec<u64> =
+        out["errors"].as_array().expect("errors").iter().filter_map(|e| e["line"].as_u64()).collect();
+    assert_eq!(lines, vec![4, 5], "the repeated child, and an adult without an ID number: {out}");
+    assert!(out["errors"][1]["problems"][0]["vi"].as_str().is_some_and(|s| s.contains("dưới 14 tuổi")));
+    // The same list again: both children are known now.
+    let res = call(&f.router, import(list)).await;
+    let out: serde_json::Value = serde_json::from_str(&body(res).await).expect("json");
+    assert_eq!(out["imported"], 0, "{out}");
+
+    // By hand: a third child of the family is added; the first one again is refused, by name,
+    // birth year and phone; without a birth year no one can be told apart, so it is asked for.
+    let child = |name: &str, year: &str| {
+        serde_json::json!({
+            "full_name": name, "birth_year": year, "phone": "0912345678", "id_number": "",
+            "quarantine_start": "2026-11-20", "quarantine_end": "2026-12-04", "category": "f1",
+        })
+    };
+    let add = |json| json_request(Method::POST, "/api/v1/people", &f.medical, json);
+    assert_eq!(call(&f.router, add(child("Lê Minh Châu", "2019"))).await.status(), StatusCode::CREATED);
+    let res = call(&f.router, add(child("lê minh an", "2016"))).await;
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    assert!(body(res).await.contains("năm sinh và số điện thoại"));
+    assert_eq!(
+        call(&f.router, add(child("Lê Minh Dũng", ""))).await.status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let people = f.app.people("", None, None).expect("people");
+    assert_eq!(people.iter().filter(|p| p.id_number.is_empty()).count(), 3);
+    // A code typed at the desk that is empty finds no one (a child has no ID number to match).
+    assert!(f.app.person_by_code("").is_err());
+}
