@@ -122,6 +122,15 @@ fn district_officers_see_only_their_district_and_acknowledgements_reach_the_site
     assert!(!partial.body.contains("data-person="), "an ID number is found only whole: {}", partial.body);
     let other = officer.get("/people?q=050000000100");
     assert!(!other.body.contains("data-person="), "site-b's people are not found: {}", other.body);
+    // A name however it is typed: any part of it, without accents, in capitals ("HUONG" finds
+    // "Trần Thị Hương").
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 21).expect("date");
+    let name = outpost::demo::person_input(1, today).full_name;
+    let words: Vec<String> = outpost_sync::record::fold(&name).split(' ').map(str::to_uppercase).collect();
+    for q in [words[words.len() - 1].clone(), words[1..].join("  ")] {
+        let found = officer.get(&format!("/people?q={}", q.replace(' ', "+")));
+        assert!(found.body.contains(&name), "{q} finds {name}: {}", found.body);
+    }
     let alerts = officer.get("/alerts");
     assert!(
         alerts.body.contains("data-alert=\"a-fever\"") && !alerts.body.contains("b-fever"),

@@ -248,20 +248,7 @@ pub fn flag(v: &Option<String>) -> bool {
     matches!(v.as_str(), "on" | "x" | "1" | "co" | "yes" | "y" | "true" | "c")
 }
 
-/// Lower-case, NFC, Vietnamese diacritics removed (đ → d), spaces collapsed: for matching headers,
-/// values and searches however they were typed.
-pub fn fold(s: &str) -> String {
-    let stripped: String = s
-        .nfd()
-        .filter(|c| !('\u{300}'..='\u{36f}').contains(c))
-        .map(|c| match c {
-            'đ' | 'Đ' => 'd',
-            c => c,
-        })
-        .collect::<String>()
-        .to_lowercase();
-    stripped.split_whitespace().collect::<Vec<_>>().join(" ")
-}
+pub use outpost_sync::record::fold;
 
 /// Vietnamese without diacritics, case kept (đ → d): names in SMS templates, so a message stays in one
 /// GSM 7-bit part.

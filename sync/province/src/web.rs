@@ -569,20 +569,24 @@ async fn ack(State(web): State<Web>, headers: HeaderMap, Form(form): Form<AckFor
     Redirect::to("/alerts").into_response()
 }
 
-/// People of the sites `user` sees whose name or phone starts with `q` (any case), or whose ID number
-/// is `q`: `(site, person)`, at most 100.
+/// People of the sites `user` sees whose name holds `q` anywhere, however typed (case, accents and
+/// spacing aside: "huong" finds "Trần Thị Hương"), whose phone starts with `q`, or whose ID number is
+/// `q`: `(site, person)`, at most 100. Names are matched on the name index's keys, not the records.
 fn search(web: &Web, user: &User, q: &str) -> Vec<(String, Person)> {
     let q = q.trim();
     let mut out = Vec::new();
-    if q.chars().count() < 2 {
+    let folded = outpost_sync::record::fold(q);
+    if folded.chars().count() < 2 {
         return out;
     }
     for site in web.visible(user) {
         let Some(store) = web.store(&site) else { continue };
         let mut ids = std::collections::BTreeSet::new();
-        for (index, prefix) in [(Person::BY_NAME, q.to_lowercase()), (Person::BY_PHONE, q.to_owned())] {
-            ids.extend(store.index_scan(index, &prefix).unwrap_or_default().into_iter().map(|(_, id)| id));
-        }
+        let names = store.index_scan(Person::BY_NAME, "").unwrap_or_default().into_iter();
+        ids.extend(
+            names.filter(|(name, _)| outpost_sync::record::fold(name).contains(&folded)).map(|(_, id)| id),
+        );
+        ids.extend(store.index_scan(Person::BY_PHONE, q).unwrap_or_default().into_iter().map(|(_, id)| id));
         // An ID number only whole: a prefix search would reveal the digits the pages mask.
         ids.extend(
             store

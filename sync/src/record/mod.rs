@@ -32,6 +32,22 @@ pub use person::{Category, Gender, Person, PersonDetails, PersonStatus, StatusCh
 pub use report::{ZoneDay, ZoneReport};
 pub use sampling::{Sample, TestResult};
 pub use site::Site;
+
+/// Lower-case, Vietnamese diacritics removed (đ → d), spaces collapsed: for matching names, headers,
+/// values and searches however they were typed (with or without accents, NFC or NFD).
+pub fn fold(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let stripped: String = s
+        .nfd()
+        .filter(|c| !('\u{300}'..='\u{36f}').contains(c))
+        .map(|c| match c {
+            'đ' | 'Đ' => 'd',
+            c => c,
+        })
+        .collect::<String>()
+        .to_lowercase();
+    stripped.split_whitespace().collect::<Vec<_>>().join(" ")
+}
 pub use spotcheck::{SpotCheck, SpotCheckState, SpotReview};
 pub use user::{Role, User};
 
