@@ -86,7 +86,7 @@ fn the_days_report_its_confirmation_and_its_exports() {
     assert_eq!(workers, 2);
     assert!(report["confirmed"].is_null());
 
-    // The page: every figure, unconfirmed, the chart; confirmed by the administrator.
+    // The page: every figure, unconfirmed, the chart; confirmed by the zone head.
     let page = c.get("/reports?date=21/11/2026");
     assert_eq!(page.status, 200);
     for text in [
@@ -98,13 +98,31 @@ fn the_days_report_its_confirmation_and_its_exports() {
     ] {
         assert!(page.body.contains(text), "{text}: {}", page.body);
     }
-    let confirm = c.post_form("/reports/2026-11-21/confirm", &[]);
+    // The zone head (a manager: reads everything, changes nothing else) confirms it; a medical
+    // account may not.
+    let mut head = Client::new(&b.url);
+    let mut nurse = Client::new(&b.url);
+    for (who, name, role) in [(&mut head, "truong.khu", "manager"), (&mut nurse, "yte.mai", "medical")] {
+        let fields = [
+            ("display_name", name),
+            ("username", name),
+            ("role", role),
+            ("password", PASSWORD),
+            ("password2", PASSWORD),
+        ];
+        assert_eq!(c.post_form("/users", &fields).status, 303);
+        assert_eq!(who.login(name, PASSWORD).status, 303);
+    }
+    assert_eq!(nurse.post_form("/reports/2026-11-21/confirm", &[]).status, 403);
+    assert!(!nurse.get("/reports?date=2026-11-21").body.contains("/reports/2026-11-21/confirm"));
+    assert!(head.get("/reports?date=2026-11-21").body.contains("/reports/2026-11-21/confirm"));
+    let confirm = head.post_form("/reports/2026-11-21/confirm", &[]);
     assert_eq!(confirm.status, 303, "{}", confirm.body);
     let page = c.get("/reports?date=2026-11-21");
     assert!(page.body.contains("Đã xác nhận") && !page.body.contains("report-changed"), "{}", page.body);
     let confirmed = c.get("/api/v1/reports/2026-11-21").json();
     assert_eq!(confirmed["confirmed"]["figures"], expected);
-    assert_eq!(confirmed["confirmed"]["confirmed_by"], "lan.nguyen");
+    assert_eq!(confirmed["confirmed"]["confirmed_by"], "truong.khu");
     // A late entry: the page says the figures moved since the confirmation.
     assert_eq!(
         c.post_json(&format!("/api/v1/people/{}/status", ids[3]), &json!({"status": "released"})).status,

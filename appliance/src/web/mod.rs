@@ -231,6 +231,7 @@ fn authorise(access: Access, staff: Option<&Staff>, parts: &Parts, writes: bool)
         (_, None) => Err(Refused::SignIn),
         (Access::Writer, Some(s)) if s.role.can_write() => Ok(()),
         (Access::Admin, Some(s)) if s.role == Role::Admin => Ok(()),
+        (Access::Reporter, Some(s)) if s.role.can_confirm_report() => Ok(()),
         (_, Some(_)) => Err(Refused::Error(ApiError::Forbidden)),
     }
 }

@@ -11,7 +11,7 @@ use axum::{
 use chrono::NaiveDate;
 use maud::{html, Markup, PreEscaped};
 use outpost_sync::{
-    record::{Role, ZoneReport},
+    record::ZoneReport,
     report::{self, Cell, ZoneDay},
 };
 use serde::Deserialize;
@@ -56,7 +56,7 @@ pub async fn page_of_day(State(state): State<AppState>, ctx: Ctx, Query(q): Quer
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
     let site = state.app.config().site.id.clone();
-    let is_admin = ctx.staff.as_ref().is_some_and(|s| s.role == Role::Admin);
+    let may_confirm = ctx.staff.as_ref().is_some_and(|s| s.role.can_confirm_report());
     let changed = confirmed.as_ref().is_some_and(|c| c.figures != day);
     let csrf = ctx.csrf();
     let title = format!("{} {}", t(lang, "report.title"), date.format("%d/%m/%Y"));
@@ -82,7 +82,7 @@ pub async fn page_of_day(State(state): State<AppState>, ctx: Ctx, Query(q): Quer
                 tr { th { (name) } td { (cell) } }
             }
         } } }
-        @if is_admin && (confirmed.is_none() || changed) && date <= state.app.today() {
+        @if may_confirm && (confirmed.is_none() || changed) && date <= state.app.today() {
             form method="post" action=(format!("/reports/{date}/confirm")) {
                 (csrf_field(&csrf))
                 button type="submit" #confirm { (t(lang, "report.confirm")) }

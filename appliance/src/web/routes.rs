@@ -25,6 +25,8 @@ pub enum Access {
     Writer,
     /// Administrators only.
     Admin,
+    /// Who signs the zone's daily report: administrators and the zone head (manager).
+    Reporter,
 }
 
 /// A route of the box: method, path, access level and handler.
@@ -113,7 +115,7 @@ pub fn routes() -> Vec<RouteDef> {
         r(M::GET, "/checkin/poster", Staff, get(checkin::poster)),
         r(M::GET, "/checkin/export.csv", Staff, get(checkin::export)),
         r(M::POST, "/checkin/scan", Writer, post(checkin::scan)),
-        r(M::POST, "/reports/{date}/confirm", Admin, post(reports::confirm)),
+        r(M::POST, "/reports/{date}/confirm", Reporter, post(reports::confirm)),
         r(M::GET, "/reports/{date}/export.csv", Staff, get(reports::export_csv)),
         r(M::GET, "/reports/{date}/export.xlsx", Staff, get(reports::export_xlsx)),
         r(M::POST, "/testing/sample", Writer, post(sampling::desk_sample)),
@@ -171,7 +173,7 @@ pub fn routes() -> Vec<RouteDef> {
         r(M::GET, "/api/v1/checkins", Staff, get(checkin::api_log)),
         r(M::POST, "/api/v1/checkins/scan", Writer, post(checkin::api_scan)),
         r(M::GET, "/api/v1/reports/{date}", Staff, get(reports::api_day)),
-        r(M::POST, "/api/v1/reports/{date}/confirm", Admin, post(reports::api_confirm)),
+        r(M::POST, "/api/v1/reports/{date}/confirm", Reporter, post(reports::api_confirm)),
         r(M::POST, "/api/v1/samples/import", Writer, post(sampling::api_import)),
         r(M::GET, "/api/v1/alerts", Staff, get(alerts::api_list)),
         r(M::POST, "/api/v1/alerts/{id}/ack", Writer, post(alerts::api_acknowledge)),

@@ -126,6 +126,7 @@ async fn the_guard_enforces_the_access_table_for_every_route_and_role() {
                 Access::Public | Access::Staff => true,
                 Access::Writer => role.can_write(),
                 Access::Admin => role == Role::Admin,
+                Access::Reporter => role != Role::Medical,
             };
             if allowed && path == "/logout" {
                 continue; // it would end the session the next routes use

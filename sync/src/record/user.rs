@@ -31,6 +31,11 @@ impl Role {
     pub fn can_write(self) -> bool {
         !matches!(self, Role::Manager)
     }
+    /// Whether this role may confirm (sign) the zone's daily report: the zone head (manager), who
+    /// answers for it to the district, and administrators.
+    pub fn can_confirm_report(self) -> bool {
+        matches!(self, Role::Admin | Role::Manager)
+    }
 }
 
 /// A named staff account. The password hash is box-local and never part of this record.
