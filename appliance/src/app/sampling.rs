@@ -77,6 +77,22 @@ impl Outpost {
         let person = self.person(person_id)?;
         require_watched(&person)?;
         let taken = self.samples_of(person_id)?;
+        // A person scanned twice at the desk (a second tap, the queue passing again) is not a new
+        // round: the next round the same day is recorded only when staff name it.
+        if let (None, Some(today)) = (round, taken.iter().find(|s| s.sampled_on == self.today())) {
+            let at = self.schedule().local(today.sampled_at).format("%H:%M");
+            return Err(AppError::Conflict(Problem::new(
+                "round",
+                format!(
+                    "Người này đã được lấy mẫu hôm nay (lần {}, lúc {at}). Nếu đúng là một lần mới, hãy ghi rõ lần lấy mẫu.",
+                    today.round
+                ),
+                format!(
+                    "This person was already sampled today (round {}, at {at}). If this is a new round, give its number.",
+                    today.round
+                ),
+            )));
+        }
         let round = match round {
             Some(r) => r,
             None => taken.iter().map(|s| s.round).max().unwrap_or(0) + 1,
@@ -438,7 +454,15 @@ mod tests {
         let p = people(&app, 1).await.remove(0);
         let first = app.record_sample(&p.id, None, "lan").await.expect("round 1");
         assert_eq!((first.round, first.sampled_on), (1, app.today()));
-        let second = app.record_sample(&p.id, None, "lan").await.expect("round 2");
+        // Scanned again the same day: not a second round, unless staff name it.
+        match app.record_sample(&p.id, None, "lan").await {
+            Err(AppError::Conflict(problem)) => {
+                assert!(problem.vi.contains("đã được lấy mẫu hôm nay (lần 1"))
+            }
+            other => panic!("a second scan the same day is refused: {other:?}"),
+        }
+        assert_eq!(app.samples_of(&p.id).expect("samples").len(), 1);
+        let second = app.record_sample(&p.id, Some(2), "lan").await.expect("round 2, named");
         assert_eq!(second.round, 2);
         assert!(matches!(app.record_sample(&p.id, Some(2), "lan").await, Err(AppError::Conflict(_))));
 

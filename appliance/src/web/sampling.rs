@@ -107,9 +107,34 @@ pub async fn result_for_person(
     body: Bytes,
 ) -> Answer {
     let staff = ctx.username()?;
-    let result = validate::required("result", &FormData::parse(&body).get("result"), TestResult::parse)?;
+    let f = FormData::parse(&body);
+    let result = validate::required("result", &f.get("result"), TestResult::parse)?;
+    // A positive result converts the person to F0, raises a severe alert and texts the on-duty
+    // phone: one tap is not enough, it is confirmed on a page of its own first.
+    if result == TestResult::Positive && f.get("confirm") != "1" {
+        let person = state.app.person(&id)?;
+        return Ok(confirm_positive(&ctx, &person, round));
+    }
     state.app.record_result(&id, round, result, &staff).await?;
     Ok(Redirect::to(&format!("/people/{id}#testing")).into_response())
+}
+
+/// The page that asks staff to confirm a positive result, saying what it will do.
+fn confirm_positive(ctx: &Ctx, person: &Person, round: u32) -> Response {
+    let lang = ctx.lang;
+    let body = html! {
+        h1 { (t(lang, "test.confirm_positive")) }
+        p.problems { strong { (person.full_name) } " · " (t(lang, "test.round")) " " (round) }
+        p { (t(lang, "test.positive_does")) }
+        form method="post" action=(format!("/people/{}/samples/{round}/result", person.id)) {
+            (csrf_field(&ctx.csrf()))
+            input type="hidden" name="result" value="positive";
+            input type="hidden" name="confirm" value="1";
+            button.danger type="submit" { (t(lang, "test.confirm_positive_button")) }
+            " " a.button.secondary href=(format!("/people/{}#testing", person.id)) { (t(lang, "common.cancel")) }
+        }
+    };
+    staff_page(ctx, StatusCode::OK, t(lang, "test.confirm_positive"), body)
 }
 
 #[derive(Deserialize, Default)]

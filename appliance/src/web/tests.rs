@@ -10,7 +10,7 @@ use axum::{
     response::Response,
     Router,
 };
-use outpost_sync::record::Role;
+use outpost_sync::record::{PersonStatus, Role};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -470,4 +470,54 @@ async fn a_child_without_an_id_number_is_imported_and_added_by_hand_once() {
     assert_eq!(people.iter().filter(|p| p.id_number.is_empty()).count(), 3);
     // A code typed at the desk that is empty finds no one (a child has no ID number to match).
     assert!(f.app.person_by_code("").is_err());
+}
+
+/// A form post as `session` (its CSRF token in the header).
+fn form_request(path: &str, session: &(String, String), form: &str) -> Request<Body> {
+    Request::post(path)
+        .header(header::COOKIE, format!("{SESSION_COOKIE}={}", session.0))
+        .header("x-csrf-token", &session.1)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(form.to_owned()))
+        .expect("request")
+}
+
+#[tokio::test]
+async fn a_double_scan_is_not_a_new_round_and_a_positive_is_confirmed_first() {
+    let f = fixture().await;
+    let person = serde_json::json!({
+        "full_name": "Phạm Thị Hoa", "birth_year": "1990", "phone": "0912000111", "id_number": "048190001234",
+        "quarantine_start": "2026-11-20", "quarantine_end": "2026-12-04", "category": "f1",
+    });
+    let res = call(&f.router, json_request(Method::POST, "/api/v1/people", &f.medical, person)).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let id = serde_json::from_str::<serde_json::Value>(&body(res).await).expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+
+    // The sampling desk: the first scan is round 1; the same card scanned again is refused, saying
+    // when; a second round the same day only when staff give its number.
+    let scan = |round: &str| {
+        form_request("/testing/sample", &f.medical, &format!("code=048190001234&round={round}"))
+    };
+    assert_eq!(call(&f.router, scan("")).await.status(), StatusCode::SEE_OTHER);
+    let again = call(&f.router, scan("")).await;
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    assert!(body(again).await.contains("đã được lấy mẫu hôm nay (lần 1, lúc"));
+    assert_eq!(f.app.samples_of(&id).expect("samples").len(), 1);
+
+    // A positive result: first a page that says what it will do, nothing changed yet; then confirmed.
+    let path = format!("/people/{id}/samples/1/result");
+    let ask = call(&f.router, form_request(&path, &f.medical, "result=positive")).await;
+    assert_eq!(ask.status(), StatusCode::OK);
+    let page = body(ask).await;
+    assert!(
+        page.contains("Xác nhận kết quả DƯƠNG TÍNH") && page.contains("name=\"confirm\" value=\"1\""),
+        "{page}"
+    );
+    assert_eq!(f.app.person(&id).expect("person").status, PersonStatus::InQuarantine);
+    let done = call(&f.router, form_request(&path, &f.medical, "result=positive&confirm=1")).await;
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    assert_eq!(f.app.person(&id).expect("person").status, PersonStatus::ConvertedF0);
 }
