@@ -235,13 +235,23 @@ fn json_request(
     session: &(String, String),
     json: serde_json::Value,
 ) -> Request<Body> {
+    session_request(method, path, session, ("application/json", json.to_string()))
+}
+
+/// A request as `session` (its CSRF token in the header) with a body of a content type.
+fn session_request(
+    method: Method,
+    path: &str,
+    session: &(String, String),
+    (content_type, body): (&str, String),
+) -> Request<Body> {
     Request::builder()
         .method(method)
         .uri(path)
         .header(header::COOKIE, format!("{SESSION_COOKIE}={}", session.0))
         .header("x-csrf-token", &session.1)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(json.to_string()))
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from(body))
         .expect("request")
 }
 
@@ -429,12 +439,8 @@ async fn a_child_without_an_id_number_is_imported_and_added_by_hand_once() {
                 LE MINH  AN,2016,0912 345 678,,2026-11-20,2026-12-04\n\
                 Lê Văn Bố,1985,0912345678,,2026-11-20,2026-12-04\n";
     let import = |csv: &str| {
-        Request::post("/api/v1/people/import?valid_only=true")
-            .header(header::COOKIE, format!("{SESSION_COOKIE}={}", f.medical.0))
-            .header("x-csrf-token", &f.medical.1)
-            .header(header::CONTENT_TYPE, "text/csv")
-            .body(Body::from(csv.to_owned()))
-            .expect("request")
+        let path = "/api/v1/people/import?valid_only=true";
+        session_request(Method::POST, path, &f.medical, ("text/csv", csv.to_owned()))
     };
     let res = call(&f.router, import(list)).await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -472,14 +478,9 @@ async fn a_child_without_an_id_number_is_imported_and_added_by_hand_once() {
     assert!(f.app.person_by_code("").is_err());
 }
 
-/// A form post as `session` (its CSRF token in the header).
+/// A form post as `session`.
 fn form_request(path: &str, session: &(String, String), form: &str) -> Request<Body> {
-    Request::post(path)
-        .header(header::COOKIE, format!("{SESSION_COOKIE}={}", session.0))
-        .header("x-csrf-token", &session.1)
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Body::from(form.to_owned()))
-        .expect("request")
+    session_request(Method::POST, path, session, ("application/x-www-form-urlencoded", form.to_owned()))
 }
 
 #[tokio::test]
