@@ -64,6 +64,15 @@ pub fn group_alerts(mut list: Vec<(Alert, String)>, window: Duration) -> Vec<Ale
     groups
 }
 
+/// Resolves `alert` as the box does on its own (a band back, a scanner back, a declaration after a
+/// missed round): by `outpost`, at `at`, with `note` saying why.
+pub fn resolve_by_box(alert: &mut Alert, at: DateTime<Utc>, note: String) {
+    alert.state = AlertState::Resolved;
+    alert.resolved_by = Some("outpost".into());
+    alert.resolved_at = Some(at);
+    alert.resolution_note = note;
+}
+
 /// Up to when the last digest SMS counted alerts, and when it was sent.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Digest {
@@ -237,6 +246,27 @@ impl Outpost {
         self.commit(w).await?;
         self.emit("alert", &alert.id);
         Ok(alert)
+    }
+
+    /// Stages the resolution of `person`'s open missed-declaration alerts: they declared since.
+    /// Returns their ids.
+    pub(super) fn stage_declared_since(
+        &self,
+        w: &mut WriteSet,
+        person: &Person,
+        at: DateTime<Utc>,
+    ) -> AppResult<Vec<String>> {
+        let local = self.schedule().local(at).format("%H:%M %d/%m");
+        let mut resolved = Vec::new();
+        for mut alert in self.store.find_prefix::<Alert>(Alert::BY_PERSON, &format!("{}|", person.id))? {
+            if alert.kind != AlertKind::MissingDeclaration || alert.state == AlertState::Resolved {
+                continue;
+            }
+            resolve_by_box(&mut alert, at, format!("Đã khai báo lúc {local} / declared since"));
+            w.put(&alert)?;
+            resolved.push(alert.id);
+        }
+        Ok(resolved)
     }
 
     /// A severe alert goes to the on-duty phones at once, in the write that raises it.

@@ -95,8 +95,13 @@ impl Outpost {
         if let Some(by) = entered_by {
             self.audit(&mut w, by, "declaration.enter", &person.id, "")?;
         }
+        // A missed round is no longer a concern once the person has declared.
+        let resolved = self.stage_declared_since(&mut w, person, now)?;
         self.commit(w).await?;
         self.emit("declaration", &decl.id);
+        for id in &resolved {
+            self.emit("alert", id);
+        }
         if let Some(a) = &alert {
             self.emit("alert", &a.id);
             self.wake_outbox();

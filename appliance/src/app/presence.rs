@@ -223,11 +223,9 @@ impl Outpost {
     ) -> AppResult<()> {
         let Some(mut alert) = self.open_band_alert(AlertKind::BandAway, band)? else { return Ok(()) };
         let local = self.schedule().local(at).format("%H:%M");
-        alert.state = AlertState::Resolved;
-        alert.resolved_by = Some("outpost".into());
-        alert.resolved_at = Some(at);
-        alert.resolution_note =
+        let note =
             format!("Vòng được thấy lại lúc {local} ({}) / band seen again", place.unwrap_or_default());
+        super::alerts::resolve_by_box(&mut alert, at, note);
         w.put(&alert)?;
         w.delete_local(&marker(AlertKind::BandAway, band));
         staged.alerts.push(alert);

@@ -182,10 +182,11 @@ impl Outpost {
     ) -> AppResult<Option<String>> {
         let Some(mut alert) = self.open_scanner_alert(scanner)? else { return Ok(None) };
         let local = self.schedule().local(at).format("%H:%M");
-        alert.state = AlertState::Resolved;
-        alert.resolved_by = Some("outpost".into());
-        alert.resolved_at = Some(at);
-        alert.resolution_note = format!("Máy quét kết nối lại lúc {local} / scanner back");
+        super::alerts::resolve_by_box(
+            &mut alert,
+            at,
+            format!("Máy quét kết nối lại lúc {local} / scanner back"),
+        );
         w.put(&alert)?;
         Ok(Some(alert.id))
     }

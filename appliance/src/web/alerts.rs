@@ -1,6 +1,8 @@
 //! Alerts [M5] on the web: the list by state, acknowledging and resolving, and their API. The rows
 //! are shared with the dashboard and a person's page.
 
+use std::cmp::Reverse;
+
 use axum::{
     body::Bytes,
     extract::{Path, Query, State},
@@ -76,18 +78,25 @@ pub fn alert_rows(state: &AppState, ctx: &Ctx, alerts: &[(Alert, String)]) -> Ma
 /// Rows of one group shown on a page; the rest are behind the link to the full list.
 const GROUP_ROWS: usize = 20;
 
-/// Open alerts in groups (`crate::app::alerts::group_alerts`): a group of several is one block
-/// with its count and time span, one acknowledge for all of it, and its newest rows; single alerts
-/// are rows as usual. At most `limit` groups and `limit` single alerts, newest first (the rest are
+/// Open alerts in triage order: severe single alerts first, then groups (`crate::app::alerts::
+/// group_alerts`: a group of several is one block with its count and time span, one acknowledge for
+/// all of it, and its newest rows), then the other single alerts; within each, by severity, then
+/// kind ([`AlertKind::triage_rank`]: health before whereabouts before missed rounds before
+/// equipment), then newest first. At most `limit` groups and `limit` single alerts (the rest are
 /// on the alerts page).
 pub fn alert_groups(state: &AppState, ctx: &Ctx, open: Vec<(Alert, String)>, limit: usize) -> Markup {
     let lang = ctx.lang;
     let csrf = ctx.csrf();
     let groups = crate::app::alerts::group_alerts(open, state.app.config().alerts.group_window);
-    let (many, single): (Vec<_>, Vec<_>) = groups.into_iter().partition(|g| g.alerts.len() > 1);
-    let single: Vec<(Alert, String)> = single.into_iter().flat_map(|g| g.alerts).collect();
+    let (mut many, single): (Vec<_>, Vec<_>) = groups.into_iter().partition(|g| g.alerts.len() > 1);
+    many.sort_by_key(|g| (Reverse(g.severity()), g.kind.triage_rank(), Reverse(g.span().1)));
+    let mut single: Vec<(Alert, String)> = single.into_iter().flat_map(|g| g.alerts).collect();
+    single.sort_by_key(|(a, _)| (Reverse(a.severity), a.kind.triage_rank(), Reverse(a.raised_at)));
     let hidden = many.len().saturating_sub(limit) + single.len().saturating_sub(limit);
+    let single = &single[..single.len().min(limit)];
+    let severe = single.iter().take_while(|(a, _)| a.severity == Severity::Severe).count();
     html! {
+        @if severe > 0 { (alert_rows(state, ctx, &single[..severe])) }
         @for g in many.iter().take(limit) {
             @let (from, to) = g.span();
             details.alert-group data-kind=(g.kind.as_str()) data-count=(g.alerts.len()) {
@@ -112,7 +121,7 @@ pub fn alert_groups(state: &AppState, ctx: &Ctx, open: Vec<(Alert, String)>, lim
                 }
             }
         }
-        @if !single.is_empty() { (alert_rows(state, ctx, &single[..single.len().min(limit)])) }
+        @if single.len() > severe { (alert_rows(state, ctx, &single[severe..])) }
         @if hidden > 0 { p.muted { "… +" (hidden) " " a href="/alerts?state=open" { (t(lang, "alerts.all")) } } }
     }
 }

@@ -28,6 +28,7 @@ const CSRF: &str = "0123456789abcdef0123456789abcdef";
 struct Fixture {
     _dir: tempfile::TempDir,
     app: Arc<Outpost>,
+    store: outpost_sync::Store,
     router: Router,
     /// Each account's session cookie and CSRF token.
     admin: (String, String),
@@ -46,7 +47,7 @@ fn account(name: &str) -> AccountInput {
 
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (app, _, _) = testing::outpost(&dir, "2026-11-21T02:00:00Z", "");
+    let (app, _, store) = testing::outpost(&dir, "2026-11-21T02:00:00Z", "");
     let issuing = app.clone();
     let setup = tokio::task::spawn_blocking(move || issuing.issue_setup_link())
         .await
@@ -67,7 +68,7 @@ async fn fixture() -> Fixture {
     let medical = with_csrf(sessions.pop().expect("medical"));
     let admin = with_csrf(admin);
     let state = AppState::new(app.clone(), Services::default(), CancellationToken::new());
-    Fixture { _dir: dir, router: router(state), app, admin, medical, manager }
+    Fixture { _dir: dir, router: router(state), app, store, admin, medical, manager }
 }
 
 async fn call(router: &Router, req: Request<Body>) -> Response {
@@ -521,4 +522,54 @@ async fn a_double_scan_is_not_a_new_round_and_a_positive_is_confirmed_first() {
     let done = call(&f.router, form_request(&path, &f.medical, "result=positive&confirm=1")).await;
     assert_eq!(done.status(), StatusCode::SEE_OTHER);
     assert_eq!(f.app.person(&id).expect("person").status, PersonStatus::ConvertedF0);
+}
+
+#[tokio::test]
+async fn the_dashboard_puts_alerts_in_triage_order() {
+    use outpost_sync::{
+        record::{Alert, AlertKind, Severity},
+        store::WriteSet,
+    };
+    let f = fixture().await;
+    let now = f.app.now();
+    // Raised oldest first: a missed round, a fever (warning), a band away, a low SpO2 (severe), and
+    // a battery; then three missed rounds together (a group).
+    let single = [
+        ("a-missing", AlertKind::MissingDeclaration, Severity::Warning, 50),
+        ("a-fever", AlertKind::Fever, Severity::Warning, 40),
+        ("a-away", AlertKind::BandAway, Severity::Severe, 30),
+        ("a-spo2", AlertKind::LowSpo2, Severity::Severe, 20),
+        ("a-battery", AlertKind::BandBatteryLow, Severity::Warning, 10),
+    ];
+    let mut w = WriteSet::new();
+    for (id, kind, severity, minutes_ago) in single {
+        let at = now - chrono::Duration::minutes(minutes_ago);
+        w.put(&Alert::new(id.into(), kind, severity, "p", id, String::new(), at)).expect("put");
+    }
+    for i in 0..3 {
+        let at = now - chrono::Duration::minutes(120 + i);
+        w.put(&Alert::new(
+            format!("g-{i}"),
+            AlertKind::MissingDeclaration,
+            Severity::Warning,
+            "p",
+            "s",
+            String::new(),
+            at,
+        ))
+        .expect("put");
+    }
+    f.store.commit(w).await.expect("commit");
+    let page = body(call(&f.router, request(&Method::GET, "/", Some((&f.admin.0, &f.admin.1)))).await).await;
+    let at = |marker: &str| page.find(marker).unwrap_or_else(|| panic!("{marker} on the dashboard"));
+    let order = [
+        r#"id="alert-a-spo2""#,
+        r#"id="alert-a-away""#,
+        r#"data-kind="missing_declaration" data-count="3""#,
+        r#"id="alert-a-fever""#,
+        r#"id="alert-a-missing""#,
+        r#"id="alert-a-battery""#,
+    ];
+    let positions: Vec<usize> = order.iter().map(|m| at(m)).collect();
+    assert!(positions.windows(2).all(|p| p[0] < p[1]), "severe, then groups, then by kind: {positions:?}");
 }

@@ -35,6 +35,18 @@ pub enum AlertKind {
 }
 
 impl AlertKind {
+    /// Where the kind comes in triage, most urgent first (0): the person's health, then where they
+    /// are, then what they did not do, then the equipment.
+    pub fn triage_rank(self) -> u8 {
+        match self {
+            AlertKind::LowSpo2 | AlertKind::ShortnessOfBreath | AlertKind::TestPositive => 0,
+            AlertKind::Fever => 1,
+            AlertKind::OutsideGeofence | AlertKind::BandAway | AlertKind::StrapOpened => 2,
+            AlertKind::MissingDeclaration | AlertKind::SpotCheckMissed => 3,
+            AlertKind::ScannerDown | AlertKind::BandBatteryLow => 4,
+        }
+    }
+
     pub const ALL: [AlertKind; 11] = [
         AlertKind::Fever,
         AlertKind::LowSpo2,
