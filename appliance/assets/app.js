@@ -1,3 +1,15 @@
+// The menu: the current page is marked (the link whose path is the page's, or its longest prefix).
+(function () {
+  var links = document.querySelectorAll("header nav a[href]");
+  var path = location.pathname, best = null;
+  for (var i = 0; i < links.length; i++) {
+    var href = links[i].getAttribute("href");
+    var match = href === "/" ? path === "/" : (path === href || path.indexOf(href + "/") === 0);
+    if (match && (!best || href.length > best.getAttribute("href").length)) best = links[i];
+  }
+  if (best) best.setAttribute("aria-current", "page");
+})();
+
 // Outpost — live dashboard. Listens to the box's server-sent events and reloads the live part of the
 // page when a declaration, an alert or a person changes. No framework, no external script.
 (function () {

@@ -26,6 +26,7 @@
 //! - [`sms`]: custom messages, the inbox, failures, and SIGKILL while sending 200 messages.
 //! - [`browser`]: headless Chromium logs in, imports a list, declares through a personal link and sees
 //!   the dashboard update live.
+//! - [`walk`]: every staff page at a phone's size and a desk's: no sideways scroll, 44 px targets.
 
 mod access;
 mod backup;
@@ -56,6 +57,7 @@ mod spotcheck;
 mod storm;
 mod sync;
 mod testing;
+mod walk;
 
 /// A password for test accounts (tests make their own; the box has none).
 pub const PASSWORD: &str = "thu-nghiem-mat-khau-2026";

@@ -36,6 +36,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("app", "Outpost — Quản lý khu cách ly", "Outpost — Quarantine site"),
     ("lang.switch", "English", "Tiếng Việt"),
     ("nav.dashboard", "Tổng quan", "Dashboard"),
+    ("nav.menu", "Danh mục", "Menu"),
     ("nav.people", "Người cách ly", "People"),
     ("nav.alerts", "Cảnh báo", "Alerts"),
     ("nav.followup", "Theo dõi hằng ngày", "Daily follow-up"),

@@ -30,7 +30,10 @@ pub fn page(lang: Lang, staff: Option<&Staff>, title: &str, body: Markup) -> Mar
                 header {
                     a.brand href="/" { (t(lang, "app")) }
                     @if let Some(s) = staff {
-                        nav {
+                        // On a phone the menu is one button (no script: a checkbox and its label).
+                        input #menu-toggle type="checkbox" hidden;
+                        label.menu-button for="menu-toggle" { "☰ " (t(lang, "nav.menu")) }
+                        nav #menu {
                             a href="/" { (t(lang, "nav.dashboard")) }
                             a href="/people" { (t(lang, "nav.people")) }
                             a href="/alerts" { (t(lang, "nav.alerts")) }

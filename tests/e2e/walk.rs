@@ -1,0 +1,131 @@
+//! Every staff page as a nurse's phone shows it (390×844) and as a desk does (1366×900), in headless
+//! Chromium reaching the demo box by a name: no page scrolls sideways
+//! (`document.documentElement.scrollWidth <= innerWidth`), the menu and every button of the page are
+//! at least 44 px tall, and on a phone the menu is one button that opens to full-width rows. The
+//! screenshots are kept as test artefacts in `target/tmp/walk/`.
+
+use outpost::web::{routes, Access};
+use outpost_tests::{BoxProcess, Client};
+use serde_json::{json, Value};
+
+use crate::{browser::Driver, PASSWORD};
+
+const NAME: &str = "outpost.khu-a.test";
+const SIZES: [(u32, u32, bool); 2] = [(390, 844, true), (1366, 900, false)];
+
+/// The staff pages to walk: every `GET` route for staff that answers a page, with the demo's ids.
+fn pages(c: &mut Client) -> Vec<String> {
+    let first = |list: Value, key: &str| {
+        list.as_array().and_then(|a| a.first()).map(|v| v[key].as_str().unwrap_or("").to_owned())
+    };
+    let person = first(c.get("/api/v1/people").json(), "id").expect("a person");
+    let band = first(c.get("/api/v1/bands").json(), "id").unwrap_or_default();
+    let mut out = Vec::new();
+    for r in routes() {
+        let path = r.path;
+        let skip = r.method != axum::http::Method::GET
+            || matches!(r.access, Access::Public)
+            || path.starts_with("/api/")
+            || ["/events", "/dashboard/live", "/logout"].contains(&path)
+            || [".csv", ".xlsx", ".svg", ".crt", "/photo"].iter().any(|s| path.ends_with(s));
+        if skip {
+            continue;
+        }
+        let path = if path.starts_with("/bands/") {
+            path.replace("{id}", &band)
+        } else {
+            path.replace("{id}", &person)
+        };
+        if path.contains('{') {
+            continue;
+        }
+        let answer = c.get(&path);
+        if answer.status == 200 && answer.body.starts_with("<!DOCTYPE html>") {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// What the page at the current size is wrong in: sideways scroll, buttons under 44 px.
+fn faults(d: &mut Driver) -> Vec<String> {
+    let found = d.script(
+        r#"
+        var out = [];
+        var de = document.documentElement;
+        if (de.scrollWidth > window.innerWidth) out.push("scrolls sideways: " + de.scrollWidth + " > " + window.innerWidth);
+        var targets = document.querySelectorAll("header nav a, header nav button, .menu-button, main button, main .button, main input[type=submit]");
+        for (var i = 0; i < targets.length; i++) {
+            var r = targets[i].getBoundingClientRect();
+            if (r.width === 0 || r.height === 0) continue;
+            if (r.height < 43.5) out.push("under 44 px (" + Math.round(r.height) + "): " + targets[i].outerHTML.slice(0, 80));
+        }
+        return out;
+        "#,
+    );
+    found
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn every_staff_page_fits_a_phone_and_a_desk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = BoxProcess::start("demo", &dir.path().join("demo"), &[]);
+    let mut c = Client::new(&b.url);
+    c.setup_admin(b.setup_link.as_deref().expect("setup link"), "quan.tri", PASSWORD);
+    let pages = pages(&mut c);
+    assert!(pages.len() >= 20, "{pages:?}");
+    let port = b.url.rsplit(':').next().expect("port").to_owned();
+    let origin = format!("http://{NAME}:{port}");
+
+    let rules = format!("--host-resolver-rules=MAP {NAME} 127.0.0.1");
+    let mut d = Driver::start_with(&dir.path().join("chromium"), None, &[rules]);
+    d.goto(&format!("{origin}/login"));
+    d.type_into("input[name=username]", "quan.tri");
+    d.type_into("input[name=password]", PASSWORD);
+    d.click("button[type=submit]");
+    d.find("#live");
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("walk");
+    std::fs::create_dir_all(&shots).expect("artefacts");
+
+    let mut wrong = Vec::new();
+    for (width, height, mobile) in SIZES {
+        let metrics = json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile});
+        d.cdp("Emulation.setDeviceMetricsOverride", metrics);
+        for path in &pages {
+            d.goto(&format!("{origin}{path}"));
+            d.find("main");
+            for fault in faults(&mut d) {
+                wrong.push(format!("{path} at {width} px: {fault}"));
+            }
+            let slug = path.trim_matches('/').replace('/', "_");
+            d.screenshot(
+                &shots.join(format!("{}-{width}.png", if slug.is_empty() { "dashboard" } else { &slug })),
+            );
+        }
+        if mobile {
+            // The menu: one button, opening to rows, the current page marked.
+            d.goto(&format!("{origin}/people"));
+            let nav = "return document.querySelector('header nav').getBoundingClientRect().height";
+            if d.script(nav) != json!(0) {
+                wrong.push("on a phone the menu is not closed at first".into());
+            }
+            d.script("var b = document.querySelector('.menu-button'); if (b) b.click();");
+            let shown = d.script(nav);
+            if !shown.as_f64().is_some_and(|h| h > 44.0 * 10.0) {
+                wrong.push(format!("the open menu is not rows of 44 px: {shown}"));
+            }
+            let current = "var a = document.querySelector('nav a[aria-current=page]'); return a && a.getAttribute('href')";
+            if d.script(current) != json!("/people") {
+                wrong.push("the current page is not marked in the menu".into());
+            }
+            for fault in faults(&mut d) {
+                wrong.push(format!("the open menu: {fault}"));
+            }
+            d.screenshot(&shots.join("menu-390.png"));
+        }
+    }
+    assert!(wrong.is_empty(), "{} faults:\n{}", wrong.len(), wrong.join("\n"));
+}
