@@ -47,6 +47,50 @@ fn pages(c: &mut Client) -> Vec<String> {
     out
 }
 
+/// English words that must not show in Vietnamese (the values of statuses, states and purposes).
+const ENGLISH: [&str; 14] = [
+    "transferred",
+    "delivery",
+    "quarantined",
+    "released",
+    "pending",
+    "positive",
+    "negative",
+    "warning",
+    "severe",
+    "acknowledged",
+    "resolved",
+    "unseen",
+    "ready",
+    "visit",
+];
+
+/// What the page's text shows that is not Vietnamese: keys not translated (`purpose.test_result`)
+/// and English words.
+fn words(d: &mut Driver) -> Vec<String> {
+    let text = d.script("return document.body.innerText");
+    let text = text.as_str().unwrap_or("");
+    let prefixes = outpost::base::i18n::key_prefixes();
+    let mut out = Vec::new();
+    for word in text.split(|c: char| !(c.is_alphanumeric() || c == '.' || c == '_')) {
+        let word = word.trim_matches('.');
+        if let Some((prefix, rest)) = word.split_once('.') {
+            if prefixes.contains(prefix)
+                && !rest.is_empty()
+                && rest.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+            {
+                out.push(format!("a key: {word}"));
+            }
+        }
+        if ENGLISH.contains(&word.to_lowercase().as_str()) {
+            out.push(format!("English: {word}"));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// What the page at the current size is wrong in: sideways scroll, buttons under 44 px.
 fn faults(d: &mut Driver) -> Vec<String> {
     let found = d.script(
@@ -99,6 +143,11 @@ fn every_staff_page_fits_a_phone_and_a_desk() {
             d.find("main");
             for fault in faults(&mut d) {
                 wrong.push(format!("{path} at {width} px: {fault}"));
+            }
+            if mobile {
+                for word in words(&mut d) {
+                    wrong.push(format!("{path}: {word}"));
+                }
             }
             let slug = path.trim_matches('/').replace('/', "_");
             d.screenshot(

@@ -36,6 +36,39 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("app", "Outpost — Quản lý khu cách ly", "Outpost — Quarantine site"),
     ("lang.switch", "English", "Tiếng Việt"),
     ("nav.dashboard", "Tổng quan", "Dashboard"),
+    ("act.alert.acknowledge", "Xác nhận cảnh báo", "Alert acknowledged"),
+    ("act.alert.acknowledge_group", "Xác nhận cả nhóm cảnh báo", "Alert group acknowledged"),
+    ("act.alert.resolve", "Xử lý xong cảnh báo", "Alert resolved"),
+    ("act.backup.download", "Tải bản sao lưu", "Backup downloaded"),
+    ("act.band.hand_over", "Giao vòng đeo tay", "Band handed over"),
+    ("act.band.register", "Đăng ký vòng đeo tay", "Band registered"),
+    ("act.band.state", "Đổi trạng thái vòng", "Band state changed"),
+    ("act.declaration.enter", "Nhập khai báo thay người cách ly", "Declaration entered for a person"),
+    ("act.followup.save", "Lưu phiếu theo dõi", "Follow-up saved"),
+    ("act.login", "Đăng nhập", "Logged in"),
+    ("act.mqtt.credential", "Cấp tài khoản thiết bị MQTT", "MQTT device account set"),
+    ("act.person.create", "Thêm người cách ly", "Person added"),
+    ("act.person.export", "Xuất danh sách", "List exported"),
+    ("act.person.geofence", "Đặt vùng cho phép", "Geofence set"),
+    ("act.person.import", "Nhập danh sách", "List imported"),
+    ("act.person.purge", "Xóa dữ liệu cá nhân", "Personal data erased"),
+    ("act.person.search_id_number", "Tìm theo số CMND/CCCD", "Searched by ID number"),
+    ("act.person.status", "Đổi tình trạng", "Status changed"),
+    ("act.person.update", "Sửa thông tin", "Details changed"),
+    ("act.person.view_id_number", "Xem số CMND/CCCD", "ID number viewed"),
+    ("act.report.confirm", "Xác nhận báo cáo ngày", "Daily report confirmed"),
+    ("act.sample.import", "Nhập kết quả xét nghiệm", "Test results imported"),
+    ("act.sample.record", "Ghi nhận lấy mẫu", "Sampling recorded"),
+    ("act.sample.result", "Ghi kết quả xét nghiệm", "Test result entered"),
+    ("act.scanner.forget", "Bỏ máy quét", "Scanner forgotten"),
+    ("act.setup.admin", "Tạo tài khoản quản trị đầu tiên", "First administrator created"),
+    ("act.sms.custom", "Gửi tin nhắn", "Message sent"),
+    ("act.spotcheck.request", "Yêu cầu kiểm tra đột xuất", "Spot check requested"),
+    ("act.spotcheck.review", "Duyệt kiểm tra đột xuất", "Spot check reviewed"),
+    ("act.user.api_token", "Tạo mã truy cập API", "API token created"),
+    ("act.user.api_token_revoke", "Thu hồi mã truy cập API", "API token revoked"),
+    ("act.user.create", "Thêm tài khoản", "Account added"),
+    ("act.user.update", "Sửa tài khoản", "Account changed"),
     ("nav.menu", "Danh mục", "Menu"),
     ("nav.people", "Người cách ly", "People"),
     ("nav.alerts", "Cảnh báo", "Alerts"),
@@ -381,6 +414,9 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("health.signal", "Sóng", "Signal"),
     ("health.operator", "Nhà mạng", "Operator"),
     ("health.sim", "SIM", "SIM"),
+    ("health.sim_ready", "Sẵn sàng", "Ready"),
+    ("health.sim_pin", "Cần mã PIN", "Needs its PIN"),
+    ("health.sim_puk", "Bị khóa, cần mã PUK", "Locked: needs its PUK"),
     ("health.last_error", "Lỗi gần nhất", "Last error"),
     ("health.counts", "Đã gửi / thất bại / nhận / báo nhận", "Sent / failed / received / reports"),
     ("health.store", "Dữ liệu trên thẻ nhớ", "Data on the SD card"),
@@ -495,6 +531,12 @@ pub fn t(lang: Lang, key: &'static str) -> &'static str {
         },
         None => key,
     }
+}
+
+/// The first parts of the table's keys (`nav`, `alert`, `purpose`, …): a word on a page made of one of
+/// them, a dot and a word is a key that was not translated (the walk of every page checks).
+pub fn key_prefixes() -> std::collections::BTreeSet<&'static str> {
+    TEXTS.iter().filter_map(|(k, _, _)| k.split_once('.').map(|(prefix, _)| prefix)).collect()
 }
 
 /// The text for a dynamic key (`status.released`, `sym.fever`, …).
@@ -708,6 +750,7 @@ mod tests {
                 checkin::PURPOSES.iter().chain(&["quarantined"]).map(|p| (*p).to_owned()).collect()
             }
             "problem" => crate::platform::system::PROBLEM_CODES.iter().map(|p| (*p).to_owned()).collect(),
+            "act" => crate::base::audit::ACTIONS.iter().map(|a| (*a).to_owned()).collect(),
             "presence" => {
                 use outpost_ble::presence::State;
                 all(&[State::Present, State::Unseen, State::Away], crate::app::presence::state_str)

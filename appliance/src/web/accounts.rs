@@ -320,7 +320,7 @@ pub async fn audit(State(state): State<AppState>, ctx: Ctx) -> Answer {
         h1 { (t(lang, "audit.title")) }
         div.scroll { table {
             thead { tr { th { (t(lang, "common.time")) } th { (t(lang, "audit.user")) } th { (t(lang, "audit.action")) } th { (t(lang, "audit.target")) } th { (t(lang, "common.detail")) } } }
-            tbody { @for e in &list { tr { td { (state.fmt_time(e.at)) } td { (e.user) } td { (e.action) } td { (e.target) } td { (e.detail) } } } }
+            tbody { @for e in &list { tr { td { (state.fmt_time(e.at)) } td { (e.user) } td { (td(lang, &format!("act.{}", e.action))) } td { (e.target) } td { (e.detail) } } } }
         } }
     };
     Ok(staff_page(&ctx, StatusCode::OK, t(lang, "audit.title"), body))

@@ -18,7 +18,7 @@ use super::{
     layout::{self, page},
 };
 use crate::{
-    base::i18n::{span, t, td},
+    base::i18n::{span, t, td, Lang},
     platform::system::{Problem, System},
 };
 
@@ -136,7 +136,7 @@ pub async fn health_page(State(state): State<AppState>, ctx: Ctx) -> Answer {
                 tr { th { (t(lang, "health.registered")) } td { (yes(m.registered)) @if let Some(r) = m.registration { " (" (r) ")" } } }
                 tr { th { (t(lang, "health.signal")) } td { (m.signal_dbm.map(|d| format!("{d} dBm")).unwrap_or_else(|| "—".into())) } }
                 tr { th { (t(lang, "health.operator")) } td { (m.operator.clone().unwrap_or_default()) } }
-                tr { th { (t(lang, "health.sim")) } td { (m.sim.clone().unwrap_or_default()) } }
+                tr { th { (t(lang, "health.sim")) } td { (sim_state(lang, m.sim.as_deref().unwrap_or(""))) } }
                 tr { th { (t(lang, "health.counts")) } td { (m.sent) " / " (m.failed) " / " (m.received) " / " (m.reports) } }
                 tr { th { (t(lang, "health.last_error")) } td { (m.last_error.clone().unwrap_or_default()) } }
             } } }
@@ -477,5 +477,15 @@ fn card_wear(lang: crate::base::i18n::Lang, system: &System, cycles: u32) -> mau
                 }
             }
         }
+    }
+}
+
+/// The SIM's state as the modem tells it (`+CPIN:`), in words.
+fn sim_state(lang: Lang, raw: &str) -> String {
+    match raw {
+        "READY" => t(lang, "health.sim_ready").to_owned(),
+        "SIM PIN" => t(lang, "health.sim_pin").to_owned(),
+        "SIM PUK" => t(lang, "health.sim_puk").to_owned(),
+        other => other.to_owned(),
     }
 }
