@@ -886,3 +886,34 @@ impl Drop for Pebble {
         let _ = self.child.wait();
     }
 }
+
+/// Every staff page of the box: each `GET` route for staff that answers a whole page (not the API,
+/// exports, streams or images), with `person`'s and `band`'s ids where the path takes one.
+pub fn staff_pages(c: &mut Client, person: &str, band: &str) -> Vec<String> {
+    use outpost::web::{routes, Access};
+    let mut out = Vec::new();
+    for r in routes() {
+        let path = r.path;
+        let skip = r.method != axum::http::Method::GET
+            || matches!(r.access, Access::Public)
+            || path.starts_with("/api/")
+            || ["/events", "/dashboard/live", "/logout"].contains(&path)
+            || [".csv", ".xlsx", ".svg", ".crt", "/photo"].iter().any(|s| path.ends_with(s));
+        if skip {
+            continue;
+        }
+        let path = if path.starts_with("/bands/") {
+            path.replace("{id}", band)
+        } else {
+            path.replace("{id}", person)
+        };
+        if path.contains('{') {
+            continue;
+        }
+        let answer = c.get(&path);
+        if answer.status == 200 && answer.body.starts_with("<!DOCTYPE html>") {
+            out.push(path);
+        }
+    }
+    out
+}

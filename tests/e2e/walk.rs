@@ -4,8 +4,7 @@
 //! at least 44 px tall, and on a phone the menu is one button that opens to full-width rows. The
 //! screenshots are kept as test artefacts in `target/tmp/walk/`.
 
-use outpost::web::{routes, Access};
-use outpost_tests::{BoxProcess, Client};
+use outpost_tests::{staff_pages, BoxProcess, Client};
 use serde_json::{json, Value};
 
 use crate::{browser::Driver, PASSWORD};
@@ -20,31 +19,7 @@ fn pages(c: &mut Client) -> Vec<String> {
     };
     let person = first(c.get("/api/v1/people").json(), "id").expect("a person");
     let band = first(c.get("/api/v1/bands").json(), "id").unwrap_or_default();
-    let mut out = Vec::new();
-    for r in routes() {
-        let path = r.path;
-        let skip = r.method != axum::http::Method::GET
-            || matches!(r.access, Access::Public)
-            || path.starts_with("/api/")
-            || ["/events", "/dashboard/live", "/logout"].contains(&path)
-            || [".csv", ".xlsx", ".svg", ".crt", "/photo"].iter().any(|s| path.ends_with(s));
-        if skip {
-            continue;
-        }
-        let path = if path.starts_with("/bands/") {
-            path.replace("{id}", &band)
-        } else {
-            path.replace("{id}", &person)
-        };
-        if path.contains('{') {
-            continue;
-        }
-        let answer = c.get(&path);
-        if answer.status == 200 && answer.body.starts_with("<!DOCTYPE html>") {
-            out.push(path);
-        }
-    }
-    out
+    staff_pages(c, &person, &band)
 }
 
 /// English words that must not show in Vietnamese (the values of statuses, states and purposes).

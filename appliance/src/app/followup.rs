@@ -2,15 +2,15 @@
 //! used. The figures (declarations on time, highest temperature, symptoms) are computed from the
 //! declarations when read; the staff-kept columns (presence, tests, notes) are a [`outpost_sync::record::FollowUp`] record.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use outpost_sync::{
-    record::{FollowUp, Person, Symptom},
+    record::{FollowUp, Person, Symptom, TestResult},
     WriteSet,
 };
 
 use super::{AppResult, Outpost};
 use crate::base::{
-    i18n::{td, Lang},
+    i18n::{span, td, Lang},
     validate,
 };
 
@@ -29,6 +29,45 @@ pub struct Row {
     pub presence: String,
     pub tests: String,
     pub notes: String,
+    /// What the box knows of the day itself: the band's presence and the samplings.
+    pub known: Known,
+}
+
+/// What the box knows of a person's day without staff typing it [M9]: minutes present and away by
+/// the band (none without one), and the samplings of the day with their results.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Known {
+    pub present_minutes: Option<i64>,
+    pub away_minutes: i64,
+    pub samples: Vec<(u32, TestResult)>,
+}
+
+impl Known {
+    /// The presence column as words: `Có mặt 13 giờ 20 phút · rời khu 25 phút`.
+    pub fn presence_text(&self, lang: Lang) -> String {
+        let Some(present) = self.present_minutes else { return String::new() };
+        let mut text = format!(
+            "{} {}",
+            td(lang, "followup.known_present"),
+            span(lang, present * 60).trim_start_matches('+')
+        );
+        if self.away_minutes > 0 {
+            text.push_str(&format!(
+                " · {} {}",
+                td(lang, "followup.known_away"),
+                span(lang, self.away_minutes * 60).trim_start_matches('+')
+            ));
+        }
+        text
+    }
+
+    /// The tests column as words: `Lần 2: Âm tính`.
+    pub fn tests_text(&self, lang: Lang) -> String {
+        let each = self.samples.iter().map(|(round, result)| {
+            format!("{} {round}: {}", td(lang, "test.round"), td(lang, &format!("test.{}", result.as_str())))
+        });
+        each.collect::<Vec<_>>().join(" · ")
+    }
 }
 
 impl Outpost {
@@ -87,6 +126,7 @@ impl Outpost {
             symptoms.sort();
             symptoms.dedup();
             let f = self.follow_up(&p.id, date)?;
+            let known = self.known_of(&p, date, now)?;
             rows.push(Row {
                 person_id: p.id.clone(),
                 full_name: p.full_name.clone(),
@@ -99,9 +139,35 @@ impl Outpost {
                 presence: f.as_ref().map(|f| f.presence.clone()).unwrap_or_default(),
                 tests: f.as_ref().map(|f| f.tests.clone()).unwrap_or_default(),
                 notes: f.map(|f| f.notes).unwrap_or_default(),
+                known,
             });
         }
         Ok(rows)
+    }
+
+    /// What the box knows of `person`'s `date`: presence by the band, samplings.
+    fn known_of(&self, person: &Person, date: NaiveDate, now: DateTime<Utc>) -> AppResult<Known> {
+        let mut known = Known::default();
+        if let Some(day) = self.presence_day(&person.id, date)? {
+            let mut present = 0;
+            for (from, interval) in &day.intervals {
+                let Ok(from) = DateTime::parse_from_rfc3339(from) else { continue };
+                let minutes = (interval.to.unwrap_or(now) - from.to_utc()).num_minutes().max(0);
+                match interval.state.as_str() {
+                    "present" => present += minutes,
+                    "away" => known.away_minutes += minutes,
+                    _ => {}
+                }
+            }
+            known.present_minutes = Some(present);
+        }
+        known.samples = self
+            .samples_of(&person.id)?
+            .into_iter()
+            .filter(|s| s.sampled_on == date)
+            .map(|s| (s.round, s.result))
+            .collect();
+        Ok(known)
     }
 
     /// Erasure [M13]: blanks the staff-kept columns of `person_id`'s sheets, as new documents.
@@ -149,8 +215,9 @@ pub fn export(rows: &[Row], date: NaiveDate) -> Vec<u8> {
             r.declared.to_string(),
             r.max_temperature.map(|t| format!("{t:.1}")).unwrap_or_default(),
             symptoms.join(", "),
-            r.presence.clone(),
-            r.tests.clone(),
+            // What staff typed, or else what the box knows.
+            if r.presence.is_empty() { r.known.presence_text(Lang::Vi) } else { r.presence.clone() },
+            if r.tests.is_empty() { r.known.tests_text(Lang::Vi) } else { r.tests.clone() },
             r.notes.clone(),
         ]);
     }
@@ -175,6 +242,7 @@ mod tests {
             presence: String::new(),
             tests: "+1".into(),
             notes: "=HYPERLINK(\"http://evil.example\",\"xem\")".into(),
+            known: Known::default(),
         };
         let date = NaiveDate::from_ymd_opt(2026, 11, 21).expect("date");
         let csv = String::from_utf8(export(&[row], date)).expect("utf-8");
@@ -188,5 +256,51 @@ mod tests {
             assert!(line.contains(cell), "{cell} in {line}");
         }
         assert!(line.contains(",37.5,"), "numbers stay numbers: {line}");
+    }
+}
+
+#[cfg(test)]
+mod known_tests {
+    use chrono::Duration;
+    use outpost_sync::record::{PresenceDay, PresenceInterval, TestResult};
+
+    use crate::{app::testing, base::i18n::Lang, demo::person_input};
+
+    /// The sheet says, without staff typing it, how long the band was present and away, and the
+    /// day's samplings with their results.
+    #[tokio::test]
+    async fn the_sheet_is_filled_from_presence_and_tests() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (app, _, store) = testing::outpost(&dir, "2026-11-21T10:00:00Z", "");
+        let today = app.today();
+        let person = app.create_person(&person_input(1, today), "lan").await.expect("person");
+        app.record_sample(&person.id, None, "lan").await.expect("sample");
+        app.record_result(&person.id, 1, TestResult::Negative, "lan").await.expect("result");
+        let at = |h: i64, m: i64| app.now() - Duration::hours(h) - Duration::minutes(m);
+        let interval = |state: &str, to| PresenceInterval { state: state.into(), place: "A01".into(), to };
+        let day = PresenceDay {
+            person_id: person.id.clone(),
+            date: today,
+            band: "C2:00:00:00:00:01".into(),
+            intervals: [
+                (at(3, 0).to_rfc3339(), interval("present", Some(at(1, 0)))),
+                (at(1, 0).to_rfc3339(), interval("away", Some(at(0, 35)))),
+                (at(0, 35).to_rfc3339(), interval("present", None)),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        let mut w = outpost_sync::WriteSet::new();
+        w.put(&day).expect("put");
+        store.commit(w).await.expect("commit");
+
+        let rows = app.follow_up_sheet(today).expect("sheet");
+        let row = rows.iter().find(|r| r.person_id == person.id).expect("the person's row");
+        assert_eq!((row.known.present_minutes, row.known.away_minutes), (Some(155), 25));
+        assert_eq!(row.known.presence_text(Lang::Vi), "Có mặt 2 giờ 35 phút · rời khu 25 phút");
+        assert_eq!(row.known.tests_text(Lang::Vi), "Lần lấy mẫu 1: Âm tính");
+        // The export carries it where staff typed nothing.
+        let csv = String::from_utf8(super::export(&rows, today)).expect("utf-8");
+        assert!(csv.contains("Có mặt 2 giờ 35 phút · rời khu 25 phút"), "{csv}");
     }
 }

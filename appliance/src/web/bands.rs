@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use super::{
     error::ApiError,
     kit::{staff_page, Answer, ApiResult, AppState, Ctx, FormData, JsonBody},
-    layout::{badge, csrf_field, problems},
+    layout::{badge, csrf_field, page_of, pager, problems},
 };
 use crate::{
     app::{
@@ -52,13 +52,30 @@ fn battery_of(state: &AppState, id: &str) -> Option<u8> {
 
 // ----- pages -----
 
-pub async fn pool(State(state): State<AppState>, ctx: Ctx) -> Answer {
-    pool_page(&state, &ctx, &[], StatusCode::OK)
+/// Bands on a page of the pool's table (a site of 2,000 has as many).
+const POOL_PAGE: usize = 100;
+/// Above this many people waiting for a band, the hand-over asks for the person's code (their QR
+/// code or ID number) instead of listing them all.
+const HAND_OVER_LIST: usize = 100;
+
+#[derive(Deserialize, Default)]
+pub struct PoolQuery {
+    page: Option<usize>,
 }
 
-fn pool_page(state: &AppState, ctx: &Ctx, list: &[Problem], status: StatusCode) -> Answer {
+pub async fn pool(State(state): State<AppState>, ctx: Ctx, Query(q): Query<PoolQuery>) -> Answer {
+    pool_page(&state, &ctx, &[], (StatusCode::OK, q.page))
+}
+
+fn pool_page(
+    state: &AppState,
+    ctx: &Ctx,
+    list: &[Problem],
+    (status, page): (StatusCode, Option<usize>),
+) -> Answer {
     let lang = ctx.lang;
     let bands = state.app.bands()?;
+    let (shown, page, pages) = page_of(&bands, page, POOL_PAGE);
     let unknown = unknown_bands(state, &bands);
     let stats = state.services.presence().map(|p| p.stats()).unwrap_or_default();
     let low_mark = state.app.config().bands.battery_low_percent;
@@ -94,7 +111,7 @@ fn pool_page(state: &AppState, ctx: &Ctx, list: &[Problem], status: StatusCode) 
                 th { (t(lang, "bands.id")) } th { (t(lang, "bands.label")) } th { (t(lang, "field.status")) }
                 th { (t(lang, "bands.person")) } th { (t(lang, "bands.battery")) } th { (t(lang, "bands.place")) } th { (t(lang, "bands.last_seen")) }
             } }
-            tbody { @for b in &bands {
+            tbody { @for b in shown {
                 @let pr = state.services.presence().and_then(|p| p.band(&b.id));
                 tr data-state=(b.state.as_str()) {
                     td { a href=(format!("/bands/{}", b.id)) { (b.id) } }
@@ -107,6 +124,7 @@ fn pool_page(state: &AppState, ctx: &Ctx, list: &[Problem], status: StatusCode) 
                 }
             } }
         } }
+        (pager(lang, "band-pages", (page, pages, bands.len()), |n| format!("/bands?page={n}")))
         (super::scanners::table(state, ctx))
         h2 { (t(lang, "bands.unknown")) " (" (unknown.len()) ")" }
         p.muted { (t(lang, "bands.unknown_help")) " " (stats.sightings) " / " (stats.dropped) }
@@ -139,8 +157,10 @@ pub async fn register(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> A
     let f = FormData::parse(&body);
     match state.app.register_band(&f.get("id"), &f.get("label"), &by).await {
         Ok(b) => Ok(Redirect::to(&format!("/bands/{}", b.id)).into_response()),
-        Err(AppError::Invalid(list)) => pool_page(&state, &ctx, &list, StatusCode::UNPROCESSABLE_ENTITY),
-        Err(AppError::Conflict(p)) => pool_page(&state, &ctx, &[p], StatusCode::CONFLICT),
+        Err(AppError::Invalid(list)) => {
+            pool_page(&state, &ctx, &list, (StatusCode::UNPROCESSABLE_ENTITY, None))
+        }
+        Err(AppError::Conflict(p)) => pool_page(&state, &ctx, &[p], (StatusCode::CONFLICT, None)),
         Err(e) => Err(e.into()),
     }
 }
@@ -192,7 +212,11 @@ fn band_page(state: &AppState, ctx: &Ctx, id: &str, list: &[Problem], status: St
                 h2 { (t(lang, "bands.hand_over")) }
                 form.inline method="post" action=(format!("/bands/{}/hand-over", b.id)) {
                     (csrf_field(&csrf))
-                    select name="person" aria-label=(t(lang, "bands.person")) { @for p in &candidates { option value=(p.id) { (p.full_name) " · " (p.room) } } }
+                    @if candidates.len() <= HAND_OVER_LIST {
+                        select name="person" aria-label=(t(lang, "bands.person")) { @for p in &candidates { option value=(p.id) { (p.full_name) " · " (p.room) } } }
+                    } @else {
+                        input name="code" required placeholder=(t(lang, "test.code")) aria-label=(t(lang, "bands.person"));
+                    }
                     button type="submit" { (t(lang, "bands.hand_over")) }
                 }
             }
@@ -255,7 +279,12 @@ pub async fn hand_over(
 ) -> Answer {
     let by = ctx.username()?;
     let f = FormData::parse(&body);
-    let done = state.app.hand_over(&id, &f.get("person"), reading_of(&state, &id), &by).await;
+    // The person picked from the list, or (a large site) their code typed or scanned.
+    let person = match f.get("code").trim() {
+        "" => f.get("person"),
+        code => state.app.person_by_code(code)?.id,
+    };
+    let done = state.app.hand_over(&id, &person, reading_of(&state, &id), &by).await;
     after_band_action(&state, &ctx, &id, done)
 }
 

@@ -18,7 +18,7 @@ use super::{
         download, html, posted_csrf, public_page, staff_page, urlencode, with_notice, Answer, ApiResult,
         AppState, Ctx, FormData, JsonBody,
     },
-    layout::{csrf_field, page, problems, qr_svg},
+    layout::{csrf_field, page, page_of, pager, problems, qr_svg},
 };
 use crate::{
     app::{
@@ -206,9 +206,7 @@ pub async fn log(State(state): State<AppState>, ctx: Ctx, Query(q): Query<LogQue
     let lang = ctx.lang;
     let date = q.date()?;
     let all = state.app.check_ins(date, &q.q)?;
-    let pages = all.len().div_ceil(LOG_PAGE).max(1);
-    let page = q.page.unwrap_or(1).clamp(1, pages);
-    let entries = &all[(page - 1) * LOG_PAGE..(page * LOG_PAGE).min(all.len())];
+    let (entries, page, pages) = page_of(&all, q.page, LOG_PAGE);
     let page_link = |n: usize| {
         let date = date.map(|d| d.to_string()).unwrap_or_default();
         format!("/checkin?q={}&date={date}&page={n}", urlencode(&q.q))
@@ -245,13 +243,7 @@ pub async fn log(State(state): State<AppState>, ctx: Ctx, Query(q): Query<LogQue
                     td { (td(lang, &format!("checkin.purpose.{}", c.purpose))) } td { (c.note) } }
             } }
         } }
-        @if pages > 1 {
-            p.inline #checkin-pages {
-                @if page > 1 { a.button.secondary href=(page_link(page - 1)) { "‹" } }
-                " " (t(lang, "common.page")) " " (page) " / " (pages) " (" (all.len()) ") "
-                @if page < pages { a.button.secondary href=(page_link(page + 1)) { "›" } }
-            }
-        }
+        (pager(lang, "checkin-pages", (page, pages, all.len()), page_link))
     };
     Ok(staff_page(&ctx, StatusCode::OK, t(lang, "checkin.log"), body))
 }

@@ -13,8 +13,8 @@ use serde::Deserialize;
 
 use super::{
     error::ApiError,
-    kit::{download, staff_page, Answer, AppState, Ctx, FormData},
-    layout::csrf_field,
+    kit::{download, staff_page, urlencode, Answer, AppState, Ctx, FormData},
+    layout::{csrf_field, page_of, pager},
 };
 use crate::{
     app::followup,
@@ -24,17 +24,32 @@ use crate::{
 #[derive(Deserialize, Default)]
 pub struct DateQuery {
     date: Option<String>,
+    #[serde(default)]
+    room: String,
+    page: Option<usize>,
 }
+
+/// Rows on a page of the sheet: each is a form, and 2,000 were 1.1 MB.
+const SHEET_PAGE: usize = 50;
 
 pub async fn sheet(State(state): State<AppState>, ctx: Ctx, Query(q): Query<DateQuery>) -> Answer {
     let lang = ctx.lang;
     let date = state.date_param(q.date.as_deref())?;
-    let rows = state.app.follow_up_sheet(date)?;
+    let all = state.app.follow_up_sheet(date)?;
+    let mut rooms: Vec<&str> = all.iter().map(|r| r.room.as_str()).collect();
+    rooms.dedup();
+    let in_room: Vec<_> = all.iter().filter(|r| q.room.is_empty() || r.room == q.room).collect();
+    let (rows, page, pages) = page_of(&in_room, q.page, SHEET_PAGE);
+    let link = |n: usize| format!("/followup?date={date}&room={}&page={n}", urlencode(&q.room));
     let csrf = ctx.csrf();
     let body = html! {
         h1 { (t(lang, "followup.title")) }
         form.filters method="get" action="/followup" {
             input type="date" name="date" value=(date.to_string());
+            select name="room" aria-label=(t(lang, "field.room")) {
+                option value="" { (t(lang, "followup.room_all")) " (" (all.len()) ")" }
+                @for room in &rooms { option value=(room) selected[*room == q.room] { (room) } }
+            }
             button type="submit" { (t(lang, "people.filter")) }
             a.button.secondary href=(format!("/followup/export.csv?date={date}")) { (t(lang, "people.export")) }
         }
@@ -44,7 +59,7 @@ pub async fn sheet(State(state): State<AppState>, ctx: Ctx, Query(q): Query<Date
                 th { (t(lang, "followup.max_temp")) } th { (t(lang, "decl.symptoms")) }
                 th { (t(lang, "followup.presence")) " / " (t(lang, "followup.tests")) " / " (t(lang, "followup.notes")) }
             } }
-            tbody { @for r in &rows {
+            tbody { @for r in rows {
                 tr {
                     td { a href=(format!("/people/{}", r.person_id)) { (r.full_name) } }
                     td { (r.room) }
@@ -52,6 +67,12 @@ pub async fn sheet(State(state): State<AppState>, ctx: Ctx, Query(q): Query<Date
                     td { (r.max_temperature.map(|t| format!("{t:.1}")).unwrap_or_default()) }
                     td { (r.symptoms.iter().map(|s| td(lang, &format!("sym.{}", s.as_str()))).collect::<Vec<_>>().join(", ")) }
                     td {
+                        @let (presence, tests) = (r.known.presence_text(lang), r.known.tests_text(lang));
+                        @if !presence.is_empty() || !tests.is_empty() {
+                            p.muted.known title=(t(lang, "followup.known")) {
+                                (presence) @if !presence.is_empty() && !tests.is_empty() { " · " } (tests)
+                            }
+                        }
                         @if ctx.can_write() {
                             form.inline method="post" action=(format!("/followup/{}/{}", r.person_id, date)) {
                                 (csrf_field(&csrf))
@@ -67,6 +88,7 @@ pub async fn sheet(State(state): State<AppState>, ctx: Ctx, Query(q): Query<Date
                 }
             } }
         } }
+        (pager(lang, "followup-pages", (page, pages, in_room.len()), link))
     };
     Ok(staff_page(&ctx, StatusCode::OK, t(lang, "followup.title"), body))
 }

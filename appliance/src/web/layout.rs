@@ -66,6 +66,31 @@ pub fn page(lang: Lang, staff: Option<&Staff>, title: &str, body: Markup) -> Mar
     }
 }
 
+/// One page of `all`: page `asked` (from 1, clamped) of `per` rows; with the page and the count.
+pub fn page_of<T>(all: &[T], asked: Option<usize>, per: usize) -> (&[T], usize, usize) {
+    let pages = all.len().div_ceil(per).max(1);
+    let page = asked.unwrap_or(1).clamp(1, pages);
+    (&all[(page - 1) * per..(page * per).min(all.len())], page, pages)
+}
+
+/// The links to the previous and next pages of a list of `total`, `id` for the element.
+pub fn pager(
+    lang: Lang,
+    id: &str,
+    (page, pages, total): (usize, usize, usize),
+    link: impl Fn(usize) -> String,
+) -> Markup {
+    html! {
+        @if pages > 1 {
+            p.inline id=(id) {
+                @if page > 1 { a.button.secondary href=(link(page - 1)) rel="prev" { "‹" } }
+                " " (t(lang, "common.page")) " " (page) " / " (pages) " (" (total) ") "
+                @if page < pages { a.button.secondary href=(link(page + 1)) rel="next" { "›" } }
+            }
+        }
+    }
+}
+
 pub fn csrf_field(token: &str) -> Markup {
     html! { input type="hidden" name="csrf" value=(token); }
 }

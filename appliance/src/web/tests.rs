@@ -573,3 +573,32 @@ async fn the_dashboard_puts_alerts_in_triage_order() {
     let positions: Vec<usize> = order.iter().map(|m| at(m)).collect();
     assert!(positions.windows(2).all(|p| p[0] < p[1]), "severe, then groups, then by kind: {positions:?}");
 }
+
+#[tokio::test]
+async fn long_lists_come_a_page_at_a_time() {
+    let f = fixture().await;
+    let mut csv = String::from(
+        "Họ và tên,Số điện thoại,Số CMND/CCCD,Phòng,Ngày bắt đầu cách ly,Ngày kết thúc cách ly\n",
+    );
+    for i in 0..120 {
+        csv.push_str(&format!(
+            "Người Thứ {i},09{:08},0480000{i:05},P{:02},2026-11-20,2026-12-04\n",
+            20_000_000 + i,
+            i / 10
+        ));
+    }
+    let import = session_request(Method::POST, "/api/v1/people/import", &f.medical, ("text/csv", csv));
+    assert_eq!(call(&f.router, import).await.status(), StatusCode::OK);
+    let get = |path: &str| request(&Method::GET, path, Some((&f.medical.0, &f.medical.1)));
+    let rows = |page: &str| page.matches("<tr><td><input type=\"checkbox\" name=\"p\"").count();
+    let first = body(call(&f.router, get("/people")).await).await;
+    assert_eq!(rows(&first), 50);
+    assert!(first.contains("id=\"people-pages\"") && first.contains("1 / 3 (120)"), "the pager");
+    let last = body(call(&f.router, get("/people?page=3")).await).await;
+    assert_eq!(rows(&last), 20);
+    // The follow-up sheet: by room, and by page.
+    let sheet = body(call(&f.router, get("/followup?date=2026-11-21")).await).await;
+    assert_eq!(sheet.matches("action=\"/followup/").count(), 50);
+    let room = body(call(&f.router, get("/followup?date=2026-11-21&room=P03")).await).await;
+    assert_eq!(room.matches("action=\"/followup/").count(), 10);
+}
