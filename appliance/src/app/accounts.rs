@@ -299,7 +299,10 @@ impl Outpost {
         password: &str,
         ip: Option<IpAddr>,
     ) -> AppResult<Option<String>> {
-        self.throttle.attempt(username, ip, self.now()).map_err(AppError::Locked)?;
+        let offset = self.schedule().offset;
+        self.throttle
+            .attempt(username, ip, self.now())
+            .map_err(|until| AppError::Locked(until.with_timezone(&offset)))?;
         let (app, u, p) = (self.clone(), username.to_owned(), password.to_owned());
         let Some(user) = off_runtime(move || app.check_login(&u, &p)).await? else {
             // Debug-quoted: a name with a newline cannot forge a log line.

@@ -70,7 +70,8 @@ pub enum AppError {
     Conflict(Problem),
     /// Too many failed logins for the account or the address, until then.
     #[error("locked until {0}")]
-    Locked(DateTime<Utc>),
+    /// Until when, in the site's time.
+    Locked(DateTime<chrono::FixedOffset>),
     /// Too many password checks wait in the hashing pool: try again in a moment.
     #[error("busy")]
     Busy,

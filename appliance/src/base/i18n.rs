@@ -543,6 +543,15 @@ pub fn key_prefixes() -> std::collections::BTreeSet<&'static str> {
     TEXTS.iter().filter_map(|(k, _, _)| k.split_once('.').map(|(prefix, _)| prefix)).collect()
 }
 
+/// A number with one decimal as the language writes it: `36,8` in Vietnamese, `36.8` in English.
+pub fn decimal(lang: Lang, value: f64) -> String {
+    let text = format!("{value:.1}");
+    match lang {
+        Lang::Vi => text.replace('.', ","),
+        Lang::En => text,
+    }
+}
+
 /// The text for a dynamic key (`status.released`, `sym.fever`, …).
 pub fn td(lang: Lang, key: &str) -> String {
     match TEXTS.iter().find(|(k, _, _)| *k == key) {
@@ -761,6 +770,12 @@ mod tests {
             }
             _ => return None,
         })
+    }
+
+    #[test]
+    fn decimals_are_written_as_each_language_writes_them() {
+        assert_eq!(decimal(Lang::Vi, 36.84), "36,8");
+        assert_eq!(decimal(Lang::En, 36.84), "36.8");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use super::{
 use crate::{
     app::{declarations::DeclarationInput, AppError},
     base::{
-        i18n::{t, td, Lang},
+        i18n::{decimal, t, td, Lang},
         validate::Problem,
     },
 };
@@ -134,7 +134,7 @@ pub fn declaration_rows(state: &AppState, lang: Lang, list: &[Declaration]) -> M
                 tr {
                     td { (d.slot.format("%H:%M %d/%m")) " " @if d.on_time { (badge(lang, "resolved", "decl.on_time")) } @else { (badge(lang, "warning", "decl.late")) } }
                     td { (state.fmt_time(d.submitted_at)) }
-                    td { (format!("{:.1}", d.temperature)) }
+                    td { (decimal(lang, d.temperature)) }
                     td { (d.spo2.map(|s| s.to_string()).unwrap_or_default()) }
                     td { (d.symptoms.iter().map(|s| td(lang, &format!("sym.{}", s.as_str()))).collect::<Vec<_>>().join(", ")) }
                     td { (d.note) }

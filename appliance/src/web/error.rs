@@ -9,7 +9,7 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use serde_json::json;
 
 use super::layout;
@@ -39,7 +39,8 @@ pub enum ApiError {
     /// 413: the body is larger than `web.max_upload_bytes`.
     TooLarge,
     /// 429: too many failed logins.
-    Locked(DateTime<Utc>),
+    /// Until when, in the site's time.
+    Locked(DateTime<chrono::FixedOffset>),
     /// 429: a public endpoint's rate limit.
     TooMany,
     /// 503: the password checks' queue is full.
@@ -128,8 +129,8 @@ impl ApiError {
             ApiError::TooLarge => one("error.too_large"),
             ApiError::Locked(until) => vec![Problem::new(
                 "",
-                format!("{} {}.", t(Lang::Vi, "login.locked"), until.format("%H:%M UTC")),
-                format!("{} {}.", t(Lang::En, "login.locked"), until.format("%H:%M UTC")),
+                format!("{} {}.", t(Lang::Vi, "login.locked"), until.format("%H:%M")),
+                format!("{} {}.", t(Lang::En, "login.locked"), until.format("%H:%M")),
             )],
             ApiError::TooMany => one("error.too_many"),
             ApiError::Busy => one("error.busy"),

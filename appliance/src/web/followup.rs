@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     app::followup,
-    base::i18n::{t, td},
+    base::i18n::{decimal, t, td},
 };
 
 #[derive(Deserialize, Default)]
@@ -64,7 +64,7 @@ pub async fn sheet(State(state): State<AppState>, ctx: Ctx, Query(q): Query<Date
                     td { a href=(format!("/people/{}", r.person_id)) { (r.full_name) } }
                     td { (r.room) }
                     td { (r.on_time) " / " (r.owed) }
-                    td { (r.max_temperature.map(|t| format!("{t:.1}")).unwrap_or_default()) }
+                    td { (r.max_temperature.map(|t| decimal(lang, t)).unwrap_or_default()) }
                     td { (r.symptoms.iter().map(|s| td(lang, &format!("sym.{}", s.as_str()))).collect::<Vec<_>>().join(", ")) }
                     td {
                         @let (presence, tests) = (r.known.presence_text(lang), r.known.tests_text(lang));

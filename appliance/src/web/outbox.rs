@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     app::outbox::{OutboxMessage, OutboxState, Wait},
-    base::i18n::{t, td, Lang},
+    base::i18n::{decimal, t, td, Lang},
 };
 
 #[derive(Deserialize, Default)]
@@ -83,7 +83,7 @@ fn lanes(lang: Lang, wait: &Wait) -> Markup {
             } }
         } }
         @if let Some(s) = wait.seconds_per_message {
-            p.muted { (t(lang, "outbox.pace")) " " (format!("{s:.1}")) " s" }
+            p.muted { (t(lang, "outbox.pace")) " " (decimal(lang, s)) " s" }
         }
     }
 }

@@ -211,8 +211,9 @@ fn chart(lang: Lang, series: &[DayPoint]) -> Markup {
 fn legend(lang: Lang) -> Markup {
     html! {
         ul.legend {
-            @for (key, colour) in SERIES { li { span.swatch style=(format!("background:{colour}")) {} (td(lang, key)) } }
-            li { span.swatch style=(format!("background:{ON_TIME_COLOUR}")) {} (t(lang, "report.on_time")) }
+            // Colours by class (the page's policy allows no inline style), the same as the lines'.
+            @for (i, (key, _)) in SERIES.iter().enumerate() { li { span class=(format!("swatch series-{i}")) {} (td(lang, key)) } }
+            li { span.swatch.series-on-time {} (t(lang, "report.on_time")) }
         }
     }
 }
@@ -243,4 +244,21 @@ pub async fn api_series(
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
     Ok(Json(series))
+}
+
+#[cfg(test)]
+mod tests {
+    /// The legend's colours are the stylesheet's (no inline style: the page's policy blocks it) and
+    /// the same as the chart's lines.
+    #[test]
+    fn the_legend_has_the_charts_colours() {
+        for (i, (_, colour)) in super::SERIES.iter().enumerate() {
+            let rule = format!(".swatch.series-{i} {{ background:{colour}; }}");
+            assert!(crate::web::layout::CSS.contains(&rule), "{rule}");
+        }
+        let rule = format!(".swatch.series-on-time {{ background:{}; }}", super::ON_TIME_COLOUR);
+        assert!(crate::web::layout::CSS.contains(&rule), "{rule}");
+        let legend = super::legend(crate::base::i18n::Lang::Vi).into_string();
+        assert!(!legend.contains("style="), "{legend}");
+    }
 }

@@ -18,7 +18,7 @@ use super::{
     layout::{self, page},
 };
 use crate::{
-    base::i18n::{span, t, td, Lang},
+    base::i18n::{decimal, span, t, td, Lang},
     platform::system::{Problem, System},
 };
 
@@ -120,7 +120,7 @@ pub async fn health_page(State(state): State<AppState>, ctx: Ctx) -> Answer {
             tr { th { (t(lang, "health.disk")) } td { (system.disk_free_bytes >> 20) " MB / " (system.disk_total_bytes >> 20) " MB" } }
             tr { th { (t(lang, "health.memory")) } td { (system.memory_rss_bytes >> 20) " MB / " (system.memory_available_bytes >> 20) " MB / " (system.memory_total_bytes >> 20) " MB" } }
             tr #card-wear { th { (t(lang, "health.card_wear")) } td { (card_wear(lang, &system, state.app.config().store.card_write_cycles)) } }
-            tr { th { (t(lang, "health.temperature")) } td { (system.temperature_celsius.map(|c| format!("{c:.1} °C")).unwrap_or_else(|| "—".into())) } }
+            tr { th { (t(lang, "health.temperature")) } td { (system.temperature_celsius.map(|c| format!("{} °C", decimal(lang, c))).unwrap_or_else(|| "—".into())) } }
             tr { th { (t(lang, "health.store")) } td { (state.app.storage().bytes / 1_000_000) " MB" } }
         } } }
         @if ctx.is_admin() {
@@ -473,7 +473,7 @@ fn card_wear(lang: crate::base::i18n::Lang, system: &System, cycles: u32) -> mau
                 @if let Some(days) = c.life_days {
                     " · " (t(lang, "health.card_life")) " " (system.disk_total_bytes >> 30) " GB, " (cycles) " "
                     (t(lang, "health.card_cycles")) ": "
-                    strong { @if days > 36_500.0 { "> 100" } @else { (format!("{:.1}", days / 365.0)) } " " (t(lang, "health.card_years")) }
+                    strong { @if days > 36_500.0 { "> 100" } @else { (decimal(lang, days / 365.0)) } " " (t(lang, "health.card_years")) }
                 }
             }
         }

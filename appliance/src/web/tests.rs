@@ -602,3 +602,23 @@ async fn long_lists_come_a_page_at_a_time() {
     let room = body(call(&f.router, get("/followup?date=2026-11-21&room=P03")).await).await;
     assert_eq!(room.matches("action=\"/followup/").count(), 10);
 }
+
+#[tokio::test]
+async fn a_locked_login_says_until_when_in_the_sites_time() {
+    let f = fixture().await;
+    let mut locked = None;
+    for _ in 0..10 {
+        if let Err(crate::app::AppError::Locked(until)) =
+            f.app.log_in("quantri", "not-the-password", None).await
+        {
+            locked = Some(until);
+            break;
+        }
+    }
+    let until = locked.expect("locked after repeated wrong passwords");
+    assert_eq!(until.offset().local_minus_utc(), 7 * 3600, "the site's time (UTC+7)");
+    let problems = super::error::ApiError::Locked(until).problems();
+    assert!(
+        problems[0].vi.ends_with(&format!("{}.", until.format("%H:%M"))) && !problems[0].vi.contains("UTC")
+    );
+}
