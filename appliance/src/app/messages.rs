@@ -41,4 +41,16 @@ impl Outpost {
         self.emit("sms", "custom");
         Ok(people.len())
     }
+
+    /// Queues the SMS that gives `person` their declaration link (and the site's Wi-Fi).
+    pub async fn send_link(&self, person: &Person, by: &str) -> AppResult<()> {
+        let text = crate::base::i18n::link_sms(&self.personal_link(person), &self.config.site.wifi);
+        let mut w = WriteSet::new();
+        self.queue_sms(&mut w, &person.phone, &text, Purpose::Custom, Some(&person.id))?;
+        self.audit(&mut w, by, "sms.link", &person.id, "")?;
+        self.commit(w).await?;
+        self.wake_outbox();
+        self.emit("sms", "link");
+        Ok(())
+    }
 }

@@ -6,7 +6,7 @@ use outpost_sync::{Store, StoreError, WriteSet};
 use serde::{Deserialize, Serialize};
 
 /// Every action the log records (shown through the keys `act.<action>`).
-pub const ACTIONS: [&str; 33] = [
+pub const ACTIONS: [&str; 34] = [
     "alert.acknowledge",
     "alert.acknowledge_group",
     "alert.resolve",
@@ -34,6 +34,7 @@ pub const ACTIONS: [&str; 33] = [
     "scanner.forget",
     "setup.admin",
     "sms.custom",
+    "sms.link",
     "spotcheck.request",
     "spotcheck.review",
     "user.api_token",

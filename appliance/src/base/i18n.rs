@@ -36,6 +36,15 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("app", "Outpost — Quản lý khu cách ly", "Outpost — Quarantine site"),
     ("lang.switch", "English", "Tiếng Việt"),
     ("nav.dashboard", "Tổng quan", "Dashboard"),
+    ("people.card", "In thẻ QR", "Print the QR card"),
+    ("people.send_link", "Gửi liên kết qua SMS", "Send the link by SMS"),
+    ("people.link_sent", "Đã xếp tin nhắn gửi liên kết cho", "The link's SMS is queued for"),
+    ("people.band", "Vòng đeo tay", "Band"),
+    ("card.title", "Thẻ khai báo y tế", "Health declaration card"),
+    ("card.scan", "Quét mã để khai báo y tế, hoặc mở liên kết:", "Scan to declare, or open the link:"),
+    ("card.times", "Giờ khai báo mỗi ngày", "Declaration times each day"),
+    ("card.wifi", "Mạng Wi-Fi của khu", "The site's Wi-Fi"),
+    ("card.print", "In", "Print"),
     ("followup.known_present", "Có mặt", "Present"),
     ("followup.known_away", "rời khu", "away"),
     ("followup.known", "Theo vòng đeo tay và xét nghiệm", "From the band and the tests"),
@@ -66,6 +75,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("act.sample.result", "Ghi kết quả xét nghiệm", "Test result entered"),
     ("act.scanner.forget", "Bỏ máy quét", "Scanner forgotten"),
     ("act.setup.admin", "Tạo tài khoản quản trị đầu tiên", "First administrator created"),
+    ("act.sms.link", "Gửi liên kết khai báo qua SMS", "Link sent by SMS"),
     ("act.sms.custom", "Gửi tin nhắn", "Message sent"),
     ("act.spotcheck.request", "Yêu cầu kiểm tra đột xuất", "Spot check requested"),
     ("act.spotcheck.review", "Duyệt kiểm tra đột xuất", "Spot check reviewed"),
@@ -606,6 +616,15 @@ pub fn result_sms(
 }
 
 /// A spot check's request, in one GSM part.
+/// The SMS that gives a person their declaration link (and the site's Wi-Fi, if set).
+pub fn link_sms(link: &str, wifi: &str) -> String {
+    let mut text = format!("Outpost: Khai bao y te hang ngay tai {link}");
+    if !wifi.is_empty() {
+        text.push_str(&format!(" (Wi-Fi: {})", crate::base::validate::unaccent(wifi)));
+    }
+    text
+}
+
 pub fn spot_check_sms(deadline: &str, link: &str) -> String {
     format!("Outpost: Kiem tra dot xuat. Truoc {deadline}, mo {link} va gui anh khuon mat cung vi tri.")
 }

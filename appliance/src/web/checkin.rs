@@ -53,6 +53,7 @@ pub async fn poster(State(state): State<AppState>, ctx: Ctx) -> Answer {
             p.lead { (t(lang, "checkin.poster_help")) }
             div.qr.big { (qr_svg(&link)) }
             p { a #checkin-link href=(link) { (link) } }
+            @if !site.wifi.is_empty() { p.lead { (t(lang, "card.wifi")) ": " strong #poster-wifi { (site.wifi) } } }
         }
         p.no-print { button.secondary type="button" #print { (t(lang, "checkin.print")) } }
     };

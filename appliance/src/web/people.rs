@@ -250,6 +250,7 @@ pub async fn export(State(state): State<AppState>, ctx: Ctx) -> Answer {
 #[derive(Deserialize, Default)]
 pub struct PersonQuery {
     show_id: Option<String>,
+    notice: Option<String>,
 }
 
 /// A person's record, with their ID number masked unless asked for (audited).
@@ -312,6 +313,7 @@ pub async fn show(
     let decls = state.app.declarations_of(&p.id)?;
     let alerts: Vec<_> = state.app.alerts_of(&p.id)?.into_iter().map(|a| (a, p.full_name.clone())).collect();
     let link = state.app.personal_link(&p);
+    let band = state.app.band_of(&p.id)?;
     let testing = sampling::person_section(&state, &ctx, &p)?;
     let location = location::person_section(&state, &ctx, &p)?;
     let exposure = super::exposure::person_section(&state, &ctx, &p)?;
@@ -321,11 +323,20 @@ pub async fn show(
         @if ctx.can_write() { p.inline {
             a.button.secondary href=(format!("/people/{}/edit", p.id)) { (t(lang, "people.edit")) }
             a.button.secondary href=(format!("/sms/new?p={}", p.id)) { (t(lang, "sms.new")) }
+            a.button.secondary href=(format!("/people/{}/card", p.id)) { (t(lang, "people.card")) }
+            form.inline method="post" action=(format!("/people/{}/send-link", p.id)) {
+                (csrf_field(&csrf)) button.secondary type="submit" { (t(lang, "people.send_link")) }
+            }
             form.inline method="post" action=(format!("/people/{}/spotcheck", p.id)) {
                 (csrf_field(&csrf)) button.secondary type="submit" { (t(lang, "spot.request")) }
             }
         } }
+        @if let Some(n) = &q.notice { p.notice { (n) } }
         (details(lang, &p, show_id))
+        @if let Some(band) = &band {
+            p #person-band { (t(lang, "people.band")) ": " a href=(format!("/bands/{}", band.id)) { (band.id) }
+                " · " a href=(format!("/people/{}/presence", p.id)) { (t(lang, "presence.timeline")) } }
+        }
         // The link opens the person's page and declares as them: for those who may act, not for
         // read-only managers.
         @if ctx.can_write() {
@@ -347,6 +358,39 @@ pub async fn show(
         } }
     };
     Ok(staff_page(&ctx, StatusCode::OK, &p.full_name, body))
+}
+
+/// A person's card to print: name, room, the QR code of their link, the declaration times and the
+/// site's Wi-Fi.
+pub async fn card(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Answer {
+    let lang = ctx.lang;
+    let p = state.app.person(&id)?;
+    let link = state.app.personal_link(&p);
+    let times: Vec<String> =
+        state.app.schedule().times.iter().map(|t| t.format("%H:%M").to_string()).collect();
+    let wifi = &state.app.config().site.wifi;
+    let body = html! {
+        div.poster #card {
+            h1 { (t(lang, "card.title")) }
+            p.lead { strong { (p.full_name) } @if !p.room.is_empty() { " · " (t(lang, "field.room")) " " (p.room) } }
+            p { (t(lang, "card.scan")) }
+            div.qr.big { (layout::qr_svg(&link)) }
+            p { a href=(link) { (link) } }
+            p { (t(lang, "card.times")) ": " strong { (times.join(" · ")) } }
+            @if !wifi.is_empty() { p { (t(lang, "card.wifi")) ": " strong #card-wifi { (wifi) } } }
+            p.no-print { button #print type="button" { (t(lang, "card.print")) } }
+        }
+    };
+    Ok(staff_page(&ctx, StatusCode::OK, t(lang, "card.title"), body))
+}
+
+/// Queues the SMS with a person's link, and says so on their page.
+pub async fn send_link(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Answer {
+    let lang = ctx.lang;
+    let p = state.app.person(&id)?;
+    state.app.send_link(&p, &ctx.username()?).await?;
+    let notice = format!("{} {} ({})", t(lang, "people.link_sent"), p.full_name, p.phone);
+    Ok(with_notice(&format!("/people/{id}"), &notice))
 }
 
 fn import_form(lang: Lang, csrf: &str) -> Markup {

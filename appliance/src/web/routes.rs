@@ -95,6 +95,8 @@ pub fn routes() -> Vec<RouteDef> {
         r(M::POST, "/people/{id}", Writer, post(people::update)),
         r(M::GET, "/people/{id}/edit", Writer, get(people::edit)),
         r(M::GET, "/people/{id}/qr.svg", Writer, get(people::qr)),
+        r(M::GET, "/people/{id}/card", Writer, get(people::card)),
+        r(M::POST, "/people/{id}/send-link", Writer, post(people::send_link)),
         r(M::POST, "/people/{id}/status", Writer, post(people::change_status)),
         r(M::POST, "/people/{id}/declarations", Writer, post(declarations::staff_declare)),
         r(M::GET, "/people/{id}/presence", Staff, get(presence::show)),

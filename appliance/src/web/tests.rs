@@ -622,3 +622,47 @@ async fn a_locked_login_says_until_when_in_the_sites_time() {
         problems[0].vi.ends_with(&format!("{}.", until.format("%H:%M"))) && !problems[0].vi.contains("UTC")
     );
 }
+
+#[tokio::test]
+async fn a_persons_card_and_link_by_sms() {
+    let f = fixture().await;
+    let person = serde_json::json!({
+        "full_name": "Đỗ Văn Nam", "phone": "0912000222", "id_number": "048190005678", "room": "B07",
+        "quarantine_start": "2026-11-20", "quarantine_end": "2026-12-04", "category": "f1",
+    });
+    let res = call(&f.router, json_request(Method::POST, "/api/v1/people", &f.medical, person)).await;
+    let id = serde_json::from_str::<serde_json::Value>(&body(res).await).expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let p = f.app.person(&id).expect("person");
+    let link = f.app.personal_link(&p);
+    let card = body(
+        call(
+            &f.router,
+            request(&Method::GET, &format!("/people/{id}/card"), Some((&f.medical.0, &f.medical.1))),
+        )
+        .await,
+    )
+    .await;
+    for text in ["Thẻ khai báo y tế", "Đỗ Văn Nam", "B07", "<svg", link.as_str(), "08:00 · 16:00 · 21:00"]
+    {
+        assert!(card.contains(text), "{text}: {card}");
+    }
+    // A manager (read-only) may not print a card: it carries the link that declares as the person.
+    let as_manager = call(
+        &f.router,
+        request(&Method::GET, &format!("/people/{id}/card"), Some((&f.manager.0, &f.manager.1))),
+    )
+    .await;
+    assert_eq!(as_manager.status(), StatusCode::FORBIDDEN);
+
+    let sent = call(&f.router, form_request(&format!("/people/{id}/send-link"), &f.medical, "")).await;
+    assert_eq!(sent.status(), StatusCode::SEE_OTHER);
+    let queued = f.app.outbox_all().expect("outbox");
+    assert!(queued.iter().any(|m| m.to == "0912000222" && m.text.contains(&link)), "{queued:?}");
+    assert_eq!(
+        crate::base::i18n::link_sms("https://x/d/t", "Khu-A Tầng 2"),
+        "Outpost: Khai bao y te hang ngay tai https://x/d/t (Wi-Fi: Khu-A Tang 2)"
+    );
+}

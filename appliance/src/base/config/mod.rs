@@ -59,6 +59,8 @@ pub struct SiteConfig {
     pub commune: String,
     pub management_level: String,
     pub utc_offset: FixedOffset,
+    /// The Wi-Fi network to join at the site (empty: none said).
+    pub wifi: String,
     /// The site's geofence [M8], when both coordinates and a radius are set.
     pub geofence: Option<Geofence>,
 }
@@ -324,6 +326,7 @@ fn site(raw: &RawSite) -> Result<SiteConfig, ConfigError> {
         commune: raw.commune.clone(),
         management_level: raw.management_level.clone(),
         utc_offset,
+        wifi: raw.wifi.trim().to_owned(),
         geofence,
     })
 }

@@ -118,6 +118,10 @@ pub struct RawSite {
     pub commune: String,
     pub management_level: String,
     pub utc_offset: String,
+    /// The Wi-Fi network people at the site join to reach the box (said on the gate poster, a
+    /// person's card and the SMS with their link); empty: not said.
+    #[serde(default)]
+    pub wifi: String,
     /// The site's centre and the radius around it people in quarantine at the site must stay within
     /// [M8]; no site geofence without both coordinates.
     #[serde(default)]
