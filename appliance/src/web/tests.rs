@@ -479,6 +479,18 @@ async fn a_child_without_an_id_number_is_imported_and_added_by_hand_once() {
     assert!(f.app.person_by_code("").is_err());
 }
 
+/// Adds a person (name, phone, ID number, room) through the API as the medical account: their id.
+async fn add_person(f: &Fixture, (name, phone, id_number, room): (&str, &str, &str, &str)) -> String {
+    let person = serde_json::json!({
+        "full_name": name, "phone": phone, "id_number": id_number, "room": room,
+        "quarantine_start": "2026-11-20", "quarantine_end": "2026-12-04", "category": "f1",
+    });
+    let res = call(&f.router, json_request(Method::POST, "/api/v1/people", &f.medical, person)).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let created: serde_json::Value = serde_json::from_str(&body(res).await).expect("json");
+    created["id"].as_str().expect("id").to_owned()
+}
+
 /// A form post as `session`.
 fn form_request(path: &str, session: &(String, String), form: &str) -> Request<Body> {
     session_request(Method::POST, path, session, ("application/x-www-form-urlencoded", form.to_owned()))
@@ -487,16 +499,7 @@ fn form_request(path: &str, session: &(String, String), form: &str) -> Request<B
 #[tokio::test]
 async fn a_double_scan_is_not_a_new_round_and_a_positive_is_confirmed_first() {
     let f = fixture().await;
-    let person = serde_json::json!({
-        "full_name": "Phạm Thị Hoa", "birth_year": "1990", "phone": "0912000111", "id_number": "048190001234",
-        "quarantine_start": "2026-11-20", "quarantine_end": "2026-12-04", "category": "f1",
-    });
-    let res = call(&f.router, json_request(Method::POST, "/api/v1/people", &f.medical, person)).await;
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let id = serde_json::from_str::<serde_json::Value>(&body(res).await).expect("json")["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id = add_person(&f, ("Phạm Thị Hoa", "0912000111", "048190001234", "")).await;
 
     // The sampling desk: the first scan is round 1; the same card scanned again is refused, saying
     // when; a second round the same day only when staff give its number.
@@ -626,15 +629,7 @@ async fn a_locked_login_says_until_when_in_the_sites_time() {
 #[tokio::test]
 async fn a_persons_card_and_link_by_sms() {
     let f = fixture().await;
-    let person = serde_json::json!({
-        "full_name": "Đỗ Văn Nam", "phone": "0912000222", "id_number": "048190005678", "room": "B07",
-        "quarantine_start": "2026-11-20", "quarantine_end": "2026-12-04", "category": "f1",
-    });
-    let res = call(&f.router, json_request(Method::POST, "/api/v1/people", &f.medical, person)).await;
-    let id = serde_json::from_str::<serde_json::Value>(&body(res).await).expect("json")["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id = add_person(&f, ("Đỗ Văn Nam", "0912000222", "048190005678", "B07")).await;
     let p = f.app.person(&id).expect("person");
     let link = f.app.personal_link(&p);
     let card = body(
