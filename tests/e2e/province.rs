@@ -201,7 +201,25 @@ fn district_officers_see_only_their_district_and_acknowledgements_reach_the_site
     assert_eq!(record.status, 200, "{}", record.body);
     let conflict = record.body.split("id=\"conflicts\"").nth(1).expect("a conflicts table");
     for date in [end + chrono::Duration::days(7), end + chrono::Duration::days(3)] {
-        assert!(conflict.contains(&date.to_string()), "{date} in {}", record.body);
+        let shown = date.format("%d/%m/%Y").to_string();
+        assert!(conflict.contains(&shown), "{shown} in {}", record.body);
+    }
+    // The record reads as the box's pages do: statuses and categories in words, yes and no, times
+    // in Vietnam's time, the status history as lines; no raw value.
+    let fields =
+        record.body.split("id=\"fields\"").nth(1).expect("the fields").split("</table>").next().unwrap_or("");
+    for text in [
+        "<th>Tình trạng</th><td>Hoàn thành cách ly</td>",
+        "<th>Lịch sử tình trạng</th><td>21/11/2026 21:00 · Đang cách ly · seed; ",
+        "<th>Công nhân</th><td>",
+        "<th>Tạo lúc</th><td>",
+    ] {
+        assert!(fields.contains(text), "{text} in {fields}");
+    }
+    let raw =
+        ["released", "traveller", "<td>false</td>", "<td>true</td>", "T14:00:00", "[{", "<th>home_geofence"];
+    for raw in raw {
+        assert!(!fields.contains(raw), "{raw} shown raw: {fields}");
     }
     assert!(
         record.body.contains("<td>tỉnh</td>") && record.body.contains("<td>cơ sở</td>"),

@@ -21,7 +21,7 @@ use axum::{
 use chrono::{DateTime, Utc};
 use maud::{html, Markup, DOCTYPE};
 use outpost_sync::{
-    record::{Alert, AlertState, Person, Sample, Site, ZoneReport},
+    record::{Alert, AlertState, Person, PersonStatus, Sample, Site, ZoneReport},
     Store, WriteSet,
 };
 use outpost_sync::{
@@ -709,6 +709,19 @@ fn field_label(key: &str) -> &str {
         "subject" => "Người",
         "acknowledged_by" => "Xác nhận bởi",
         "resolved_by" => "Xử lý bởi",
+        "created_at" => "Tạo lúc",
+        "home_geofence" => "Vùng cho phép (cách ly tại nhà)",
+        "purged_at" => "Xóa dữ liệu cá nhân lúc",
+        "updated_at" => "Sửa lúc",
+        "created_by" => "Tạo bởi",
+        "raised_at" => "Phát sinh lúc",
+        "acknowledged_at" => "Xác nhận lúc",
+        "resolved_at" => "Xử lý lúc",
+        "resolution_note" => "Cách xử lý",
+        "kind" => "Loại",
+        "severity" => "Mức độ",
+        "person_id" => "Mã người",
+        "id" => "Mã hồ sơ",
         other => other,
     }
 }
@@ -722,8 +735,48 @@ fn shown_value(key: &str, v: &serde_json::Value) -> Option<String> {
             let n = s.chars().count();
             Some(format!("{}{}", "•".repeat(n - 4), s.chars().skip(n - 4).collect::<String>()))
         }
+        (_, serde_json::Value::Bool(b)) => Some(if *b { "Có" } else { "Không" }.into()),
+        ("status", serde_json::Value::String(s)) => {
+            Some(PersonStatus::parse(s).map_or_else(|| s.clone(), |st| st.vi().to_owned()))
+        }
+        ("category", serde_json::Value::String(s)) => Some(match s.as_str() {
+            "f0" => "F0".into(),
+            "f1" => "F1".into(),
+            "traveller" => "Nhập cảnh".into(),
+            other => other.into(),
+        }),
+        ("gender", serde_json::Value::String(s)) => Some(match s.as_str() {
+            "male" => "Nam".into(),
+            "female" => "Nữ".into(),
+            "other" => "Khác".into(),
+            _ => "—".into(),
+        }),
+        ("status_history", serde_json::Value::Array(list)) => Some(
+            list.iter()
+                .map(|c| {
+                    let status = shown_value("status", &c["status"]).unwrap_or_default();
+                    let at = shown_value("at", &c["at"]).unwrap_or_default();
+                    let note = c["note"]
+                        .as_str()
+                        .filter(|n| !n.is_empty())
+                        .map(|n| format!(": {n}"))
+                        .unwrap_or_default();
+                    format!("{at} · {status} · {}{note}", c["by"].as_str().unwrap_or(""))
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        (_, serde_json::Value::String(s)) => Some(readable_time(s).unwrap_or_else(|| s.clone())),
         _ => Some(json_text(v)),
     }
+}
+
+/// A time or date as staff read it: `dd/mm/yyyy HH:MM` in Vietnam's time (UTC+7), `dd/mm/yyyy`.
+fn readable_time(s: &str) -> Option<String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Some((t.to_utc() + chrono::Duration::hours(7)).format("%d/%m/%Y %H:%M").to_string());
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(|d| d.format("%d/%m/%Y").to_string())
 }
 
 fn json_text(v: &serde_json::Value) -> String {
