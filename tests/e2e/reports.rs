@@ -53,7 +53,9 @@ fn the_days_report_its_confirmation_and_its_exports() {
     for id in &ids[..3] {
         assert_eq!(c.post_json(&format!("/api/v1/people/{id}/samples"), &json!({})).status, 200);
     }
-    assert_eq!(c.post_json(&format!("/api/v1/people/{}/samples", ids[0]), &json!({})).status, 200);
+    // A second round the same day is recorded when it is named (a second scan alone is refused).
+    assert_eq!(c.post_json(&format!("/api/v1/people/{}/samples", ids[0]), &json!({})).status, 409);
+    assert_eq!(c.post_json(&format!("/api/v1/people/{}/samples", ids[0]), &json!({"round": 2})).status, 200);
     let res =
         c.post_json(&format!("/api/v1/people/{}/samples/1/result", ids[1]), &json!({"result": "positive"}));
     assert_eq!(res.status, 200, "{}", res.body);
