@@ -229,6 +229,33 @@ fn district_officers_see_only_their_district_and_acknowledgements_reach_the_site
     let hidden = officer.get("/record?site=site-b&doc=alert/b-fever");
     assert_eq!(hidden.status, 404, "another district's record is not shown");
 
+    // A correction at the province (an extension of the quarantine, another room) reaches the site
+    // at its next exchange, and the status history says who made it and why.
+    let csrf = csrf_of(&record.body);
+    let extended = (here.quarantine_end + chrono::Duration::days(10)).format("%d/%m/%Y").to_string();
+    let mut correct = |end: &str, note: &str| {
+        let form = [
+            ("site", "site-a"),
+            ("id", person.id.as_str()),
+            ("csrf", csrf.as_str()),
+            ("quarantine_end", end),
+            ("room", "C-03"),
+            ("note", note),
+        ];
+        officer.post_form_raw("/record/correct", &form)
+    };
+    assert_eq!(correct(&extended, "").status, 422, "a reason is needed");
+    assert_eq!(correct("01/01/2020", "QĐ 55/QĐ-UBND").status, 422, "an end before the start");
+    let res = correct(&extended, "QĐ 55/QĐ-UBND gia hạn");
+    assert_eq!(res.status, 303, "{}", res.body);
+    while rt.block_on(sites[0].push(&sync_addr)).expect("push").sent_docs > 0 {}
+    rt.block_on(sites[0].push(&sync_addr)).expect("push");
+    let at_site = sites[0].store.get::<Person>(&person.id).expect("get").expect("person");
+    assert_eq!(at_site.quarantine_end.format("%d/%m/%Y").to_string(), extended);
+    assert_eq!(at_site.room, "C-03");
+    let last = at_site.status_history.last().expect("a history entry");
+    assert!(last.by == "province:lien.chieu" && last.note.contains("QĐ 55/QĐ-UBND gia hạn"), "{last:?}");
+
     // The provincial administrator sees both districts.
     let mut admin = Client::new(&url);
     admin.get("/login");

@@ -154,6 +154,25 @@ pub struct AckForm {
     csrf: String,
 }
 
+/// A correction of a person's record at the province: a later end of quarantine (an extension) or
+/// another room, with why. Written into the site's records here; it reaches the site at its next
+/// exchange, as an acknowledgement does.
+#[derive(Deserialize)]
+pub struct CorrectForm {
+    site: String,
+    id: String,
+    csrf: String,
+    #[serde(default)]
+    quarantine_end: String,
+    #[serde(default)]
+    room: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// The longest a quarantine may last from its start, as the box's own form allows.
+const MAX_QUARANTINE_DAYS: i64 = 90;
+
 #[derive(Deserialize)]
 pub struct RecordQuery {
     site: String,
@@ -213,6 +232,7 @@ impl Web {
             .route("/people", get(people_page))
             .route("/sites.csv", get(sites_csv))
             .route("/record", get(record_page))
+            .route("/record/correct", post(correct))
             .route("/reports", get(reports_page))
             .route("/reports.csv", get(reports_csv))
             .layer(axum::middleware::from_fn(outpost_link::headers::security))
@@ -569,6 +589,65 @@ async fn ack(State(web): State<Web>, headers: HeaderMap, Form(form): Form<AckFor
     Redirect::to("/alerts").into_response()
 }
 
+/// What a correction asks, checked against the record: the new end and room, or why not.
+fn checked_correction(p: &Person, form: &CorrectForm) -> Result<(chrono::NaiveDate, String), &'static str> {
+    let raw = form.quarantine_end.trim();
+    let end = if raw.is_empty() {
+        p.quarantine_end
+    } else {
+        chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+            .or_else(|_| chrono::NaiveDate::parse_from_str(raw, "%d/%m/%Y"))
+            .map_err(|_| "Ngày kết thúc cách ly không hợp lệ (dd/mm/yyyy).")?
+    };
+    if end < p.quarantine_start {
+        return Err("Ngày kết thúc cách ly trước ngày bắt đầu.");
+    }
+    if (end - p.quarantine_start).num_days() > MAX_QUARANTINE_DAYS {
+        return Err("Thời gian cách ly dài hơn 90 ngày.");
+    }
+    let room = form.room.trim();
+    if room.chars().count() > 50 || room.chars().any(char::is_control) {
+        return Err("Phòng không hợp lệ.");
+    }
+    if form.note.trim().is_empty() {
+        return Err("Cần ghi lý do sửa (ví dụ: số Quyết định gia hạn).");
+    }
+    Ok((end, if room.is_empty() { p.room.clone() } else { room.to_owned() }))
+}
+
+async fn correct(State(web): State<Web>, headers: HeaderMap, Form(form): Form<CorrectForm>) -> Response {
+    let Some((_, user, csrf)) = web.session(&headers) else { return to_login() };
+    if form.csrf != csrf {
+        return (StatusCode::FORBIDDEN, "Phiên làm việc không hợp lệ; hãy tải lại trang.").into_response();
+    }
+    let not_found = || (StatusCode::NOT_FOUND, "Không tìm thấy hồ sơ này.").into_response();
+    let Some(site) = web.visible_site(&user, &form.site) else { return not_found() };
+    let Some(store) = web.store(&site) else { return StatusCode::INTERNAL_SERVER_ERROR.into_response() };
+    let Ok(Some(mut p)) = store.get::<Person>(&form.id) else { return not_found() };
+    let (end, room) = match checked_correction(&p, &form) {
+        Ok(ok) => ok,
+        Err(why) => return (StatusCode::UNPROCESSABLE_ENTITY, why).into_response(),
+    };
+    let now = Utc::now();
+    let note: String = form.note.trim().chars().take(500).collect();
+    p.status_history.push(outpost_sync::record::StatusChange {
+        status: p.status,
+        at: now,
+        by: format!("province:{}", user.username),
+        note: format!("Tỉnh sửa: kết thúc cách ly {}, phòng {room}. {note}", end.format("%d/%m/%Y")),
+    });
+    p.details.quarantine_end = end;
+    p.details.room = room;
+    p.updated_at = now;
+    let mut w = WriteSet::new();
+    if w.put(&p).is_err() || store.commit(w).await.is_err() {
+        tracing::error!(site = %site.id, "A correction could not be written.");
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    tracing::info!(site = %site.id, user = %user.username, "A person's record corrected at the province.");
+    Redirect::to(&record_link(&site.id, &format!("person/{}", p.id))).into_response()
+}
+
 /// People of the sites `user` sees whose name holds `q` anywhere, however typed (case, accents and
 /// spacing aside: "huong" finds "Trần Thị Hương"), whose phone starts with `q`, or whose ID number is
 /// `q`: `(site, person)`, at most 100. Names are matched on the name index's keys, not the records.
@@ -816,6 +895,8 @@ async fn record_page(State(web): State<Web>, headers: HeaderMap, Query(q): Query
         serde_json::Value::Object(m) => m.into_iter().collect(),
         _ => Vec::new(),
     };
+    let person_id = q.doc.strip_prefix("person/").map(str::to_owned);
+    let csrf = web.session(&headers).map(|(_, _, c)| c).unwrap_or_default();
     page(
         &format!("Hồ sơ {} · {}", q.doc, site.id),
         Some(&user),
@@ -837,6 +918,19 @@ async fn record_page(State(web): State<Web>, headers: HeaderMap, Query(q): Query
             }
             h2 { "Hiện tại" }
             table #fields { @for (k, v) in &fields { @if let Some(text) = shown_value(k, v) { tr { th { (field_label(k)) } td { (text) } } } } }
+            @if let Some(id) = &person_id {
+                h2 { "Sửa hoặc gia hạn" }
+                p { "Sửa tại tỉnh được gửi về cơ sở ở lần đồng bộ tới, và ghi vào lịch sử tình trạng." }
+                form #correct method="post" action="/record/correct" {
+                    input type="hidden" name="site" value=(site.id);
+                    input type="hidden" name="id" value=(id);
+                    input type="hidden" name="csrf" value=(csrf);
+                    label { "Ngày kết thúc cách ly " input name="quarantine_end" placeholder="dd/mm/yyyy"; }
+                    " " label { "Phòng " input name="room" size="8"; }
+                    " " label { "Lý do " input name="note" required placeholder="Số Quyết định gia hạn…"; }
+                    " " button { "Lưu" }
+                }
+            }
             h2 { "Lịch sử thay đổi" }
             table #history {
                 thead { tr { th { "#" } th { "Bởi" } th { "Trường" } th { "Trước" } th { "Sau" } } }
