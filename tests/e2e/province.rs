@@ -283,34 +283,43 @@ fn district_officers_see_only_their_district_and_acknowledgements_reach_the_site
     assert!(res.body.contains("tạm khoá"), "{}", res.body);
 }
 
-/// `outpost-province demo`: a province with simulated sites in two districts and two users whose
-/// passwords it prints once; the district officer signs in with theirs and sees their district.
-#[test]
-fn the_province_demo_starts_with_its_sites_and_users() {
+/// `outpost-province demo` in `dir`, its web UI on a port of its own: the process, the port, and the
+/// password it printed for `user`.
+pub(crate) fn province_demo(
+    dir: &std::path::Path,
+    user: &str,
+) -> (outpost_tests::ProvinceProcess, u16, String) {
     use std::io::{BufRead, BufReader};
-    let dir = tempfile::tempdir().expect("tempdir");
     let web_port = outpost_tests::free_port();
     let mut demo = outpost_tests::ProvinceProcess(
         std::process::Command::new(outpost_tests::province_bin())
             .arg("--data")
-            .arg(dir.path().join("demo"))
+            .arg(dir.join("demo"))
             .args(["demo", "--listen", "127.0.0.1:0", "--web", &format!("127.0.0.1:{web_port}")])
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("outpost-province demo"),
     );
     let mut lines = BufReader::new(demo.0.stdout.take().expect("stdout")).lines();
-    let mut officer_password = None;
+    let mut password = None;
     for line in lines.by_ref() {
         let line = line.expect("a line");
-        if line.trim_start().starts_with("lien.chieu") {
-            officer_password = line.split_whitespace().last().map(str::to_owned);
+        if line.trim_start().starts_with(user) {
+            password = line.split_whitespace().last().map(str::to_owned);
         }
         if line.starts_with("web UI on") {
             break;
         }
     }
-    let password = officer_password.expect("the officer's password is printed");
+    (demo, web_port, password.expect("the user's password is printed"))
+}
+
+/// `outpost-province demo`: a province with simulated sites in two districts and two users whose
+/// passwords it prints once; the district officer signs in with theirs and sees their district.
+#[test]
+fn the_province_demo_starts_with_its_sites_and_users() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (demo, web_port, password) = province_demo(dir.path(), "lien.chieu");
     let mut officer = Client::new(&format!("http://127.0.0.1:{web_port}"));
     officer.get("/login");
     let res = officer.post_form("/login", &[("username", "lien.chieu"), ("password", &password)]);

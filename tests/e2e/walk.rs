@@ -1,5 +1,6 @@
 //! Every staff page as a nurse's phone shows it (390×844) and as a desk does (1366×900), in headless
-//! Chromium reaching the demo box by a name: no page scrolls sideways
+//! Chromium reaching the demo box by a name (and every page of the demo province as its officers'
+//! phones and desks do): no page scrolls sideways
 //! (`document.documentElement.scrollWidth <= innerWidth`), the menu and every button of the page are
 //! at least 44 px tall, and on a phone the menu is one button that opens to full-width rows. The
 //! screenshots are kept as test artefacts in `target/tmp/walk/`.
@@ -149,6 +150,41 @@ fn every_staff_page_fits_a_phone_and_a_desk() {
                 wrong.push(format!("the open menu: {fault}"));
             }
             d.screenshot(&shots.join("menu-390.png"));
+        }
+    }
+    assert!(wrong.is_empty(), "{} faults:\n{}", wrong.len(), wrong.join("\n"));
+}
+
+#[test]
+fn every_province_page_fits_a_phone_and_a_desk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_demo, port, password) = crate::province::province_demo(dir.path(), "tinh.admin");
+    let origin = format!("http://tinh.outpost.test:{port}");
+    let rules = "--host-resolver-rules=MAP tinh.outpost.test 127.0.0.1".to_owned();
+    let mut d = Driver::start_with(&dir.path().join("chromium"), None, &[rules]);
+    d.goto(&format!("{origin}/login"));
+    d.type_into("input[name=username]", "tinh.admin");
+    d.type_into("input[name=password]", &password);
+    d.click("button");
+    d.find("[data-site]");
+    // A person's record, from a search.
+    d.goto(&format!("{origin}/people?q=nguyen"));
+    let record = d.script("var a = document.querySelector('#people a'); return a && a.getAttribute('href')");
+    let record = record.as_str().expect("a person found").to_owned();
+    let pages = ["/", "/alerts", "/people?q=nguyen", "/reports", record.as_str()];
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("walk");
+    std::fs::create_dir_all(&shots).expect("artefacts");
+    let mut wrong = Vec::new();
+    for (width, height, mobile) in SIZES {
+        let metrics = json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile});
+        d.cdp("Emulation.setDeviceMetricsOverride", metrics);
+        for (i, path) in pages.iter().enumerate() {
+            d.goto(&format!("{origin}{path}"));
+            d.find("main");
+            for fault in faults(&mut d) {
+                wrong.push(format!("province {path} at {width} px: {fault}"));
+            }
+            d.screenshot(&shots.join(format!("province-{i}-{width}.png")));
         }
     }
     assert!(wrong.is_empty(), "{} faults:\n{}", wrong.len(), wrong.join("\n"));

@@ -95,7 +95,8 @@ fn page(title: &str, user: Option<&User>, body: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Outpost tỉnh" }
-                style { (maud::PreEscaped(CSS)) }
+                // A file of its own: the pages' policy (`style-src 'self'`) allows no inline style.
+                link rel="stylesheet" href="/style.css";
             }
             body {
                 header {
@@ -121,12 +122,22 @@ fn page(title: &str, user: Option<&User>, body: Markup) -> Markup {
     }
 }
 
+/// The pages' stylesheet (served as `/style.css`).
+async fn stylesheet() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")], CSS)
+        .into_response()
+}
+
 const CSS: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#1b1b1b}header{display:flex;gap:1em;\
 align-items:center;flex-wrap:wrap;padding:.6em 1em;background:#0b4f6c;color:#fff}header a{color:#fff}\
 .who{margin-left:auto}main{padding:1em;max-width:70em}table{border-collapse:collapse;width:100%}\
 td,th{border-bottom:1px solid #ddd;padding:.35em .5em;text-align:left}.off{color:#a40000}.on{color:#1a7f37}\
 .figures{display:flex;gap:2em;flex-wrap:wrap}.figures div{font-size:1.6em}.figures small{display:block;font-size:.55em}\
-.error{color:#a40000}";
+.error{color:#a40000}\
+header nav a{display:inline-flex;align-items:center;min-height:44px;padding:0 .3em}\
+button{min-height:44px;font:inherit;padding:0 .9em}input,select{font:inherit;min-height:36px;max-width:100%}\
+main{overflow-wrap:anywhere}main table{overflow-wrap:normal}.scroll{overflow-x:auto}\
+@media (max-width:70em){main table{display:block;overflow-x:auto}}";
 
 #[derive(Deserialize)]
 pub struct LoginForm {
@@ -231,6 +242,7 @@ impl Web {
             .route("/alerts/ack", post(ack))
             .route("/people", get(people_page))
             .route("/sites.csv", get(sites_csv))
+            .route("/style.css", get(stylesheet))
             .route("/record", get(record_page))
             .route("/record/correct", post(correct))
             .route("/reports", get(reports_page))
@@ -1089,7 +1101,7 @@ async fn reports_page(State(web): State<Web>, headers: HeaderMap, Query(q): Quer
                 p.warn #sms-refused { (refused) " tin SMS gửi đến số của tỉnh bị từ chối (không đúng chữ ký của cơ sở nào)." }
             }
             p { "Số liệu của mỗi cơ sở là báo cáo trưởng khu đã xác nhận; cơ sở mất kết nối thì là bản đã xác nhận gửi qua SMS (có chữ ký của cơ sở); cơ sở chưa xác nhận thì tính từ hồ sơ đã đồng bộ (người cách ly, lượt lấy mẫu xét nghiệm)." }
-            table #reports {
+            div.scroll { table #reports {
                 thead { tr { @for c in report::COLUMNS { th { (c) } } th { "Xác nhận" } } }
                 tbody {
                     @for r in &rows {
@@ -1113,7 +1125,7 @@ async fn reports_page(State(web): State<Web>, headers: HeaderMap, Query(q): Quer
                         @if (1..5).contains(&i) { td {} } @else { th { (cell) } }
                     } td {} }
                 }
-            }
+            } }
         },
     )
     .into_response()
