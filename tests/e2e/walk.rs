@@ -89,6 +89,22 @@ fn faults(d: &mut Driver) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The screenshots' folder (test artefacts).
+fn shots() -> std::path::PathBuf {
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("walk");
+    std::fs::create_dir_all(&shots).expect("artefacts");
+    shots
+}
+
+/// Sets the browser's size, opens `path` and waits for its content: the size's width.
+fn open_at(d: &mut Driver, (width, height, mobile): (u32, u32, bool), url: &str) -> u32 {
+    let metrics = json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile});
+    d.cdp("Emulation.setDeviceMetricsOverride", metrics);
+    d.goto(url);
+    d.find("main");
+    width
+}
+
 #[test]
 fn every_staff_page_fits_a_phone_and_a_desk() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -107,16 +123,13 @@ fn every_staff_page_fits_a_phone_and_a_desk() {
     d.type_into("input[name=password]", PASSWORD);
     d.click("button[type=submit]");
     d.find("#live");
-    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("walk");
-    std::fs::create_dir_all(&shots).expect("artefacts");
+    let shots = shots();
 
     let mut wrong = Vec::new();
-    for (width, height, mobile) in SIZES {
-        let metrics = json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile});
-        d.cdp("Emulation.setDeviceMetricsOverride", metrics);
+    for size in SIZES {
+        let mobile = size.2;
         for path in &pages {
-            d.goto(&format!("{origin}{path}"));
-            d.find("main");
+            let width = open_at(&mut d, size, &format!("{origin}{path}"));
             for fault in faults(&mut d) {
                 wrong.push(format!("{path} at {width} px: {fault}"));
             }
@@ -172,15 +185,11 @@ fn every_province_page_fits_a_phone_and_a_desk() {
     let record = d.script("var a = document.querySelector('#people a'); return a && a.getAttribute('href')");
     let record = record.as_str().expect("a person found").to_owned();
     let pages = ["/", "/alerts", "/people?q=nguyen", "/reports", record.as_str()];
-    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("walk");
-    std::fs::create_dir_all(&shots).expect("artefacts");
+    let shots = shots();
     let mut wrong = Vec::new();
-    for (width, height, mobile) in SIZES {
-        let metrics = json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile});
-        d.cdp("Emulation.setDeviceMetricsOverride", metrics);
+    for size in SIZES {
         for (i, path) in pages.iter().enumerate() {
-            d.goto(&format!("{origin}{path}"));
-            d.find("main");
+            let width = open_at(&mut d, size, &format!("{origin}{path}"));
             for fault in faults(&mut d) {
                 wrong.push(format!("province {path} at {width} px: {fault}"));
             }
