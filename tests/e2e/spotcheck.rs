@@ -132,6 +132,27 @@ fn spot_checks_answered_missed_and_from_outside() {
         (Some("accepted"), Some(true))
     );
 
+    // A second check of person 0: staff review it beside the photo they accepted before, with its
+    // position's result and when it was answered.
+    let res = c.post_json("/api/v1/spotchecks", &json!({"person_id": ids[0]}));
+    assert_eq!(res.status, 201, "{}", res.body);
+    let check1 = res.json()[0]["id"].as_str().expect("id").to_owned();
+    wait_until("the second SMS to person 0", || link(&sim, &phones[0]) != path0);
+    let path1 = link(&sim, &phones[0]);
+    assert_eq!(answer(&mut Client::new(&b.url), &path1, JPEG, SITE.0 + 0.0001, SITE.1).status, 200);
+    let list = c.get("/spotchecks");
+    let row = list.body.split(&format!("data-check=\"{check1}\"")).nth(1).expect("the check's row");
+    let row = row.split("</tr>").next().unwrap_or("");
+    for text in [
+        format!("/spotchecks/{check1}/photo"),
+        format!("/spotchecks/{check0}/photo"),
+        "Ảnh đã chấp nhận trước đây".to_owned(),
+        "Trong vùng".to_owned(),
+        "Trả lời lúc".to_owned(),
+    ] {
+        assert!(row.contains(&text), "{text} in {row}");
+    }
+
     // Person 2 answers from 450 m away: the location alert at once.
     let res = c.post_json("/api/v1/spotchecks", &json!({"person_id": ids[2]}));
     assert_eq!(res.status, 201);

@@ -78,6 +78,20 @@ impl Outpost {
         Ok(self.store.find_prefix::<SpotCheck>(SpotCheck::BY_STATE, &format!("{}|", state.as_str()))?)
     }
 
+    /// The check whose photo staff compare an answer with: the person's latest other accepted
+    /// check whose photo is still kept.
+    pub fn reference_check(&self, check: &SpotCheck) -> AppResult<Option<String>> {
+        for other in self.spot_checks_of(&check.person_id)?.into_iter().rev() {
+            if other.id != check.id
+                && other.review == SpotReview::Accepted
+                && self.spot_photo(&other.id)?.is_some()
+            {
+                return Ok(Some(other.id));
+            }
+        }
+        Ok(None)
+    }
+
     /// A person's spot checks, oldest first.
     pub fn spot_checks_of(&self, person_id: &str) -> AppResult<Vec<SpotCheck>> {
         Ok(self.store.find_prefix::<SpotCheck>(SpotCheck::BY_PERSON, &format!("{person_id}|"))?)

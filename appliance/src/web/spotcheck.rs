@@ -20,7 +20,7 @@ use super::{
 use crate::{
     app::{location::Position, AppError},
     base::{
-        i18n::{t, Lang},
+        i18n::{span, t, Lang},
         validate::Problem,
     },
 };
@@ -156,9 +156,28 @@ pub async fn list(State(state): State<AppState>, ctx: Ctx) -> Answer {
                         td { a href=(format!("/people/{}", c.person_id)) { (name(&c.person_id)) } }
                         td { (state.fmt_time(c.deadline)) }
                         td { (state_badge(lang, c))
-                            @if c.position_inside == Some(false) { " " span.badge.severe { (t(lang, "geo.outside")) } } }
+                            @if review {
+                                " " @match c.position_inside {
+                                    Some(true) => span.badge.ok.position { (t(lang, "geo.inside")) },
+                                    Some(false) => span.badge.severe.position { (t(lang, "geo.outside")) },
+                                    None => span.badge.position { (t(lang, "spot.no_position")) },
+                                }
+                                @if let Some(at) = c.answered_at {
+                                    br; small.muted.answered { (t(lang, "spot.answered_at")) " " (state.fmt_time(at))
+                                        @if let Some(sent) = c.sent_at { " (" (t(lang, "spot.after")) " " (span(lang, (at - sent).num_seconds()).trim_start_matches('+')) ")" } }
+                                }
+                            } @else if c.position_inside == Some(false) { " " span.badge.severe { (t(lang, "geo.outside")) } } }
                         td { @if review {
-                            img.spot-photo src=(format!("/spotchecks/{}/photo", c.id)) alt=(t(lang, "spot.photo")) loading="lazy";
+                            div.spot-compare {
+                                figure { img.spot-photo src=(format!("/spotchecks/{}/photo", c.id)) alt=(t(lang, "spot.photo")) loading="lazy"; }
+                                @match state.app.reference_check(c).ok().flatten() {
+                                    Some(reference) => figure.reference {
+                                        img.spot-photo src=(format!("/spotchecks/{reference}/photo")) alt=(t(lang, "spot.reference")) loading="lazy";
+                                        figcaption.muted { (t(lang, "spot.reference")) }
+                                    },
+                                    None => p.muted { (t(lang, "spot.no_reference")) },
+                                }
+                            }
                             @if c.review == SpotReview::Pending && ctx.can_write() {
                                 @for (value, key) in [("accept", "spot.accept"), ("reject", "spot.reject")] {
                                     form.inline method="post" action=(format!("/spotchecks/{}/review", c.id)) {
