@@ -12,6 +12,7 @@
 //!   domain: [`web::people`], [`web::declarations`], [`web::alerts`], [`web::dashboard`],
 //!   [`web::followup`], [`web::outbox`], [`web::inbox`], [`web::messages`], [`web::bands`],
 //!   [`web::presence`], [`web::location`], [`web::spotcheck`], [`web::sampling`], [`web::scanners`], [`web::exposure`],
+//!   [`web::strip`] (a person's 14 days as a picture),
 //!   [`web::checkin`], [`web::reports`], [`web::accounts`], [`web::mqtt`], [`web::system`]. It
 //!   calls operations and reads the services' handles; it never touches the store.
 //! - [`services`]: the long-running workers, each given its resources and a cancellation token:

@@ -89,6 +89,17 @@ fn faults(d: &mut Driver) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Saves the whole page (not only what the window shows) as a PNG.
+fn full_page(d: &mut Driver, path: &std::path::Path) {
+    let shot = d.cdp("Page.captureScreenshot", json!({"format": "png", "captureBeyondViewport": true}));
+    let bytes = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        shot["data"].as_str().unwrap_or(""),
+    )
+    .unwrap_or_default();
+    std::fs::write(path, bytes).expect("screenshot");
+}
+
 /// The screenshots' folder (test artefacts).
 fn shots() -> std::path::PathBuf {
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("walk");
@@ -139,7 +150,8 @@ fn every_staff_page_fits_a_phone_and_a_desk() {
                 }
             }
             let slug = path.trim_matches('/').replace('/', "_");
-            d.screenshot(
+            full_page(
+                &mut d,
                 &shots.join(format!("{}-{width}.png", if slug.is_empty() { "dashboard" } else { &slug })),
             );
         }
@@ -162,7 +174,7 @@ fn every_staff_page_fits_a_phone_and_a_desk() {
             for fault in faults(&mut d) {
                 wrong.push(format!("the open menu: {fault}"));
             }
-            d.screenshot(&shots.join("menu-390.png"));
+            full_page(&mut d, &shots.join("menu-390.png"));
         }
     }
     assert!(wrong.is_empty(), "{} faults:\n{}", wrong.len(), wrong.join("\n"));
@@ -193,7 +205,7 @@ fn every_province_page_fits_a_phone_and_a_desk() {
             for fault in faults(&mut d) {
                 wrong.push(format!("province {path} at {width} px: {fault}"));
             }
-            d.screenshot(&shots.join(format!("province-{i}-{width}.png")));
+            full_page(&mut d, &shots.join(format!("province-{i}-{width}.png")));
         }
     }
     assert!(wrong.is_empty(), "{} faults:\n{}", wrong.len(), wrong.join("\n"));

@@ -37,6 +37,7 @@ pub mod routes;
 pub mod sampling;
 pub mod scanners;
 pub mod spotcheck;
+pub mod strip;
 pub mod system;
 #[cfg(test)]
 mod tests;

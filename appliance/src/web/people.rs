@@ -345,6 +345,8 @@ pub async fn show(
             p { a #personal-link href=(link) { (link) } }
             (writer_forms(&ctx, &p))
         }
+        h2 { (t(lang, "strip.title")) }
+        (super::strip::strip(&state, lang, &p, &decls))
         (testing)
         (location)
         (exposure)

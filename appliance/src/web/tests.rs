@@ -661,3 +661,31 @@ async fn a_persons_card_and_link_by_sms() {
         "Outpost: Khai bao y te hang ngay tai https://x/d/t (Wi-Fi: Khu-A Tang 2)"
     );
 }
+
+#[tokio::test]
+async fn a_persons_page_shows_their_14_days() {
+    let f = fixture().await;
+    let id = add_person(&f, ("Lê Thị Thu", "0912000333", "048190009999", "C01")).await;
+    let p = f.app.person(&id).expect("person");
+    let input = crate::base::validate::DeclarationInput {
+        temperature: Some("38,6".into()),
+        spo2: Some("97".into()),
+        ..Default::default()
+    };
+    f.app.declare(&p, &input, outpost_sync::record::Channel::Personal, None).await.expect("declared");
+    let page = body(
+        call(&f.router, request(&Method::GET, &format!("/people/{id}"), Some((&f.medical.0, &f.medical.1))))
+            .await,
+    )
+    .await;
+    let strip = page.split("id=\"strip\"").nth(1).expect("the strip").split("</figure>").next().unwrap_or("");
+    // Three rounds a day for 14 days; today's declaration a coloured dot, its temperature on the line.
+    assert_eq!(strip.matches("class=\"round ").count(), 42, "{strip}");
+    assert_eq!(
+        strip.matches("class=\"round on-time\"").count() + strip.matches("class=\"round late\"").count(),
+        1
+    );
+    assert_eq!(strip.matches("class=\"round missed\"").count(), 0, "nothing was owed before the person came");
+    assert!(strip.contains("38,6 °C") && strip.contains("class=\"fever\""), "{strip}");
+    assert!(!strip.contains("style="));
+}
