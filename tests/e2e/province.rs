@@ -280,7 +280,7 @@ fn district_officers_see_only_their_district_and_acknowledgements_reach_the_site
     }
     let res = guesser.post_form("/login", &[("username", "lien.chieu"), ("password", PASSWORD)]);
     assert_eq!(res.status, 429, "{}", res.body);
-    assert!(res.body.contains("tạm khoá"), "{}", res.body);
+    assert!(res.body.contains("tạm khóa"), "{}", res.body);
 }
 
 /// `outpost-province demo` in `dir`, its web UI on a port of its own: the process, the port, and the

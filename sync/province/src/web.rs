@@ -382,7 +382,7 @@ async fn login(
     let name = form.username.trim().to_lowercase();
     if web.throttle.attempt(&name, Some(peer.ip()), Utc::now()).is_err() {
         let msg =
-            format!("Tài khoản tạm khoá vì đăng nhập sai nhiều lần; thử lại sau {LOCKOUT_MINUTES} phút.");
+            format!("Tài khoản tạm khóa vì đăng nhập sai nhiều lần; thử lại sau {LOCKOUT_MINUTES} phút.");
         return (StatusCode::TOO_MANY_REQUESTS, login_form(Some(&msg), &csrf)).into_response();
     }
     let (users, checked) = (web.users.clone(), name.clone());
