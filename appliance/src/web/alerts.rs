@@ -134,17 +134,46 @@ pub fn open_alert_groups(state: &AppState, ctx: &Ctx) -> Result<Markup, ApiError
 #[derive(Deserialize, Default)]
 pub struct AlertQuery {
     state: Option<String>,
+    /// Filters: one kind, severe only, a person's name (any part, however typed).
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    severity: String,
+    #[serde(default)]
+    q: String,
 }
 
 pub async fn list(State(state): State<AppState>, ctx: Ctx, Query(q): Query<AlertQuery>) -> Answer {
     let lang = ctx.lang;
     let which = q.state.as_deref().and_then(AlertState::parse).unwrap_or(AlertState::Open);
-    let list = state.app.alerts_named(which, 500)?;
+    let kind = AlertKind::parse(&q.kind);
+    let severe = q.severity == "severe";
+    let name = crate::base::validate::fold(&q.q);
+    let list: Vec<_> = state
+        .app
+        .alerts_named(which, 500)?
+        .into_iter()
+        .filter(|(a, n)| {
+            kind.is_none_or(|k| a.kind == k)
+                && (!severe || a.severity == Severity::Severe)
+                && (name.is_empty() || crate::base::validate::fold(n).contains(&name))
+        })
+        .collect();
     let body = html! {
         h1 { (t(lang, "alerts.title")) }
         p.inline { @for s in [AlertState::Open, AlertState::Acknowledged, AlertState::Resolved] {
             a.button.secondary[s != which] href=(format!("/alerts?state={}", s.as_str())) { (td(lang, &format!("state.{}", s.as_str()))) }
         } }
+        form.filters #alert-filters method="get" action="/alerts" {
+            input type="hidden" name="state" value=(which.as_str());
+            select name="kind" aria-label=(t(lang, "alerts.kind")) {
+                option value="" { (t(lang, "alerts.all_kinds")) }
+                @for k in AlertKind::ALL { option value=(k.as_str()) selected[kind == Some(k)] { (td(lang, &format!("alert.{}", k.as_str()))) } }
+            }
+            label.check { input type="checkbox" name="severity" value="severe" checked[severe]; (t(lang, "alerts.severe_only")) }
+            input name="q" value=(q.q) placeholder=(t(lang, "people.search"));
+            button type="submit" { (t(lang, "people.filter")) }
+        }
         @if list.is_empty() { p.muted { (t(lang, "dash.none")) } }
         @else if which == AlertState::Open { (alert_groups(&state, &ctx, list, 500)) }
         @else { (alert_rows(&state, &ctx, &list)) }

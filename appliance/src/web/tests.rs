@@ -575,6 +575,19 @@ async fn the_dashboard_puts_alerts_in_triage_order() {
     ];
     let positions: Vec<usize> = order.iter().map(|m| at(m)).collect();
     assert!(positions.windows(2).all(|p| p[0] < p[1]), "severe, then groups, then by kind: {positions:?}");
+
+    // The alerts page's filters: a kind, severe only.
+    let shown = |page: &str| -> Vec<String> {
+        page.match_indices("<tr id=\"alert-")
+            .map(|(at, m)| page[at + m.len()..].split('"').next().unwrap_or("").to_owned())
+            .collect()
+    };
+    let get = |path: &str| request(&Method::GET, path, Some((&f.admin.0, &f.admin.1)));
+    let fevers = body(call(&f.router, get("/alerts?kind=fever")).await).await;
+    assert_eq!(shown(&fevers), vec!["a-fever"]);
+    let mut severe = shown(&body(call(&f.router, get("/alerts?severity=severe")).await).await);
+    severe.sort();
+    assert_eq!(severe, vec!["a-away", "a-spo2"]);
 }
 
 #[tokio::test]
