@@ -64,6 +64,11 @@ pub fn group_alerts(mut list: Vec<(Alert, String)>, window: Duration) -> Vec<Ale
     groups
 }
 
+/// An alert's detail as an SMS says it: the Vietnamese part, without diacritics.
+fn sms_detail(detail: &str) -> String {
+    unaccent(&crate::base::i18n::in_lang(crate::base::i18n::Lang::Vi, detail)).replace("°C", "do C")
+}
+
 /// Resolves `alert` as the box does on its own (a band back, a scanner back, a declaration after a
 /// missed round): by `outpost`, at `at`, with `note` saying why.
 pub fn resolve_by_box(alert: &mut Alert, at: DateTime<Utc>, note: String) {
@@ -277,7 +282,7 @@ impl Outpost {
         let text = format!(
             "Outpost: CANH BAO NGHIEM TRONG - phong {}: {}. {}/alerts",
             unaccent(&person.room),
-            unaccent(&alert.detail).replace("°C", "do C"),
+            sms_detail(&alert.detail),
             self.public_url()
         );
         self.queue_on_duty(w, &text)
@@ -323,7 +328,7 @@ impl Outpost {
                 format!(
                     "Outpost: CANH BAO CHUA XU LY ({}) - {room}{}. {url}/alerts",
                     first.escalations,
-                    unaccent(&first.detail).replace("°C", "do C"),
+                    sms_detail(&first.detail),
                 )
             } else {
                 format!("Outpost: {} CANH BAO CHUA XU LY. Vui long xem {url}/alerts", escalated.len())

@@ -196,7 +196,10 @@ impl Outpost {
                         Severity::Severe,
                         &person.id,
                         &now.to_rfc3339(),
-                        format!("ra khỏi vùng cách ly, quá {:.0} m", metres - f64::from(fence.radius_m)),
+                        {
+                            let beyond = metres - f64::from(fence.radius_m);
+                            format!("ra khỏi vùng cách ly (quá {beyond:.0} m) / outside the geofence ({beyond:.0} m beyond)")
+                        },
                         now,
                     );
                     w.put(&alert)?;

@@ -92,14 +92,21 @@ fn alert_for(
         PresenceEvent::State { to: State::Away, .. } => Some((
             AlertKind::BandAway,
             Severity::Severe,
-            format!("vòng {band} không được thấy; lần cuối: {}", place.unwrap_or("—")),
+            format!(
+                "vòng {band} không được thấy; lần cuối: {0} / band {band} not seen; last at {0}",
+                place.unwrap_or("—")
+            ),
         )),
-        PresenceEvent::StrapOpened { .. } => {
-            Some((AlertKind::StrapOpened, Severity::Severe, format!("vòng {band}: dây đeo bị mở")))
-        }
-        PresenceEvent::BatteryLow { percent, .. } => {
-            Some((AlertKind::BandBatteryLow, Severity::Warning, format!("vòng {band}: pin {percent}%")))
-        }
+        PresenceEvent::StrapOpened { .. } => Some((
+            AlertKind::StrapOpened,
+            Severity::Severe,
+            format!("vòng {band}: dây đeo bị mở / band {band}: strap opened"),
+        )),
+        PresenceEvent::BatteryLow { percent, .. } => Some((
+            AlertKind::BandBatteryLow,
+            Severity::Warning,
+            format!("vòng {band}: pin {percent}% / band {band}: battery {percent}%"),
+        )),
         _ => None,
     }
 }

@@ -567,6 +567,17 @@ pub fn key_prefixes() -> std::collections::BTreeSet<&'static str> {
     TEXTS.iter().filter_map(|(k, _, _)| k.split_once('.').map(|(prefix, _)| prefix)).collect()
 }
 
+/// A text the box wrote in both languages (`tiếng Việt / English`, parts of a list each so, joined
+/// by `, `) in `lang`: an alert's detail, its resolution note. A part in one language stays as it is.
+pub fn in_lang(lang: Lang, text: &str) -> String {
+    let part = |p: &str| match (p.split_once(" / "), lang) {
+        (Some((vi, _)), Lang::Vi) => vi.to_owned(),
+        (Some((_, en)), Lang::En) => en.to_owned(),
+        (None, _) => p.to_owned(),
+    };
+    text.split(", ").map(part).collect::<Vec<_>>().join(", ")
+}
+
 /// A number with one decimal as the language writes it: `36,8` in Vietnamese, `36.8` in English.
 pub fn decimal(lang: Lang, value: f64) -> String {
     let text = format!("{value:.1}");
@@ -820,6 +831,14 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn texts_in_both_languages_are_shown_in_one() {
+        let detail = "SpO2 90%, khó thở / shortness of breath, 38.6 °C";
+        assert_eq!(in_lang(Lang::Vi, detail), "SpO2 90%, khó thở, 38.6 °C");
+        assert_eq!(in_lang(Lang::En, detail), "SpO2 90%, shortness of breath, 38.6 °C");
+        assert_eq!(in_lang(Lang::En, "vòng A: pin 9% / band A: battery 9%"), "band A: battery 9%");
     }
 
     #[test]

@@ -22,7 +22,7 @@ use super::{
     layout::{badge, csrf_field},
 };
 use crate::base::{
-    i18n::{t, td},
+    i18n::{in_lang, t, td},
     validate,
 };
 
@@ -47,13 +47,13 @@ pub fn alert_rows(state: &AppState, ctx: &Ctx, alerts: &[(Alert, String)]) -> Ma
                     } }
                     td {
                         (badge(lang, match a.severity { Severity::Severe => "severe", _ => "warning" }, &format!("alert.{}", a.kind.as_str())))
-                        " " (a.detail)
+                        " " (in_lang(lang, &a.detail))
                         @if a.escalations > 0 { " " span.muted { (t(lang, "alerts.escalated")) " ×" (a.escalations) } }
                     }
                     td {
                         (badge(lang, a.state.as_str(), &format!("state.{}", a.state.as_str())))
                         @if let Some(by) = &a.acknowledged_by { br; span.muted { (by) } }
-                        @if !a.resolution_note.is_empty() { br; span.muted { (a.resolution_note) } }
+                        @if !a.resolution_note.is_empty() { br; span.muted { (in_lang(lang, &a.resolution_note)) } }
                     }
                     td {
                         @if ctx.can_write() && a.state == AlertState::Open {

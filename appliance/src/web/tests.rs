@@ -702,3 +702,38 @@ async fn a_persons_page_shows_their_14_days() {
     assert!(strip.contains("38,6 °C") && strip.contains("class=\"fever\""), "{strip}");
     assert!(!strip.contains("style="));
 }
+
+#[tokio::test]
+async fn an_alerts_detail_is_shown_in_the_pages_language() {
+    use outpost_sync::{
+        record::{Alert, AlertKind, Severity},
+        store::WriteSet,
+    };
+    let f = fixture().await;
+    let detail = "vòng C2:00:00:00:00:01 không được thấy; lần cuối: A01 / band C2:00:00:00:00:01 not seen; last at A01";
+    let mut w = WriteSet::new();
+    w.put(&Alert::new(
+        "a-away".into(),
+        AlertKind::BandAway,
+        Severity::Severe,
+        "p",
+        "b",
+        detail.into(),
+        f.app.now(),
+    ))
+    .expect("put");
+    f.store.commit(w).await.expect("commit");
+    let page = |lang: &str| {
+        let mut req = request(&Method::GET, "/alerts", Some((&f.admin.0, &f.admin.1)));
+        let cookie = format!("{SESSION_COOKIE}={}; lang={lang}", f.admin.0);
+        req.headers_mut().insert(header::COOKIE, cookie.parse().expect("cookie"));
+        req
+    };
+    let vi = body(call(&f.router, page("vi")).await).await;
+    assert!(vi.contains("không được thấy; lần cuối: A01") && !vi.contains("not seen"));
+    let en = body(call(&f.router, page("en")).await).await;
+    assert!(
+        en.contains("band C2:00:00:00:00:01 not seen; last at A01") && !en.contains("không được thấy"),
+        "{en}"
+    );
+}
