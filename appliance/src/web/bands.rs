@@ -87,6 +87,7 @@ fn pool_page(
     let csrf = ctx.csrf();
     let body = html! {
         h1 { (t(lang, "bands.title")) }
+        (states_bar(&bands))
         ul.counts #band-counts {
             @for s in BandState::ALL {
                 li data-state=(s.as_str()) { strong { (bands.iter().filter(|b| b.state == s).count()) } " " (td(lang, &format!("band.{}", s.as_str()))) }
@@ -405,4 +406,27 @@ pub async fn api_presence(State(state): State<AppState>) -> ApiResult<Json<Value
     let mqtt = state.services.mqtt().map(|m| m.counters.lock().map(|c| c.clone()).unwrap_or_default());
     let adapter = state.services.scanner().map(|s| s.to_json());
     Ok(Json(json!({"bands": bands, "stats": stats, "counters": mqtt, "adapter": adapter})))
+}
+
+/// The pool by state as one bar (a segment a state, its width its share), for a glance.
+fn states_bar(bands: &[Band]) -> maud::Markup {
+    let total = bands.len().max(1) as f64;
+    let mut x = 0.0;
+    let mut svg = String::from(
+        r#"<svg class="states" id="band-states" viewBox="0 0 100 6" preserveAspectRatio="none" role="img">"#,
+    );
+    for s in BandState::ALL {
+        let n = bands.iter().filter(|b| b.state == s).count();
+        if n == 0 {
+            continue;
+        }
+        let w = n as f64 / total * 100.0;
+        svg.push_str(&format!(
+            r#"<rect class="{}" x="{x:.2}" y="0" width="{w:.2}" height="6"><title>{n}</title></rect>"#,
+            s.as_str()
+        ));
+        x += w;
+    }
+    svg.push_str("</svg>");
+    maud::PreEscaped(svg)
 }

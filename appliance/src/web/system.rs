@@ -117,8 +117,15 @@ pub async fn health_page(State(state): State<AppState>, ctx: Ctx) -> Answer {
         }
         h2 { (t(lang, "health.system")) }
         div.scroll { table #system { tbody {
-            tr { th { (t(lang, "health.disk")) } td { (system.disk_free_bytes >> 20) " MB / " (system.disk_total_bytes >> 20) " MB" } }
-            tr { th { (t(lang, "health.memory")) } td { (system.memory_rss_bytes >> 20) " MB / " (system.memory_available_bytes >> 20) " MB / " (system.memory_total_bytes >> 20) " MB" } }
+            tr { th { (t(lang, "health.disk")) } td {
+                // Gauges: how full the card is, how much of the memory is taken (red past the mark).
+                @let used = system.disk_total_bytes.saturating_sub(system.disk_free_bytes);
+                meter #disk-gauge min="0" max=(system.disk_total_bytes.max(1)) low=(system.disk_total_bytes / 10 * 8) high=(system.disk_total_bytes / 10 * 9) optimum="0" value=(used) {}
+                " " (system.disk_free_bytes >> 20) " MB / " (system.disk_total_bytes >> 20) " MB" } }
+            tr { th { (t(lang, "health.memory")) } td {
+                @let taken = system.memory_total_bytes.saturating_sub(system.memory_available_bytes);
+                meter #memory-gauge min="0" max=(system.memory_total_bytes.max(1)) low=(system.memory_total_bytes / 10 * 7) high=(system.memory_total_bytes / 10 * 9) optimum="0" value=(taken) {}
+                " " (system.memory_rss_bytes >> 20) " MB / " (system.memory_available_bytes >> 20) " MB / " (system.memory_total_bytes >> 20) " MB" } }
             tr #card-wear { th { (t(lang, "health.card_wear")) } td { (card_wear(lang, &system, state.app.config().store.card_write_cycles)) } }
             tr { th { (t(lang, "health.temperature")) } td { (system.temperature_celsius.map(|c| format!("{} °C", decimal(lang, c))).unwrap_or_else(|| "—".into())) } }
             tr { th { (t(lang, "health.store")) } td { (state.app.storage().bytes / 1_000_000) " MB" } }

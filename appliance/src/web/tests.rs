@@ -737,3 +737,26 @@ async fn an_alerts_detail_is_shown_in_the_pages_language() {
         "{en}"
     );
 }
+
+#[tokio::test]
+async fn the_health_page_has_gauges_and_the_pool_a_bar_of_states() {
+    let f = fixture().await;
+    let get = |path: &str| request(&Method::GET, path, Some((&f.admin.0, &f.admin.1)));
+    let health = body(call(&f.router, get("/health")).await).await;
+    assert!(
+        health.contains("<meter id=\"disk-gauge\"") && health.contains("<meter id=\"memory-gauge\""),
+        "{health}"
+    );
+    for id in ["C2:00:00:00:00:01", "C2:00:00:00:00:02"] {
+        let res = call(
+            &f.router,
+            json_request(Method::POST, "/api/v1/bands", &f.medical, serde_json::json!({"id": id})),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+    let pool = body(call(&f.router, get("/bands")).await).await;
+    let bar = pool.split("id=\"band-states\"").nth(1).expect("the bar").split("</svg>").next().unwrap_or("");
+    assert_eq!(bar.matches("<rect").count(), 1, "one state, one segment: {bar}");
+    assert!(bar.contains("width=\"100.00\""), "{bar}");
+}
