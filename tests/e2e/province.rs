@@ -131,6 +131,15 @@ fn district_officers_see_only_their_district_and_acknowledgements_reach_the_site
         let found = officer.get(&format!("/people?q={}", q.replace(' ', "+")));
         assert!(found.body.contains(&name), "{q} finds {name}: {}", found.body);
     }
+    // The site's own page: its figures, today's report, its open alerts; not another district's.
+    let site = officer.get("/site?id=site-a");
+    assert_eq!(site.status, 200, "{}", site.body);
+    for text in ["id=\"site-people\"", "Báo cáo hôm nay", "data-alert=\"a-fever\"", "Số người lấy mẫu lần 1"]
+    {
+        assert!(site.body.contains(text), "{text} in {}", site.body);
+    }
+    assert_eq!(officer.get("/site?id=site-b").status, 404);
+    assert!(home.body.contains("href=\"/site?id=site-a\""), "the overview links to it");
     let alerts = officer.get("/alerts");
     assert!(
         alerts.body.contains("data-alert=\"a-fever\"") && !alerts.body.contains("b-fever"),

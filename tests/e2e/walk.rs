@@ -192,11 +192,15 @@ fn every_province_page_fits_a_phone_and_a_desk() {
     d.type_into("input[name=password]", &password);
     d.click("button");
     d.find("[data-site]");
-    // A person's record, from a search.
+    // A site's page, from the overview; a person's record, from a search.
+    let site = d.script(
+        "var a = document.querySelector('a[href^=\"/site?id=\"]'); return a && a.getAttribute('href')",
+    );
+    let site = site.as_str().expect("a site's link").to_owned();
     d.goto(&format!("{origin}/people?q=nguyen"));
     let record = d.script("var a = document.querySelector('#people a'); return a && a.getAttribute('href')");
     let record = record.as_str().expect("a person found").to_owned();
-    let pages = ["/", "/alerts", "/people?q=nguyen", "/reports", record.as_str()];
+    let pages = ["/", "/alerts", "/people?q=nguyen", "/reports", record.as_str(), site.as_str()];
     let shots = shots();
     let mut wrong = Vec::new();
     for size in SIZES {

@@ -185,6 +185,11 @@ pub struct CorrectForm {
 const MAX_QUARANTINE_DAYS: i64 = 90;
 
 #[derive(Deserialize)]
+pub struct SiteQuery {
+    id: String,
+}
+
+#[derive(Deserialize)]
 pub struct RecordQuery {
     site: String,
     doc: String,
@@ -243,6 +248,7 @@ impl Web {
             .route("/people", get(people_page))
             .route("/sites.csv", get(sites_csv))
             .route("/style.css", get(stylesheet))
+            .route("/site", get(site_page))
             .route("/record", get(record_page))
             .route("/record/correct", post(correct))
             .route("/reports", get(reports_page))
@@ -442,7 +448,7 @@ async fn overview(State(web): State<Web>, headers: HeaderMap) -> Response {
                 tbody {
                     @for v in &views {
                         tr data-site=(v.entry.id) {
-                            td { (v.entry.id) } td { (v.name) } td { (v.entry.district) }
+                            td { a href=(format!("/site?id={}", v.entry.id)) { (v.entry.id) } } td { (v.name) } td { (v.entry.district) }
                             td {
                                 @if v.entry.revoked { span.off { "đã thu hồi" } }
                                 @else if v.online { span.on { "trực tuyến" } }
@@ -454,13 +460,75 @@ async fn overview(State(web): State<Web>, headers: HeaderMap) -> Response {
                                 }
                             }
                             td { (fmt_time(v.last_sync)) }
-                            td { (v.in_quarantine) } td { (v.open_alerts) }
+                            @if v.last_sync.is_none() && v.in_quarantine == 0 {
+                                // Nothing has come from it yet: no figure rather than a zero.
+                                td.off title="Cơ sở chưa đồng bộ lần nào: chưa có số liệu." { "—" } td.off { "—" }
+                            } @else {
+                                td { (v.in_quarantine) } td { (v.open_alerts) }
+                            }
                             @if let Some(c) = &v.certificate { td.certificate { (certificate_cell(c)) } }
                         }
                     }
                 }
             }
             form method="post" action="/logout" { input type="hidden" name="csrf" value=(csrf); button { "Đăng xuất" } }
+        },
+    )
+    .into_response()
+}
+
+/// An alert's detail in Vietnamese (the box writes some in both: `tiếng Việt / English`).
+fn detail_vi(detail: &str) -> String {
+    detail.split(", ").map(|part| part.split(" / ").next().unwrap_or(part)).collect::<Vec<_>>().join(", ")
+}
+
+/// One site: its connection and last exchange, its figures, today's report and its open alerts.
+async fn site_page(State(web): State<Web>, headers: HeaderMap, Query(q): Query<SiteQuery>) -> Response {
+    let Some((_, user, _)) = web.session(&headers) else { return to_login() };
+    let not_found = || (StatusCode::NOT_FOUND, "Không tìm thấy cơ sở này.").into_response();
+    let Some(entry) = web.visible_site(&user, &q.id) else { return not_found() };
+    let (w, u) = (web.clone(), user.clone());
+    let Ok((view, alerts, (rows, _))) = tokio::task::spawn_blocking(move || {
+        let alerts: Vec<Alert> =
+            open_alerts(&w, &u).into_iter().filter(|(s, _)| *s == entry.id).map(|(_, a)| a).collect();
+        (w.view(entry), alerts, zone_reports(&w, &u, today_vn()))
+    })
+    .await
+    else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let report = rows.into_iter().find(|r| r.site == view.entry.id);
+    page(
+        &view.name.clone(),
+        Some(&user),
+        html! {
+            div.figures #site-figures {
+                div { (if view.online { "trực tuyến" } else { "ngoại tuyến" }) small { "đồng bộ gần nhất: " (fmt_time(view.last_sync)) } }
+                div #site-people { (view.in_quarantine) small { "người đang cách ly" } }
+                div #site-alerts { (view.open_alerts) small { "cảnh báo đang mở" } }
+            }
+            p { "Mã cơ sở " strong { (view.entry.id) } " · " (view.entry.district) }
+            @if view.last_sync.is_none() { p.off { "Cơ sở chưa đồng bộ lần nào: các số liệu trên chưa có nguồn từ cơ sở." } }
+            h2 { "Báo cáo hôm nay" }
+            @match &report {
+                Some(r) => {
+                    p { @match &r.confirmed_by { Some(by) => { span.on { "đã xác nhận (" (by) ")" } }, None => { span.off { "chưa xác nhận" } } } }
+                    div.scroll { table #site-report { tbody {
+                        @for (label, cell) in report::COLUMNS.iter().zip(r.day.cells(&r.site)).skip(5) { tr { th { (label) } td { (cell) } } }
+                    } } }
+                }
+                None => { p { "Chưa có báo cáo." } }
+            }
+            h2 { "Cảnh báo đang mở" }
+            @if alerts.is_empty() { p { "Không có cảnh báo nào đang mở." } }
+            div.scroll { table #site-open-alerts { tbody {
+                @for a in &alerts {
+                    tr data-alert=(a.id) {
+                        td { a href=(record_link(&view.entry.id, &format!("alert/{}", a.id))) { (a.subject) } }
+                        td { (a.kind.vi()) } td { (detail_vi(&a.detail)) } td { (fmt_time(Some(a.raised_at))) }
+                    }
+                }
+            } } }
         },
     )
     .into_response()
@@ -559,7 +627,7 @@ async fn alerts_page(State(web): State<Web>, headers: HeaderMap) -> Response {
                         tr data-alert=(a.id) {
                             td { (site) }
                             td { a href=(record_link(site, &format!("alert/{}", a.id))) { (a.subject) } }
-                            td { (a.kind.vi()) } td { (a.detail) }
+                            td { (a.kind.vi()) } td { (detail_vi(&a.detail)) }
                             td { (fmt_time(Some(a.raised_at))) }
                             td {
                                 form method="post" action="/alerts/ack" {
@@ -599,6 +667,23 @@ async fn ack(State(web): State<Web>, headers: HeaderMap, Form(form): Form<AckFor
         tracing::info!(site = %site.id, alert = %alert.id, user = %user.username, "Alert acknowledged at the province.");
     }
     Redirect::to("/alerts").into_response()
+}
+
+/// The form that corrects a person's record at the province ([`correct`]).
+fn correction_form(site: &str, id: &str, csrf: &str) -> Markup {
+    html! {
+        h2 { "Sửa hoặc gia hạn" }
+        p { "Sửa tại tỉnh được gửi về cơ sở ở lần đồng bộ tới, và ghi vào lịch sử tình trạng." }
+        form #correct method="post" action="/record/correct" {
+            input type="hidden" name="site" value=(site);
+            input type="hidden" name="id" value=(id);
+            input type="hidden" name="csrf" value=(csrf);
+            label { "Ngày kết thúc cách ly " input name="quarantine_end" placeholder="dd/mm/yyyy"; }
+            " " label { "Phòng " input name="room" size="8"; }
+            " " label { "Lý do " input name="note" required placeholder="Số Quyết định gia hạn…"; }
+            " " button { "Lưu" }
+        }
+    }
 }
 
 /// What a correction asks, checked against the record: the new end and room, or why not.
@@ -930,19 +1015,7 @@ async fn record_page(State(web): State<Web>, headers: HeaderMap, Query(q): Query
             }
             h2 { "Hiện tại" }
             table #fields { @for (k, v) in &fields { @if let Some(text) = shown_value(k, v) { tr { th { (field_label(k)) } td { (text) } } } } }
-            @if let Some(id) = &person_id {
-                h2 { "Sửa hoặc gia hạn" }
-                p { "Sửa tại tỉnh được gửi về cơ sở ở lần đồng bộ tới, và ghi vào lịch sử tình trạng." }
-                form #correct method="post" action="/record/correct" {
-                    input type="hidden" name="site" value=(site.id);
-                    input type="hidden" name="id" value=(id);
-                    input type="hidden" name="csrf" value=(csrf);
-                    label { "Ngày kết thúc cách ly " input name="quarantine_end" placeholder="dd/mm/yyyy"; }
-                    " " label { "Phòng " input name="room" size="8"; }
-                    " " label { "Lý do " input name="note" required placeholder="Số Quyết định gia hạn…"; }
-                    " " button { "Lưu" }
-                }
-            }
+            @if let Some(id) = &person_id { (correction_form(&site.id, id, &csrf)) }
             h2 { "Lịch sử thay đổi" }
             table #history {
                 thead { tr { th { "#" } th { "Bởi" } th { "Trường" } th { "Trước" } th { "Sau" } } }
