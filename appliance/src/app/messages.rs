@@ -44,7 +44,7 @@ impl Outpost {
 
     /// Queues the SMS that gives `person` their declaration link (and the site's Wi-Fi).
     pub async fn send_link(&self, person: &Person, by: &str) -> AppResult<()> {
-        let text = crate::base::i18n::link_sms(&self.personal_link(person), &self.config.site.wifi);
+        let text = link_sms(&self.personal_link(person), &self.config.site.wifi);
         let mut w = WriteSet::new();
         self.queue_sms(&mut w, &person.phone, &text, Purpose::Custom, Some(&person.id))?;
         self.audit(&mut w, by, "sms.link", &person.id, "")?;
@@ -53,4 +53,14 @@ impl Outpost {
         self.emit("sms", "link");
         Ok(())
     }
+}
+
+/// The SMS that gives a person their declaration link (and the site's Wi-Fi, if set), without
+/// diacritics so it stays one GSM 7-bit part.
+pub(crate) fn link_sms(link: &str, wifi: &str) -> String {
+    let mut text = format!("Outpost: Khai bao y te hang ngay tai {link}");
+    if !wifi.is_empty() {
+        text.push_str(&format!(" (Wi-Fi: {})", validate::unaccent(wifi)));
+    }
+    text
 }

@@ -641,15 +641,6 @@ pub fn result_sms(
 }
 
 /// A spot check's request, in one GSM part.
-/// The SMS that gives a person their declaration link (and the site's Wi-Fi, if set).
-pub fn link_sms(link: &str, wifi: &str) -> String {
-    let mut text = format!("Outpost: Khai bao y te hang ngay tai {link}");
-    if !wifi.is_empty() {
-        text.push_str(&format!(" (Wi-Fi: {})", crate::base::validate::unaccent(wifi)));
-    }
-    text
-}
-
 pub fn spot_check_sms(deadline: &str, link: &str) -> String {
     format!("Outpost: Kiem tra dot xuat. Truoc {deadline}, mo {link} va gui anh khuon mat cung vi tri.")
 }

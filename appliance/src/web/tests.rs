@@ -670,7 +670,7 @@ async fn a_persons_card_and_link_by_sms() {
     let queued = f.app.outbox_all().expect("outbox");
     assert!(queued.iter().any(|m| m.to == "0912000222" && m.text.contains(&link)), "{queued:?}");
     assert_eq!(
-        crate::base::i18n::link_sms("https://x/d/t", "Khu-A Tầng 2"),
+        crate::app::messages::link_sms("https://x/d/t", "Khu-A Tầng 2"),
         "Outpost: Khai bao y te hang ngay tai https://x/d/t (Wi-Fi: Khu-A Tang 2)"
     );
 }

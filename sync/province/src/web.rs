@@ -646,15 +646,36 @@ async fn alerts_page(State(web): State<Web>, headers: HeaderMap) -> Response {
     .into_response()
 }
 
-async fn ack(State(web): State<Web>, headers: HeaderMap, Form(form): Form<AckForm>) -> Response {
-    let Some((_, user, csrf)) = web.session(&headers) else { return to_login() };
-    if form.csrf != csrf {
-        return (StatusCode::FORBIDDEN, "Phiên làm việc không hợp lệ; hãy tải lại trang.").into_response();
+/// What a posted form about record `id` of a site needs first: a session, its CSRF token, a site
+/// the user sees, its records, and the record; or the answer to give (`missing`: what a hidden site
+/// or an absent record is said to be).
+fn posted_record<R: outpost_sync::record::Record>(
+    web: &Web,
+    headers: &HeaderMap,
+    (site, csrf, id): (&str, &str, &str),
+    missing: &'static str,
+) -> Result<(User, SiteEntry, Store, R), Box<Response>> {
+    let Some((_, user, expected)) = web.session(headers) else { return Err(Box::new(to_login())) };
+    if csrf != expected {
+        let refused = (StatusCode::FORBIDDEN, "Phiên làm việc không hợp lệ; hãy tải lại trang.");
+        return Err(Box::new(refused.into_response()));
     }
-    let not_found = || (StatusCode::NOT_FOUND, "Không tìm thấy cảnh báo này.").into_response();
-    let Some(site) = web.visible_site(&user, &form.site) else { return not_found() };
-    let Some(store) = web.store(&site) else { return StatusCode::INTERNAL_SERVER_ERROR.into_response() };
-    let Ok(Some(mut alert)) = store.get::<Alert>(&form.id) else { return not_found() };
+    let not_found = || Box::new((StatusCode::NOT_FOUND, missing).into_response());
+    let Some(site) = web.visible_site(&user, site) else { return Err(not_found()) };
+    let Some(store) = web.store(&site) else {
+        return Err(Box::new(StatusCode::INTERNAL_SERVER_ERROR.into_response()));
+    };
+    let Ok(Some(record)) = store.get::<R>(id) else { return Err(not_found()) };
+    Ok((user, site, store, record))
+}
+
+async fn ack(State(web): State<Web>, headers: HeaderMap, Form(form): Form<AckForm>) -> Response {
+    let missing = "Không tìm thấy cảnh báo này.";
+    let (user, site, store, mut alert) =
+        match posted_record::<Alert>(&web, &headers, (&form.site, &form.csrf, &form.id), missing) {
+            Ok(found) => found,
+            Err(answer) => return *answer,
+        };
     if alert.state == AlertState::Open {
         alert.state = AlertState::Acknowledged;
         alert.acknowledged_by = Some(format!("province:{}", user.username));
@@ -713,14 +734,12 @@ fn checked_correction(p: &Person, form: &CorrectForm) -> Result<(chrono::NaiveDa
 }
 
 async fn correct(State(web): State<Web>, headers: HeaderMap, Form(form): Form<CorrectForm>) -> Response {
-    let Some((_, user, csrf)) = web.session(&headers) else { return to_login() };
-    if form.csrf != csrf {
-        return (StatusCode::FORBIDDEN, "Phiên làm việc không hợp lệ; hãy tải lại trang.").into_response();
-    }
-    let not_found = || (StatusCode::NOT_FOUND, "Không tìm thấy hồ sơ này.").into_response();
-    let Some(site) = web.visible_site(&user, &form.site) else { return not_found() };
-    let Some(store) = web.store(&site) else { return StatusCode::INTERNAL_SERVER_ERROR.into_response() };
-    let Ok(Some(mut p)) = store.get::<Person>(&form.id) else { return not_found() };
+    let missing = "Không tìm thấy hồ sơ này.";
+    let (user, site, store, mut p) =
+        match posted_record::<Person>(&web, &headers, (&form.site, &form.csrf, &form.id), missing) {
+            Ok(found) => found,
+            Err(answer) => return *answer,
+        };
     let (end, room) = match checked_correction(&p, &form) {
         Ok(ok) => ok,
         Err(why) => return (StatusCode::UNPROCESSABLE_ENTITY, why).into_response(),
