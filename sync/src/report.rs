@@ -41,11 +41,13 @@ pub fn spreadsheet_text(s: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// One cell of a report row: text, or a count (a spreadsheet keeps it a number).
+/// One cell of a report row: text, a count (a spreadsheet keeps it a number) or a date (a
+/// spreadsheet keeps it a date; text shows it as dd/mm/yyyy).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cell {
     Text(String),
     Count(usize),
+    Date(NaiveDate),
 }
 
 impl std::fmt::Display for Cell {
@@ -53,7 +55,19 @@ impl std::fmt::Display for Cell {
         match self {
             Cell::Text(s) => f.write_str(s),
             Cell::Count(n) => write!(f, "{n}"),
+            Cell::Date(d) => write!(f, "{}", d.format("%d/%m/%Y")),
         }
+    }
+}
+
+/// A site's management level as the form writes it: the level's English code (as sites configured
+/// before the form's wording was the default still send) in Vietnamese, any other text as it is.
+pub fn management_level(level: &str) -> &str {
+    match level.trim().to_lowercase().as_str() {
+        "province" => "Tỉnh/Thành phố",
+        "district" => "Quận/Huyện",
+        "commune" => "Xã/Phường/Thị trấn",
+        _ => level,
     }
 }
 
@@ -68,7 +82,7 @@ impl ZoneDay {
             text(&self.district),
             text(&self.commune),
             text(&self.zone_name),
-            text(&self.management_level),
+            text(management_level(&self.management_level)),
             Cell::Count(self.in_quarantine),
             Cell::Count(self.admitted),
             Cell::Count(self.admitted_workers),
@@ -80,7 +94,7 @@ impl ZoneDay {
             Cell::Count(round(3)),
             Cell::Count(later),
             Cell::Count(self.converted_f0),
-            Cell::Text(self.last_f0.map(|d| d.format("%d/%m/%Y").to_string()).unwrap_or_default()),
+            self.last_f0.map_or(Cell::Text(String::new()), Cell::Date),
             Cell::Count(self.transferred_after_f0),
             Cell::Count(self.released),
         ]
@@ -249,6 +263,14 @@ mod tests {
             (before.in_quarantine, before.converted_f0, before.last_f0),
             (2, 0, Some(d(15))),
             "{before:?}"
+        );
+        // The row says the level as the form does, even for a site configured with its code; the
+        // last F0's date is a date.
+        let cells = day.cells("s");
+        assert_eq!(cells[4], Cell::Text("Quận/Huyện".into()));
+        assert_eq!(
+            cells[COLUMNS.iter().position(|c| c.contains("F0 gần nhất")).expect("column")],
+            Cell::Date(d(21))
         );
         let mut total = day.clone();
         total.add(&before);

@@ -9,14 +9,20 @@ use serde_json::{json, Value};
 
 use crate::PASSWORD;
 
-/// The cells of the .xlsx's first sheet, row by row, as openpyxl reads them.
-fn read_xlsx(bytes: &[u8]) -> Vec<Vec<Value>> {
+/// The .xlsx as openpyxl reads it: `rows` (the first sheet's cells, dates as ISO text), `about`
+/// (the second sheet's), `frozen` (the first sheet's frozen cell), `bold` (its header's first cell),
+/// `date_format` (the number format of the second row's first cell), `width` (its first column's).
+fn read_xlsx(bytes: &[u8]) -> Value {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("report.xlsx");
     std::fs::write(&path, bytes).expect("write");
     let script = "import json, sys, openpyxl\n\
-                  sheet = openpyxl.load_workbook(sys.argv[1]).active\n\
-                  print(json.dumps([[c for c in row] for row in sheet.iter_rows(values_only=True)]))";
+                  book = openpyxl.load_workbook(sys.argv[1])\n\
+                  data, about = book.worksheets\n\
+                  cells = lambda s: [[c for c in row] for row in s.iter_rows(values_only=True)]\n\
+                  print(json.dumps(dict(rows=cells(data), about=cells(about), frozen=data.freeze_panes,\n\
+                      bold=data['A1'].font.b, date_format=data['A2'].number_format,\n\
+                      width=data.column_dimensions['A'].width), default=lambda d: d.isoformat()))";
     let out = Command::new("/usr/bin/python3")
         .args(["-c", script])
         .arg(&path)
@@ -139,18 +145,35 @@ fn the_days_report_its_confirmation_and_its_exports() {
     assert_eq!(lines.len(), 2, "{csv}");
     assert!(lines[0].starts_with("Ngày,Mã cơ sở,Huyện/thành phố"), "{csv}");
     let xlsx = c.get_bytes("/reports/2026-11-21/export.xlsx");
-    let rows = read_xlsx(&xlsx);
+    let book = read_xlsx(&xlsx);
+    let rows = book["rows"].as_array().expect("rows");
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0][0], "Ngày");
     assert_eq!(rows[0][12], "Số người lấy mẫu lần 1");
+    // A real date shown as Vietnamese write it, a bold header that stays in view, widths to fit.
     let row = &rows[1];
-    assert_eq!(row[0], "21/11/2026");
+    assert_eq!(row[0], "2026-11-21T00:00:00");
+    assert_eq!(
+        (book["date_format"].as_str(), book["bold"].as_bool()),
+        (Some("dd/mm/yyyy"), Some(true)),
+        "{book}"
+    );
+    assert_eq!(book["frozen"], "A2");
+    assert!(book["width"].as_f64().is_some_and(|w| w > 8.0), "{book}");
+    // Who exported it, from where and when (17:00 at the site).
+    let about = &book["about"];
+    assert_eq!(
+        (&about[0][1], about[1][1].as_str()),
+        (&row[1], Some("lan.nguyen")),
+        "the site's code: {about}"
+    );
+    assert!(about[2][1].as_str().is_some_and(|t| t.starts_with("2026-11-21T17:")), "{about}");
     let numbers: Vec<i64> =
         [6, 7, 8, 12, 13, 16, 18, 19].iter().map(|i| row[*i].as_i64().expect("a number")).collect();
     // In quarantine 6 after the late release; admitted 6, of whom 2 workers; sampled 3 and 1; F0 1;
     // transferred after F0 1; released 2.
     assert_eq!(numbers, vec![6, 6, 2, 3, 1, 1, 1, 2], "{row:?}");
-    assert_eq!(row[17], "21/11/2026");
+    assert_eq!(row[17], "2026-11-21T00:00:00");
     let series = c.get("/api/v1/reports?date=2026-11-21").json();
     let last = &series.as_array().expect("series")[29];
     assert_eq!((last["admitted"].as_u64(), last["in_quarantine"].as_u64()), (Some(6), Some(6)), "{last}");

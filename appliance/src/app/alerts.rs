@@ -64,6 +64,28 @@ pub fn group_alerts(mut list: Vec<(Alert, String)>, window: Duration) -> Vec<Ale
     groups
 }
 
+/// Open alerts of one kind about one person (three missed rounds, two fevers): one row on the pages
+/// with how many, from when to when, and one acknowledge for all. Each row stands where its first
+/// alert stands in `list` (which comes in triage order); other alerts are rows of their own.
+pub fn per_person(list: Vec<(Alert, String)>) -> Vec<Vec<(Alert, String)>> {
+    let mut rows: Vec<Vec<(Alert, String)>> = Vec::new();
+    let mut at: HashMap<(String, AlertKind), usize> = HashMap::new();
+    for (alert, name) in list {
+        if alert.person_id.is_empty() || alert.state != AlertState::Open {
+            rows.push(vec![(alert, name)]);
+            continue;
+        }
+        match at.entry((alert.person_id.clone(), alert.kind)) {
+            std::collections::hash_map::Entry::Occupied(o) => rows[*o.get()].push((alert, name)),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(rows.len());
+                rows.push(vec![(alert, name)]);
+            }
+        }
+    }
+    rows
+}
+
 /// An alert's detail as an SMS says it: the Vietnamese part, without diacritics.
 fn sms_detail(detail: &str) -> String {
     unaccent(&crate::base::i18n::in_lang(crate::base::i18n::Lang::Vi, detail)).replace("°C", "do C")

@@ -23,7 +23,7 @@ use outpost_sync::{
 use serde::{Deserialize, Serialize};
 
 use super::{AppResult, Outpost};
-use crate::base::validate::unaccent;
+use crate::base::{i18n::Lang, validate::unaccent};
 
 const PREFIX: &str = "scanner/";
 
@@ -47,11 +47,14 @@ pub struct KnownScanner {
 }
 
 /// Why a scanner is down, in words for staff.
-pub fn reason_vi(reason: &DownReason, silent_minutes: i64) -> String {
-    match reason {
-        DownReason::Offline => "gateway báo mất kết nối (MQTT last will)".to_owned(),
-        DownReason::Silent => format!("không gửi gì trong {silent_minutes} phút"),
-        DownReason::Adapter(_) => "bộ Bluetooth của hộp bị lỗi".to_owned(),
+pub fn reason_text(lang: Lang, reason: &DownReason, silent_minutes: i64) -> String {
+    match (reason, lang) {
+        (DownReason::Offline, Lang::Vi) => "gateway báo mất kết nối (MQTT last will)".to_owned(),
+        (DownReason::Offline, Lang::En) => "the gateway said it went offline (MQTT last will)".to_owned(),
+        (DownReason::Silent, Lang::Vi) => format!("không gửi gì trong {silent_minutes} phút"),
+        (DownReason::Silent, Lang::En) => format!("nothing sent for {silent_minutes} minutes"),
+        (DownReason::Adapter(_), Lang::Vi) => "bộ Bluetooth của hộp bị lỗi".to_owned(),
+        (DownReason::Adapter(_), Lang::En) => "the box's Bluetooth adapter failed".to_owned(),
     }
 }
 
@@ -154,9 +157,13 @@ impl Outpost {
             }
             _ => {}
         }
-        let why = reason_vi(reason, (at - last_heard).num_minutes().max(1));
+        let silent = (at - last_heard).num_minutes().max(1);
+        // In both languages (`in_lang` shows one).
         let detail = format!(
-            "máy quét {scanner}: {why}; nghe lần cuối lúc {heard}; {watched} vòng đeo tay không được theo dõi"
+            "máy quét {scanner}: {}; nghe lần cuối lúc {heard}; {watched} vòng đeo tay không được theo dõi / \
+             scanner {scanner}: {}; last heard at {heard}; {watched} bands not watched",
+            reason_text(Lang::Vi, reason, silent),
+            reason_text(Lang::En, reason, silent),
         );
         let id = format!("{}-{scanner}-{}", AlertKind::ScannerDown.as_str(), at.timestamp());
         let alert = Alert::new(id.clone(), AlertKind::ScannerDown, Severity::Severe, "", scanner, detail, at);

@@ -26,19 +26,27 @@ use crate::base::{
     validate,
 };
 
-/// Alerts with the names of the people they are about, and their actions for those who may act.
+/// Alerts with the names of the people they are about, and their actions for those who may act:
+/// open ones can be ticked for one acknowledge of them all (the page's [`bulk_form`]).
 pub fn alert_rows(state: &AppState, ctx: &Ctx, alerts: &[(Alert, String)]) -> Markup {
     let lang = ctx.lang;
-    let csrf = ctx.csrf();
+    let rows = crate::app::alerts::per_person(alerts.to_vec());
     html! {
         div.scroll { table {
             thead { tr {
                 th { (t(lang, "alerts.raised")) } th { (t(lang, "common.person")) } th { (t(lang, "common.detail")) }
                 th { (t(lang, "field.status")) } th { (t(lang, "common.actions")) }
             } }
-            tbody { @for (a, name) in alerts {
-                tr id=(format!("alert-{}", a.id)) data-kind=(a.kind.as_str()) data-state=(a.state.as_str()) {
-                    td { (state.fmt_time(a.raised_at)) }
+            tbody { @for row in &rows {
+                @let (a, name) = &row[0];
+                tr id=(format!("alert-{}", a.id)) data-kind=(a.kind.as_str()) data-state=(a.state.as_str()) data-count=(row.len()) {
+                    td {
+                        (state.fmt_time(a.raised_at))
+                        @if row.len() > 1 {
+                            @let first = row.iter().map(|(a, _)| a.raised_at).min().unwrap_or(a.raised_at);
+                            br; span.muted { (t(lang, "alerts.since")) " " (state.fmt_time(first)) }
+                        }
+                    }
                     td { @if a.person_id.is_empty() {
                         // About a scanner, not a person.
                         a href="/bands#scanners" { (t(lang, "scanners.scanner")) " " (a.subject) }
@@ -46,32 +54,68 @@ pub fn alert_rows(state: &AppState, ctx: &Ctx, alerts: &[(Alert, String)]) -> Ma
                         a href=(format!("/people/{}", a.person_id)) { (name) }
                     } }
                     td {
+                        @if row.len() > 1 { strong { (row.len()) " " (t(lang, "alerts.times")) } " " }
                         (badge(lang, match a.severity { Severity::Severe => "severe", _ => "warning" }, &format!("alert.{}", a.kind.as_str())))
                         " " (in_lang(lang, &a.detail))
                         @if a.escalations > 0 { " " span.muted { (t(lang, "alerts.escalated")) " ×" (a.escalations) } }
+                        @if row.len() > 1 {
+                            details { summary { (t(lang, "alerts.each")) }
+                                ul { @for (b, _) in &row[..] { li { (state.fmt_time(b.raised_at)) " — " (in_lang(lang, &b.detail)) } } }
+                            }
+                        }
                     }
                     td {
                         (badge(lang, a.state.as_str(), &format!("state.{}", a.state.as_str())))
                         @if let Some(by) = &a.acknowledged_by { br; span.muted { (by) } }
                         @if !a.resolution_note.is_empty() { br; span.muted { (in_lang(lang, &a.resolution_note)) } }
                     }
-                    td {
-                        @if ctx.can_write() && a.state == AlertState::Open {
-                            form.inline method="post" action=(format!("/alerts/{}/ack", a.id)) {
-                                (csrf_field(&csrf)) button type="submit" { (t(lang, "alerts.ack")) }
-                            }
-                        }
-                        @if ctx.can_write() && a.state != AlertState::Resolved {
-                            form.inline method="post" action=(format!("/alerts/{}/resolve", a.id)) {
-                                (csrf_field(&csrf))
-                                input name="note" required placeholder=(t(lang, "alerts.resolution"));
-                                button.secondary type="submit" { (t(lang, "alerts.resolve")) }
-                            }
-                        }
-                    }
+                    td { (actions(ctx, row)) }
                 }
             } }
         } }
+    }
+}
+
+/// A row's actions: its tick box, its acknowledge (of all its alerts), its resolve (one alert).
+fn actions(ctx: &Ctx, row: &[(Alert, String)]) -> Markup {
+    let lang = ctx.lang;
+    let csrf = ctx.csrf();
+    let a = &row[0].0;
+    let ids = row.iter().map(|(a, _)| a.id.as_str()).collect::<Vec<_>>().join(",");
+    html! {
+            @if ctx.can_write() && a.state == AlertState::Open {
+                label.check { input type="checkbox" name="ids" value=(ids) form="alerts-bulk"; (t(lang, "alerts.pick")) }
+                @if row.len() > 1 {
+                    form.inline method="post" action="/alerts/ack-selected" {
+                        (csrf_field(&csrf)) input type="hidden" name="ids" value=(ids);
+                        button type="submit" { (t(lang, "alerts.ack_group")) " (" (row.len()) ")" }
+                    }
+                } @else {
+                    form.inline method="post" action=(format!("/alerts/{}/ack", a.id)) {
+                        (csrf_field(&csrf)) button type="submit" { (t(lang, "alerts.ack")) }
+                    }
+                }
+            }
+            @if ctx.can_write() && a.state != AlertState::Resolved && row.len() == 1 {
+                form.inline method="post" action=(format!("/alerts/{}/resolve", a.id)) {
+                    (csrf_field(&csrf))
+                    input name="note" required placeholder=(t(lang, "alerts.resolution"));
+                    button.secondary type="submit" { (t(lang, "alerts.resolve")) }
+                }
+            }
+    }
+}
+
+/// The form the ticked alerts of a page are acknowledged by (their checkboxes name it), shown when
+/// the page has open alerts and the user may act.
+pub fn bulk_form(ctx: &Ctx) -> Markup {
+    html! {
+        @if ctx.can_write() {
+            form.inline #alerts-bulk method="post" action="/alerts/ack-selected" {
+                (csrf_field(&ctx.csrf()))
+                button type="submit" { (t(ctx.lang, "alerts.ack_picked")) }
+            }
+        }
     }
 }
 
@@ -96,6 +140,7 @@ pub fn alert_groups(state: &AppState, ctx: &Ctx, open: Vec<(Alert, String)>, lim
     let single = &single[..single.len().min(limit)];
     let severe = single.iter().take_while(|(a, _)| a.severity == Severity::Severe).count();
     html! {
+        (bulk_form(ctx))
         @if severe > 0 { (alert_rows(state, ctx, &single[..severe])) }
         @for g in many.iter().take(limit) {
             @let (from, to) = g.span();
@@ -203,6 +248,30 @@ pub async fn acknowledge_group(
     let from = validate::required("from", &f.get("from"), parse_time)?;
     let to = validate::required("to", &f.get("to"), parse_time)?;
     state.app.acknowledge_group(kind, (from, to), &ctx.username()?).await?;
+    Ok(Redirect::to(&back_to(&headers, "/alerts")).into_response())
+}
+
+/// The ticked alerts' one acknowledge (each checkbox carries one row's ids, joined by commas).
+pub async fn acknowledge_selected(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
+    let ids: Vec<String> = FormData::parse(&body)
+        .all("ids")
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if ids.is_empty() {
+        return Err(
+            crate::app::AppError::invalid("ids", "Chưa chọn cảnh báo nào.", "No alert selected.").into()
+        );
+    }
+    state.app.acknowledge_ids(&ids, &ctx.username()?).await?;
     Ok(Redirect::to(&back_to(&headers, "/alerts")).into_response())
 }
 

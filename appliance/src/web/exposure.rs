@@ -6,6 +6,7 @@ use axum::{
     response::{IntoResponse, Redirect},
     Json,
 };
+use chrono::NaiveDate;
 use maud::{html, Markup};
 use outpost_sync::{
     record::{Exposure, Person},
@@ -14,11 +15,11 @@ use outpost_sync::{
 
 use super::{
     error::ApiError,
-    kit::{download, Answer, ApiResult, AppState, Ctx},
+    kit::{download, xlsx_download, Answer, ApiResult, AppState, Ctx},
     layout::csrf_field,
 };
 use crate::{
-    app::{csv, xlsx, AppError},
+    app::{csv, AppError},
     base::i18n::t,
 };
 
@@ -100,7 +101,7 @@ fn rows(x: &Exposure) -> Vec<Vec<Cell>> {
                     text(&c.full_name),
                     text(&c.room),
                     Cell::Count(c.minutes as usize),
-                    text(day),
+                    NaiveDate::parse_from_str(day, "%Y-%m-%d").map_or_else(|_| text(day), Cell::Date),
                     text(zone),
                     Cell::Count(*minutes as usize),
                 ]);
@@ -124,13 +125,9 @@ pub async fn export_csv(State(state): State<AppState>, Path(id): Path<String>) -
     Ok(download("text/csv; charset=utf-8", &format!("tiep-xuc-{id}.csv"), w.into_bytes()))
 }
 
-pub async fn export_xlsx(State(state): State<AppState>, Path(id): Path<String>) -> Answer {
+pub async fn export_xlsx(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Answer {
     let x = kept(&state, &id)?;
-    Ok(download(
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        &format!("tiep-xuc-{id}.xlsx"),
-        xlsx::workbook("Tiếp xúc", &rows(&x)),
-    ))
+    xlsx_download(&state, &ctx, ("Tiếp xúc", &format!("tiep-xuc-{id}.xlsx")), &rows(&x))
 }
 
 /// `GET /api/v1/people/{id}/exposure`: the list last made (404 if none yet).

@@ -112,6 +112,25 @@ pub fn public_page(lang: Lang, status: StatusCode, title: &str, body: Markup) ->
 }
 
 /// A file to download.
+/// A spreadsheet of `rows` to download, its second sheet naming the site, the account and the time.
+pub fn xlsx_download(
+    state: &AppState,
+    ctx: &Ctx,
+    (sheet, filename): (&str, &str),
+    rows: &[Vec<outpost_sync::report::Cell>],
+) -> Answer {
+    let by = ctx.username()?;
+    let config = state.app.config();
+    let made = crate::app::xlsx::Made {
+        site: &config.site.id,
+        by: &by,
+        at: state.app.schedule().local(state.app.now()),
+    };
+    let book = crate::app::xlsx::workbook(sheet, rows, &made)
+        .map_err(|e| ApiError::Internal(format!("xlsx: {e}")))?;
+    Ok(download("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", filename, book))
+}
+
 pub fn download(content_type: &str, filename: &str, body: impl IntoResponse) -> Response {
     (
         [

@@ -351,7 +351,10 @@ pub async fn show(
         (location)
         (exposure)
         h2 { (t(lang, "people.alerts")) }
-        @if alerts.is_empty() { p.muted { (t(lang, "dash.none")) } } @else { (alert_rows(&state, &ctx, &alerts)) }
+        @if alerts.is_empty() { p.muted { (t(lang, "dash.none")) } } @else {
+            @if alerts.iter().any(|(a, _)| a.state == outpost_sync::record::AlertState::Open) { (super::alerts::bulk_form(&ctx)) }
+            (alert_rows(&state, &ctx, &alerts))
+        }
         h2 { (t(lang, "people.declarations")) }
         (declaration_rows(&state, lang, &decls))
         h2 { (t(lang, "field.status")) }

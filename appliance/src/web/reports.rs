@@ -19,11 +19,11 @@ use serde_json::{json, Value};
 
 use super::{
     error::ApiError,
-    kit::{download, staff_page, Answer, ApiResult, AppState, Ctx},
+    kit::{download, staff_page, xlsx_download, Answer, ApiResult, AppState, Ctx},
     layout::csrf_field,
 };
 use crate::{
-    app::{csv, reports::DayPoint, xlsx, AppError},
+    app::{csv, reports::DayPoint, AppError},
     base::i18n::{t, td, Lang},
 };
 
@@ -113,7 +113,7 @@ async fn sheet(state: &AppState, date: NaiveDate) -> Result<Vec<Vec<Cell>>, AppE
     let (day, _) = figures(state, date).await?;
     let mut header = vec![Cell::Text("Ngày".into())];
     header.extend(report::COLUMNS.iter().map(|c| Cell::Text((*c).to_owned())));
-    let mut row = vec![Cell::Text(date.format("%d/%m/%Y").to_string())];
+    let mut row = vec![Cell::Date(date)];
     row.extend(day.cells(&state.app.config().site.id));
     Ok(vec![header, row])
 }
@@ -128,13 +128,9 @@ pub async fn export_csv(State(state): State<AppState>, Path(date): Path<NaiveDat
     Ok(download("text/csv; charset=utf-8", &format!("bao-cao-khu-cach-ly-{date}.csv"), body))
 }
 
-pub async fn export_xlsx(State(state): State<AppState>, Path(date): Path<NaiveDate>) -> Answer {
+pub async fn export_xlsx(State(state): State<AppState>, ctx: Ctx, Path(date): Path<NaiveDate>) -> Answer {
     let rows = sheet(&state, date).await?;
-    Ok(download(
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        &format!("bao-cao-khu-cach-ly-{date}.xlsx"),
-        xlsx::workbook("Báo cáo", &rows),
-    ))
+    xlsx_download(&state, &ctx, ("Báo cáo", &format!("bao-cao-khu-cach-ly-{date}.xlsx")), &rows)
 }
 
 // ----- the chart -----

@@ -131,6 +131,7 @@ pub fn routes() -> Vec<RouteDef> {
         r(M::GET, "/alerts", Staff, get(alerts::list)),
         r(M::POST, "/alerts/{id}/ack", Writer, post(alerts::acknowledge)),
         r(M::POST, "/alerts/ack-group", Writer, post(alerts::acknowledge_group)),
+        r(M::POST, "/alerts/ack-selected", Writer, post(alerts::acknowledge_selected)),
         r(M::POST, "/alerts/{id}/resolve", Writer, post(alerts::resolve)),
         r(M::GET, "/followup", Staff, get(followup::sheet)),
         r(M::GET, "/followup/export.csv", Staff, get(followup::export)),

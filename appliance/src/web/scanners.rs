@@ -16,7 +16,7 @@ use super::{
     kit::{Answer, ApiResult, AppState, Ctx},
     layout::{badge, csrf_field},
 };
-use crate::{app::scanners::reason_vi, base::i18n::t};
+use crate::{app::scanners::reason_text, base::i18n::t};
 
 fn scanners(state: &AppState) -> Vec<Scanner> {
     state.services.presence().map(|p| p.scanners()).unwrap_or_default()
@@ -44,7 +44,7 @@ pub fn table(state: &AppState, ctx: &Ctx) -> Markup {
                             Health::Up => (badge(lang, "present", "scanners.up")),
                             Health::Down => (badge(lang, "severe", "scanners.down")),
                         }
-                        @if let Some(r) = &s.reason { " " span.muted { (reason_vi(r, silent)) } }
+                        @if let Some(r) = &s.reason { " " span.muted { (reason_text(lang, r, silent)) } }
                     }
                     td { (state.fmt_time(s.since)) }
                     td { (state.fmt_time(s.last_heard)) }

@@ -591,6 +591,59 @@ async fn the_dashboard_puts_alerts_in_triage_order() {
 }
 
 #[tokio::test]
+async fn a_persons_repeated_alerts_are_one_row_and_ticked_alerts_are_acknowledged_at_once() {
+    use outpost_sync::{
+        record::{Alert, AlertKind, AlertState, Severity},
+        store::WriteSet,
+    };
+    let f = fixture().await;
+    let now = f.app.now();
+    // One person missed three rounds (hours apart: not a storm), another has a fever, a third a
+    // missed round.
+    let alerts = [
+        ("m-1", "p", AlertKind::MissingDeclaration, 600),
+        ("m-2", "p", AlertKind::MissingDeclaration, 360),
+        ("m-3", "p", AlertKind::MissingDeclaration, 120),
+        ("fever", "q", AlertKind::Fever, 30),
+        ("other", "r", AlertKind::MissingDeclaration, 200),
+    ];
+    let mut w = WriteSet::new();
+    for (id, person, kind, minutes_ago) in alerts {
+        let at = now - chrono::Duration::minutes(minutes_ago);
+        w.put(&Alert::new(id.into(), kind, Severity::Warning, person, id, format!("{id} detail"), at))
+            .expect("put");
+    }
+    f.store.commit(w).await.expect("commit");
+    let get = |path: &str| request(&Method::GET, path, Some((&f.admin.0, &f.admin.1)));
+    let page = body(call(&f.router, get("/alerts")).await).await;
+    let rows: Vec<&str> = page.split("<tr id=\"alert-").skip(1).collect();
+    assert_eq!(rows.len(), 3, "the person's three missed rounds are one row: {page}");
+    let grouped = rows.iter().find(|r| r.starts_with("m-3\"")).expect("the newest stands for the row");
+    assert!(
+        grouped.contains(r#"data-count="3""#) && grouped.contains("<strong>3 lượt</strong>"),
+        "{grouped}"
+    );
+    assert!(grouped.contains(r#"value="m-3,m-2,m-1""#), "one checkbox and one acknowledge for all three");
+    assert!(
+        ["m-1 detail", "m-2 detail", "m-3 detail"].iter().all(|d| grouped.contains(d)),
+        "each behind a click"
+    );
+    assert!(page.contains(r#"id="alerts-bulk""#) && page.matches(r#"form="alerts-bulk""#).count() == 3);
+
+    // Ticking the person's row and the fever acknowledges four alerts in one go; the other stays open.
+    let done =
+        call(&f.router, form_request("/alerts/ack-selected", &f.admin, "ids=m-3%2Cm-2%2Cm-1&ids=fever"))
+            .await;
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    let state = |id: &str| f.app.alert(id).expect("alert").state;
+    assert!(["m-1", "m-2", "m-3", "fever"].iter().all(|id| state(id) == AlertState::Acknowledged));
+    assert_eq!(state("other"), AlertState::Open);
+    // Nothing ticked is a clear error, not a silent nothing.
+    let none = call(&f.router, form_request("/alerts/ack-selected", &f.admin, "")).await;
+    assert_eq!(none.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
 async fn long_lists_come_a_page_at_a_time() {
     let f = fixture().await;
     let mut csv = String::from(

@@ -92,7 +92,7 @@ pub fn make(province: &Province) -> anyhow::Result<()> {
             name: (*name).into(),
             district: (*district).into(),
             commune: (*commune).into(),
-            management_level: "district".into(),
+            management_level: "Quận/Huyện".into(),
             schedule: vec!["08:00".into(), "16:00".into(), "21:00".into()],
             utc_offset_minutes: 420,
         })?;
