@@ -28,6 +28,9 @@ command -v kdig >/dev/null 2>&1 || need+=(knot-dnsutils)
 command -v certutil >/dev/null 2>&1 || need+=(libnss3-tools)
 # The access point's DNS (NetworkManager's dnsmasq) answering the site's name.
 command -v dnsmasq >/dev/null 2>&1 || need+=(dnsmasq-base)
+# The province on PostgreSQL: a throw-away cluster per test run (initdb, as an unprivileged user),
+# with unaccent and pg_trgm from contrib.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql postgresql-contrib)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "==> installing ${need[*]}"

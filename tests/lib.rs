@@ -14,6 +14,8 @@ use std::{
 
 use serde_json::Value;
 
+pub mod pg;
+
 /// The `outpost` binary built by `cargo build` (or named by `OUTPOST_BIN`).
 pub fn outpost_bin() -> PathBuf {
     built_bin("outpost", "OUTPOST_BIN")
@@ -589,10 +591,30 @@ pub fn another_box_certificate(dir: &Path) -> PathBuf {
     cert
 }
 
+std::thread_local! {
+    /// The database the province's processes started by this test thread keep the sites in
+    /// ([`use_database`]); none: a store per site under the data folder.
+    static DATABASE: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// From now on, the province's processes this test starts keep the sites in `url` (PostgreSQL).
+pub fn use_database(url: String) {
+    DATABASE.with(|d| *d.borrow_mut() = Some(url));
+}
+
+/// `outpost-province --data <data>`, on this test's database if it chose one.
+fn province_command(data: &Path) -> Command {
+    let mut c = Command::new(province_bin());
+    c.arg("--data").arg(data);
+    if let Some(url) = DATABASE.with(|d| d.borrow().clone()) {
+        c.env("OUTPOST_PROVINCE_DATABASE", url);
+    }
+    c
+}
+
 /// `outpost-province --data <data> <args>`, which must succeed: what it printed.
 pub fn province_cmd(data: &Path, args: &[&str]) -> String {
-    let out =
-        Command::new(province_bin()).arg("--data").arg(data).args(args).output().expect("outpost-province");
+    let out = province_command(data).args(args).output().expect("outpost-province");
     assert!(out.status.success(), "outpost-province {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
@@ -613,9 +635,7 @@ pub fn serve_province_logging<S: AsRef<std::ffi::OsStr>>(
     more: &[S],
     log: Stdio,
 ) -> (ProvinceProcess, String) {
-    let mut server = Command::new(province_bin())
-        .arg("--data")
-        .arg(data)
+    let mut server = province_command(data)
         .args(["serve", "--listen", listen])
         .args(more)
         .stdout(Stdio::piped())

@@ -46,6 +46,9 @@ pub enum StoreError {
     CorruptBlock(i64),
     #[error("writes are refused: {0}")]
     DiskRefused(String),
+    /// The PostgreSQL database (the province's, feature `postgres`) failed or was not reached.
+    #[error("the database failed: {0}")]
+    Database(String),
     #[error("document {doc_id} from the peer cannot be read")]
     Remote {
         doc_id: String,

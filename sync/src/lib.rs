@@ -8,6 +8,8 @@
 //! - [`store`]: many small Automerge documents in sled, a projection beside each for reads, secondary
 //!   indexes, a change log (sequence → document) for sync, box-local keys that never replicate, and group
 //!   commit: a write is acknowledged only after a flush that covers it.
+//! - `pg` (feature `postgres`, the province only): the same documents, projections, indexes,
+//!   change log and peer state for every site in one PostgreSQL database.
 //! - [`series`]: box-local time series (raw sightings, positions, photos), single entries or deflated
 //!   blocks; [`error`]: the error and write guard the store and its series share.
 //!
@@ -21,6 +23,8 @@
 
 pub mod doc;
 pub mod error;
+#[cfg(feature = "postgres")]
+pub mod pg;
 pub mod protocol;
 pub mod record;
 pub mod report;

@@ -184,6 +184,15 @@ pub trait Docs {
     fn apply(&mut self, docs: &[DocChanges]) -> Result<Vec<DocHeads>, String>;
 }
 
+/// A side that keeps the state of its peer with its documents, durably (the box's store, a site's
+/// documents at the province), under `key`.
+pub trait Side: Docs + Clone + Send + 'static {
+    /// The state kept under `key` (a new one if none).
+    fn peer_state(&self, key: &str) -> Result<PeerState, String>;
+    /// Keeps `state` under `key`, durably: also everything applied before it.
+    fn keep_peer_state(&self, key: &str, state: &PeerState) -> Result<(), String>;
+}
+
 /// Why a received message changed nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReceiveError {

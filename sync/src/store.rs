@@ -33,7 +33,7 @@ pub use crate::error::{StoreError, WriteGuard};
 use crate::{
     doc,
     error::{guarded, Result},
-    protocol::{DocChanges, DocHeads, Docs},
+    protocol::{DocChanges, DocHeads},
     record::{self, Record},
     series::Series,
 };
@@ -54,18 +54,97 @@ impl Default for StoreConfig {
 /// A set of changes applied atomically: records (each an Automerge document) and box-local keys.
 #[derive(Debug, Default)]
 pub struct WriteSet {
-    docs: Vec<DocWrite>,
-    local: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    pub(crate) docs: Vec<DocWrite>,
+    /// Keys as the sled tree keys them (`x/<key>`); `None` removes one.
+    pub(crate) local: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
 #[derive(Debug)]
-struct DocWrite {
-    doc_id: String,
+pub(crate) struct DocWrite {
+    pub(crate) doc_id: String,
     value: serde_json::Value,
-    projection: Vec<u8>,
-    index_keys: Vec<Vec<u8>>,
+    pub(crate) projection: Vec<u8>,
+    /// As the sled tree keys them (`i/<index>\0<value>\0<doc id>`).
+    pub(crate) index_keys: Vec<Vec<u8>>,
     /// Start a new document from this value, dropping the history (erasure of personal data).
-    fresh: bool,
+    pub(crate) fresh: bool,
+}
+
+impl DocWrite {
+    /// The document after this write, from the `stored` one (edited by `actor`); `None` if the
+    /// write changes nothing in it.
+    pub(crate) fn document(&self, stored: Option<&[u8]>, actor: &ActorId) -> Result<Option<AutoCommit>> {
+        let failed = |source| StoreError::Document { doc_id: self.doc_id.clone(), source };
+        if self.fresh {
+            // A new history: a fresh actor (the store's own would repeat sequence numbers the peers
+            // hold) and a new generation, so that peers drop their copy of the old one.
+            let mut doc = AutoCommit::new().with_actor(ActorId::random());
+            doc::set_generation(&mut doc, &uuid::Uuid::new_v4().simple().to_string()).map_err(failed)?;
+            doc::reconcile(&mut doc, &self.value).map_err(failed)?;
+            return Ok(Some(doc));
+        }
+        let mut doc = load_or_new(&self.doc_id, stored, actor)?;
+        Ok(doc::reconcile(&mut doc, &self.value).map_err(failed)?.then_some(doc))
+    }
+}
+
+/// The stored document (or a new one), edited by `actor`.
+pub(crate) fn load_or_new(doc_id: &str, stored: Option<&[u8]>, actor: &ActorId) -> Result<AutoCommit> {
+    Ok(match stored {
+        Some(bytes) => AutoCommit::load(bytes)
+            .map_err(|source| StoreError::CorruptDocument {
+                doc_id: doc_id.to_owned(),
+                source: Box::new(source),
+            })?
+            .with_actor(actor.clone()),
+        None => AutoCommit::new().with_actor(actor.clone()),
+    })
+}
+
+/// What merging a peer's changes into one document came to.
+pub(crate) enum Merge {
+    /// Taken, nothing new: the document as it is.
+    Same(AutoCommit),
+    /// Changes of an older generation (a document since erased): not merged back.
+    Older(AutoCommit),
+    /// Merged: the document, and its new projection and index entries.
+    Changed(AutoCommit, record::Projection),
+    /// Cannot be merged (corrupt changes, a kind this build does not know, a value that is not its
+    /// record type): the document as it was, and why.
+    Refused(AutoCommit, StoreError),
+}
+
+/// Merges `d`'s changes into `doc` (edited by `actor`), by Automerge's rules: concurrent edits of
+/// different fields both stay; of one field, one value wins deterministically and the other stays
+/// in the history. Generations (erasure starts a document anew): complete changes of a newer
+/// generation replace this side's copy; complete changes of an older one are not merged back.
+pub(crate) fn merge_changes(mut doc: AutoCommit, actor: &ActorId, d: &DocChanges) -> Merge {
+    // (A document this side does not hold yet has no generation to compare: no second parse.)
+    let complete =
+        |alone: &mut AutoCommit| alone.load_incremental(&d.changes).is_ok() && !alone.get_heads().is_empty();
+    let mut alone = AutoCommit::new();
+    if !doc.get_heads().is_empty() && complete(&mut alone) {
+        let (theirs, ours) = (doc::generation(&alone), doc::generation(&doc));
+        if theirs > ours {
+            doc = AutoCommit::new().with_actor(actor.clone());
+        } else if theirs < ours {
+            return Merge::Older(doc);
+        }
+    }
+    let before = doc.get_heads();
+    let mut merged = doc.clone();
+    let corrupt = |source| StoreError::CorruptDocument { doc_id: d.doc_id.clone(), source: Box::new(source) };
+    if let Err(e) = merged.load_incremental(&d.changes) {
+        return Merge::Refused(doc, corrupt(e));
+    }
+    if merged.get_heads() == before {
+        return Merge::Same(merged);
+    }
+    let kind = d.doc_id.split_once('/').map_or(d.doc_id.as_str(), |(k, _)| k);
+    match record::project(kind, doc::hydrate(&merged)) {
+        Ok(p) => Merge::Changed(merged, p),
+        Err(source) => Merge::Refused(doc, StoreError::Remote { doc_id: d.doc_id.clone(), source }),
+    }
 }
 
 impl WriteSet {
@@ -152,6 +231,14 @@ impl Staged {
 
 fn local_key(key: &str) -> Vec<u8> {
     format!("x/{key}").into_bytes()
+}
+
+/// An index entry's key (`i/<index>\0<value>\0<doc id>`) read back: its index and value.
+pub(crate) fn index_parts(key: &[u8]) -> Option<(String, String)> {
+    let text = std::str::from_utf8(key.strip_prefix(b"i/")?).ok()?;
+    let (index, rest) = text.split_once('\0')?;
+    let (value, _) = rest.rsplit_once('\0')?;
+    Some((index.to_owned(), value.to_owned()))
 }
 
 fn index_key(index: &str, value: &str, doc_id: &str) -> Vec<u8> {
@@ -313,35 +400,8 @@ impl Store {
         let mut batch = Staged::new(self.exporting());
         let mut applied = Applied::default();
         for write in writes.docs {
-            let dkey = format!("d/{}", write.doc_id);
-            let stored = if write.fresh { None } else { tree.get(&dkey)? };
-            if write.fresh {
-                // A new history: a fresh actor (the box's own would repeat sequence numbers the peers
-                // hold) and a new generation, so that peers drop their copy of the old one.
-                let mut doc = AutoCommit::new().with_actor(ActorId::random());
-                doc::set_generation(&mut doc, &uuid::Uuid::new_v4().simple().to_string())
-                    .map_err(|source| StoreError::Document { doc_id: write.doc_id.clone(), source })?;
-                doc::reconcile(&mut doc, &write.value)
-                    .map_err(|source| StoreError::Document { doc_id: write.doc_id.clone(), source })?;
-                *seq += 1;
-                self.stage(&mut batch, *seq, &write.doc_id, &mut doc, write.projection, &write.index_keys)?;
-                applied.changed.push((write.doc_id, *seq));
-                continue;
-            }
-            let mut doc = match stored {
-                Some(bytes) => AutoCommit::load(&bytes)
-                    .map_err(|source| StoreError::CorruptDocument {
-                        doc_id: write.doc_id.clone(),
-                        source: Box::new(source),
-                    })?
-                    .with_actor(self.inner.actor.clone()),
-                None => AutoCommit::new().with_actor(self.inner.actor.clone()),
-            };
-            let changed = doc::reconcile(&mut doc, &write.value)
-                .map_err(|source| StoreError::Document { doc_id: write.doc_id.clone(), source })?;
-            if !changed && !write.fresh {
-                continue;
-            }
+            let stored = if write.fresh { None } else { tree.get(format!("d/{}", write.doc_id))? };
+            let Some(mut doc) = write.document(stored.as_deref(), &self.inner.actor)? else { continue };
             *seq += 1;
             self.stage(&mut batch, *seq, &write.doc_id, &mut doc, write.projection, &write.index_keys)?;
             applied.changed.push((write.doc_id, *seq));
@@ -438,67 +498,39 @@ impl Store {
         let mut heads = Vec::with_capacity(docs.len());
         let mut merged: std::collections::HashMap<&str, AutoCommit> = std::collections::HashMap::new();
         for d in docs {
-            let corrupt =
-                |source| StoreError::CorruptDocument { doc_id: d.doc_id.clone(), source: Box::new(source) };
-            let mut doc = match merged.remove(d.doc_id.as_str()) {
+            let doc = match merged.remove(d.doc_id.as_str()) {
                 Some(doc) => doc,
-                None => match self.document(&d.doc_id)? {
-                    Some(doc) => doc,
-                    None => AutoCommit::new(),
-                }
-                .with_actor(self.inner.actor.clone()),
+                None => load_or_new(
+                    &d.doc_id,
+                    self.inner.tree.get(format!("d/{}", d.doc_id))?.as_deref(),
+                    &self.inner.actor,
+                )?,
             };
-            // Generations (erasure starts a document anew): complete changes of a newer generation
-            // replace this side's copy; complete changes of an older one are not merged back.
-            // (A document this side does not hold yet has no generation to compare: no second parse.)
-            let complete = |alone: &mut AutoCommit| {
-                alone.load_incremental(&d.changes).is_ok() && !alone.get_heads().is_empty()
-            };
-            let mut alone = AutoCommit::new();
-            if !doc.get_heads().is_empty() && complete(&mut alone) {
-                let (theirs, ours) = (doc::generation(&alone), doc::generation(&doc));
-                if theirs > ours {
-                    doc = AutoCommit::new().with_actor(self.inner.actor.clone());
-                } else if theirs < ours {
-                    heads.push((d.doc_id.clone(), doc.get_heads()));
-                    merged.insert(d.doc_id.as_str(), doc);
-                    continue;
-                }
-            }
-            let before = doc.get_heads();
             // A document that cannot be merged is set aside (listed, with the reason, under
             // `x/sync-refused/`) and keeps its heads: the peer sees it was not taken and sends it
             // again; every other document of the batch goes on.
             let refused_key = local_key(&format!("sync-refused/{}", d.doc_id));
-            let mut merged_doc = doc.clone();
-            let outcome = merged_doc.load_incremental(&d.changes).map_err(corrupt).and_then(|_| {
-                if merged_doc.get_heads() == before {
-                    return Ok(None);
-                }
-                let kind = d.doc_id.split_once('/').map_or(d.doc_id.as_str(), |(k, _)| k);
-                record::project(kind, doc::hydrate(&merged_doc))
-                    .map(Some)
-                    .map_err(|source| StoreError::Remote { doc_id: d.doc_id.clone(), source })
-            });
-            let projected = match outcome {
-                Ok(p) => {
-                    doc = merged_doc;
+            let mut doc = match merge_changes(doc, &self.inner.actor, d) {
+                Merge::Older(doc) => doc,
+                Merge::Same(doc) => {
                     batch.remove(refused_key);
-                    p
+                    doc
                 }
-                Err(error) => {
+                Merge::Changed(mut doc, (projection, entries)) => {
+                    batch.remove(refused_key);
+                    let index_keys: Vec<Vec<u8>> =
+                        entries.into_iter().map(|(name, v)| index_key(name, &v, &d.doc_id)).collect();
+                    *seq += 1;
+                    self.stage(&mut batch, *seq, &d.doc_id, &mut doc, projection, &index_keys)?;
+                    applied.changed.push((d.doc_id.clone(), *seq));
+                    doc
+                }
+                Merge::Refused(doc, error) => {
                     batch.insert(refused_key, error_chain(&error).into_bytes());
                     applied.refused.push((d.doc_id.clone(), error_chain(&error)));
-                    None
+                    doc
                 }
             };
-            if let Some((projection, entries)) = projected {
-                let index_keys: Vec<Vec<u8>> =
-                    entries.into_iter().map(|(name, v)| index_key(name, &v, &d.doc_id)).collect();
-                *seq += 1;
-                self.stage(&mut batch, *seq, &d.doc_id, &mut doc, projection, &index_keys)?;
-                applied.changed.push((d.doc_id.clone(), *seq));
-            }
             heads.push((d.doc_id.clone(), doc.get_heads()));
             merged.insert(d.doc_id.as_str(), doc);
         }
@@ -831,52 +863,102 @@ impl Store {
 
 /// The store as one side of the sync protocol; `apply` is durable when it returns (call it outside
 /// the async runtime).
-impl Docs for Store {
-    fn incarnation(&self) -> String {
-        self.inner.actor.to_hex_string()
-    }
-    fn changed_since(&self, after: u64, limit: usize) -> Vec<(u64, String)> {
-        // A failed read sends nothing this time; the cursor stays, the next exchange tries again.
-        self.changes_since(after, limit).unwrap_or_default()
-    }
-    fn heads(&self, doc_id: &str) -> std::result::Result<Vec<ChangeHash>, String> {
-        Store::heads(self, doc_id).map_err(|e| error_chain(&e))
-    }
-    fn has_change(&self, doc_id: &str, hash: &ChangeHash) -> std::result::Result<bool, String> {
-        let doc = self.document(doc_id).map_err(|e| error_chain(&e))?;
-        Ok(doc.is_some_and(|mut d| d.get_change_by_hash(hash).is_some()))
-    }
-    fn save_after(&self, doc_id: &str, heads: &[ChangeHash]) -> std::result::Result<Vec<u8>, String> {
-        let doc = self.document(doc_id).map_err(|e| error_chain(&e))?;
-        Ok(doc.map(|mut d| d.save_after(heads)).unwrap_or_default())
-    }
-    fn outgoing(
-        &self,
-        doc_id: &str,
-        acked: Option<&[ChangeHash]>,
-    ) -> std::result::Result<(Vec<ChangeHash>, Option<Vec<u8>>), String> {
-        let Some(mut doc) = self.document(doc_id).map_err(|e| error_chain(&e))? else {
-            let nothing: &[ChangeHash] = &[];
-            return Ok((
-                Vec::new(),
-                (!acked.is_some_and(|a| crate::protocol::covers(a, nothing))).then(Vec::new),
-            ));
-        };
-        let heads = doc.get_heads();
-        if acked.is_some_and(|a| crate::protocol::covers(a, &heads)) {
-            return Ok((heads, None));
+/// The sync protocol's [`Docs`] and [`Side`] for a store, over its own methods (`actor_hex`,
+/// `changes_since`, `heads`, `document`, `merge_remote_blocking`, `get_local`, `commit_blocking`):
+/// the sled store here, PostgreSQL's in `pg`.
+macro_rules! sync_side {
+    ($store:ty) => {
+        impl $crate::protocol::Docs for $store {
+            fn incarnation(&self) -> String {
+                self.actor_hex()
+            }
+            fn changed_since(&self, after: u64, limit: usize) -> Vec<(u64, String)> {
+                // A failed read sends nothing this time; the cursor stays, the next exchange tries again.
+                self.changes_since(after, limit).unwrap_or_default()
+            }
+            fn heads(&self, doc_id: &str) -> std::result::Result<Vec<automerge::ChangeHash>, String> {
+                <$store>::heads(self, doc_id).map_err(|e| $crate::store::error_chain(&e))
+            }
+            fn has_change(
+                &self,
+                doc_id: &str,
+                hash: &automerge::ChangeHash,
+            ) -> std::result::Result<bool, String> {
+                let doc = self.document(doc_id).map_err(|e| $crate::store::error_chain(&e))?;
+                Ok(doc.is_some_and(|mut d| d.get_change_by_hash(hash).is_some()))
+            }
+            fn save_after(
+                &self,
+                doc_id: &str,
+                heads: &[automerge::ChangeHash],
+            ) -> std::result::Result<Vec<u8>, String> {
+                let doc = self.document(doc_id).map_err(|e| $crate::store::error_chain(&e))?;
+                Ok(doc.map(|mut d| d.save_after(heads)).unwrap_or_default())
+            }
+            fn outgoing(
+                &self,
+                doc_id: &str,
+                acked: Option<&[automerge::ChangeHash]>,
+            ) -> std::result::Result<(Vec<automerge::ChangeHash>, Option<Vec<u8>>), String> {
+                $crate::store::outgoing(
+                    self.document(doc_id).map_err(|e| $crate::store::error_chain(&e))?,
+                    acked,
+                )
+            }
+            fn apply(
+                &mut self,
+                docs: &[$crate::protocol::DocChanges],
+            ) -> std::result::Result<Vec<$crate::protocol::DocHeads>, String> {
+                self.merge_remote_blocking(docs)
+                    .map(|(_, heads)| heads)
+                    .map_err(|e| $crate::store::error_chain(&e))
+            }
         }
-        let known: Vec<ChangeHash> =
-            acked.into_iter().flatten().filter(|h| doc.get_change_by_hash(h).is_some()).copied().collect();
-        Ok((heads, Some(doc.save_after(&known))))
+
+        impl $crate::protocol::Side for $store {
+            fn peer_state(&self, key: &str) -> std::result::Result<$crate::protocol::PeerState, String> {
+                self.get_local(key).map(Option::unwrap_or_default).map_err(|e| $crate::store::error_chain(&e))
+            }
+            fn keep_peer_state(
+                &self,
+                key: &str,
+                state: &$crate::protocol::PeerState,
+            ) -> std::result::Result<(), String> {
+                let mut w = $crate::store::WriteSet::new();
+                w.put_local(key, state).map_err(|e| $crate::store::error_chain(&e))?;
+                self.commit_blocking(w).map(|_| ()).map_err(|e| $crate::store::error_chain(&e))
+            }
+        }
+    };
+}
+pub(crate) use sync_side;
+
+sync_side!(Store);
+
+/// [`Docs::outgoing`] of a document read once (`None`: this side does not hold it).
+#[allow(clippy::type_complexity)]
+pub(crate) fn outgoing(
+    doc: Option<AutoCommit>,
+    acked: Option<&[ChangeHash]>,
+) -> std::result::Result<(Vec<ChangeHash>, Option<Vec<u8>>), String> {
+    let Some(mut doc) = doc else {
+        let nothing: &[ChangeHash] = &[];
+        return Ok((
+            Vec::new(),
+            (!acked.is_some_and(|a| crate::protocol::covers(a, nothing))).then(Vec::new),
+        ));
+    };
+    let heads = doc.get_heads();
+    if acked.is_some_and(|a| crate::protocol::covers(a, &heads)) {
+        return Ok((heads, None));
     }
-    fn apply(&mut self, docs: &[DocChanges]) -> std::result::Result<Vec<DocHeads>, String> {
-        self.merge_remote_blocking(docs).map(|(_, heads)| heads).map_err(|e| error_chain(&e))
-    }
+    let known: Vec<ChangeHash> =
+        acked.into_iter().flatten().filter(|h| doc.get_change_by_hash(h).is_some()).copied().collect();
+    Ok((heads, Some(doc.save_after(&known))))
 }
 
 /// An error and its sources, `a: b: c`.
-fn error_chain(e: &StoreError) -> String {
+pub(crate) fn error_chain(e: &StoreError) -> String {
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {

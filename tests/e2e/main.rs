@@ -49,6 +49,7 @@ mod mqtt;
 mod mqtt5;
 mod names;
 mod paho;
+mod postgres;
 mod province;
 mod reach;
 mod reports;

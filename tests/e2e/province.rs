@@ -63,6 +63,23 @@ fn csrf_of(body: &str) -> String {
 
 #[test]
 fn district_officers_see_only_their_district_and_acknowledgements_reach_the_site() {
+    district_officers_and_acknowledgements(None);
+}
+
+/// The same with the sites' documents in PostgreSQL.
+#[test]
+fn district_officers_and_acknowledgements_on_postgresql() {
+    let pg = outpost_tests::pg::cluster();
+    district_officers_and_acknowledgements(Some(pg.database("district_officers")));
+    // What the province's officer acknowledged is in the database, by the province's actor.
+    let alert = pg.psql(
+        "district_officers",
+        "SELECT value->>'state' FROM doc WHERE site = 'site-a' AND id = 'alert/a-fever'",
+    );
+    assert!(alert.as_deref().is_ok_and(|s| s != "open" && !s.is_empty()), "{alert:?}");
+}
+
+fn district_officers_and_acknowledgements(database: Option<String>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let rt =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
@@ -78,7 +95,11 @@ fn district_officers_see_only_their_district_and_acknowledgements_reach_the_site
     assert!(users.add("x", "", Scope::Province, PASSWORD).is_err(), "a user name is 3 characters or more");
     assert!(users.add("ngan", "", Scope::Province, "short").is_err(), "a password is 10 characters or more");
 
-    let server = Server::new(province);
+    let server = match &database {
+        None => Server::new(province),
+        Some(url) => Server::new(province)
+            .with_database(outpost_sync::pg::Database::connect(url, 4).expect("database")),
+    };
     let sync = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
     let sync_addr = sync.local_addr().expect("addr").to_string();
     rt.spawn(server.clone().serve(sync));

@@ -46,6 +46,21 @@ fn enrolled(
 
 #[test]
 fn a_box_enrols_and_its_records_reach_the_province() {
+    records_reach_the_province();
+}
+
+/// The same with the province's sites in PostgreSQL.
+#[test]
+fn a_box_enrols_and_its_records_reach_the_province_on_postgresql() {
+    let pg = outpost_tests::pg::cluster();
+    outpost_tests::use_database(pg.database("records_reach"));
+    records_reach_the_province();
+    let people =
+        pg.psql("records_reach", "SELECT count(*) FROM doc WHERE site = 'demo-site' AND kind = 'person'");
+    assert_eq!(people.as_deref(), Ok("5"), "in the database, not in the data folder");
+}
+
+fn records_reach_the_province() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (pdata, data) = (dir.path().join("province"), dir.path().join("box"));
     let fingerprint = province(&pdata, &["init"]);
@@ -136,6 +151,17 @@ fn a_box_enrols_from_a_usb_stick() {
 /// record reaches the province by pulls, and the province's log says so.
 #[test]
 fn the_province_pulls_a_box_it_can_reach() {
+    pulls_a_box();
+}
+
+/// The same with the province's sites in PostgreSQL.
+#[test]
+fn the_province_pulls_a_box_it_can_reach_on_postgresql() {
+    outpost_tests::use_database(outpost_tests::pg::cluster().database("pulls"));
+    pulls_a_box();
+}
+
+fn pulls_a_box() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (pdata, data) = (dir.path().join("province"), dir.path().join("box"));
     province(&pdata, &["init"]);
@@ -323,6 +349,21 @@ fn a_link_blocked_for_minutes_of_injected_time_recovers() {
 /// end the province holds every declaration either box acknowledged, once.
 #[test]
 fn nothing_is_lost_when_the_link_and_the_province_fail() {
+    nothing_lost_when_the_link_and_the_province_fail();
+}
+
+/// The same with the province's sites in PostgreSQL (the province killed in the middle of its
+/// transactions).
+#[test]
+fn nothing_is_lost_when_the_link_and_the_province_fail_on_postgresql() {
+    let pg = outpost_tests::pg::cluster();
+    outpost_tests::use_database(pg.database("nothing_lost"));
+    nothing_lost_when_the_link_and_the_province_fail();
+    let sites = pg.psql("nothing_lost", "SELECT string_agg(DISTINCT site, ',') FROM doc");
+    assert_eq!(sites.as_deref(), Ok("site-a,site-b"));
+}
+
+fn nothing_lost_when_the_link_and_the_province_fail() {
     use outpost_tests::{free_port, FlakyProxy, ProxyMode};
     let dir = tempfile::tempdir().expect("tempdir");
     let pdata = dir.path().join("province");

@@ -9,10 +9,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use outpost_sync::{
-    protocol::{self, Limits, PeerState},
-    Store, WriteSet,
-};
+use outpost_sync::protocol::{self, Limits, PeerState, Side};
 
 use crate::net::{self, Peer, Resp};
 
@@ -119,21 +116,22 @@ pub fn backoff(interval: Duration, max: Duration, failures: u32, jitter: f64) ->
 }
 
 /// Keeps `state` and waits for the flush, which covers everything applied before it too.
-fn save_state(store: &Store, state: &PeerState) -> anyhow::Result<()> {
-    let mut w = WriteSet::new();
-    w.put_local(PEER_KEY, state)?;
-    store.commit_blocking(w)?;
-    Ok(())
+fn save_state(store: &impl Side, state: &PeerState) -> anyhow::Result<()> {
+    store.keep_peer_state(PEER_KEY, state).map_err(anyhow::Error::msg)
+}
+
+fn load_state(store: &impl Side) -> anyhow::Result<PeerState> {
+    store.peer_state(PEER_KEY).map_err(anyhow::Error::msg)
 }
 
 /// The calling side's batch at `now`, from what is on disk only (the peer records it as held by
 /// this side). The batch id is used up even if the request then fails: ids never repeat.
 pub fn open_turn(
-    store: &Store,
+    store: &impl Side,
     me: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<(Vec<u8>, PeerState, usize)> {
-    let mut state: PeerState = store.get_local(PEER_KEY)?.unwrap_or_default();
+    let mut state: PeerState = load_state(store)?;
     let mut batch = protocol::build(store, &mut state, me, is_urgent);
     batch.sent_at_ms = now.timestamp_millis();
     // In the version the peer last spoke: a box not yet upgraded is still pulled.
@@ -147,7 +145,7 @@ pub fn open_turn(
 /// Takes the answer from `peer`, arrived at `now`, in, durably; the number of documents it carried,
 /// how far the peer's clock was ahead, and the peer's clock.
 pub fn close_turn(
-    store: &Store,
+    store: &impl Side,
     mut state: PeerState,
     peer: &str,
     (answer, now): (&[u8], chrono::DateTime<chrono::Utc>),
@@ -163,14 +161,14 @@ pub fn close_turn(
 /// the answer's bytes and what moved. A refused batch is a [`protocol::ReceiveError`] (downcast to
 /// tell it from a failure of this side).
 pub fn answer_turn(
-    store: &Store,
+    store: &impl Side,
     (me, now): (&str, chrono::DateTime<chrono::Utc>),
     peer: &str,
     bytes: &[u8],
     limits: &Limits,
 ) -> anyhow::Result<(Vec<u8>, Exchanged)> {
     let mut docs = store.clone();
-    let mut state: PeerState = store.get_local(PEER_KEY)?.unwrap_or_default();
+    let mut state: PeerState = load_state(store)?;
     let received = protocol::receive(&mut docs, &mut state, peer, bytes, limits)?;
     let mut answer = protocol::build(store, &mut state, me, is_urgent);
     answer.sent_at_ms = now.timestamp_millis();
@@ -238,7 +236,7 @@ pub fn text(status: u16, msg: String) -> Resp {
 /// One exchange called by `me` (whose clock is `now`) towards `peer_id` at `target`: this side's
 /// batch out, the answer in, both durable. Store work runs on the blocking pool.
 pub async fn call(
-    store: &Store,
+    store: &impl Side,
     (me, now): (&str, &Now),
     peer_id: &str,
     target: Peer<'_>,

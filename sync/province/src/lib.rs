@@ -3,6 +3,7 @@
 //!
 //! - [`registry`]: the site registry in the data folder (add, revoke, one-time enrolment tokens,
 //!   sync logs).
+//! - [`docs`]: a site's documents, in a sled store per site or in one PostgreSQL database.
 //! - [`server`]: a store per site, and the exchange endpoint that runs the sync protocol
 //!   (`outpost_sync::protocol`).
 //! - [`relay`]: reach from home: phones' TLS for `<site>.<zone>`, spliced by server name onto the
@@ -18,6 +19,7 @@ pub mod acme;
 pub mod bysms;
 pub mod demo;
 pub mod dns;
+pub mod docs;
 pub mod registry;
 pub mod relay;
 pub mod server;

@@ -20,6 +20,11 @@ struct Cli {
     /// The province's data folder.
     #[arg(long, global = true, default_value = "outpost-province-data")]
     data: PathBuf,
+    /// Keep the sites' documents in this PostgreSQL database (`postgres://…` or `host=… dbname=…`)
+    /// instead of a store per site under the data folder. Several servers may share one database.
+    /// Read from `OUTPOST_PROVINCE_DATABASE` when not given (a password stays off the command line).
+    #[arg(long, global = true, default_value = "")]
+    database: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -214,6 +219,19 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let province = Province::new(&cli.data);
+    let database = match (cli.database.as_str(), std::env::var("OUTPOST_PROVINCE_DATABASE")) {
+        ("", Ok(url)) => url,
+        (url, _) => url.to_owned(),
+    };
+    // The server over the province's registry, its sites' documents where they are kept.
+    let server = |province: Province| -> anyhow::Result<Server> {
+        let server = Server::new(province);
+        if database.is_empty() {
+            return Ok(server);
+        }
+        let db = outpost_sync::pg::Database::connect(&database, 4).context("the database (--database)")?;
+        Ok(server.with_database(db))
+    };
     match cli.command {
         Command::Init { names } => {
             let ca = province.init(&names)?;
@@ -257,7 +275,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Site { command: SiteCommand::Show { id } } => {
             anyhow::ensure!(province.site(&id)?.is_some(), "no site {id}");
-            let store = Server::new(province).store(&id)?;
+            let store = server(province)?.store(&id)?;
             let mut counts = std::collections::BTreeMap::new();
             for (_, doc_id) in store.changes_since(0, usize::MAX)? {
                 *counts.entry(doc_id.split('/').next().unwrap_or_default().to_owned()).or_insert(0u64) += 1;
@@ -295,10 +313,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 outpost_province::demo::make(&province)?;
             }
-            serve(province, &listen, (0, 3600), &web, 15, (&ReachArgs::default(), &SmsArgs::default()))?;
+            // The demo keeps its sites in sled stores under its folder, whatever --database says.
+            let server = Server::new(province.clone());
+            let none = (&ReachArgs::default(), &SmsArgs::default());
+            serve((province, server), &listen, (0, 3600), &web, 15, none)?;
         }
         Command::Serve { listen, pull_every, max_backoff, web, online_minutes, reach, sms } => {
-            serve(province, &listen, (pull_every, max_backoff), &web, online_minutes, (&reach, &sms))?;
+            let server = server(province.clone())?;
+            serve(
+                (province, server),
+                &listen,
+                (pull_every, max_backoff),
+                &web,
+                online_minutes,
+                (&reach, &sms),
+            )?;
         }
     }
     Ok(())
@@ -328,7 +357,7 @@ fn start_modem(
 /// Serves sites' exchanges on `listen`, the web UI on `web` (if any), the relay for phones from
 /// home (if asked), and pulls every `pull_every` seconds (0: never).
 fn serve(
-    province: Province,
+    (province, server): (Province, Server),
     listen: &str,
     (pull_every, max_backoff): (u64, u64),
     web: &str,
@@ -340,7 +369,7 @@ fn serve(
         let listener = tokio::net::TcpListener::bind(&listen).await?;
         println!("outpost-province listening on https://{}", listener.local_addr()?);
         let _modem = start_modem(&province, sms)?;
-        let mut server = Server::new(province.clone());
+        let mut server = server;
         if !sms.sms_number.is_empty() {
             server = server.with_sms_number(&sms.sms_number);
         }

@@ -8,6 +8,7 @@ use std::{
 
 use anyhow::Context;
 use outpost_sync::{
+    pg::Database,
     protocol::{self, Limits},
     Store, StoreConfig,
 };
@@ -20,13 +21,16 @@ use outpost_link::{
     net::{self, Peer, Req, Resp},
 };
 
+use crate::docs::SiteDocs;
 pub use crate::registry::{Province, SiteEntry, SyncLog};
 
 /// The running server's shared state: the province and the open site stores.
 #[derive(Clone)]
 pub struct Server {
     pub province: Province,
-    stores: Arc<Mutex<HashMap<String, Store>>>,
+    stores: Arc<Mutex<HashMap<String, SiteDocs>>>,
+    /// Where the sites' documents are when not in a sled store per site under the province's folder.
+    database: Option<Database>,
     /// One exchange per site at a time, pushed or pulled: two would read the same state and lose
     /// acknowledgements.
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
@@ -53,6 +57,7 @@ impl Server {
         Server {
             province,
             stores: Arc::default(),
+            database: None,
             locks: Arc::default(),
             limits: Limits::default(),
             enrolments: Arc::default(),
@@ -71,14 +76,24 @@ impl Server {
         Server { names: Some(issuer), ..self }
     }
 
-    /// Site `id`'s store, opened once.
-    pub fn store(&self, id: &str) -> anyhow::Result<Store> {
+    /// The same server, keeping every site's documents in `database`.
+    pub fn with_database(self, database: Database) -> Server {
+        Server { database: Some(database), ..self }
+    }
+
+    /// Site `id`'s documents, opened once.
+    pub fn store(&self, id: &str) -> anyhow::Result<SiteDocs> {
         let mut stores = self.stores.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
         if let Some(s) = stores.get(id) {
             return Ok(s.clone());
         }
-        let dir = self.province.dir.join("sites").join(id).join("store");
-        let store = Store::open(&dir, &StoreConfig { cache_capacity: 4 << 20 })?;
+        let store = match &self.database {
+            Some(db) => SiteDocs::Pg(db.site(id)?),
+            None => {
+                let dir = self.province.dir.join("sites").join(id).join("store");
+                SiteDocs::Sled(Store::open(&dir, &StoreConfig { cache_capacity: 4 << 20 })?)
+            }
+        };
         stores.insert(id.to_owned(), store.clone());
         Ok(store)
     }

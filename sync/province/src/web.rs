@@ -11,6 +11,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+use crate::docs::SiteDocs;
 use axum::{
     extract::{ConnectInfo, Query, State},
     http::{header, HeaderMap, StatusCode},
@@ -22,7 +23,7 @@ use chrono::{DateTime, Utc};
 use maud::{html, Markup, DOCTYPE};
 use outpost_sync::{
     record::{Alert, AlertState, Person, PersonStatus, Sample, Site, ZoneReport},
-    Store, WriteSet,
+    WriteSet,
 };
 use outpost_sync::{
     report,
@@ -294,7 +295,7 @@ impl Web {
         self.server.province.site(id).ok().flatten().filter(|s| user.scope.sees(s))
     }
 
-    fn store(&self, site: &SiteEntry) -> Option<Store> {
+    fn store(&self, site: &SiteEntry) -> Option<SiteDocs> {
         self.server
             .store(&site.id)
             .map_err(|e| tracing::error!(site = %site.id, error = %format!("{e:#}"), "A site's store cannot be opened."))
@@ -319,7 +320,7 @@ impl Web {
 }
 
 /// The site record a site's store holds (its box wrote it), if it arrived yet.
-fn site_record(store: &Store) -> Option<Site> {
+fn site_record(store: &SiteDocs) -> Option<Site> {
     store.list::<Site>().ok().and_then(|s| s.into_iter().next())
 }
 
@@ -654,7 +655,7 @@ fn posted_record<R: outpost_sync::record::Record>(
     headers: &HeaderMap,
     (site, csrf, id): (&str, &str, &str),
     missing: &'static str,
-) -> Result<(User, SiteEntry, Store, R), Box<Response>> {
+) -> Result<(User, SiteEntry, SiteDocs, R), Box<Response>> {
     let Some((_, user, expected)) = web.session(headers) else { return Err(Box::new(to_login())) };
     if csrf != expected {
         let refused = (StatusCode::FORBIDDEN, "Phiên làm việc không hợp lệ; hãy tải lại trang.");

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use outpost_link::{exchange, net, site};
-use outpost_province::server::{Province, Server};
+use outpost_province::{
+    docs::SiteDocs,
+    server::{Province, Server},
+};
 use outpost_sync::{
     protocol,
     record::{Alert, AlertKind, AlertState, Contact, Exposure, Severity},
@@ -30,10 +33,11 @@ async fn exchange_raw(
         .expect("post")
 }
 
-async fn put<R: outpost_sync::record::Record>(store: &Store, a: &R) {
+/// Writes `a` into a site's store or the province's documents of a site.
+async fn put<R: outpost_sync::record::Record>(store: &(impl Clone + Into<SiteDocs>), a: &R) {
     let mut w = WriteSet::new();
     w.put(a).expect("put");
-    store.commit(w).await.expect("commit");
+    store.clone().into().commit(w).await.expect("commit");
 }
 
 /// A province in `dir` serving on loopback, with site-a (Liên Chiểu) and site-b (Hòa Vang) added:
@@ -232,13 +236,13 @@ async fn the_province_pulls_the_sites_it_can_reach_and_only_it_can() {
         server.pull("site-a").await.expect("pull");
         site_a.push(&province_addr).await.expect("push");
     }
-    let ids = |s: &Store| {
+    let ids = |s: SiteDocs| {
         let mut v: Vec<String> = s.list::<Alert>().expect("list").into_iter().map(|a| a.id).collect();
         v.sort();
         v
     };
-    assert_eq!(ids(&store_a), ids(&at_province));
-    assert_eq!(ids(&store_a).len(), 13);
+    assert_eq!(ids(store_a.clone().into()), ids(at_province.clone()));
+    assert_eq!(ids(store_a.clone().into()).len(), 13);
 
     // Site b's address given for site a: the certificate names site b, and nothing is sent.
     province.set_address("site-a", Some(&addr_b)).expect("address");

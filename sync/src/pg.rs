@@ -1,0 +1,578 @@
+//! The province's documents in PostgreSQL (feature `postgres`): what [`crate::Store`] keeps in sled
+//! for one site — the Automerge documents, their projections, index entries, change log and peer
+//! state — for every site in one database, keyed by site, so that several province servers can
+//! share it and analysts can query it.
+//!
+//! Tables (schema version [`SCHEMA_VERSION`], applied at start by [`Database::connect`], which
+//! refuses a database whose schema is newer than this build):
+//! - `site` — each site's change-log position (`last_seq`) and the province's Automerge actor for
+//!   its documents (the province's own edits, an acknowledgement or a correction);
+//! - `doc` — one row per document: its kind, the saved Automerge document, its projection as
+//!   `jsonb` (what every read uses) and its change-log position `seq` (a document sits once in the
+//!   log, at its latest change: "everything since N" is one index range, as in sled);
+//! - `entry` — the records' secondary index entries (`Record::index_entries`);
+//! - `local` — keys that never replicate (the peer state, documents set aside by sync).
+//!
+//! Text that sorts is `COLLATE "C"`: byte order, as sled's keys sort.
+//!
+//! Writes to one site are one transaction that first locks the site's row: writers to one site are
+//! serialised across every server on the database, and change-log positions are committed in
+//! order (a reader never sees position N+1 before N).
+//!
+//! The blocking `postgres` client runs its own runtime, which cannot run inside the server's async
+//! runtime: each connection lives on a thread of its own, and callers hand it work and wait
+//! ([`Database::run`]), as they wait on sled's disk.
+
+use std::{
+    collections::HashMap,
+    sync::{mpsc, Arc, Mutex},
+    thread,
+};
+
+use automerge::{ActorId, AutoCommit, ChangeHash};
+use postgres::{Client, NoTls, Transaction};
+use serde::de::DeserializeOwned;
+
+use crate::{
+    error::Result,
+    protocol::{DocChanges, DocHeads},
+    record::{self, Record},
+    store::{error_chain, index_parts, load_or_new, merge_changes, Applied, Merge, StoreError, WriteSet},
+};
+
+/// The schema this build writes; [`Database::connect`] applies the migrations up to it.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// The migrations, in order: number `i + 1` is `MIGRATIONS[i]`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE site (
+    site text COLLATE "C" PRIMARY KEY,
+    last_seq bigint NOT NULL DEFAULT 0,
+    actor bytea NOT NULL
+);
+CREATE TABLE doc (
+    site text COLLATE "C" NOT NULL REFERENCES site,
+    id text COLLATE "C" NOT NULL,
+    kind text COLLATE "C" NOT NULL,
+    seq bigint NOT NULL,
+    doc bytea NOT NULL,
+    value jsonb NOT NULL,
+    PRIMARY KEY (site, id)
+);
+CREATE UNIQUE INDEX doc_log ON doc (site, seq);
+CREATE INDEX doc_kind ON doc (site, kind, id);
+CREATE TABLE entry (
+    site text COLLATE "C" NOT NULL,
+    name text COLLATE "C" NOT NULL,
+    value text COLLATE "C" NOT NULL,
+    id text COLLATE "C" NOT NULL,
+    PRIMARY KEY (site, name, value, id),
+    FOREIGN KEY (site, id) REFERENCES doc ON DELETE CASCADE
+);
+CREATE INDEX entry_doc ON entry (site, id);
+CREATE TABLE local (
+    site text COLLATE "C" NOT NULL REFERENCES site,
+    key text COLLATE "C" NOT NULL,
+    value bytea NOT NULL,
+    PRIMARY KEY (site, key)
+);
+"#];
+
+/// Serialises migrations across servers starting together (an arbitrary constant).
+const MIGRATION_LOCK: i64 = 0x6f75_7470_6f73_7401;
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// A connection, opened again when it was lost.
+struct Connection {
+    url: String,
+    client: Option<Client>,
+}
+
+impl Connection {
+    fn client(&mut self) -> Result<&mut Client> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.client = Some(Client::connect(&self.url, NoTls).map_err(db)?);
+        }
+        self.client.as_mut().ok_or_else(|| StoreError::Database("no connection".into()))
+    }
+}
+
+struct Pool {
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    threads: Mutex<Vec<thread::JoinHandle<()>>>,
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.take();
+        }
+        if let Ok(mut threads) = self.threads.lock() {
+            for t in threads.drain(..) {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// A PostgreSQL database holding the province's sites: a few connections, each on its thread.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Database {
+    pool: Arc<Pool>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Database")
+    }
+}
+
+fn db(e: postgres::Error) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+impl Database {
+    /// Connects to `url` (`postgres://…` or `host=… dbname=…`) with `connections` connections and
+    /// brings its schema to [`SCHEMA_VERSION`]; refuses a newer schema.
+    pub fn connect(url: &str, connections: usize) -> Result<Database> {
+        // The first connection is opened here, so a wrong address fails at start, not later.
+        let mut first = Connection { url: url.to_owned(), client: None };
+        migrate(first.client()?)?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        let mut threads = Vec::new();
+        let mut first = Some(first);
+        for i in 0..connections.max(1) {
+            let rx = rx.clone();
+            let mut conn = first.take().unwrap_or(Connection { url: url.to_owned(), client: None });
+            let t = thread::Builder::new()
+                .name(format!("pg-{i}"))
+                .spawn(move || loop {
+                    let job = match rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(&mut conn),
+                        Err(_) => return,
+                    }
+                })
+                .map_err(|e| StoreError::Database(format!("a connection thread: {e}")))?;
+            threads.push(t);
+        }
+        Ok(Database { pool: Arc::new(Pool { jobs: Mutex::new(Some(tx)), threads: Mutex::new(threads) }) })
+    }
+
+    /// Runs `work` on a connection and waits for it.
+    pub fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Client) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move |conn| {
+            let _ = tx.send(conn.client().and_then(work));
+        });
+        let sender =
+            self.pool.jobs.lock().map_err(|_| StoreError::Closed)?.clone().ok_or(StoreError::Closed)?;
+        sender.send(job).map_err(|_| StoreError::Closed)?;
+        rx.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Site `id`'s documents (its row made on first use, with a new actor for the province's edits).
+    pub fn site(&self, id: &str) -> Result<PgStore> {
+        let site = id.to_owned();
+        let actor = self.run(move |c| {
+            c.execute(
+                "INSERT INTO site (site, actor) VALUES ($1, $2) ON CONFLICT (site) DO NOTHING",
+                &[&site, &ActorId::random().to_bytes()],
+            )
+            .map_err(db)?;
+            let row = c.query_one("SELECT actor FROM site WHERE site = $1", &[&site]).map_err(db)?;
+            Ok(row.get::<_, Vec<u8>>(0))
+        })?;
+        Ok(PgStore { db: self.clone(), site: id.to_owned(), actor: ActorId::from(actor) })
+    }
+
+    /// The sites that have a row.
+    pub fn sites(&self) -> Result<Vec<String>> {
+        self.run(|c| {
+            Ok(c.query("SELECT site FROM site ORDER BY site", &[])
+                .map_err(db)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect())
+        })
+    }
+}
+
+/// Brings the schema to [`SCHEMA_VERSION`], one migration per transaction, under a lock that
+/// serialises servers starting together.
+fn migrate(c: &mut Client) -> Result<()> {
+    let mut tx = c.transaction().map_err(db)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).map_err(db)?;
+    tx.batch_execute(
+        "SET LOCAL client_min_messages = warning; \
+         CREATE TABLE IF NOT EXISTS schema_version (version int NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+    )
+    .map_err(db)?;
+    let at: i32 =
+        tx.query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[]).map_err(db)?.get(0);
+    if at > SCHEMA_VERSION {
+        return Err(StoreError::Database(format!(
+            "the database's schema is version {at}, newer than this server's {SCHEMA_VERSION}: upgrade the server"
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(at as usize) {
+        tx.batch_execute(sql).map_err(db)?;
+        tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&(i as i32 + 1)]).map_err(db)?;
+    }
+    tx.commit().map_err(db)
+}
+
+/// One site's documents in the database: the same reads, writes and sync as [`crate::Store`].
+#[derive(Clone)]
+pub struct PgStore {
+    db: Database,
+    site: String,
+    actor: ActorId,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PgStore({})", self.site)
+    }
+}
+
+/// `prefix` as a `LIKE` pattern matching what starts with it.
+fn starts_with(prefix: &str) -> String {
+    let mut p = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+fn projection<R: DeserializeOwned>(doc_id: &str, text: &str) -> Result<R> {
+    serde_json::from_str(text)
+        .map_err(|source| StoreError::CorruptProjection { doc_id: doc_id.to_owned(), source })
+}
+
+/// A document's new state, as a write or a merge leaves it.
+struct Staged {
+    doc_id: String,
+    doc: Vec<u8>,
+    projection: Vec<u8>,
+    entries: Vec<(String, String)>,
+}
+
+impl PgStore {
+    pub fn site(&self) -> &str {
+        &self.site
+    }
+
+    /// Reads a record's projection.
+    pub fn get<R: Record>(&self, id: &str) -> Result<Option<R>> {
+        let (site, doc_id) = (self.site.clone(), record::doc_id::<R>(id));
+        let found = self.db.run({
+            let doc_id = doc_id.clone();
+            move |c| {
+                let row = c
+                    .query_opt("SELECT value::text FROM doc WHERE site = $1 AND id = $2", &[&site, &doc_id])
+                    .map_err(db)?;
+                Ok(row.map(|r| r.get::<_, String>(0)))
+            }
+        })?;
+        found.map(|text| projection(&doc_id, &text)).transpose()
+    }
+
+    /// Every record of kind `R`, in id order.
+    pub fn list<R: Record>(&self) -> Result<Vec<R>> {
+        let site = self.site.clone();
+        let rows = self.db.run(move |c| {
+            let rows = c
+                .query(
+                    "SELECT id, value::text FROM doc WHERE site = $1 AND kind = $2 ORDER BY id",
+                    &[&site, &R::KIND],
+                )
+                .map_err(db)?;
+            Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1))).collect::<Vec<_>>())
+        })?;
+        rows.iter().map(|(id, text)| projection(id, text)).collect()
+    }
+
+    /// Index entries of `index` whose value starts with `value_prefix`: `(value, record id)` in value
+    /// order.
+    pub fn index_scan(&self, index: &str, value_prefix: &str) -> Result<Vec<(String, String)>> {
+        let (site, index, pattern) = (self.site.clone(), index.to_owned(), starts_with(value_prefix));
+        self.db.run(move |c| {
+            let rows = c
+                .query(
+                    "SELECT value, id FROM entry WHERE site = $1 AND name = $2 AND value LIKE $3 ORDER BY value, id",
+                    &[&site, &index, &pattern],
+                )
+                .map_err(db)?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    let doc_id: String = r.get(1);
+                    let id = doc_id.split_once('/').map_or(doc_id.as_str(), |(_, id)| id).to_owned();
+                    (r.get(0), id)
+                })
+                .collect())
+        })
+    }
+
+    /// The records whose `index` value starts with `prefix`, in value order.
+    pub fn find_prefix<R: Record>(&self, index: &str, prefix: &str) -> Result<Vec<R>> {
+        let (site, index, pattern) = (self.site.clone(), index.to_owned(), starts_with(prefix));
+        let rows = self.db.run(move |c| {
+            let rows = c
+                .query(
+                    "SELECT d.id, d.value::text FROM entry e JOIN doc d ON d.site = e.site AND d.id = e.id \
+                     WHERE e.site = $1 AND e.name = $2 AND e.value LIKE $3 AND d.kind = $4 ORDER BY e.value, e.id",
+                    &[&site, &index, &pattern, &R::KIND],
+                )
+                .map_err(db)?;
+            Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1))).collect::<Vec<_>>())
+        })?;
+        rows.iter().map(|(id, text)| projection(id, text)).collect()
+    }
+
+    /// A document's heads (empty if it does not exist).
+    pub fn heads(&self, doc_id: &str) -> Result<Vec<ChangeHash>> {
+        Ok(self.document(doc_id)?.map(|mut d| d.get_heads()).unwrap_or_default())
+    }
+
+    /// The saved Automerge document.
+    pub fn document(&self, doc_id: &str) -> Result<Option<AutoCommit>> {
+        let bytes = self.saved(doc_id)?;
+        bytes.map(|b| load_or_new(doc_id, Some(&b), &self.actor)).transpose()
+    }
+
+    fn saved(&self, doc_id: &str) -> Result<Option<Vec<u8>>> {
+        let (site, doc_id) = (self.site.clone(), doc_id.to_owned());
+        self.db.run(move |c| {
+            let row = c
+                .query_opt("SELECT doc FROM doc WHERE site = $1 AND id = $2", &[&site, &doc_id])
+                .map_err(db)?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
+
+    /// The province's Automerge actor for this site's documents, in hex.
+    pub fn actor_hex(&self) -> String {
+        self.actor.to_hex_string()
+    }
+
+    /// Change-log entries after `after`: `(seq, doc id)`, oldest first, at most `limit`.
+    pub fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<(u64, String)>> {
+        let site = self.site.clone();
+        let (after, limit) =
+            (i64::try_from(after).unwrap_or(i64::MAX), i64::try_from(limit).unwrap_or(i64::MAX));
+        self.db.run(move |c| {
+            let rows = c
+                .query(
+                    "SELECT seq, id FROM doc WHERE site = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                    &[&site, &after, &limit],
+                )
+                .map_err(db)?;
+            Ok(rows.iter().map(|r| (r.get::<_, i64>(0) as u64, r.get(1))).collect())
+        })
+    }
+
+    /// Reads a key that never replicates.
+    pub fn get_local<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let (site, key) = (self.site.clone(), key.to_owned());
+        let bytes = self.db.run({
+            let key = key.clone();
+            move |c| {
+                let row = c
+                    .query_opt("SELECT value FROM local WHERE site = $1 AND key = $2", &[&site, &key])
+                    .map_err(db)?;
+                Ok(row.map(|r| r.get::<_, Vec<u8>>(0)))
+            }
+        })?;
+        bytes
+            .map(|b| {
+                serde_json::from_slice(&b)
+                    .map_err(|source| StoreError::CorruptProjection { doc_id: format!("x/{key}"), source })
+            })
+            .transpose()
+    }
+
+    /// Documents from the peer that could not be merged, with the reason.
+    pub fn sync_refused(&self) -> Result<Vec<(String, String)>> {
+        let site = self.site.clone();
+        self.db.run(move |c| {
+            let rows = c
+                .query(
+                    "SELECT substr(key, 14), convert_from(value, 'UTF8') FROM local \
+                     WHERE site = $1 AND key LIKE 'sync-refused/%' ORDER BY key",
+                    &[&site],
+                )
+                .map_err(db)?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+
+    /// Applies `writes` in one transaction, durable when it returns.
+    pub fn commit_blocking(&self, writes: WriteSet) -> Result<Applied> {
+        let (site, actor) = (self.site.clone(), self.actor.clone());
+        self.db.run(move |c| {
+            let mut tx = c.transaction().map_err(db)?;
+            let mut seq = lock_site(&mut tx, &site)?;
+            let mut applied = Applied::default();
+            let ids: Vec<String> =
+                writes.docs.iter().filter(|w| !w.fresh).map(|w| w.doc_id.clone()).collect();
+            let mut stored = load(&mut tx, &site, &ids)?;
+            for write in &writes.docs {
+                let before = if write.fresh { None } else { stored.remove(&write.doc_id) };
+                let Some(mut doc) = write.document(before.as_deref(), &actor)? else { continue };
+                let entries = write.index_keys.iter().filter_map(|k| index_parts(k)).collect();
+                seq += 1;
+                let staged = Staged {
+                    doc_id: write.doc_id.clone(),
+                    doc: doc.save_nocompress(),
+                    projection: write.projection.clone(),
+                    entries,
+                };
+                put_doc(&mut tx, &site, seq, &staged)?;
+                applied.changed.push((write.doc_id.clone(), seq as u64));
+            }
+            for (key, value) in &writes.local {
+                let key = String::from_utf8_lossy(key.strip_prefix(b"x/").unwrap_or(key)).into_owned();
+                put_local(&mut tx, &site, &key, value.as_deref())?;
+            }
+            finish(tx, &site, seq)?;
+            Ok(applied)
+        })
+    }
+
+    /// [`PgStore::commit_blocking`] from async code.
+    pub async fn commit(&self, writes: WriteSet) -> Result<Applied> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.commit_blocking(writes))
+            .await
+            .map_err(|_| StoreError::Closed)?
+    }
+
+    /// Merges a peer's changes in one transaction (the rules of [`crate::Store::merge_remote`]);
+    /// durable when it returns. Returns each document's heads afterwards.
+    pub fn merge_remote_blocking(&self, docs: &[DocChanges]) -> Result<(Applied, Vec<DocHeads>)> {
+        let (site, actor, docs) = (self.site.clone(), self.actor.clone(), docs.to_vec());
+        self.db.run(move |c| {
+            let mut tx = c.transaction().map_err(db)?;
+            let mut seq = lock_site(&mut tx, &site)?;
+            let ids: Vec<String> = docs.iter().map(|d| d.doc_id.clone()).collect();
+            let mut stored = load(&mut tx, &site, &ids)?;
+            let mut merged: HashMap<String, AutoCommit> = HashMap::new();
+            let mut applied = Applied::default();
+            let mut heads = Vec::with_capacity(docs.len());
+            for d in &docs {
+                let doc = match merged.remove(&d.doc_id) {
+                    Some(doc) => doc,
+                    None => load_or_new(&d.doc_id, stored.remove(&d.doc_id).as_deref(), &actor)?,
+                };
+                let refused_key = format!("sync-refused/{}", d.doc_id);
+                let mut doc = match merge_changes(doc, &actor, d) {
+                    Merge::Older(doc) => doc,
+                    Merge::Same(doc) => {
+                        put_local(&mut tx, &site, &refused_key, None)?;
+                        doc
+                    }
+                    Merge::Changed(mut doc, (projection, entries)) => {
+                        put_local(&mut tx, &site, &refused_key, None)?;
+                        seq += 1;
+                        let entries =
+                            entries.into_iter().map(|(n, v)| (n.to_owned(), v.replace('\0', " "))).collect();
+                        let staged = Staged {
+                            doc_id: d.doc_id.clone(),
+                            doc: doc.save_nocompress(),
+                            projection,
+                            entries,
+                        };
+                        put_doc(&mut tx, &site, seq, &staged)?;
+                        applied.changed.push((d.doc_id.clone(), seq as u64));
+                        doc
+                    }
+                    Merge::Refused(doc, error) => {
+                        let why = error_chain(&error);
+                        put_local(&mut tx, &site, &refused_key, Some(why.as_bytes()))?;
+                        applied.refused.push((d.doc_id.clone(), why));
+                        doc
+                    }
+                };
+                heads.push((d.doc_id.clone(), doc.get_heads()));
+                merged.insert(d.doc_id.clone(), doc);
+            }
+            finish(tx, &site, seq)?;
+            Ok((applied, heads))
+        })
+    }
+}
+
+/// Locks the site's row for this transaction (writers to one site wait for each other, on every
+/// server); its last change-log position.
+fn lock_site(tx: &mut Transaction, site: &str) -> Result<i64> {
+    let row = tx.query_one("SELECT last_seq FROM site WHERE site = $1 FOR UPDATE", &[&site]).map_err(db)?;
+    Ok(row.get(0))
+}
+
+/// The saved documents among `ids`.
+fn load(tx: &mut Transaction, site: &str, ids: &[String]) -> Result<HashMap<String, Vec<u8>>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows =
+        tx.query("SELECT id, doc FROM doc WHERE site = $1 AND id = ANY($2)", &[&site, &ids]).map_err(db)?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+fn put_doc(tx: &mut Transaction, site: &str, seq: i64, s: &Staged) -> Result<()> {
+    let kind = s.doc_id.split_once('/').map_or(s.doc_id.as_str(), |(k, _)| k);
+    let value = String::from_utf8_lossy(&s.projection);
+    tx.execute(
+        "INSERT INTO doc (site, id, kind, seq, doc, value) VALUES ($1, $2, $3, $4, $5, $6::text::jsonb) \
+         ON CONFLICT (site, id) DO UPDATE SET seq = excluded.seq, doc = excluded.doc, value = excluded.value",
+        &[&site, &s.doc_id, &kind, &seq, &s.doc, &value.as_ref()],
+    )
+    .map_err(db)?;
+    tx.execute("DELETE FROM entry WHERE site = $1 AND id = $2", &[&site, &s.doc_id]).map_err(db)?;
+    if !s.entries.is_empty() {
+        let (names, values): (Vec<&str>, Vec<&str>) =
+            s.entries.iter().map(|(n, v)| (n.as_str(), v.as_str())).unzip();
+        tx.execute(
+            "INSERT INTO entry (site, name, value, id) SELECT $1, n, v, $4 FROM unnest($2::text[], $3::text[]) AS u(n, v) \
+             ON CONFLICT DO NOTHING",
+            &[&site, &names, &values, &s.doc_id],
+        )
+        .map_err(db)?;
+    }
+    Ok(())
+}
+
+fn put_local(tx: &mut Transaction, site: &str, key: &str, value: Option<&[u8]>) -> Result<()> {
+    match value {
+        Some(v) => tx.execute(
+            "INSERT INTO local (site, key, value) VALUES ($1, $2, $3) \
+             ON CONFLICT (site, key) DO UPDATE SET value = excluded.value",
+            &[&site, &key, &v],
+        ),
+        None => tx.execute("DELETE FROM local WHERE site = $1 AND key = $2", &[&site, &key]),
+    }
+    .map_err(db)?;
+    Ok(())
+}
+
+fn finish(mut tx: Transaction, site: &str, seq: i64) -> Result<()> {
+    tx.execute("UPDATE site SET last_seq = $2 WHERE site = $1", &[&site, &seq]).map_err(db)?;
+    tx.commit().map_err(db)
+}
+
+crate::store::sync_side!(PgStore);
