@@ -38,3 +38,133 @@ fn the_schema_is_applied_once_and_a_newer_one_is_refused() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("schema is version 2, newer than this server's 1"), "{said}");
 }
+
+/// The province's pages as its administrator sees them, with what changes from one login to the
+/// next (the form token) left out.
+fn pages(web: &str, today: &str) -> Vec<(String, String)> {
+    let mut c = outpost_tests::Client::new(web);
+    c.get("/login");
+    let res = c.post_form("/login", &[("username", "tinh.admin"), ("password", crate::PASSWORD)]);
+    assert_eq!(res.status, 303, "{}", res.body);
+    // The district list's third person, typed without accents.
+    let search = "/people?q=le+van+an".to_owned();
+    [
+        "/".to_owned(),
+        "/site?id=demo-site".to_owned(),
+        format!("/reports?date={today}"),
+        "/alerts".to_owned(),
+        search,
+    ]
+    .into_iter()
+    .map(|path| {
+        let res = c.get(&path);
+        assert_eq!(res.status, 200, "{path}: {}", res.body);
+        let body = res
+            .body
+            .split("name=\"csrf\" value=\"")
+            .map(|p| p.split_once('"').map_or(p, |(_, rest)| rest))
+            .collect();
+        (path, body)
+    })
+    .collect()
+}
+
+/// A province kept in sled stores, with a site that synced, moved into PostgreSQL: the same pages
+/// and the same report after as before; moving again moves nothing new; and the box goes on syncing
+/// with the province on its database, sending only what is new.
+#[test]
+fn a_sled_province_moves_into_postgresql_and_serves_the_same_pages() {
+    use outpost_tests::{
+        district_csv, enroll_box, free_port, serve_province, wait_until, write_config, BoxProcess, Client,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pdata, data) = (dir.path().join("province"), dir.path().join("box"));
+    province(&pdata, &["init"]);
+    let token = province(&pdata, &["site", "add", "demo-site", "--district", "Quận Liên Chiểu"]);
+    let added = Command::new(province_bin())
+        .arg("--data")
+        .arg(&pdata)
+        .args(["user", "add", "tinh.admin", "--admin"])
+        .env("OUTPOST_PROVINCE_PASSWORD", crate::PASSWORD)
+        .output()
+        .expect("user add");
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let (listen, web) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
+    let serve = |more: &[&str]| {
+        let mut args = vec!["--web", web.as_str(), "--online-minutes", "600"];
+        args.extend_from_slice(more);
+        serve_province(&pdata, &listen, &args)
+    };
+    let (mut server, addr) = serve(&[]);
+    let config = write_config(dir.path(), "[sync]\ninterval_seconds = 1\nmax_backoff_seconds = 2\n");
+    let out = enroll_box(&config, &data, &addr, &token);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut b = BoxProcess::start("run", &data, &["--config", &config]);
+    let mut c = Client::new(&b.url);
+    c.setup_admin(b.setup_link.as_deref().expect("setup"), "lan.nguyen", crate::PASSWORD);
+    let res = c.post_bytes("/api/v1/people/import", "text/csv", &district_csv(6, "21/11/2026", "04/12/2026"));
+    assert_eq!(res.status, 200, "{}", res.body);
+    let synced = |c: &mut Client| {
+        wait_until("the province to acknowledge everything", || {
+            let h = c.get("/api/v1/health").json();
+            h["sync"]["pending"] == 0 && h["sync"]["exchanges"].as_u64() >= Some(2)
+        })
+    };
+    synced(&mut c);
+    let _ = b.stop();
+    let today = chrono::Utc::now().date_naive().to_string();
+    let before = pages(&format!("http://{web}"), &today);
+    assert!(
+        before[0].1.contains("data-site=\"demo-site\"") && before[0].1.contains("<div id=\"total-people\">6")
+    );
+    assert_eq!(
+        before[4].1.matches("data-person=").count(),
+        1,
+        "the search finds the person: {}",
+        before[4].1
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+
+    let pg = pg::cluster();
+    let url = pg.database("moved");
+    let moved = province(&pdata, &["--database", &url, "migrate"]);
+    assert!(
+        moved.contains("demo-site\t") && moved.ends_with("1 sites moved; serve with the same --database."),
+        "{moved}"
+    );
+    let documents: usize =
+        moved.split('\t').nth(1).and_then(|d| d.split(' ').next()?.parse().ok()).expect("a count");
+    let rows = pg.psql("moved", "SELECT count(*) FROM doc WHERE site = 'demo-site'").expect("count");
+    assert_eq!(rows, documents.to_string());
+    assert!(documents >= 7, "the people and the site's record: {moved}");
+    // Again: nothing new (the same number of rows, the log not moved on).
+    let seq = || pg.psql("moved", "SELECT last_seq FROM site WHERE site = 'demo-site'").expect("seq");
+    let first = seq();
+    province(&pdata, &["--database", &url, "migrate"]);
+    assert_eq!(seq(), first, "moving again changes nothing");
+
+    let (mut server, _) = serve(&["--database", &url]);
+    let after = pages(&format!("http://{web}"), &today);
+    for ((path, a), (_, b)) in before.iter().zip(&after) {
+        assert_eq!(a, b, "{path} differs after the move");
+    }
+
+    // The box goes on with the province on its database: what is new arrives; nothing is lost.
+    let mut b = BoxProcess::start("run", &data, &["--config", &config]);
+    let mut c = Client::new(&b.url);
+    assert_eq!(c.login("lan.nguyen", crate::PASSWORD).status, 303);
+    let before_sync = seq();
+    c.admit("Nguyễn Văn Mới", "0912000901", "079199000901");
+    c.admit("Trần Thị Mới", "0912000902", "079199000902");
+    synced(&mut c);
+    // Only what is new was merged: the two people (and what admitting them changed), not the
+    // site's whole history again.
+    let merged: usize = seq().parse::<usize>().expect("seq") - before_sync.parse::<usize>().expect("seq");
+    assert!((2..=6).contains(&merged), "{merged} documents merged after the move");
+    let people = pg.psql("moved", "SELECT count(*) FROM doc WHERE site = 'demo-site' AND kind = 'person'");
+    assert_eq!(people.as_deref(), Ok("8"));
+    let _ = b.stop();
+    let _ = server.kill();
+    let _ = server.wait();
+}

@@ -13,6 +13,7 @@
 //! - [`bysms`]: the last link: the sites' signed SMS (a confirmed report, a severe alert) read from
 //!   the province's own modem, kept to show until the sync brings the records.
 //! - [`demo`]: `outpost-province demo`'s simulated sites.
+//! - [`migrate`]: a province's sled stores moved into PostgreSQL.
 //! - [`users`], [`web`]: the province's users (a district officer sees one district) and its web UI.
 
 pub mod acme;
@@ -20,6 +21,7 @@ pub mod bysms;
 pub mod demo;
 pub mod dns;
 pub mod docs;
+pub mod migrate;
 pub mod registry;
 pub mod relay;
 pub mod server;

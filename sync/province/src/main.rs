@@ -73,6 +73,10 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8480")]
         web: String,
     },
+    /// Moves the sites' sled stores (under the data folder) into the database `--database` names:
+    /// every document with its history, and the state of the exchange with each site. The stores
+    /// are only read; remove them once the server runs on the database.
+    Migrate,
     /// The web UI's users.
     User {
         #[command(subcommand)]
@@ -306,6 +310,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 };
                 println!("{}\t{}\t{scope}", u.username, u.display_name);
             }
+        }
+        Command::Migrate => {
+            anyhow::ensure!(
+                !database.is_empty(),
+                "say where to: --database postgres://… (or OUTPOST_PROVINCE_DATABASE)"
+            );
+            let db =
+                outpost_sync::pg::Database::connect(&database, 2).context("the database (--database)")?;
+            let moved = outpost_province::migrate::migrate(&province, &db, |site, done, total| {
+                eprintln!("{site}: {done}/{total} documents");
+            })?;
+            for m in &moved {
+                println!("{}\t{} documents", m.site, m.documents);
+            }
+            println!("{} sites moved; serve with the same --database.", moved.len());
         }
         Command::Demo { listen, web } => {
             if province.dir.join("ca").exists() {
