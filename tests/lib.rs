@@ -612,6 +612,47 @@ fn province_command(data: &Path) -> Command {
     c
 }
 
+/// A box run on `data` with `config`, its administrator `lan.nguyen` set up with `password` and
+/// `people` imported from a district list: the box, the signed-in client and each person's
+/// declaration token.
+pub fn box_with_list(
+    data: &Path,
+    config: &str,
+    password: &str,
+    people: usize,
+) -> (BoxProcess, Client, Vec<String>) {
+    let b = BoxProcess::start("run", data, &["--config", config]);
+    let mut c = Client::new(&b.url);
+    c.setup_admin(b.setup_link.as_deref().expect("setup"), "lan.nguyen", password);
+    let res =
+        c.post_bytes("/api/v1/people/import", "text/csv", &district_csv(people, "21/11/2026", "04/12/2026"));
+    assert_eq!(res.status, 200, "{}", res.body);
+    let tokens = c
+        .people_ids()
+        .iter()
+        .map(|id| {
+            c.get(&format!("/api/v1/people/{id}")).json()["declare_token"].as_str().expect("token").to_owned()
+        })
+        .collect();
+    (b, c, tokens)
+}
+
+/// Round `round` of declarations at the box at `url`: a third of `tokens` declare (each must be
+/// acknowledged); how many did.
+pub fn declare_round(url: &str, tokens: &[String], round: usize) -> usize {
+    let mut person = Client::new(url);
+    let mut acknowledged = 0;
+    for token in tokens.iter().skip(round % 3).step_by(3) {
+        let res = person.post_json(
+            &format!("/api/v1/declare/{token}"),
+            &serde_json::json!({"temperature": "36.7", "spo2": "97", "symptoms": []}),
+        );
+        assert_eq!(res.status, 201, "{}", res.body);
+        acknowledged += 1;
+    }
+    acknowledged
+}
+
 /// `outpost-province --data <data> <args>`, which must succeed: what it printed.
 pub fn province_cmd(data: &Path, args: &[&str]) -> String {
     let out = province_command(data).args(args).output().expect("outpost-province");

@@ -41,10 +41,11 @@ use crate::{
 };
 
 /// The schema this build writes; [`Database::connect`] applies the migrations up to it.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// The migrations, in order: number `i + 1` is `MIGRATIONS[i]`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE site (
     site text COLLATE "C" PRIMARY KEY,
     last_seq bigint NOT NULL DEFAULT 0,
@@ -76,7 +77,24 @@ CREATE TABLE local (
     value bytea NOT NULL,
     PRIMARY KEY (site, key)
 );
-"#];
+"#,
+    r#"
+CREATE TABLE lease (
+    site text COLLATE "C" PRIMARY KEY REFERENCES site,
+    holder text NOT NULL,
+    since timestamptz NOT NULL,
+    until timestamptz NOT NULL
+);
+CREATE TABLE exchange_log (
+    site text COLLATE "C" NOT NULL REFERENCES site,
+    holder text NOT NULL,
+    started timestamptz NOT NULL,
+    ended timestamptz NOT NULL
+);
+CREATE INDEX exchange_log_site ON exchange_log (site, started);
+ALTER TABLE site ADD COLUMN pulled_at timestamptz;
+"#,
+];
 
 /// Serialises migrations across servers starting together (an arbitrary constant).
 const MIGRATION_LOCK: i64 = 0x6f75_7470_6f73_7401;
@@ -184,15 +202,49 @@ impl Database {
     pub fn site(&self, id: &str) -> Result<PgStore> {
         let site = id.to_owned();
         let actor = self.run(move |c| {
-            c.execute(
-                "INSERT INTO site (site, actor) VALUES ($1, $2) ON CONFLICT (site) DO NOTHING",
-                &[&site, &ActorId::random().to_bytes()],
-            )
-            .map_err(db)?;
+            ensure_site(c, &site)?;
             let row = c.query_one("SELECT actor FROM site WHERE site = $1", &[&site]).map_err(db)?;
             Ok(row.get::<_, Vec<u8>>(0))
         })?;
         Ok(PgStore { db: self.clone(), site: id.to_owned(), actor: ActorId::from(actor) })
+    }
+
+    /// Takes site `site`'s lease for `holder` (a server) for at most `ttl`: one exchange with a
+    /// site at a time across every server on the database. `None` if another server holds it. A
+    /// server that dies holding it only holds it until `ttl` ends.
+    pub fn lease(&self, site: &str, holder: &str, ttl: std::time::Duration) -> Result<Option<Lease>> {
+        let (s, h) = (site.to_owned(), holder.to_owned());
+        let ttl = ttl.as_secs_f64();
+        let taken = self.run(move |c| {
+            ensure_site(c, &s)?;
+            let row = c
+                .query_opt(
+                    "INSERT INTO lease (site, holder, since, until) VALUES ($1, $2, now(), now() + make_interval(secs => $3)) \
+                     ON CONFLICT (site) DO UPDATE SET holder = excluded.holder, since = excluded.since, until = excluded.until \
+                     WHERE lease.until < now() RETURNING since",
+                    &[&s, &h, &ttl],
+                )
+                .map_err(db)?;
+            Ok(row.is_some())
+        })?;
+        Ok(taken.then(|| Lease { db: self.clone(), site: site.to_owned(), holder: holder.to_owned() }))
+    }
+
+    /// Claims this round's pull of `site` for the calling server: true unless some server pulled it
+    /// (or claimed it) less than `every` ago. Servers sharing the database share the pulls out.
+    pub fn claim_pull(&self, site: &str, every: std::time::Duration) -> Result<bool> {
+        let (s, every) = (site.to_owned(), every.as_secs_f64());
+        self.run(move |c| {
+            ensure_site(c, &s)?;
+            let n = c
+                .execute(
+                    "UPDATE site SET pulled_at = now() WHERE site = $1 \
+                     AND (pulled_at IS NULL OR pulled_at < now() - make_interval(secs => $2))",
+                    &[&s, &every],
+                )
+                .map_err(db)?;
+            Ok(n == 1)
+        })
     }
 
     /// The sites that have a row.
@@ -204,6 +256,50 @@ impl Database {
                 .map(|r| r.get(0))
                 .collect())
         })
+    }
+}
+
+/// Makes site `site`'s row if there is none (with a new actor for the province's edits).
+fn ensure_site(c: &mut Client, site: &str) -> Result<()> {
+    c.execute(
+        "INSERT INTO site (site, actor) VALUES ($1, $2) ON CONFLICT (site) DO NOTHING",
+        &[&site, &ActorId::random().to_bytes()],
+    )
+    .map_err(db)?;
+    Ok(())
+}
+
+/// A site's lease (see [`Database::lease`]): given back, and the exchange logged, when dropped.
+pub struct Lease {
+    db: Database,
+    site: String,
+    holder: String,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Lease({}, {})", self.site, self.holder)
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let (site, holder) = (std::mem::take(&mut self.site), std::mem::take(&mut self.holder));
+        let given_back = self.db.run(move |c| {
+            let mut tx = c.transaction().map_err(db)?;
+            tx.execute(
+                "INSERT INTO exchange_log (site, holder, started, ended) \
+                 SELECT site, holder, since, clock_timestamp() FROM lease WHERE site = $1 AND holder = $2",
+                &[&site, &holder],
+            )
+            .map_err(db)?;
+            tx.execute("DELETE FROM lease WHERE site = $1 AND holder = $2", &[&site, &holder]).map_err(db)?;
+            tx.commit().map_err(db)
+        });
+        if let Err(e) = given_back {
+            // It ends by itself at its time limit.
+            tracing::warn!(error = %e, "A site's lease could not be given back.");
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::process::Command;
 
+use outpost_sync::pg::SCHEMA_VERSION;
 use outpost_tests::{pg, province_bin, province_cmd as province};
 
 /// The server brings an empty database to its schema, and refuses one newer than its own (a server
@@ -28,15 +29,21 @@ fn the_schema_is_applied_once_and_a_newer_one_is_refused() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "{}", "no documents yet");
     }
-    assert_eq!(
-        pg.psql("schema", "SELECT string_agg(version::text, ',') FROM schema_version").as_deref(),
-        Ok("1")
-    );
-    pg.psql("schema", "INSERT INTO schema_version (version) VALUES (2)").expect("a newer server was here");
+    // Each migration once, in order.
+    let all: Vec<String> = (1..=SCHEMA_VERSION).map(|v| v.to_string()).collect();
+    let applied =
+        pg.psql("schema", "SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_version");
+    assert_eq!(applied, Ok(all.join(",")));
+    let newer = SCHEMA_VERSION + 1;
+    pg.psql("schema", &format!("INSERT INTO schema_version (version) VALUES ({newer})"))
+        .expect("a newer server was here");
     let out = show();
     assert!(!out.status.success());
     let said = String::from_utf8_lossy(&out.stderr);
-    assert!(said.contains("schema is version 2, newer than this server's 1"), "{said}");
+    assert!(
+        said.contains(&format!("schema is version {newer}, newer than this server's {SCHEMA_VERSION}")),
+        "{said}"
+    );
 }
 
 /// The province's pages as its administrator sees them, with what changes from one login to the
@@ -167,4 +174,79 @@ fn a_sled_province_moves_into_postgresql_and_serves_the_same_pages() {
     let _ = b.stop();
     let _ = server.kill();
     let _ = server.wait();
+}
+
+/// Two province servers on one database (sharing the data folder's registry) and three sites that
+/// push to one of them and are pulled by both; declarations keep coming while one server is
+/// SIGKILLed in the middle of its exchanges. Every acknowledged declaration is at the province once,
+/// every site converges through the server left, both servers took exchanges and pulls, and no site
+/// was ever exchanged by two servers at once (the exchanges' log in the database has no overlap).
+#[test]
+fn two_servers_on_one_database_share_the_sites_and_one_dies() {
+    use std::time::Duration;
+
+    use outpost_tests::{enroll_box, free_port, serve_province, use_database, wait_until, write_config};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pdata = dir.path().join("province");
+    let pg = pg::cluster();
+    use_database(pg.database("two_servers"));
+    province(&pdata, &["init"]);
+    // A short lease: a killed server frees its sites within seconds (exchanges here take milliseconds).
+    let serve = || serve_province(&pdata, "127.0.0.1:0", &["--pull-every", "1", "--lease-seconds", "3"]);
+    let (mut first, first_addr) = serve();
+    let (mut second, second_addr) = serve();
+    let mut boxes = Vec::new();
+    for (i, (site, via)) in
+        [("site-a", &first_addr), ("site-b", &second_addr), ("site-c", &first_addr)].into_iter().enumerate()
+    {
+        let pull = format!("127.0.0.1:{}", free_port());
+        let token = province(&pdata, &["site", "add", site, "--district", "Hòa Vang", "--address", &pull]);
+        let sdir = dir.path().join(site);
+        std::fs::create_dir_all(&sdir).expect("dir");
+        let config = write_config(
+            &sdir,
+            &format!(
+                "[site]\nid = \"{site}\"\n[sync]\ninterval_seconds = 1\nmax_backoff_seconds = 2\nlisten = \"{pull}\"\n"
+            ),
+        );
+        let data = sdir.join("data");
+        let out = enroll_box(&config, &data, via, &token);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let (b, c, tokens) = outpost_tests::box_with_list(&data, &config, crate::PASSWORD, 6 + i);
+        boxes.push((site, b, c, tokens, 0usize));
+    }
+    for round in 0..12 {
+        for (_, b, _, tokens, acknowledged) in boxes.iter_mut() {
+            *acknowledged += outpost_tests::declare_round(&b.url, tokens, round);
+        }
+        if round == 5 {
+            // While exchanges run (pushes every second, pulls every second from both).
+            std::thread::sleep(Duration::from_millis(rand::random::<u64>() % 500));
+            let _ = first.kill();
+            let _ = first.wait();
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    for (site, _, c, _, _) in boxes.iter_mut() {
+        wait_until(&format!("{site} to have nothing pending"), || {
+            c.get("/api/v1/health").json()["sync"]["pending"] == 0
+        });
+    }
+    let _ = second.kill();
+    let _ = second.wait();
+    for (site, _, _, tokens, acknowledged) in &boxes {
+        let counts: serde_json::Value =
+            serde_json::from_str(&province(&pdata, &["site", "show", site])).expect("counts");
+        assert_eq!(counts["declaration"].as_u64(), Some(*acknowledged as u64), "{site}: {counts}");
+        assert_eq!(counts["person"].as_u64(), Some(tokens.len() as u64), "{site}: {counts}");
+    }
+    let sql = |q: &str| pg.psql("two_servers", q).expect("psql");
+    let overlaps = sql(
+        "SELECT count(*) FROM exchange_log a JOIN exchange_log b ON a.site = b.site AND a.ctid < b.ctid \
+         AND a.started < b.ended AND b.started < a.ended",
+    );
+    assert_eq!(overlaps, "0", "a site exchanged by two servers at once");
+    assert_eq!(sql("SELECT count(DISTINCT holder) FROM exchange_log"), "2", "both servers exchanged");
+    let per_site = sql("SELECT string_agg(n::text, ',') FROM (SELECT count(DISTINCT holder) n FROM exchange_log GROUP BY site ORDER BY site) s");
+    assert!(per_site.split(',').any(|n| n == "2"), "a site exchanged by both servers in turn: {per_site}");
 }

@@ -383,30 +383,11 @@ fn nothing_lost_when_the_link_and_the_province_fail() {
         let data = sdir.join("data");
         let out = enroll(&config, &data, &proxy.addr, &token);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let b = BoxProcess::start("run", &data, &["--config", &config]);
-        let mut c = Client::new(&b.url);
-        c.setup_admin(b.setup_link.as_deref().expect("setup"), "lan.nguyen", PASSWORD);
-        let res = c.post_bytes(
-            "/api/v1/people/import",
-            "text/csv",
-            &district_csv(20 + i, "21/11/2026", "04/12/2026"),
-        );
-        assert_eq!(res.status, 200, "{}", res.body);
-        let tokens: Vec<String> = c
-            .people_ids()
-            .iter()
-            .map(|id| {
-                c.get(&format!("/api/v1/people/{id}")).json()["declare_token"]
-                    .as_str()
-                    .expect("token")
-                    .to_owned()
-            })
-            .collect();
+        let (b, c, tokens) = outpost_tests::box_with_list(&data, &config, PASSWORD, 20 + i);
         boxes.push((site, b, c, tokens, 0usize));
     }
 
     // Declarations keep coming while the link fails in every way.
-    let mut person = Client::new(&boxes[0].1.url);
     let modes = [
         ProxyMode::Cut,
         ProxyMode::Block,
@@ -418,15 +399,7 @@ fn nothing_lost_when_the_link_and_the_province_fail() {
     for (round, mode) in modes.into_iter().cycle().take(24).enumerate() {
         proxy.set(mode);
         for (_, b, _, tokens, acknowledged) in boxes.iter_mut() {
-            person = Client::new(&b.url);
-            for token in tokens.iter().skip(round % 3).step_by(3) {
-                let res = person.post_json(
-                    &format!("/api/v1/declare/{token}"),
-                    &serde_json::json!({"temperature": "36.7", "spo2": "97", "symptoms": []}),
-                );
-                assert_eq!(res.status, 201, "{}", res.body);
-                *acknowledged += 1;
-            }
+            *acknowledged += outpost_tests::declare_round(&b.url, tokens, round);
         }
         if mode == ProxyMode::Pass && round % 6 == 4 {
             // While the boxes push what was just declared, the province dies (SIGKILL) and comes
@@ -439,7 +412,6 @@ fn nothing_lost_when_the_link_and_the_province_fail() {
         }
         std::thread::sleep(Duration::from_millis(400));
     }
-    drop(person);
     proxy.set(ProxyMode::Pass);
     for (site, _, c, _, _) in boxes.iter_mut() {
         wait_until(&format!("{site} to have nothing pending"), || {

@@ -8,7 +8,7 @@ use std::{
 
 use anyhow::Context;
 use outpost_sync::{
-    pg::Database,
+    pg::{Database, Lease},
     protocol::{self, Limits},
     Store, StoreConfig,
 };
@@ -31,6 +31,10 @@ pub struct Server {
     stores: Arc<Mutex<HashMap<String, SiteDocs>>>,
     /// Where the sites' documents are when not in a sled store per site under the province's folder.
     database: Option<Database>,
+    /// This server among those sharing the database (the holder of the sites' leases it takes).
+    holder: String,
+    /// How long it holds a site's lease at most ([`LEASE`] unless told).
+    lease: std::time::Duration,
     /// One exchange per site at a time, pushed or pulled: two would read the same state and lose
     /// acknowledgements.
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
@@ -42,6 +46,10 @@ pub struct Server {
     /// The number of the province's modem, for the sites' last link by SMS (`bysms`).
     pub sms_number: Option<String>,
 }
+
+/// The longest a server holds a site's lease: longer than an exchange can last (its request's
+/// two-minute limit), so that a server that died holding it frees the site after this at most.
+const LEASE: std::time::Duration = std::time::Duration::from_secs(180);
 
 /// How often one address may try to enrol: a site enrols once, an installer retries a few times.
 pub const ENROLMENTS: gate::Budget = gate::Budget { burst: 10, every: std::time::Duration::from_secs(60) };
@@ -58,6 +66,8 @@ impl Server {
             province,
             stores: Arc::default(),
             database: None,
+            holder: format!("{}:{}", std::process::id(), &outpost_sync::secret::random_token()[..8]),
+            lease: LEASE,
             locks: Arc::default(),
             limits: Limits::default(),
             enrolments: Arc::default(),
@@ -79,6 +89,11 @@ impl Server {
     /// The same server, keeping every site's documents in `database`.
     pub fn with_database(self, database: Database) -> Server {
         Server { database: Some(database), ..self }
+    }
+
+    /// The same server, holding a site's lease `lease` at most.
+    pub fn with_lease(self, lease: std::time::Duration) -> Server {
+        Server { lease, ..self }
     }
 
     /// Site `id`'s documents, opened once.
@@ -121,6 +136,11 @@ impl Server {
         // for it (each side would wait for the other).
         let lock = self.site_lock(&batch.site);
         let Ok(_guard) = lock.try_lock() else { return exchange::busy() };
+        let _lease = match self.lease(&batch.site) {
+            Ok(Some(lease)) => lease,
+            Ok(None) => return exchange::busy(),
+            Err(e) => return exchange::answer_response(Err(e)).0,
+        };
         let work = self.store(&batch.site).and_then(|store| {
             exchange::answer_turn(
                 &store,
@@ -195,6 +215,25 @@ impl Server {
         }
     }
 
+    /// One exchange with `site` at a time across the servers sharing the database: its lease (none
+    /// to take without a database). `None`: another server is exchanging with the site.
+    fn lease(&self, site: &str) -> anyhow::Result<Option<Option<Lease>>> {
+        match &self.database {
+            None => Ok(Some(None)),
+            Some(db) => Ok(db.lease(site, &self.holder, self.lease)?.map(Some)),
+        }
+    }
+
+    /// Of the sites due for a pull, those this server pulls this round: with a database, those no
+    /// server pulled less than most of `every` ago (servers sharing it share the pulls out).
+    async fn claim_pulls(&self, due: Vec<String>, every: std::time::Duration) -> Vec<String> {
+        let Some(db) = self.database.clone() else { return due };
+        let claimed = tokio::task::spawn_blocking(move || {
+            due.into_iter().filter(|id| db.claim_pull(id, every.mul_f64(0.8)).unwrap_or(false)).collect()
+        });
+        claimed.await.unwrap_or_default()
+    }
+
     fn site_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
         locks.entry(id.to_owned()).or_default().clone()
@@ -214,14 +253,18 @@ impl Server {
         let store = self.store(id)?;
         let lock = self.site_lock(id);
         let _guard = lock.lock().await;
+        let (server, site) = (self.clone(), id.to_owned());
+        let Some(lease) = tokio::task::spawn_blocking(move || server.lease(&site)).await?? else {
+            return Err(exchange::Busy(id.to_owned()).into());
+        };
         let outcome =
             exchange::call(&store, (exchange::PROVINCE, &exchange::system_now()), id, target, tls).await;
-        if outcome.as_ref().is_err_and(exchange::is_busy) {
-            return outcome;
-        }
         let (p, id) = (self.province.clone(), id.to_owned());
         tokio::task::spawn_blocking(move || {
-            p.record(&id, "pull", outcome.as_ref());
+            drop(lease);
+            if !outcome.as_ref().is_err_and(exchange::is_busy) {
+                p.record(&id, "pull", outcome.as_ref());
+            }
             outcome
         })
         .await?
@@ -292,6 +335,7 @@ impl Server {
                     Vec::new()
                 }
             };
+            let due = self.claim_pulls(due, every).await;
             for (id, outcome) in self.pull_sites(due, 16, 50).await {
                 match outcome {
                     Ok(_) => {
