@@ -77,6 +77,48 @@ fn district_officers_and_acknowledgements_on_postgresql() {
         "SELECT value->>'state' FROM doc WHERE site = 'site-a' AND id = 'alert/a-fever'",
     );
     assert!(alert.as_deref().is_ok_and(|s| s != "open" && !s.is_empty()), "{alert:?}");
+    analysts_see_their_district(pg, "district_officers");
+}
+
+/// The analysts' roles, made by `outpost-province analyst add`, read the views with `psql`: a district
+/// analyst sees that district's sites only, ID numbers masked; a provincial analyst sees both; neither
+/// reads a table.
+fn analysts_see_their_district(pg: &outpost_tests::pg::Cluster, database: &str) {
+    let add = |args: &[&str]| {
+        let out = std::process::Command::new(outpost_tests::province_bin())
+            .args(["--data", "/nonexistent", "--database", &pg.url(database), "analyst", "add"])
+            .args(args)
+            .env("OUTPOST_PROVINCE_PASSWORD", PASSWORD)
+            .output()
+            .expect("analyst add");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    add(&["phan_tich_lc", "--district", "Quận Liên Chiểu"]);
+    add(&["phan_tich_tinh", "--province"]);
+    let as_ = |role: &str, sql: &str| pg.psql_as(role, database, sql);
+    let sites = "SELECT string_agg(DISTINCT site, ',') FROM analytics.people";
+    assert_eq!(as_("phan_tich_lc", sites).as_deref(), Ok("site-a"));
+    assert_eq!(as_("phan_tich_tinh", sites).as_deref(), Ok("site-a,site-b"));
+    for view in ["sites", "declarations", "alerts", "samplings", "zone_reports"] {
+        let other =
+            as_("phan_tich_lc", &format!("SELECT count(*) FROM analytics.{view} WHERE site <> 'site-a'"));
+        assert_eq!(other.as_deref(), Ok("0"), "{view}");
+    }
+    let declared = as_("phan_tich_lc", "SELECT count(*) > 0 FROM analytics.declarations");
+    assert_eq!(declared.as_deref(), Ok("t"));
+    let reports = as_("phan_tich_lc", "SELECT count(*) FROM analytics.zone_reports WHERE confirmed_by <> ''");
+    assert_eq!(reports.as_deref(), Ok("1"), "site-a's confirmed report");
+    let numbers =
+        as_("phan_tich_lc", "SELECT string_agg(id_number, ',') FROM analytics.people").expect("ids");
+    assert!(
+        numbers.split(',').all(|n| n.chars().rev().take(4).all(|c| c.is_ascii_digit()) && n.starts_with('•')),
+        "masked but for the last four: {numbers}"
+    );
+    let table = as_("phan_tich_lc", "SELECT count(*) FROM doc");
+    assert!(table.as_ref().is_err_and(|e| e.contains("permission denied")), "{table:?}");
+    // The columns say in Vietnamese what they hold.
+    let comment = as_("phan_tich_lc", "SELECT col_description('analytics.people'::regclass, 4)");
+    assert_eq!(comment.as_deref(), Ok("Họ và tên"));
 }
 
 fn district_officers_and_acknowledgements(database: Option<String>) {

@@ -86,6 +86,28 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// With --database: the province's analysts, PostgreSQL roles that read the views of schema
+    /// `analytics` (docs/province.md) for their district's sites, or the province's.
+    Analyst {
+        #[command(subcommand)]
+        command: AnalystCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AnalystCommand {
+    /// Makes (or changes) an analyst's login role; the password from OUTPOST_PROVINCE_PASSWORD or
+    /// standard input. The database connection must be allowed to make roles.
+    Add {
+        /// The role's name: lower-case letters, digits and _.
+        role: String,
+        /// Sees the whole province.
+        #[arg(long, conflicts_with = "district", required_unless_present = "district")]
+        province: bool,
+        /// Sees the sites of this district only (as in `site add --district`).
+        #[arg(long)]
+        district: Option<String>,
+    },
 }
 
 /// The last link (docs/sms.md): the province's own modem, to which sites send their confirmed daily
@@ -225,6 +247,50 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// The commands that work on the database alone: the analysts' roles, and moving the sled stores in.
+fn on_database(command: Command, province: &Province, database: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !database.is_empty(),
+        "say which database: --database postgres://… (or OUTPOST_PROVINCE_DATABASE)"
+    );
+    let db = outpost_sync::pg::Database::connect(database, 1).context("the database (--database)")?;
+    match command {
+        Command::Analyst { command: AnalystCommand::Add { role, province: _, district } } => {
+            let password = new_password()?;
+            anyhow::ensure!(password.chars().count() >= 10, "a password is 10 characters or more");
+            db.add_analyst(&role, &password, district.as_deref())?;
+            println!(
+                "{role} reads schema analytics for {}",
+                district.as_deref().unwrap_or("the whole province")
+            );
+        }
+        Command::Migrate => {
+            let moved = outpost_province::migrate::migrate(province, &db, |site, done, total| {
+                eprintln!("{site}: {done}/{total} documents");
+            })?;
+            for m in &moved {
+                println!("{}\t{} documents", m.site, m.documents);
+            }
+            println!("{} sites moved; serve with the same --database.", moved.len());
+        }
+        _ => unreachable!("only the database's commands come here"),
+    }
+    Ok(())
+}
+
+/// A new password: `OUTPOST_PROVINCE_PASSWORD`, or a line of standard input (never an argument,
+/// which `ps` shows).
+fn new_password() -> anyhow::Result<String> {
+    Ok(match std::env::var("OUTPOST_PROVINCE_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    })
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     let province = Province::new(&cli.data);
     let database = match (cli.database.as_str(), std::env::var("OUTPOST_PROVINCE_DATABASE")) {
@@ -296,15 +362,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 (false, Some(d)) => Scope::District(d),
                 (false, None) => anyhow::bail!("say --admin or --district"),
             };
-            let password = match std::env::var("OUTPOST_PROVINCE_PASSWORD") {
-                Ok(p) => p,
-                Err(_) => {
-                    let mut line = String::new();
-                    std::io::stdin().read_line(&mut line)?;
-                    line.trim_end_matches(['\r', '\n']).to_owned()
-                }
-            };
-            Users::new(&province.dir).add(&username, &name, scope, &password)?;
+            Users::new(&province.dir).add(&username, &name, scope, &new_password()?)?;
         }
         Command::User { command: UserCommand::List } => {
             for u in Users::new(&province.dir).all()? {
@@ -315,21 +373,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{}\t{}\t{scope}", u.username, u.display_name);
             }
         }
-        Command::Migrate => {
-            anyhow::ensure!(
-                !database.is_empty(),
-                "say where to: --database postgres://… (or OUTPOST_PROVINCE_DATABASE)"
-            );
-            let db =
-                outpost_sync::pg::Database::connect(&database, 2).context("the database (--database)")?;
-            let moved = outpost_province::migrate::migrate(&province, &db, |site, done, total| {
-                eprintln!("{site}: {done}/{total} documents");
-            })?;
-            for m in &moved {
-                println!("{}\t{} documents", m.site, m.documents);
-            }
-            println!("{} sites moved; serve with the same --database.", moved.len());
-        }
+        command @ (Command::Analyst { .. } | Command::Migrate) => on_database(command, &province, &database)?,
         Command::Demo { listen, web } => {
             if province.dir.join("ca").exists() {
                 println!("The demo province in {} is there already; serving it.", province.dir.display());

@@ -42,6 +42,7 @@ pub fn migrate(
         }
         let store = Store::open(&dir, &StoreConfig { cache_capacity: 4 << 20 })
             .with_context(|| format!("site {}'s store", entry.id))?;
+        db.set_district(&entry.id, &entry.district)?;
         let documents = site(&entry.id, &store, db, &mut progress)?;
         moved.push(Moved { site: entry.id, documents });
     }

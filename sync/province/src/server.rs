@@ -103,7 +103,13 @@ impl Server {
             return Ok(s.clone());
         }
         let store = match &self.database {
-            Some(db) => SiteDocs::Pg(db.site(id)?),
+            Some(db) => {
+                // The analysts' views scope by the registry's district.
+                if let Some(entry) = self.province.site(id)? {
+                    db.set_district(id, &entry.district)?;
+                }
+                SiteDocs::Pg(db.site(id)?)
+            }
             None => {
                 let dir = self.province.dir.join("sites").join(id).join("store");
                 SiteDocs::Sled(Store::open(&dir, &StoreConfig { cache_capacity: 4 << 20 })?)

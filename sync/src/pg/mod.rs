@@ -41,60 +41,17 @@ use crate::{
 };
 
 /// The schema this build writes; [`Database::connect`] applies the migrations up to it.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
-/// The migrations, in order: number `i + 1` is `MIGRATIONS[i]`.
+/// The migrations, in order: number `i + 1` is `MIGRATIONS[i]` (`schema/<number>-<name>.sql`). A
+/// migration, once released, is never edited: a change is a new one.
 const MIGRATIONS: &[&str] = &[
-    r#"
-CREATE TABLE site (
-    site text COLLATE "C" PRIMARY KEY,
-    last_seq bigint NOT NULL DEFAULT 0,
-    actor bytea NOT NULL
-);
-CREATE TABLE doc (
-    site text COLLATE "C" NOT NULL REFERENCES site,
-    id text COLLATE "C" NOT NULL,
-    kind text COLLATE "C" NOT NULL,
-    seq bigint NOT NULL,
-    doc bytea NOT NULL,
-    value jsonb NOT NULL,
-    PRIMARY KEY (site, id)
-);
-CREATE UNIQUE INDEX doc_log ON doc (site, seq);
-CREATE INDEX doc_kind ON doc (site, kind, id);
-CREATE TABLE entry (
-    site text COLLATE "C" NOT NULL,
-    name text COLLATE "C" NOT NULL,
-    value text COLLATE "C" NOT NULL,
-    id text COLLATE "C" NOT NULL,
-    PRIMARY KEY (site, name, value, id),
-    FOREIGN KEY (site, id) REFERENCES doc ON DELETE CASCADE
-);
-CREATE INDEX entry_doc ON entry (site, id);
-CREATE TABLE local (
-    site text COLLATE "C" NOT NULL REFERENCES site,
-    key text COLLATE "C" NOT NULL,
-    value bytea NOT NULL,
-    PRIMARY KEY (site, key)
-);
-"#,
-    r#"
-CREATE TABLE lease (
-    site text COLLATE "C" PRIMARY KEY REFERENCES site,
-    holder text NOT NULL,
-    since timestamptz NOT NULL,
-    until timestamptz NOT NULL
-);
-CREATE TABLE exchange_log (
-    site text COLLATE "C" NOT NULL REFERENCES site,
-    holder text NOT NULL,
-    started timestamptz NOT NULL,
-    ended timestamptz NOT NULL
-);
-CREATE INDEX exchange_log_site ON exchange_log (site, started);
-ALTER TABLE site ADD COLUMN pulled_at timestamptz;
-"#,
+    include_str!("schema/1-documents.sql"),
+    include_str!("schema/2-servers.sql"),
+    include_str!("schema/3-analytics.sql"),
 ];
+
+const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION as usize);
 
 /// Serialises migrations across servers starting together (an arbitrary constant).
 const MIGRATION_LOCK: i64 = 0x6f75_7470_6f73_7401;
@@ -244,6 +201,54 @@ impl Database {
                 )
                 .map_err(db)?;
             Ok(n == 1)
+        })
+    }
+
+    /// Notes site `site`'s district (the registry's), which the analysts' views scope by.
+    pub fn set_district(&self, site: &str, district: &str) -> Result<()> {
+        let (s, d) = (site.to_owned(), district.to_owned());
+        self.run(move |c| {
+            ensure_site(c, &s)?;
+            c.execute(
+                "UPDATE site SET district = $2 WHERE site = $1 AND district IS DISTINCT FROM $2",
+                &[&s, &d],
+            )
+            .map_err(db)?;
+            Ok(())
+        })
+    }
+
+    /// Makes `role` an analyst (a login role with `password`, made if missing) who sees the
+    /// analysts' views (schema `analytics`) for the sites of `district` (none: the whole province),
+    /// and no table. Needs a connection allowed to make roles.
+    pub fn add_analyst(&self, role: &str, password: &str, district: Option<&str>) -> Result<()> {
+        let plain = role.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if role.is_empty() || !plain {
+            return Err(StoreError::Database(format!(
+                "an analyst's name is lower-case letters, digits and _ only: {role:?}"
+            )));
+        }
+        let (role, password, district) = (role.to_owned(), password.to_owned(), district.map(str::to_owned));
+        self.run(move |c| {
+            let mut tx = c.transaction().map_err(db)?;
+            let exists =
+                tx.query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role]).map_err(db)?.is_some();
+            // The name was checked above; PostgreSQL quotes the password itself.
+            let quoted: String = tx.query_one("SELECT quote_literal($1)", &[&password]).map_err(db)?.get(0);
+            let verb = if exists { "ALTER" } else { "CREATE" };
+            tx.batch_execute(&format!(
+                "{verb} ROLE {role} LOGIN PASSWORD {quoted}; \
+                 GRANT USAGE ON SCHEMA analytics TO {role}; \
+                 GRANT SELECT ON ALL TABLES IN SCHEMA analytics TO {role};"
+            ))
+            .map_err(db)?;
+            tx.execute(
+                "INSERT INTO analyst (role, district) VALUES ($1, $2) \
+                 ON CONFLICT (role) DO UPDATE SET district = excluded.district",
+                &[&role, &district],
+            )
+            .map_err(db)?;
+            tx.commit().map_err(db)
         })
     }
 
