@@ -54,7 +54,7 @@ fn remove_stale() {
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
     for e in entries.filter_map(|e| e.ok()) {
         let name = e.file_name().to_string_lossy().into_owned();
-        if let Some(pid) = name.strip_prefix("outpost-pg-") {
+        if let Some(pid) = name.strip_prefix("outpost-pg-").and_then(|rest| rest.split('-').next()) {
             if !Path::new("/proc").join(pid).exists() {
                 let _ = std::fs::remove_dir_all(e.path());
             }
@@ -62,16 +62,21 @@ fn remove_stale() {
     }
 }
 
-/// The cluster, started on first use.
+/// The tests' cluster, started on first use (without fsync: throw-away data, and the tests measure
+/// nothing about PostgreSQL's disk).
 pub fn cluster() -> &'static Cluster {
-    CLUSTER.get_or_init(start)
+    CLUSTER.get_or_init(|| start(false))
 }
 
-fn start() -> Cluster {
+/// A cluster of its own; `durable`: with PostgreSQL's defaults (fsync, full page writes, synchronous
+/// commit), as a province runs it, for benchmarks beside sled's durable writes.
+pub fn start(durable: bool) -> Cluster {
     let bin = binaries();
     // Not a TempDir: the cluster lives as long as the process; the next run removes it.
     remove_stale();
-    let dir = std::env::temp_dir().join(format!("outpost-pg-{}", std::process::id()));
+    static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("outpost-pg-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("cluster folder");
     if root() {
         let chown = Command::new("chown").arg("nobody:nogroup").arg(&dir).status().expect("chown");
@@ -97,8 +102,11 @@ fn start() -> Cluster {
             .arg(server_dir.join("data"))
             .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c"])
             .arg(format!("unix_socket_directories={}", server_dir.display()))
-            // Throw-away data: no fsync (the tests measure nothing about PostgreSQL's disk).
-            .args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
+            .args(if durable {
+                &[][..]
+            } else {
+                &["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"][..]
+            })
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

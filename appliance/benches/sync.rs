@@ -1,32 +1,22 @@
-//! The sync benchmark binary (`cargo bench -p outpost --bench sync [backlog|pull]`), issue 5's figures
+//! The sync benchmark binary (`cargo bench -p outpost --bench sync`), issue 5's figures
 //! in one run:
 //!
 //! 1. a site 14 days offline with 300 people (declarations three times a day, alerts, follow-up
 //!    sheets, presence days) pushed to a provincial server over HTTPS with mutual TLS on loopback:
 //!    round trips, bytes on the wire, wall time — beside the same documents synced with Automerge's
 //!    own sync protocol, document by document (in memory: its messages and bytes, no network);
-//! 2. an exchange with nothing new: round trips and bytes;
-//! 3. one provincial pull cycle over 200 sites, each with a day of changes (100 people), each
-//!    answering on its own loopback HTTPS port, 16 pulled at a time.
+//! 2. an exchange with nothing new: round trips and bytes.
 //!
 //! Goals (issue 5): fewer bytes and ≥ 10× fewer round trips than Automerge's protocol; nothing new in
-//! one round trip under 1 KB; the pull cycle ≤ 30 s. `BENCH_SITES` and `BENCH_SITE_PEOPLE` change
-//! part 3's size.
+//! one round trip under 1 KB. The province's pull cycle over 200 sites is `outpost-tests`'s
+//! `province` benchmark, on sled and on PostgreSQL.
 
-use std::{sync::Arc, time::Instant};
+use std::time::Instant;
 
 use automerge::sync::SyncDoc;
-use outpost::{
-    app::Outpost,
-    base::{
-        clock::{Clock, ManualClock},
-        config::Config,
-    },
-    demo::{seed_history, HistoryExtras},
-};
-use outpost_link::{exchange, site::SiteLink, token::Token};
+use outpost_link::{site::SiteLink, token::Token};
 use outpost_province::server::{Province, Server};
-use outpost_sync::{Store, StoreConfig};
+use outpost_sync::Store;
 
 fn now() -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::parse_from_rfc3339("2026-11-21T14:00:00Z").expect("time").to_utc()
@@ -34,16 +24,7 @@ fn now() -> chrono::DateTime<chrono::Utc> {
 
 /// A site's store at `data`, seeded with `people` over `days`; the number of documents.
 fn seeded_site(data: &std::path::Path, site: &str, people: usize, days: u32, cache: u64) -> (Store, usize) {
-    let mut raw = Config::from_toml("").expect("defaults").raw;
-    raw.store.data_dir = data.to_owned();
-    raw.site.id = site.to_owned();
-    let config = Config::validate(raw).expect("config");
-    let store = Store::open(data, &StoreConfig { cache_capacity: cache }).expect("store");
-    let app = Outpost::new(store.clone(), config, ManualClock::new(now()) as Arc<dyn Clock>);
-    seed_history(&app, 0, people, days, HistoryExtras { daily_records: true }).expect("seed");
-    store.durable_blocking().expect("durable");
-    let docs = store.changes_since(0, usize::MAX).expect("log").len();
-    (store, docs)
+    outpost::demo::seeded_store(data, site, (people, days), now(), cache).expect("seeded")
 }
 
 /// Enrols `site` at `province` without the network (the token's secret straight to the registry).
@@ -141,62 +122,8 @@ fn backlog(rt: &tokio::runtime::Runtime, dir: &std::path::Path) {
     store.close().expect("close");
 }
 
-fn pull_cycle(rt: &tokio::runtime::Runtime, dir: &std::path::Path) {
-    let sites: usize = std::env::var("BENCH_SITES").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
-    let people: usize = std::env::var("BENCH_SITE_PEOPLE").ok().and_then(|s| s.parse().ok()).unwrap_or(100);
-    let province = Province::new(&dir.join("pull-province"));
-    province.init(&[]).expect("init");
-    let started = Instant::now();
-    let mut total_docs = 0;
-    let mut stores = Vec::new();
-    for i in 0..sites {
-        let id = format!("site-{i:03}");
-        let bundle = enrol(&province, &id);
-        let (store, docs) = seeded_site(&dir.join("sites").join(&id), &id, people, 1, 4 << 20);
-        total_docs += docs;
-        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
-        province.set_address(&id, Some(&listener.local_addr().expect("addr").to_string())).expect("address");
-        let site = SiteLink::new(store.clone(), bundle);
-        rt.spawn(site.serve_pulls(listener, Arc::new(|_| {})));
-        stores.push(store);
-    }
-    println!(
-        "{sites} sites × {people} people × 1 day: {total_docs} documents seeded in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    let server = Server::new(province);
-    let reachable = server.reachable_sites().expect("sites");
-    assert_eq!(reachable.len(), sites);
-    for round in ["a day of changes", "nothing new"] {
-        let started = Instant::now();
-        let outcomes = rt.block_on(server.pull_sites(reachable.clone(), 16, 50));
-        let took = started.elapsed();
-        let mut all = exchange::Exchanged::default();
-        for (id, outcome) in &outcomes {
-            all.add(outcome.as_ref().unwrap_or_else(|e| panic!("{id}: {e:#}")));
-        }
-        println!(
-            "pull cycle over {sites} sites, {round}: {:.2} s; {} documents in, {:.2} MB on the wire",
-            took.as_secs_f64(),
-            all.received_docs,
-            (all.sent_bytes + all.received_bytes) as f64 / 1e6
-        );
-    }
-    let held: usize = reachable
-        .iter()
-        .map(|id| server.store(id).expect("store").changes_since(0, usize::MAX).expect("log").len())
-        .sum();
-    assert_eq!(held, total_docs, "the province holds every site's documents");
-}
-
 fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    let only = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
-    if only.as_deref().is_none_or(|o| o == "backlog") {
-        backlog(&rt, dir.path());
-    }
-    if only.as_deref().is_none_or(|o| o == "pull") {
-        pull_cycle(&rt, dir.path());
-    }
+    backlog(&rt, dir.path());
 }

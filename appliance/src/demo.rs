@@ -141,6 +141,34 @@ pub async fn seed(app: &Outpost, n: usize) -> AppResult<usize> {
     Ok(n)
 }
 
+/// A site's store in `data` for site `site`, seeded by [`seed_history`] up to `now` with `people`
+/// over `days` (with their daily records) and durable: the store and its number of documents. For
+/// the sync and province benchmarks (`cache`: sled's page cache, bytes).
+pub fn seeded_store(
+    data: &std::path::Path,
+    site: &str,
+    (people, days): (usize, u32),
+    now: chrono::DateTime<chrono::Utc>,
+    cache: u64,
+) -> anyhow::Result<(outpost_sync::Store, usize)> {
+    use std::sync::Arc;
+
+    use crate::base::{
+        clock::{Clock, ManualClock},
+        config::Config,
+    };
+    let mut raw = Config::from_toml("")?.raw;
+    raw.store.data_dir = data.to_owned();
+    raw.site.id = site.to_owned();
+    let config = Config::validate(raw)?;
+    let store = outpost_sync::Store::open(data, &outpost_sync::StoreConfig { cache_capacity: cache })?;
+    let app = Outpost::new(store.clone(), config, ManualClock::new(now) as Arc<dyn Clock>);
+    seed_history(&app, 0, people, days, HistoryExtras { daily_records: true })?;
+    store.durable_blocking()?;
+    let docs = store.changes_since(0, usize::MAX)?.len();
+    Ok((store, docs))
+}
+
 /// What [`seed_history`] writes besides people and their declarations.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HistoryExtras {

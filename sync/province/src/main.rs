@@ -60,10 +60,6 @@ enum Command {
         /// A site whose last exchange is older than this many minutes shows offline.
         #[arg(long, default_value_t = 15)]
         online_minutes: i64,
-        /// With --database: the longest this server holds a site while exchanging with it (other
-        /// servers on the database wait for it). A server that dies frees its sites after this.
-        #[arg(long, default_value_t = 180)]
-        lease_seconds: u64,
         #[command(flatten)]
         reach: ReachArgs,
         #[command(flatten)]
@@ -385,18 +381,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let none = (&ReachArgs::default(), &SmsArgs::default());
             serve((province, server), &listen, (0, 3600), &web, 15, none)?;
         }
-        Command::Serve {
-            listen,
-            pull_every,
-            max_backoff,
-            web,
-            online_minutes,
-            lease_seconds,
-            reach,
-            sms,
-        } => {
-            let server =
-                server(province.clone())?.with_lease(std::time::Duration::from_secs(lease_seconds.max(1)));
+        Command::Serve { listen, pull_every, max_backoff, web, online_minutes, reach, sms } => {
+            let server = server(province.clone())?;
             serve(
                 (province, server),
                 &listen,

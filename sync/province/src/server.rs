@@ -33,8 +33,6 @@ pub struct Server {
     database: Option<Database>,
     /// This server among those sharing the database (the holder of the sites' leases it takes).
     holder: String,
-    /// How long it holds a site's lease at most ([`LEASE`] unless told).
-    lease: std::time::Duration,
     /// One exchange per site at a time, pushed or pulled: two would read the same state and lose
     /// acknowledgements.
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
@@ -46,10 +44,6 @@ pub struct Server {
     /// The number of the province's modem, for the sites' last link by SMS (`bysms`).
     pub sms_number: Option<String>,
 }
-
-/// The longest a server holds a site's lease: longer than an exchange can last (its request's
-/// two-minute limit), so that a server that died holding it frees the site after this at most.
-const LEASE: std::time::Duration = std::time::Duration::from_secs(180);
 
 /// How often one address may try to enrol: a site enrols once, an installer retries a few times.
 pub const ENROLMENTS: gate::Budget = gate::Budget { burst: 10, every: std::time::Duration::from_secs(60) };
@@ -67,7 +61,6 @@ impl Server {
             stores: Arc::default(),
             database: None,
             holder: format!("{}:{}", std::process::id(), &outpost_sync::secret::random_token()[..8]),
-            lease: LEASE,
             locks: Arc::default(),
             limits: Limits::default(),
             enrolments: Arc::default(),
@@ -89,11 +82,6 @@ impl Server {
     /// The same server, keeping every site's documents in `database`.
     pub fn with_database(self, database: Database) -> Server {
         Server { database: Some(database), ..self }
-    }
-
-    /// The same server, holding a site's lease `lease` at most.
-    pub fn with_lease(self, lease: std::time::Duration) -> Server {
-        Server { lease, ..self }
     }
 
     /// Site `id`'s documents, opened once.
@@ -226,7 +214,7 @@ impl Server {
     fn lease(&self, site: &str) -> anyhow::Result<Option<Option<Lease>>> {
         match &self.database {
             None => Ok(Some(None)),
-            Some(db) => Ok(db.lease(site, &self.holder, self.lease)?.map(Some)),
+            Some(db) => Ok(db.lease(site, &self.holder)?.map(Some)),
         }
     }
 

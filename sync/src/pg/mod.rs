@@ -41,7 +41,7 @@ use crate::{
 };
 
 /// The schema this build writes; [`Database::connect`] applies the migrations up to it.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// The migrations, in order: number `i + 1` is `MIGRATIONS[i]` (`schema/<number>-<name>.sql`). A
 /// migration, once released, is never edited: a change is a new one.
@@ -49,6 +49,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema/1-documents.sql"),
     include_str!("schema/2-servers.sql"),
     include_str!("schema/3-analytics.sql"),
+    include_str!("schema/4-leaner.sql"),
 ];
 
 const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION as usize);
@@ -96,6 +97,9 @@ impl Drop for Pool {
 #[derive(Clone)]
 pub struct Database {
     pool: Arc<Pool>,
+    /// The connection that holds the sites' leases (session advisory locks: PostgreSQL frees them
+    /// when the connection ends, so a server that dies frees its sites at once).
+    locks: Arc<Pool>,
 }
 
 impl std::fmt::Debug for Database {
@@ -115,15 +119,32 @@ impl Database {
         // The first connection is opened here, so a wrong address fails at start, not later.
         let mut first = Connection { url: url.to_owned(), client: None };
         migrate(first.client()?)?;
+        let pool = Pool::start("pg", url, connections.max(1), Some(first))?;
+        let locks = Pool::start("pg-locks", url, 1, None)?;
+        Ok(Database { pool: Arc::new(pool), locks: Arc::new(locks) })
+    }
+
+    /// Runs `work` on a connection and waits for it.
+    pub fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Client) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.pool.run(work)
+    }
+}
+
+impl Pool {
+    /// `count` connections to `url`, each on a thread named `name-<i>` (the first being `first`
+    /// when given).
+    fn start(name: &str, url: &str, count: usize, mut first: Option<Connection>) -> Result<Pool> {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         let mut threads = Vec::new();
-        let mut first = Some(first);
-        for i in 0..connections.max(1) {
+        for i in 0..count {
             let rx = rx.clone();
             let mut conn = first.take().unwrap_or(Connection { url: url.to_owned(), client: None });
             let t = thread::Builder::new()
-                .name(format!("pg-{i}"))
+                .name(format!("{name}-{i}"))
                 .spawn(move || loop {
                     let job = match rx.lock() {
                         Ok(rx) => rx.recv(),
@@ -137,11 +158,10 @@ impl Database {
                 .map_err(|e| StoreError::Database(format!("a connection thread: {e}")))?;
             threads.push(t);
         }
-        Ok(Database { pool: Arc::new(Pool { jobs: Mutex::new(Some(tx)), threads: Mutex::new(threads) }) })
+        Ok(Pool { jobs: Mutex::new(Some(tx)), threads: Mutex::new(threads) })
     }
 
-    /// Runs `work` on a connection and waits for it.
-    pub fn run<T: Send + 'static>(
+    fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Client) -> Result<T> + Send + 'static,
     ) -> Result<T> {
@@ -149,12 +169,13 @@ impl Database {
         let job: Job = Box::new(move |conn| {
             let _ = tx.send(conn.client().and_then(work));
         });
-        let sender =
-            self.pool.jobs.lock().map_err(|_| StoreError::Closed)?.clone().ok_or(StoreError::Closed)?;
+        let sender = self.jobs.lock().map_err(|_| StoreError::Closed)?.clone().ok_or(StoreError::Closed)?;
         sender.send(job).map_err(|_| StoreError::Closed)?;
         rx.recv().map_err(|_| StoreError::Closed)?
     }
+}
 
+impl Database {
     /// Site `id`'s documents (its row made on first use, with a new actor for the province's edits).
     pub fn site(&self, id: &str) -> Result<PgStore> {
         let site = id.to_owned();
@@ -166,25 +187,28 @@ impl Database {
         Ok(PgStore { db: self.clone(), site: id.to_owned(), actor: ActorId::from(actor) })
     }
 
-    /// Takes site `site`'s lease for `holder` (a server) for at most `ttl`: one exchange with a
-    /// site at a time across every server on the database. `None` if another server holds it. A
-    /// server that dies holding it only holds it until `ttl` ends.
-    pub fn lease(&self, site: &str, holder: &str, ttl: std::time::Duration) -> Result<Option<Lease>> {
-        let (s, h) = (site.to_owned(), holder.to_owned());
-        let ttl = ttl.as_secs_f64();
-        let taken = self.run(move |c| {
-            ensure_site(c, &s)?;
-            let row = c
-                .query_opt(
-                    "INSERT INTO lease (site, holder, since, until) VALUES ($1, $2, now(), now() + make_interval(secs => $3)) \
-                     ON CONFLICT (site) DO UPDATE SET holder = excluded.holder, since = excluded.since, until = excluded.until \
-                     WHERE lease.until < now() RETURNING since",
-                    &[&s, &h, &ttl],
-                )
-                .map_err(db)?;
-            Ok(row.is_some())
+    /// Takes site `site`'s lease for `holder` (this server): one exchange with a site at a time
+    /// across every server on the database. `None` if another server holds it. A session advisory
+    /// lock on the lock connection: a server that dies (its connection gone) frees its sites at
+    /// once. (Within one server, exchanges with a site are already one at a time.)
+    pub fn lease(&self, site: &str, holder: &str) -> Result<Option<Lease>> {
+        let s = site.to_owned();
+        self.run({
+            let s = s.clone();
+            move |c| ensure_site(c, &s)
         })?;
-        Ok(taken.then(|| Lease { db: self.clone(), site: site.to_owned(), holder: holder.to_owned() }))
+        let taken = self.locks.run(move |c| {
+            let row = c
+                .query_one("SELECT pg_try_advisory_lock($1, hashtext($2))", &[&LEASE_SPACE, &s])
+                .map_err(db)?;
+            Ok(row.get::<_, bool>(0))
+        })?;
+        Ok(taken.then(|| Lease {
+            db: self.clone(),
+            site: site.to_owned(),
+            holder: holder.to_owned(),
+            since: std::time::SystemTime::now(),
+        }))
     }
 
     /// Claims this round's pull of `site` for the calling server: true unless some server pulled it
@@ -274,11 +298,16 @@ fn ensure_site(c: &mut Client, site: &str) -> Result<()> {
     Ok(())
 }
 
+/// The advisory locks' key space for the sites' leases (an arbitrary constant; the site's name,
+/// hashed, is the second key).
+const LEASE_SPACE: i32 = 0x6f75_7470;
+
 /// A site's lease (see [`Database::lease`]): given back, and the exchange logged, when dropped.
 pub struct Lease {
     db: Database,
     site: String,
     holder: String,
+    since: std::time::SystemTime,
 }
 
 impl std::fmt::Debug for Lease {
@@ -290,19 +319,26 @@ impl std::fmt::Debug for Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         let (site, holder) = (std::mem::take(&mut self.site), std::mem::take(&mut self.holder));
-        let given_back = self.db.run(move |c| {
-            let mut tx = c.transaction().map_err(db)?;
-            tx.execute(
-                "INSERT INTO exchange_log (site, holder, started, ended) \
-                 SELECT site, holder, since, clock_timestamp() FROM lease WHERE site = $1 AND holder = $2",
-                &[&site, &holder],
-            )
-            .map_err(db)?;
-            tx.execute("DELETE FROM lease WHERE site = $1 AND holder = $2", &[&site, &holder]).map_err(db)?;
-            tx.commit().map_err(db)
+        let since = self.since;
+        // Logged before it is given back: the next holder's exchange starts after this one ends.
+        let logged = self.db.run({
+            let site = site.clone();
+            move |c| {
+                c.execute(
+                    "INSERT INTO exchange_log (site, holder, started, ended) VALUES ($1, $2, $3, clock_timestamp())",
+                    &[&site, &holder, &since],
+                )
+                .map_err(db)
+            }
+        });
+        if let Err(e) = logged {
+            tracing::warn!(error = %e, "An exchange could not be logged.");
+        }
+        let given_back = self.db.locks.run(move |c| {
+            c.query_one("SELECT pg_advisory_unlock($1, hashtext($2))", &[&LEASE_SPACE, &site]).map_err(db)
         });
         if let Err(e) = given_back {
-            // It ends by itself at its time limit.
+            // Freed when the lock connection ends.
             tracing::warn!(error = %e, "A site's lease could not be given back.");
         }
     }
@@ -398,8 +434,9 @@ impl PgStore {
         let rows = self.db.run(move |c| {
             let rows = c
                 .query(
-                    "SELECT id, value::text FROM doc WHERE site = $1 AND kind = $2 ORDER BY id",
-                    &[&site, &R::KIND],
+                    "SELECT id, value::text FROM doc WHERE site = $1 AND id >= $2 AND id < $3 ORDER BY id",
+                    // `kind/…` sorts from `kind/` to before `kind0` ('0' follows '/').
+                    &[&site, &format!("{}/", R::KIND), &format!("{}0", R::KIND)],
                 )
                 .map_err(db)?;
             Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1))).collect::<Vec<_>>())
@@ -529,11 +566,11 @@ impl PgStore {
             let mut tx = c.transaction().map_err(db)?;
             let mut seq = lock_site(&mut tx, &site)?;
             let mut applied = Applied::default();
-            let ids: Vec<String> =
-                writes.docs.iter().filter(|w| !w.fresh).map(|w| w.doc_id.clone()).collect();
-            let mut stored = load(&mut tx, &site, &ids)?;
+            let ids: Vec<String> = writes.docs.iter().map(|w| w.doc_id.clone()).collect();
+            let mut batch = Batch::default();
+            let mut stored = load(&mut tx, &site, &ids, &mut batch)?;
             for write in &writes.docs {
-                let before = if write.fresh { None } else { stored.remove(&write.doc_id) };
+                let before = stored.remove(&write.doc_id).filter(|_| !write.fresh);
                 let Some(mut doc) = write.document(before.as_deref(), &actor)? else { continue };
                 let entries = write.index_keys.iter().filter_map(|k| index_parts(k)).collect();
                 seq += 1;
@@ -543,13 +580,14 @@ impl PgStore {
                     projection: write.projection.clone(),
                     entries,
                 };
-                put_doc(&mut tx, &site, seq, &staged)?;
+                batch.doc(staged, seq);
                 applied.changed.push((write.doc_id.clone(), seq as u64));
             }
-            for (key, value) in &writes.local {
-                let key = String::from_utf8_lossy(key.strip_prefix(b"x/").unwrap_or(key)).into_owned();
-                put_local(&mut tx, &site, &key, value.as_deref())?;
+            for (key, value) in writes.local {
+                let key = String::from_utf8_lossy(key.strip_prefix(b"x/").unwrap_or(&key)).into_owned();
+                batch.local(key, value);
             }
+            batch.write(&mut tx, &site)?;
             finish(tx, &site, seq)?;
             Ok(applied)
         })
@@ -571,7 +609,8 @@ impl PgStore {
             let mut tx = c.transaction().map_err(db)?;
             let mut seq = lock_site(&mut tx, &site)?;
             let ids: Vec<String> = docs.iter().map(|d| d.doc_id.clone()).collect();
-            let mut stored = load(&mut tx, &site, &ids)?;
+            let mut batch = Batch::default();
+            let mut stored = load(&mut tx, &site, &ids, &mut batch)?;
             let mut merged: HashMap<String, AutoCommit> = HashMap::new();
             let mut applied = Applied::default();
             let mut heads = Vec::with_capacity(docs.len());
@@ -584,11 +623,11 @@ impl PgStore {
                 let mut doc = match merge_changes(doc, &actor, d) {
                     Merge::Older(doc) => doc,
                     Merge::Same(doc) => {
-                        put_local(&mut tx, &site, &refused_key, None)?;
+                        batch.local(refused_key, None);
                         doc
                     }
                     Merge::Changed(mut doc, (projection, entries)) => {
-                        put_local(&mut tx, &site, &refused_key, None)?;
+                        batch.local(refused_key, None);
                         seq += 1;
                         let entries =
                             entries.into_iter().map(|(n, v)| (n.to_owned(), v.replace('\0', " "))).collect();
@@ -598,13 +637,13 @@ impl PgStore {
                             projection,
                             entries,
                         };
-                        put_doc(&mut tx, &site, seq, &staged)?;
+                        batch.doc(staged, seq);
                         applied.changed.push((d.doc_id.clone(), seq as u64));
                         doc
                     }
                     Merge::Refused(doc, error) => {
                         let why = error_chain(&error);
-                        put_local(&mut tx, &site, &refused_key, Some(why.as_bytes()))?;
+                        batch.local(refused_key, Some(why.clone().into_bytes()));
                         applied.refused.push((d.doc_id.clone(), why));
                         doc
                     }
@@ -612,6 +651,7 @@ impl PgStore {
                 heads.push((d.doc_id.clone(), doc.get_heads()));
                 merged.insert(d.doc_id.clone(), doc);
             }
+            batch.write(&mut tx, &site)?;
             finish(tx, &site, seq)?;
             Ok((applied, heads))
         })
@@ -626,49 +666,136 @@ fn lock_site(tx: &mut Transaction, site: &str) -> Result<i64> {
 }
 
 /// The saved documents among `ids`.
-fn load(tx: &mut Transaction, site: &str, ids: &[String]) -> Result<HashMap<String, Vec<u8>>> {
+/// The saved documents among `ids`; their index entries go into `batch` as the ones to remove if
+/// the document is written (read back from the stored projection, so that no index by document is
+/// needed to find them).
+fn load(
+    tx: &mut Transaction,
+    site: &str,
+    ids: &[String],
+    batch: &mut Batch,
+) -> Result<HashMap<String, Vec<u8>>> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows =
-        tx.query("SELECT id, doc FROM doc WHERE site = $1 AND id = ANY($2)", &[&site, &ids]).map_err(db)?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-}
-
-fn put_doc(tx: &mut Transaction, site: &str, seq: i64, s: &Staged) -> Result<()> {
-    let kind = s.doc_id.split_once('/').map_or(s.doc_id.as_str(), |(k, _)| k);
-    let value = String::from_utf8_lossy(&s.projection);
-    tx.execute(
-        "INSERT INTO doc (site, id, kind, seq, doc, value) VALUES ($1, $2, $3, $4, $5, $6::text::jsonb) \
-         ON CONFLICT (site, id) DO UPDATE SET seq = excluded.seq, doc = excluded.doc, value = excluded.value",
-        &[&site, &s.doc_id, &kind, &seq, &s.doc, &value.as_ref()],
-    )
-    .map_err(db)?;
-    tx.execute("DELETE FROM entry WHERE site = $1 AND id = $2", &[&site, &s.doc_id]).map_err(db)?;
-    if !s.entries.is_empty() {
-        let (names, values): (Vec<&str>, Vec<&str>) =
-            s.entries.iter().map(|(n, v)| (n.as_str(), v.as_str())).unzip();
-        tx.execute(
-            "INSERT INTO entry (site, name, value, id) SELECT $1, n, v, $4 FROM unnest($2::text[], $3::text[]) AS u(n, v) \
-             ON CONFLICT DO NOTHING",
-            &[&site, &names, &values, &s.doc_id],
-        )
+    let rows = tx
+        .query("SELECT id, doc, value::text FROM doc WHERE site = $1 AND id = ANY($2)", &[&site, &ids])
         .map_err(db)?;
+    let mut docs = HashMap::with_capacity(rows.len());
+    for r in &rows {
+        let (id, value): (String, String) = (r.get(0), r.get(2));
+        let kind = id.split_once('/').map_or(id.as_str(), |(k, _)| k);
+        match serde_json::from_str(&value).ok().and_then(|v| record::project(kind, v).ok()) {
+            Some((_, entries)) => batch
+                .old_entries
+                .extend(entries.into_iter().map(|(n, v)| (n.to_owned(), v.replace('\0', " "), id.clone()))),
+            None => batch.unreadable.push(id.clone()),
+        }
+        docs.insert(id, r.get(1));
     }
-    Ok(())
+    Ok(docs)
 }
 
-fn put_local(tx: &mut Transaction, site: &str, key: &str, value: Option<&[u8]>) -> Result<()> {
-    match value {
-        Some(v) => tx.execute(
-            "INSERT INTO local (site, key, value) VALUES ($1, $2, $3) \
-             ON CONFLICT (site, key) DO UPDATE SET value = excluded.value",
-            &[&site, &key, &v],
-        ),
-        None => tx.execute("DELETE FROM local WHERE site = $1 AND key = $2", &[&site, &key]),
+/// What one transaction writes, gathered so that it goes to the database in a few statements
+/// rather than a few per document. A document or key written twice keeps its last state.
+#[derive(Default)]
+struct Batch {
+    docs: Vec<(Staged, i64)>,
+    doc_at: HashMap<String, usize>,
+    /// The stored index entries of the documents read: removed for those written.
+    old_entries: Vec<(String, String, String)>,
+    /// Documents read whose stored projection could not be read back: all their entries removed.
+    unreadable: Vec<String>,
+    local: Vec<(String, Option<Vec<u8>>)>,
+    local_at: HashMap<String, usize>,
+}
+
+impl Batch {
+    fn doc(&mut self, staged: Staged, seq: i64) {
+        match self.doc_at.get(&staged.doc_id) {
+            Some(&i) => self.docs[i] = (staged, seq),
+            None => {
+                self.doc_at.insert(staged.doc_id.clone(), self.docs.len());
+                self.docs.push((staged, seq));
+            }
+        }
     }
-    .map_err(db)?;
-    Ok(())
+
+    fn local(&mut self, key: String, value: Option<Vec<u8>>) {
+        match self.local_at.get(&key) {
+            Some(&i) => self.local[i].1 = value,
+            None => {
+                self.local_at.insert(key.clone(), self.local.len());
+                self.local.push((key, value));
+            }
+        }
+    }
+
+    fn write(self, tx: &mut Transaction, site: &str) -> Result<()> {
+        if !self.docs.is_empty() {
+            let mut ids = Vec::with_capacity(self.docs.len());
+            let (mut kinds, mut seqs, mut saved, mut values) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (mut names, mut entry_values, mut entry_ids) = (Vec::new(), Vec::new(), Vec::new());
+            for (s, seq) in &self.docs {
+                ids.push(s.doc_id.as_str());
+                kinds.push(s.doc_id.split_once('/').map_or(s.doc_id.as_str(), |(k, _)| k));
+                seqs.push(*seq);
+                saved.push(s.doc.as_slice());
+                values.push(String::from_utf8_lossy(&s.projection));
+                for (n, v) in &s.entries {
+                    names.push(n.as_str());
+                    entry_values.push(v.as_str());
+                    entry_ids.push(s.doc_id.as_str());
+                }
+            }
+            let values: Vec<&str> = values.iter().map(AsRef::as_ref).collect();
+            tx.execute(
+                "INSERT INTO doc (site, id, kind, seq, doc, value) \
+                 SELECT $1, u.id, u.kind, u.seq, u.doc, u.value::jsonb \
+                 FROM unnest($2::text[], $3::text[], $4::int8[], $5::bytea[], $6::text[]) AS u(id, kind, seq, doc, value) \
+                 ON CONFLICT (site, id) DO UPDATE SET seq = excluded.seq, doc = excluded.doc, value = excluded.value",
+                &[&site, &ids, &kinds, &seqs, &saved, &values],
+            )
+            .map_err(db)?;
+            let (mut old_names, mut old_values, mut old_ids) = (Vec::new(), Vec::new(), Vec::new());
+            for (n, v, i) in self.old_entries.iter().filter(|(_, _, i)| self.doc_at.contains_key(i)) {
+                old_names.push(n.as_str());
+                old_values.push(v.as_str());
+                old_ids.push(i.as_str());
+            }
+            tx.execute(
+                "DELETE FROM entry e USING unnest($2::text[], $3::text[], $4::text[]) AS u(n, v, i) \
+                 WHERE e.site = $1 AND e.name = u.n AND e.value = u.v AND e.id = u.i",
+                &[&site, &old_names, &old_values, &old_ids],
+            )
+            .map_err(db)?;
+            let unreadable: Vec<&str> =
+                self.unreadable.iter().filter(|i| self.doc_at.contains_key(*i)).map(String::as_str).collect();
+            if !unreadable.is_empty() {
+                tx.execute("DELETE FROM entry WHERE site = $1 AND id = ANY($2)", &[&site, &unreadable])
+                    .map_err(db)?;
+            }
+            tx.execute(
+                "INSERT INTO entry (site, name, value, id) SELECT $1, u.n, u.v, u.i \
+                 FROM unnest($2::text[], $3::text[], $4::text[]) AS u(n, v, i) ON CONFLICT DO NOTHING",
+                &[&site, &names, &entry_values, &entry_ids],
+            )
+            .map_err(db)?;
+        }
+        if !self.local.is_empty() {
+            let keys: Vec<&str> = self.local.iter().map(|(k, _)| k.as_str()).collect();
+            tx.execute("DELETE FROM local WHERE site = $1 AND key = ANY($2)", &[&site, &keys]).map_err(db)?;
+            let (put_keys, put_values): (Vec<&str>, Vec<&[u8]>) =
+                self.local.iter().filter_map(|(k, v)| Some((k.as_str(), v.as_deref()?))).unzip();
+            tx.execute(
+                "INSERT INTO local (site, key, value) SELECT $1, u.k, u.v FROM unnest($2::text[], $3::bytea[]) AS u(k, v)",
+                &[&site, &put_keys, &put_values],
+            )
+            .map_err(db)?;
+        }
+        Ok(())
+    }
 }
 
 fn finish(mut tx: Transaction, site: &str, seq: i64) -> Result<()> {

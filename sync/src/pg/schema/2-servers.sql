@@ -1,9 +1,4 @@
-CREATE TABLE lease (
-    site text COLLATE "C" PRIMARY KEY REFERENCES site,
-    holder text NOT NULL,
-    since timestamptz NOT NULL,
-    until timestamptz NOT NULL
-);
+-- Each exchange of a server with a site, under the site's lease (a session advisory lock).
 CREATE TABLE exchange_log (
     site text COLLATE "C" NOT NULL REFERENCES site,
     holder text NOT NULL,
