@@ -7,7 +7,11 @@
 //!    everything), then each again with nothing new;
 //! 2. sustained ingest: the same documents merged straight into a new sled store per site and into
 //!    a new database, 500 per transaction: documents per second;
-//! 3. bytes per document on disk, indexes included: sled's files; PostgreSQL's tables and indexes.
+//! 3. bytes per document on disk, indexes included: sled's files; PostgreSQL's tables and indexes;
+//! 4. the web UI's overview, report and a name search over HTTP, on both (medians and p95 of 15);
+//! 5. on PostgreSQL alone, 300 sites × 2,000 people (600,000, written by SQL from a real record):
+//!    name searches across every site and the overview's figures for 300 sites (p50 and p95 of
+//!    50). Seeding sled stores that large takes tens of minutes: sled is compared at part 4's size.
 //!
 //! PostgreSQL runs durable, with its defaults (fsync, full page writes, synchronous commit), as the
 //! sled stores do: a throw-away cluster of its own, as the tests start one. Goals (issue 20): the pull
@@ -16,7 +20,11 @@
 use std::{sync::Arc, time::Instant};
 
 use outpost_link::{exchange, site::SiteLink, token::Token};
-use outpost_province::server::{Province, Server};
+use outpost_province::{
+    server::{Province, Server},
+    users::{Scope, Users},
+    web::Web,
+};
 use outpost_sync::{pg::Database, protocol::DocChanges, Store, StoreConfig};
 
 fn now() -> chrono::DateTime<chrono::Utc> {
@@ -58,6 +66,102 @@ fn whole(store: &Store) -> Vec<DocChanges> {
         .collect()
 }
 
+const PASSWORD: &str = "a long bench password";
+
+/// p50 and p95 of `times` (milliseconds).
+fn percentiles(mut times: Vec<f64>) -> (f64, f64) {
+    times.sort_by(f64::total_cmp);
+    let at = |p: f64| times[((times.len() as f64 - 1.0) * p).round() as usize];
+    (at(0.5), at(0.95))
+}
+
+/// The overview, the day's report and a name search through `server`'s web UI, timed over HTTP.
+fn pages(rt: &tokio::runtime::Runtime, server: &Server, what: &str) {
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    rt.spawn(Web::new(server.clone(), chrono::Duration::minutes(15)).serve(listener));
+    let mut c = outpost_tests::Client::new(&url);
+    c.get("/login");
+    assert_eq!(c.post_form("/login", &[("username", "bench.admin"), ("password", PASSWORD)]).status, 303);
+    for path in ["/", "/reports?date=2026-11-21", "/people?q=huong"] {
+        let times: Vec<f64> = (0..15)
+            .map(|_| {
+                let started = Instant::now();
+                assert_eq!(c.get(path).status, 200, "{path}");
+                started.elapsed().as_secs_f64() * 1000.0
+            })
+            .collect();
+        let (p50, p95) = percentiles(times);
+        println!("web on {what}, {path}: p50 {p50:.1} ms, p95 {p95:.1} ms");
+    }
+}
+
+/// 300 sites × 2,000 people written by SQL (the `template` record with another name, phone and ID
+/// number each), then name searches across every site and the overview's figures, timed.
+fn large(pg: &outpost_tests::pg::Cluster, template: &str) {
+    let url = pg.database("large");
+    let db = Database::connect(&url, 2).expect("database");
+    let started = Instant::now();
+    let quoted = template.replace('\'', "''");
+    pg.psql(
+        "large",
+        &format!(
+            "INSERT INTO site (site, actor, district) SELECT 'site-' || lpad(s::text, 3, '0'), '\\x00', 'Huyện ' || s % 10 \
+             FROM generate_series(1, 300) s; \
+             INSERT INTO doc (site, id, kind, seq, doc, value) \
+             SELECT 'site-' || lpad(s::text, 3, '0'), 'person/p' || i, 'person', i, '\\x00', '{quoted}'::jsonb || jsonb_build_object( \
+               'id', 'p' || i, \
+               'full_name', (ARRAY['Nguyễn','Trần','Lê','Phạm','Hoàng','Huỳnh','Phan','Vũ','Võ','Đặng','Bùi','Đỗ','Hồ','Ngô','Dương','Lý'])[1 + (i * 7 + s) % 16] \
+                 || ' ' || (ARRAY['Văn','Thị','Hữu','Minh','Thanh','Ngọc','Quốc','Đức'])[1 + (i / 3 + s) % 8] \
+                 || ' ' || (ARRAY['An','Bình','Châu','Dũng','Giang','Hà','Hải','Hương','Lan','Long','Mai','Nam','Phúc','Quân','Sơn','Thảo','Trang','Tuấn','Việt','Yến'])[1 + (i * 5 + s / 7) % 20], \
+               'phone', '09' || lpad((s * 2000 + i)::text, 8, '0'), \
+               'id_number', lpad((79000000000 + s * 2000 + i)::text, 12, '0')) \
+             FROM generate_series(1, 300) s, generate_series(1, 2000) i; \
+             INSERT INTO entry (site, name, value, id) SELECT site, 'person_status', 'in_quarantine', id FROM doc; \
+             ANALYZE;"
+        ),
+    )
+    .expect("600,000 people");
+    println!(
+        "600,000 people written by SQL (with their indexes) in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let sites: Vec<String> = (1..=300).map(|s| format!("site-{s:03}")).collect();
+    let queries = [
+        "huong",
+        "tran thi",
+        "nguyen van an",
+        "Lê Minh",
+        "0900012",
+        "079000123456",
+        "thao",
+        "quoc tuan",
+        "DO DUC",
+        "yến",
+    ];
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        for q in queries {
+            let started = Instant::now();
+            let found = db.search_people(&sites, q, 100).expect("search");
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+            assert!(!found.is_empty(), "{q} finds someone");
+        }
+    }
+    let (p50, p95) = percentiles(times);
+    println!("name search across 300 sites, 600,000 people: p50 {p50:.1} ms, p95 {p95:.1} ms");
+    let times: Vec<f64> = (0..50)
+        .map(|_| {
+            let started = Instant::now();
+            let figures = db.site_figures(&sites).expect("figures");
+            assert_eq!(figures.len(), 300);
+            started.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    let (p50, p95) = percentiles(times);
+    println!("the overview's figures for 300 sites: p50 {p50:.1} ms, p95 {p95:.1} ms");
+}
+
 fn main() {
     let sites = env("BENCH_SITES", 200);
     let people = env("BENCH_SITE_PEOPLE", 100);
@@ -89,8 +193,19 @@ fn main() {
 
     // 1. The pull cycle, PostgreSQL first.
     let db = Database::connect(&pg.database("pulls"), 4).expect("database");
-    pull_twice(&rt, &Server::new(province.clone()).with_database(db), "PostgreSQL");
-    pull_twice(&rt, &Server::new(province.clone()), "sled");
+    let on_pg = Server::new(province.clone()).with_database(db.clone());
+    pull_twice(&rt, &on_pg, "PostgreSQL");
+    let on_sled = Server::new(province.clone());
+    pull_twice(&rt, &on_sled, "sled");
+
+    // 4. The web UI on both.
+    Users::new(&province.dir).add("bench.admin", "", Scope::Province, PASSWORD).expect("user");
+    for (what, server) in [("PostgreSQL", &on_pg), ("sled", &on_sled)] {
+        pages(&rt, server, what);
+    }
+    // 5. 600,000 people on PostgreSQL.
+    let template = stores[0].1.list::<outpost_sync::record::Person>().expect("people").remove(0);
+    large(&pg, &serde_json::to_string(&template).expect("json"));
 
     // 2. Ingest, and 3. bytes per document.
     let started = Instant::now();

@@ -84,6 +84,11 @@ impl Server {
         Server { database: Some(database), ..self }
     }
 
+    /// The database the sites' documents are in, if not in sled stores.
+    pub fn database(&self) -> Option<&Database> {
+        self.database.as_ref()
+    }
+
     /// Site `id`'s documents, opened once.
     pub fn store(&self, id: &str) -> anyhow::Result<SiteDocs> {
         let mut stores = self.stores.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;

@@ -302,16 +302,25 @@ impl Web {
             .ok()
     }
 
-    fn view(&self, entry: SiteEntry) -> SiteView {
+    /// How a site shows on the overview; its name and figures `known` already (from the database's
+    /// one query for every site) or read from its store.
+    fn view(&self, entry: SiteEntry, known: Option<(String, usize, usize)>) -> SiteView {
         let log = self.server.province.sync_log(&entry.id);
         let last_sync = log.link.last_success;
         let online = last_sync.is_some_and(|t| Utc::now() - t <= self.online_within);
-        let (mut name, mut in_quarantine, mut open_alerts) = (String::new(), 0, 0);
-        if let Some(store) = self.store(&entry) {
-            name = site_record(&store).map(|s| s.name).unwrap_or_default();
-            in_quarantine = store.index_scan(Person::BY_STATUS, "in_quarantine").map_or(0, |v| v.len());
-            open_alerts = store.index_scan(Alert::BY_STATE, "open|").map_or(0, |v| v.len());
-        }
+        let (name, in_quarantine, open_alerts) = match known {
+            Some(figures) => figures,
+            None => self
+                .store(&entry)
+                .map(|store| {
+                    (
+                        site_record(&store).map(|s| s.name).unwrap_or_default(),
+                        store.index_scan(Person::BY_STATUS, "in_quarantine").map_or(0, |v| v.len()),
+                        store.index_scan(Alert::BY_STATE, "open|").map_or(0, |v| v.len()),
+                    )
+                })
+                .unwrap_or_default(),
+        };
         let clock_off_hours =
             log.link.peer_clock_ahead_seconds.filter(|s| s.unsigned_abs() > 120).map(|s| s as f64 / 3600.0);
         let certificate = self.server.names.as_ref().map(|n| n.name_cert(&entry.id));
@@ -328,9 +337,28 @@ fn site_record(store: &SiteDocs) -> Option<Site> {
 /// work failed.
 async fn site_views(web: &Web, user: &User) -> Result<Vec<SiteView>, Response> {
     let (w, u) = (web.clone(), user.clone());
-    tokio::task::spawn_blocking(move || w.visible(&u).into_iter().map(|e| w.view(e)).collect())
-        .await
-        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    tokio::task::spawn_blocking(move || {
+        let visible = w.visible(&u);
+        // With a database, every site's figures in one query.
+        let mut known = match w.server.database() {
+            Some(db) => db
+                .site_figures(&visible.iter().map(|e| e.id.clone()).collect::<Vec<_>>())
+                .unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "The sites' figures cannot be read.");
+                    Default::default()
+                }),
+            None => Default::default(),
+        };
+        visible
+            .into_iter()
+            .map(|e| {
+                let figures = known.remove(&e.id);
+                w.view(e, figures)
+            })
+            .collect()
+    })
+    .await
+    .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 /// A CSV download named `filename`.
@@ -492,7 +520,7 @@ async fn site_page(State(web): State<Web>, headers: HeaderMap, Query(q): Query<S
     let Ok((view, alerts, (rows, _))) = tokio::task::spawn_blocking(move || {
         let alerts: Vec<Alert> =
             open_alerts(&w, &u).into_iter().filter(|(s, _)| *s == entry.id).map(|(_, a)| a).collect();
-        (w.view(entry), alerts, zone_reports(&w, &u, today_vn()))
+        (w.view(entry, None), alerts, zone_reports(&w, &u, today_vn()))
     })
     .await
     else {
@@ -774,6 +802,14 @@ fn search(web: &Web, user: &User, q: &str) -> Vec<(String, Person)> {
     let folded = outpost_sync::record::fold(q);
     if folded.chars().count() < 2 {
         return out;
+    }
+    if let Some(db) = web.server.database() {
+        // One query over every site the user sees, from the database's indexes.
+        let sites: Vec<String> = web.visible(user).into_iter().map(|s| s.id).collect();
+        return db.search_people(&sites, q, 100).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "The people search failed.");
+            Vec::new()
+        });
     }
     for site in web.visible(user) {
         let Some(store) = web.store(&site) else { continue };

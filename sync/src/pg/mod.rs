@@ -36,12 +36,12 @@ use serde::de::DeserializeOwned;
 use crate::{
     error::Result,
     protocol::{DocChanges, DocHeads},
-    record::{self, Record},
+    record::{self, Person, Record},
     store::{error_chain, index_parts, load_or_new, merge_changes, Applied, Merge, StoreError, WriteSet},
 };
 
 /// The schema this build writes; [`Database::connect`] applies the migrations up to it.
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 
 /// The migrations, in order: number `i + 1` is `MIGRATIONS[i]` (`schema/<number>-<name>.sql`). A
 /// migration, once released, is never edited: a change is a new one.
@@ -50,6 +50,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema/2-servers.sql"),
     include_str!("schema/3-analytics.sql"),
     include_str!("schema/4-leaner.sql"),
+    include_str!("schema/5-search.sql"),
 ];
 
 const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION as usize);
@@ -273,6 +274,62 @@ impl Database {
             )
             .map_err(db)?;
             tx.commit().map_err(db)
+        })
+    }
+
+    /// People of `sites` whose name holds `q` anywhere, however typed (case, accents and spacing
+    /// aside: "huong" finds "Trần Thị Hương"), whose phone starts with `q`, or whose ID number is `q`
+    /// (only whole: a prefix would reveal the digits the pages mask): `(site, person)`, at most
+    /// `limit`, in site and name order. One query over every site, from indexes.
+    pub fn search_people(&self, sites: &[String], q: &str, limit: usize) -> Result<Vec<(String, Person)>> {
+        let q = q.trim().to_owned();
+        let folded = record::fold(&q);
+        if folded.chars().count() < 2 {
+            return Ok(Vec::new());
+        }
+        let (sites, name) = (sites.to_vec(), format!("%{}", starts_with(&folded)));
+        let (phone, limit) = (starts_with(&q), i64::try_from(limit).unwrap_or(i64::MAX));
+        let rows = self.run(move |c| {
+            let rows = c
+                .query(
+                    "SELECT site, id, value::text FROM doc WHERE kind = 'person' AND site = ANY($1) \
+                     AND (outpost_fold(value->>'full_name') LIKE $2 OR value->>'phone' LIKE $3 OR value->>'id_number' = $4) \
+                     LIMIT $5",
+                    &[&sites, &name, &phone, &q, &limit],
+                )
+                .map_err(db)?;
+            Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1), r.get::<_, String>(2))).collect::<Vec<_>>())
+        })?;
+        let mut found = rows
+            .iter()
+            .map(|(site, id, text)| Ok((site.clone(), projection::<Person>(id, text)?)))
+            .collect::<Result<Vec<_>>>()?;
+        found.sort_by(|a, b| (&a.0, &a.1.full_name).cmp(&(&b.0, &b.1.full_name)));
+        Ok(found)
+    }
+
+    /// Each of `sites`' name (from its site record), people in quarantine and open alerts, in one
+    /// query from the index entries: `site → (name, in quarantine, open alerts)`.
+    pub fn site_figures(&self, sites: &[String]) -> Result<HashMap<String, (String, usize, usize)>> {
+        let sites = sites.to_vec();
+        self.run(move |c| {
+            let rows = c
+                .query(
+                    "SELECT s.site, \
+                       (SELECT d.value->>'name' FROM doc d WHERE d.site = s.site AND d.id >= 'site/' AND d.id < 'site0' LIMIT 1), \
+                       (SELECT count(*) FROM entry e WHERE e.site = s.site AND e.name = $2 AND e.value = 'in_quarantine'), \
+                       (SELECT count(*) FROM entry e WHERE e.site = s.site AND e.name = $3 AND e.value LIKE 'open|%') \
+                     FROM unnest($1::text[]) AS s(site)",
+                    &[&sites, &Person::BY_STATUS, &crate::record::Alert::BY_STATE],
+                )
+                .map_err(db)?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    let name: Option<String> = r.get(1);
+                    (r.get(0), (name.unwrap_or_default(), r.get::<_, i64>(2) as usize, r.get::<_, i64>(3) as usize))
+                })
+                .collect())
         })
     }
 
