@@ -1135,13 +1135,83 @@ enum BySms {
 type Reports = (Vec<SiteReport>, report::ZoneDay);
 
 /// The zone reports of `date` for the sites `user` sees.
+/// What the day's reports read of every site at once, with a database: the site records and the
+/// confirmed reports, then the people and the day's samplings of the sites without one (a query
+/// each for every site, rather than a few per site).
+#[derive(Default)]
+struct ReportData {
+    sites: HashMap<String, Vec<Site>>,
+    confirmed: HashMap<String, Vec<ZoneReport>>,
+    people: HashMap<String, Vec<Person>>,
+    samples: HashMap<String, Vec<Sample>>,
+}
+
+fn report_data(web: &Web, ids: &[String], date: chrono::NaiveDate) -> Option<ReportData> {
+    let db = web.server.database()?;
+    let read = || -> Result<ReportData, outpost_sync::StoreError> {
+        let confirmed: HashMap<String, Vec<ZoneReport>> = db.records_across(ids, &date.to_string())?;
+        let open: Vec<String> = ids.iter().filter(|id| !confirmed.contains_key(*id)).cloned().collect();
+        Ok(ReportData {
+            sites: db.records_across(ids, "")?,
+            people: db.records_across(&open, "")?,
+            samples: db.find_prefix_across(&open, Sample::BY_DAY, &format!("{date}|"))?,
+            confirmed,
+        })
+    };
+    read().map_err(|e| tracing::error!(error = %e, "The sites' reports cannot be read.")).ok()
+}
+
+/// What the day's report reads of one site.
+struct SiteData {
+    site: Option<Site>,
+    confirmed: Option<ZoneReport>,
+    /// The people and the day's samplings, read only for a site with no confirmed report.
+    people: Vec<Person>,
+    samples: Vec<Sample>,
+}
+
+impl ReportData {
+    /// Site `id`'s part of what was read at once.
+    fn take(&mut self, id: &str) -> SiteData {
+        fn first<T>(v: Option<Vec<T>>) -> Option<T> {
+            v.and_then(|v| v.into_iter().next())
+        }
+        SiteData {
+            site: first(self.sites.remove(id)),
+            confirmed: first(self.confirmed.remove(id)),
+            people: self.people.remove(id).unwrap_or_default(),
+            samples: self.samples.remove(id).unwrap_or_default(),
+        }
+    }
+}
+
+/// Site `entry`'s part of the day's report read from its own store (`None` if it cannot be opened).
+fn site_data(web: &Web, entry: &SiteEntry, date: chrono::NaiveDate) -> Option<SiteData> {
+    let store = web.store(entry)?;
+    let confirmed = store.get::<ZoneReport>(&date.to_string()).ok().flatten();
+    let (people, samples) = match confirmed {
+        Some(_) => Default::default(),
+        None => (
+            store.list::<Person>().unwrap_or_default(),
+            store.find_prefix::<Sample>(Sample::BY_DAY, &format!("{date}|")).unwrap_or_default(),
+        ),
+    };
+    Some(SiteData { site: site_record(&store), confirmed, people, samples })
+}
+
 fn zone_reports(web: &Web, user: &User, date: chrono::NaiveDate) -> Reports {
     let mut rows = Vec::new();
     let mut total = outpost_sync::report::ZoneDay { date: Some(date), ..Default::default() };
     let sms = crate::bysms::SmsInbox::new(web.server.province.clone());
-    for entry in web.visible(user) {
-        let Some(store) = web.store(&entry) else { continue };
-        let site = site_record(&store).unwrap_or(Site {
+    let visible = web.visible(user);
+    let mut data = report_data(web, &visible.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), date);
+    for entry in visible {
+        let read = match &mut data {
+            Some(d) => Some(d.take(&entry.id)),
+            None => site_data(web, &entry, date),
+        };
+        let Some(SiteData { site, confirmed, people, samples }) = read else { continue };
+        let site = site.unwrap_or(Site {
             id: entry.id.clone(),
             name: String::new(),
             district: entry.district.clone(),
@@ -1156,7 +1226,6 @@ fn zone_reports(web: &Web, user: &User, date: chrono::NaiveDate) -> Reports {
             outpost_link::bysms::Carried::Report { figures, .. } => Some(figures),
             outpost_link::bysms::Carried::Alert { .. } => None,
         });
-        let confirmed = store.get::<ZoneReport>(&date.to_string()).ok().flatten();
         let (day, confirmed_by, by_sms) = match (confirmed, texted) {
             (Some(c), texted) => {
                 let by_sms = texted.map(|t| {
@@ -1180,12 +1249,7 @@ fn zone_reports(web: &Web, user: &User, date: chrono::NaiveDate) -> Reports {
                 };
                 (day, Some("SMS".to_owned()), Some(BySms::Only))
             }
-            (None, None) => {
-                let people = store.list::<Person>().unwrap_or_default();
-                let samples =
-                    store.find_prefix::<Sample>(Sample::BY_DAY, &format!("{date}|")).unwrap_or_default();
-                (report::zone_day(&site, &people, &samples, date), None, None)
-            }
+            (None, None) => (report::zone_day(&site, &people, &samples, date), None, None),
         };
         total.add(&day);
         rows.push(SiteReport { site: entry.id, day, confirmed_by, by_sms });

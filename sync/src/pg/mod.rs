@@ -333,6 +333,50 @@ impl Database {
         })
     }
 
+    /// The records of kind `R` of `sites` whose id starts with `id_prefix` (all: ""), in one query:
+    /// site → records in id order.
+    pub fn records_across<R: Record>(
+        &self,
+        sites: &[String],
+        id_prefix: &str,
+    ) -> Result<HashMap<String, Vec<R>>> {
+        let (sites, from) = (sites.to_vec(), format!("{}/{id_prefix}", R::KIND));
+        // Every id starting with `from` sorts before `from` and the highest character.
+        let to = format!("{from}{}", char::MAX);
+        let rows = self.run(move |c| {
+            let rows = c
+                .query(
+                    "SELECT site, id, value::text FROM doc WHERE site = ANY($1) AND id >= $2 AND id < $3 ORDER BY site, id",
+                    &[&sites, &from, &to],
+                )
+                .map_err(db)?;
+            Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1), r.get::<_, String>(2))).collect::<Vec<_>>())
+        })?;
+        grouped(rows)
+    }
+
+    /// The records of kind `R` of `sites` whose `index` value starts with `prefix`, in one query:
+    /// site → records in value order.
+    pub fn find_prefix_across<R: Record>(
+        &self,
+        sites: &[String],
+        index: &str,
+        prefix: &str,
+    ) -> Result<HashMap<String, Vec<R>>> {
+        let (sites, index, pattern) = (sites.to_vec(), index.to_owned(), starts_with(prefix));
+        let rows = self.run(move |c| {
+            let rows = c
+                .query(
+                    "SELECT d.site, d.id, d.value::text FROM entry e JOIN doc d ON d.site = e.site AND d.id = e.id \
+                     WHERE e.site = ANY($1) AND e.name = $2 AND e.value LIKE $3 AND d.kind = $4 ORDER BY e.site, e.value, e.id",
+                    &[&sites, &index, &pattern, &R::KIND],
+                )
+                .map_err(db)?;
+            Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1), r.get::<_, String>(2))).collect::<Vec<_>>())
+        })?;
+        grouped(rows)
+    }
+
     /// The sites that have a row.
     pub fn sites(&self) -> Result<Vec<String>> {
         self.run(|c| {
@@ -450,6 +494,15 @@ fn starts_with(prefix: &str) -> String {
     }
     p.push('%');
     p
+}
+
+/// `(site, doc id, projection)` rows as records by site, in the rows' order.
+fn grouped<R: DeserializeOwned>(rows: Vec<(String, String, String)>) -> Result<HashMap<String, Vec<R>>> {
+    let mut out: HashMap<String, Vec<R>> = HashMap::new();
+    for (site, id, text) in rows {
+        out.entry(site).or_default().push(projection(&id, &text)?);
+    }
+    Ok(out)
 }
 
 fn projection<R: DeserializeOwned>(doc_id: &str, text: &str) -> Result<R> {
