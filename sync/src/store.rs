@@ -665,6 +665,11 @@ impl Store {
         }
     }
 
+    /// This store's Automerge actor: who its own edits are by.
+    pub fn actor(&self) -> ActorId {
+        self.inner.actor.clone()
+    }
+
     /// This store's Automerge actor, in hex: who its own edits are by.
     pub fn actor_hex(&self) -> String {
         self.inner.actor.to_hex_string()

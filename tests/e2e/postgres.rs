@@ -146,6 +146,13 @@ fn a_sled_province_moves_into_postgresql_and_serves_the_same_pages() {
         moved.split('\t').nth(1).and_then(|d| d.split(' ').next()?.parse().ok()).expect("a count");
     let rows = pg.psql("moved", "SELECT count(*) FROM doc WHERE site = 'demo-site'").expect("count");
     assert_eq!(rows, documents.to_string());
+    // The province keeps its actor for the site's documents: the site sees the same incarnation
+    // and sends nothing again.
+    let sled =
+        outpost_sync::Store::open(&pdata.join("sites/demo-site/store"), &Default::default()).expect("store");
+    let actor = pg.psql("moved", "SELECT encode(actor, 'hex') FROM site WHERE site = 'demo-site'");
+    assert_eq!(actor.as_deref(), Ok(sled.actor_hex().as_str()));
+    drop(sled);
     assert!(documents >= 7, "the people and the site's record: {moved}");
     // Again: nothing new (the same number of rows, the log not moved on).
     let seq = || pg.psql("moved", "SELECT last_seq FROM site WHERE site = 'demo-site'").expect("seq");
@@ -250,4 +257,44 @@ fn two_servers_on_one_database_share_the_sites_and_one_dies() {
     assert_eq!(sql("SELECT count(DISTINCT holder) FROM exchange_log"), "2", "both servers exchanged");
     let per_site = sql("SELECT string_agg(n::text, ',') FROM (SELECT count(DISTINCT holder) n FROM exchange_log GROUP BY site ORDER BY site) s");
     assert!(per_site.split(',').any(|n| n == "2"), "a site exchanged by both servers in turn: {per_site}");
+}
+
+/// A document PostgreSQL cannot hold (a NUL character, which sled took) from a site is set aside
+/// like one that cannot be merged, and the rest of its batch goes in; the province's own write of
+/// one fails with a message rather than half-writing.
+#[test]
+fn a_document_with_a_nul_character_is_set_aside_not_the_batch() {
+    use outpost_sync::{
+        protocol::DocChanges,
+        record::{Alert, AlertKind, Severity},
+        Store, StoreConfig, WriteSet,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let site = Store::open(dir.path(), &StoreConfig::default()).expect("store");
+    let at = chrono::Utc::now();
+    let alert = |id: &str, detail: &str| {
+        Alert::new(id.into(), AlertKind::Fever, Severity::Warning, "p", "s", detail.into(), at)
+    };
+    let mut w = WriteSet::new();
+    w.put(&alert("fine", "38,9 °C")).expect("put").put(&alert("nul", "38,9\0°C")).expect("put");
+    site.commit_blocking(w).expect("sled takes both");
+    let docs: Vec<DocChanges> = ["alert/fine", "alert/nul"]
+        .iter()
+        .map(|id| {
+            let mut doc = site.document(id).expect("read").expect("doc");
+            DocChanges { doc_id: (*id).to_owned(), changes: doc.save(), heads: doc.get_heads() }
+        })
+        .collect();
+    let db = outpost_sync::pg::Database::connect(&pg::cluster().database("nul"), 1).expect("database");
+    let province = db.site("site-a").expect("site");
+    let (applied, _) = province.merge_remote_blocking(&docs).expect("the batch goes in");
+    assert_eq!(applied.changed.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(), ["alert/fine"]);
+    assert_eq!(applied.refused.len(), 1, "{:?}", applied.refused);
+    assert!(applied.refused[0].1.contains("NUL"), "{:?}", applied.refused);
+    assert_eq!(province.sync_refused().expect("refused").len(), 1);
+    let mut w = WriteSet::new();
+    w.put(&alert("mine", "a\0b")).expect("put");
+    let refused = province.commit_blocking(w).expect_err("refused");
+    assert!(refused.to_string().contains("NUL"), "{refused}");
+    assert!(province.get::<Alert>("mine").expect("read").is_none(), "nothing half-written");
 }

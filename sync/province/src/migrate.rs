@@ -42,8 +42,8 @@ pub fn migrate(
         }
         let store = Store::open(&dir, &StoreConfig { cache_capacity: 4 << 20 })
             .with_context(|| format!("site {}'s store", entry.id))?;
-        db.set_district(&entry.id, &entry.district)?;
         let documents = site(&entry.id, &store, db, &mut progress)?;
+        db.set_district(&entry.id, &entry.district)?;
         moved.push(Moved { site: entry.id, documents });
     }
     Ok(moved)
@@ -55,7 +55,8 @@ fn site(
     db: &Database,
     progress: &mut impl FnMut(&str, usize, usize),
 ) -> anyhow::Result<usize> {
-    let target = db.site(id)?;
+    // The province's actor for the site's documents stays: the site sees the same incarnation.
+    let target = db.site_as(id, Some(&store.actor()))?;
     let ids: Vec<String> = store.changes_since(0, usize::MAX)?.into_iter().map(|(_, doc)| doc).collect();
     for (done, chunk) in ids.chunks(CHUNK).enumerate() {
         let mut docs = Vec::with_capacity(chunk.len());
@@ -76,9 +77,12 @@ fn site(
         progress(id, (done * CHUNK + chunk.len()).min(ids.len()), ids.len());
     }
     // The exchange's state: the site's acknowledgements kept, the province's log position anew.
-    let mut state: PeerState = store.get_local(PEER_KEY)?.unwrap_or_default();
-    state.cursor = 0;
-    state.in_flight = None;
-    target.keep_peer_state(PEER_KEY, &state).map_err(anyhow::Error::msg)?;
+    // Not over one the database has already (the server ran on it since: its state is newer).
+    if target.get_local::<PeerState>(PEER_KEY)?.is_none() {
+        let mut state: PeerState = store.get_local(PEER_KEY)?.unwrap_or_default();
+        state.cursor = 0;
+        state.in_flight = None;
+        target.keep_peer_state(PEER_KEY, &state).map_err(anyhow::Error::msg)?;
+    }
     Ok(ids.len())
 }

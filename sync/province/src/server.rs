@@ -249,7 +249,9 @@ impl Server {
         let name = ca::site_name(id);
         let target = Peer { addr: address, name: &name, pin: Some(pin) };
         let tls = self.province.client_tls()?;
-        let store = self.store(id)?;
+        // Opening a site's documents may ask the database: not on the async runtime.
+        let (server, site) = (self.clone(), id.to_owned());
+        let store = tokio::task::spawn_blocking(move || server.store(&site)).await??;
         let lock = self.site_lock(id);
         let _guard = lock.lock().await;
         let (server, site) = (self.clone(), id.to_owned());

@@ -41,7 +41,7 @@ use crate::{
 };
 
 /// The schema this build writes; [`Database::connect`] applies the migrations up to it.
-pub const SCHEMA_VERSION: i32 = 5;
+pub const SCHEMA_VERSION: i32 = 6;
 
 /// The migrations, in order: number `i + 1` is `MIGRATIONS[i]` (`schema/<number>-<name>.sql`). A
 /// migration, once released, is never edited: a change is a new one.
@@ -51,6 +51,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema/3-analytics.sql"),
     include_str!("schema/4-leaner.sql"),
     include_str!("schema/5-search.sql"),
+    include_str!("schema/6-barriers.sql"),
 ];
 
 const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION as usize);
@@ -69,7 +70,12 @@ struct Connection {
 impl Connection {
     fn client(&mut self) -> Result<&mut Client> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
-            self.client = Some(Client::connect(&self.url, NoTls).map_err(db)?);
+            let mut config: postgres::Config = self.url.parse().map_err(db)?;
+            if config.get_connect_timeout().is_none() {
+                // An unreachable database fails the call rather than hanging it.
+                config.connect_timeout(std::time::Duration::from_secs(10));
+            }
+            self.client = Some(config.connect(NoTls).map_err(db)?);
         }
         self.client.as_mut().ok_or_else(|| StoreError::Database("no connection".into()))
     }
@@ -168,7 +174,15 @@ impl Pool {
     ) -> Result<T> {
         let (tx, rx) = mpsc::sync_channel(1);
         let job: Job = Box::new(move |conn| {
-            let _ = tx.send(conn.client().and_then(work));
+            // A panic in the work (a merge of a peer's bytes) fails this call only: the connection
+            // is dropped (its transaction with it) and the thread goes on serving.
+            let done =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| conn.client().and_then(work)));
+            let done = done.unwrap_or_else(|_| {
+                conn.client = None;
+                Err(StoreError::Database("the database work panicked; nothing of it was kept".into()))
+            });
+            let _ = tx.send(done);
         });
         let sender = self.jobs.lock().map_err(|_| StoreError::Closed)?.clone().ok_or(StoreError::Closed)?;
         sender.send(job).map_err(|_| StoreError::Closed)?;
@@ -179,9 +193,20 @@ impl Pool {
 impl Database {
     /// Site `id`'s documents (its row made on first use, with a new actor for the province's edits).
     pub fn site(&self, id: &str) -> Result<PgStore> {
-        let site = id.to_owned();
+        self.site_as(id, None)
+    }
+
+    /// Site `id`'s documents, its row made (if there is none) with `actor` for the province's
+    /// edits: a site moved from a sled store keeps the province's actor, so that the sites see the
+    /// same incarnation and send nothing again.
+    pub fn site_as(&self, id: &str, actor: Option<&ActorId>) -> Result<PgStore> {
+        let (site, first) = (id.to_owned(), actor.cloned().unwrap_or_else(ActorId::random));
         let actor = self.run(move |c| {
-            ensure_site(c, &site)?;
+            c.execute(
+                "INSERT INTO site (site, actor) VALUES ($1, $2) ON CONFLICT (site) DO NOTHING",
+                &[&site, &first.to_bytes()],
+            )
+            .map_err(db)?;
             let row = c.query_one("SELECT actor FROM site WHERE site = $1", &[&site]).map_err(db)?;
             Ok(row.get::<_, Vec<u8>>(0))
         })?;
@@ -258,6 +283,14 @@ impl Database {
             let mut tx = c.transaction().map_err(db)?;
             let exists =
                 tx.query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role]).map_err(db)?.is_some();
+            let analyst =
+                tx.query_opt("SELECT 1 FROM analyst WHERE role = $1", &[&role]).map_err(db)?.is_some();
+            if exists && !analyst {
+                // Never another role's password (the server's own, an administrator's).
+                return Err(StoreError::Database(format!(
+                    "{role} is a role of this database that is not an analyst"
+                )));
+            }
             // The name was checked above; PostgreSQL quotes the password itself.
             let quoted: String = tx.query_one("SELECT quote_literal($1)", &[&password]).map_err(db)?.get(0);
             let verb = if exists { "ALTER" } else { "CREATE" };
@@ -496,6 +529,18 @@ fn starts_with(prefix: &str) -> String {
     p
 }
 
+/// Why a document cannot be kept in PostgreSQL, if it cannot: a NUL character in its id or its
+/// record (`text` and `jsonb` refuse it; sled took it).
+fn unstorable(doc_id: &str, projection: &[u8]) -> Option<String> {
+    let nul = doc_id.contains('\0') || projection.windows(6).any(|w| w == b"\\u0000");
+    nul.then(|| {
+        format!(
+            "document {} holds a NUL character, which the database cannot keep",
+            doc_id.replace('\0', "\\0")
+        )
+    })
+}
+
 /// `(site, doc id, projection)` rows as records by site, in the rows' order.
 fn grouped<R: DeserializeOwned>(rows: Vec<(String, String, String)>) -> Result<HashMap<String, Vec<R>>> {
     let mut out: HashMap<String, Vec<R>> = HashMap::new();
@@ -680,13 +725,19 @@ impl PgStore {
             let mut batch = Batch::default();
             let mut stored = load(&mut tx, &site, &ids, &mut batch)?;
             for write in &writes.docs {
-                let before = stored.remove(&write.doc_id).filter(|_| !write.fresh);
-                let Some(mut doc) = write.document(before.as_deref(), &actor)? else { continue };
+                let before = stored.get(&write.doc_id).filter(|_| !write.fresh);
+                let Some(mut doc) = write.document(before.map(Vec::as_slice), &actor)? else { continue };
+                if let Some(why) = unstorable(&write.doc_id, &write.projection) {
+                    return Err(StoreError::Database(why));
+                }
                 let entries = write.index_keys.iter().filter_map(|k| index_parts(k)).collect();
                 seq += 1;
+                let saved = doc.save_nocompress();
+                // A document written twice in one commit: the second write starts from the first.
+                stored.insert(write.doc_id.clone(), saved.clone());
                 let staged = Staged {
                     doc_id: write.doc_id.clone(),
-                    doc: doc.save_nocompress(),
+                    doc: saved,
                     projection: write.projection.clone(),
                     entries,
                 };
@@ -729,8 +780,17 @@ impl PgStore {
                     Some(doc) => doc,
                     None => load_or_new(&d.doc_id, stored.remove(&d.doc_id).as_deref(), &actor)?,
                 };
-                let refused_key = format!("sync-refused/{}", d.doc_id);
-                let mut doc = match merge_changes(doc, &actor, d) {
+                let refused_key = format!("sync-refused/{}", d.doc_id.replace('\0', " "));
+                let outcome = match merge_changes(doc, &actor, d) {
+                    // What PostgreSQL cannot hold (a NUL character) is set aside like a document
+                    // that cannot be merged, not a failure of the whole batch.
+                    Merge::Changed(doc, (projection, _)) if unstorable(&d.doc_id, &projection).is_some() => {
+                        let why = unstorable(&d.doc_id, &projection).unwrap_or_default();
+                        Merge::Refused(doc, StoreError::Database(why))
+                    }
+                    other => other,
+                };
+                let mut doc = match outcome {
                     Merge::Older(doc) => doc,
                     Merge::Same(doc) => {
                         batch.local(refused_key, None);
