@@ -298,3 +298,28 @@ fn a_document_with_a_nul_character_is_set_aside_not_the_batch() {
     assert!(refused.to_string().contains("NUL"), "{refused}");
     assert!(province.get::<Alert>("mine").expect("read").is_none(), "nothing half-written");
 }
+
+/// A server whose lock connection is cut during an exchange (an administrator ended it, the
+/// database restarted) has lost the site's lease with it: another server may take the site, and the
+/// first one's last write of the exchange state is refused instead of overwriting the other's.
+#[test]
+fn an_exchange_whose_lease_was_lost_keeps_nothing() {
+    use outpost_sync::{
+        pg::Database,
+        protocol::{PeerState, Side},
+    };
+    let pg = pg::cluster();
+    let url = pg.database("lost_lease");
+    let (ours, theirs) = (Database::connect(&url, 1).expect("db"), Database::connect(&url, 1).expect("db"));
+    let store = ours.site("site-a").expect("site");
+    let lease = ours.lease("site-a", "ours").expect("lease").expect("free");
+    let guarded = lease.guard(&store);
+    guarded.keep_peer_state("sync/peer", &PeerState::default()).expect("held: kept");
+    assert!(theirs.lease("site-a", "theirs").expect("lease").is_none(), "one server at a time");
+    pg.psql("lost_lease", "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'")
+        .expect("the lock connection cut");
+    let taken = theirs.lease("site-a", "theirs").expect("lease");
+    assert!(taken.is_some(), "freed with its connection");
+    let refused = guarded.keep_peer_state("sync/peer", &PeerState::default()).expect_err("lost");
+    assert!(refused.contains("lease was lost"), "{refused}");
+}

@@ -5,7 +5,7 @@
 
 use automerge::{AutoCommit, ChangeHash};
 use outpost_sync::{
-    pg::PgStore,
+    pg::{Lease, PgStore},
     protocol::{DocChanges, DocHeads, Docs, PeerState, Side},
     store::Applied,
     Record, Store, StoreError, WriteSet,
@@ -17,6 +17,17 @@ use serde::de::DeserializeOwned;
 pub enum SiteDocs {
     Sled(Store),
     Pg(PgStore),
+}
+
+impl SiteDocs {
+    /// The same documents for an exchange under `lease` (none without a database): on PostgreSQL,
+    /// its writes fail if the lease is lost meanwhile.
+    pub fn under(&self, lease: Option<&Lease>) -> SiteDocs {
+        match (self, lease) {
+            (SiteDocs::Pg(s), Some(lease)) => SiteDocs::Pg(lease.guard(s)),
+            _ => self.clone(),
+        }
+    }
 }
 
 impl From<Store> for SiteDocs {

@@ -135,14 +135,14 @@ impl Server {
         // for it (each side would wait for the other).
         let lock = self.site_lock(&batch.site);
         let Ok(_guard) = lock.try_lock() else { return exchange::busy() };
-        let _lease = match self.lease(&batch.site) {
+        let lease = match self.lease(&batch.site) {
             Ok(Some(lease)) => lease,
             Ok(None) => return exchange::busy(),
             Err(e) => return exchange::answer_response(Err(e)).0,
         };
         let work = self.store(&batch.site).and_then(|store| {
             exchange::answer_turn(
-                &store,
+                &store.under(lease.as_ref()),
                 (exchange::PROVINCE, chrono::Utc::now()),
                 &batch.site,
                 bytes,
@@ -258,8 +258,14 @@ impl Server {
         let Some(lease) = tokio::task::spawn_blocking(move || server.lease(&site)).await?? else {
             return Err(exchange::Busy(id.to_owned()).into());
         };
-        let outcome =
-            exchange::call(&store, (exchange::PROVINCE, &exchange::system_now()), id, target, tls).await;
+        let outcome = exchange::call(
+            &store.under(lease.as_ref()),
+            (exchange::PROVINCE, &exchange::system_now()),
+            id,
+            target,
+            tls,
+        )
+        .await;
         let (p, id) = (self.province.clone(), id.to_owned());
         tokio::task::spawn_blocking(move || {
             drop(lease);

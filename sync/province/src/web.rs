@@ -858,7 +858,7 @@ async fn people_page(
             }
             @if query.q.trim().chars().count() >= 2 && found.is_empty() { p { "Không tìm thấy ai." } }
             @if !found.is_empty() {
-                p { "Tìm thấy " (found.len()) " người" @if found.len() >= 100 { " (chỉ hiện 100 người đầu tiên)" } "." }
+                p { "Tìm thấy " (found.len()) " người" @if found.len() >= 100 { " (chỉ hiện 100 người: hãy tìm cụ thể hơn)" } "." }
             }
             table #people {
                 thead { tr { th { "Cơ sở" } th { "Họ và tên" } th { "Năm sinh" } th { "Điện thoại" } th { "Tình trạng" } th { "Kết thúc cách ly" } } }

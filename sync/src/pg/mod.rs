@@ -210,7 +210,7 @@ impl Database {
             let row = c.query_one("SELECT actor FROM site WHERE site = $1", &[&site]).map_err(db)?;
             Ok(row.get::<_, Vec<u8>>(0))
         })?;
-        Ok(PgStore { db: self.clone(), site: id.to_owned(), actor: ActorId::from(actor) })
+        Ok(PgStore { db: self.clone(), site: id.to_owned(), actor: ActorId::from(actor), lease_pid: None })
     }
 
     /// Takes site `site`'s lease for `holder` (this server): one exchange with a site at a time
@@ -223,17 +223,21 @@ impl Database {
             let s = s.clone();
             move |c| ensure_site(c, &s)
         })?;
-        let taken = self.locks.run(move |c| {
+        let (taken, pid) = self.locks.run(move |c| {
             let row = c
-                .query_one("SELECT pg_try_advisory_lock($1, hashtext($2))", &[&LEASE_SPACE, &s])
+                .query_one(
+                    "SELECT pg_try_advisory_lock($1, hashtext($2)), pg_backend_pid()",
+                    &[&LEASE_SPACE, &s],
+                )
                 .map_err(db)?;
-            Ok(row.get::<_, bool>(0))
+            Ok((row.get::<_, bool>(0), row.get::<_, i32>(1)))
         })?;
         Ok(taken.then(|| Lease {
             db: self.clone(),
             site: site.to_owned(),
             holder: holder.to_owned(),
             since: std::time::SystemTime::now(),
+            pid,
         }))
     }
 
@@ -442,6 +446,17 @@ pub struct Lease {
     site: String,
     holder: String,
     since: std::time::SystemTime,
+    /// The lock connection's backend that holds it.
+    pid: i32,
+}
+
+impl Lease {
+    /// `store` (this lease's site) for the exchange under this lease: its commits fail if the
+    /// lease was lost meanwhile (the lock connection cut and made again), so that a server that no
+    /// longer holds the site never keeps its exchange state over another's.
+    pub fn guard(&self, store: &PgStore) -> PgStore {
+        PgStore { lease_pid: Some(self.pid), ..store.clone() }
+    }
 }
 
 impl std::fmt::Debug for Lease {
@@ -508,6 +523,9 @@ pub struct PgStore {
     db: Database,
     site: String,
     actor: ActorId,
+    /// While an exchange holds the site's lease: the lock connection's backend, which every commit
+    /// (the exchange's state is its last) checks still holds the lock.
+    lease_pid: Option<i32>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -716,10 +734,25 @@ impl PgStore {
 
     /// Applies `writes` in one transaction, durable when it returns.
     pub fn commit_blocking(&self, writes: WriteSet) -> Result<Applied> {
-        let (site, actor) = (self.site.clone(), self.actor.clone());
+        let (site, actor, lease_pid) = (self.site.clone(), self.actor.clone(), self.lease_pid);
         self.db.run(move |c| {
             let mut tx = c.transaction().map_err(db)?;
             let mut seq = lock_site(&mut tx, &site)?;
+            if let Some(pid) = lease_pid {
+                let held: bool = tx
+                    .query_one(
+                        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                         AND classid = $1::int4::oid AND objid = hashtext($2)::oid AND objsubid = 2 AND pid = $3)",
+                        &[&LEASE_SPACE, &site, &pid],
+                    )
+                    .map_err(db)?
+                    .get(0);
+                if !held {
+                    return Err(StoreError::Database(format!(
+                        "site {site}'s lease was lost during the exchange (its lock connection was cut): nothing kept"
+                    )));
+                }
+            }
             let mut applied = Applied::default();
             let ids: Vec<String> = writes.docs.iter().map(|w| w.doc_id.clone()).collect();
             let mut batch = Batch::default();
