@@ -200,13 +200,9 @@ impl Database {
     /// edits: a site moved from a sled store keeps the province's actor, so that the sites see the
     /// same incarnation and send nothing again.
     pub fn site_as(&self, id: &str, actor: Option<&ActorId>) -> Result<PgStore> {
-        let (site, first) = (id.to_owned(), actor.cloned().unwrap_or_else(ActorId::random));
+        let (site, first) = (id.to_owned(), actor.cloned());
         let actor = self.run(move |c| {
-            c.execute(
-                "INSERT INTO site (site, actor) VALUES ($1, $2) ON CONFLICT (site) DO NOTHING",
-                &[&site, &first.to_bytes()],
-            )
-            .map_err(db)?;
+            ensure_site_as(c, &site, first)?;
             let row = c.query_one("SELECT actor FROM site WHERE site = $1", &[&site]).map_err(db)?;
             Ok(row.get::<_, Vec<u8>>(0))
         })?;
@@ -335,7 +331,7 @@ impl Database {
                     &[&sites, &name, &phone, &q, &limit],
                 )
                 .map_err(db)?;
-            Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1), r.get::<_, String>(2))).collect::<Vec<_>>())
+            Ok(site_id_value(&rows))
         })?;
         let mut found = rows
             .iter()
@@ -387,7 +383,7 @@ impl Database {
                     &[&sites, &from, &to],
                 )
                 .map_err(db)?;
-            Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1), r.get::<_, String>(2))).collect::<Vec<_>>())
+            Ok(site_id_value(&rows))
         })?;
         grouped(rows)
     }
@@ -409,28 +405,23 @@ impl Database {
                     &[&sites, &index, &pattern, &R::KIND],
                 )
                 .map_err(db)?;
-            Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1), r.get::<_, String>(2))).collect::<Vec<_>>())
+            Ok(site_id_value(&rows))
         })?;
         grouped(rows)
-    }
-
-    /// The sites that have a row.
-    pub fn sites(&self) -> Result<Vec<String>> {
-        self.run(|c| {
-            Ok(c.query("SELECT site FROM site ORDER BY site", &[])
-                .map_err(db)?
-                .iter()
-                .map(|r| r.get(0))
-                .collect())
-        })
     }
 }
 
 /// Makes site `site`'s row if there is none (with a new actor for the province's edits).
 fn ensure_site(c: &mut Client, site: &str) -> Result<()> {
+    ensure_site_as(c, site, None)
+}
+
+/// Makes site `site`'s row if there is none, with `actor` (none: a new one) for the province's edits.
+fn ensure_site_as(c: &mut Client, site: &str, actor: Option<ActorId>) -> Result<()> {
+    let actor = actor.unwrap_or_else(ActorId::random);
     c.execute(
         "INSERT INTO site (site, actor) VALUES ($1, $2) ON CONFLICT (site) DO NOTHING",
-        &[&site, &ActorId::random().to_bytes()],
+        &[&site, &actor.to_bytes()],
     )
     .map_err(db)?;
     Ok(())
@@ -559,6 +550,11 @@ fn unstorable(doc_id: &str, projection: &[u8]) -> Option<String> {
     })
 }
 
+/// Rows of `(site, doc id, projection text)`.
+fn site_id_value(rows: &[postgres::Row]) -> Vec<(String, String, String)> {
+    rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect()
+}
+
 /// `(site, doc id, projection)` rows as records by site, in the rows' order.
 fn grouped<R: DeserializeOwned>(rows: Vec<(String, String, String)>) -> Result<HashMap<String, Vec<R>>> {
     let mut out: HashMap<String, Vec<R>> = HashMap::new();
@@ -582,10 +578,6 @@ struct Staged {
 }
 
 impl PgStore {
-    pub fn site(&self) -> &str {
-        &self.site
-    }
-
     /// Reads a record's projection.
     pub fn get<R: Record>(&self, id: &str) -> Result<Option<R>> {
         let (site, doc_id) = (self.site.clone(), record::doc_id::<R>(id));
@@ -603,18 +595,8 @@ impl PgStore {
 
     /// Every record of kind `R`, in id order.
     pub fn list<R: Record>(&self) -> Result<Vec<R>> {
-        let site = self.site.clone();
-        let rows = self.db.run(move |c| {
-            let rows = c
-                .query(
-                    "SELECT id, value::text FROM doc WHERE site = $1 AND id >= $2 AND id < $3 ORDER BY id",
-                    // `kind/…` sorts from `kind/` to before `kind0` ('0' follows '/').
-                    &[&site, &format!("{}/", R::KIND), &format!("{}0", R::KIND)],
-                )
-                .map_err(db)?;
-            Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1))).collect::<Vec<_>>())
-        })?;
-        rows.iter().map(|(id, text)| projection(id, text)).collect()
+        let mut found = self.db.records_across::<R>(std::slice::from_ref(&self.site), "")?;
+        Ok(found.remove(&self.site).unwrap_or_default())
     }
 
     /// Index entries of `index` whose value starts with `value_prefix`: `(value, record id)` in value
@@ -641,18 +623,8 @@ impl PgStore {
 
     /// The records whose `index` value starts with `prefix`, in value order.
     pub fn find_prefix<R: Record>(&self, index: &str, prefix: &str) -> Result<Vec<R>> {
-        let (site, index, pattern) = (self.site.clone(), index.to_owned(), starts_with(prefix));
-        let rows = self.db.run(move |c| {
-            let rows = c
-                .query(
-                    "SELECT d.id, d.value::text FROM entry e JOIN doc d ON d.site = e.site AND d.id = e.id \
-                     WHERE e.site = $1 AND e.name = $2 AND e.value LIKE $3 AND d.kind = $4 ORDER BY e.value, e.id",
-                    &[&site, &index, &pattern, &R::KIND],
-                )
-                .map_err(db)?;
-            Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1))).collect::<Vec<_>>())
-        })?;
-        rows.iter().map(|(id, text)| projection(id, text)).collect()
+        let mut found = self.db.find_prefix_across::<R>(std::slice::from_ref(&self.site), index, prefix)?;
+        Ok(found.remove(&self.site).unwrap_or_default())
     }
 
     /// A document's heads (empty if it does not exist).
