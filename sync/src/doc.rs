@@ -240,6 +240,44 @@ pub fn conflicts(doc: &AutoCommit) -> Vec<(String, Vec<Json>)> {
     out
 }
 
+/// The heads of a saved document, read from its header without loading it (a document is parsed
+/// whole, its operations indexed, to answer `get_heads`). `None` if `saved` does not start with a
+/// document chunk; the checksum is not checked (loading the document does, and a document whose
+/// heads a peer already holds is not loaded to be sent).
+///
+/// Automerge's binary format: the magic bytes, a 4-byte checksum, the chunk type (0: a document), the
+/// chunk's length; then the actors (a count, each a length and its bytes) and the heads (a count,
+/// each a 32-byte hash).
+pub fn saved_heads(saved: &[u8]) -> Option<Vec<automerge::ChangeHash>> {
+    const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+    let mut at = 9;
+    if saved.get(..4)? != MAGIC || *saved.get(8)? != 0 {
+        return None;
+    }
+    let _length = uleb(saved, &mut at)?;
+    for _ in 0..uleb(saved, &mut at)? {
+        let len = uleb(saved, &mut at)?;
+        at = at.checked_add(len)?;
+    }
+    let count = uleb(saved, &mut at)?;
+    let bytes = saved.get(at..at.checked_add(count.checked_mul(32)?)?)?;
+    bytes.chunks_exact(32).map(|h| automerge::ChangeHash::try_from(h).ok()).collect()
+}
+
+/// The unsigned LEB128 number at `at` in `bytes`; `at` moved past it.
+fn uleb(bytes: &[u8], at: &mut usize) -> Option<usize> {
+    let (mut value, mut shift) = (0u64, 0u32);
+    loop {
+        let byte = *bytes.get(*at)?;
+        *at += 1;
+        value |= u64::from(byte & 0x7f).checked_shl(shift)?;
+        if byte & 0x80 == 0 {
+            return usize::try_from(value).ok();
+        }
+        shift += 7;
+    }
+}
+
 fn scalar_json(s: &ScalarValue) -> Json {
     match s {
         ScalarValue::Str(s) => Json::String(s.to_string()),
@@ -257,6 +295,35 @@ fn scalar_json(s: &ScalarValue) -> Json {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A saved document's header gives its heads as loading it would: one head, several (concurrent
+    /// edits merged), none; compressed or not; anything else is not read as a document.
+    #[test]
+    fn the_heads_of_a_saved_document_are_read_from_its_header() {
+        let mut site = AutoCommit::new();
+        reconcile(&mut site, &json!({"name": "Nguyễn Văn An", "room": "101"})).expect("w");
+        let mut province = site.fork();
+        let mut other = site.fork();
+        reconcile(&mut site, &json!({"name": "Nguyễn Văn An", "room": "102"})).expect("w");
+        reconcile(&mut province, &json!({"name": "Nguyễn Văn Ân", "room": "101"})).expect("w");
+        reconcile(&mut other, &json!({"name": "Nguyễn Văn An", "room": "103", "bed": "4"})).expect("w");
+        let single = site.clone();
+        site.merge(&mut province).expect("merge");
+        site.merge(&mut other).expect("merge");
+        assert_eq!(site.get_heads().len(), 3);
+        for mut doc in [single, site, AutoCommit::new()] {
+            let heads = doc.get_heads();
+            assert_eq!(saved_heads(&doc.save_nocompress()), Some(heads.clone()));
+            assert_eq!(saved_heads(&doc.save()), Some(heads));
+        }
+        let mut changes = AutoCommit::new();
+        reconcile(&mut changes, &json!({"a": 1})).expect("w");
+        let change = changes.get_last_local_change().expect("a change").raw_bytes().to_vec();
+        assert_eq!(saved_heads(&change), None, "a change chunk is not a document");
+        assert_eq!(saved_heads(b""), None);
+        let saved = changes.save();
+        assert_eq!(saved_heads(&saved[..20.min(saved.len())]), None, "cut short");
+    }
 
     fn check_roundtrip(value: Json) {
         let mut doc = AutoCommit::new();

@@ -234,6 +234,7 @@ fn local_key(key: &str) -> Vec<u8> {
 }
 
 /// An index entry's key (`i/<index>\0<value>\0<doc id>`) read back: its index and value.
+#[cfg(feature = "postgres")]
 pub(crate) fn index_parts(key: &[u8]) -> Option<(String, String)> {
     let text = std::str::from_utf8(key.strip_prefix(b"i/")?).ok()?;
     let (index, rest) = text.split_once('\0')?;
@@ -559,7 +560,7 @@ impl Store {
 
     /// A document's heads (empty if it does not exist).
     pub fn heads(&self, doc_id: &str) -> Result<Vec<ChangeHash>> {
-        Ok(self.document(doc_id)?.map(|mut d| d.get_heads()).unwrap_or_default())
+        saved_heads(doc_id, self.saved(doc_id)?.as_deref())
     }
 
     /// Reads a record's projection.
@@ -656,13 +657,18 @@ impl Store {
 
     /// The saved Automerge document, for sync and history views.
     pub fn document(&self, doc_id: &str) -> Result<Option<AutoCommit>> {
-        match self.inner.tree.get(format!("d/{doc_id}"))? {
+        match self.saved(doc_id)? {
             Some(bytes) => AutoCommit::load(&bytes).map(Some).map_err(|source| StoreError::CorruptDocument {
                 doc_id: doc_id.to_owned(),
                 source: Box::new(source),
             }),
             None => Ok(None),
         }
+    }
+
+    /// The saved Automerge document's bytes.
+    pub(crate) fn saved(&self, doc_id: &str) -> Result<Option<sled::IVec>> {
+        Ok(self.inner.tree.get(format!("d/{doc_id}"))?)
     }
 
     /// This store's Automerge actor: who its own edits are by.
@@ -905,10 +911,8 @@ macro_rules! sync_side {
                 doc_id: &str,
                 acked: Option<&[automerge::ChangeHash]>,
             ) -> std::result::Result<(Vec<automerge::ChangeHash>, Option<Vec<u8>>), String> {
-                $crate::store::outgoing(
-                    self.document(doc_id).map_err(|e| $crate::store::error_chain(&e))?,
-                    acked,
-                )
+                let saved = self.saved(doc_id).map_err(|e| $crate::store::error_chain(&e))?;
+                $crate::store::outgoing(doc_id, saved.as_deref(), acked)
             }
             fn apply(
                 &mut self,
@@ -936,23 +940,42 @@ macro_rules! sync_side {
         }
     };
 }
+#[cfg(feature = "postgres")]
 pub(crate) use sync_side;
 
 sync_side!(Store);
 
-/// [`Docs::outgoing`] of a document read once (`None`: this side does not hold it).
+/// The heads of document `doc_id` saved as `saved` (none if it is not held): from the saved
+/// header, or by loading it if the header cannot be read.
+pub(crate) fn saved_heads(doc_id: &str, saved: Option<&[u8]>) -> Result<Vec<ChangeHash>> {
+    let Some(saved) = saved else { return Ok(Vec::new()) };
+    match doc::saved_heads(saved) {
+        Some(heads) => Ok(heads),
+        None => Ok(load_or_new(doc_id, Some(saved), &ActorId::random())?.get_heads()),
+    }
+}
+
+/// [`Docs::outgoing`] of document `doc_id` saved as `saved` (`None`: this side does not hold it),
+/// read once. A document the peer holds already is not loaded: its heads are in its header.
 #[allow(clippy::type_complexity)]
 pub(crate) fn outgoing(
-    doc: Option<AutoCommit>,
+    doc_id: &str,
+    saved: Option<&[u8]>,
     acked: Option<&[ChangeHash]>,
 ) -> std::result::Result<(Vec<ChangeHash>, Option<Vec<u8>>), String> {
-    let Some(mut doc) = doc else {
+    let Some(saved) = saved else {
         let nothing: &[ChangeHash] = &[];
         return Ok((
             Vec::new(),
             (!acked.is_some_and(|a| crate::protocol::covers(a, nothing))).then(Vec::new),
         ));
     };
+    if let Some(heads) = doc::saved_heads(saved) {
+        if acked.is_some_and(|a| crate::protocol::covers(a, &heads)) {
+            return Ok((heads, None));
+        }
+    }
+    let mut doc = load_or_new(doc_id, Some(saved), &ActorId::random()).map_err(|e| error_chain(&e))?;
     let heads = doc.get_heads();
     if acked.is_some_and(|a| crate::protocol::covers(a, &heads)) {
         return Ok((heads, None));

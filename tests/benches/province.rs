@@ -35,22 +35,44 @@ fn env(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
 }
 
-/// One pull cycle of `server` over its sites, twice: the seconds each took and the documents in.
-fn pull_twice(rt: &tokio::runtime::Runtime, server: &Server, what: &str) {
+/// CPU seconds used so far: this process's, and its threads named `site` (the sites' runtime).
+fn cpu_seconds() -> (f64, f64) {
+    use outpost_tests::pg::{cpu_ticks, CLOCK_TICKS};
+    let process = cpu_ticks("/proc/self/stat", false).map_or(0, |(t, _)| t);
+    let mut sites = 0;
+    for task in std::fs::read_dir("/proc/self/task").expect("tasks").filter_map(|e| e.ok()) {
+        if std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.trim() == "site") {
+            sites += cpu_ticks(&task.path().join("stat").to_string_lossy(), false).map_or(0, |(t, _)| t);
+        }
+    }
+    (process as f64 / CLOCK_TICKS, sites as f64 / CLOCK_TICKS)
+}
+
+/// One pull cycle of `server` over its sites, twice: the seconds each took, the documents in, and
+/// the CPU seconds each side used (the province's, the sites', PostgreSQL's): on this machine they
+/// share two cores, where a province's server has its own and the sites are elsewhere.
+fn pull_twice(rt: &tokio::runtime::Runtime, server: &Server, pg: &outpost_tests::pg::Cluster, what: &str) {
     let reachable = server.reachable_sites().expect("sites");
     for round in ["a day of changes", "nothing new"] {
+        let ((process, sites), database) = (cpu_seconds(), pg.cpu_seconds());
         let started = Instant::now();
         let outcomes = rt.block_on(server.pull_sites(reachable.clone(), 16, 50));
         let took = started.elapsed();
+        let ((process_after, sites_after), database_after) = (cpu_seconds(), pg.cpu_seconds());
+        let sites_cpu = sites_after - sites;
         let mut all = exchange::Exchanged::default();
         for (id, outcome) in &outcomes {
             all.add(outcome.as_ref().unwrap_or_else(|e| panic!("{id}: {e:#}")));
         }
         println!(
-            "pull cycle on {what}, {} sites, {round}: {:.2} s; {} documents in",
+            "pull cycle on {what}, {} sites, {round}: {:.2} s; {} documents in; CPU: province {:.1} s, \
+             PostgreSQL {:.1} s, the sites {:.1} s",
             reachable.len(),
             took.as_secs_f64(),
-            all.received_docs
+            all.received_docs,
+            process_after - process - sites_cpu,
+            database_after - database,
+            sites_cpu
         );
     }
 }
@@ -167,6 +189,14 @@ fn main() {
     let people = env("BENCH_SITE_PEOPLE", 100);
     let dir = tempfile::tempdir().expect("tempdir");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    // The sites on a runtime of their own, its threads named (and kept) so that their CPU is told
+    // apart from the province's.
+    let sites_rt = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("site")
+        .thread_keep_alive(std::time::Duration::from_secs(3600))
+        .enable_all()
+        .build()
+        .expect("runtime");
     let pg = outpost_tests::pg::start(true);
 
     let province = Province::new(&dir.path().join("province"));
@@ -179,9 +209,9 @@ fn main() {
         let bundle = province.enroll(&id, &token.secret, None).expect("enrol");
         let data = dir.path().join("sites").join(&id);
         let (store, _) = outpost::demo::seeded_store(&data, &id, (people, 1), now(), 4 << 20).expect("seed");
-        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+        let listener = sites_rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
         province.set_address(&id, Some(&listener.local_addr().expect("addr").to_string())).expect("address");
-        rt.spawn(SiteLink::new(store.clone(), bundle).serve_pulls(listener, Arc::new(|_| {})));
+        sites_rt.spawn(SiteLink::new(store.clone(), bundle).serve_pulls(listener, Arc::new(|_| {})));
         stores.push((id, store));
     }
     let docs: Vec<(String, Vec<DocChanges>)> = stores.iter().map(|(id, s)| (id.clone(), whole(s))).collect();
@@ -194,9 +224,9 @@ fn main() {
     // 1. The pull cycle, PostgreSQL first.
     let db = Database::connect(&pg.database("pulls"), 4).expect("database");
     let on_pg = Server::new(province.clone()).with_database(db.clone());
-    pull_twice(&rt, &on_pg, "PostgreSQL");
+    pull_twice(&rt, &on_pg, &pg, "PostgreSQL");
     let on_sled = Server::new(province.clone());
-    pull_twice(&rt, &on_sled, "sled");
+    pull_twice(&rt, &on_sled, &pg, "sled");
 
     // 4. The web UI on both.
     Users::new(&province.dir).add("bench.admin", "", Scope::Province, PASSWORD).expect("user");

@@ -146,6 +146,10 @@ fn a_sled_province_moves_into_postgresql_and_serves_the_same_pages() {
         moved.split('\t').nth(1).and_then(|d| d.split(' ').next()?.parse().ok()).expect("a count");
     let rows = pg.psql("moved", "SELECT count(*) FROM doc WHERE site = 'demo-site'").expect("count");
     assert_eq!(rows, documents.to_string());
+    // Only the index entries the province reads are kept: the people's statuses here (the box's
+    // tokens, names and phones are not; the search has indexes of its own).
+    let names = pg.psql("moved", "SELECT string_agg(DISTINCT name, ',') FROM entry").expect("entries");
+    assert_eq!(names, outpost_sync::pg::KEPT_INDEXES[0]);
     // The province keeps its actor for the site's documents: the site sees the same incarnation
     // and sends nothing again.
     let sled =

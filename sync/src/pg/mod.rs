@@ -10,7 +10,9 @@
 //! - `doc` — one row per document: its kind, the saved Automerge document, its projection as
 //!   `jsonb` (what every read uses) and its change-log position `seq` (a document sits once in the
 //!   log, at its latest change: "everything since N" is one index range, as in sled);
-//! - `entry` — the records' secondary index entries (`Record::index_entries`);
+//! - `entry` — the records' secondary index entries (`Record::index_entries`) that the province
+//!   reads, [`KEPT_INDEXES`]; a document's other entries are in its projection, which the views
+//!   and the search indexes read;
 //! - `local` — keys that never replicate (the peer state, documents set aside by sync).
 //!
 //! Text that sorts is `COLLATE "C"`: byte order, as sled's keys sort.
@@ -41,7 +43,22 @@ use crate::{
 };
 
 /// The schema this build writes; [`Database::connect`] applies the migrations up to it.
-pub const SCHEMA_VERSION: i32 = 6;
+pub const SCHEMA_VERSION: i32 = 7;
+
+/// The index entries the province reads (the overview's figures, the open alerts, the samplings of
+/// a day); the box's others (a person's declarations, the slots, the tokens, the names) would be a
+/// third of every document's bytes, and the province's search has indexes of its own
+/// (`schema/5-search.sql`). A scan of another index is refused, not answered empty.
+pub const KEPT_INDEXES: [&str; 3] = [Person::BY_STATUS, record::Alert::BY_STATE, record::Sample::BY_DAY];
+
+/// Whether the province keeps index `name`'s entries; an error naming it if not.
+fn kept(name: &str) -> Result<()> {
+    if KEPT_INDEXES.contains(&name) {
+        Ok(())
+    } else {
+        Err(StoreError::Database(format!("the province keeps no index {name:?} (only {KEPT_INDEXES:?})")))
+    }
+}
 
 /// The migrations, in order: number `i + 1` is `MIGRATIONS[i]` (`schema/<number>-<name>.sql`). A
 /// migration, once released, is never edited: a change is a new one.
@@ -52,6 +69,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema/4-leaner.sql"),
     include_str!("schema/5-search.sql"),
     include_str!("schema/6-barriers.sql"),
+    include_str!("schema/7-kept-indexes.sql"),
 ];
 
 const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION as usize);
@@ -396,6 +414,7 @@ impl Database {
         index: &str,
         prefix: &str,
     ) -> Result<HashMap<String, Vec<R>>> {
+        kept(index)?;
         let (sites, index, pattern) = (sites.to_vec(), index.to_owned(), starts_with(prefix));
         let rows = self.run(move |c| {
             let rows = c
@@ -602,6 +621,7 @@ impl PgStore {
     /// Index entries of `index` whose value starts with `value_prefix`: `(value, record id)` in value
     /// order.
     pub fn index_scan(&self, index: &str, value_prefix: &str) -> Result<Vec<(String, String)>> {
+        kept(index)?;
         let (site, index, pattern) = (self.site.clone(), index.to_owned(), starts_with(value_prefix));
         self.db.run(move |c| {
             let rows = c
@@ -629,7 +649,7 @@ impl PgStore {
 
     /// A document's heads (empty if it does not exist).
     pub fn heads(&self, doc_id: &str) -> Result<Vec<ChangeHash>> {
-        Ok(self.document(doc_id)?.map(|mut d| d.get_heads()).unwrap_or_default())
+        crate::store::saved_heads(doc_id, self.saved(doc_id)?.as_deref())
     }
 
     /// The saved Automerge document.
@@ -638,7 +658,8 @@ impl PgStore {
         bytes.map(|b| load_or_new(doc_id, Some(&b), &self.actor)).transpose()
     }
 
-    fn saved(&self, doc_id: &str) -> Result<Option<Vec<u8>>> {
+    /// The saved Automerge document's bytes.
+    pub(crate) fn saved(&self, doc_id: &str) -> Result<Option<Vec<u8>>> {
         let (site, doc_id) = (self.site.clone(), doc_id.to_owned());
         self.db.run(move |c| {
             let row = c
@@ -840,7 +861,6 @@ fn lock_site(tx: &mut Transaction, site: &str) -> Result<i64> {
     Ok(row.get(0))
 }
 
-/// The saved documents among `ids`.
 /// The saved documents among `ids`; their index entries go into `batch` as the ones to remove if
 /// the document is written (read back from the stored projection, so that no index by document is
 /// needed to find them).
@@ -918,7 +938,7 @@ impl Batch {
                 seqs.push(*seq);
                 saved.push(s.doc.as_slice());
                 values.push(String::from_utf8_lossy(&s.projection));
-                for (n, v) in &s.entries {
+                for (n, v) in s.entries.iter().filter(|(n, _)| kept(n).is_ok()) {
                     names.push(n.as_str());
                     entry_values.push(v.as_str());
                     entry_ids.push(s.doc_id.as_str());
@@ -934,7 +954,9 @@ impl Batch {
             )
             .map_err(db)?;
             let (mut old_names, mut old_values, mut old_ids) = (Vec::new(), Vec::new(), Vec::new());
-            for (n, v, i) in self.old_entries.iter().filter(|(_, _, i)| self.doc_at.contains_key(i)) {
+            let old =
+                self.old_entries.iter().filter(|(n, _, i)| kept(n).is_ok() && self.doc_at.contains_key(i));
+            for (n, v, i) in old {
                 old_names.push(n.as_str());
                 old_values.push(v.as_str());
                 old_ids.push(i.as_str());
@@ -979,3 +1001,18 @@ fn finish(mut tx: Transaction, site: &str, seq: i64) -> Result<()> {
 }
 
 crate::store::sync_side!(PgStore);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The migration that prunes the entries keeps the ones this build reads.
+    #[test]
+    fn the_pruning_migration_names_the_kept_indexes() {
+        let sql = MIGRATIONS[6];
+        let list = sql.split("NOT IN (").nth(1).and_then(|s| s.split(')').next()).expect("a list");
+        let names: Vec<&str> = list.split(',').map(|n| n.trim().trim_matches('\'')).collect();
+        assert_eq!(names, KEPT_INDEXES);
+        assert!(kept(record::Declaration::BY_PERSON).is_err());
+    }
+}
