@@ -5,6 +5,7 @@
     probe.py PORT setup LINK USER       the first administrator, through the setup link (password
                                         from OUTPOST_TEST_PASSWORD); keeps the session in ./cookies
     probe.py PORT health                the box's health as the administrator sees it (JSON)
+    probe.py PORT healthz SECONDS       /healthz's status and body, once it answers at all
     probe.py PORT login USER            signs in again (a box that restarted)
     probe.py PORT people N              admits N people: their ids to ./people.txt
     probe.py PORT declare FILE          declares for those people, one after the other, until the
@@ -71,6 +72,19 @@ def wait(port, seconds):
             last = str(e)
         time.sleep(5)
     print(f"/healthz did not answer 200 in {seconds} s (last: {last})", file=sys.stderr)
+    return 1
+
+
+def healthz(port, seconds):
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        try:
+            status, _, body = request(port, "GET", "/healthz")
+            print(status, body)
+            return 0
+        except (OSError, http.client.HTTPException):
+            time.sleep(5)
+    print(f"/healthz did not answer in {seconds} s", file=sys.stderr)
     return 1
 
 
@@ -201,6 +215,8 @@ def main(argv):
         return setup(port, args[0], args[1])
     if verb == "health":
         return health(port)
+    if verb == "healthz":
+        return healthz(port, float(args[0]))
     if verb == "login":
         return login(port, args[0])
     if verb == "people":
