@@ -484,11 +484,22 @@ pub fn write_config(dir: &Path, toml: &str) -> String {
 
 /// The CPU time (user + system) process `pid` has used so far, from `/proc/<pid>/stat`.
 pub fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    let after = &stat[stat.rfind(')').expect("comm") + 2..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
-    Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
+    let (ticks, _) = cpu_ticks(&format!("/proc/{pid}/stat"), false).expect("stat");
+    Duration::from_millis(ticks * 10) // USER_HZ: CLOCK_TICKS a second
+}
+
+/// Linux counts CPU time in `/proc` in ticks of 1/100 s (`USER_HZ`, the same on every architecture).
+pub const CLOCK_TICKS: f64 = 100.0;
+
+/// A process's or thread's CPU ticks from its `stat` file (user and system; with its waited-for
+/// children's too if `children`) and its parent's pid. `None` if it is gone.
+pub fn cpu_ticks(stat: &str, children: bool) -> Option<(u64, u32)> {
+    let text = std::fs::read_to_string(stat).ok()?;
+    // Fields after the name (which may hold spaces): state, ppid, …, utime, stime, cutime, cstime.
+    let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
+    let number = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let own = number(11) + number(12);
+    Some((if children { own + number(13) + number(14) } else { own }, number(1) as u32))
 }
 
 /// Waits (up to 30 s) until `f` holds; fails the test naming `what` otherwise.

@@ -163,6 +163,7 @@ impl Cluster {
     /// The CPU seconds the server has used so far: the postmaster's, its exited processes' (which
     /// it has waited for) and its live processes' (the connections, the background workers).
     pub fn cpu_seconds(&self) -> f64 {
+        use crate::{cpu_ticks, CLOCK_TICKS};
         let pid = std::fs::read_to_string(self.dir.join("data/postmaster.pid")).expect("postmaster.pid");
         let pid: u32 = pid.lines().next().and_then(|l| l.trim().parse().ok()).expect("a pid");
         let mut ticks = cpu_ticks(&format!("/proc/{pid}/stat"), true).map_or(0, |(t, _)| t);
@@ -174,18 +175,4 @@ impl Cluster {
         }
         ticks as f64 / CLOCK_TICKS
     }
-}
-
-/// Linux counts CPU time in `/proc` in ticks of 1/100 s (`USER_HZ`, the same on every architecture).
-pub const CLOCK_TICKS: f64 = 100.0;
-
-/// A process's or thread's CPU ticks from its `stat` file (user and system; with its waited-for
-/// children's too if `children`) and its parent's pid. `None` if it is gone.
-pub fn cpu_ticks(stat: &str, children: bool) -> Option<(u64, u32)> {
-    let text = std::fs::read_to_string(stat).ok()?;
-    // Fields after the name (which may hold spaces): state, ppid, …, utime, stime, cutime, cstime.
-    let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
-    let number = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-    let own = number(11) + number(12);
-    Some((if children { own + number(13) + number(14) } else { own }, number(1) as u32))
 }

@@ -37,7 +37,7 @@ fn env(name: &str, default: usize) -> usize {
 
 /// CPU seconds used so far: this process's, and its threads named `site` (the sites' runtime).
 fn cpu_seconds() -> (f64, f64) {
-    use outpost_tests::pg::{cpu_ticks, CLOCK_TICKS};
+    use outpost_tests::{cpu_ticks, CLOCK_TICKS};
     let process = cpu_ticks("/proc/self/stat", false).map_or(0, |(t, _)| t);
     let mut sites = 0;
     for task in std::fs::read_dir("/proc/self/task").expect("tasks").filter_map(|e| e.ok()) {

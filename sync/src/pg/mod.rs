@@ -51,9 +51,14 @@ pub const SCHEMA_VERSION: i32 = 7;
 /// (`schema/5-search.sql`). A scan of another index is refused, not answered empty.
 pub const KEPT_INDEXES: [&str; 3] = [Person::BY_STATUS, record::Alert::BY_STATE, record::Sample::BY_DAY];
 
-/// Whether the province keeps index `name`'s entries; an error naming it if not.
+/// Whether the province keeps index `name`'s entries.
+fn is_kept(name: &str) -> bool {
+    KEPT_INDEXES.contains(&name)
+}
+
+/// [`is_kept`], as an error naming the index if not (for the reads that scan one).
 fn kept(name: &str) -> Result<()> {
-    if KEPT_INDEXES.contains(&name) {
+    if is_kept(name) {
         Ok(())
     } else {
         Err(StoreError::Database(format!("the province keeps no index {name:?} (only {KEPT_INDEXES:?})")))
@@ -810,10 +815,10 @@ impl PgStore {
                 let outcome = match merge_changes(doc, &actor, d) {
                     // What PostgreSQL cannot hold (a NUL character) is set aside like a document
                     // that cannot be merged, not a failure of the whole batch.
-                    Merge::Changed(doc, (projection, _)) if unstorable(&d.doc_id, &projection).is_some() => {
-                        let why = unstorable(&d.doc_id, &projection).unwrap_or_default();
-                        Merge::Refused(doc, StoreError::Database(why))
-                    }
+                    Merge::Changed(doc, projected) => match unstorable(&d.doc_id, &projected.0) {
+                        Some(why) => Merge::Refused(doc, StoreError::Database(why)),
+                        None => Merge::Changed(doc, projected),
+                    },
                     other => other,
                 };
                 let mut doc = match outcome {
@@ -938,7 +943,7 @@ impl Batch {
                 seqs.push(*seq);
                 saved.push(s.doc.as_slice());
                 values.push(String::from_utf8_lossy(&s.projection));
-                for (n, v) in s.entries.iter().filter(|(n, _)| kept(n).is_ok()) {
+                for (n, v) in s.entries.iter().filter(|(n, _)| is_kept(n)) {
                     names.push(n.as_str());
                     entry_values.push(v.as_str());
                     entry_ids.push(s.doc_id.as_str());
@@ -954,8 +959,7 @@ impl Batch {
             )
             .map_err(db)?;
             let (mut old_names, mut old_values, mut old_ids) = (Vec::new(), Vec::new(), Vec::new());
-            let old =
-                self.old_entries.iter().filter(|(n, _, i)| kept(n).is_ok() && self.doc_at.contains_key(i));
+            let old = self.old_entries.iter().filter(|(n, _, i)| is_kept(n) && self.doc_at.contains_key(i));
             for (n, v, i) in old {
                 old_names.push(n.as_str());
                 old_values.push(v.as_str());
