@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 
 use crate::{
     base::config::{Config, RawConfig},
-    platform::{backup, update},
+    platform::{backup, stick, update},
     run,
     services::{link, mqtt},
 };
@@ -122,6 +122,15 @@ pub enum Command {
         /// Where the backup taken first goes (default: `outpost-backups` beside the data folder).
         #[arg(long)]
         backup_to: Option<PathBuf>,
+    },
+    /// Carry out what an administrator asked for on the health page with a USB stick (a backup onto
+    /// it, an update from it): run as root by outpost-stick.service when the box leaves the request.
+    Stick {
+        #[command(flatten)]
+        common: Common,
+        /// Where to mount the stick while it is used.
+        #[arg(long, default_value = stick::MOUNT_AT)]
+        mount_at: PathBuf,
     },
     /// Print the effective configuration (defaults with the file laid over them).
     PrintConfig {
@@ -523,6 +532,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Restore { common, from } => restore_command(common, from),
         Command::Update { common, from, backup_to } => {
             update::update(&apply(&common, false)?, &from, backup_to)
+        }
+        Command::Stick { common, mount_at } => {
+            // A broken configuration file must not stop the update that may mend it.
+            let config = apply(&common, false).or_else(|e| last_good(&common).ok_or(e))?;
+            stick::serve(&config, &mount_at)
         }
         Command::Enroll { common, province, token, from_file } => {
             enroll_command(common, province, token, from_file)

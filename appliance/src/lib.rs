@@ -32,6 +32,7 @@
 //!   [`app::mqtt`] (device credentials), [`app::privacy`] (erasure), [`app::system`] (the site
 //!   record, storage, backups).
 //! - [`platform`]: the box as a machine — [`platform::backup`], [`platform::update`],
+//!   [`platform::stick`] (a backup onto, or an update from, a USB stick, asked for on the web UI),
 //!   [`platform::system`] (its condition and problems), [`platform::tls`], [`platform::memory`],
 //!   [`platform::wear`] (what is written to the card a day, its projected life).
 //! - [`base`]: [`base::clock`], [`base::config`] (typed once, over [`base::config::raw`], the

@@ -85,7 +85,10 @@ async fn listen(config: &mut Config) -> anyhow::Result<(TcpListener, String)> {
     };
     if !config.web.public_url_given {
         config.web.public_url = if addr.ip().is_unspecified() {
-            let url = format!("http://outpost.local:{}", addr.port());
+            let url = match addr.port() {
+                80 => "http://outpost.local".to_owned(),
+                port => format!("http://outpost.local:{port}"),
+            };
             tracing::warn!(public_url = %url, "web.public_url is not set: links in SMS and QR codes use this address; set it to the address phones reach the box at.");
             url
         } else {

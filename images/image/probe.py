@@ -12,6 +12,11 @@
                                         box stops answering: each declaration the box acknowledged
                                         (201) is appended to FILE, on disk before the next is sent
     probe.py PORT check FILE            every declaration in FILE is at the box: prints how many
+    probe.py PORT stick ACTION USER SECONDS
+                                        asks, as an administrator on the health page, for a backup
+                                        onto (ACTION backup) or an update from (update) the USB
+                                        stick, and waits until the page says it is done: prints its
+                                        message (signs in again if the box restarted meanwhile)
 
 The connection goes to 127.0.0.1:PORT (QEMU's forward to the box's 443) with the name outpost.local
 in TLS and Host, as a phone on the site's network reaches it. The box's certificate is its own
@@ -88,9 +93,9 @@ def healthz(port, seconds):
     return 1
 
 
-def form(port, path, fields):
-    status, _, body = request(port, "GET", path)
-    assert status == 200, f"GET {path}: {status} {body[:300]}"
+def form(port, path, fields, page=None):
+    status, _, body = request(port, "GET", page or path)
+    assert status == 200, f"GET {page or path}: {status} {body[:300]}"
     token = re.search(r'name="csrf" value="([^"]+)"', body)
     if token:
         fields = dict(fields, csrf=token.group(1))
@@ -207,6 +212,39 @@ def check(port, path):
     return 0
 
 
+def stick(port, action, user, seconds):
+    status, _, body = request(port, "GET", "/api/v1/health")
+    assert status == 200, f"health: {status} {body[:300]}"
+    before = (json.loads(body)["stick"]["status"] or {}).get("at")
+    status, headers, body = form(port, f"/admin/stick/{action}", {}, page="/health")
+    if status != 303:
+        print(f"stick {action}: {status} {body[:300]}", file=sys.stderr)
+        return 1
+    started = time.monotonic()
+    last = None
+    while time.monotonic() - started < seconds:
+        time.sleep(5)
+        try:
+            status, _, body = request(port, "GET", "/api/v1/health")
+            if status in (401, 403):
+                login(port, user)
+                continue
+            if status != 200:
+                last = f"{status} {body[:200]}"
+                continue
+        except (OSError, http.client.HTTPException, AssertionError) as e:
+            last = str(e)  # the box restarting after an update
+            continue
+        stick = json.loads(body)["stick"]
+        done = stick["status"] or {}
+        last = json.dumps(stick, ensure_ascii=False)
+        if stick["pending"] is None and done.get("at") != before and done.get("state") in ("done", "failed"):
+            print(f"{done['state']} in {time.monotonic() - started:.0f} s: {done['message']}")
+            return 0 if done["state"] == "done" else 1
+    print(f"stick {action}: not done in {seconds} s (last: {last})", file=sys.stderr)
+    return 1
+
+
 def main(argv):
     port, verb, args = int(argv[1]), argv[2], argv[3:]
     if verb == "wait":
@@ -225,6 +263,8 @@ def main(argv):
         return declare(port, args[0])
     if verb == "check":
         return check(port, args[0])
+    if verb == "stick":
+        return stick(port, args[0], args[1], float(args[2]))
     print(__doc__, file=sys.stderr)
     return 2
 

@@ -8,7 +8,10 @@ use outpost_sync::{
 };
 
 use super::{AppError, AppResult, Outpost};
-use crate::platform::backup;
+use crate::{
+    base::validate::Problem,
+    platform::{backup, stick},
+};
 
 /// What the store takes on disk and whether it writes, for the health page.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -94,5 +97,34 @@ impl Outpost {
         let site = self.config.site.id.clone();
         let stream = backup::stream(self.store.clone(), site, self.config.store.data_dir.clone(), now);
         (name, stream)
+    }
+
+    /// An administrator's request for a backup onto, or an update from, the USB stick: left for the
+    /// box's root helper (see [`crate::platform::stick`]), and audited. Refused while one waits or runs.
+    pub async fn request_stick(&self, action: stick::Action, by: &str) -> AppResult<()> {
+        let dir = &self.config.store.data_dir;
+        let busy = stick::pending(dir).is_some()
+            || stick::status(dir).is_some_and(|s| s.state == stick::State::Running);
+        if busy {
+            return Err(AppError::Conflict(Problem::new(
+                "stick",
+                "Thẻ nhớ USB đang được dùng: chờ việc trước xong rồi thử lại.",
+                "The USB stick is in use: wait for the last request to finish.",
+            )));
+        }
+        let mut w = WriteSet::new();
+        let audited = match action {
+            stick::Action::Backup => "stick.backup",
+            stick::Action::Update => "stick.update",
+        };
+        self.audit(&mut w, by, audited, "", "")?;
+        self.commit(w).await?;
+        stick::request(dir, action).map_err(|e| {
+            AppError::Conflict(Problem::new(
+                "stick",
+                format!("Không ghi được yêu cầu: {e:#}"),
+                format!("The request could not be left: {e:#}"),
+            ))
+        })
     }
 }

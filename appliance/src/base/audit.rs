@@ -6,7 +6,7 @@ use outpost_sync::{Store, StoreError, WriteSet};
 use serde::{Deserialize, Serialize};
 
 /// Every action the log records (shown through the keys `act.<action>`).
-pub const ACTIONS: [&str; 34] = [
+pub const ACTIONS: [&str; 36] = [
     "alert.acknowledge",
     "alert.acknowledge_group",
     "alert.resolve",
@@ -37,6 +37,8 @@ pub const ACTIONS: [&str; 34] = [
     "sms.link",
     "spotcheck.request",
     "spotcheck.review",
+    "stick.backup",
+    "stick.update",
     "user.api_token",
     "user.api_token_revoke",
     "user.create",

@@ -62,6 +62,8 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("act.alert.acknowledge_group", "Xác nhận cả nhóm cảnh báo", "Alert group acknowledged"),
     ("act.alert.resolve", "Xử lý xong cảnh báo", "Alert resolved"),
     ("act.backup.download", "Tải bản sao lưu", "Backup downloaded"),
+    ("act.stick.backup", "Yêu cầu sao lưu vào thẻ USB", "Backup onto the USB stick asked for"),
+    ("act.stick.update", "Yêu cầu cập nhật từ thẻ USB", "Update from the USB stick asked for"),
     ("act.band.hand_over", "Giao vòng đeo tay", "Band handed over"),
     ("act.band.register", "Đăng ký vòng đeo tay", "Band registered"),
     ("act.band.state", "Đổi trạng thái vòng", "Band state changed"),
@@ -480,6 +482,14 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("health.card_cycles", "lần ghi đầy", "full writes"),
     ("health.backup", "Tải bản sao lưu", "Download a backup"),
     ("health.backup_hint", "Một bản sao nhất quán của toàn bộ dữ liệu, lấy trong khi hộp vẫn chạy. Khôi phục bằng lệnh outpost restore --from TỆP.", "A consistent copy of all data, taken while the box runs. Restore it with outpost restore --from FILE."),
+    ("stick.title", "Thẻ nhớ USB", "USB stick"),
+    ("stick.hint", "Cắm thẻ nhớ USB (FAT, exFAT hoặc ext4) vào hộp rồi bấm. Sao lưu: một bản sao lưu được ghi vào thẻ. Cập nhật: hộp cài gói outpost_<phiên bản>_<kiến trúc>.deb mới nhất ở thư mục gốc của thẻ (sao lưu vào thẻ trước), rồi tự khởi động lại; dữ liệu được giữ nguyên. Rút thẻ khi trang báo xong.", "Plug a USB stick (FAT, exFAT or ext4) into the box, then press. Backup: a backup is written onto the stick. Update: the box installs the newest outpost_<version>_<arch>.deb in the stick's top folder (a backup onto the stick first), then restarts; the data is kept. Take the stick out once this page says done."),
+    ("stick.backup", "Sao lưu vào thẻ USB", "Back up to the USB stick"),
+    ("stick.update", "Cập nhật từ thẻ USB", "Update from the USB stick"),
+    ("stick.waiting", "đang chờ hộp bắt đầu", "waiting for the box to start"),
+    ("stick.running", "đang làm", "working"),
+    ("stick.done", "xong", "done"),
+    ("stick.failed", "không được", "failed"),
     ("users.title", "Tài khoản nhân viên", "Staff accounts"),
     ("users.add", "Thêm tài khoản", "Add account"),
     ("mqtt.denied", "Gói tin bị chặn (sai quyền)", "Packets refused (no right)"),
@@ -804,6 +814,11 @@ mod tests {
             }
             "problem" => crate::platform::system::PROBLEM_CODES.iter().map(|p| (*p).to_owned()).collect(),
             "act" => crate::base::audit::ACTIONS.iter().map(|a| (*a).to_owned()).collect(),
+            "stick" => {
+                use crate::platform::stick::{Action, State};
+                let actions = Action::ALL.iter().map(|a| a.as_str());
+                actions.chain(State::ALL.iter().map(|s| s.as_str())).map(str::to_owned).collect()
+            }
             "presence" => {
                 use outpost_ble::presence::State;
                 all(&[State::Present, State::Unseen, State::Away], crate::app::presence::state_str)

@@ -3,6 +3,7 @@
 //!
 //! - [`backup`]: the backup file, `outpost backup` and `outpost restore`.
 //! - [`update`]: `outpost update` from a package file.
+//! - [`stick`]: a backup onto, or an update from, a USB stick, asked for on the web UI.
 //! - [`system`]: disk, memory, temperature, the problems staff must hear about, the store's write guard.
 //! - [`tls`]: the box's certificate.
 //! - [`memory`]: the allocator's settings and `statvfs` (the crate's two `unsafe` calls).
@@ -10,6 +11,7 @@
 
 pub mod backup;
 pub mod memory;
+pub mod stick;
 pub mod system;
 pub mod tls;
 pub mod update;

@@ -149,6 +149,7 @@ pub fn routes() -> Vec<RouteDef> {
         r(M::POST, "/users/{name}/tokens/{id}/revoke", Admin, post(accounts::revoke_token)),
         r(M::GET, "/audit", Admin, get(accounts::audit)),
         r(M::GET, "/admin/backup", Admin, get(system::download_backup)),
+        r(M::POST, "/admin/stick/{action}", Admin, post(system::stick_request)),
         r(M::GET, "/mqtt", Admin, get(mqtt::devices)),
         r(M::POST, "/mqtt", Admin, post(mqtt::add_device)),
         r(M::GET, "/mqtt/box.crt", Staff, get(mqtt::certificate)),

@@ -5,21 +5,24 @@
 use axum::{
     extract::{Path, State},
     http::{header, StatusCode},
-    response::{IntoResponse, Response},
+    response::{IntoResponse, Redirect, Response},
     Json,
 };
-use maud::html;
+use maud::{html, Markup};
 use outpost_sync::record::AlertState;
 use serde_json::{json, Value};
 
 use super::{
     error::ApiError,
     kit::{download, html as page_response, Answer, AppState, Ctx},
-    layout::{self, page},
+    layout::{self, csrf_field, page},
 };
 use crate::{
     base::i18n::{decimal, span, t, td, Lang},
-    platform::system::{Problem, System},
+    platform::{
+        stick,
+        system::{Problem, System},
+    },
 };
 
 /// Liveness for monitoring: 200 `ok`; 503 `store_unavailable` when the store cannot be read, or
@@ -61,6 +64,42 @@ pub async fn download_backup(State(state): State<AppState>, ctx: Ctx) -> Answer 
     Ok(download("application/octet-stream", &name, body))
 }
 
+/// `POST /admin/stick/{action}`: a backup onto, or an update from, the USB stick, left for the box's
+/// root helper; the health page shows how it goes.
+pub async fn stick_request(State(state): State<AppState>, ctx: Ctx, Path(action): Path<String>) -> Answer {
+    let action = stick::Action::parse(&action).ok_or(ApiError::NotFound)?;
+    state.app.request_stick(action, &ctx.username()?).await?;
+    Ok(Redirect::to("/health#stick").into_response())
+}
+
+/// The USB stick's part of the health page (administrators): the last request and how it went, and
+/// the two requests.
+fn stick_section(state: &AppState, ctx: &Ctx) -> Markup {
+    let (lang, csrf) = (ctx.lang, ctx.csrf());
+    let dir = &state.app.config().store.data_dir;
+    html! {
+        h2 #stick { (t(lang, "stick.title")) }
+        p.muted { (t(lang, "stick.hint")) }
+        @if let Some(action) = stick::pending(dir) {
+            p #stick-pending data-action=(action.as_str()) { (td(lang, &format!("stick.{}", action.as_str()))) ": " strong { (t(lang, "stick.waiting")) } }
+        }
+        @if let Some(s) = stick::status(dir) {
+            @let state_word = s.state.as_str();
+            p #stick-status data-state=(state_word) data-action=(s.action.as_str()) class=[(s.state == stick::State::Failed).then_some("error")] {
+                (state.fmt_time(s.at)) " · " (td(lang, &format!("stick.{}", s.action.as_str()))) ": "
+                strong { (td(lang, &format!("stick.{state_word}"))) } " — " (s.message)
+            }
+        }
+        form.inline method="post" action="/admin/stick/backup" {
+            (csrf_field(&csrf)) button type="submit" { (t(lang, "stick.backup")) }
+        }
+        " "
+        form.inline method="post" action="/admin/stick/update" {
+            (csrf_field(&csrf)) button.secondary type="submit" { (t(lang, "stick.update")) }
+        }
+    }
+}
+
 /// The box's health as JSON (also what the page shows), with its condition as read once.
 fn health(state: &AppState, (system, problems): (&System, &[Problem])) -> Result<Value, ApiError> {
     let s = &state.services;
@@ -83,6 +122,10 @@ fn health(state: &AppState, (system, problems): (&System, &[Problem])) -> Result
         "outbox_waiting": state.app.outbox_waiting()?,
         "store_bytes": storage.bytes,
         "store_flushes": storage.flushes,
+        "stick": {
+            "pending": stick::pending(&state.app.config().store.data_dir),
+            "status": stick::status(&state.app.config().store.data_dir),
+        },
         "system": system,
         "problems": problems,
     }))
@@ -133,6 +176,7 @@ pub async fn health_page(State(state): State<AppState>, ctx: Ctx) -> Answer {
         @if ctx.is_admin() {
             p { a.button href="/admin/backup" download { (t(lang, "health.backup")) } }
             p.muted { (t(lang, "health.backup_hint")) }
+            (stick_section(&state, &ctx))
         }
         h2 { (t(lang, "health.modem")) }
         @if modems.is_empty() { p.muted { (t(lang, "health.no_modem")) } }

@@ -813,3 +813,40 @@ async fn the_health_page_has_gauges_and_the_pool_a_bar_of_states() {
     assert_eq!(bar.matches("<rect").count(), 1, "one state, one segment: {bar}");
     assert!(bar.contains("width=\"100.00\""), "{bar}");
 }
+
+#[tokio::test]
+async fn an_administrator_asks_for_the_usb_stick_and_the_page_shows_how_it_went() {
+    use crate::platform::stick;
+    let f = fixture().await;
+    let data_dir = f.app.config().store.data_dir.clone();
+    let admin = Some((f.admin.0.as_str(), f.admin.1.as_str()));
+    let medical = Some((f.medical.0.as_str(), f.medical.1.as_str()));
+    let res = call(&f.router, request(&Method::POST, "/admin/stick/update", medical)).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = call(&f.router, request(&Method::POST, "/admin/stick/format", admin)).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(stick::pending(&data_dir), None, "nothing asked for yet");
+    let res = call(&f.router, request(&Method::POST, "/admin/stick/update", admin)).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(stick::pending(&data_dir), Some(stick::Action::Update));
+    let again = call(&f.router, request(&Method::POST, "/admin/stick/backup", admin)).await;
+    assert_eq!(again.status(), StatusCode::CONFLICT, "one request at a time");
+    let health = body(call(&f.router, request(&Method::GET, "/health", admin)).await).await;
+    assert!(health.contains("id=\"stick-pending\" data-action=\"update\""), "{health}");
+    let audit = f.app.audit_log(10).expect("audit");
+    assert_eq!(audit.iter().filter(|e| e.action == "stick.update" && e.user == "quantri").count(), 1);
+    // The helper took it and failed (no stick): the page and the health JSON say so.
+    std::fs::remove_file(data_dir.join(stick::REQUEST)).expect("taken");
+    let failed = serde_json::json!({"action": "update", "state": "failed", "at": "2026-11-21T02:01:00Z", "message": "no USB stick is plugged in"});
+    std::fs::write(data_dir.join(stick::STATUS), failed.to_string()).expect("status");
+    let health = body(call(&f.router, request(&Method::GET, "/health", admin)).await).await;
+    assert!(
+        health.contains("data-state=\"failed\"") && health.contains("no USB stick is plugged in"),
+        "{health}"
+    );
+    let json = body(call(&f.router, request(&Method::GET, "/api/v1/health", admin)).await).await;
+    let json: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(json["stick"]["status"]["state"], "failed");
+    let staff = body(call(&f.router, request(&Method::GET, "/health", medical)).await).await;
+    assert!(!staff.contains("id=\"stick\""), "administrators only");
+}
