@@ -196,9 +196,12 @@ fn act(config: &Config, action: Action, stick: &Path) -> anyhow::Result<String> 
     }
 }
 
-/// The Outpost package on the stick with the highest version (`outpost_<version>_<arch>.deb`, at its
-/// top or in a folder `outpost`).
+/// The Outpost package for this machine on the stick with the highest version
+/// (`outpost_<version>_<arch>.deb`, at its top or in a folder `outpost`): a province's stick may carry
+/// the Pi's and the PC's side by side.
 pub fn newest_package(stick: &Path) -> anyhow::Result<PathBuf> {
+    let machine = Command::new("dpkg").arg("--print-architecture").output().context("cannot run dpkg")?;
+    let machine = String::from_utf8_lossy(&machine.stdout).trim().to_owned();
     let mut newest: Option<(PathBuf, String)> = None;
     for dir in [stick.to_path_buf(), stick.join("outpost")] {
         let Ok(entries) = std::fs::read_dir(&dir) else { continue };
@@ -208,8 +211,8 @@ pub fn newest_package(stick: &Path) -> anyhow::Result<PathBuf> {
                 continue;
             }
             let path = entry.path();
-            let Ok((package, version, _)) = update::package_fields(&path) else { continue };
-            if package != "outpost" {
+            let Ok((package, version, arch)) = update::package_fields(&path) else { continue };
+            if package != "outpost" || (arch != machine && arch != "all") {
                 continue;
             }
             let newer = newest.as_ref().is_none_or(|(_, best)| {
@@ -223,9 +226,9 @@ pub fn newest_package(stick: &Path) -> anyhow::Result<PathBuf> {
             }
         }
     }
-    newest
-        .map(|(path, _)| path)
-        .context("no Outpost package on the USB stick: copy outpost_<version>_<arch>.deb to its top folder")
+    newest.map(|(path, _)| path).with_context(|| {
+        format!("no Outpost package for {machine} on the USB stick: copy outpost_<version>_{machine}.deb to its top folder")
+    })
 }
 
 /// Mounts the first USB stick with a file system the box reads at `mount_at`, runs `work` with it,
@@ -394,8 +397,9 @@ mod tests {
         let build = |name: &str, package: &str, version: &str, into: &Path| {
             let root = dir.path().join(format!("root-{name}"));
             std::fs::create_dir_all(root.join("DEBIAN")).expect("done");
+            let arch = name.trim_end_matches(".deb").rsplit('_').next().unwrap_or("all");
             let control = format!(
-                "Package: {package}\nVersion: {version}\nArchitecture: all\nMaintainer: Outpost <outpost@localhost>\nDescription: test\n"
+                "Package: {package}\nVersion: {version}\nArchitecture: {arch}\nMaintainer: Outpost <outpost@localhost>\nDescription: test\n"
             );
             std::fs::write(root.join("DEBIAN/control"), control).expect("done");
             let out = Command::new("dpkg-deb")
@@ -412,6 +416,9 @@ mod tests {
         build("outpost_0.9.0_all.deb", "outpost", "0.9.0", &stick);
         build("outpost_0.10.0_all.deb", "outpost", "0.10.0", &stick.join("outpost"));
         build("outpost_9.0.0_all.deb", "not-outpost", "9.0.0", &stick);
+        // Another machine's package, newer: not this box's.
+        let other = if cfg!(target_arch = "aarch64") { "amd64" } else { "arm64" };
+        build(&format!("outpost_5.0.0_{other}.deb"), "outpost", "5.0.0", &stick);
         std::fs::write(stick.join("outpost_99.0.0_all.deb"), "not a package").expect("done");
         assert_eq!(newest_package(&stick).expect("done"), stick.join("outpost/outpost_0.10.0_all.deb"));
     }
