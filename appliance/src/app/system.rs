@@ -86,21 +86,29 @@ impl Outpost {
     ) -> (String, tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>) {
         let now = self.now();
         let name = format!("outpost-{}-{}.backup", self.config.site.id, now.format("%Y%m%d-%H%M%S"));
-        let mut w = WriteSet::new();
-        let logged = match self.audit(&mut w, by, "backup.download", &name, "") {
-            Ok(()) => self.commit(w).await.map(|_| ()),
-            Err(e) => Err(e),
-        };
-        if let Err(error) = logged {
-            tracing::warn!(error = %format!("{:#}", anyhow::Error::from(error)), "The backup download is not in the audit log.");
-        }
+        self.audit_if_taken(by, "backup.download", &name).await;
         let site = self.config.site.id.clone();
         let stream = backup::stream(self.store.clone(), site, self.config.store.data_dir.clone(), now);
         (name, stream)
     }
 
+    /// Audits `action` when the card still takes the entry; when it does not, says so in the log and
+    /// goes on (a backup is what such a card needs most).
+    async fn audit_if_taken(&self, by: &str, action: &str, target: &str) {
+        let mut w = WriteSet::new();
+        let logged = match self.audit(&mut w, by, action, target, "") {
+            Ok(()) => self.commit(w).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(error) = logged {
+            tracing::warn!(error = %format!("{:#}", anyhow::Error::from(error)), action, "Not in the audit log: the store takes no writes.");
+        }
+    }
+
     /// An administrator's request for a backup onto, or an update from, the USB stick: left for the
-    /// box's root helper (see [`crate::platform::stick`]), and audited. Refused while one waits or runs.
+    /// box's root helper (see [`crate::platform::stick`]), and audited when the card still takes the
+    /// entry (a card that takes no writes is when a backup onto a stick is needed most). Refused
+    /// while one waits or runs.
     pub async fn request_stick(&self, action: stick::Action, by: &str) -> AppResult<()> {
         let dir = &self.config.store.data_dir;
         let busy = stick::pending(dir).is_some()
@@ -112,13 +120,11 @@ impl Outpost {
                 "The USB stick is in use: wait for the last request to finish.",
             )));
         }
-        let mut w = WriteSet::new();
         let audited = match action {
             stick::Action::Backup => "stick.backup",
             stick::Action::Update => "stick.update",
         };
-        self.audit(&mut w, by, audited, "", "")?;
-        self.commit(w).await?;
+        self.audit_if_taken(by, audited, "").await;
         stick::request(dir, action).map_err(|e| {
             AppError::Conflict(Problem::new(
                 "stick",
